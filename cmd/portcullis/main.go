@@ -1,0 +1,134 @@
+// Command portcullis is the Portcullis service: `portcullis serve` runs the API and
+// `portcullis migrate up|down|status` manages the schema.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/portcullis/portcullis/internal/app"
+	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/postgres"
+)
+
+const usage = `usage:
+  portcullis serve [-no-migrate]     run the API (migrates first unless told not to)
+  portcullis migrate up|down|status  manage the database schema
+  portcullis keys rotate             publish a new signing key now (it signs after PORTCULLIS_JWKS_PREPUBLISH)
+Configuration comes from environment variables; see README.md.`
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "portcullis:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(usage)
+	}
+	cfg, err := config.Load(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	logger := newLogger(stdout, cfg.LogLevel)
+	switch args[0] {
+	case "serve":
+		fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+		noMigrate := fs.Bool("no-migrate", false, "do not apply pending migrations at start")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if *noMigrate {
+			cfg.Postgres.AutoMigrate = false
+		}
+		return serve(ctx, cfg, logger)
+	case "migrate":
+		if len(args) != 2 {
+			return errors.New(usage)
+		}
+		pool, err := postgres.Open(ctx, cfg.Postgres.URL, 2)
+		if err != nil {
+			return err
+		}
+		defer pool.Close()
+		return postgres.Migrate(ctx, pool, args[1], logger)
+	case "keys":
+		if len(args) != 2 || args[1] != "rotate" {
+			return errors.New(usage)
+		}
+		cfg.Postgres.AutoMigrate = false
+		a, err := app.New(ctx, cfg, logger)
+		if err != nil {
+			return err
+		}
+		defer a.Close()
+		if err := a.Tokens.Rotate(ctx, true); err != nil {
+			return err
+		}
+		logger.InfoContext(ctx, "signing key published", "signing_kid", a.Tokens.SigningKeyID())
+		return nil
+	default:
+		return fmt.Errorf("unknown command %q\n%s", args[0], usage)
+	}
+}
+
+func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+	logger.InfoContext(ctx, "starting", "config", cfg.Redacted())
+	a, err := app.New(ctx, cfg, logger)
+	if err != nil {
+		return err
+	}
+	defer a.Close()
+	srv := &http.Server{
+		Addr:              cfg.HTTP.Addr,
+		Handler:           a.Handler,
+		ReadHeaderTimeout: cfg.HTTP.ReadHeaderTimeout,
+		ReadTimeout:       cfg.HTTP.ReadTimeout,
+		WriteTimeout:      cfg.HTTP.WriteTimeout,
+		IdleTimeout:       cfg.HTTP.IdleTimeout,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.HTTP.Addr, err)
+	}
+	logger.InfoContext(ctx, "listening", "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	logger.Info("shutting down")
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	return nil
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: l}))
+}

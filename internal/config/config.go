@@ -1,0 +1,251 @@
+// Package config reads the service's configuration from environment variables, applies defaults
+// in one place and validates the result.
+package config
+
+import (
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is the whole service configuration. Constructors take only their own part.
+type Config struct {
+	HTTP     HTTP
+	Postgres Postgres
+	Redis    Redis
+	Auth     Auth
+	Password Password
+	LogLevel string
+}
+
+// HTTP configures the public listener.
+type HTTP struct {
+	Addr              string
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	ShutdownTimeout   time.Duration
+	MaxBodyBytes      int64
+	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed. Empty: the peer address is the client.
+	TrustedProxies []string
+}
+
+// Postgres configures the database.
+type Postgres struct {
+	URL         string
+	AutoMigrate bool
+	// CreateDatabase creates the database named in URL when it is missing (used by make run).
+	CreateDatabase bool
+	MaxConns       int32
+}
+
+// Redis configures the cache.
+type Redis struct {
+	URL       string
+	KeyPrefix string
+	// Timeout bounds every Redis call; past it the service answers from PostgreSQL.
+	Timeout time.Duration
+	// SessionCacheTTL bounds how long a session's state is cached in Redis.
+	SessionCacheTTL time.Duration
+}
+
+// Auth configures tokens and sessions.
+type Auth struct {
+	Issuer              string
+	Audience            string
+	AccessTokenTTL      time.Duration
+	RefreshTokenTTL     time.Duration
+	SessionMaxLifetime  time.Duration
+	RefreshReuseGrace   time.Duration
+	ClockSkew           time.Duration
+	SigningKeyRotation  time.Duration
+	KeyEncryptionKey    []byte // 32 bytes, or nil to store signing keys unsealed
+	JWKSPrepublish      time.Duration
+	SigningKeyAlgorithm string
+}
+
+// Password configures argon2id.
+type Password struct {
+	MemoryKiB   uint32
+	Iterations  uint32
+	Parallelism uint8
+}
+
+// Load reads the configuration through getenv (os.Getenv in production, a map in tests).
+func Load(getenv func(string) string) (Config, error) {
+	r := reader{getenv: getenv}
+	c := Config{
+		HTTP: HTTP{
+			Addr:              r.str("PORTCULLIS_HTTP_ADDR", ":8080"),
+			ReadHeaderTimeout: r.dur("PORTCULLIS_HTTP_READ_HEADER_TIMEOUT", 5*time.Second),
+			ReadTimeout:       r.dur("PORTCULLIS_HTTP_READ_TIMEOUT", 15*time.Second),
+			WriteTimeout:      r.dur("PORTCULLIS_HTTP_WRITE_TIMEOUT", 30*time.Second),
+			IdleTimeout:       r.dur("PORTCULLIS_HTTP_IDLE_TIMEOUT", 120*time.Second),
+			ShutdownTimeout:   r.dur("PORTCULLIS_HTTP_SHUTDOWN_TIMEOUT", 20*time.Second),
+			MaxBodyBytes:      int64(r.int("PORTCULLIS_HTTP_MAX_BODY_BYTES", 64<<10)),
+			TrustedProxies:    r.list("PORTCULLIS_TRUSTED_PROXIES"),
+		},
+		Postgres: Postgres{
+			URL:            r.str("DATABASE_URL", "postgres://127.0.0.1:5432/portcullis?sslmode=disable"),
+			AutoMigrate:    r.bool("PORTCULLIS_AUTO_MIGRATE", true),
+			CreateDatabase: r.bool("PORTCULLIS_CREATE_DATABASE", false),
+			MaxConns:       int32(r.int("PORTCULLIS_DB_MAX_CONNS", 16)),
+		},
+		Redis: Redis{
+			URL:             r.str("REDIS_URL", "redis://127.0.0.1:6379/0"),
+			KeyPrefix:       r.str("PORTCULLIS_REDIS_PREFIX", "portcullis:"),
+			Timeout:         r.dur("PORTCULLIS_REDIS_TIMEOUT", 150*time.Millisecond),
+			SessionCacheTTL: r.dur("PORTCULLIS_SESSION_CACHE_TTL", 30*time.Second),
+		},
+		Auth: Auth{
+			Issuer:              r.str("PORTCULLIS_ISSUER", "http://localhost:8080"),
+			Audience:            r.str("PORTCULLIS_AUDIENCE", "portcullis"),
+			AccessTokenTTL:      r.dur("PORTCULLIS_ACCESS_TOKEN_TTL", 15*time.Minute),
+			RefreshTokenTTL:     r.dur("PORTCULLIS_REFRESH_TOKEN_TTL", 30*24*time.Hour),
+			SessionMaxLifetime:  r.dur("PORTCULLIS_SESSION_MAX_LIFETIME", 90*24*time.Hour),
+			RefreshReuseGrace:   r.dur("PORTCULLIS_REFRESH_REUSE_GRACE", 10*time.Second),
+			ClockSkew:           r.dur("PORTCULLIS_CLOCK_SKEW", 30*time.Second),
+			SigningKeyRotation:  r.dur("PORTCULLIS_SIGNING_KEY_ROTATION", 30*24*time.Hour),
+			JWKSPrepublish:      r.dur("PORTCULLIS_JWKS_PREPUBLISH", 10*time.Minute),
+			KeyEncryptionKey:    r.base64("PORTCULLIS_KEY_ENCRYPTION_KEY"),
+			SigningKeyAlgorithm: "EdDSA",
+		},
+		Password: Password{
+			MemoryKiB:   uint32(r.int("PORTCULLIS_ARGON2_MEMORY_KIB", 19456)),
+			Iterations:  uint32(r.int("PORTCULLIS_ARGON2_ITERATIONS", 2)),
+			Parallelism: uint8(r.int("PORTCULLIS_ARGON2_PARALLELISM", 1)),
+		},
+		LogLevel: r.str("PORTCULLIS_LOG_LEVEL", "info"),
+	}
+	if err := errors.Join(r.errs...); err != nil {
+		return Config{}, err
+	}
+	return c, c.validate()
+}
+
+func (c Config) validate() error {
+	var errs []error
+	check := func(ok bool, format string, args ...any) {
+		if !ok {
+			errs = append(errs, fmt.Errorf(format, args...))
+		}
+	}
+	check(c.Auth.AccessTokenTTL >= time.Minute && c.Auth.AccessTokenTTL <= 24*time.Hour, "PORTCULLIS_ACCESS_TOKEN_TTL must be between 1m and 24h")
+	check(c.Auth.RefreshTokenTTL > c.Auth.AccessTokenTTL, "PORTCULLIS_REFRESH_TOKEN_TTL must exceed the access token TTL")
+	check(c.Auth.SessionMaxLifetime >= c.Auth.RefreshTokenTTL, "PORTCULLIS_SESSION_MAX_LIFETIME must be at least the refresh token TTL")
+	check(c.Auth.RefreshReuseGrace >= 0 && c.Auth.RefreshReuseGrace <= time.Minute, "PORTCULLIS_REFRESH_REUSE_GRACE must be between 0 and 1m")
+	check(c.Auth.ClockSkew >= 0 && c.Auth.ClockSkew <= 5*time.Minute, "PORTCULLIS_CLOCK_SKEW must be between 0 and 5m")
+	check(c.Auth.SigningKeyRotation >= time.Hour, "PORTCULLIS_SIGNING_KEY_ROTATION must be at least 1h")
+	check(c.Auth.JWKSPrepublish >= 0 && c.Auth.JWKSPrepublish < c.Auth.SigningKeyRotation, "PORTCULLIS_JWKS_PREPUBLISH must be shorter than the rotation period")
+	check(c.Auth.KeyEncryptionKey == nil || len(c.Auth.KeyEncryptionKey) == 32, "PORTCULLIS_KEY_ENCRYPTION_KEY must be 32 bytes, base64 encoded")
+	check(c.Auth.Issuer != "" && c.Auth.Audience != "", "PORTCULLIS_ISSUER and PORTCULLIS_AUDIENCE must be set")
+	check(c.Password.MemoryKiB >= 8 && c.Password.Iterations >= 1 && c.Password.Parallelism >= 1, "argon2 parameters must be positive")
+	check(c.HTTP.MaxBodyBytes >= 1024, "PORTCULLIS_HTTP_MAX_BODY_BYTES must be at least 1024")
+	check(c.Postgres.MaxConns >= 2, "PORTCULLIS_DB_MAX_CONNS must be at least 2")
+	check(c.Redis.Timeout > 0, "PORTCULLIS_REDIS_TIMEOUT must be positive")
+	check(c.Redis.SessionCacheTTL >= time.Second, "PORTCULLIS_SESSION_CACHE_TTL must be at least 1s")
+	for _, u := range []struct{ name, raw string }{{"DATABASE_URL", c.Postgres.URL}, {"REDIS_URL", c.Redis.URL}} {
+		_, err := url.Parse(u.raw)
+		check(err == nil, "%s is not a URL", u.name)
+	}
+	return errors.Join(errs...)
+}
+
+// Redacted returns the settings safe to log: URLs lose their passwords and secrets are masked.
+func (c Config) Redacted() map[string]any {
+	return map[string]any{
+		"http_addr":          c.HTTP.Addr,
+		"database_url":       redactURL(c.Postgres.URL),
+		"redis_url":          redactURL(c.Redis.URL),
+		"redis_prefix":       c.Redis.KeyPrefix,
+		"issuer":             c.Auth.Issuer,
+		"audience":           c.Auth.Audience,
+		"access_token_ttl":   c.Auth.AccessTokenTTL.String(),
+		"refresh_token_ttl":  c.Auth.RefreshTokenTTL.String(),
+		"key_encryption_key": c.Auth.KeyEncryptionKey != nil,
+		"auto_migrate":       c.Postgres.AutoMigrate,
+	}
+}
+
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparseable)"
+	}
+	return u.Redacted()
+}
+
+type reader struct {
+	getenv func(string) string
+	errs   []error
+}
+
+func (r *reader) str(key, def string) string {
+	if v := strings.TrimSpace(r.getenv(key)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (r *reader) dur(key string, def time.Duration) time.Duration {
+	v := strings.TrimSpace(r.getenv(key))
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		r.errs = append(r.errs, fmt.Errorf("%s: %q is not a duration such as 15m", key, v))
+	}
+	return d
+}
+
+func (r *reader) int(key string, def int) int {
+	v := strings.TrimSpace(r.getenv(key))
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		r.errs = append(r.errs, fmt.Errorf("%s: %q is not a non-negative integer", key, v))
+	}
+	return n
+}
+
+func (r *reader) bool(key string, def bool) bool {
+	v := strings.TrimSpace(r.getenv(key))
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.errs = append(r.errs, fmt.Errorf("%s: %q is not a boolean", key, v))
+	}
+	return b
+}
+
+func (r *reader) list(key string) []string {
+	var out []string
+	for _, s := range strings.Split(r.getenv(key), ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+func (r *reader) base64(key string) []byte {
+	v := strings.TrimSpace(r.getenv(key))
+	if v == "" {
+		return nil
+	}
+	b, err := base64.StdEncoding.DecodeString(v)
+	if err != nil {
+		r.errs = append(r.errs, fmt.Errorf("%s: not valid base64", key))
+	}
+	return b
+}

@@ -1,0 +1,56 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestLoadDefaults(t *testing.T) {
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.HTTP.Addr != ":8080" || c.Auth.AccessTokenTTL != 15*time.Minute || c.Auth.RefreshTokenTTL != 720*time.Hour {
+		t.Fatalf("unexpected defaults: %+v", c)
+	}
+	if c.Postgres.URL != "postgres://127.0.0.1:5432/portcullis?sslmode=disable" || c.Redis.URL != "redis://127.0.0.1:6379/0" {
+		t.Fatalf("unexpected default URLs: %q %q", c.Postgres.URL, c.Redis.URL)
+	}
+	if c.Password.MemoryKiB != 19456 || c.Password.Iterations != 2 || c.Password.Parallelism != 1 {
+		t.Fatalf("argon2 defaults are not OWASP's: %+v", c.Password)
+	}
+}
+
+func TestLoadRejectsBadValues(t *testing.T) {
+	tests := []struct {
+		name, key, value, want string
+	}{
+		{"bad duration", "PORTCULLIS_ACCESS_TOKEN_TTL", "fifteen", "PORTCULLIS_ACCESS_TOKEN_TTL"},
+		{"ttl too long", "PORTCULLIS_ACCESS_TOKEN_TTL", "48h", "between 1m and 24h"},
+		{"short kek", "PORTCULLIS_KEY_ENCRYPTION_KEY", "c2hvcnQ=", "32 bytes"},
+		{"bad bool", "PORTCULLIS_AUTO_MIGRATE", "perhaps", "not a boolean"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Load(env(map[string]string{tt.key: tt.value}))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Load() error = %v, want it to mention %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestRedactedHidesPasswords(t *testing.T) {
+	c, err := Load(env(map[string]string{"DATABASE_URL": "postgres://u:hunter2@db/x", "REDIS_URL": "redis://:s3cret@r:6379/0"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range c.Redacted() {
+		if s, ok := v.(string); ok && (strings.Contains(s, "hunter2") || strings.Contains(s, "s3cret")) {
+			t.Fatalf("%s leaks a password: %s", k, s)
+		}
+	}
+}

@@ -1,0 +1,72 @@
+package httpserver
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"time"
+
+	api "github.com/portcullis/portcullis/gen/api"
+	"github.com/portcullis/portcullis/internal/tokens"
+)
+
+// readyTimeout bounds each dependency check of /readyz.
+const readyTimeout = time.Second
+
+// opsHandler serves the "operations" tag.
+type opsHandler struct {
+	tokens   *tokens.Service
+	ready    map[string]Pinger
+	specJSON map[string]any
+	specYAML []byte
+}
+
+func (h opsHandler) GetHealth(context.Context, api.GetHealthRequestObject) (api.GetHealthResponseObject, error) {
+	return api.GetHealth200JSONResponse{Status: api.HealthStatusOk}, nil
+}
+
+func (h opsHandler) GetReadiness(ctx context.Context, _ api.GetReadinessRequestObject) (api.GetReadinessResponseObject, error) {
+	checks := make(map[string]string, len(h.ready))
+	var down []string
+	for name, p := range h.ready {
+		cctx, cancel := context.WithTimeout(ctx, readyTimeout)
+		err := p.Ping(cctx)
+		cancel()
+		if err != nil {
+			checks[name] = "unavailable"
+			down = append(down, name)
+			continue
+		}
+		checks[name] = "ok"
+	}
+	if len(down) == 0 {
+		return api.GetReadiness200JSONResponse{Status: "ok", Checks: checks}, nil
+	}
+	detail := fmt.Sprintf("not ready: %v unavailable", down)
+	return api.GetReadiness503ApplicationProblemPlusJSONResponse{
+		Type: problemBase + "not-ready", Title: http.StatusText(http.StatusServiceUnavailable), Status: http.StatusServiceUnavailable,
+		Code: "not-ready", Detail: &detail, Instance: ptr("/readyz"), RequestId: ptr(requestID(ctx)), Checks: &checks,
+	}, nil
+}
+
+func (h opsHandler) GetJWKS(context.Context, api.GetJWKSRequestObject) (api.GetJWKSResponseObject, error) {
+	raw, err := json.Marshal(h.tokens.JWKS())
+	if err != nil {
+		return nil, fmt.Errorf("marshal jwks: %w", err)
+	}
+	var set api.JWKS
+	if err := json.Unmarshal(raw, &set); err != nil {
+		return nil, fmt.Errorf("convert jwks: %w", err)
+	}
+	return api.GetJWKS200JSONResponse{Body: set, Headers: api.GetJWKS200ResponseHeaders{CacheControl: ptr("public, max-age=300")}}, nil
+}
+
+func (h opsHandler) GetOpenAPIJSON(context.Context, api.GetOpenAPIJSONRequestObject) (api.GetOpenAPIJSONResponseObject, error) {
+	return api.GetOpenAPIJSON200JSONResponse(h.specJSON), nil
+}
+
+func (h opsHandler) GetOpenAPIYAML(context.Context, api.GetOpenAPIYAMLRequestObject) (api.GetOpenAPIYAMLResponseObject, error) {
+	return api.GetOpenAPIYAML200ApplicationyamlResponse{Body: bytes.NewReader(h.specYAML), ContentLength: int64(len(h.specYAML))}, nil
+}

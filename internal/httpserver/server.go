@@ -1,0 +1,263 @@
+// Package httpserver serves the API: Echo with the generated strict server, request validation
+// against the embedded OpenAPI document, authentication, and one problem+json error mapper.
+package httpserver
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net"
+	"net/http"
+	"net/netip"
+	"regexp"
+	"strings"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/google/uuid"
+	"github.com/labstack/echo/v4"
+	"github.com/labstack/echo/v4/middleware"
+	oapimw "github.com/oapi-codegen/echo-middleware"
+
+	apispec "github.com/portcullis/portcullis/api"
+	api "github.com/portcullis/portcullis/gen/api"
+	"github.com/portcullis/portcullis/internal/auth"
+	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/sessions"
+	"github.com/portcullis/portcullis/internal/tokens"
+	"github.com/portcullis/portcullis/internal/users"
+)
+
+// Pinger checks that a dependency answers.
+type Pinger interface {
+	Ping(ctx context.Context) error
+}
+
+// Deps are what the handlers call.
+type Deps struct {
+	Auth     *auth.Service
+	Users    *users.Service
+	Sessions *sessions.Service
+	Tokens   *tokens.Service
+	// Ready lists the dependencies /readyz checks, by name.
+	Ready  map[string]Pinger
+	Logger *slog.Logger
+}
+
+// Server is the HTTP API.
+type Server struct {
+	authHandler
+	usersHandler
+	opsHandler
+
+	echo   *echo.Echo
+	logger *slog.Logger
+}
+
+var _ api.StrictServerInterface = (*Server)(nil)
+
+// New builds the Echo instance for cfg with every route of the spec.
+func New(cfg config.HTTP, d Deps) (*Server, error) {
+	spec, err := api.GetSwagger()
+	if err != nil {
+		return nil, fmt.Errorf("load embedded spec: %w", err)
+	}
+	specJSON, err := json.Marshal(spec)
+	if err != nil {
+		return nil, fmt.Errorf("marshal spec: %w", err)
+	}
+	var specDoc map[string]any
+	if err := json.Unmarshal(specJSON, &specDoc); err != nil {
+		return nil, fmt.Errorf("unmarshal spec: %w", err)
+	}
+	s := &Server{
+		authHandler:  authHandler{auth: d.Auth, users: d.Users},
+		usersHandler: usersHandler{users: d.Users, sessions: d.Sessions},
+		opsHandler:   opsHandler{tokens: d.Tokens, ready: d.Ready, specJSON: specDoc, specYAML: apispec.OpenAPIYAML},
+		logger:       d.Logger,
+	}
+
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = s.handleError
+	e.IPExtractor, err = ipExtractor(cfg.TrustedProxies)
+	if err != nil {
+		return nil, err
+	}
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		DisablePrintStack: true,
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.logger.ErrorContext(c.Request().Context(), "panic", "error", err, "stack", string(stack))
+			return err
+		},
+	}))
+	e.Use(s.requestContext)
+
+	validator := oapimw.OapiRequestValidatorWithOptions(spec, &oapimw.Options{
+		SilenceServersWarning: true,
+		Options: openapi3filter.Options{
+			MultiError: true,
+			// Authentication is enforced by the strict middleware; the validator checks shape only.
+			AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
+		},
+		MultiErrorHandler: func(me openapi3.MultiError) *echo.HTTPError {
+			return &echo.HTTPError{Code: http.StatusBadRequest, Message: "the request does not match the API specification", Internal: me}
+		},
+	})
+	strict := api.NewStrictHandler(s, []api.StrictMiddlewareFunc{s.authenticate(securedOperations(spec))})
+	api.RegisterHandlers(routeMiddleware{
+		e: e,
+		m: func(method, path string) []echo.MiddlewareFunc {
+			mws := []echo.MiddlewareFunc{limitBody(cfg.MaxBodyBytes)}
+			if op := operationFor(spec, method, path); op != nil && op.RequestBody != nil {
+				mws = append(mws, requireJSON)
+			}
+			return append(mws, validator)
+		},
+	}, strict)
+	s.echo = e
+	return s, nil
+}
+
+// ServeHTTP serves the API.
+func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) { s.echo.ServeHTTP(w, r) }
+
+// routeMiddleware registers routes with per-route middleware, so that validation runs only for
+// routes that exist: unknown paths and methods get Echo's own 404 and 405.
+type routeMiddleware struct {
+	e *echo.Echo
+	m func(method, path string) []echo.MiddlewareFunc
+}
+
+func (r routeMiddleware) add(method, path string, h echo.HandlerFunc, m []echo.MiddlewareFunc) *echo.Route {
+	return r.e.Add(method, path, h, append(r.m(method, path), m...)...)
+}
+
+func (r routeMiddleware) CONNECT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodConnect, p, h, m)
+}
+func (r routeMiddleware) DELETE(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodDelete, p, h, m)
+}
+func (r routeMiddleware) GET(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodGet, p, h, m)
+}
+func (r routeMiddleware) HEAD(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodHead, p, h, m)
+}
+func (r routeMiddleware) OPTIONS(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodOptions, p, h, m)
+}
+func (r routeMiddleware) PATCH(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodPatch, p, h, m)
+}
+func (r routeMiddleware) POST(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodPost, p, h, m)
+}
+func (r routeMiddleware) PUT(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodPut, p, h, m)
+}
+func (r routeMiddleware) TRACE(p string, h echo.HandlerFunc, m ...echo.MiddlewareFunc) *echo.Route {
+	return r.add(http.MethodTrace, p, h, m)
+}
+
+var echoParam = regexp.MustCompile(`:([A-Za-z0-9_]+)`)
+
+// operationFor finds the spec operation of an Echo route ("/users/:id" is "/users/{id}").
+func operationFor(spec *openapi3.T, method, echoPath string) *openapi3.Operation {
+	item := spec.Paths.Find(echoParam.ReplaceAllString(echoPath, "{$1}"))
+	if item == nil {
+		return nil
+	}
+	return item.GetOperation(method)
+}
+
+// limitBody refuses bodies over max bytes: at once when Content-Length says so, otherwise when
+// reading crosses the limit (the mapper turns *http.MaxBytesError into 413).
+func limitBody(max int64) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			r := c.Request()
+			if r.ContentLength > max {
+				return &http.MaxBytesError{Limit: max}
+			}
+			r.Body = http.MaxBytesReader(c.Response(), r.Body, max)
+			return next(c)
+		}
+	}
+}
+
+// requireJSON answers 415 to a body that is not declared as JSON.
+func requireJSON(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		ct := r.Header.Get(echo.HeaderContentType)
+		if ct == "" && r.ContentLength == 0 {
+			return next(c) // no body at all: the validator reports the missing body
+		}
+		mt, params, err := mime.ParseMediaType(ct)
+		if err != nil || mt != echo.MIMEApplicationJSON || (params["charset"] != "" && !strings.EqualFold(params["charset"], "utf-8")) {
+			return echo.NewHTTPError(http.StatusUnsupportedMediaType, "the request body must be application/json")
+		}
+		return next(c)
+	}
+}
+
+type ctxKey int
+
+const (
+	requestIDKey ctxKey = iota
+	clientKey
+)
+
+var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+
+// requestContext gives every request an id (a valid incoming X-Request-ID, or a new one), echoes
+// it back, and records the client's address and user agent for the handlers.
+func (s *Server) requestContext(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		r := c.Request()
+		id := r.Header.Get(echo.HeaderXRequestID)
+		if !validRequestID.MatchString(id) {
+			id = uuid.NewString()
+		}
+		c.Response().Header().Set(echo.HeaderXRequestID, id)
+		client := sessions.Client{UserAgent: r.UserAgent()}
+		if ip, err := netip.ParseAddr(c.RealIP()); err == nil {
+			client.IP = ip
+		}
+		ctx := context.WithValue(r.Context(), requestIDKey, id)
+		ctx = context.WithValue(ctx, clientKey, client)
+		c.SetRequest(r.WithContext(ctx))
+		return next(c)
+	}
+}
+
+func requestID(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDKey).(string)
+	return id
+}
+
+func clientFrom(ctx context.Context) sessions.Client {
+	c, _ := ctx.Value(clientKey).(sessions.Client)
+	return c
+}
+
+// ipExtractor believes X-Forwarded-For only from the trusted proxies; with none, the peer
+// address is the client, whatever headers it sends.
+func ipExtractor(trusted []string) (echo.IPExtractor, error) {
+	if len(trusted) == 0 {
+		return echo.ExtractIPDirect(), nil
+	}
+	opts := []echo.TrustOption{echo.TrustLoopback(false), echo.TrustLinkLocal(false), echo.TrustPrivateNet(false)}
+	for _, cidr := range trusted {
+		_, n, err := net.ParseCIDR(cidr)
+		if err != nil {
+			return nil, fmt.Errorf("PORTCULLIS_TRUSTED_PROXIES: %q is not a CIDR", cidr)
+		}
+		opts = append(opts, echo.TrustIPRange(n))
+	}
+	return echo.ExtractIPFromXFFHeader(opts...), nil
+}

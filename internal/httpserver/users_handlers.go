@@ -1,0 +1,105 @@
+package httpserver
+
+import (
+	"context"
+
+	"github.com/oapi-codegen/nullable"
+
+	api "github.com/portcullis/portcullis/gen/api"
+	"github.com/portcullis/portcullis/internal/auth"
+	"github.com/portcullis/portcullis/internal/sessions"
+	"github.com/portcullis/portcullis/internal/users"
+)
+
+// usersHandler serves the "users" tag: the signed-in user's own account.
+type usersHandler struct {
+	users    *users.Service
+	sessions *sessions.Service
+}
+
+func (h usersHandler) GetMe(ctx context.Context, _ api.GetMeRequestObject) (api.GetMeResponseObject, error) {
+	p, ok := auth.PrincipalFrom(ctx)
+	if !ok {
+		return nil, auth.ErrNotAuthenticated
+	}
+	u, err := h.users.Get(ctx, p.UserID)
+	if err != nil {
+		return nil, err
+	}
+	return api.GetMe200JSONResponse(toAPIUser(u)), nil
+}
+
+func (h usersHandler) UpdateMe(ctx context.Context, req api.UpdateMeRequestObject) (api.UpdateMeResponseObject, error) {
+	p, ok := auth.PrincipalFrom(ctx)
+	if !ok {
+		return nil, auth.ErrNotAuthenticated
+	}
+	upd := users.ProfileUpdate{Username: req.Body.Username}
+	if req.Body.FullName.IsSpecified() {
+		upd.SetFullName = true
+		if !req.Body.FullName.IsNull() {
+			name := req.Body.FullName.MustGet()
+			upd.FullName = &name
+		}
+	}
+	u, err := h.users.UpdateProfile(ctx, p.UserID, upd)
+	if err != nil {
+		return nil, err
+	}
+	return api.UpdateMe200JSONResponse(toAPIUser(u)), nil
+}
+
+func (h usersHandler) ListMySessions(ctx context.Context, _ api.ListMySessionsRequestObject) (api.ListMySessionsResponseObject, error) {
+	p, ok := auth.PrincipalFrom(ctx)
+	if !ok {
+		return nil, auth.ErrNotAuthenticated
+	}
+	list, err := h.sessions.List(ctx, p.UserID)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]api.Session, len(list))
+	for i, s := range list {
+		items[i] = toAPISession(s, p.SessionID)
+	}
+	return api.ListMySessions200JSONResponse{Items: items}, nil
+}
+
+func (h usersHandler) RevokeMySession(ctx context.Context, req api.RevokeMySessionRequestObject) (api.RevokeMySessionResponseObject, error) {
+	p, ok := auth.PrincipalFrom(ctx)
+	if !ok {
+		return nil, auth.ErrNotAuthenticated
+	}
+	if err := h.sessions.RevokeOwned(ctx, p.UserID, req.SessionId); err != nil {
+		return nil, err
+	}
+	return api.RevokeMySession204Response{}, nil
+}
+
+func toAPIUser(u users.User) api.User {
+	out := api.User{
+		Id: u.ID, Email: api.Email(u.Email), Username: u.Username, Role: api.Role(u.Role),
+		IsActive: u.IsActive, IsVerified: u.IsVerified, CreatedAt: u.CreatedAt, UpdatedAt: u.UpdatedAt,
+		FullName: nullable.NewNullNullable[string](),
+	}
+	if u.FullName != nil {
+		out.FullName = nullable.NewNullableWithValue(*u.FullName)
+	}
+	return out
+}
+
+func toAPISession(s sessions.Session, current interface{ String() string }) api.Session {
+	out := api.Session{
+		Id: s.ID, CreatedAt: s.CreatedAt, LastUsedAt: s.LastUsedAt, ExpiresAt: s.ExpiresAt,
+		Current:   s.ID.String() == current.String(),
+		IpAddress: nullable.NewNullNullable[string](),
+		UserAgent: nullable.NewNullNullable[string](),
+	}
+	if s.IPAddress != nil {
+		out.IpAddress = nullable.NewNullableWithValue(s.IPAddress.String())
+	}
+	if s.UserAgent != nil {
+		out.UserAgent = nullable.NewNullableWithValue(*s.UserAgent)
+	}
+	return out
+}

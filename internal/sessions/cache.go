@@ -1,0 +1,93 @@
+package sessions
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/redis/rueidis"
+
+	"github.com/portcullis/portcullis/internal/redis"
+)
+
+// cache keeps session states in Redis. Every method may fail; the service then asks PostgreSQL.
+type cache struct {
+	rc  *redis.Client
+	ttl time.Duration
+}
+
+func (c cache) key(id uuid.UUID) string { return c.rc.Key("session:" + id.String()) }
+
+func (c cache) get(ctx context.Context, id uuid.UUID) (State, bool, error) {
+	var raw string
+	err := c.rc.Do(ctx, func(ctx context.Context, rc rueidis.Client) error {
+		var err error
+		raw, err = rc.Do(ctx, rc.B().Get().Key(c.key(id)).Build()).ToString()
+		return err
+	})
+	if rueidis.IsRedisNil(err) {
+		return State{}, false, nil
+	}
+	if err != nil {
+		return State{}, false, err
+	}
+	st, err := decodeState(id, raw)
+	return st, err == nil, err
+}
+
+func (c cache) set(ctx context.Context, st State, now time.Time) error {
+	ttl := c.ttl
+	if until := st.ExpiresAt.Sub(now); until < ttl {
+		ttl = until
+	}
+	if ttl < time.Second {
+		ttl = time.Second // a dead session is cached too: it stays dead
+	}
+	return c.rc.Do(ctx, func(ctx context.Context, rc rueidis.Client) error {
+		return rc.Do(ctx, rc.B().Set().Key(c.key(st.SessionID)).Value(encodeState(st)).Ex(ttl).Build()).Error()
+	})
+}
+
+func (c cache) del(ctx context.Context, ids ...uuid.UUID) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	keys := make([]string, len(ids))
+	for i, id := range ids {
+		keys[i] = c.key(id)
+	}
+	return c.rc.Do(ctx, func(ctx context.Context, rc rueidis.Client) error {
+		return rc.Do(ctx, rc.B().Del().Key(keys...).Build()).Error()
+	})
+}
+
+// encodeState writes "v1|user_id|role|user_active|revoked|expires_unix_ms".
+func encodeState(st State) string {
+	return strings.Join([]string{"v1", st.UserID.String(), st.Role, flag(st.UserActive), flag(st.Revoked), strconv.FormatInt(st.ExpiresAt.UnixMilli(), 10)}, "|")
+}
+
+func decodeState(id uuid.UUID, raw string) (State, error) {
+	f := strings.Split(raw, "|")
+	if len(f) != 6 || f[0] != "v1" {
+		return State{}, fmt.Errorf("cached session %s: unknown encoding", id)
+	}
+	uid, err := uuid.Parse(f[1])
+	if err != nil {
+		return State{}, fmt.Errorf("cached session %s: %w", id, err)
+	}
+	ms, err := strconv.ParseInt(f[5], 10, 64)
+	if err != nil {
+		return State{}, fmt.Errorf("cached session %s: %w", id, err)
+	}
+	return State{SessionID: id, UserID: uid, Role: f[2], UserActive: f[3] == "1", Revoked: f[4] == "1", ExpiresAt: time.UnixMilli(ms)}, nil
+}
+
+func flag(b bool) string {
+	if b {
+		return "1"
+	}
+	return "0"
+}

@@ -1,0 +1,229 @@
+package sessions
+
+import (
+	"context"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/redis"
+)
+
+// Revocation reasons recorded on sessions.
+const (
+	ReasonLogout         = "logout"
+	ReasonLogoutAll      = "logout_all"
+	ReasonRevokedByUser  = "revoked_by_user"
+	ReasonRefreshReused  = "refresh_token_reused"
+	ReasonPasswordChange = "password_changed"
+)
+
+// Service is the sessions domain.
+type Service struct {
+	store  *Store
+	cache  cache
+	cfg    config.Auth
+	logger *slog.Logger
+	now    func() time.Time
+
+	// pending holds sessions whose cache entry could not be invalidated (Redis was unreachable).
+	// This instance bypasses the cache for them and retries the invalidation until it succeeds.
+	mu      sync.Mutex
+	pending map[uuid.UUID]struct{}
+}
+
+// NewService returns a Service. Session states are cached in rc for at most cacheTTL.
+func NewService(store *Store, rc *redis.Client, cacheTTL time.Duration, cfg config.Auth, logger *slog.Logger) *Service {
+	return &Service{
+		store: store, cache: cache{rc: rc, ttl: cacheTTL}, cfg: cfg, logger: logger, now: time.Now,
+		pending: map[uuid.UUID]struct{}{},
+	}
+}
+
+// Open starts a session for a user who has just proved who they are, and returns its first
+// refresh token.
+func (s *Service) Open(ctx context.Context, userID uuid.UUID, role string, c Client) (Issued, error) {
+	now := s.now().UTC()
+	token, hash := newRefreshToken()
+	sess := Session{
+		ID: uuid.Must(uuid.NewV7()), UserID: userID, UserAgent: cleanUserAgent(c.UserAgent),
+		CreatedAt: now, LastUsedAt: now, ExpiresAt: now.Add(s.cfg.RefreshTokenTTL),
+	}
+	if c.IP.IsValid() {
+		ip := c.IP.Unmap()
+		sess.IPAddress = &ip
+	}
+	if err := s.store.insert(ctx, sess, hash); err != nil {
+		return Issued{}, err
+	}
+	return Issued{SessionID: sess.ID, UserID: userID, Role: role, RefreshToken: token, RefreshExpiresAt: sess.ExpiresAt}, nil
+}
+
+// Rotate spends a refresh token and returns its successor. It returns ErrInvalidRefreshToken
+// for an unknown, expired or revoked token; ErrRefreshTokenReused, after revoking the session,
+// for a token spent earlier than the grace window; and ErrRefreshRace for a token spent within
+// the grace window, leaving the session intact.
+func (s *Service) Rotate(ctx context.Context, token string) (Issued, error) {
+	if !wellFormed(token) {
+		return Issued{}, ErrInvalidRefreshToken
+	}
+	now := s.now().UTC()
+	oldHash := hashToken(token)
+	next, newHash := newRefreshToken()
+	r, ok, err := s.store.rotate(ctx, oldHash, newHash, now, now.Add(s.cfg.RefreshTokenTTL), s.cfg.SessionMaxLifetime)
+	if err != nil {
+		return Issued{}, err
+	}
+	if ok {
+		return Issued{SessionID: r.SessionID, UserID: r.UserID, Role: r.Role, RefreshToken: next, RefreshExpiresAt: r.ExpiresAt}, nil
+	}
+	spent, found, err := s.store.spent(ctx, oldHash)
+	switch {
+	case err != nil:
+		return Issued{}, err
+	case !found || spent.SessionRevoked:
+		return Issued{}, ErrInvalidRefreshToken
+	case now.Sub(spent.SpentAt) <= s.cfg.RefreshReuseGrace:
+		return Issued{}, ErrRefreshRace
+	}
+	// A spent token came back: it was stolen, or the client is broken. End the family.
+	if _, err := s.store.revoke(ctx, spent.SessionID, ReasonRefreshReused, now); err != nil {
+		return Issued{}, err
+	}
+	s.Forget(ctx, spent.SessionID)
+	s.logger.WarnContext(ctx, "refresh token reuse detected; session revoked", "session_id", spent.SessionID.String())
+	return Issued{}, ErrRefreshTokenReused
+}
+
+// Check returns the state of a live session that belongs to userID, or ErrSessionRevoked.
+// Redis answers when it can; PostgreSQL otherwise.
+func (s *Service) Check(ctx context.Context, sessionID, userID uuid.UUID) (State, error) {
+	now := s.now()
+	st, err := s.state(ctx, sessionID, now)
+	if err != nil {
+		return State{}, err
+	}
+	if st.UserID != userID || !st.live(now) {
+		return State{}, ErrSessionRevoked
+	}
+	return st, nil
+}
+
+func (s *Service) state(ctx context.Context, id uuid.UUID, now time.Time) (State, error) {
+	if !s.isPending(id) {
+		st, hit, err := s.cache.get(ctx, id)
+		if err != nil {
+			s.logger.DebugContext(ctx, "session cache read failed", "error", err)
+		}
+		if hit {
+			return st, nil
+		}
+	}
+	st, err := s.store.state(ctx, id)
+	if err == ErrNotFound {
+		return State{}, ErrSessionRevoked
+	}
+	if err != nil {
+		return State{}, err
+	}
+	if !s.isPending(id) {
+		if err := s.cache.set(ctx, st, now); err != nil {
+			s.logger.DebugContext(ctx, "session cache write failed", "error", err)
+		}
+	}
+	return st, nil
+}
+
+// Revoke ends a session (the caller's own, on logout).
+func (s *Service) Revoke(ctx context.Context, id uuid.UUID, reason string) error {
+	if _, err := s.store.revoke(ctx, id, reason, s.now().UTC()); err != nil {
+		return err
+	}
+	s.Forget(ctx, id)
+	return nil
+}
+
+// RevokeOwned ends one of userID's live sessions, or returns ErrNotFound.
+func (s *Service) RevokeOwned(ctx context.Context, userID, id uuid.UUID) error {
+	ok, err := s.store.revokeOwned(ctx, userID, id, ReasonRevokedByUser, s.now().UTC())
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return ErrNotFound
+	}
+	s.Forget(ctx, id)
+	return nil
+}
+
+// RevokeAll ends every live session of userID except keep (uuid.Nil keeps none).
+func (s *Service) RevokeAll(ctx context.Context, userID, keep uuid.UUID, reason string) error {
+	ids, err := s.store.revokeAll(ctx, userID, keep, reason, s.now().UTC())
+	if err != nil {
+		return err
+	}
+	s.Forget(ctx, ids...)
+	return nil
+}
+
+// List returns userID's live sessions, newest first.
+func (s *Service) List(ctx context.Context, userID uuid.UUID) ([]Session, error) {
+	return s.store.listActive(ctx, userID, s.now().UTC())
+}
+
+// Forget drops cached states after their sessions changed in PostgreSQL. When Redis cannot be
+// reached the ids are remembered: this instance stops trusting the cache for them and retries.
+func (s *Service) Forget(ctx context.Context, ids ...uuid.UUID) {
+	if len(ids) == 0 {
+		return
+	}
+	if err := s.cache.del(context.WithoutCancel(ctx), ids...); err != nil {
+		s.logger.WarnContext(ctx, "session cache invalidation failed; will retry", "error", err, "sessions", len(ids))
+		s.mu.Lock()
+		for _, id := range ids {
+			s.pending[id] = struct{}{}
+		}
+		s.mu.Unlock()
+	}
+}
+
+func (s *Service) isPending(id uuid.UUID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, ok := s.pending[id]
+	return ok
+}
+
+// Run retries failed cache invalidations every interval until ctx ends.
+func (s *Service) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			s.retryPending(ctx)
+		}
+	}
+}
+
+func (s *Service) retryPending(ctx context.Context) {
+	s.mu.Lock()
+	ids := make([]uuid.UUID, 0, len(s.pending))
+	for id := range s.pending {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	if len(ids) == 0 || s.cache.del(ctx, ids...) != nil {
+		return
+	}
+	s.mu.Lock()
+	for _, id := range ids {
+		delete(s.pending, id)
+	}
+	s.mu.Unlock()
+}

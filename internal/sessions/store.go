@@ -1,0 +1,128 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	dbgen "github.com/portcullis/portcullis/gen/db"
+)
+
+// Store keeps sessions in PostgreSQL, the source of truth.
+type Store struct {
+	q *dbgen.Queries
+}
+
+// NewStore returns a Store on pool.
+func NewStore(pool *pgxpool.Pool) *Store { return &Store{q: dbgen.New(pool)} }
+
+func (s *Store) insert(ctx context.Context, sess Session, refreshHash []byte) error {
+	var ip *netip.Addr
+	if sess.IPAddress != nil && sess.IPAddress.IsValid() {
+		ip = sess.IPAddress
+	}
+	err := s.q.CreateSession(ctx, dbgen.CreateSessionParams{
+		ID: sess.ID, UserID: sess.UserID, RefreshTokenHash: refreshHash, IpAddress: ip,
+		UserAgent: sess.UserAgent, CreatedAt: sess.CreatedAt, ExpiresAt: sess.ExpiresAt,
+	})
+	if err != nil {
+		return fmt.Errorf("insert session: %w", err)
+	}
+	return nil
+}
+
+func (s *Store) state(ctx context.Context, id uuid.UUID) (State, error) {
+	row, err := s.q.GetSessionState(ctx, id)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return State{}, ErrNotFound
+	case err != nil:
+		return State{}, fmt.Errorf("get session state: %w", err)
+	}
+	return State{
+		SessionID: row.ID, UserID: row.UserID, Role: row.Role, UserActive: row.UserIsActive,
+		Revoked: row.RevokedAt != nil, ExpiresAt: row.ExpiresAt,
+	}, nil
+}
+
+// rotated is the outcome of spending a refresh token.
+type rotated struct {
+	SessionID uuid.UUID
+	UserID    uuid.UUID
+	Role      string
+	ExpiresAt time.Time
+}
+
+// rotate spends oldHash for newHash; ok is false when oldHash is not a live session's current token.
+func (s *Store) rotate(ctx context.Context, oldHash, newHash []byte, now, expiresAt time.Time, maxLifetime time.Duration) (r rotated, ok bool, err error) {
+	row, err := s.q.RotateRefreshToken(ctx, dbgen.RotateRefreshTokenParams{
+		OldHash: oldHash, NewHash: newHash, Now: now, ExpiresAt: expiresAt, MaxLifetimeSeconds: maxLifetime.Seconds(),
+	})
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return rotated{}, false, nil
+	case err != nil:
+		return rotated{}, false, fmt.Errorf("rotate refresh token: %w", err)
+	}
+	return rotated{SessionID: row.ID, UserID: row.UserID, Role: row.Role, ExpiresAt: row.ExpiresAt}, true, nil
+}
+
+// spentToken is a refresh token that was once part of a session's family.
+type spentToken struct {
+	SessionID      uuid.UUID
+	SpentAt        time.Time
+	SessionRevoked bool
+}
+
+func (s *Store) spent(ctx context.Context, hash []byte) (spentToken, bool, error) {
+	row, err := s.q.GetSpentRefreshToken(ctx, hash)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return spentToken{}, false, nil
+	case err != nil:
+		return spentToken{}, false, fmt.Errorf("get spent refresh token: %w", err)
+	}
+	return spentToken{SessionID: row.SessionID, SpentAt: row.SpentAt, SessionRevoked: row.RevokedAt != nil}, true, nil
+}
+
+func (s *Store) revoke(ctx context.Context, id uuid.UUID, reason string, now time.Time) (bool, error) {
+	n, err := s.q.RevokeSession(ctx, dbgen.RevokeSessionParams{ID: id, Reason: &reason, Now: now})
+	if err != nil {
+		return false, fmt.Errorf("revoke session: %w", err)
+	}
+	return n > 0, nil
+}
+
+func (s *Store) revokeOwned(ctx context.Context, userID, id uuid.UUID, reason string, now time.Time) (bool, error) {
+	n, err := s.q.RevokeUserSession(ctx, dbgen.RevokeUserSessionParams{ID: id, UserID: userID, Reason: &reason, Now: now})
+	if err != nil {
+		return false, fmt.Errorf("revoke user session: %w", err)
+	}
+	return n > 0, nil
+}
+
+func (s *Store) revokeAll(ctx context.Context, userID, keep uuid.UUID, reason string, now time.Time) ([]uuid.UUID, error) {
+	ids, err := s.q.RevokeUserSessions(ctx, dbgen.RevokeUserSessionsParams{UserID: userID, KeepID: keep, Reason: &reason, Now: now})
+	if err != nil {
+		return nil, fmt.Errorf("revoke user sessions: %w", err)
+	}
+	return ids, nil
+}
+
+func (s *Store) listActive(ctx context.Context, userID uuid.UUID, now time.Time) ([]Session, error) {
+	rows, err := s.q.ListActiveSessionsByUser(ctx, dbgen.ListActiveSessionsByUserParams{UserID: userID, Now: now})
+	if err != nil {
+		return nil, fmt.Errorf("list sessions: %w", err)
+	}
+	out := make([]Session, len(rows))
+	for i, r := range rows {
+		out[i] = Session{ID: r.ID, UserID: userID, IPAddress: r.IpAddress, UserAgent: r.UserAgent, CreatedAt: r.CreatedAt, LastUsedAt: r.LastUsedAt, ExpiresAt: r.ExpiresAt}
+	}
+	return out, nil
+}

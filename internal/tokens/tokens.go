@@ -1,0 +1,316 @@
+// Package tokens issues and verifies access tokens: EdDSA-signed JWTs (RFC 9068 "at+jwt") whose
+// keys live in PostgreSQL, so every instance on the database signs and verifies with the same
+// keys, and rotate: a new key is published before it signs, and old keys keep verifying until
+// the tokens they signed have expired.
+package tokens
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jws"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+
+	"github.com/portcullis/portcullis/internal/config"
+)
+
+// TokenType is the JOSE "typ" of access tokens (RFC 9068).
+const TokenType = "at+jwt"
+
+// reloadEvery bounds how often an unknown kid makes an instance re-read the keys.
+const reloadEvery = 5 * time.Second
+
+// Claims are what a verified access token says.
+type Claims struct {
+	UserID    uuid.UUID
+	SessionID uuid.UUID
+	Role      string
+	ID        string
+	IssuedAt  time.Time
+	ExpiresAt time.Time
+}
+
+// Service signs and verifies access tokens.
+type Service struct {
+	cfg    config.Auth
+	store  *store
+	logger *slog.Logger
+	now    func() time.Time
+
+	mu         sync.RWMutex
+	signer     signingKey
+	verifiers  jwk.Set
+	loadedAt   time.Time
+	reloadLock sync.Mutex
+}
+
+// New loads the keys, creating the first one when the database has none.
+func New(ctx context.Context, pool *pgxpool.Pool, cfg config.Auth, logger *slog.Logger) (*Service, error) {
+	return newService(ctx, pool, cfg, logger, time.Now)
+}
+
+func newService(ctx context.Context, pool *pgxpool.Pool, cfg config.Auth, logger *slog.Logger, now func() time.Time) (*Service, error) {
+	s := &Service{cfg: cfg, store: newStore(pool), logger: logger, now: now}
+	if cfg.KeyEncryptionKey == nil {
+		logger.WarnContext(ctx, "PORTCULLIS_KEY_ENCRYPTION_KEY is not set: signing keys are stored unsealed in PostgreSQL")
+	}
+	if err := s.Rotate(ctx, false); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Rotate creates the next signing key when one is due (or now, when force is set), prunes keys
+// no token can need any more, and reloads. Safe to call from every instance at once.
+func (s *Service) Rotate(ctx context.Context, force bool) error {
+	now := s.now()
+	// A key is pruned once its successor has been signing for longer than a token lives.
+	cutoff := now.Add(-s.cfg.AccessTokenTTL - s.cfg.ClockSkew)
+	err := s.store.rotate(ctx, cutoff, func(keys []storedKey) (*storedKey, error) {
+		var active *storedKey
+		for i := range keys {
+			if !keys[i].ActivatesAt.After(now) {
+				active = &keys[i]
+				break
+			}
+		}
+		pending := len(keys) > 0 && keys[0].ActivatesAt.After(now)
+		switch {
+		case active == nil && !pending:
+			return newStoredKey(s.cfg.KeyEncryptionKey, now, now) // the very first key signs at once
+		case pending && !force:
+			return nil, nil
+		case force:
+			// Publish now; sign once verifiers caching the JWKS have had time to see it.
+			return newStoredKey(s.cfg.KeyEncryptionKey, now, now.Add(s.cfg.JWKSPrepublish))
+		case !now.Before(active.ActivatesAt.Add(s.cfg.SigningKeyRotation - s.cfg.JWKSPrepublish)):
+			return newStoredKey(s.cfg.KeyEncryptionKey, now, maxTime(now.Add(s.cfg.JWKSPrepublish), active.ActivatesAt.Add(s.cfg.SigningKeyRotation)))
+		}
+		return nil, nil
+	})
+	if err != nil {
+		return fmt.Errorf("rotate signing keys: %w", err)
+	}
+	return s.reload(ctx)
+}
+
+// Run rotates and reloads keys every interval until ctx ends.
+func (s *Service) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Rotate(ctx, false); err != nil && ctx.Err() == nil {
+				s.logger.ErrorContext(ctx, "signing key rotation failed", "error", err)
+			}
+		}
+	}
+}
+
+func (s *Service) reload(ctx context.Context) error {
+	keys, err := s.store.list(ctx)
+	if err != nil {
+		return err
+	}
+	now := s.now()
+	set := jwk.NewSet()
+	var signer signingKey
+	for _, k := range keys {
+		sk, err := k.open(s.cfg.KeyEncryptionKey)
+		if err != nil {
+			return err
+		}
+		if err := set.AddKey(sk.public); err != nil {
+			return fmt.Errorf("add key %s: %w", sk.kid, err)
+		}
+		if signer.private == nil && !sk.activatesAt.After(now) {
+			signer = sk
+		}
+	}
+	if signer.private == nil {
+		return errors.New("no active signing key")
+	}
+	s.mu.Lock()
+	s.signer, s.verifiers, s.loadedAt = signer, set, now
+	s.mu.Unlock()
+	return nil
+}
+
+// JWKS returns the public keys that verify access tokens, including a key about to sign.
+func (s *Service) JWKS() jwk.Set {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.verifiers
+}
+
+// SigningKeyID returns the kid of the key that signs now.
+func (s *Service) SigningKeyID() string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.signer.kid
+}
+
+// Issue signs an access token for a session.
+func (s *Service) Issue(userID, sessionID uuid.UUID, role string) (token string, expiresAt time.Time, err error) {
+	s.mu.RLock()
+	signer := s.signer
+	s.mu.RUnlock()
+	now := s.now()
+	expiresAt = now.Add(s.cfg.AccessTokenTTL)
+	jti := make([]byte, 16)
+	if _, err := rand.Read(jti); err != nil {
+		return "", time.Time{}, err
+	}
+	t, err := jwt.NewBuilder().
+		Issuer(s.cfg.Issuer).
+		Audience([]string{s.cfg.Audience}).
+		Subject(userID.String()).
+		IssuedAt(now).
+		NotBefore(now).
+		Expiration(expiresAt).
+		JwtID(base64url(jti)).
+		Claim("sid", sessionID.String()).
+		Claim("role", role).
+		Build()
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("build token: %w", err)
+	}
+	hdr := jws.NewHeaders()
+	if err := hdr.Set(jws.KeyIDKey, signer.kid); err != nil {
+		return "", time.Time{}, err
+	}
+	if err := hdr.Set(jws.TypeKey, TokenType); err != nil {
+		return "", time.Time{}, err
+	}
+	signed, err := jwt.Sign(t, jwt.WithKey(jwa.EdDSA, signer.private, jws.WithProtectedHeaders(hdr)))
+	if err != nil {
+		return "", time.Time{}, fmt.Errorf("sign token: %w", err)
+	}
+	return string(signed), expiresAt, nil
+}
+
+// header is the part of a JOSE header checked before any signature work.
+type header struct {
+	Alg string          `json:"alg"`
+	Typ string          `json:"typ"`
+	Kid string          `json:"kid"`
+	Jwk json.RawMessage `json:"jwk"`
+	Jku string          `json:"jku"`
+	X5u string          `json:"x5u"`
+	X5c json.RawMessage `json:"x5c"`
+	Cty string          `json:"cty"`
+}
+
+// Verify checks an access token's header, signature and claims. It returns ErrInvalidToken for
+// anything wrong with it; the reason is wrapped for logs only.
+func (s *Service) Verify(ctx context.Context, token string) (Claims, error) {
+	if len(token) > 4096 || strings.Count(token, ".") != 2 {
+		return Claims{}, ErrInvalidToken.Wrap(errors.New("not a compact JWS"))
+	}
+	h, err := parseHeader(token[:strings.IndexByte(token, '.')])
+	if err != nil {
+		return Claims{}, ErrInvalidToken.Wrap(err)
+	}
+	// Keys come only from our own set: headers that name or carry keys are refused outright.
+	switch {
+	case h.Alg != algEdDSA:
+		return Claims{}, ErrInvalidToken.Wrap(fmt.Errorf("alg %q not accepted", h.Alg))
+	case h.Typ != TokenType:
+		return Claims{}, ErrInvalidToken.Wrap(fmt.Errorf("typ %q not accepted", h.Typ))
+	case h.Jwk != nil || h.Jku != "" || h.X5u != "" || h.X5c != nil || h.Cty != "":
+		return Claims{}, ErrInvalidToken.Wrap(errors.New("header carries key material or nesting"))
+	case h.Kid == "":
+		return Claims{}, ErrInvalidToken.Wrap(errors.New("no kid"))
+	}
+	set := s.verifierFor(ctx, h.Kid)
+	t, err := jwt.ParseString(token,
+		jwt.WithKeySet(set, jws.WithInferAlgorithmFromKey(false)),
+		jwt.WithValidate(true),
+		jwt.WithClock(jwt.ClockFunc(s.now)),
+		jwt.WithAcceptableSkew(s.cfg.ClockSkew),
+		jwt.WithIssuer(s.cfg.Issuer),
+		jwt.WithAudience(s.cfg.Audience),
+		jwt.WithRequiredClaim(jwt.ExpirationKey),
+		jwt.WithRequiredClaim(jwt.IssuedAtKey),
+		jwt.WithRequiredClaim(jwt.SubjectKey),
+		jwt.WithRequiredClaim("sid"),
+	)
+	if err != nil {
+		return Claims{}, ErrInvalidToken.Wrap(err)
+	}
+	return claimsFrom(t)
+}
+
+// verifierFor returns the key set, re-reading it first (at most every reloadEvery) when kid is
+// not in it: another instance may have rotated.
+func (s *Service) verifierFor(ctx context.Context, kid string) jwk.Set {
+	s.mu.RLock()
+	set, loadedAt := s.verifiers, s.loadedAt
+	s.mu.RUnlock()
+	if _, ok := set.LookupKeyID(kid); ok || s.now().Sub(loadedAt) < reloadEvery {
+		return set
+	}
+	if s.reloadLock.TryLock() {
+		defer s.reloadLock.Unlock()
+		if err := s.reload(ctx); err != nil {
+			s.logger.WarnContext(ctx, "reload signing keys", "error", err)
+		}
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.verifiers
+}
+
+func claimsFrom(t jwt.Token) (Claims, error) {
+	uid, err := uuid.Parse(t.Subject())
+	if err != nil {
+		return Claims{}, ErrInvalidToken.Wrap(errors.New("sub is not a uuid"))
+	}
+	sidRaw, _ := t.Get("sid")
+	sidStr, _ := sidRaw.(string)
+	sid, err := uuid.Parse(sidStr)
+	if err != nil {
+		return Claims{}, ErrInvalidToken.Wrap(errors.New("sid is not a uuid"))
+	}
+	roleRaw, _ := t.Get("role")
+	role, _ := roleRaw.(string)
+	return Claims{UserID: uid, SessionID: sid, Role: role, ID: t.JwtID(), IssuedAt: t.IssuedAt(), ExpiresAt: t.Expiration()}, nil
+}
+
+func parseHeader(seg string) (header, error) {
+	raw, err := base64.RawURLEncoding.DecodeString(seg)
+	if err != nil {
+		return header{}, fmt.Errorf("header: %w", err)
+	}
+	var h header
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(&h); err != nil {
+		return header{}, fmt.Errorf("header: %w", err)
+	}
+	return h, nil
+}
+
+func base64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
+
+func maxTime(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}

@@ -1,0 +1,98 @@
+// Package users is the account domain: registration, credentials, profile and password.
+package users
+
+import (
+	"net/mail"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/portcullis/portcullis/internal/apperr"
+)
+
+// Roles a user can hold. The role decides permissions; see the auth package.
+const (
+	RoleUser      = "user"
+	RoleModerator = "moderator"
+	RoleAdmin     = "admin"
+)
+
+// User is an account as the rest of the service sees it; the password hash never leaves the store.
+type User struct {
+	ID         uuid.UUID
+	Email      string
+	Username   string
+	FullName   *string
+	Role       string
+	IsActive   bool
+	IsVerified bool
+	CreatedAt  time.Time
+	UpdatedAt  time.Time
+}
+
+// NewUser is what registration asks for.
+type NewUser struct {
+	Email    string
+	Username string
+	Password string
+	FullName *string
+}
+
+// Credentials identify an account by exactly one of Email or Username.
+type Credentials struct {
+	Email    string
+	Username string
+	Password string
+}
+
+// ProfileUpdate changes the fields that are set: Username when non-nil, FullName when
+// SetFullName (a nil FullName then clears it).
+type ProfileUpdate struct {
+	Username    *string
+	SetFullName bool
+	FullName    *string
+}
+
+const maxFullName = 200
+
+// validateEmail accepts a bare address (no display name, no angle brackets) of at most 254 bytes.
+func validateEmail(email string) error {
+	if len(email) > 254 || strings.ContainsAny(email, " \t\r\n<>\"") {
+		return apperr.Invalidf("email", "must be a plain email address such as ada@example.com")
+	}
+	addr, err := mail.ParseAddress(email)
+	if err != nil || addr.Address != email || addr.Name != "" || !strings.Contains(email[strings.LastIndexByte(email, '@')+1:], ".") {
+		return apperr.Invalidf("email", "must be a plain email address such as ada@example.com")
+	}
+	return nil
+}
+
+func validateUsername(username string) error {
+	if len(username) < 3 || len(username) > 32 {
+		return apperr.Invalidf("username", "must be 3 to 32 characters")
+	}
+	for _, r := range username {
+		if !(r < utf8.RuneSelf && (unicode.IsLetter(r) || unicode.IsDigit(r) || r == '_' || r == '.' || r == '-')) {
+			return apperr.Invalidf("username", "may hold only ASCII letters, digits, '_', '.' and '-'")
+		}
+	}
+	return nil
+}
+
+func validateFullName(name *string) error {
+	if name == nil {
+		return nil
+	}
+	if !utf8.ValidString(*name) || utf8.RuneCountInString(*name) > maxFullName {
+		return apperr.Invalidf("full_name", "must be valid text of at most %d characters", maxFullName)
+	}
+	for _, r := range *name {
+		if unicode.IsControl(r) {
+			return apperr.Invalidf("full_name", "must not contain control characters")
+		}
+	}
+	return nil
+}
