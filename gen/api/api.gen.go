@@ -103,7 +103,9 @@ type ChangePasswordRequest struct {
 	NewPassword Password `json:"new_password"`
 }
 
-// Email Example: ada@example.com
+// Email A plain address without display name or whitespace; unique regardless of letter case.
+//
+// Example: ada@example.com
 type Email = openapi_types.Email
 
 // FieldError defines model for FieldError.
@@ -143,7 +145,9 @@ type JWKS struct {
 
 // LoginRequest Exactly one of `email` or `username`, with `password`.
 type LoginRequest struct {
-	// Email Example: ada@example.com
+	// Email A plain address without display name or whitespace; unique regardless of letter case.
+	//
+	// Example: ada@example.com
 	Email    *Email `json:"email,omitempty"`
 	Password string `json:"password"`
 
@@ -190,7 +194,9 @@ type RefreshRequest struct {
 
 // RegisterRequest defines model for RegisterRequest.
 type RegisterRequest struct {
-	// Email Example: ada@example.com
+	// Email A plain address without display name or whitespace; unique regardless of letter case.
+	//
+	// Example: ada@example.com
 	Email Email `json:"email"`
 
 	// FullName Example: Ada Lovelace
@@ -261,7 +267,9 @@ type UpdateMeRequest struct {
 type User struct {
 	CreatedAt time.Time `json:"created_at"`
 
-	// Email Example: ada@example.com
+	// Email A plain address without display name or whitespace; unique regardless of letter case.
+	//
+	// Example: ada@example.com
 	Email      Email                     `json:"email"`
 	FullName   nullable.Nullable[string] `json:"full_name"`
 	Id         openapi_types.UUID        `json:"id"`
@@ -5457,60 +5465,61 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"3Ft7c9s4kv8qXbypuqSGeviRS2LXVZ3G58wk40y8klOp3dgrwWRLREwCDABK1qT03bfwoERK0CuxM9md",
-	"PyYSBTYaje7fr7sBfwkinuWcIVMyOPkSCJQ5ZxLNl0vBb1PM9MeIM4VM6Y8kz1MaEUU5a+V2xM+fJGf6",
-	"NxklmBH96SeBw+Ak+K/WQn7L/ipbpdzZbBYGMcpI0FyLC06CDoPuqzN4efzsOTjhzUAPc+9q0WcJYSO8",
-	"JFJOuIi7+LlAaTWLY6rlkPRS8ByFonodQ5JKDIO88uhLEBVCIFP93EnRz4ZcZEQFJ8H8YRhk5P4C2Ugl",
-	"wclB+/A4DDLK5g/CQE1zDE4CqQRlo2AWBgwnNZkbzVCO0+sT+LmgAuPg5OOqcktyb+YT89tPGCk98XlG",
-	"aKpnxHuS5an+kcTk/9y3ZsSzIFysEM3o2vIOn9VXd+RZ3SuKaXwuBBd7mjtG5dRbkTnUMu2YqiNcJQh8",
-	"OEQWUzYCMwiIBAJveu/+gJyoBCZUJZSBShCEdYIQZBEletzArHAAXMDglsfTQTNYWc+S1a0iYamrz8iv",
-	"ijT9g2RYt3MnJnDBx5iSCJds2m57rPgbklT/upcFpSKqMJ+QFZnWl99VdFyzJveWby1vPvy+XgUlihUN",
-	"SDrybmAkxt7ndzT2P1dT7/NCovf5vefp0jK1SDthaNS0wtasuren5e9wav6lCjO5Laa1VWfzeYkQZLqq",
-	"rRboU+6CjyjbFc/q4XJ+TyKVToEzHTY19y8kCkYyHIQmYmBQ4oiJifpasUSRTWu0UDMLg4cGz1LTbQq8",
-	"L8ctW3YjQl5WtK0b7wUoDgeHLyBKiCCRQiHhyXtGIx4jmP/lnDIlnzbhjGcZZ1BOJIEIjT7DQmLcrCLs",
-	"GjMcvqhZ4YXHChXW3RScW3kTLJCtbnKUYHQn18v3xGB9sncMBJKYMpQShoSmhUAZGiDWgGM8EEmUQIw5",
-	"shhZNK3A72JHtGlXd6OjhdymGEJGooQybOjJ9BNATT12R+pA31DkDpkP5MNN3GPk7R7cFfpbifEwoEwq",
-	"wiI/iDmC6q/BxAW6u58oUzhCOw9VqV+oEiTCdSLtg23IaX4t55jr4bbGF0XdcuP3Tbj2d7qVub0cGAYF",
-	"I2NCU+0hOzNiWCrkX+NQoEy+LrMU9uW+4ndocuJajvU/W0BwSdu6ML+uIyoViq9Tdj+8HxZp2t8FoOd5",
-	"0hJJ7JYNPwARlPntXFC4mRu63IZY6Vf6PY3cPEZBFNefSZxR5vGvMOihlNTWP/sEhECiMO4TVaPPmChs",
-	"KGpUXk21bGHgyZZFgTDkwmKw1aeaGMOESMhIjCYFqMDkLecpEmbA8D6nAuVeCtE69xeFScFWh+V9EsfC",
-	"oQYrUhusjslWhqdEqr5m1L100XvWJyNnny2TLPmLUbuyI0s61Iyz2AafJzlnuKB7x+KcgnbiotLptiWb",
-	"VphP0yuNKZeE7lvLkShCKRf4tszebz5cnYJEFgNVhqE7hUq4oH+alsEJ/IJEoIDrot0+iowU8xH97F0a",
-	"nnrm6mHEWSyhYIqmxt2tbmCkgnu1IrbCqiWy7iffvbXPBGvs9C4nnwsEwmKQlI1ShEKi1wIunPs7xpqZ",
-	"r1+yfwlo1ujb6bG2uTVhta1YXp7XnjXVfR74PtcB/RZ35a6MsurTg2XPrPHTalKpFwwSlTRbqcedgoYJ",
-	"iFIkQgJVTU/5vhWtvoqsVm2hGefxGeQbCH9vw+xKDrJPIkXH1Wy1QktU9sco6JBi7B8gHHdvWpHhd71X",
-	"xuP255VvSkbMsj0ZycK6bhFVW9QXvkROlWXcrPElfxgc6Ur36BBSVLrKDSGmI6pkCIP+IIRB03YMGoNT",
-	"KBjV+CRwREScalDlQ/caRMRCVa3VWA+do8PlZmJO9LtaiX9+7DT+QRp/thsv+83GzZej8Ohw9pO3Pycx",
-	"KgRV0562sfX6W4NkmlMW316VG/nmw1XgesXGSyzqzSUnSuW260zZkK+a55ILFRVpSiVQCURDsgiBFCpB",
-	"plzP20C2SQapVMI+kijGNMLmNbtm52MUU1epaiGVwnywrnU+gJhHRYZM2RYNcSUwDHQdNmhes06F2GzT",
-	"4Tz+/16nIemIYaw5V8KTgZrmJ0DUz58mavD0FIz7TDXaZcCHw5Qym/8Z/LvDqQSirtmg1ZxgmjbuGJ+w",
-	"1qfJnWwanZrQrbKdnZUb2gornBUagwhuC38GaNbv6KB5rWkgpREy292zbhl0chIl2DhstisVbsX8QRiM",
-	"UdisOjhotu04niMjOdV+3Gw3j0xSrxLjFf416F9GaGJdA6cx/Os4OAl+RWU6gWH9wOOw3d5w2LHfIYeR",
-	"7zvhsB3sD3gLv+MUeqjgifaQ588Onj9twmsFKZVKex/Did4luMUhFwgqIcp813tuko4ESYy2f3Fm7HnG",
-	"mRJ86RggL25TGoWQkfsGGeH/HrXbZYwQX4PAqjwkRarWrXFutMpRziJYg5OPN2EgiywjYupa+VYJ63Rm",
-	"Ic43qwmb3nVFRtIU9uV2yeBGy26RnLbGBy0di62Uj2y6lnPpKYZ+pWME3Kkhql1XB0NZHDahw6Bgxo20",
-	"brxgygb8NZsIzkbzkTBCZastkuk0Tk5QgDuNMI80nVj3r7ueafIG847QLzye7uBz8+2c1+ye451FqR1E",
-	"XAiMFCRcSIRbg71TjSq5JcLdfLjWkJ7VeU2T/uwR42dRnniCqGdhj7JTFydlzavrXA0TGDf1Mo+tQjv6",
-	"sB5/sOf4o73GP2hcnd9H5iQUIoGxJiiSStMEIKyMK+O69aqlEmQ6mPzhxQtVja8VD9a/r+z9sf8Ur9wa",
-	"KkHgmN/Nt+bgu5qunjl8vJnVbNk1mpnoddV9qfeu9mqQNN1ms06a7mQ2m0OUhuNDo5eGrX8LI6JPe5uo",
-	"NCgD11vbYlTns+tR/mqlHKcSZK537lbnPFRCRNK0CZcCpY4ONtJ5lRlQf4+MCGXOrPKaaW0nCU8Xnvvk",
-	"uH0AA/dSw7zUEFhIjAdPQ8D7CHNVnkYTkAkXCkaCRDrbYjGfABkqFNeM2j6c1eHJ4PJd9+rs/cXF616/",
-	"e/6qe977rd89f9877//a7ZydD0JwuwUHbfk0hEmCAoFAxFnpogKVmAIfWqUN5TnyMQsb6Vr3uP1yRXcS",
-	"4WDOfeUqpSJTCZQpEikfcbls8Kqk6q8msKXOSJAL1T/6fNh4Puns9N/u/LXUyP+RGKxjaMvuU06oOLV5",
-	"iPVVjNe49ncitZd/Hal1bSFBlg3AFHdUv7DZLihiT0fWA3N5fvLeotIjZGWVJsryVZFdE7ZqE8LU2ntE",
-	"QP14aKcQOHiwEDBW9Xj/le3VmvRaQ6Lrbnyle+/nrscHR3uOf7bf+MPDvy58zowhXQaozbsxRrRXyZZt",
-	"FK2rk9/iY1bJmxyknjL8kPkOiTcnN8bAwY05BlVRsprFdHmKIRjwsCVxrcsUKTqmagoRYYwruEWwGX8M",
-	"OhdorlB02VD/FiCrwVUxKqQioGHr9/I4Yrd9XWrtf2fq3eRWrnladar/LD7d7LT29qzHbf9bQskywAVo",
-	"PwDXnV52Zw+EtKrn/P6M3VY1XCUottQ2p7VCjDO0yemqw9evAn+L269eCN5GyfWrvgGBrIgSSDkboTBt",
-	"ojwRRJq+HXM9vN3jx3/HeacoWlOGzxtXujCyKPJDtki+N31+fbRUrvjtEiDO5eVasr2gUr2d9sphjwiP",
-	"1UsKa7MzRcfz4lCGOvVGqWBIhVQuPkmaGkPwialQMiLuMIaBC6XBD8jYesX+zVxa75572vqyOOqe2fhL",
-	"UaGv3NAAN99lUwMIkqEyffyPXwJqKmKiEo0wloUrp+jL0V+Fky0HrdoQ39iwe2ygOP7xelnu+MDrMlt8",
-	"JTHX/P/clFu7vwR4xEh3M6wJ8lxw0yamEkhKx9h88Hrkgo6RoZSn7ohEmj4ZLxQoXkQJZaPFJWGKG0+A",
-	"3Onf1oO9dzmyzuXrN713f3yrZTfdv146dfcb2OkyP959eANfJbY3FFVKBwlu8VttOSVZuoMt/955e7Gf",
-	"LUvBG44ZfyR7uQWutZdAEk83hvLiXvQjRvNiEo/9bHq9uHLvIs6h9zObhn23v+OrKkIlxHzCTmFgL10P",
-	"TF0hYZLQKHn4LZ5b6RTsfHDJpRoJ7P3twtTVXYzpeqjZgSVQjEu+LkQanAStQD938lZqfNODszOEYA6v",
-	"Q9fFLJucWit7jNRc8L7p18zCL1tbIy4Fq55Xl9xUEWe5aVWepYhw8ScdobsbUp4P1IKFKonpsCK2YrzZ",
-	"zexfAQAA//8=",
+	"3Fv7c9s28v9XdvjtzDeZUrL8yCWx52aq+pw2qdP4JGcyd5ErweRKRAwCDABKVjP632/woERK1CuJ09z1",
+	"h1SmwMViX599QJ+CSKSZ4Mi1Ck4/BRJVJrhC+8eVFLcMU/MxElwj1+YjyTJGI6Kp4AeZW/HjByW4+U5F",
+	"CabEfPpB4jA4Df7vYEH/wH2rDgq6s9ksDGJUkaSZIRecBm0OnRfn8PzkyVPwxJuBWebfNaTPE8JHeEWU",
+	"mggZd/BjjspxFsfU0CHsSooMpabmHEPCFIZBVnr0KYhyKZHrfuapmGdDIVOig9Ng/jAMUnJ/iXykk+D0",
+	"sHV0EgYp5fMHYaCnGQangdKS8lEwCwOOkwrNjWIo1pnzSfyYU4lxcPp+lbklujfzjcXtB4y02fgiJZSZ",
+	"HZfkCRkjlAOJY4lKwYTqROQaYqoyRqbASYogJEwSqlFlJMIzyDn9mCNIHBEZM/OWGAJDrVFCRBQ2gzDA",
+	"e5JmzLBAYvKT/6sZiTQIF3JEy1NFiEdPqjI8DoOMGMqG2T/e/9HrqZ96eat1HNl/sReEZ6ePHvd673u9",
+	"m16v17v58aedVv0Q1GjnBUUWX0gp5J7mEqP24l2hOTQ0VwV/nSCI4RB5TPkI7CIgCgi86r75HTKiE6sL",
+	"ykEnRtbWiENQeZSYdQMru4FRzeBWxNNBc/U8S1bjGAkLXuuM5EXO2O8kRcPuQoPtmMClGCMjES5pq9Wq",
+	"keKvSJj5di8JKk10bj8hz1PDr7gr8bjmTP6turO8evfbeha0zFc4IGxUq8BIjmuf39G4/rme1j7PFdY+",
+	"v695unRMQ9JtGFo2HbE1p+7uKfk7nNr/U42p2haTjFRn832JlGS6yq0hWMfcpRhRvms8rrrLxT2JNJuC",
+	"4MZtKuafK5QmTA1C6zEwKOKg9YnqWbGIgpvO6ELlLAy+dvAvON3GwNti3bJkN0b4qxK3VeE9Ay3g8OgZ",
+	"RAmRJNIoFTx6y2kkYgT7TyYo1+pxE85FmgoOxUYKiDTRZ5grjJvl2L1GDEfPKlJ4ViOFUtawyTm34j64",
+	"QLaq5CjB6E6tp1/jg9XN3nCQSGLKDbYNCWW5RBXaQGwCjrVAJFECMWbIY+TRtBR+Fxoxoq2DXKXJLcMQ",
+	"UhIllGPDbGaeABrocRqpBvqGJnfI64J8uAl7LL3dnbsEfys+HgaUK014VB/EPED118TERXT3X1GucYRu",
+	"H6pZPVEtSYTrSLoH2yKn/bbYY86HV02dF3UKxe+bMO5vdCt712JgGOScjAllxkJ2RsSwYKj+jEOJKvm8",
+	"zFi6l/ta3KHN6SvZ29+2BMElbqvE6nkdUaVRfh6z+8X7Yc5Yf5cAPc+TlkBit2z+KwBBkTnPCYWbsaEj",
+	"nIsVdmXeM5FbxCiJFuYziVPKa+wrDLqoFHX12z4OIZFojPtEV+AzJhobmlqWV1MtV9jUZMsyRxgK6WKw",
+	"46ecGMOEKEhJjDYFKIXJWyEYEm6D4X1GJaq9GKJV7M9zm4KtLsv6voAyy3nOnLN6JFtZzojSfYOoe/Fi",
+	"dNYnIy+fLZss2Ytlu6SRJR4qwlmooc6SvDFc0r19cQ5BO2FRYXTbkk1HrI7TaxNTrgjdt5YjUYRKLeLb",
+	"Mnq/end9Bgp5DFRbhG7nOhGS/mlbHqfwMxKJElz9aam4IrQevQvB05q9uhgJHivIuabMmrvjDSxV8K+W",
+	"yJZQtYis+9H3b+2zwRo5vcnIxxyB8BgU5SOGkLvOwGpu4DTd39HX7H79Av2LgOaEvh0eK8qtEKuoYvl4",
+	"tfKssF5ngW8z49CvcVfsSikvPz1ctswKPq0mlebAoFArq0qz7gxMmICIIZEKqG7WlO9bo9VngdWqLAzi",
+	"PDyCfAHg7y2YXcFB9Umk6bicrZZgiar+GCUdUozrF0iP3ZtOZPHd6Mpa3P648kXJiD12TUaykK4/RFkW",
+	"1YMvgVPpGDdrbKneDY5NpXt85LuRKoSYjqhWIQz6gxAGTdcxaAw+o4lZdZ3jo01tynbj36TxZ6vxvN9s",
+	"3Hw6Do+PZj/U9ucURrmketo1MnZWf2sjmcGUxV8vCkW+encd+F63tRIX9eaUE60z1zWnfChWxXMlpI5y",
+	"xqgCqoCYkCxDILlOkGvfs7ch2yaDVGnpHimUYxphs8d7/GKMcuorVUOkVJgP1rX+BxCLKE+Ra9eiIb4E",
+	"hoGpwwbNHm+XgM01HS7if3TbDUVHHGODuQoeDfQ0OwWif/ww0YPHZ2DNZ2qiXQpiOGSUu/zPxr87nCog",
+	"uscHB80JMta442LCDz5M7lTT8tSEThnt3K7CwlZYwqzQCkQKV/hzQHt+DwfNnoEBRiPkrrvnzDJoZyRK",
+	"sHHUbJUq3JL4gzAYo3RZdXDYbLl1IkNOMmrsuNlqHtukXifWKurPYL4ZofV1Ezit4F/GwWnwC2rbCQyr",
+	"A5ujVmvDsGa/IY2lXzehcR3sd3gLv+EUuqjhkbGQp08Onz5uwksNjCptrI/jxGgJbnEoJIJOiLZ/G53b",
+	"pCNBEqPrX5xbeZ4LrqVg1fZ0lt8yGoWQkvsGGeHfj1utwkdIXYPAsTwkOdPrzjgXWmkUtXDW4PT9TRio",
+	"PE2JnPpWvmPCGZ09iLfNcsJmtK7JSNnCvlCXCm4M7QOS0YPx4YHxxQMmRi5dy4SqKYZ+oWME3KkhakzX",
+	"OENRHDahzSHn1owMbyLn2jl8j0+k4KP5ShihdtUWSU0apyYowU8j7CMDJ878q6Znm7zBvCP0s4inO9jc",
+	"XJ3zmr1mcLQotYNISImRhkRIhXBrY+/URJXMAeFuNlxpSM+quGZAf/aA/rMoT2qcqOvCHuVn3k+KmtfU",
+	"uSZMYNw0xzxxDO1ow2b94Z7rj/da/1X96uI+spNciCTGBqAIU7YJQHjhV9Z0q1VLycmMM9W7l8h12b9W",
+	"LNh8v6L7k/opXqEaqkDiWNzNVXP4TUVXzRze38wqsuxYzqz3+uq+4HtXeTUIY9tk1mZsJ7G5HKIQnBha",
+	"vkzY+q8QItZx7xKVBuXge2tbhOptdn2Uv14px6kClRnN3ZqchyqICGNNuJKojHfwkcmr7ILqe2REKPdi",
+	"VT1uuJ0kgi0s99FJ6xAG/qWGfakhMVcYDx6HgPcRZrqYRhNQiZAaRpJEJtvisZgAGWqUPU5dH87x8Ghw",
+	"9aZzff728vJlt9+5eNG56P7a71y87V70f+m0zy8GIXhtwWFLPQ5hkqBEIBAJXpioRC2nIIaOaQt5Hnzs",
+	"wUam1j1pPV/hnUQ4mGNfcUqlyVQB5ZpEug64fDZ4XUD1ZwPYUmckyKTuH388ajydtHf6b3f8Wmrkf08I",
+	"1raw5fSUESrPXB7ibBXjNab9jUDt+V8Hah1XSJBlAXAtPNQvZLZLFHHTkfWBuZifvHVR6QGyslITZfmq",
+	"yK4JW7kJYWvtPTygOh7ayQUOv5oLWKnWWP+169Xa9NqERN/d+Ezz3s9cTw6P91z/ZL/1R0d/nfucW0H6",
+	"DNCId6OPGKtSB65RtK5Ofo0PWSVvMpBqyvBd5jsk3pzcWAEHN3YMqqNkNYvpCIYh2ODhSuJKlynSdEz1",
+	"FCLCudBwi+Ay/hhMLtBcgeiiof4lgawSrvJRrjQBE7Z+K8YRu+l1qbX/jaF3k1n55mnZqP638HSz0brb",
+	"vzVm+/8KCpQBIcHYAfju9LI514SQg/Kcvz5jd1WN0AnKLbXNWaUQExxdcrpq8NWrzF9i9qsXmrdBcvWq",
+	"ckAgzaMEmOAjlLZNlCWSKNu3476Ht7v/1N/R3smL1pTh88aVKYxcFPkuWyTfGj4/31tKV/x2cRBv8mot",
+	"2F5SpV9Pu8WyBwyP5UsKa7MzTcfz4lCFJvVGpWFIpdLePwljVhBiYiuUlMg7jGHgXWnwHSK2OXG9MpfO",
+	"u6dODz4tRt0z538MNdaVGybAzbVsawBJUtS2j//+U0BtRUx0YiKMQ+HSFH3Z+8vhZMug1QjiCxt2Dx0o",
+	"Tr6/XpYfH9SazBZbSew1/z835db+lwAP6Ol+hzVOnklh28RUAWF0jM2vXo9c0jFyVOrMj0gWv6DRIo8S",
+	"ykeLS8IUN06A/PRv62DvTYa8ffXyVffN718q2U33r5em7vUC9rzMx7tfX8DXiesNRaXSQYE//FZZTknK",
+	"dpDlv9qvL/eTZUF4w5jxe5KXP+BaeUkk8XSjKy/uRT+gNy82qZGfS68XV+69x/no/cSlYd/sd4hlRqiC",
+	"WEz4GQzcpeuBrSsUTBIaJV9fxXMpnYHbD66E0iOJ3X9e2rq6gzFdH2p2QAmU4wKvc8mC0+AgMM89vZUa",
+	"3/bg3A4h2OF16LuYRZPTcOXGSM0F7tt+zSz8tLU14lOw8ry6wKYSOYdNq/QcRISLn3SE/m5IMR+oOAvV",
+	"CtmwRLYkvNnN7D8BAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

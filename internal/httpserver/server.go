@@ -13,6 +13,7 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+	"sync"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -58,8 +59,15 @@ type Server struct {
 
 var _ api.StrictServerInterface = (*Server)(nil)
 
+var defineFormats sync.Once
+
 // New builds the Echo instance for cfg with every route of the spec.
 func New(cfg config.HTTP, d Deps) (*Server, error) {
+	// kin-openapi checks these formats only once they are defined; its registry is global.
+	defineFormats.Do(func() {
+		openapi3.DefineStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForUUIDOfRFC9562))
+		openapi3.DefineStringFormatValidator("email", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForEmail))
+	})
 	spec, err := api.GetSwagger()
 	if err != nil {
 		return nil, fmt.Errorf("load embedded spec: %w", err)

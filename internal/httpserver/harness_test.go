@@ -1,0 +1,255 @@
+package httpserver_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+	"github.com/google/uuid"
+
+	api "github.com/portcullis/portcullis/gen/api"
+	"github.com/portcullis/portcullis/internal/app"
+	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// instance is one running service under test, reached over real HTTP through the generated
+// client. Every response it receives is validated against the spec.
+type instance struct {
+	t      *testing.T
+	cfg    config.Config
+	app    *app.App
+	url    string
+	client *api.ClientWithResponses
+}
+
+// start runs a service on a fresh database and Redis prefix; edit adjusts the configuration.
+func start(t *testing.T, edit ...func(*config.Config)) *instance {
+	t.Helper()
+	cfg := testenv.Config(t)
+	for _, e := range edit {
+		e(&cfg)
+	}
+	return startWith(t, cfg)
+}
+
+// startWith runs a service on cfg: a second instance sharing a first one's database and Redis.
+func startWith(t *testing.T, cfg config.Config) *instance {
+	t.Helper()
+	a, err := app.New(context.Background(), cfg, testenv.Logger(t))
+	if err != nil {
+		t.Fatalf("app.New: %v", err)
+	}
+	srv := httptest.NewServer(a.Handler)
+	t.Cleanup(func() { srv.Close(); a.Close() })
+	hc := &http.Client{Transport: &specValidator{t: t, next: http.DefaultTransport, router: specRouter(t)}}
+	client, err := api.NewClientWithResponses(srv.URL, api.WithHTTPClient(hc))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &instance{t: t, cfg: cfg, app: a, url: srv.URL, client: client}
+}
+
+func specRouter(t *testing.T) routers.Router {
+	t.Helper()
+	spec, err := api.GetSwagger()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := gorillamux.NewRouter(spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// specValidator checks every response of a documented operation against api/openapi.yaml:
+// status documented, content type and body matching the schema, problem+json for errors.
+type specValidator struct {
+	t         *testing.T
+	next      http.RoundTripper
+	router    routers.Router
+	validated atomic.Int64
+}
+
+func (v *specValidator) RoundTrip(req *http.Request) (*http.Response, error) {
+	var reqBody []byte
+	if req.Body != nil {
+		reqBody, _ = io.ReadAll(req.Body)
+		req.Body = io.NopCloser(bytes.NewReader(reqBody))
+	}
+	resp, err := v.next.RoundTrip(req)
+	if err != nil {
+		return nil, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	if resp.StatusCode >= 400 && !strings.HasPrefix(resp.Header.Get("Content-Type"), "application/problem+json") && req.Method != http.MethodHead {
+		v.t.Errorf("%s %s: status %d with Content-Type %q, want application/problem+json", req.Method, req.URL.Path, resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	vreq := req.Clone(context.Background())
+	vreq.Body = io.NopCloser(bytes.NewReader(reqBody))
+	route, params, err := v.router.FindRoute(vreq)
+	if err != nil {
+		return resp, nil // not an operation of the spec (404/405 probes): nothing to validate against
+	}
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: vreq, PathParams: params, Route: route},
+		Status:                 resp.StatusCode,
+		Header:                 resp.Header,
+		Body:                   io.NopCloser(bytes.NewReader(body)),
+		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
+	}
+	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
+		v.t.Errorf("%s %s → %d does not match the spec: %v\nbody: %s", req.Method, req.URL.Path, resp.StatusCode, err, body)
+	}
+	v.validated.Add(1)
+	return resp, nil
+}
+
+// bearer authenticates one call.
+func bearer(token string) api.RequestEditorFn {
+	return func(_ context.Context, req *http.Request) error {
+		req.Header.Set("Authorization", "Bearer "+token)
+		return nil
+	}
+}
+
+// header sets one request header.
+func header(name, value string) api.RequestEditorFn {
+	return func(_ context.Context, req *http.Request) error {
+		req.Header.Set(name, value)
+		return nil
+	}
+}
+
+type statusCoder interface{ StatusCode() int }
+
+// wantProblem asserts an RFC 9457 problem with status and code and returns it.
+func wantProblem(t *testing.T, r statusCoder, body []byte, status int, code string) api.Problem {
+	t.Helper()
+	if r.StatusCode() != status {
+		t.Fatalf("status = %d, want %d; body: %s", r.StatusCode(), status, body)
+	}
+	var p api.Problem
+	if err := json.Unmarshal(body, &p); err != nil {
+		t.Fatalf("problem body does not decode: %v: %s", err, body)
+	}
+	if p.Code != code || p.Status != status || p.Type != "https://portcullis.dev/problems/"+code || p.Title == "" {
+		t.Fatalf("problem = %+v, want status %d code %q", p, status, code)
+	}
+	if p.RequestId == nil || *p.RequestId == "" {
+		t.Fatalf("problem has no request_id: %s", body)
+	}
+	return p
+}
+
+// wantField asserts that a problem names field among its errors.
+func wantField(t *testing.T, p api.Problem, field string) {
+	t.Helper()
+	if p.Errors != nil {
+		for _, e := range *p.Errors {
+			if e.Field == field && e.Detail != "" {
+				return
+			}
+		}
+	}
+	t.Fatalf("problem does not name field %q: %+v", field, p.Errors)
+}
+
+func wantStatus(t *testing.T, r statusCoder, body []byte, status int) {
+	t.Helper()
+	if r.StatusCode() != status {
+		t.Fatalf("status = %d, want %d; body: %s", r.StatusCode(), status, body)
+	}
+}
+
+// account is a registered user and the password that signs them in.
+type account struct {
+	User     api.User
+	Password string
+}
+
+var seq atomic.Int64
+
+// register creates a fresh account through the API.
+func (in *instance) register(t *testing.T) account {
+	t.Helper()
+	n := seq.Add(1)
+	name := "user" + strings.ReplaceAll(uuid.NewString()[:8], "-", "") + "n" + string(rune('a'+n%26))
+	pw := "a long and unusual passphrase " + name
+	r, err := in.client.RegisterUserWithResponse(context.Background(), api.RegisterUserJSONRequestBody{
+		Email: api.Email(name + "@example.com"), Username: name, Password: pw,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r, r.Body, http.StatusCreated)
+	return account{User: *r.JSON201, Password: pw}
+}
+
+// login signs an account in by email.
+func (in *instance) login(t *testing.T, a account) api.TokenPair {
+	t.Helper()
+	email := a.User.Email
+	r, err := in.client.LoginWithResponse(context.Background(), api.LoginJSONRequestBody{Email: &email, Password: a.Password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r, r.Body, http.StatusOK)
+	return *r.JSON200
+}
+
+// me calls GET /users/me and returns the status.
+func (in *instance) me(t *testing.T, token string) int {
+	t.Helper()
+	r, err := in.client.GetMeWithResponse(context.Background(), bearer(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r.StatusCode()
+}
+
+// raw sends a hand-made request, for input the typed client cannot produce.
+func (in *instance) raw(t *testing.T, method, path, contentType string, body io.Reader, headers ...string) (*http.Response, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, in.url+path, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(headers); i += 2 {
+		req.Header.Set(headers[i], headers[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp, b
+}
+
+type rawStatus struct{ *http.Response }
+
+func (r rawStatus) StatusCode() int { return r.Response.StatusCode }

@@ -1,0 +1,150 @@
+package httpserver_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	api "github.com/portcullis/portcullis/gen/api"
+)
+
+// Every class of bad input gets its own clear 4xx problem, and nothing is written.
+func TestRegisterRejectsBadInput(t *testing.T) {
+	in := start(t)
+	long := strings.Repeat("x", 129)
+	tests := []struct {
+		name   string
+		body   string
+		status int
+		code   string
+		field  string
+	}{
+		{"malformed json", `{"email":`, 400, "malformed-json", "body"},
+		{"not an object", `[1,2]`, 400, "validation-failed", "body"},
+		{"unknown field", `{"email":"a@example.com","username":"abc","password":"a long passphrase","role":"admin"}`, 400, "validation-failed", "role"},
+		{"missing field", `{"email":"a@example.com","password":"a long passphrase"}`, 400, "validation-failed", "username"},
+		{"wrong type", `{"email":"a@example.com","username":42,"password":"a long passphrase"}`, 400, "validation-failed", "username"},
+		{"bad email", `{"email":"not-an-email","username":"abc","password":"a long passphrase"}`, 400, "validation-failed", "email"},
+		{"email with display name", `{"email":"Ada <a@example.com>","username":"abc","password":"a long passphrase"}`, 400, "validation-failed", "email"},
+		{"email with a space", `{"email":"a b@example.com","username":"abc","password":"a long passphrase"}`, 400, "validation-failed", "email"},
+		{"email without a dotted domain", `{"email":"ada@localhost","username":"abc","password":"a long passphrase"}`, 400, "invalid-request", "email"},
+		{"username pattern", `{"email":"a@example.com","username":"a b","password":"a long passphrase"}`, 400, "validation-failed", "username"},
+		{"password too short", `{"email":"a@example.com","username":"abc","password":"short"}`, 400, "validation-failed", "password"},
+		{"password too long", `{"email":"a@example.com","username":"abc","password":"` + long + `"}`, 400, "validation-failed", "password"},
+		{"common password", `{"email":"a@example.com","username":"abc","password":"password123"}`, 422, "password-too-common", "password"},
+		{"common password any case", `{"email":"a@example.com","username":"abc","password":"PassWord123"}`, 422, "password-too-common", "password"},
+		{"NUL in full name", `{"email":"a@example.com","username":"abc","password":"a long passphrase","full_name":"Ada\u0000"}`, 400, "invalid-request", "full_name"},
+		{"null for required", `{"email":null,"username":"abc","password":"a long passphrase"}`, 400, "validation-failed", "email"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := in.client.RegisterUserWithBodyWithResponse(context.Background(), "application/json", strings.NewReader(tt.body))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := wantProblem(t, r, r.Body, tt.status, tt.code)
+			wantField(t, p, tt.field)
+		})
+	}
+	// None of it created an account.
+	var n int
+	if err := in.app.Pool.QueryRow(context.Background(), "SELECT count(*) FROM users").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("users after hostile registrations: %d (%v), want 0", n, err)
+	}
+}
+
+func TestDuplicateEmailOrUsernameInAnyCase(t *testing.T) {
+	in := start(t)
+	a := in.register(t)
+	ctx := context.Background()
+	tests := []struct {
+		name, email, username, code, field string
+	}{
+		{"email upper", strings.ToUpper(string(a.User.Email)), "different", "email-taken", "email"},
+		{"username upper", "fresh@example.com", strings.ToUpper(a.User.Username), "username-taken", "username"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := in.client.RegisterUserWithResponse(ctx, api.RegisterUserJSONRequestBody{Email: api.Email(tt.email), Username: tt.username, Password: "a long and unusual passphrase"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := wantProblem(t, r, r.Body, http.StatusConflict, tt.code)
+			wantField(t, p, tt.field)
+		})
+	}
+}
+
+func TestTransportLevelProblems(t *testing.T) {
+	in := start(t)
+	big := `{"email":"a@example.com","username":"abc","password":"` + strings.Repeat("y", 70<<10) + `"}`
+	tests := []struct {
+		name, method, path, ctype, body string
+		status                          int
+		code                            string
+	}{
+		{"oversized body", "POST", "/api/v1/auth/register", "application/json", big, 413, "body-too-large"},
+		{"wrong content type", "POST", "/api/v1/auth/register", "text/plain", `{"email":"a@example.com"}`, 415, "unsupported-media-type"},
+		{"form content type", "POST", "/api/v1/auth/login", "application/x-www-form-urlencoded", `email=a`, 415, "unsupported-media-type"},
+		{"missing body", "POST", "/api/v1/auth/login", "", "", 400, "validation-failed"},
+		{"unknown route", "GET", "/api/v1/nope", "", "", 404, "not-found"},
+		{"unknown root route", "GET", "/wp-admin", "", "", 404, "not-found"},
+		{"wrong method", "DELETE", "/api/v1/auth/login", "", "", 405, "method-not-allowed"},
+		{"bad path parameter", "DELETE", "/api/v1/users/me/sessions/not-a-uuid", "", "", 400, "validation-failed"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			resp, body := in.raw(t, tt.method, tt.path, tt.ctype, strings.NewReader(tt.body))
+			wantProblem(t, rawStatus{resp}, body, tt.status, tt.code)
+			if strings.Contains(string(body), "goroutine") || strings.Contains(string(body), ".go:") {
+				t.Fatalf("stack trace in a response: %s", body)
+			}
+		})
+	}
+}
+
+func TestEverySecuredOperationRefusesMissingAndBadTokens(t *testing.T) {
+	in := start(t)
+	spec, err := api.GetSwagger()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checked := 0
+	for path, item := range spec.Paths.Map() {
+		for method, op := range item.Operations() {
+			if op.Security != nil && len(*op.Security) == 0 {
+				continue // declared public
+			}
+			concrete := strings.ReplaceAll(path, "{session_id}", "0190a5b8-0000-7000-8000-000000000000")
+			for _, tok := range []struct{ header, code string }{
+				{"", "missing-token"},
+				{"Bearer not.a.jwt", "invalid-token"},
+				{"Basic YTpi", "missing-token"},
+			} {
+				var hdrs []string
+				if tok.header != "" {
+					hdrs = []string{"Authorization", tok.header}
+				}
+				ctype, body := "", ""
+				if op.RequestBody != nil {
+					ctype, body = "application/json", `{"full_name":"x","current_password":"x","new_password":"long enough password"}`
+				}
+				resp, b := in.raw(t, method, concrete, ctype, strings.NewReader(body), hdrs...)
+				if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(string(b), `"code":"`+tok.code+`"`) {
+					// A body that fails validation may be refused first with 400; it must never succeed.
+					if resp.StatusCode < 400 {
+						t.Fatalf("%s %s with %q: %d %s", method, path, tok.header, resp.StatusCode, b)
+					}
+				}
+				if resp.StatusCode == http.StatusUnauthorized && !strings.HasPrefix(resp.Header.Get("WWW-Authenticate"), "Bearer") {
+					t.Fatalf("%s %s: 401 without a Bearer challenge", method, path)
+				}
+			}
+			checked++
+		}
+	}
+	if checked < 7 {
+		t.Fatalf("checked %d secured operations, expected at least 7", checked)
+	}
+}
