@@ -2665,13 +2665,13 @@ type GetOpenAPIYAMLResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// YAML200 the response for an HTTP 200 `application/yaml` response
-	YAML200 *string
+	YAML200 *map[string]interface{}
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
 }
 
 // GetYAML200 returns the response for an HTTP 200 `application/yaml` response
-func (r GetOpenAPIYAMLResponse) GetYAML200() *string {
+func (r GetOpenAPIYAMLResponse) GetYAML200() *map[string]interface{} {
 	return r.YAML200
 }
 
@@ -3664,7 +3664,7 @@ func ParseGetOpenAPIYAMLResponse(rsp *http.Response) (*GetOpenAPIYAMLResponse, e
 
 	switch {
 	case strings.Contains(rsp.Header.Get("Content-Type"), "yaml") && rsp.StatusCode == 200:
-		var dest string
+		var dest map[string]interface{}
 		if err := yaml.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -5465,61 +5465,61 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"3Fv7c9s28v9XdvjtzDeZUrL8yCWx52aq+pw2qdP4JGcyd5ErweRKRAwCDABKVjP632/woERK1CuJ09z1",
-	"h1SmwMViX599QJ+CSKSZ4Mi1Ck4/BRJVJrhC+8eVFLcMU/MxElwj1+YjyTJGI6Kp4AeZW/HjByW4+U5F",
-	"CabEfPpB4jA4Df7vYEH/wH2rDgq6s9ksDGJUkaSZIRecBm0OnRfn8PzkyVPwxJuBWebfNaTPE8JHeEWU",
-	"mggZd/BjjspxFsfU0CHsSooMpabmHEPCFIZBVnr0KYhyKZHrfuapmGdDIVOig9Ng/jAMUnJ/iXykk+D0",
-	"sHV0EgYp5fMHYaCnGQangdKS8lEwCwOOkwrNjWIo1pnzSfyYU4lxcPp+lbklujfzjcXtB4y02fgiJZSZ",
-	"HZfkCRkjlAOJY4lKwYTqROQaYqoyRqbASYogJEwSqlFlJMIzyDn9mCNIHBEZM/OWGAJDrVFCRBQ2gzDA",
-	"e5JmzLBAYvKT/6sZiTQIF3JEy1NFiEdPqjI8DoOMGMqG2T/e/9HrqZ96eat1HNl/sReEZ6ePHvd673u9",
-	"m16v17v58aedVv0Q1GjnBUUWX0gp5J7mEqP24l2hOTQ0VwV/nSCI4RB5TPkI7CIgCgi86r75HTKiE6sL",
-	"ykEnRtbWiENQeZSYdQMru4FRzeBWxNNBc/U8S1bjGAkLXuuM5EXO2O8kRcPuQoPtmMClGCMjES5pq9Wq",
-	"keKvSJj5di8JKk10bj8hz1PDr7gr8bjmTP6turO8evfbeha0zFc4IGxUq8BIjmuf39G4/rme1j7PFdY+",
-	"v695unRMQ9JtGFo2HbE1p+7uKfk7nNr/U42p2haTjFRn832JlGS6yq0hWMfcpRhRvms8rrrLxT2JNJuC",
-	"4MZtKuafK5QmTA1C6zEwKOKg9YnqWbGIgpvO6ELlLAy+dvAvON3GwNti3bJkN0b4qxK3VeE9Ay3g8OgZ",
-	"RAmRJNIoFTx6y2kkYgT7TyYo1+pxE85FmgoOxUYKiDTRZ5grjJvl2L1GDEfPKlJ4ViOFUtawyTm34j64",
-	"QLaq5CjB6E6tp1/jg9XN3nCQSGLKDbYNCWW5RBXaQGwCjrVAJFECMWbIY+TRtBR+Fxoxoq2DXKXJLcMQ",
-	"UhIllGPDbGaeABrocRqpBvqGJnfI64J8uAl7LL3dnbsEfys+HgaUK014VB/EPED118TERXT3X1GucYRu",
-	"H6pZPVEtSYTrSLoH2yKn/bbYY86HV02dF3UKxe+bMO5vdCt712JgGOScjAllxkJ2RsSwYKj+jEOJKvm8",
-	"zFi6l/ta3KHN6SvZ29+2BMElbqvE6nkdUaVRfh6z+8X7Yc5Yf5cAPc+TlkBit2z+KwBBkTnPCYWbsaEj",
-	"nIsVdmXeM5FbxCiJFuYziVPKa+wrDLqoFHX12z4OIZFojPtEV+AzJhobmlqWV1MtV9jUZMsyRxgK6WKw",
-	"46ecGMOEKEhJjDYFKIXJWyEYEm6D4X1GJaq9GKJV7M9zm4KtLsv6voAyy3nOnLN6JFtZzojSfYOoe/Fi",
-	"dNYnIy+fLZss2Ytlu6SRJR4qwlmooc6SvDFc0r19cQ5BO2FRYXTbkk1HrI7TaxNTrgjdt5YjUYRKLeLb",
-	"Mnq/end9Bgp5DFRbhG7nOhGS/mlbHqfwMxKJElz9aam4IrQevQvB05q9uhgJHivIuabMmrvjDSxV8K+W",
-	"yJZQtYis+9H3b+2zwRo5vcnIxxyB8BgU5SOGkLvOwGpu4DTd39HX7H79Av2LgOaEvh0eK8qtEKuoYvl4",
-	"tfKssF5ngW8z49CvcVfsSikvPz1ctswKPq0mlebAoFArq0qz7gxMmICIIZEKqG7WlO9bo9VngdWqLAzi",
-	"PDyCfAHg7y2YXcFB9Umk6bicrZZgiar+GCUdUozrF0iP3ZtOZPHd6Mpa3P648kXJiD12TUaykK4/RFkW",
-	"1YMvgVPpGDdrbKneDY5NpXt85LuRKoSYjqhWIQz6gxAGTdcxaAw+o4lZdZ3jo01tynbj36TxZ6vxvN9s",
-	"3Hw6Do+PZj/U9ucURrmketo1MnZWf2sjmcGUxV8vCkW+encd+F63tRIX9eaUE60z1zWnfChWxXMlpI5y",
-	"xqgCqoCYkCxDILlOkGvfs7ch2yaDVGnpHimUYxphs8d7/GKMcuorVUOkVJgP1rX+BxCLKE+Ra9eiIb4E",
-	"hoGpwwbNHm+XgM01HS7if3TbDUVHHGODuQoeDfQ0OwWif/ww0YPHZ2DNZ2qiXQpiOGSUu/zPxr87nCog",
-	"uscHB80JMta442LCDz5M7lTT8tSEThnt3K7CwlZYwqzQCkQKV/hzQHt+DwfNnoEBRiPkrrvnzDJoZyRK",
-	"sHHUbJUq3JL4gzAYo3RZdXDYbLl1IkNOMmrsuNlqHtukXifWKurPYL4ZofV1Ezit4F/GwWnwC2rbCQyr",
-	"A5ujVmvDsGa/IY2lXzehcR3sd3gLv+EUuqjhkbGQp08Onz5uwksNjCptrI/jxGgJbnEoJIJOiLZ/G53b",
-	"pCNBEqPrX5xbeZ4LrqVg1fZ0lt8yGoWQkvsGGeHfj1utwkdIXYPAsTwkOdPrzjgXWmkUtXDW4PT9TRio",
-	"PE2JnPpWvmPCGZ09iLfNcsJmtK7JSNnCvlCXCm4M7QOS0YPx4YHxxQMmRi5dy4SqKYZ+oWME3KkhakzX",
-	"OENRHDahzSHn1owMbyLn2jl8j0+k4KP5ShihdtUWSU0apyYowU8j7CMDJ878q6Znm7zBvCP0s4inO9jc",
-	"XJ3zmr1mcLQotYNISImRhkRIhXBrY+/URJXMAeFuNlxpSM+quGZAf/aA/rMoT2qcqOvCHuVn3k+KmtfU",
-	"uSZMYNw0xzxxDO1ow2b94Z7rj/da/1X96uI+spNciCTGBqAIU7YJQHjhV9Z0q1VLycmMM9W7l8h12b9W",
-	"LNh8v6L7k/opXqEaqkDiWNzNVXP4TUVXzRze38wqsuxYzqz3+uq+4HtXeTUIY9tk1mZsJ7G5HKIQnBha",
-	"vkzY+q8QItZx7xKVBuXge2tbhOptdn2Uv14px6kClRnN3ZqchyqICGNNuJKojHfwkcmr7ILqe2REKPdi",
-	"VT1uuJ0kgi0s99FJ6xAG/qWGfakhMVcYDx6HgPcRZrqYRhNQiZAaRpJEJtvisZgAGWqUPU5dH87x8Ghw",
-	"9aZzff728vJlt9+5eNG56P7a71y87V70f+m0zy8GIXhtwWFLPQ5hkqBEIBAJXpioRC2nIIaOaQt5Hnzs",
-	"wUam1j1pPV/hnUQ4mGNfcUqlyVQB5ZpEug64fDZ4XUD1ZwPYUmckyKTuH388ajydtHf6b3f8Wmrkf08I",
-	"1raw5fSUESrPXB7ibBXjNab9jUDt+V8Hah1XSJBlAXAtPNQvZLZLFHHTkfWBuZifvHVR6QGyslITZfmq",
-	"yK4JW7kJYWvtPTygOh7ayQUOv5oLWKnWWP+169Xa9NqERN/d+Ezz3s9cTw6P91z/ZL/1R0d/nfucW0H6",
-	"DNCId6OPGKtSB65RtK5Ofo0PWSVvMpBqyvBd5jsk3pzcWAEHN3YMqqNkNYvpCIYh2ODhSuJKlynSdEz1",
-	"FCLCudBwi+Ay/hhMLtBcgeiiof4lgawSrvJRrjQBE7Z+K8YRu+l1qbX/jaF3k1n55mnZqP638HSz0brb",
-	"vzVm+/8KCpQBIcHYAfju9LI514SQg/Kcvz5jd1WN0AnKLbXNWaUQExxdcrpq8NWrzF9i9qsXmrdBcvWq",
-	"ckAgzaMEmOAjlLZNlCWSKNu3476Ht7v/1N/R3smL1pTh88aVKYxcFPkuWyTfGj4/31tKV/x2cRBv8mot",
-	"2F5SpV9Pu8WyBwyP5UsKa7MzTcfz4lCFJvVGpWFIpdLePwljVhBiYiuUlMg7jGHgXWnwHSK2OXG9MpfO",
-	"u6dODz4tRt0z538MNdaVGybAzbVsawBJUtS2j//+U0BtRUx0YiKMQ+HSFH3Z+8vhZMug1QjiCxt2Dx0o",
-	"Tr6/XpYfH9SazBZbSew1/z835db+lwAP6Ol+hzVOnklh28RUAWF0jM2vXo9c0jFyVOrMj0gWv6DRIo8S",
-	"ykeLS8IUN06A/PRv62DvTYa8ffXyVffN718q2U33r5em7vUC9rzMx7tfX8DXiesNRaXSQYE//FZZTknK",
-	"dpDlv9qvL/eTZUF4w5jxe5KXP+BaeUkk8XSjKy/uRT+gNy82qZGfS68XV+69x/no/cSlYd/sd4hlRqiC",
-	"WEz4GQzcpeuBrSsUTBIaJV9fxXMpnYHbD66E0iOJ3X9e2rq6gzFdH2p2QAmU4wKvc8mC0+AgMM89vZUa",
-	"3/bg3A4h2OF16LuYRZPTcOXGSM0F7tt+zSz8tLU14lOw8ry6wKYSOYdNq/QcRISLn3SE/m5IMR+oOAvV",
-	"CtmwRLYkvNnN7D8BAAD//w==",
+	"3Ft7c9u2sv8qO7yducmUkuVHbhJ77kxVH6dN6jQ+kjOZcyJXgsmViBgEGACUrGb03c/gQYmUqFcSpznt",
+	"H6lNQYvFbx+/3QX9KYhEmgmOXKvg9FMgUWWCK7S/XElxyzA1P0aCa+Ta/EiyjNGIaCr4QeZW/PhBCW4+",
+	"U1GCKTE//SBxGJwG/3OwkH/gPlUHhdzZbBYGMapI0syIC06DNofOi3N4fvLkKXjhzcAs8981os8Twkd4",
+	"RZSaCBl38GOOymkWx9TIIexKigylpuYcQ8IUhkFWevQpiHIpket+5qWYZ0MhU6KD02D+MAxScn+JfKST",
+	"4PSwdXQSBinl8wdhoKcZBqeB0pLyUTALA46TisyNMBTrzPkkfsypxDg4fb+q3JLcm/nG4vYDRtpsfJES",
+	"ysyOS3hCxgjlQOJYolIwoToRuYaYqoyRKXCSIggJk4RqVBmJ8AxyTj/mCBJHRMbMfEsMgaHWKCEiCptB",
+	"GOA9STNmVCAx+cn/1oxEGoQLHNHqVAHx6EkVw+MwyIiRbJT94/0fvZ76qZe3WseR/Rd7QXh2+uhxr/e+",
+	"17vp9Xq9mx9/2mnVD0GNdV5QZPGFlELu6S4xag/visyhkbkK/HWCIIZD5DHlI7CLgCgg8Kr75nfIiE6s",
+	"LSgHnRisrROHoPIoMesGFruBMc3gVsTTQXP1PEte4xQJC13rnORFztjvJEWj7sKC7ZjApRgjIxEuWavV",
+	"qkHxVyTMfLoXgkoTndufkOep0VfclXRccyb/rbqzvHr323oVtMxXNCBsVGvASI5rn9/RuP65ntY+zxXW",
+	"Pr+vebp0TCPSbRhaNZ2wNafu7on8HU7t/6nGVG3LSQbV2XxfIiWZrmprBNYpdylGlO+aj6vhcnFPIs2m",
+	"ILgJm4r75wqlSVOD0EYMDIo8aGOielYssuCmM7pUOQuDr538C023KfC2WLeM7MYMf1XStgreM9ACDo+e",
+	"QZQQSSKNUsGjt5xGIkaw/2SCcq0eN+FcpKngUGykgEiTfYa5wrhZzt1rYDh6VkHhWQ0KpaphU3Bu5X1w",
+	"iWzVyFGC0Z1aL78mBqubveEgkcSUG24bEspyiSq0idgkHOuBSKIEYsyQx8ijaSn9LixioK2jXKXJLcMQ",
+	"UhIllGPDbGaeABrqcRapJvqGJnfI65J8uIl7rLzdg7tEfysxHgaUK014VJ/EPEH11+TERXb3H1GucYRu",
+	"H6pZvVAtSYTrRLoH2zKn/bTYY66HN01dFHUKw+9bMO7vdCt713JgGOScjAllxkN2ZsSwUKj+jEOJKvm8",
+	"yli6L/e1uENb01eqt//bkgSXtK0Kq9d1RJVG+XnK7pfvhzlj/V0S9LxOWiKJ3ar5r0AEReU8FxRu5oaO",
+	"cCFW+JX5nsncIkZJtDA/kzilvMa/wqCLSlHXv+0TEBKJxrhPdIU+Y6KxoalVebXUco1NTbUsc4ShkC4H",
+	"O33KhTFMiIKUxGhLgFKavBWCIeE2Gd5nVKLaSyFa5f48tyXY6rKs7xsos5znzAWrZ7KV5Ywo3TeMupcu",
+	"xmZ9MvL4bNlkyV+s2iWLLOlQAWdhhjpP8s5wSfeOxTkF7cRFhdNtKzadsDpNr01OuSJ0316ORBEqtchv",
+	"y+z96t31GSjkMVBtGbqd60RI+qcdeZzCz0gkSnD9p5XimtB69i6ApzV7dTESPFaQc02ZdXenG1ip4L9a",
+	"Elti1SKz7ifff2ufDdbg9CYjH3MEwmNQlI8YQu4mA6u1gbN0f8dYs/v1C/YvEpoDfTs9VoxbEVYxxfLx",
+	"avGsqF7ngW8zE9CvcVfuSikvPz1c9swKP60WlebAoFAra0qz7gxMmoCIIZEKqG7WtO9bs9VnkdUqFoZx",
+	"Hp5BvoDw9wZmV3JQfRJpOi5XqyVaoqo/RkmHFOP6BdJz96YTWX43trIetz+vfFExYo9dU5Es0PWHKGNR",
+	"PfgSOZWOcbPGl+rD4Nh0usdHfhqpQojpiGoVwqA/CGHQdBODxuAzhpjV0Dk+2jSmbDf+TRp/thrP+83G",
+	"zafj8Pho9kPtfE5hlEuqp12DsfP6W5vJDKcsfntRGPLVu+vAz7qtl7isN5ecaJ25qTnlQ7EKz5WQOsoZ",
+	"owqoAmJSsgyB5DpBrv3M3qZsWwxSpaV7pFCOaYTNHu/xizHKqe9UjZBSYz5YN/ofQCyiPEWu3YiG+BYY",
+	"BqYPGzR7vF0iNjd0uIj/0W03FB1xjA3nKng00NPsFIj+8cNEDx6fgXWfqcl2KYjhkFHu6j+b/+5wqoDo",
+	"Hh8cNCfIWOOOiwk/+DC5U02rUxM6ZbZzuwpLW2GJs0ILiBSu8eeA9vyeDpo9QwOMRsjddM+5ZdDOSJRg",
+	"46jZKnW4JfiDMBijdFV1cNhsuXUiQ04yavy42Woe26JeJ9Yr6s9gPhmhjXWTOC3wL+PgNPgFtZ0EhtUL",
+	"m6NWa8NlzX6XNFZ+3Q2Nm2C/w1v4DafQRQ2PjIc8fXL49HETXmpgVGnjfRwnxkpwi0MhEXRCtP3d2NwW",
+	"HQmSGN384tzieS64loJVx9NZfstoFEJK7htkhP9/3GoVMULqBgRO5SHJmV53xjlopauoRbAGp+9vwkDl",
+	"aUrk1I/ynRLO6exBvG+WCzZjdU1Gyjb2hblUcGNkH5CMHowPD0wsHjAxcuVaJlRNM/QLHSPgTgNR47om",
+	"GIrmsAltDjm3bmR0EznXLuB7fCIFH81Xwgi167ZIaso4NUEJ/jbCPjJ04ty/6np2yBvMJ0I/i3i6g8/N",
+	"zTnv2WsujhatdhAJKTHSkAipEG5t7p2arJI5ItzNhysD6VmV1wzpzx4wfhbtSU0QdV3ao/zMx0nR85o+",
+	"16QJjJvmmCdOoR192Kw/3HP98V7rv2pcXdxH9iYXIomxISjClB0CEF7ElXXdatdSCjITTPXhJXJdjq8V",
+	"Dzafr9j+pP4WrzANVSBxLO7mpjn8ptBVK4f3N7MKlh2rmY1e390Xeu+KV4Mwtg2zNmM7weZqiAI4MbR6",
+	"mbT1XwEi1mnvCpUG5eBna1tA9T67Pstfr7TjVIHKjOVuTc1DFUSEsSZcSVQmOvjI1FV2QfV7ZEQo97Cq",
+	"HjfaThLBFp776KR1CAP/pYb9UkNirjAePA4B7yPMdHEbTUAlQmoYSRKZaovHYgJkqFH2OHVzOKfDo8HV",
+	"m871+dvLy5fdfufiReei+2u/c/G2e9H/pdM+vxiE4K0Fhy31OIRJghKBQCR44aIStZyCGDqlLeV58rEH",
+	"G5le96T1fEV3EuFgzn3FKZUmUwWUaxLpOuLy1eB1QdWfTWBLk5Egk7p//PGo8XTS3um/3flraZD/PTFY",
+	"29KWs1NGqDxzdYjzVYzXuPY3IrXnfx2pdVwjQZYB4Fp4ql9gtksWcbcj6xNzcX/y1mWlB6jKSkOU5VdF",
+	"di3YykMI22vvEQHV66GdQuDwq4WARbXG+6/drNaW1yYl+unGZ7r3fu56cni85/on+60/OvrrwufcAukr",
+	"QAPvxhgxXqUO3KBoXZ/8Gh+yS97kINWS4busd0i8ubixAAc39hpUR8lqFdMRDEOwycO1xJUpU6TpmOop",
+	"RIRzoeEWwVX8MZhaoLlC0cVA/UsSWSVd5aNcaQImbf1WXEfsZtel0f43pt5NbuWHp2Wn+nvx6WandW//",
+	"1rjt/yooWAaEBOMH4KfTy+5ck0IOyvf89RW762qETlBu6W3OKo2Y4OiK01WHr77K/CVuv/pC8zZKrr6q",
+	"HBBI8ygBJvgIpR0TZYkkys7tuJ/h7R4/9e9o7xRFa9rw+eDKNEYui3yXI5JvTZ+fHy2lV/x2CRDv8mot",
+	"2V5SpV9Pu8WyB0yP5ZcU1lZnmo7nzaEKTemNSsOQSqV9fBLGLBBiYjuUlMg7jGHgQ2nwHTK2OXG9MZfO",
+	"u6dNDz4trrpnLv4YaqxrN0yCm1vZ9gCSpKjtHP/9p4DajpjoxGQYx8KlW/Tl6C+nky0XrQaILxzYPXSi",
+	"OPn+Zln++qDWZbb4SmJf8/9zU23t/xLgASPd77AmyDMp7JiYKiCMjrH51fuRSzpGjkqd+SuSxV/QaJFH",
+	"CeWjxUvCFDfeAPnbv60Xe28y5O2rl6+6b37/UmQ3vX+9dOteD7DXZX69+/UBvk7cbCgqtQ4K/OG3Yjkl",
+	"KdsBy3+1X1/uh2Uh+G+ApT/8Wiwlkni6McwX70w/YKQvNqnBz5Xei9fxfTT6zP7ElWjf7G8Uy4pQBbGY",
+	"8DMYuBeyB7bnUDBJaJR8fRPPUToDtx9cCaVHErv/vLQ9dwdjuj4N7cAgKMcFl+eSBafBQWCee3kr/b+d",
+	"z7kdQrAX26GfcBYDUKOVu2JqLmoCO8uZhZ+2jk18eVa+yy54qyTO8daqPEcf4eLPPUL/3khxd1AJFqoV",
+	"smFJbAm82c3sPwEAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -119,7 +119,9 @@ func TestLoginByUsernameAndIdentifierRules(t *testing.T) {
 
 func TestLoginDoesNotRevealWhichAccountsExist(t *testing.T) {
 	// Real hashing cost, so that skipping the hash for unknown accounts would show in the timing.
-	in := start(t, func(c *config.Config) { c.Password = config.Password{MemoryKiB: 8 * 1024, Iterations: 2, Parallelism: 1} })
+	in := start(t, func(c *config.Config) {
+		c.Password = config.Password{MemoryKiB: 8 * 1024, Iterations: 2, Parallelism: 1}
+	})
 	a := in.register(t)
 	ctx := context.Background()
 	attempt := func(email api.Email) (time.Duration, *api.LoginResponse) {

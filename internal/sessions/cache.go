@@ -38,7 +38,9 @@ func (c cache) get(ctx context.Context, id uuid.UUID) (State, bool, error) {
 	return st, err == nil, err
 }
 
-func (c cache) set(ctx context.Context, st State, now time.Time) error {
+// fill caches a state read from PostgreSQL, unless the key already holds one: a fill that
+// read PostgreSQL before a revocation must never overwrite the revocation's tombstone.
+func (c cache) fill(ctx context.Context, st State, now time.Time) error {
 	ttl := c.ttl
 	if until := st.ExpiresAt.Sub(now); until < ttl {
 		ttl = until
@@ -47,20 +49,31 @@ func (c cache) set(ctx context.Context, st State, now time.Time) error {
 		ttl = time.Second // a dead session is cached too: it stays dead
 	}
 	return c.rc.Do(ctx, func(ctx context.Context, rc rueidis.Client) error {
-		return rc.Do(ctx, rc.B().Set().Key(c.key(st.SessionID)).Value(encodeState(st)).Ex(ttl).Build()).Error()
+		err := rc.Do(ctx, rc.B().Set().Key(c.key(st.SessionID)).Value(encodeState(st)).Nx().Ex(ttl).Build()).Error()
+		if rueidis.IsRedisNil(err) {
+			return nil // already cached
+		}
+		return err
 	})
 }
 
-func (c cache) del(ctx context.Context, ids ...uuid.UUID) error {
+// tombstone marks sessions revoked in the cache, overwriting whatever state it held.
+func (c cache) tombstone(ctx context.Context, now time.Time, ids ...uuid.UUID) error {
 	if len(ids) == 0 {
 		return nil
 	}
-	keys := make([]string, len(ids))
-	for i, id := range ids {
-		keys[i] = c.key(id)
-	}
 	return c.rc.Do(ctx, func(ctx context.Context, rc rueidis.Client) error {
-		return rc.Do(ctx, rc.B().Del().Key(keys...).Build()).Error()
+		cmds := make(rueidis.Commands, len(ids))
+		for i, id := range ids {
+			dead := encodeState(State{SessionID: id, Revoked: false, ExpiresAt: now})
+			cmds[i] = rc.B().Set().Key(c.key(id)).Value(dead).Ex(c.ttl).Build()
+		}
+		for _, r := range rc.DoMulti(ctx, cmds...) {
+			if err := r.Error(); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 }
 

@@ -130,7 +130,7 @@ func (s *Service) state(ctx context.Context, id uuid.UUID, now time.Time) (State
 		return State{}, err
 	}
 	if !s.isPending(id) {
-		if err := s.cache.set(ctx, st, now); err != nil {
+		if err := s.cache.fill(ctx, st, now); err != nil {
 			s.logger.DebugContext(ctx, "session cache write failed", "error", err)
 		}
 	}
@@ -174,13 +174,14 @@ func (s *Service) List(ctx context.Context, userID uuid.UUID) ([]Session, error)
 	return s.store.listActive(ctx, userID, s.now().UTC())
 }
 
-// Forget drops cached states after their sessions changed in PostgreSQL. When Redis cannot be
-// reached the ids are remembered: this instance stops trusting the cache for them and retries.
+// Forget replaces the cached states of sessions just revoked in PostgreSQL with tombstones, so
+// every instance refuses them on the next request. When Redis cannot be reached the ids are
+// remembered: this instance stops trusting the cache for them and retries until it succeeds.
 func (s *Service) Forget(ctx context.Context, ids ...uuid.UUID) {
 	if len(ids) == 0 {
 		return
 	}
-	if err := s.cache.del(context.WithoutCancel(ctx), ids...); err != nil {
+	if err := s.cache.tombstone(context.WithoutCancel(ctx), s.now(), ids...); err != nil {
 		s.logger.WarnContext(ctx, "session cache invalidation failed; will retry", "error", err, "sessions", len(ids))
 		s.mu.Lock()
 		for _, id := range ids {
@@ -218,7 +219,7 @@ func (s *Service) retryPending(ctx context.Context) {
 		ids = append(ids, id)
 	}
 	s.mu.Unlock()
-	if len(ids) == 0 || s.cache.del(ctx, ids...) != nil {
+	if len(ids) == 0 || s.cache.tombstone(ctx, s.now(), ids...) != nil {
 		return
 	}
 	s.mu.Lock()

@@ -1,0 +1,191 @@
+package httpserver_test
+
+import (
+	"bytes"
+	"context"
+	"net/http"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwk"
+	"github.com/lestrrat-go/jwx/v2/jwt"
+
+	api "github.com/portcullis/portcullis/gen/api"
+	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/testenv"
+)
+
+func TestOperationalEndpoints(t *testing.T) {
+	in := start(t)
+	ctx := context.Background()
+
+	h, err := in.client.GetHealthWithResponse(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, h, h.Body, http.StatusOK)
+
+	r, err := in.client.GetReadinessWithResponse(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r, r.Body, http.StatusOK)
+	if r.JSON200.Checks["postgres"] != "ok" || r.JSON200.Checks["redis"] != "ok" {
+		t.Fatalf("readiness = %+v", r.JSON200)
+	}
+
+	y, err := in.client.GetOpenAPIYAMLWithResponse(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	file, err := os.ReadFile("../../api/openapi.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(y.Body, file) {
+		t.Fatal("/openapi.yaml differs from api/openapi.yaml")
+	}
+	j, err := in.client.GetOpenAPIJSONWithResponse(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, j, j.Body, http.StatusOK)
+	if (*j.JSON200)["openapi"] != "3.0.3" {
+		t.Fatalf("openapi.json: %v", (*j.JSON200)["openapi"])
+	}
+}
+
+// Another service verifies our access tokens offline with nothing but the published JWKS.
+func TestAccessTokensVerifyOfflineWithTheJWKS(t *testing.T) {
+	in := start(t)
+	a := in.register(t)
+	pair := in.login(t, a)
+	r, err := in.client.GetJWKSWithResponse(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r, r.Body, http.StatusOK)
+	if cc := r.HTTPResponse.Header.Get("Cache-Control"); cc != "public, max-age=300" {
+		t.Fatalf("Cache-Control = %q", cc)
+	}
+	set, err := jwk.Parse(r.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Len() != 1 {
+		t.Fatalf("jwks has %d keys", set.Len())
+	}
+	key, _ := set.Key(0)
+	if _, isPrivate := key.(jwk.OKPPrivateKey); isPrivate || bytes.Contains(r.Body, []byte(`"d"`)) {
+		t.Fatal("the JWKS publishes private key material")
+	}
+	tok, err := jwt.ParseString(pair.AccessToken, jwt.WithKeySet(set), jwt.WithIssuer(in.cfg.Auth.Issuer), jwt.WithAudience(in.cfg.Auth.Audience), jwt.WithValidate(true))
+	if err != nil {
+		t.Fatalf("offline verification: %v", err)
+	}
+	sid, _ := tok.Get("sid")
+	role, _ := tok.Get("role")
+	if tok.Subject() != a.User.Id.String() || sid != pair.SessionId.String() || role != "user" || tok.JwtID() == "" {
+		t.Fatalf("claims: sub %s sid %v role %v", tok.Subject(), sid, role)
+	}
+	if ttl := tok.Expiration().Sub(tok.IssuedAt()); ttl != 15*time.Minute {
+		t.Fatalf("access token lifetime %v, want 15m", ttl)
+	}
+}
+
+func TestRequestIDIsEchoedOrGenerated(t *testing.T) {
+	in := start(t)
+	ctx := context.Background()
+	r, err := in.client.GetHealthWithResponse(ctx, header("X-Request-ID", "abc-123"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.HTTPResponse.Header.Get("X-Request-ID"); got != "abc-123" {
+		t.Fatalf("X-Request-ID = %q, want the incoming one", got)
+	}
+	r, err = in.client.GetHealthWithResponse(ctx, header("X-Request-ID", "bad id with spaces and\ttabs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := r.HTTPResponse.Header.Get("X-Request-ID"); len(got) != 36 {
+		t.Fatalf("X-Request-ID = %q, want a generated uuid", got)
+	}
+	m, err := in.client.GetMeWithResponse(ctx, header("X-Request-ID", "req-42"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := wantProblem(t, m, m.Body, http.StatusUnauthorized, "missing-token"); *p.RequestId != "req-42" {
+		t.Fatalf("problem request_id = %q", *p.RequestId)
+	}
+}
+
+// With Redis unreachable from the start, every answer still comes, correct, from PostgreSQL.
+func TestServesCorrectlyWithoutRedis(t *testing.T) {
+	in := start(t, func(c *config.Config) { c.Redis.URL = "redis://127.0.0.1:1/0" })
+	a := in.register(t)
+	pair := in.login(t, a)
+	if got := in.me(t, pair.AccessToken); got != http.StatusOK {
+		t.Fatalf("me without redis: %d", got)
+	}
+	ctx := context.Background()
+	ref, err := in.client.RefreshTokensWithResponse(ctx, api.RefreshTokensJSONRequestBody{RefreshToken: pair.RefreshToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, ref, ref.Body, http.StatusOK)
+	out, err := in.client.LogoutWithResponse(ctx, bearer(ref.JSON200.AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, out, out.Body, http.StatusNoContent)
+	if got := in.me(t, ref.JSON200.AccessToken); got != http.StatusUnauthorized {
+		t.Fatalf("me after logout without redis: %d", got)
+	}
+	rd, err := in.client.GetReadinessWithResponse(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := wantProblem(t, rd, rd.Body, http.StatusServiceUnavailable, "not-ready")
+	if (*p.Checks)["redis"] != "unavailable" || (*p.Checks)["postgres"] != "ok" {
+		t.Fatalf("checks = %v", *p.Checks)
+	}
+}
+
+// Redis vanishing mid-flight: the cached "live" entry cannot be removed, yet a session revoked
+// during the outage is refused at once, and the stale entry is cleaned up when Redis returns.
+func TestRevocationHoldsWhenRedisDropsMidFlight(t *testing.T) {
+	proxy := testenv.NewProxy(t, "127.0.0.1:6379")
+	a := start(t, func(c *config.Config) { c.Redis.URL = "redis://" + proxy.Addr() + "/0" })
+	acct := a.register(t)
+	pair := a.login(t, acct)
+	if got := a.me(t, pair.AccessToken); got != http.StatusOK { // caches the session as live
+		t.Fatalf("me: %d", got)
+	}
+	proxy.Cut()
+	if got := a.me(t, pair.AccessToken); got != http.StatusOK {
+		t.Fatalf("me during the outage: %d", got)
+	}
+	out, err := a.client.LogoutWithResponse(context.Background(), bearer(pair.AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, out, out.Body, http.StatusNoContent)
+	if got := a.me(t, pair.AccessToken); got != http.StatusUnauthorized {
+		t.Fatalf("me after logout during the outage: %d, want 401", got)
+	}
+	proxy.Restore()
+	// Once Redis is back, the stale entry is deleted, so every instance sees the revocation.
+	b := startWith(t, a.cfg)
+	deadline := time.Now().Add(10 * time.Second)
+	for b.me(t, pair.AccessToken) != http.StatusUnauthorized {
+		if time.Now().After(deadline) {
+			t.Fatal("the stale cached session was never invalidated after Redis came back")
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got := a.me(t, pair.AccessToken); got != http.StatusUnauthorized {
+		t.Fatalf("me after recovery: %d", got)
+	}
+}
+

@@ -1,0 +1,203 @@
+package httpserver_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/oapi-codegen/nullable"
+
+	api "github.com/portcullis/portcullis/gen/api"
+)
+
+func TestUpdateMe(t *testing.T) {
+	in := start(t)
+	a := in.register(t)
+	b := in.register(t)
+	tok := in.login(t, a).AccessToken
+	ctx := context.Background()
+
+	newName := "renamed_" + a.User.Username[:6]
+	r, err := in.client.UpdateMeWithResponse(ctx, api.UpdateMeJSONRequestBody{Username: &newName, FullName: nullable.NewNullableWithValue("Ada King")}, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r, r.Body, http.StatusOK)
+	if r.JSON200.Username != newName || r.JSON200.FullName.MustGet() != "Ada King" || !r.JSON200.UpdatedAt.After(a.User.UpdatedAt) {
+		t.Fatalf("after update: %+v", r.JSON200)
+	}
+
+	// null clears the name; an absent field leaves it alone.
+	r, err = in.client.UpdateMeWithBodyWithResponse(ctx, "application/json", strings.NewReader(`{"full_name":null}`), bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r, r.Body, http.StatusOK)
+	if !r.JSON200.FullName.IsNull() || r.JSON200.Username != newName {
+		t.Fatalf("after clearing: %+v", r.JSON200)
+	}
+
+	tests := []struct {
+		name, body string
+		status     int
+		code       string
+		field      string
+	}{
+		{"username taken in other case", `{"username":"` + strings.ToUpper(b.User.Username) + `"}`, 409, "username-taken", "username"},
+		{"role is not self-service", `{"role":"admin"}`, 400, "validation-failed", "role"},
+		{"is_verified is not self-service", `{"is_verified":true}`, 400, "validation-failed", "is_verified"},
+		{"empty patch", `{}`, 400, "validation-failed", "body"},
+		{"control character in name", `{"full_name":"bad\u0007name"}`, 400, "invalid-request", "full_name"},
+		{"name too long", `{"full_name":"` + strings.Repeat("n", 201) + `"}`, 400, "validation-failed", "full_name"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := in.client.UpdateMeWithBodyWithResponse(ctx, "application/json", strings.NewReader(tt.body), bearer(tok))
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := wantProblem(t, r, r.Body, tt.status, tt.code)
+			wantField(t, p, tt.field)
+		})
+	}
+	me, err := in.client.GetMeWithResponse(ctx, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if me.JSON200.Role != api.RoleUser || me.JSON200.IsVerified || me.JSON200.Username != newName {
+		t.Fatalf("refused patches changed the user: %+v", me.JSON200)
+	}
+}
+
+func TestChangePassword(t *testing.T) {
+	in := start(t)
+	a := in.register(t)
+	current := in.login(t, a)
+	other := in.login(t, a)
+	ctx := context.Background()
+	change := func(cur, next string) *api.ChangePasswordResponse {
+		t.Helper()
+		r, err := in.client.ChangePasswordWithResponse(ctx, api.ChangePasswordJSONRequestBody{CurrentPassword: cur, NewPassword: next}, bearer(current.AccessToken))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+
+	r := change("not my password", "an entirely new passphrase")
+	wantField(t, wantProblem(t, r, r.Body, http.StatusForbidden, "current-password-incorrect"), "current_password")
+	r = change(a.Password, "iloveyou1")
+	wantField(t, wantProblem(t, r, r.Body, http.StatusUnprocessableEntity, "password-too-common"), "new_password")
+	r = change(a.Password, a.Password)
+	wantProblem(t, r, r.Body, http.StatusUnprocessableEntity, "password-unchanged")
+	if got := in.me(t, other.AccessToken); got != http.StatusOK {
+		t.Fatalf("a refused change revoked sessions: %d", got)
+	}
+
+	r = change(a.Password, "an entirely new passphrase")
+	wantStatus(t, r, r.Body, http.StatusNoContent)
+	if got := in.me(t, current.AccessToken); got != http.StatusOK {
+		t.Fatalf("current session after the change: %d, want 200", got)
+	}
+	if got := in.me(t, other.AccessToken); got != http.StatusUnauthorized {
+		t.Fatalf("other session after the change: %d, want 401", got)
+	}
+	ref, err := in.client.RefreshTokensWithResponse(ctx, api.RefreshTokensJSONRequestBody{RefreshToken: other.RefreshToken})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, ref, ref.Body, http.StatusUnauthorized, "invalid-refresh-token")
+
+	email := a.User.Email
+	old, err := in.client.LoginWithResponse(ctx, api.LoginJSONRequestBody{Email: &email, Password: a.Password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, old, old.Body, http.StatusUnauthorized, "invalid-credentials")
+	in.login(t, account{User: a.User, Password: "an entirely new passphrase"})
+}
+
+func TestMySessions(t *testing.T) {
+	in := start(t)
+	a := in.register(t)
+	first := in.login(t, a)
+	r, err := in.client.LoginWithResponse(context.Background(), api.LoginJSONRequestBody{Email: &a.User.Email, Password: a.Password},
+		header("User-Agent", "Portcullis\tTest/1.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	second := *r.JSON200
+	ctx := context.Background()
+
+	list, err := in.client.ListMySessionsWithResponse(ctx, bearer(second.AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, list, list.Body, http.StatusOK)
+	items := list.JSON200.Items
+	if len(items) != 2 || items[0].Id != second.SessionId || !items[0].Current || items[1].Id != first.SessionId || items[1].Current {
+		t.Fatalf("sessions = %+v", items)
+	}
+	if ua := items[0].UserAgent.MustGet(); ua != "PortcullisTest/1.0" {
+		t.Fatalf("user agent = %q (control characters must be dropped)", ua)
+	}
+	if ip := items[0].IpAddress.MustGet(); ip != "127.0.0.1" {
+		t.Fatalf("ip = %q", ip)
+	}
+
+	// Someone else's session and an unknown one look the same: not found.
+	stranger := in.register(t)
+	theirs := in.login(t, stranger)
+	for _, id := range []uuid.UUID{theirs.SessionId, uuid.Must(uuid.NewV7())} {
+		r, err := in.client.RevokeMySessionWithResponse(ctx, id, bearer(second.AccessToken))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantProblem(t, r, r.Body, http.StatusNotFound, "session-not-found")
+	}
+	if got := in.me(t, theirs.AccessToken); got != http.StatusOK {
+		t.Fatalf("stranger's session after a refused revoke: %d", got)
+	}
+
+	del, err := in.client.RevokeMySessionWithResponse(ctx, first.SessionId, bearer(second.AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, del, del.Body, http.StatusNoContent)
+	if got := in.me(t, first.AccessToken); got != http.StatusUnauthorized {
+		t.Fatalf("revoked session: %d", got)
+	}
+	list, err = in.client.ListMySessionsWithResponse(ctx, bearer(second.AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(list.JSON200.Items) != 1 || list.JSON200.Items[0].Id != second.SessionId {
+		t.Fatalf("after revoke: %+v", list.JSON200.Items)
+	}
+	again, err := in.client.RevokeMySessionWithResponse(ctx, first.SessionId, bearer(second.AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, again, again.Body, http.StatusNotFound, "session-not-found")
+}
+
+func TestDisabledAccountCannotSignIn(t *testing.T) {
+	in := start(t)
+	a := in.register(t)
+	if _, err := in.app.Pool.Exec(context.Background(), "UPDATE users SET is_active = false WHERE id = $1", a.User.Id); err != nil {
+		t.Fatal(err)
+	}
+	r, err := in.client.LoginWithResponse(context.Background(), api.LoginJSONRequestBody{Email: &a.User.Email, Password: a.Password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, r, r.Body, http.StatusForbidden, "account-disabled")
+	// With a wrong password the answer is the usual one: nothing about the account's state leaks.
+	r, err = in.client.LoginWithResponse(context.Background(), api.LoginJSONRequestBody{Email: &a.User.Email, Password: "wrong password entirely"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, r, r.Body, http.StatusUnauthorized, "invalid-credentials")
+}
