@@ -1,0 +1,119 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func TestMigrateCommands(t *testing.T) {
+	url := testenv.NewDB(t)
+	ctx := context.Background()
+	for _, cmd := range [][]string{{"migrate", "status"}, {"migrate", "down"}, {"migrate", "up"}} {
+		var out bytes.Buffer
+		if err := run(ctx, cmd, env(map[string]string{"DATABASE_URL": url}), &out); err != nil {
+			t.Fatalf("%v: %v", cmd, err)
+		}
+		if !strings.Contains(out.String(), "migration") {
+			t.Fatalf("%v logged nothing about migrations: %s", cmd, out.String())
+		}
+	}
+}
+
+func TestRunRefusesBadInvocations(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want string
+	}{
+		{"no command", nil, nil, "usage"},
+		{"unknown command", []string{"explode"}, nil, `unknown command "explode"`},
+		{"bad migrate", []string{"migrate"}, nil, "usage"},
+		{"bad config", []string{"serve"}, map[string]string{"PORTCULLIS_ACCESS_TOKEN_TTL": "forever"}, "PORTCULLIS_ACCESS_TOKEN_TTL"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := run(context.Background(), tt.args, env(tt.env), &bytes.Buffer{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("run(%v) = %v, want an error mentioning %q", tt.args, err, tt.want)
+			}
+		})
+	}
+}
+
+// serve runs end to end: it answers, then shuts down cleanly when its context ends.
+func TestServeAnswersAndShutsDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	var out safeBuffer
+	go func() {
+		done <- run(ctx, []string{"serve", "-no-migrate"}, env(map[string]string{
+			"DATABASE_URL":            testenv.NewDB(t),
+			"PORTCULLIS_HTTP_ADDR":    addr,
+			"PORTCULLIS_REDIS_PREFIX": testenv.RedisPrefix(t),
+		}), &out)
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK {
+				t.Fatalf("healthz: %d", resp.StatusCode)
+			}
+			break
+		}
+		if time.Now().After(deadline) {
+			cancel()
+			t.Fatalf("serve never answered: %v\n%s", err, out.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("serve returned %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not shut down")
+	}
+	if !strings.Contains(out.String(), `"msg":"shutting down"`) {
+		t.Fatalf("no shutdown in the log:\n%s", out.String())
+	}
+}
+
+type safeBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *safeBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *safeBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
