@@ -188,4 +188,3 @@ func TestRevocationHoldsWhenRedisDropsMidFlight(t *testing.T) {
 		t.Fatalf("me after recovery: %d", got)
 	}
 }
-

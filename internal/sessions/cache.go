@@ -65,7 +65,7 @@ func (c cache) tombstone(ctx context.Context, now time.Time, ids ...uuid.UUID) e
 	return c.rc.Do(ctx, func(ctx context.Context, rc rueidis.Client) error {
 		cmds := make(rueidis.Commands, len(ids))
 		for i, id := range ids {
-			dead := encodeState(State{SessionID: id, Revoked: false, ExpiresAt: now})
+			dead := encodeState(State{SessionID: id, Revoked: true, ExpiresAt: now})
 			cmds[i] = rc.B().Set().Key(c.key(id)).Value(dead).Ex(c.ttl).Build()
 		}
 		for _, r := range rc.DoMulti(ctx, cmds...) {

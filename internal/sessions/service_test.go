@@ -34,30 +34,13 @@ var testAuth = config.Auth{
 
 var tokenShape = regexp.MustCompile(`^prt_[A-Za-z0-9_-]{43}$`)
 
-// clock is a fake clock that tests move by hand; services read it concurrently.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *clock) now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // env is one test's infrastructure: its own database, its own Redis key prefix and a fake clock
 // shared by every Service it builds.
 type env struct {
 	pool   *pgxpool.Pool
 	prefix string
-	clock  *clock
+	clock  *testenv.Clock
 	users  *users.Service
 	raw    rueidis.Client // straight to the real Redis, to look behind the services' backs
 }
@@ -87,7 +70,7 @@ func newEnv(t testing.TB) *env {
 		pool:   pool,
 		prefix: testenv.RedisPrefix(t),
 		// PostgreSQL keeps microseconds; a clock on that grid makes round trips exact.
-		clock: &clock{t: time.Now().UTC().Truncate(time.Microsecond)},
+		clock: testenv.NewClock(time.Now().UTC().Truncate(time.Microsecond)),
 		users: users.NewService(users.NewStore(pool), password.NewHasher(password.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1}), testenv.Logger(t)),
 		raw:   raw,
 	}
@@ -103,7 +86,7 @@ func (e *env) service(t testing.TB, redisURL string, auth config.Auth) *Service 
 	}
 	t.Cleanup(rc.Close)
 	s := NewService(NewStore(e.pool), rc, cfg.SessionCacheTTL, auth, testenv.Logger(t))
-	s.now = e.clock.now
+	s.now = e.clock.Now
 	return s
 }
 
@@ -134,6 +117,22 @@ func (e *env) cached(t testing.TB, id uuid.UUID) (raw string, ttl time.Duration,
 		t.Fatalf("redis PTTL: %v", err)
 	}
 	return raw, time.Duration(ms) * time.Millisecond, true
+}
+
+// wantNoLiveEntry fails unless Redis holds nothing for a revoked session, or a revoked state
+// (a tombstone) that lives no longer than the cache TTL.
+func (e *env) wantNoLiveEntry(t testing.TB, id uuid.UUID, after string) {
+	t.Helper()
+	raw, ttl, ok := e.cached(t, id)
+	if !ok {
+		return
+	}
+	if st, err := decodeState(id, raw); err != nil || !st.Revoked {
+		t.Errorf("after %s Redis holds %q for session %s; want no entry or a revoked state", after, raw, id)
+	}
+	if ttl <= 0 || ttl > 30*time.Second {
+		t.Errorf("after %s the cache entry of %s has TTL %v; want in (0, 30s]", after, id, ttl)
+	}
 }
 
 type sessionRow struct {
@@ -209,7 +208,7 @@ func TestOpenThenCheck(t *testing.T) {
 	if !tokenShape.MatchString(iss.RefreshToken) {
 		t.Errorf("RefreshToken = %q; want prt_ and 43 base64url characters", iss.RefreshToken)
 	}
-	if want := e.clock.now().Add(testAuth.RefreshTokenTTL); !iss.RefreshExpiresAt.Equal(want) {
+	if want := e.clock.Now().Add(testAuth.RefreshTokenTTL); !iss.RefreshExpiresAt.Equal(want) {
 		t.Errorf("RefreshExpiresAt = %v; want %v", iss.RefreshExpiresAt, want)
 	}
 	// Twice: once from PostgreSQL, once from the entry the first call cached.
@@ -218,8 +217,9 @@ func TestOpenThenCheck(t *testing.T) {
 		if st.SessionID != iss.SessionID || st.UserID != ada.ID || st.Role != users.RoleUser || !st.UserActive || st.Revoked {
 			t.Errorf("Check #%d = %+v; want session %s of user %s, role %q, active, not revoked", i+1, st, iss.SessionID, ada.ID, users.RoleUser)
 		}
-		if !st.ExpiresAt.Equal(iss.RefreshExpiresAt) {
-			t.Errorf("Check #%d ExpiresAt = %v; want %v", i+1, st.ExpiresAt, iss.RefreshExpiresAt)
+		// The cache keeps milliseconds: a cached expiry may come up to 1ms early, never late.
+		if d := iss.RefreshExpiresAt.Sub(st.ExpiresAt); d < 0 || d >= time.Millisecond {
+			t.Errorf("Check #%d ExpiresAt = %v; want %v (to the millisecond)", i+1, st.ExpiresAt, iss.RefreshExpiresAt)
 		}
 	}
 
@@ -249,7 +249,7 @@ func TestRotateReuseDetection(t *testing.T) {
 	}
 
 	// Within the grace window the old token is a lost race, not theft: the session lives on.
-	e.clock.advance(5 * time.Second)
+	e.clock.Advance(5 * time.Second)
 	if _, err := s.Rotate(ctx, first.RefreshToken); !errors.Is(err, ErrRefreshRace) {
 		t.Fatalf("Rotate(spent token, within grace) error = %v; want ErrRefreshRace", err)
 	}
@@ -257,14 +257,14 @@ func TestRotateReuseDetection(t *testing.T) {
 	third := mustRotate(t, s, second.RefreshToken)
 
 	// Past the grace window a spent token ends the whole family.
-	e.clock.advance(11 * time.Second)
+	e.clock.Advance(11 * time.Second)
 	if _, err := s.Rotate(ctx, second.RefreshToken); !errors.Is(err, ErrRefreshTokenReused) {
 		t.Fatalf("Rotate(spent token, after grace) error = %v; want ErrRefreshTokenReused", err)
 	}
 	wantRevoked(t, s, first)
 	r := e.row(t, first.SessionID)
-	if r.revokedAt == nil || !r.revokedAt.Equal(e.clock.now()) || r.revokedReason == nil || *r.revokedReason != ReasonRefreshReused {
-		t.Errorf("revoked_at, revoked_reason = %v, %v; want %v, %q", r.revokedAt, r.revokedReason, e.clock.now(), ReasonRefreshReused)
+	if r.revokedAt == nil || !r.revokedAt.Equal(e.clock.Now()) || r.revokedReason == nil || *r.revokedReason != ReasonRefreshReused {
+		t.Errorf("revoked_at, revoked_reason = %v, %v; want %v, %q", r.revokedAt, r.revokedReason, e.clock.Now(), ReasonRefreshReused)
 	}
 	if _, err := s.Rotate(ctx, third.RefreshToken); !errors.Is(err, ErrInvalidRefreshToken) {
 		t.Errorf("Rotate(newest token of a revoked session) error = %v; want ErrInvalidRefreshToken", err)
@@ -383,9 +383,19 @@ func TestExpiry(t *testing.T) {
 	iss := open(t, s, ada, Client{})
 	mustCheck(t, s, iss) // caches the state: expiry must hold on the cached path too
 
-	e.clock.advance(testAuth.RefreshTokenTTL - time.Second)
+	e.clock.Advance(testAuth.RefreshTokenTTL - 3*time.Second)
 	mustCheck(t, s, iss)
-	e.clock.advance(2 * time.Second)
+	// A state cached shortly before expiry lives in Redis no longer than the session.
+	if _, err := e.raw.Do(context.Background(), e.raw.B().Del().Key(e.cacheKey(iss.SessionID)).Build()).AsInt64(); err != nil {
+		t.Fatal(err)
+	}
+	mustCheck(t, s, iss)
+	if _, ttl, ok := e.cached(t, iss.SessionID); !ok || ttl > 3*time.Second {
+		t.Errorf("cache TTL 3s before expiry = %v (cached %v); want at most 3s", ttl, ok)
+	}
+	e.clock.Advance(2 * time.Second)
+	mustCheck(t, s, iss)
+	e.clock.Advance(2 * time.Second)
 	wantRevoked(t, s, iss)
 	if _, err := s.Rotate(context.Background(), iss.RefreshToken); !errors.Is(err, ErrInvalidRefreshToken) {
 		t.Errorf("Rotate(expired) error = %v; want ErrInvalidRefreshToken", err)
@@ -410,15 +420,15 @@ func TestRotateSlidingExpiryIsCapped(t *testing.T) {
 	limit := created.Add(auth.SessionMaxLifetime)
 
 	// Still under the cap: the expiry slides a full TTL from now.
-	e.clock.advance(59 * time.Minute)
+	e.clock.Advance(59 * time.Minute)
 	iss = mustRotate(t, s, iss.RefreshToken)
-	want := e.clock.now().Add(auth.RefreshTokenTTL)
+	want := e.clock.Now().Add(auth.RefreshTokenTTL)
 	if got := e.row(t, iss.SessionID).expiresAt; !got.Equal(want) || !iss.RefreshExpiresAt.Equal(want) {
 		t.Errorf("after rotating at +59m: expires_at = %v, RefreshExpiresAt = %v; want %v", got, iss.RefreshExpiresAt, want)
 	}
 
 	// A full TTL from now would pass the cap: the expiry stops at it.
-	e.clock.advance(61 * time.Minute)
+	e.clock.Advance(61 * time.Minute)
 	iss = mustRotate(t, s, iss.RefreshToken)
 	got := e.row(t, iss.SessionID).expiresAt
 	if got.After(limit) {
@@ -428,7 +438,7 @@ func TestRotateSlidingExpiryIsCapped(t *testing.T) {
 		t.Errorf("after rotating at +2h: expires_at = %v, RefreshExpiresAt = %v; want %v", got, iss.RefreshExpiresAt, limit)
 	}
 
-	e.clock.advance(limit.Sub(e.clock.now()) + time.Second)
+	e.clock.Advance(limit.Sub(e.clock.Now()) + time.Second)
 	if _, err := s.Rotate(context.Background(), iss.RefreshToken); !errors.Is(err, ErrInvalidRefreshToken) {
 		t.Errorf("Rotate past the absolute lifetime error = %v; want ErrInvalidRefreshToken", err)
 	}
@@ -455,9 +465,7 @@ func TestRevokeSeenThroughCache(t *testing.T) {
 	if err := s.Revoke(context.Background(), iss.SessionID, ReasonLogout); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, ok := e.cached(t, iss.SessionID); ok {
-		t.Errorf("Redis key %q survived Revoke", e.cacheKey(iss.SessionID))
-	}
+	e.wantNoLiveEntry(t, iss.SessionID, "Revoke")
 	wantRevoked(t, s, iss)
 	if r := e.row(t, iss.SessionID); r.revokedReason == nil || *r.revokedReason != ReasonLogout {
 		t.Errorf("revoked_reason = %v; want %q", r.revokedReason, ReasonLogout)
@@ -480,7 +488,33 @@ func TestRevokeOnAnotherInstance(t *testing.T) {
 	if err := b.Revoke(context.Background(), iss.SessionID, ReasonLogout); err != nil {
 		t.Fatal(err)
 	}
+	e.wantNoLiveEntry(t, iss.SessionID, "Revoke on instance B")
 	wantRevoked(t, a, iss)
+}
+
+// A Check that read PostgreSQL just before another instance revoked the session writes the cache
+// late; that write must not bring the session back for anyone.
+func TestLateCacheFillAfterRevoke(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.service(t, testenv.RedisURL(), testAuth)
+	b := e.service(t, testenv.RedisURL(), testAuth)
+	ctx := context.Background()
+	iss := open(t, a, e.user(t, "ada"), Client{})
+
+	read, err := a.store.state(ctx, iss.SessionID) // A's read, before the revocation
+	if err != nil || !read.live(e.clock.Now()) {
+		t.Fatalf("state = %+v, %v; want a live session", read, err)
+	}
+	if err := b.Revoke(ctx, iss.SessionID, ReasonLogout); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.cache.fill(ctx, read, e.clock.Now()); err != nil { // A's write, after it
+		t.Fatal(err)
+	}
+	e.wantNoLiveEntry(t, iss.SessionID, "a late fill")
+	wantRevoked(t, a, iss)
+	wantRevoked(t, b, iss)
 }
 
 func TestRevokeAllKeepsOne(t *testing.T) {
@@ -497,6 +531,8 @@ func TestRevokeAllKeepsOne(t *testing.T) {
 	if err := s.RevokeAll(context.Background(), ada.ID, keep.SessionID, ReasonLogoutAll); err != nil {
 		t.Fatal(err)
 	}
+	e.wantNoLiveEntry(t, other1.SessionID, "RevokeAll")
+	e.wantNoLiveEntry(t, other2.SessionID, "RevokeAll")
 	wantRevoked(t, s, other1)
 	wantRevoked(t, s, other2)
 	mustCheck(t, s, keep)
@@ -579,13 +615,11 @@ func TestRedisCutMidFlight(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if raw, _, ok := e.cached(t, doomed.SessionID); ok {
-		t.Errorf("stale Redis entry %q survived retryPending", raw)
-	}
+	e.wantNoLiveEntry(t, doomed.SessionID, "retryPending")
 	wantRevoked(t, s, doomed)
 	raw, _, ok = e.cached(t, doomed.SessionID)
 	if st, err := decodeState(doomed.SessionID, raw); !ok || err != nil || !st.Revoked {
-		t.Errorf("Redis entry after Restore = %q, %v; want a revoked state cached again", raw, ok)
+		t.Errorf("Redis entry after Restore = %q, %v; want a revoked state cached", raw, ok)
 	}
 	mustCheck(t, s, live)
 }
@@ -618,9 +652,7 @@ func TestRunRetriesPendingInvalidations(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	if raw, _, ok := e.cached(t, iss.SessionID); ok {
-		t.Errorf("stale Redis entry %q survived Run", raw)
-	}
+	e.wantNoLiveEntry(t, iss.SessionID, "Run")
 	wantRevoked(t, s, iss)
 }
 
@@ -658,11 +690,11 @@ func TestList(t *testing.T) {
 	ada, bob := e.user(t, "ada"), e.user(t, "bob")
 
 	open(t, shortLived, ada, Client{}) // expired by the time List runs
-	e.clock.advance(2 * time.Hour)
+	e.clock.Advance(2 * time.Hour)
 	oldest := open(t, s, ada, Client{IP: netip.MustParseAddr("203.0.113.7"), UserAgent: "Firefox/128.0"})
-	e.clock.advance(time.Second)
+	e.clock.Advance(time.Second)
 	revoked := open(t, s, ada, Client{})
-	e.clock.advance(time.Second)
+	e.clock.Advance(time.Second)
 	newest := open(t, s, ada, Client{IP: netip.MustParseAddr("::ffff:198.51.100.9")})
 	open(t, s, bob, Client{})
 	if err := s.Revoke(ctx, revoked.SessionID, ReasonLogout); err != nil {
@@ -697,14 +729,14 @@ func TestList(t *testing.T) {
 		t.Errorf("oldest = %+v; want user %s, last_used_at = created_at, expires_at %v", o, ada.ID, oldest.RefreshExpiresAt)
 	}
 
-	e.clock.advance(time.Minute)
+	e.clock.Advance(time.Minute)
 	mustRotate(t, s, oldest.RefreshToken)
 	got, err = s.List(ctx, ada.ID)
 	if err != nil || len(got) != 2 {
 		t.Fatalf("List after Rotate = %d sessions, %v; want 2", len(got), err)
 	}
-	if !got[1].LastUsedAt.Equal(e.clock.now()) {
-		t.Errorf("LastUsedAt after Rotate = %v; want %v", got[1].LastUsedAt, e.clock.now())
+	if !got[1].LastUsedAt.Equal(e.clock.Now()) {
+		t.Errorf("LastUsedAt after Rotate = %v; want %v", got[1].LastUsedAt, e.clock.Now())
 	}
 }
 
@@ -725,6 +757,7 @@ func TestCleanUserAgent(t *testing.T) {
 		{"capped at 512 bytes", strings.Repeat("c", 10<<10), ptr(strings.Repeat("c", 512))},
 		{"cap never splits a rune", long, ptr(strings.Repeat("a", 511))},
 		{"control characters do not count", strings.Repeat("\x00", 600) + "ok", ptr("ok")},
+		{"only control characters is absent", "\x01\x02\t", nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -732,13 +765,13 @@ func TestCleanUserAgent(t *testing.T) {
 			got := cleanUserAgent(tt.in)
 			switch {
 			case tt.want == nil && got != nil:
-				t.Fatalf("cleanUserAgent = %q; want nil", *got)
+				t.Fatalf("cleanUserAgent = %.80q; want nil", *got)
 			case tt.want == nil:
 				return
 			case got == nil:
-				t.Fatalf("cleanUserAgent = nil; want %q", *tt.want)
+				t.Fatalf("cleanUserAgent = nil; want %.80q", *tt.want)
 			case *got != *tt.want:
-				t.Errorf("cleanUserAgent = %q; want %q", *got, *tt.want)
+				t.Errorf("cleanUserAgent = %.80q (%d bytes); want %.80q (%d bytes)", *got, len(*got), *tt.want, len(*tt.want))
 			}
 			if len(*got) > maxUserAgent || !utf8.ValidString(*got) {
 				t.Errorf("cleanUserAgent = %d bytes, valid UTF-8 %v; want at most %d bytes of valid UTF-8", len(*got), utf8.ValidString(*got), maxUserAgent)

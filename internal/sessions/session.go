@@ -90,7 +90,7 @@ func wellFormed(token string) bool {
 	return err == nil
 }
 
-// cleanUserAgent keeps at most maxUserAgent bytes of printable, valid UTF-8.
+// cleanUserAgent keeps at most maxUserAgent bytes of printable, valid UTF-8; nil when nothing is left.
 func cleanUserAgent(ua string) *string {
 	if ua == "" {
 		return nil
@@ -104,6 +104,9 @@ func cleanUserAgent(ua string) *string {
 			break
 		}
 		b.WriteRune(r)
+	}
+	if b.Len() == 0 {
+		return nil
 	}
 	s := b.String()
 	return &s

@@ -51,7 +51,7 @@ type Service struct {
 	now    func() time.Time
 
 	mu         sync.RWMutex
-	signer     signingKey
+	signers    []signingKey // newest activation first; pending keys included
 	verifiers  jwk.Set
 	loadedAt   time.Time
 	reloadLock sync.Mutex
@@ -130,8 +130,8 @@ func (s *Service) reload(ctx context.Context) error {
 	}
 	now := s.now()
 	set := jwk.NewSet()
-	var signer signingKey
-	for _, k := range keys {
+	signers := make([]signingKey, 0, len(keys))
+	for _, k := range keys { // listed newest activation first
 		sk, err := k.open(s.cfg.KeyEncryptionKey)
 		if err != nil {
 			return err
@@ -139,17 +139,28 @@ func (s *Service) reload(ctx context.Context) error {
 		if err := set.AddKey(sk.public); err != nil {
 			return fmt.Errorf("add key %s: %w", sk.kid, err)
 		}
-		if signer.private == nil && !sk.activatesAt.After(now) {
-			signer = sk
-		}
+		signers = append(signers, sk)
 	}
-	if signer.private == nil {
+	if len(signers) == 0 || signers[len(signers)-1].activatesAt.After(now) {
 		return errors.New("no active signing key")
 	}
 	s.mu.Lock()
-	s.signer, s.verifiers, s.loadedAt = signer, set, now
+	s.signers, s.verifiers, s.loadedAt = signers, set, now
 	s.mu.Unlock()
 	return nil
+}
+
+// signer returns the newest loaded key already active at now: a pending key starts signing
+// the moment it activates, without waiting for the next reload.
+func (s *Service) signer(now time.Time) signingKey {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for _, k := range s.signers {
+		if !k.activatesAt.After(now) {
+			return k
+		}
+	}
+	return s.signers[len(s.signers)-1]
 }
 
 // JWKS returns the public keys that verify access tokens, including a key about to sign.
@@ -160,18 +171,12 @@ func (s *Service) JWKS() jwk.Set {
 }
 
 // SigningKeyID returns the kid of the key that signs now.
-func (s *Service) SigningKeyID() string {
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	return s.signer.kid
-}
+func (s *Service) SigningKeyID() string { return s.signer(s.now()).kid }
 
 // Issue signs an access token for a session.
 func (s *Service) Issue(userID, sessionID uuid.UUID, role string) (token string, expiresAt time.Time, err error) {
-	s.mu.RLock()
-	signer := s.signer
-	s.mu.RUnlock()
 	now := s.now()
+	signer := s.signer(now)
 	expiresAt = now.Add(s.cfg.AccessTokenTTL)
 	jti := make([]byte, 16)
 	if _, err := rand.Read(jti); err != nil {
@@ -253,6 +258,10 @@ func (s *Service) Verify(ctx context.Context, token string) (Claims, error) {
 	)
 	if err != nil {
 		return Claims{}, ErrInvalidToken.Wrap(err)
+	}
+	// jwx treats exp 0 as absent; and no token we issue lives longer than the configured TTL.
+	if life := t.Expiration().Sub(t.IssuedAt()); life <= 0 || life > s.cfg.AccessTokenTTL+s.cfg.ClockSkew {
+		return Claims{}, ErrInvalidToken.Wrap(fmt.Errorf("lifetime %v out of bounds", life))
 	}
 	return claimsFrom(t)
 }
