@@ -34,7 +34,6 @@ var testAuth = config.Auth{
 
 var tokenShape = regexp.MustCompile(`^prt_[A-Za-z0-9_-]{43}$`)
 
-
 // env is one test's infrastructure: its own database, its own Redis key prefix and a fake clock
 // shared by every Service it builds.
 type env struct {
