@@ -148,3 +148,41 @@ func TestEverySecuredOperationRefusesMissingAndBadTokens(t *testing.T) {
 		t.Fatalf("checked %d secured operations, expected at least 7", checked)
 	}
 }
+
+// A NUL or control character never reaches PostgreSQL (which would answer with an error): each
+// field that is looked up or stored refuses it with 400.
+func TestControlCharactersAreRefusedBeforeTheDatabase(t *testing.T) {
+	in := start(t)
+	a := in.register(t)
+	tok := in.login(t, a).AccessToken
+	tests := []struct {
+		name, method, path, body, field string
+		auth                            bool
+	}{
+		{"login email", "POST", "/api/v1/auth/login", `{"email":"ada\u0000@example.com","password":"whatever it is"}`, "email", false},
+		{"login username", "POST", "/api/v1/auth/login", `{"username":"ada\u0000","password":"whatever it is"}`, "username", false},
+		{"register email", "POST", "/api/v1/auth/register", `{"email":"a\u0001b@example.com","username":"abc","password":"a long passphrase"}`, "email", false},
+		{"refresh token", "POST", "/api/v1/auth/refresh", `{"refresh_token":"prt_\u0000"}`, "", false},
+		{"patch username", "PATCH", "/api/v1/users/me", `{"username":"a\u0000b"}`, "username", true},
+		{"patch full name", "PATCH", "/api/v1/users/me", `{"full_name":"a\u0000b"}`, "full_name", true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var hdrs []string
+			if tt.auth {
+				hdrs = []string{"Authorization", "Bearer " + tok}
+			}
+			resp, body := in.raw(t, tt.method, tt.path, "application/json", strings.NewReader(tt.body), hdrs...)
+			if resp.StatusCode >= 500 {
+				t.Fatalf("status %d: %s", resp.StatusCode, body)
+			}
+			if tt.field == "" {
+				wantProblem(t, rawStatus{resp}, body, http.StatusUnauthorized, "invalid-refresh-token")
+				return
+			}
+			if resp.StatusCode != http.StatusBadRequest || !strings.Contains(string(body), `"field":"`+tt.field+`"`) {
+				t.Fatalf("status %d, want 400 naming %s: %s", resp.StatusCode, tt.field, body)
+			}
+		})
+	}
+}
