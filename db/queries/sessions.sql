@@ -11,7 +11,8 @@ WHERE s.id = @id;
 
 -- name: RotateRefreshToken :one
 -- Spends old_hash and installs new_hash in one statement and one round trip: of two racing
--- requests exactly one matches the row, and the spent hash is recorded in its family.
+-- requests exactly one matches the row, the spent hash is recorded in its family, and the
+-- refresh is audited.
 -- Sliding expiry, capped at the session's absolute lifetime.
 WITH rotated AS (
     UPDATE user_sessions s
@@ -29,6 +30,11 @@ WITH rotated AS (
 ), spent AS (
     INSERT INTO spent_refresh_tokens (token_hash, session_id, spent_at)
     SELECT @old_hash, rotated.id, @now FROM rotated
+), audited AS (
+    INSERT INTO audit_events (id, occurred_at, actor_id, action, target_type, target_id, outcome, ip_address, user_agent, request_id)
+    SELECT @audit_id, @now, rotated.user_id, 'session.refresh', 'session', rotated.id::text, 'success',
+           sqlc.narg(ip_address), sqlc.narg(user_agent), sqlc.narg(request_id)
+    FROM rotated
 )
 SELECT id, user_id, expires_at, role FROM rotated;
 
@@ -57,3 +63,6 @@ SELECT id, ip_address, user_agent, created_at, last_used_at, expires_at
 FROM user_sessions
 WHERE user_id = @user_id AND revoked_at IS NULL AND expires_at > @now
 ORDER BY created_at DESC, id DESC;
+
+-- name: ListLiveSessionIDsByUser :many
+SELECT id FROM user_sessions WHERE user_id = @user_id AND revoked_at IS NULL AND expires_at > @now;

@@ -23,3 +23,34 @@ RETURNING *;
 
 -- name: UpdateUserPassword :execrows
 UPDATE users SET hashed_password = @hashed_password, updated_at = @updated_at WHERE id = @id;
+
+-- name: LockAdmins :exec
+-- Serialises changes that could remove the last active admin, for the rest of the transaction.
+SELECT pg_advisory_xact_lock(hashtext('portcullis.admins'));
+
+-- name: CountActiveAdmins :one
+SELECT count(*) FROM users WHERE role = 'admin' AND is_active;
+
+-- name: GetUserForUpdate :one
+SELECT * FROM users WHERE id = @id FOR UPDATE;
+
+-- name: UpdateUserByAdmin :one
+-- Each field changes only when given; full_name changes only when set_full_name is true.
+UPDATE users
+SET role        = coalesce(sqlc.narg(role), role),
+    is_active   = coalesce(sqlc.narg(is_active), is_active),
+    is_verified = coalesce(sqlc.narg(is_verified), is_verified),
+    username    = coalesce(sqlc.narg(username), username),
+    full_name   = CASE WHEN @set_full_name::boolean THEN sqlc.narg(full_name) ELSE full_name END,
+    updated_at  = @updated_at
+WHERE id = @id
+RETURNING *;
+
+-- name: DeleteUser :many
+-- Deletes a user (sessions cascade) and returns the ids of the sessions that were still live.
+WITH live AS (
+    SELECT s.id FROM user_sessions s WHERE s.user_id = @id AND s.revoked_at IS NULL
+), gone AS (
+    DELETE FROM users WHERE users.id = @id RETURNING users.id
+)
+SELECT live.id FROM live, gone;

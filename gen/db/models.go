@@ -11,6 +11,20 @@ import (
 	"github.com/google/uuid"
 )
 
+type AuditEvent struct {
+	ID         uuid.UUID
+	OccurredAt time.Time
+	ActorID    *uuid.UUID
+	Action     string
+	TargetType *string
+	TargetID   *string
+	Outcome    string
+	IpAddress  *netip.Addr
+	UserAgent  *string
+	RequestID  *string
+	Detail     []byte
+}
+
 type SigningKey struct {
 	Kid         string
 	Algorithm   string

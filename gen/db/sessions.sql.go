@@ -146,6 +146,35 @@ func (q *Queries) ListActiveSessionsByUser(ctx context.Context, arg ListActiveSe
 	return items, nil
 }
 
+const listLiveSessionIDsByUser = `-- name: ListLiveSessionIDsByUser :many
+SELECT id FROM user_sessions WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > $2
+`
+
+type ListLiveSessionIDsByUserParams struct {
+	UserID uuid.UUID
+	Now    time.Time
+}
+
+func (q *Queries) ListLiveSessionIDsByUser(ctx context.Context, arg ListLiveSessionIDsByUserParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, listLiveSessionIDsByUser, arg.UserID, arg.Now)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const revokeSession = `-- name: RevokeSession :execrows
 UPDATE user_sessions SET revoked_at = $1::timestamptz, revoked_reason = $2
 WHERE id = $3 AND revoked_at IS NULL
@@ -246,6 +275,11 @@ WITH rotated AS (
 ), spent AS (
     INSERT INTO spent_refresh_tokens (token_hash, session_id, spent_at)
     SELECT $5, rotated.id, $2 FROM rotated
+), audited AS (
+    INSERT INTO audit_events (id, occurred_at, actor_id, action, target_type, target_id, outcome, ip_address, user_agent, request_id)
+    SELECT $6, $2, rotated.user_id, 'session.refresh', 'session', rotated.id::text, 'success',
+           $7, $8, $9
+    FROM rotated
 )
 SELECT id, user_id, expires_at, role FROM rotated
 `
@@ -256,6 +290,10 @@ type RotateRefreshTokenParams struct {
 	ExpiresAt          time.Time
 	MaxLifetimeSeconds float64
 	OldHash            []byte
+	AuditID            uuid.UUID
+	IpAddress          *netip.Addr
+	UserAgent          *string
+	RequestID          *string
 }
 
 type RotateRefreshTokenRow struct {
@@ -266,7 +304,8 @@ type RotateRefreshTokenRow struct {
 }
 
 // Spends old_hash and installs new_hash in one statement and one round trip: of two racing
-// requests exactly one matches the row, and the spent hash is recorded in its family.
+// requests exactly one matches the row, the spent hash is recorded in its family, and the
+// refresh is audited.
 // Sliding expiry, capped at the session's absolute lifetime.
 func (q *Queries) RotateRefreshToken(ctx context.Context, arg RotateRefreshTokenParams) (RotateRefreshTokenRow, error) {
 	row := q.db.QueryRow(ctx, rotateRefreshToken,
@@ -275,6 +314,10 @@ func (q *Queries) RotateRefreshToken(ctx context.Context, arg RotateRefreshToken
 		arg.ExpiresAt,
 		arg.MaxLifetimeSeconds,
 		arg.OldHash,
+		arg.AuditID,
+		arg.IpAddress,
+		arg.UserAgent,
+		arg.RequestID,
 	)
 	var i RotateRefreshTokenRow
 	err := row.Scan(

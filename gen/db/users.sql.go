@@ -12,6 +12,17 @@ import (
 	"github.com/google/uuid"
 )
 
+const countActiveAdmins = `-- name: CountActiveAdmins :one
+SELECT count(*) FROM users WHERE role = 'admin' AND is_active
+`
+
+func (q *Queries) CountActiveAdmins(ctx context.Context) (int64, error) {
+	row := q.db.QueryRow(ctx, countActiveAdmins)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const createUser = `-- name: CreateUser :one
 INSERT INTO users (id, email, username, hashed_password, full_name, role, is_active, is_verified, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)
@@ -56,6 +67,36 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (User, e
 		&i.UpdatedAt,
 	)
 	return i, err
+}
+
+const deleteUser = `-- name: DeleteUser :many
+WITH live AS (
+    SELECT s.id FROM user_sessions s WHERE s.user_id = $1 AND s.revoked_at IS NULL
+), gone AS (
+    DELETE FROM users WHERE users.id = $1 RETURNING users.id
+)
+SELECT live.id FROM live, gone
+`
+
+// Deletes a user (sessions cascade) and returns the ids of the sessions that were still live.
+func (q *Queries) DeleteUser(ctx context.Context, id uuid.UUID) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, deleteUser, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []uuid.UUID{}
+	for rows.Next() {
+		var id uuid.UUID
+		if err := rows.Scan(&id); err != nil {
+			return nil, err
+		}
+		items = append(items, id)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const getUserByEmail = `-- name: GetUserByEmail :one
@@ -108,6 +149,89 @@ SELECT id, email, username, hashed_password, full_name, role, is_active, is_veri
 
 func (q *Queries) GetUserByUsername(ctx context.Context, username string) (User, error) {
 	row := q.db.QueryRow(ctx, getUserByUsername, username)
+	var i User
+	err := row.Scan(
+		&i.ID,
+		&i.Email,
+		&i.Username,
+		&i.HashedPassword,
+		&i.FullName,
+		&i.Role,
+		&i.IsActive,
+		&i.IsVerified,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
+const getUserForUpdate = `-- name: GetUserForUpdate :one
+SELECT id, email, username, hashed_password, full_name, role, is_active, is_verified, created_at, updated_at FROM users WHERE id = $1 FOR UPDATE
+`
+
+func (q *Queries) GetUserForUpdate(ctx context.Context, id uuid.UUID) (User, error) {
+	row := q.db.QueryRow(ctx, getUserForUpdate, id)
+	var i User
+	err := row.Scan(
+		&i.ID,
+		&i.Email,
+		&i.Username,
+		&i.HashedPassword,
+		&i.FullName,
+		&i.Role,
+		&i.IsActive,
+		&i.IsVerified,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
+const lockAdmins = `-- name: LockAdmins :exec
+SELECT pg_advisory_xact_lock(hashtext('portcullis.admins'))
+`
+
+// Serialises changes that could remove the last active admin, for the rest of the transaction.
+func (q *Queries) LockAdmins(ctx context.Context) error {
+	_, err := q.db.Exec(ctx, lockAdmins)
+	return err
+}
+
+const updateUserByAdmin = `-- name: UpdateUserByAdmin :one
+UPDATE users
+SET role        = coalesce($1, role),
+    is_active   = coalesce($2, is_active),
+    is_verified = coalesce($3, is_verified),
+    username    = coalesce($4, username),
+    full_name   = CASE WHEN $5::boolean THEN $6 ELSE full_name END,
+    updated_at  = $7
+WHERE id = $8
+RETURNING id, email, username, hashed_password, full_name, role, is_active, is_verified, created_at, updated_at
+`
+
+type UpdateUserByAdminParams struct {
+	Role        *string
+	IsActive    *bool
+	IsVerified  *bool
+	Username    *string
+	SetFullName bool
+	FullName    *string
+	UpdatedAt   time.Time
+	ID          uuid.UUID
+}
+
+// Each field changes only when given; full_name changes only when set_full_name is true.
+func (q *Queries) UpdateUserByAdmin(ctx context.Context, arg UpdateUserByAdminParams) (User, error) {
+	row := q.db.QueryRow(ctx, updateUserByAdmin,
+		arg.Role,
+		arg.IsActive,
+		arg.IsVerified,
+		arg.Username,
+		arg.SetFullName,
+		arg.FullName,
+		arg.UpdatedAt,
+		arg.ID,
+	)
 	var i User
 	err := row.Scan(
 		&i.ID,

@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/auth"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/httpserver"
@@ -71,6 +73,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	sessionSvc := sessions.NewService(sessions.NewStore(pool), a.redis, cfg.Redis.SessionCacheTTL, cfg.Auth, logger)
 	srv, err := httpserver.New(cfg.HTTP, httpserver.Deps{
 		Auth:     auth.NewService(userSvc, sessionSvc, a.Tokens),
+		Admin:    admin.NewService(userSvc, sessionSvc, audit.NewTrail(pool)),
 		Users:    userSvc,
 		Sessions: sessionSvc,
 		Tokens:   a.Tokens,

@@ -7,6 +7,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/portcullis/portcullis/internal/apperr"
+	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/sessions"
 	"github.com/portcullis/portcullis/internal/tokens"
 	"github.com/portcullis/portcullis/internal/users"
@@ -87,7 +88,7 @@ func (s *Service) Logout(ctx context.Context) error {
 	if !ok {
 		return ErrNotAuthenticated
 	}
-	return s.sessions.Revoke(ctx, p.SessionID, sessions.ReasonLogout)
+	return s.sessions.Revoke(ctx, p.SessionID, sessions.ReasonLogout, audit.Event{Action: audit.ActionLogout, Actor: &p.UserID})
 }
 
 // LogoutAll ends every session of the caller, the current one included.
@@ -96,7 +97,17 @@ func (s *Service) LogoutAll(ctx context.Context) error {
 	if !ok {
 		return ErrNotAuthenticated
 	}
-	return s.sessions.RevokeAll(ctx, p.UserID, uuid.Nil, sessions.ReasonLogoutAll)
+	return s.sessions.RevokeAll(ctx, p.UserID, uuid.Nil, sessions.ReasonLogoutAll, audit.Event{Action: audit.ActionLogoutAll, Actor: &p.UserID})
+}
+
+// RevokeSession ends one of the caller's own sessions. It returns sessions.ErrNotFound for a
+// session that is not the caller's or not live.
+func (s *Service) RevokeSession(ctx context.Context, id uuid.UUID) error {
+	p, ok := PrincipalFrom(ctx)
+	if !ok {
+		return ErrNotAuthenticated
+	}
+	return s.sessions.RevokeOwned(ctx, p.UserID, id, sessions.ReasonRevokedByUser, audit.Event{Action: audit.ActionSessionRevoke, Actor: &p.UserID})
 }
 
 // ChangePassword changes the caller's password and ends their other sessions. It returns the

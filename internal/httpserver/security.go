@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 
@@ -61,7 +62,8 @@ func goName(operationID string) string {
 // a valid access token of a live session, and puts the principal on the request context.
 func (s *Server) authenticate(secured map[string][]string) api.StrictMiddlewareFunc {
 	return func(next api.StrictHandlerFunc, operationID string) api.StrictHandlerFunc {
-		if _, ok := secured[operationID]; !ok {
+		needed, ok := secured[operationID]
+		if !ok {
 			return next
 		}
 		return func(c echo.Context, req any) (any, error) {
@@ -74,6 +76,11 @@ func (s *Server) authenticate(secured map[string][]string) api.StrictMiddlewareF
 			if err != nil {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="portcullis", error="invalid_token"`)
 				return nil, err
+			}
+			// The role is the session's current one (from the session cache), not the token's claim.
+			if !auth.Allowed(p.Role, needed) {
+				c.Response().Header().Set(echo.HeaderWWWAuthenticate, fmt.Sprintf(`Bearer realm="portcullis", error="insufficient_scope", scope=%q`, strings.Join(needed, " ")))
+				return nil, auth.ErrForbidden
 			}
 			c.SetRequest(c.Request().WithContext(auth.WithPrincipal(c.Request().Context(), p)))
 			return next(c, req)

@@ -24,6 +24,8 @@ import (
 
 	apispec "github.com/portcullis/portcullis/api"
 	api "github.com/portcullis/portcullis/gen/api"
+	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/auth"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/sessions"
@@ -39,6 +41,7 @@ type Pinger interface {
 // Deps are what the handlers call.
 type Deps struct {
 	Auth     *auth.Service
+	Admin    *admin.Service
 	Users    *users.Service
 	Sessions *sessions.Service
 	Tokens   *tokens.Service
@@ -51,6 +54,7 @@ type Deps struct {
 type Server struct {
 	authHandler
 	usersHandler
+	adminHandler
 	opsHandler
 
 	echo   *echo.Echo
@@ -82,7 +86,8 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 	}
 	s := &Server{
 		authHandler:  authHandler{auth: d.Auth, users: d.Users},
-		usersHandler: usersHandler{users: d.Users, sessions: d.Sessions},
+		usersHandler: usersHandler{auth: d.Auth, users: d.Users, sessions: d.Sessions},
+		adminHandler: adminHandler{admin: d.Admin},
 		opsHandler:   opsHandler{tokens: d.Tokens, ready: d.Ready, specJSON: specDoc, specYAML: apispec.OpenAPIYAML},
 		logger:       d.Logger,
 	}
@@ -238,6 +243,7 @@ func (s *Server) requestContext(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		ctx := context.WithValue(r.Context(), requestIDKey, id)
 		ctx = context.WithValue(ctx, clientKey, client)
+		ctx = audit.WithRequest(ctx, audit.Request{IP: client.IP, UserAgent: client.UserAgent, ID: id})
 		c.SetRequest(r.WithContext(ctx))
 		return next(c)
 	}

@@ -3,6 +3,7 @@ package httpserver
 import (
 	"context"
 
+	"github.com/google/uuid"
 	"github.com/oapi-codegen/nullable"
 
 	api "github.com/portcullis/portcullis/gen/api"
@@ -13,6 +14,7 @@ import (
 
 // usersHandler serves the "users" tag: the signed-in user's own account.
 type usersHandler struct {
+	auth     *auth.Service
 	users    *users.Service
 	sessions *sessions.Service
 }
@@ -35,13 +37,7 @@ func (h usersHandler) UpdateMe(ctx context.Context, req api.UpdateMeRequestObjec
 		return nil, auth.ErrNotAuthenticated
 	}
 	upd := users.ProfileUpdate{Username: req.Body.Username}
-	if req.Body.FullName.IsSpecified() {
-		upd.SetFullName = true
-		if !req.Body.FullName.IsNull() {
-			name := req.Body.FullName.MustGet()
-			upd.FullName = &name
-		}
-	}
+	upd.SetFullName, upd.FullName = nullableField(req.Body.FullName)
 	u, err := h.users.UpdateProfile(ctx, p.UserID, upd)
 	if err != nil {
 		return nil, err
@@ -66,11 +62,7 @@ func (h usersHandler) ListMySessions(ctx context.Context, _ api.ListMySessionsRe
 }
 
 func (h usersHandler) RevokeMySession(ctx context.Context, req api.RevokeMySessionRequestObject) (api.RevokeMySessionResponseObject, error) {
-	p, ok := auth.PrincipalFrom(ctx)
-	if !ok {
-		return nil, auth.ErrNotAuthenticated
-	}
-	if err := h.sessions.RevokeOwned(ctx, p.UserID, req.SessionId); err != nil {
+	if err := h.auth.RevokeSession(ctx, req.SessionId); err != nil {
 		return nil, err
 	}
 	return api.RevokeMySession204Response{}, nil
@@ -88,10 +80,16 @@ func toAPIUser(u users.User) api.User {
 	return out
 }
 
-func toAPISession(s sessions.Session, current interface{ String() string }) api.Session {
+// currentSession is the session the request was made with, if any.
+func currentSession(ctx context.Context) uuid.UUID {
+	p, _ := auth.PrincipalFrom(ctx)
+	return p.SessionID
+}
+
+func toAPISession(s sessions.Session, current uuid.UUID) api.Session {
 	out := api.Session{
 		Id: s.ID, CreatedAt: s.CreatedAt, LastUsedAt: s.LastUsedAt, ExpiresAt: s.ExpiresAt,
-		Current:   s.ID.String() == current.String(),
+		Current:   s.ID == current,
 		IpAddress: nullable.NewNullNullable[string](),
 		UserAgent: nullable.NewNullNullable[string](),
 	}

@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -21,6 +22,13 @@ type cache struct {
 
 func (c cache) key(id uuid.UUID) string { return c.rc.Key("session:" + id.String()) }
 
+// staleMarker holds a session's key after its state changed: readers go to PostgreSQL and, as
+// the key exists, cannot fill it with what they read until the marker expires.
+const staleMarker = "stale"
+
+// errStale is returned by get for a key holding staleMarker.
+var errStale = errors.New("cached session state is stale")
+
 func (c cache) get(ctx context.Context, id uuid.UUID) (State, bool, error) {
 	var raw string
 	err := c.rc.Do(ctx, func(ctx context.Context, rc rueidis.Client) error {
@@ -33,6 +41,9 @@ func (c cache) get(ctx context.Context, id uuid.UUID) (State, bool, error) {
 	}
 	if err != nil {
 		return State{}, false, err
+	}
+	if raw == staleMarker {
+		return State{}, false, errStale
 	}
 	st, err := decodeState(id, raw)
 	return st, err == nil, err
@@ -59,14 +70,24 @@ func (c cache) fill(ctx context.Context, st State, now time.Time) error {
 
 // tombstone marks sessions revoked in the cache, overwriting whatever state it held.
 func (c cache) tombstone(ctx context.Context, now time.Time, ids ...uuid.UUID) error {
+	return c.setAll(ctx, ids, func(id uuid.UUID) string {
+		return encodeState(State{SessionID: id, Revoked: true, ExpiresAt: now})
+	})
+}
+
+// markStale replaces the cached states of ids with staleMarker for the cache TTL.
+func (c cache) markStale(ctx context.Context, ids ...uuid.UUID) error {
+	return c.setAll(ctx, ids, func(uuid.UUID) string { return staleMarker })
+}
+
+func (c cache) setAll(ctx context.Context, ids []uuid.UUID, value func(uuid.UUID) string) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	return c.rc.Do(ctx, func(ctx context.Context, rc rueidis.Client) error {
 		cmds := make(rueidis.Commands, len(ids))
 		for i, id := range ids {
-			dead := encodeState(State{SessionID: id, Revoked: true, ExpiresAt: now})
-			cmds[i] = rc.B().Set().Key(c.key(id)).Value(dead).Ex(c.ttl).Build()
+			cmds[i] = rc.B().Set().Key(c.key(id)).Value(value(id)).Ex(c.ttl).Build()
 		}
 		for _, r := range rc.DoMulti(ctx, cmds...) {
 			if err := r.Error(); err != nil {

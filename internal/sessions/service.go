@@ -2,12 +2,14 @@ package sessions
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/redis"
 )
@@ -90,7 +92,8 @@ func (s *Service) Rotate(ctx context.Context, token string) (Issued, error) {
 		return Issued{}, ErrRefreshRace
 	}
 	// A spent token came back: it was stolen, or the client is broken. End the family.
-	if _, err := s.store.revoke(ctx, spent.SessionID, ReasonRefreshReused, now); err != nil {
+	ev := audit.Event{Action: audit.ActionRefreshReuse, Failed: true, Detail: map[string]any{"user_id": spent.UserID.String()}}
+	if _, err := s.store.revoke(ctx, spent.SessionID, ReasonRefreshReused, now, ev); err != nil {
 		return Issued{}, err
 	}
 	s.Forget(ctx, spent.SessionID)
@@ -113,13 +116,16 @@ func (s *Service) Check(ctx context.Context, sessionID, userID uuid.UUID) (State
 }
 
 func (s *Service) state(ctx context.Context, id uuid.UUID, now time.Time) (State, error) {
-	if !s.isPending(id) {
+	fill := !s.isPending(id)
+	if fill {
 		st, hit, err := s.cache.get(ctx, id)
-		if err != nil {
-			s.logger.DebugContext(ctx, "session cache read failed", "error", err)
-		}
-		if hit {
+		switch {
+		case hit:
 			return st, nil
+		case errors.Is(err, errStale):
+			fill = false
+		case err != nil:
+			s.logger.DebugContext(ctx, "session cache read failed", "error", err)
 		}
 	}
 	st, err := s.store.state(ctx, id)
@@ -129,7 +135,7 @@ func (s *Service) state(ctx context.Context, id uuid.UUID, now time.Time) (State
 	if err != nil {
 		return State{}, err
 	}
-	if !s.isPending(id) {
+	if fill {
 		if err := s.cache.fill(ctx, st, now); err != nil {
 			s.logger.DebugContext(ctx, "session cache write failed", "error", err)
 		}
@@ -137,18 +143,18 @@ func (s *Service) state(ctx context.Context, id uuid.UUID, now time.Time) (State
 	return st, nil
 }
 
-// Revoke ends a session (the caller's own, on logout).
-func (s *Service) Revoke(ctx context.Context, id uuid.UUID, reason string) error {
-	if _, err := s.store.revoke(ctx, id, reason, s.now().UTC()); err != nil {
+// Revoke ends a session, recording ev (its action and actor) in the same transaction.
+func (s *Service) Revoke(ctx context.Context, id uuid.UUID, reason string, ev audit.Event) error {
+	if _, err := s.store.revoke(ctx, id, reason, s.now().UTC(), ev); err != nil {
 		return err
 	}
 	s.Forget(ctx, id)
 	return nil
 }
 
-// RevokeOwned ends one of userID's live sessions, or returns ErrNotFound.
-func (s *Service) RevokeOwned(ctx context.Context, userID, id uuid.UUID) error {
-	ok, err := s.store.revokeOwned(ctx, userID, id, ReasonRevokedByUser, s.now().UTC())
+// RevokeOwned ends one of userID's live sessions, recording ev, or returns ErrNotFound.
+func (s *Service) RevokeOwned(ctx context.Context, userID, id uuid.UUID, reason string, ev audit.Event) error {
+	ok, err := s.store.revokeOwned(ctx, userID, id, reason, s.now().UTC(), ev)
 	if err != nil {
 		return err
 	}
@@ -159,9 +165,9 @@ func (s *Service) RevokeOwned(ctx context.Context, userID, id uuid.UUID) error {
 	return nil
 }
 
-// RevokeAll ends every live session of userID except keep (uuid.Nil keeps none).
-func (s *Service) RevokeAll(ctx context.Context, userID, keep uuid.UUID, reason string) error {
-	ids, err := s.store.revokeAll(ctx, userID, keep, reason, s.now().UTC())
+// RevokeAll ends every live session of userID except keep (uuid.Nil keeps none), recording ev.
+func (s *Service) RevokeAll(ctx context.Context, userID, keep uuid.UUID, reason string, ev audit.Event) error {
+	ids, err := s.store.revokeAll(ctx, userID, keep, reason, s.now().UTC(), ev)
 	if err != nil {
 		return err
 	}
@@ -183,11 +189,31 @@ func (s *Service) Forget(ctx context.Context, ids ...uuid.UUID) {
 	}
 	if err := s.cache.tombstone(context.WithoutCancel(ctx), s.now(), ids...); err != nil {
 		s.logger.WarnContext(ctx, "session cache invalidation failed; will retry", "error", err, "sessions", len(ids))
-		s.mu.Lock()
-		for _, id := range ids {
-			s.pending[id] = struct{}{}
-		}
-		s.mu.Unlock()
+		s.addPending(ids)
+	}
+}
+
+// Refresh makes every instance re-read the state of userID's live sessions from PostgreSQL on
+// their next request: after a role change, say. Cached states are replaced by "stale" markers
+// that no cache fill can overwrite, so an instance that read the old state just before the
+// change cannot put it back.
+func (s *Service) Refresh(ctx context.Context, userID uuid.UUID) error {
+	ids, err := s.store.liveIDs(ctx, userID, s.now().UTC())
+	if err != nil {
+		return err
+	}
+	if err := s.cache.markStale(context.WithoutCancel(ctx), ids...); err != nil {
+		s.logger.WarnContext(ctx, "session cache refresh failed; will retry", "error", err, "sessions", len(ids))
+		s.addPending(ids)
+	}
+	return nil
+}
+
+func (s *Service) addPending(ids []uuid.UUID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, id := range ids {
+		s.pending[id] = struct{}{}
 	}
 }
 
@@ -219,7 +245,8 @@ func (s *Service) retryPending(ctx context.Context) {
 		ids = append(ids, id)
 	}
 	s.mu.Unlock()
-	if len(ids) == 0 || s.cache.tombstone(ctx, s.now(), ids...) != nil {
+	// A stale marker is right for every pending id: revoked ones read "revoked" from PostgreSQL.
+	if len(ids) == 0 || s.cache.markStale(ctx, ids...) != nil {
 		return
 	}
 	s.mu.Lock()

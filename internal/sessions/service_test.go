@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/rueidis"
 
+	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/password"
 	"github.com/portcullis/portcullis/internal/postgres"
@@ -126,8 +127,8 @@ func (e *env) wantNoLiveEntry(t testing.TB, id uuid.UUID, after string) {
 	if !ok {
 		return
 	}
-	if st, err := decodeState(id, raw); err != nil || !st.Revoked {
-		t.Errorf("after %s Redis holds %q for session %s; want no entry or a revoked state", after, raw, id)
+	if st, err := decodeState(id, raw); raw != staleMarker && (err != nil || !st.Revoked) {
+		t.Errorf("after %s Redis holds %q for session %s; want no entry, a stale marker or a revoked state", after, raw, id)
 	}
 	if ttl <= 0 || ttl > 30*time.Second {
 		t.Errorf("after %s the cache entry of %s has TTL %v; want in (0, 30s]", after, id, ttl)
@@ -461,7 +462,7 @@ func TestRevokeSeenThroughCache(t *testing.T) {
 		t.Errorf("cached %q decodes to %+v, %v; want a live session of %s", raw, st, err, iss.UserID)
 	}
 
-	if err := s.Revoke(context.Background(), iss.SessionID, ReasonLogout); err != nil {
+	if err := s.Revoke(context.Background(), iss.SessionID, ReasonLogout, testEvent); err != nil {
 		t.Fatal(err)
 	}
 	e.wantNoLiveEntry(t, iss.SessionID, "Revoke")
@@ -484,7 +485,7 @@ func TestRevokeOnAnotherInstance(t *testing.T) {
 	if _, _, ok := e.cached(t, iss.SessionID); !ok {
 		t.Fatal("instance A's Check cached nothing")
 	}
-	if err := b.Revoke(context.Background(), iss.SessionID, ReasonLogout); err != nil {
+	if err := b.Revoke(context.Background(), iss.SessionID, ReasonLogout, testEvent); err != nil {
 		t.Fatal(err)
 	}
 	e.wantNoLiveEntry(t, iss.SessionID, "Revoke on instance B")
@@ -505,7 +506,7 @@ func TestLateCacheFillAfterRevoke(t *testing.T) {
 	if err != nil || !read.live(e.clock.Now()) {
 		t.Fatalf("state = %+v, %v; want a live session", read, err)
 	}
-	if err := b.Revoke(ctx, iss.SessionID, ReasonLogout); err != nil {
+	if err := b.Revoke(ctx, iss.SessionID, ReasonLogout, testEvent); err != nil {
 		t.Fatal(err)
 	}
 	if err := a.cache.fill(ctx, read, e.clock.Now()); err != nil { // A's write, after it
@@ -527,7 +528,7 @@ func TestRevokeAllKeepsOne(t *testing.T) {
 		mustCheck(t, s, iss)
 	}
 
-	if err := s.RevokeAll(context.Background(), ada.ID, keep.SessionID, ReasonLogoutAll); err != nil {
+	if err := s.RevokeAll(context.Background(), ada.ID, keep.SessionID, ReasonLogoutAll, testEvent); err != nil {
 		t.Fatal(err)
 	}
 	e.wantNoLiveEntry(t, other1.SessionID, "RevokeAll")
@@ -540,7 +541,7 @@ func TestRevokeAllKeepsOne(t *testing.T) {
 		t.Errorf("revoked_reason = %v; want %q", r.revokedReason, ReasonLogoutAll)
 	}
 
-	if err := s.RevokeAll(context.Background(), ada.ID, uuid.Nil, ReasonPasswordChange); err != nil {
+	if err := s.RevokeAll(context.Background(), ada.ID, uuid.Nil, ReasonPasswordChange, testEvent); err != nil {
 		t.Fatal(err)
 	}
 	wantRevoked(t, s, keep)
@@ -556,22 +557,22 @@ func TestRevokeOwned(t *testing.T) {
 	adas, bobs := open(t, s, ada, Client{}), open(t, s, bob, Client{})
 	mustCheck(t, s, bobs)
 
-	if err := s.RevokeOwned(ctx, ada.ID, bobs.SessionID); !errors.Is(err, ErrNotFound) {
+	if err := s.RevokeOwned(ctx, ada.ID, bobs.SessionID, ReasonRevokedByUser, testEvent); !errors.Is(err, ErrNotFound) {
 		t.Errorf("RevokeOwned(another user's session) error = %v; want ErrNotFound", err)
 	}
 	mustCheck(t, s, bobs)
 	if r := e.row(t, bobs.SessionID); r.revokedAt != nil {
 		t.Errorf("bob's session revoked_at = %v; want nil", r.revokedAt)
 	}
-	if err := s.RevokeOwned(ctx, ada.ID, uuid.New()); !errors.Is(err, ErrNotFound) {
+	if err := s.RevokeOwned(ctx, ada.ID, uuid.New(), ReasonRevokedByUser, testEvent); !errors.Is(err, ErrNotFound) {
 		t.Errorf("RevokeOwned(unknown session) error = %v; want ErrNotFound", err)
 	}
 
-	if err := s.RevokeOwned(ctx, ada.ID, adas.SessionID); err != nil {
+	if err := s.RevokeOwned(ctx, ada.ID, adas.SessionID, ReasonRevokedByUser, testEvent); err != nil {
 		t.Fatalf("RevokeOwned(own session) = %v", err)
 	}
 	wantRevoked(t, s, adas)
-	if err := s.RevokeOwned(ctx, ada.ID, adas.SessionID); !errors.Is(err, ErrNotFound) {
+	if err := s.RevokeOwned(ctx, ada.ID, adas.SessionID, ReasonRevokedByUser, testEvent); !errors.Is(err, ErrNotFound) {
 		t.Errorf("RevokeOwned(already revoked) error = %v; want ErrNotFound", err)
 	}
 }
@@ -591,7 +592,7 @@ func TestRedisCutMidFlight(t *testing.T) {
 
 	p.Cut()
 	mustCheck(t, s, live)
-	if err := s.Revoke(ctx, doomed.SessionID, ReasonLogout); err != nil {
+	if err := s.Revoke(ctx, doomed.SessionID, ReasonLogout, testEvent); err != nil {
 		t.Fatalf("Revoke while Redis is down: %v", err)
 	}
 	raw, _, ok := e.cached(t, doomed.SessionID)
@@ -617,8 +618,8 @@ func TestRedisCutMidFlight(t *testing.T) {
 	e.wantNoLiveEntry(t, doomed.SessionID, "retryPending")
 	wantRevoked(t, s, doomed)
 	raw, _, ok = e.cached(t, doomed.SessionID)
-	if st, err := decodeState(doomed.SessionID, raw); !ok || err != nil || !st.Revoked {
-		t.Errorf("Redis entry after Restore = %q, %v; want a revoked state cached", raw, ok)
+	if st, err := decodeState(doomed.SessionID, raw); !ok || raw != staleMarker && (err != nil || !st.Revoked) {
+		t.Errorf("Redis entry after Restore = %q, %v; want a stale marker or a revoked state cached", raw, ok)
 	}
 	mustCheck(t, s, live)
 }
@@ -633,7 +634,7 @@ func TestRunRetriesPendingInvalidations(t *testing.T) {
 	mustCheck(t, s, iss)
 
 	p.Cut()
-	if err := s.Revoke(ctx, iss.SessionID, ReasonLogout); err != nil {
+	if err := s.Revoke(ctx, iss.SessionID, ReasonLogout, testEvent); err != nil {
 		t.Fatal(err)
 	}
 	if !s.isPending(iss.SessionID) {
@@ -669,7 +670,7 @@ func TestRedisUnreachableFromStart(t *testing.T) {
 		t.Errorf("Rotate session = %s; want %s", next.SessionID, iss.SessionID)
 	}
 	mustCheck(t, s, iss)
-	if err := s.Revoke(ctx, iss.SessionID, ReasonLogout); err != nil {
+	if err := s.Revoke(ctx, iss.SessionID, ReasonLogout, testEvent); err != nil {
 		t.Fatalf("Revoke without Redis: %v", err)
 	}
 	wantRevoked(t, s, iss)
@@ -696,7 +697,7 @@ func TestList(t *testing.T) {
 	e.clock.Advance(time.Second)
 	newest := open(t, s, ada, Client{IP: netip.MustParseAddr("::ffff:198.51.100.9")})
 	open(t, s, bob, Client{})
-	if err := s.Revoke(ctx, revoked.SessionID, ReasonLogout); err != nil {
+	if err := s.Revoke(ctx, revoked.SessionID, ReasonLogout, testEvent); err != nil {
 		t.Fatal(err)
 	}
 
@@ -795,3 +796,33 @@ func TestRefreshTokenShape(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+// testEvent is the audit entry the tests' revocations record.
+var testEvent = audit.Event{Action: audit.ActionSessionRevoke}
+
+// After Refresh (a role change, say) every instance reads the session from PostgreSQL again,
+// and a fill that read the old state earlier cannot put it back.
+func TestRefreshMakesEveryInstanceRereadTheState(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	a := e.service(t, testenv.RedisURL(), testAuth)
+	b := e.service(t, testenv.RedisURL(), testAuth)
+	ada := e.user(t, "ada")
+	iss := open(t, a, ada, Client{})
+	before := mustCheck(t, b, iss) // B caches role "user"
+	if _, err := e.pool.Exec(context.Background(), "UPDATE users SET role = 'admin' WHERE id = $1", ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Refresh(context.Background(), ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	// A late fill carrying the old state must not win.
+	if err := b.cache.fill(context.Background(), before, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range []*Service{a, b} {
+		if st := mustCheck(t, s, iss); st.Role != "admin" {
+			t.Fatalf("role after Refresh = %q, want admin", st.Role)
+		}
+	}
+}

@@ -12,29 +12,36 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	dbgen "github.com/portcullis/portcullis/gen/db"
+	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/postgres"
 )
 
-// Store keeps sessions in PostgreSQL, the source of truth.
+// Store keeps sessions in PostgreSQL, the source of truth. Every change is audited in its own
+// transaction.
 type Store struct {
-	q *dbgen.Queries
+	pool *pgxpool.Pool
+	q    *dbgen.Queries
 }
 
 // NewStore returns a Store on pool.
-func NewStore(pool *pgxpool.Pool) *Store { return &Store{q: dbgen.New(pool)} }
+func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool, q: dbgen.New(pool)} }
 
 func (s *Store) insert(ctx context.Context, sess Session, refreshHash []byte) error {
 	var ip *netip.Addr
 	if sess.IPAddress != nil && sess.IPAddress.IsValid() {
 		ip = sess.IPAddress
 	}
-	err := s.q.CreateSession(ctx, dbgen.CreateSessionParams{
-		ID: sess.ID, UserID: sess.UserID, RefreshTokenHash: refreshHash, IpAddress: ip,
-		UserAgent: sess.UserAgent, CreatedAt: sess.CreatedAt, ExpiresAt: sess.ExpiresAt,
+	return postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
+		err := q.CreateSession(ctx, dbgen.CreateSessionParams{
+			ID: sess.ID, UserID: sess.UserID, RefreshTokenHash: refreshHash, IpAddress: ip,
+			UserAgent: sess.UserAgent, CreatedAt: sess.CreatedAt, ExpiresAt: sess.ExpiresAt,
+		})
+		if err != nil {
+			return fmt.Errorf("insert session: %w", err)
+		}
+		ev := audit.SessionTarget(audit.Event{Action: audit.ActionLogin, Actor: audit.Ptr(sess.UserID)}, sess.ID)
+		return audit.Record(ctx, q, ev)
 	})
-	if err != nil {
-		return fmt.Errorf("insert session: %w", err)
-	}
-	return nil
 }
 
 func (s *Store) state(ctx context.Context, id uuid.UUID) (State, error) {
@@ -61,8 +68,10 @@ type rotated struct {
 
 // rotate spends oldHash for newHash; ok is false when oldHash is not a live session's current token.
 func (s *Store) rotate(ctx context.Context, oldHash, newHash []byte, now, expiresAt time.Time, maxLifetime time.Duration) (r rotated, ok bool, err error) {
+	ap := audit.Params(ctx, audit.Event{Action: audit.ActionRefresh}, now)
 	row, err := s.q.RotateRefreshToken(ctx, dbgen.RotateRefreshTokenParams{
 		OldHash: oldHash, NewHash: newHash, Now: now, ExpiresAt: expiresAt, MaxLifetimeSeconds: maxLifetime.Seconds(),
+		AuditID: ap.ID, IpAddress: ap.IpAddress, UserAgent: ap.UserAgent, RequestID: ap.RequestID,
 	})
 	switch {
 	case errors.Is(err, pgx.ErrNoRows):
@@ -76,6 +85,7 @@ func (s *Store) rotate(ctx context.Context, oldHash, newHash []byte, now, expire
 // spentToken is a refresh token that was once part of a session's family.
 type spentToken struct {
 	SessionID      uuid.UUID
+	UserID         uuid.UUID
 	SpentAt        time.Time
 	SessionRevoked bool
 }
@@ -88,29 +98,64 @@ func (s *Store) spent(ctx context.Context, hash []byte) (spentToken, bool, error
 	case err != nil:
 		return spentToken{}, false, fmt.Errorf("get spent refresh token: %w", err)
 	}
-	return spentToken{SessionID: row.SessionID, SpentAt: row.SpentAt, SessionRevoked: row.RevokedAt != nil}, true, nil
+	return spentToken{SessionID: row.SessionID, UserID: row.UserID, SpentAt: row.SpentAt, SessionRevoked: row.RevokedAt != nil}, true, nil
 }
 
-func (s *Store) revoke(ctx context.Context, id uuid.UUID, reason string, now time.Time) (bool, error) {
-	n, err := s.q.RevokeSession(ctx, dbgen.RevokeSessionParams{ID: id, Reason: &reason, Now: now})
-	if err != nil {
-		return false, fmt.Errorf("revoke session: %w", err)
-	}
-	return n > 0, nil
+// revoke ends one session and records ev about it; false when it was not live.
+func (s *Store) revoke(ctx context.Context, id uuid.UUID, reason string, now time.Time, ev audit.Event) (bool, error) {
+	var n int64
+	err := postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
+		var err error
+		if n, err = q.RevokeSession(ctx, dbgen.RevokeSessionParams{ID: id, Reason: &reason, Now: now}); err != nil {
+			return fmt.Errorf("revoke session: %w", err)
+		}
+		if n == 0 {
+			return nil
+		}
+		return audit.Record(ctx, q, audit.SessionTarget(ev, id))
+	})
+	return n > 0, err
 }
 
-func (s *Store) revokeOwned(ctx context.Context, userID, id uuid.UUID, reason string, now time.Time) (bool, error) {
-	n, err := s.q.RevokeUserSession(ctx, dbgen.RevokeUserSessionParams{ID: id, UserID: userID, Reason: &reason, Now: now})
-	if err != nil {
-		return false, fmt.Errorf("revoke user session: %w", err)
-	}
-	return n > 0, nil
+// revokeOwned ends one of userID's live sessions and records ev; false when there is none.
+func (s *Store) revokeOwned(ctx context.Context, userID, id uuid.UUID, reason string, now time.Time, ev audit.Event) (bool, error) {
+	var n int64
+	err := postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
+		var err error
+		n, err = q.RevokeUserSession(ctx, dbgen.RevokeUserSessionParams{ID: id, UserID: userID, Reason: &reason, Now: now})
+		if err != nil {
+			return fmt.Errorf("revoke user session: %w", err)
+		}
+		if n == 0 {
+			return nil
+		}
+		return audit.Record(ctx, q, audit.SessionTarget(ev, id))
+	})
+	return n > 0, err
 }
 
-func (s *Store) revokeAll(ctx context.Context, userID, keep uuid.UUID, reason string, now time.Time) ([]uuid.UUID, error) {
-	ids, err := s.q.RevokeUserSessions(ctx, dbgen.RevokeUserSessionsParams{UserID: userID, KeepID: keep, Reason: &reason, Now: now})
+// revokeAll ends every live session of userID but keep and records ev about the user.
+func (s *Store) revokeAll(ctx context.Context, userID, keep uuid.UUID, reason string, now time.Time, ev audit.Event) ([]uuid.UUID, error) {
+	var ids []uuid.UUID
+	err := postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
+		var err error
+		ids, err = q.RevokeUserSessions(ctx, dbgen.RevokeUserSessionsParams{UserID: userID, KeepID: keep, Reason: &reason, Now: now})
+		if err != nil {
+			return fmt.Errorf("revoke user sessions: %w", err)
+		}
+		if ev.Detail == nil {
+			ev.Detail = map[string]any{}
+		}
+		ev.Detail["sessions_revoked"] = len(ids)
+		return audit.Record(ctx, q, audit.UserTarget(ev, userID))
+	})
+	return ids, err
+}
+
+func (s *Store) liveIDs(ctx context.Context, userID uuid.UUID, now time.Time) ([]uuid.UUID, error) {
+	ids, err := s.q.ListLiveSessionIDsByUser(ctx, dbgen.ListLiveSessionIDsByUserParams{UserID: userID, Now: now})
 	if err != nil {
-		return nil, fmt.Errorf("revoke user sessions: %w", err)
+		return nil, fmt.Errorf("list live session ids: %w", err)
 	}
 	return ids, nil
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/password"
 )
 
@@ -30,6 +31,12 @@ func NewService(store *Store, hasher *password.Hasher, logger *slog.Logger) *Ser
 // for a malformed email, username or name, ErrPasswordTooShort, ErrPasswordTooLong,
 // ErrPasswordCommon, ErrEmailTaken or ErrUsernameTaken.
 func (s *Service) Register(ctx context.Context, nu NewUser) (User, error) {
+	return s.create(ctx, AdminNewUser{NewUser: nu, Role: RoleUser}, audit.Event{Action: audit.ActionRegister})
+}
+
+// create validates, hashes and stores a new account, recording ev (whose actor defaults to the
+// new user) in the same transaction.
+func (s *Service) create(ctx context.Context, nu AdminNewUser, ev audit.Event) (User, error) {
 	nu.Email = strings.TrimSpace(nu.Email)
 	if err := errors.Join(validateEmail(nu.Email), validateUsername(nu.Username), validateFullName(nu.FullName)); err != nil {
 		return User{}, firstError(err)
@@ -39,13 +46,17 @@ func (s *Service) Register(ctx context.Context, nu NewUser) (User, error) {
 		return User{}, err
 	}
 	now := s.now().UTC()
+	id := uuid.Must(uuid.NewV7())
+	if ev.Action == audit.ActionRegister {
+		ev.Actor = &id
+	}
 	return s.store.insert(ctx, userRecord{
 		User: User{
-			ID: uuid.Must(uuid.NewV7()), Email: nu.Email, Username: nu.Username, FullName: nu.FullName,
-			Role: RoleUser, IsActive: true, CreatedAt: now, UpdatedAt: now,
+			ID: id, Email: nu.Email, Username: nu.Username, FullName: nu.FullName,
+			Role: nu.Role, IsActive: true, IsVerified: nu.IsVerified, CreatedAt: now, UpdatedAt: now,
 		},
 		PasswordHash: hash,
-	})
+	}, ev)
 }
 
 // Authenticate checks credentials. An unknown account and a wrong password both return
@@ -67,7 +78,7 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (User, error)
 	pw := password.Normalize(c.Password)
 	if errors.Is(err, ErrNotFound) {
 		s.hasher.VerifyDummy(pw)
-		return User{}, ErrInvalidCredentials
+		return User{}, s.loginFailed(ctx, nil, "unknown_account", ErrInvalidCredentials)
 	}
 	if err != nil {
 		return User{}, err
@@ -77,15 +88,27 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (User, error)
 		return User{}, fmt.Errorf("verify password of %s: %w", rec.ID, err)
 	}
 	if !ok {
-		return User{}, ErrInvalidCredentials
+		return User{}, s.loginFailed(ctx, &rec.ID, "wrong_password", ErrInvalidCredentials)
 	}
 	if !rec.IsActive {
-		return User{}, ErrAccountDisabled
+		return User{}, s.loginFailed(ctx, &rec.ID, "account_disabled", ErrAccountDisabled)
 	}
 	if needsRehash {
 		s.upgradeHash(ctx, rec.ID, pw)
 	}
 	return rec.User, nil
+}
+
+// loginFailed audits a failed login (never the password) and returns result.
+func (s *Service) loginFailed(ctx context.Context, id *uuid.UUID, reason string, result error) error {
+	ev := audit.Event{Action: audit.ActionLogin, Failed: true, Detail: map[string]any{"reason": reason}}
+	if id != nil {
+		ev = audit.UserTarget(ev, *id)
+	}
+	if err := s.store.record(ctx, ev); err != nil {
+		return fmt.Errorf("audit failed login: %w", err)
+	}
+	return result
 }
 
 // upgradeHash re-hashes a password whose stored hash used weaker parameters. A failure is
@@ -119,7 +142,7 @@ func (s *Service) UpdateProfile(ctx context.Context, id uuid.UUID, p ProfileUpda
 			return User{}, err
 		}
 	}
-	return s.store.updateProfile(ctx, id, p, s.now().UTC())
+	return s.store.updateProfile(ctx, id, p, s.now().UTC(), audit.Event{Action: audit.ActionProfileUpdate, Actor: &id})
 }
 
 // ChangePassword replaces the password after checking the current one, and revokes every
@@ -145,7 +168,7 @@ func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current, nex
 	if err != nil {
 		return nil, err
 	}
-	return s.store.setPasswordRevokingSessions(ctx, id, hash, keep, s.now().UTC())
+	return s.store.setPasswordRevokingSessions(ctx, id, hash, keep, s.now().UTC(), audit.Event{Action: audit.ActionPasswordChange, Actor: &id})
 }
 
 // hashNew checks a new password against the policy and hashes its normalised form. field names

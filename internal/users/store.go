@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	dbgen "github.com/portcullis/portcullis/gen/db"
+	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/postgres"
 )
 
@@ -29,15 +30,26 @@ type userRecord struct {
 	PasswordHash string
 }
 
-func (s *Store) insert(ctx context.Context, u userRecord) (User, error) {
-	row, err := s.q.CreateUser(ctx, dbgen.CreateUserParams{
-		ID: u.ID, Email: u.Email, Username: u.Username, HashedPassword: u.PasswordHash,
-		FullName: u.FullName, Role: u.Role, IsActive: u.IsActive, IsVerified: u.IsVerified, CreatedAt: u.CreatedAt,
+// insert creates a user and records ev about it in the same transaction.
+func (s *Store) insert(ctx context.Context, u userRecord, ev audit.Event) (User, error) {
+	var out User
+	err := postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
+		row, err := q.CreateUser(ctx, dbgen.CreateUserParams{
+			ID: u.ID, Email: u.Email, Username: u.Username, HashedPassword: u.PasswordHash,
+			FullName: u.FullName, Role: u.Role, IsActive: u.IsActive, IsVerified: u.IsVerified, CreatedAt: u.CreatedAt,
+		})
+		if err != nil {
+			return mapWriteError(err, "insert user")
+		}
+		out = userFromRow(row).User
+		return audit.Record(ctx, q, audit.UserTarget(ev, out.ID))
 	})
-	if err != nil {
-		return User{}, mapWriteError(err, "insert user")
-	}
-	return userFromRow(row).User, nil
+	return out, err
+}
+
+// record writes an event that accompanies no change, such as a failed login.
+func (s *Store) record(ctx context.Context, ev audit.Event) error {
+	return audit.Record(ctx, s.q, ev)
 }
 
 func (s *Store) get(ctx context.Context, id uuid.UUID) (userRecord, error) {
@@ -55,17 +67,22 @@ func (s *Store) getByUsername(ctx context.Context, username string) (userRecord,
 	return recordOrNotFound(row, err, "get user by username")
 }
 
-func (s *Store) updateProfile(ctx context.Context, id uuid.UUID, p ProfileUpdate, now time.Time) (User, error) {
-	row, err := s.q.UpdateUserProfile(ctx, dbgen.UpdateUserProfileParams{
-		ID: id, Username: p.Username, SetFullName: p.SetFullName, FullName: p.FullName, UpdatedAt: now,
+func (s *Store) updateProfile(ctx context.Context, id uuid.UUID, p ProfileUpdate, now time.Time, ev audit.Event) (User, error) {
+	var out User
+	err := postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
+		row, err := q.UpdateUserProfile(ctx, dbgen.UpdateUserProfileParams{
+			ID: id, Username: p.Username, SetFullName: p.SetFullName, FullName: p.FullName, UpdatedAt: now,
+		})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return ErrNotFound
+		}
+		if err != nil {
+			return mapWriteError(err, "update profile")
+		}
+		out = userFromRow(row).User
+		return audit.Record(ctx, q, audit.UserTarget(ev, id))
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return User{}, ErrNotFound
-	}
-	if err != nil {
-		return User{}, mapWriteError(err, "update profile")
-	}
-	return userFromRow(row).User, nil
+	return out, err
 }
 
 // setPassword stores a new hash.
@@ -82,7 +99,7 @@ func (s *Store) setPassword(ctx context.Context, id uuid.UUID, hash string, now 
 
 // setPasswordRevokingSessions stores a new hash and, in the same transaction, revokes every
 // live session of the user but keep. It returns the revoked session ids.
-func (s *Store) setPasswordRevokingSessions(ctx context.Context, id uuid.UUID, hash string, keep uuid.UUID, now time.Time) ([]uuid.UUID, error) {
+func (s *Store) setPasswordRevokingSessions(ctx context.Context, id uuid.UUID, hash string, keep uuid.UUID, now time.Time, ev audit.Event) ([]uuid.UUID, error) {
 	var revoked []uuid.UUID
 	err := postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
 		n, err := q.UpdateUserPassword(ctx, dbgen.UpdateUserPasswordParams{ID: id, HashedPassword: hash, UpdatedAt: now})
@@ -97,7 +114,8 @@ func (s *Store) setPasswordRevokingSessions(ctx context.Context, id uuid.UUID, h
 		if err != nil {
 			return fmt.Errorf("revoke sessions: %w", err)
 		}
-		return nil
+		ev.Detail = map[string]any{"sessions_revoked": len(revoked)}
+		return audit.Record(ctx, q, audit.UserTarget(ev, id))
 	})
 	return revoked, err
 }
@@ -130,4 +148,93 @@ func userFromRow(r dbgen.User) userRecord {
 		},
 		PasswordHash: r.HashedPassword,
 	}
+}
+
+// adminUpdate applies p under a row lock, guarding the last active admin, revoking every
+// session when the user is deactivated, and auditing, all in one transaction.
+func (s *Store) adminUpdate(ctx context.Context, id uuid.UUID, p AdminPatch, now time.Time, actor *uuid.UUID) (AdminResult, error) {
+	var res AdminResult
+	err := postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
+		before, err := lockUser(ctx, q, id)
+		if err != nil {
+			return err
+		}
+		if p.removesAdmin(before) {
+			if err := guardLastAdmin(ctx, q); err != nil {
+				return err
+			}
+		}
+		row, err := q.UpdateUserByAdmin(ctx, dbgen.UpdateUserByAdminParams{
+			ID: id, Role: p.Role, IsActive: p.IsActive, IsVerified: p.IsVerified, Username: p.Username,
+			SetFullName: p.SetFullName, FullName: p.FullName, UpdatedAt: now,
+		})
+		if err != nil {
+			return mapWriteError(err, "update user")
+		}
+		res.User = userFromRow(row).User
+		res.StateChanged = res.User.Role != before.Role
+		if before.IsActive && !res.User.IsActive {
+			reason := "user_deactivated"
+			if res.RevokedSessions, err = q.RevokeUserSessions(ctx, dbgen.RevokeUserSessionsParams{UserID: id, KeepID: uuid.Nil, Now: now, Reason: &reason}); err != nil {
+				return fmt.Errorf("revoke sessions: %w", err)
+			}
+		}
+		changes := p.changes(before)
+		if role, ok := changes["role"]; ok {
+			ev := audit.Event{Action: audit.ActionAdminRoleChange, Actor: actor, Detail: map[string]any{"role": role}}
+			if err := audit.Record(ctx, q, audit.UserTarget(ev, id)); err != nil {
+				return err
+			}
+		}
+		if len(res.RevokedSessions) > 0 {
+			changes["sessions_revoked"] = len(res.RevokedSessions)
+		}
+		return audit.Record(ctx, q, audit.UserTarget(audit.Event{Action: audit.ActionAdminUpdateUser, Actor: actor, Detail: changes}, id))
+	})
+	return res, err
+}
+
+// delete removes a user (sessions cascade) under the last-admin guard and audits it; it returns
+// the sessions that were live.
+func (s *Store) delete(ctx context.Context, id uuid.UUID, actor *uuid.UUID) ([]uuid.UUID, error) {
+	var live []uuid.UUID
+	err := postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
+		before, err := lockUser(ctx, q, id)
+		if err != nil {
+			return err
+		}
+		if before.Role == RoleAdmin && before.IsActive {
+			if err := guardLastAdmin(ctx, q); err != nil {
+				return err
+			}
+		}
+		if live, err = q.DeleteUser(ctx, id); err != nil {
+			return fmt.Errorf("delete user: %w", err)
+		}
+		ev := audit.Event{Action: audit.ActionAdminDeleteUser, Actor: actor, Detail: map[string]any{"role": before.Role, "sessions_revoked": len(live)}}
+		return audit.Record(ctx, q, audit.UserTarget(ev, id))
+	})
+	return live, err
+}
+
+func lockUser(ctx context.Context, q *dbgen.Queries, id uuid.UUID) (User, error) {
+	row, err := q.GetUserForUpdate(ctx, id)
+	rec, err := recordOrNotFound(row, err, "lock user")
+	return rec.User, err
+}
+
+// guardLastAdmin fails with ErrLastAdmin unless another active admin remains. The advisory lock
+// serialises concurrent demotions, so two admins cannot demote each other at once.
+func guardLastAdmin(ctx context.Context, q *dbgen.Queries) error {
+	if err := q.LockAdmins(ctx); err != nil {
+		return fmt.Errorf("lock admins: %w", err)
+	}
+	n, err := q.CountActiveAdmins(ctx)
+	if err != nil {
+		return fmt.Errorf("count admins: %w", err)
+	}
+	if n <= 1 {
+		return ErrLastAdmin
+	}
+	return nil
 }

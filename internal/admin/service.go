@@ -1,0 +1,128 @@
+// Package admin is what administrators do to other accounts: create, change, delete, end their
+// sessions, and read the audit trail. It orchestrates the users and sessions domains so that a
+// change reaches every instance's session cache at once.
+package admin
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+
+	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/auth"
+	"github.com/portcullis/portcullis/internal/sessions"
+	"github.com/portcullis/portcullis/internal/users"
+)
+
+// reasonRevokedByAdmin is recorded on sessions an administrator ends.
+const reasonRevokedByAdmin = "revoked_by_admin"
+
+// Service is the admin domain.
+type Service struct {
+	users    *users.Service
+	sessions *sessions.Service
+	trail    *audit.Trail
+}
+
+// NewService returns a Service.
+func NewService(u *users.Service, s *sessions.Service, t *audit.Trail) *Service {
+	return &Service{users: u, sessions: s, trail: t}
+}
+
+func actor(ctx context.Context) (uuid.UUID, error) {
+	p, ok := auth.PrincipalFrom(ctx)
+	if !ok {
+		return uuid.Nil, auth.ErrNotAuthenticated
+	}
+	return p.UserID, nil
+}
+
+// CreateUser creates an account with a role. It returns the errors of users.Service.Create.
+func (s *Service) CreateUser(ctx context.Context, nu users.AdminNewUser) (users.User, error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return users.User{}, err
+	}
+	return s.users.Create(ctx, &a, nu)
+}
+
+// GetUser returns a user, or users.ErrNotFound.
+func (s *Service) GetUser(ctx context.Context, id uuid.UUID) (users.User, error) {
+	return s.users.Get(ctx, id)
+}
+
+// ListUsers returns one page of users.
+func (s *Service) ListUsers(ctx context.Context, f users.Filter) (users.Page, error) {
+	return s.users.List(ctx, f)
+}
+
+// UpdateUser changes a user. A deactivation ends every session and a role change makes every
+// instance re-read the user's sessions, both before this returns. It returns the errors of
+// users.Service.AdminUpdate.
+func (s *Service) UpdateUser(ctx context.Context, id uuid.UUID, p users.AdminPatch) (users.User, error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return users.User{}, err
+	}
+	res, err := s.users.AdminUpdate(ctx, a, id, p)
+	if err != nil {
+		return users.User{}, err
+	}
+	s.sessions.Forget(ctx, res.RevokedSessions...)
+	if res.StateChanged {
+		if err := s.sessions.Refresh(ctx, id); err != nil {
+			return users.User{}, err
+		}
+	}
+	return res.User, nil
+}
+
+// DeleteUser deletes a user and ends their sessions everywhere. It returns users.ErrNotFound or
+// users.ErrLastAdmin.
+func (s *Service) DeleteUser(ctx context.Context, id uuid.UUID) error {
+	a, err := actor(ctx)
+	if err != nil {
+		return err
+	}
+	live, err := s.users.Delete(ctx, a, id)
+	if err != nil {
+		return err
+	}
+	s.sessions.Forget(ctx, live...)
+	return nil
+}
+
+// ListSessions returns a user's live sessions, or users.ErrNotFound.
+func (s *Service) ListSessions(ctx context.Context, id uuid.UUID) ([]sessions.Session, error) {
+	if _, err := s.users.Get(ctx, id); err != nil {
+		return nil, err
+	}
+	return s.sessions.List(ctx, id)
+}
+
+// RevokeSessions ends every session of a user, or returns users.ErrNotFound.
+func (s *Service) RevokeSessions(ctx context.Context, id uuid.UUID) error {
+	a, err := actor(ctx)
+	if err != nil {
+		return err
+	}
+	if _, err := s.users.Get(ctx, id); err != nil {
+		return err
+	}
+	return s.sessions.RevokeAll(ctx, id, uuid.Nil, reasonRevokedByAdmin, audit.Event{Action: audit.ActionAdminRevokeAll, Actor: &a})
+}
+
+// RevokeSession ends one session of a user. It returns sessions.ErrNotFound when the session is
+// not a live session of that user.
+func (s *Service) RevokeSession(ctx context.Context, userID, sessionID uuid.UUID) error {
+	a, err := actor(ctx)
+	if err != nil {
+		return err
+	}
+	return s.sessions.RevokeOwned(ctx, userID, sessionID, reasonRevokedByAdmin, audit.Event{Action: audit.ActionAdminRevokeOne, Actor: &a})
+}
+
+// ListAuditEvents returns one page of the audit trail.
+func (s *Service) ListAuditEvents(ctx context.Context, f audit.Filter) (audit.Page, error) {
+	return s.trail.List(ctx, f)
+}

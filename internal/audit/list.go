@@ -1,0 +1,127 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/portcullis/portcullis/internal/cursor"
+)
+
+// Entry is a recorded event as the trail returns it.
+type Entry struct {
+	ID         uuid.UUID
+	OccurredAt time.Time
+	ActorID    *uuid.UUID
+	Action     string
+	TargetType *string
+	TargetID   *string
+	Outcome    string
+	IPAddress  *netip.Addr
+	UserAgent  *string
+	RequestID  *string
+	Detail     map[string]any
+}
+
+// Filter selects the entries of one page, newest first.
+type Filter struct {
+	Limit          int
+	Cursor         string
+	ActorID        *uuid.UUID
+	TargetType     *string
+	TargetID       *string
+	Action         *string
+	OccurredAfter  *time.Time
+	OccurredBefore *time.Time
+}
+
+// Page is one page of entries; NextCursor is empty on the last page.
+type Page struct {
+	Entries    []Entry
+	NextCursor string
+}
+
+// Trail reads the audit trail.
+type Trail struct{ pool *pgxpool.Pool }
+
+// NewTrail returns a Trail on pool.
+func NewTrail(pool *pgxpool.Pool) *Trail { return &Trail{pool: pool} }
+
+const sortNewest = "-occurred_at"
+
+// List returns one page of entries, newest first, by keyset on (occurred_at, id). It returns
+// cursor.ErrInvalid for a cursor it did not hand out. Filters are bind parameters; the query
+// text varies only in which of them are present.
+func (t *Trail) List(ctx context.Context, f Filter) (Page, error) {
+	if f.Limit <= 0 || f.Limit > 200 {
+		f.Limit = 50
+	}
+	var (
+		args  []any
+		where = []string{"true"}
+	)
+	add := func(cond string, v any) {
+		args = append(args, v)
+		where = append(where, strings.ReplaceAll(cond, "$?", fmt.Sprintf("$%d", len(args))))
+	}
+	if f.Cursor != "" {
+		pos, err := cursor.Decode(f.Cursor, sortNewest)
+		if err != nil {
+			return Page{}, err
+		}
+		args = append(args, pos.Value, pos.ID)
+		where = append(where, fmt.Sprintf("(occurred_at, id) < ($%d::text::timestamptz, $%d::uuid)", len(args)-1, len(args)))
+	}
+	if f.ActorID != nil {
+		add("actor_id = $?", *f.ActorID)
+	}
+	if f.TargetType != nil {
+		add("target_type = $?", *f.TargetType)
+	}
+	if f.TargetID != nil {
+		add("target_id = $?", *f.TargetID)
+	}
+	if f.Action != nil {
+		add("action = $?", *f.Action)
+	}
+	if f.OccurredAfter != nil {
+		add("occurred_at >= $?", *f.OccurredAfter)
+	}
+	if f.OccurredBefore != nil {
+		add("occurred_at < $?", *f.OccurredBefore)
+	}
+	args = append(args, f.Limit+1)
+	sql := fmt.Sprintf(`SELECT id, occurred_at, actor_id, action, target_type, target_id, outcome, ip_address, user_agent, request_id, detail
+FROM audit_events WHERE %s ORDER BY occurred_at DESC, id DESC LIMIT $%d`, strings.Join(where, " AND "), len(args))
+	rows, err := t.pool.Query(ctx, sql, args...)
+	if err != nil {
+		return Page{}, fmt.Errorf("list audit events: %w", err)
+	}
+	entries, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Entry, error) {
+		var e Entry
+		var detail []byte
+		err := r.Scan(&e.ID, &e.OccurredAt, &e.ActorID, &e.Action, &e.TargetType, &e.TargetID, &e.Outcome, &e.IPAddress, &e.UserAgent, &e.RequestID, &detail)
+		if err == nil {
+			err = json.Unmarshal(detail, &e.Detail)
+		}
+		return e, err
+	})
+	if err != nil {
+		return Page{}, fmt.Errorf("list audit events: %w", err)
+	}
+	var page Page
+	if len(entries) > f.Limit {
+		last := entries[f.Limit-1]
+		page.NextCursor = cursor.Encode(cursor.Position{Sort: sortNewest, Value: last.OccurredAt.UTC().Format(time.RFC3339Nano), ID: last.ID})
+		entries = entries[:f.Limit]
+	}
+	page.Entries = entries
+	return page, nil
+}

@@ -1,0 +1,41 @@
+// Package cursor encodes keyset-pagination positions as opaque strings. A cursor names the sort
+// it was made for, so it cannot be replayed against another ordering.
+package cursor
+
+import (
+	"encoding/base64"
+	"encoding/json"
+
+	"github.com/google/uuid"
+
+	"github.com/portcullis/portcullis/internal/apperr"
+)
+
+// ErrInvalid is returned for a cursor that was not made by Encode for this sort.
+var ErrInvalid = apperr.Invalidf("cursor", "is not a cursor this listing handed out; start again without it")
+
+// Position is where a page ended: the last row's sort value and id.
+type Position struct {
+	Sort  string    `json:"s"`
+	Value string    `json:"v"`
+	ID    uuid.UUID `json:"i"`
+}
+
+// Encode returns the opaque form of p.
+func Encode(p Position) string {
+	b, _ := json.Marshal(p) // a struct of strings and a uuid always marshals
+	return base64.RawURLEncoding.EncodeToString(b)
+}
+
+// Decode parses a cursor made by Encode for sort, or returns ErrInvalid.
+func Decode(s, sort string) (Position, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return Position{}, ErrInvalid
+	}
+	var p Position
+	if err := json.Unmarshal(b, &p); err != nil || p.Sort != sort || p.ID == uuid.Nil {
+		return Position{}, ErrInvalid
+	}
+	return p, nil
+}
