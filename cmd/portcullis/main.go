@@ -25,18 +25,20 @@ const usage = `usage:
   portcullis serve [-no-migrate]     run the API (migrates first unless told not to)
   portcullis migrate up|down|status  manage the database schema
   portcullis keys rotate             publish a new signing key now (it signs after PORTCULLIS_JWKS_PREPUBLISH)
+  portcullis admin create -email E -username U [-full-name N] [-password-stdin]
+                                     create an admin; the password is read from stdin, or generated and printed once
 Configuration comes from environment variables; see README.md.`
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout); err != nil {
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "portcullis:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(usage)
 	}
@@ -81,6 +83,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		}
 		logger.InfoContext(ctx, "signing key published", "signing_kid", a.Tokens.SigningKeyID())
 		return nil
+	case "admin":
+		if len(args) < 2 || args[1] != "create" {
+			return errors.New(usage)
+		}
+		return createAdmin(ctx, cfg, args[2:], stdin, stdout)
 	default:
 		return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/postgres"
 	"github.com/portcullis/portcullis/internal/testenv"
 )
 
@@ -22,7 +23,7 @@ func TestMigrateCommands(t *testing.T) {
 	ctx := context.Background()
 	for _, cmd := range [][]string{{"migrate", "status"}, {"migrate", "down"}, {"migrate", "up"}} {
 		var out bytes.Buffer
-		if err := run(ctx, cmd, env(map[string]string{"DATABASE_URL": url}), &out); err != nil {
+		if err := run(ctx, cmd, env(map[string]string{"DATABASE_URL": url}), strings.NewReader(""), &out); err != nil {
 			t.Fatalf("%v: %v", cmd, err)
 		}
 		if !strings.Contains(out.String(), "migration") {
@@ -45,7 +46,7 @@ func TestRunRefusesBadInvocations(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := run(context.Background(), tt.args, env(tt.env), &bytes.Buffer{})
+			err := run(context.Background(), tt.args, env(tt.env), strings.NewReader(""), &bytes.Buffer{})
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("run(%v) = %v, want an error mentioning %q", tt.args, err, tt.want)
 			}
@@ -69,7 +70,7 @@ func TestServeAnswersAndShutsDown(t *testing.T) {
 			"DATABASE_URL":            testenv.NewDB(t),
 			"PORTCULLIS_HTTP_ADDR":    addr,
 			"PORTCULLIS_REDIS_PREFIX": testenv.RedisPrefix(t),
-		}), &out)
+		}), strings.NewReader(""), &out)
 	}()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -116,4 +117,60 @@ func (s *safeBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+func TestAdminCreate(t *testing.T) {
+	url := testenv.NewDB(t)
+	ctx := context.Background()
+	cheap := map[string]string{"DATABASE_URL": url, "PORTCULLIS_ARGON2_MEMORY_KIB": "64", "PORTCULLIS_ARGON2_ITERATIONS": "1"}
+
+	var out bytes.Buffer
+	if err := run(ctx, []string{"admin", "create", "-email", "root@example.com", "-username", "root"}, env(cheap), strings.NewReader(""), &out); err != nil {
+		t.Fatal(err)
+	}
+	_, generated, ok := strings.Cut(out.String(), "password (shown once, store it now): ")
+	if !ok || len(strings.TrimSpace(generated)) < 20 {
+		t.Fatalf("no generated password printed: %q", out.String())
+	}
+
+	out.Reset()
+	err := run(ctx, []string{"admin", "create", "-email", "second@example.com", "-username", "second", "-password-stdin"}, env(cheap), strings.NewReader("a chosen admin passphrase\n"), &out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out.String(), "passphrase") || strings.Contains(out.String(), "password") {
+		t.Fatalf("a password from stdin was echoed: %q", out.String())
+	}
+
+	pool, err := postgres.Open(ctx, url, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var admins, audited int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM users WHERE role = 'admin' AND is_active AND is_verified").Scan(&admins); err != nil || admins != 2 {
+		t.Fatalf("active admins = %d (%v), want 2", admins, err)
+	}
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM audit_events WHERE action = 'admin.user_create' AND actor_id IS NULL").Scan(&audited); err != nil || audited != 2 {
+		t.Fatalf("audited creations = %d (%v), want 2", audited, err)
+	}
+
+	tests := []struct {
+		name  string
+		args  []string
+		stdin string
+		want  string
+	}{
+		{"duplicate email", []string{"-email", "ROOT@example.com", "-username", "other"}, "", "email"},
+		{"common password", []string{"-email", "x@example.com", "-username", "xx1", "-password-stdin"}, "password123\n", "common"},
+		{"missing username", []string{"-email", "y@example.com"}, "", "-username"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := run(ctx, append([]string{"admin", "create"}, tt.args...), env(cheap), strings.NewReader(tt.stdin), &bytes.Buffer{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error = %v, want one mentioning %q", err, tt.want)
+			}
+		})
+	}
 }

@@ -30,6 +30,7 @@ type App struct {
 	Handler http.Handler
 	Pool    *pgxpool.Pool
 	Tokens  *tokens.Service
+	Users   *users.Service
 
 	redis  *redis.Client
 	cancel context.CancelFunc
@@ -70,6 +71,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 		MemoryKiB: cfg.Password.MemoryKiB, Iterations: cfg.Password.Iterations, Parallelism: cfg.Password.Parallelism,
 	})
 	userSvc := users.NewService(users.NewStore(pool), hasher, logger)
+	a.Users = userSvc
 	sessionSvc := sessions.NewService(sessions.NewStore(pool), a.redis, cfg.Redis.SessionCacheTTL, cfg.Auth, logger)
 	srv, err := httpserver.New(cfg.HTTP, httpserver.Deps{
 		Auth:     auth.NewService(userSvc, sessionSvc, a.Tokens),

@@ -20,6 +20,7 @@ import (
 	"github.com/portcullis/portcullis/internal/app"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/testenv"
+	"github.com/portcullis/portcullis/internal/users"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -253,3 +254,19 @@ func (in *instance) raw(t *testing.T, method, path, contentType string, body io.
 type rawStatus struct{ *http.Response }
 
 func (r rawStatus) StatusCode() int { return r.Response.StatusCode }
+
+// createWithRole makes an account with role through the users service (as the CLI does) and
+// signs it in.
+func (in *instance) createWithRole(t *testing.T, role string) (account, api.TokenPair) {
+	t.Helper()
+	name := "staff" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
+	pw := "a long and unusual passphrase " + name
+	u, err := in.app.Users.Create(context.Background(), nil, users.AdminNewUser{
+		NewUser: users.NewUser{Email: name + "@example.com", Username: name, Password: pw}, Role: role,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := account{User: api.User{Id: u.ID, Email: api.Email(u.Email), Username: u.Username, Role: api.Role(u.Role)}, Password: pw}
+	return a, in.login(t, a)
+}
