@@ -91,7 +91,7 @@ func TestTransportLevelProblems(t *testing.T) {
 		{"unknown route", "GET", "/api/v1/nope", "", "", 404, "not-found"},
 		{"unknown root route", "GET", "/wp-admin", "", "", 404, "not-found"},
 		{"wrong method", "DELETE", "/api/v1/auth/login", "", "", 405, "method-not-allowed"},
-		{"bad path parameter", "DELETE", "/api/v1/users/me/sessions/not-a-uuid", "", "", 400, "validation-failed"},
+		{"secured route without a token is refused before validation", "DELETE", "/api/v1/users/me/sessions/not-a-uuid", "", "", 401, "missing-token"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

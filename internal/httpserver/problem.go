@@ -139,22 +139,27 @@ func describeValidation(err error, code, detail string) (string, string, []apper
 	}
 	var walk func(error)
 	walk = func(err error) {
-		var me openapi3.MultiError
-		if errors.As(err, &me) {
-			for _, e := range me {
-				walk(e)
+		switch e := err.(type) {
+		case openapi3.MultiError:
+			for _, inner := range e {
+				walk(inner)
 			}
-			return
-		}
-		var re *openapi3filter.RequestError
-		var se *openapi3.SchemaError
-		switch {
-		case errors.As(err, &se):
-			fields = append(fields, schemaField(se))
-		case errors.As(err, &re) && re.Parameter != nil:
-			fields = append(fields, apperr.FieldError{Field: re.Parameter.Name, Detail: firstLine(reason(re))})
-		case errors.As(err, &re):
-			fields = append(fields, apperr.FieldError{Field: "body", Detail: firstLine(reason(re))})
+		case *openapi3filter.RequestError:
+			switch {
+			case e.Parameter != nil:
+				detail := firstLine(reason(e))
+				var se *openapi3.SchemaError
+				if errors.As(e.Err, &se) {
+					detail = se.Reason
+				}
+				fields = append(fields, apperr.FieldError{Field: e.Parameter.Name, Detail: detail})
+			case e.Err != nil:
+				walk(e.Err)
+			default:
+				fields = append(fields, apperr.FieldError{Field: "body", Detail: firstLine(reason(e))})
+			}
+		case *openapi3.SchemaError:
+			fields = append(fields, schemaField(e))
 		default:
 			fields = append(fields, apperr.FieldError{Field: "body", Detail: firstLine(err.Error())})
 		}

@@ -119,17 +119,30 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 			return &echo.HTTPError{Code: http.StatusBadRequest, Message: "the request does not match the API specification", Internal: me}
 		},
 	})
-	strict := api.NewStrictHandler(s, []api.StrictMiddlewareFunc{s.authenticate(securedOperations(spec))})
+	strict := api.NewStrictHandler(s, nil)
+	var routeErr error
 	api.RegisterHandlers(routeMiddleware{
 		e: e,
 		m: func(method, path string) []echo.MiddlewareFunc {
+			op := operationFor(spec, method, path)
+			if op == nil {
+				routeErr = fmt.Errorf("route %s %s is not in the spec", method, path)
+				return nil
+			}
+			// Order: bound the body, authenticate and authorise, then read and validate.
 			mws := []echo.MiddlewareFunc{limitBody(cfg.MaxBodyBytes)}
-			if op := operationFor(spec, method, path); op != nil && op.RequestBody != nil {
+			if scopes, secured := requiredScopes(spec, op); secured {
+				mws = append(mws, s.authenticate(scopes))
+			}
+			if op.RequestBody != nil {
 				mws = append(mws, requireJSON)
 			}
 			return append(mws, validator)
 		},
 	}, strict)
+	if routeErr != nil {
+		return nil, routeErr
+	}
 	s.echo = e
 	return s, nil
 }

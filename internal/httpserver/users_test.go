@@ -147,6 +147,9 @@ func TestMySessions(t *testing.T) {
 		t.Fatalf("ip = %q", ip)
 	}
 
+	resp, body := in.raw(t, "DELETE", "/api/v1/users/me/sessions/not-a-uuid", "", nil, "Authorization", "Bearer "+second.AccessToken)
+	wantField(t, wantProblem(t, rawStatus{resp}, body, http.StatusBadRequest, "validation-failed"), "session_id")
+
 	// Someone else's session and an unknown one look the same: not found.
 	stranger := in.register(t)
 	theirs := in.login(t, stranger)

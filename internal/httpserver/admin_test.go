@@ -1,0 +1,404 @@
+package httpserver_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/oapi-codegen/nullable"
+
+	api "github.com/portcullis/portcullis/gen/api"
+	"github.com/portcullis/portcullis/internal/auth"
+)
+
+// Every operation's permissions come from its scopes in the spec; this walks the whole spec and
+// proves the middleware enforces them for every role: 401 without a token, 403 for a role that
+// lacks a scope, and never 403 for a role that holds them all.
+func TestScopesAreEnforcedAcrossTheSpec(t *testing.T) {
+	in := start(t)
+	staff := map[string]account{}
+	for _, role := range auth.Roles() {
+		staff[role], _ = in.createWithRole(t, role)
+	}
+	spec, err := api.GetSwagger()
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := uuid.Must(uuid.NewV7()).String() // an unknown user and session: handlers answer 404, never act
+	scoped := 0
+	for path, item := range spec.Paths.Map() {
+		for method, op := range item.Operations() {
+			if op.Security == nil || len(*op.Security) == 0 {
+				continue
+			}
+			needed := (*op.Security)[0]["bearerAuth"]
+			concrete := strings.NewReplacer("{user_id}", target, "{session_id}", target).Replace(path)
+			body, ctype := "", ""
+			if op.RequestBody != nil {
+				ctype = "application/json"
+				body = `{"is_verified":true}`
+				if method == http.MethodPost && strings.HasSuffix(path, "/admin/users") {
+					body = `{"email":"scoped-` + strings.ToLower(method) + `@example.com","username":"scoped_user","password":"a long and unusual passphrase","role":"user"}`
+				}
+			}
+			resp, b := in.raw(t, method, concrete, ctype, strings.NewReader(body))
+			if resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("%s %s without a token: %d %s", method, path, resp.StatusCode, b)
+			}
+			for role, acct := range staff {
+				tok := in.login(t, acct).AccessToken // a fresh session each time: logout-all may end it
+				resp, b := in.raw(t, method, concrete, ctype, strings.NewReader(body), "Authorization", "Bearer "+tok)
+				allowed := auth.Allowed(role, needed)
+				switch {
+				case !allowed && (resp.StatusCode != http.StatusForbidden || !strings.Contains(string(b), `"code":"insufficient-permissions"`)):
+					t.Errorf("%s %s as %s (lacks %v): %d %s", method, path, role, needed, resp.StatusCode, b)
+				case !allowed && !strings.Contains(resp.Header.Get("WWW-Authenticate"), `error="insufficient_scope"`):
+					t.Errorf("%s %s as %s: 403 without an insufficient_scope challenge", method, path, role)
+				case allowed && (resp.StatusCode == http.StatusForbidden || resp.StatusCode == http.StatusUnauthorized):
+					t.Errorf("%s %s as %s (holds %v): %d %s", method, path, role, needed, resp.StatusCode, b)
+				}
+			}
+			if len(needed) > 0 {
+				scoped++
+			}
+		}
+	}
+	if scoped < 9 {
+		t.Fatalf("only %d operations declare scopes; the admin API has 9", scoped)
+	}
+}
+
+func TestAdminManagesUsers(t *testing.T) {
+	in := start(t)
+	_, adminPair := in.createWithRole(t, "admin")
+	tok := adminPair.AccessToken
+	ctx := context.Background()
+
+	verified := true
+	c, err := in.client.AdminCreateUserWithResponse(ctx, api.AdminCreateUserJSONRequestBody{
+		Email: "grace@example.com", Username: "grace", Password: "a long and unusual passphrase", Role: api.RoleModerator, IsVerified: &verified,
+	}, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, c, c.Body, http.StatusCreated)
+	grace := c.JSON201
+	if grace.Role != api.RoleModerator || !grace.IsVerified || !grace.IsActive {
+		t.Fatalf("created = %+v", grace)
+	}
+	// The new account signs in with the password the admin set; the admin never reads it back.
+	in.login(t, account{User: *grace, Password: "a long and unusual passphrase"})
+	if strings.Contains(string(c.Body), "password") {
+		t.Fatalf("the created user's representation mentions a password: %s", c.Body)
+	}
+
+	dup, err := in.client.AdminCreateUserWithResponse(ctx, api.AdminCreateUserJSONRequestBody{
+		Email: "GRACE@example.com", Username: "other", Password: "a long and unusual passphrase", Role: api.RoleUser,
+	}, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantField(t, wantProblem(t, dup, dup.Body, http.StatusConflict, "email-taken"), "email")
+
+	g, err := in.client.AdminGetUserWithResponse(ctx, grace.Id, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, g, g.Body, http.StatusOK)
+
+	newName := "grace_h"
+	p, err := in.client.AdminUpdateUserWithResponse(ctx, grace.Id, api.AdminUpdateUserJSONRequestBody{
+		Username: &newName, FullName: nullable.NewNullableWithValue("Grace Hopper"), IsVerified: new(bool),
+	}, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, p, p.Body, http.StatusOK)
+	if p.JSON200.Username != newName || p.JSON200.FullName.MustGet() != "Grace Hopper" || p.JSON200.IsVerified || p.JSON200.Role != api.RoleModerator {
+		t.Fatalf("after patch: %+v", p.JSON200)
+	}
+
+	// Passwords are not administered: the field does not exist on the admin patch.
+	pw, err := in.client.AdminUpdateUserWithBodyWithResponse(ctx, grace.Id, "application/json", strings.NewReader(`{"password":"chosen by the admin"}`), bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantField(t, wantProblem(t, pw, pw.Body, http.StatusBadRequest, "validation-failed"), "password")
+
+	for _, tt := range []struct {
+		name, body, code, field string
+		status                  int
+	}{
+		{"unknown role", `{"role":"root"}`, "validation-failed", "role", 400},
+		{"empty patch", `{}`, "validation-failed", "body", 400},
+		{"hashed_password", `{"hashed_password":"x"}`, "validation-failed", "hashed_password", 400},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r, err := in.client.AdminUpdateUserWithBodyWithResponse(ctx, grace.Id, "application/json", strings.NewReader(tt.body), bearer(tok))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantField(t, wantProblem(t, r, r.Body, tt.status, tt.code), tt.field)
+		})
+	}
+
+	unknown := uuid.Must(uuid.NewV7())
+	nf, err := in.client.AdminGetUserWithResponse(ctx, unknown, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, nf, nf.Body, http.StatusNotFound, "user-not-found")
+	np, err := in.client.AdminUpdateUserWithResponse(ctx, unknown, api.AdminUpdateUserJSONRequestBody{IsVerified: &verified}, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, np, np.Body, http.StatusNotFound, "user-not-found")
+
+	d, err := in.client.AdminDeleteUserWithResponse(ctx, grace.Id, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, d, d.Body, http.StatusNoContent)
+	g, err = in.client.AdminGetUserWithResponse(ctx, grace.Id, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, g, g.Body, http.StatusNotFound, "user-not-found")
+	d, err = in.client.AdminDeleteUserWithResponse(ctx, grace.Id, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, d, d.Body, http.StatusNotFound, "user-not-found")
+}
+
+func TestTheLastActiveAdminIsGuarded(t *testing.T) {
+	in := start(t)
+	root, rootPair := in.createWithRole(t, "admin")
+	tok := rootPair.AccessToken
+	ctx := context.Background()
+	role := api.RoleUser
+	inactive := false
+	for _, tt := range []struct {
+		name string
+		do   func() (statusCoder, []byte)
+	}{
+		{"demote", func() (statusCoder, []byte) {
+			r, err := in.client.AdminUpdateUserWithResponse(ctx, root.User.Id, api.AdminUpdateUserJSONRequestBody{Role: &role}, bearer(tok))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r, r.Body
+		}},
+		{"deactivate", func() (statusCoder, []byte) {
+			r, err := in.client.AdminUpdateUserWithResponse(ctx, root.User.Id, api.AdminUpdateUserJSONRequestBody{IsActive: &inactive}, bearer(tok))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r, r.Body
+		}},
+		{"delete", func() (statusCoder, []byte) {
+			r, err := in.client.AdminDeleteUserWithResponse(ctx, root.User.Id, bearer(tok))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r, r.Body
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			r, b := tt.do()
+			wantProblem(t, r, b, http.StatusConflict, "last-admin")
+		})
+	}
+	if got := in.me(t, tok); got != http.StatusOK {
+		t.Fatalf("the last admin after refused changes: %d", got)
+	}
+
+	// With a second admin, one may step down; two admins demoting each other at once cannot
+	// both succeed, whatever the interleaving.
+	second, secondPair := in.createWithRole(t, "admin")
+	var wg sync.WaitGroup
+	results := make([]int, 2)
+	for i, pair := range []struct {
+		tok    string
+		target uuid.UUID
+	}{{tok, second.User.Id}, {secondPair.AccessToken, root.User.Id}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			r, err := in.client.AdminUpdateUserWithResponse(ctx, pair.target, api.AdminUpdateUserJSONRequestBody{Role: &role}, bearer(pair.tok))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			results[i] = r.StatusCode()
+		}()
+	}
+	wg.Wait()
+	var admins int
+	if err := in.app.Pool.QueryRow(ctx, "SELECT count(*) FROM users WHERE role = 'admin' AND is_active").Scan(&admins); err != nil {
+		t.Fatal(err)
+	}
+	if admins != 1 {
+		t.Fatalf("active admins after mutual demotion = %d (statuses %v), want exactly 1", admins, results)
+	}
+}
+
+// A role change, deactivation or deletion made on one instance applies on the other
+// instance's very next request, although the user still holds a valid access token.
+func TestAccountChangesApplyOnTheNextRequestEverywhere(t *testing.T) {
+	a := start(t)
+	b := startWith(t, a.cfg)
+	_, adminPair := a.createWithRole(t, "admin")
+	adminTok := adminPair.AccessToken
+	ctx := context.Background()
+	acct := a.register(t)
+	userTok := b.login(t, acct).AccessToken
+	listUsers := func() int {
+		r, err := b.client.AdminListUsersWithResponse(ctx, &api.AdminListUsersParams{}, bearer(userTok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.StatusCode()
+	}
+	if got := listUsers(); got != http.StatusForbidden { // B caches the session with role "user"
+		t.Fatalf("a user listing users on B: %d", got)
+	}
+	patch := func(body api.AdminUpdateUserJSONRequestBody) {
+		t.Helper()
+		r, err := a.client.AdminUpdateUserWithResponse(ctx, acct.User.Id, body, bearer(adminTok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, r, r.Body, http.StatusOK)
+	}
+	admin, user := api.RoleAdmin, api.RoleUser
+	patch(api.AdminUpdateUserJSONRequestBody{Role: &admin})
+	if got := listUsers(); got != http.StatusOK {
+		t.Fatalf("promoted on A, listing on B with the old token: %d, want 200", got)
+	}
+	patch(api.AdminUpdateUserJSONRequestBody{Role: &user})
+	if got := listUsers(); got != http.StatusForbidden {
+		t.Fatalf("demoted on A, listing on B: %d, want 403", got)
+	}
+	inactive := false
+	patch(api.AdminUpdateUserJSONRequestBody{IsActive: &inactive})
+	if got := b.me(t, userTok); got != http.StatusUnauthorized {
+		t.Fatalf("deactivated on A, me on B: %d, want 401", got)
+	}
+	r, err := b.client.LoginWithResponse(ctx, api.LoginJSONRequestBody{Email: &acct.User.Email, Password: acct.Password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, r, r.Body, http.StatusForbidden, "account-disabled")
+
+	other := a.register(t)
+	otherTok := b.login(t, other).AccessToken
+	if got := b.me(t, otherTok); got != http.StatusOK {
+		t.Fatalf("me: %d", got)
+	}
+	d, err := a.client.AdminDeleteUserWithResponse(ctx, other.User.Id, bearer(adminTok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, d, d.Body, http.StatusNoContent)
+	if got := b.me(t, otherTok); got != http.StatusUnauthorized {
+		t.Fatalf("deleted on A, me on B: %d, want 401", got)
+	}
+}
+
+func TestAdminManagesSessions(t *testing.T) {
+	in := start(t)
+	_, modPair := in.createWithRole(t, "moderator") // sessions:read and sessions:revoke
+	tok := modPair.AccessToken
+	ctx := context.Background()
+	acct := in.register(t)
+	s1, s2, s3 := in.login(t, acct), in.login(t, acct), in.login(t, acct)
+
+	l, err := in.client.AdminListUserSessionsWithResponse(ctx, acct.User.Id, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, l, l.Body, http.StatusOK)
+	if len(l.JSON200.Items) != 3 || l.JSON200.Items[0].Id != s3.SessionId || l.JSON200.Items[0].Current {
+		t.Fatalf("sessions = %+v", l.JSON200.Items)
+	}
+
+	// A session id of another user is not found under this user.
+	stranger := in.register(t)
+	theirs := in.login(t, stranger)
+	r, err := in.client.AdminRevokeUserSessionWithResponse(ctx, acct.User.Id, theirs.SessionId, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, r, r.Body, http.StatusNotFound, "session-not-found")
+	if got := in.me(t, theirs.AccessToken); got != http.StatusOK {
+		t.Fatalf("stranger's session: %d", got)
+	}
+
+	r, err = in.client.AdminRevokeUserSessionWithResponse(ctx, acct.User.Id, s1.SessionId, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r, r.Body, http.StatusNoContent)
+	if in.me(t, s1.AccessToken) != http.StatusUnauthorized || in.me(t, s2.AccessToken) != http.StatusOK {
+		t.Fatal("revoking one session did not end exactly that one")
+	}
+
+	all, err := in.client.AdminRevokeUserSessionsWithResponse(ctx, acct.User.Id, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, all, all.Body, http.StatusNoContent)
+	for _, s := range []api.TokenPair{s2, s3} {
+		if got := in.me(t, s.AccessToken); got != http.StatusUnauthorized {
+			t.Fatalf("after revoke-all: %d", got)
+		}
+	}
+
+	unknown := uuid.Must(uuid.NewV7())
+	ul, err := in.client.AdminListUserSessionsWithResponse(ctx, unknown, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, ul, ul.Body, http.StatusNotFound, "user-not-found")
+	ua, err := in.client.AdminRevokeUserSessionsWithResponse(ctx, unknown, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, ua, ua.Body, http.StatusNotFound, "user-not-found")
+}
+
+// Mass assignment: a user cannot give themselves a role, activity or verification.
+func TestSelfServiceCannotAssignPrivileges(t *testing.T) {
+	in := start(t)
+	a := in.register(t)
+	tok := in.login(t, a).AccessToken
+	ctx := context.Background()
+	for _, body := range []string{`{"role":"admin"}`, `{"is_active":false}`, `{"is_verified":true}`, `{"full_name":"x","role":"admin"}`, `{"id":"` + uuid.NewString() + `"}`} {
+		r, err := in.client.UpdateMeWithBodyWithResponse(ctx, "application/json", strings.NewReader(body), bearer(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantProblem(t, r, r.Body, http.StatusBadRequest, "validation-failed")
+	}
+	reg, err := in.client.RegisterUserWithBodyWithResponse(ctx, "application/json", strings.NewReader(
+		`{"email":"mallory@example.com","username":"mallory","password":"a long and unusual passphrase","role":"admin","is_verified":true}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, reg, reg.Body, http.StatusBadRequest, "validation-failed")
+	me, err := in.client.GetMeWithResponse(ctx, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if me.JSON200.Role != api.RoleUser || !me.JSON200.IsActive || me.JSON200.IsVerified || me.JSON200.FullName.IsSpecified() && !me.JSON200.FullName.IsNull() {
+		t.Fatalf("refused patches changed the user: %+v", me.JSON200)
+	}
+	var n int
+	if err := in.app.Pool.QueryRow(ctx, "SELECT count(*) FROM users WHERE username = 'mallory'").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("mallory exists: %d %v", n, err)
+	}
+}
