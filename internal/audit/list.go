@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -13,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/portcullis/portcullis/internal/cursor"
+	"github.com/portcullis/portcullis/internal/postgres"
 )
 
 // Entry is a recorded event as the trail returns it.
@@ -63,44 +63,39 @@ func (t *Trail) List(ctx context.Context, f Filter) (Page, error) {
 	if f.Limit <= 0 || f.Limit > 200 {
 		f.Limit = 50
 	}
-	var (
-		args  []any
-		where = []string{"true"}
-	)
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, strings.ReplaceAll(cond, "$?", fmt.Sprintf("$%d", len(args))))
-	}
+	var w postgres.Where
 	if f.Cursor != "" {
 		pos, err := cursor.Decode(f.Cursor, sortNewest)
 		if err != nil {
 			return Page{}, err
 		}
-		args = append(args, pos.Value, pos.ID)
-		where = append(where, fmt.Sprintf("(occurred_at, id) < ($%d::text::timestamptz, $%d::uuid)", len(args)-1, len(args)))
+		at, err := time.Parse(time.RFC3339Nano, pos.Value)
+		if err != nil {
+			return Page{}, cursor.ErrInvalid
+		}
+		w.Add("(occurred_at, id) < ($?::timestamptz, $?::uuid)", at, pos.ID)
 	}
 	if f.ActorID != nil {
-		add("actor_id = $?", *f.ActorID)
+		w.Add("actor_id = $?", *f.ActorID)
 	}
 	if f.TargetType != nil {
-		add("target_type = $?", *f.TargetType)
+		w.Add("target_type = $?", *f.TargetType)
 	}
 	if f.TargetID != nil {
-		add("target_id = $?", *f.TargetID)
+		w.Add("target_id = $?", *f.TargetID)
 	}
 	if f.Action != nil {
-		add("action = $?", *f.Action)
+		w.Add("action = $?", *f.Action)
 	}
 	if f.OccurredAfter != nil {
-		add("occurred_at >= $?", *f.OccurredAfter)
+		w.Add("occurred_at >= $?", *f.OccurredAfter)
 	}
 	if f.OccurredBefore != nil {
-		add("occurred_at < $?", *f.OccurredBefore)
+		w.Add("occurred_at < $?", *f.OccurredBefore)
 	}
-	args = append(args, f.Limit+1)
 	sql := fmt.Sprintf(`SELECT id, occurred_at, actor_id, action, target_type, target_id, outcome, ip_address, user_agent, request_id, detail
-FROM audit_events WHERE %s ORDER BY occurred_at DESC, id DESC LIMIT $%d`, strings.Join(where, " AND "), len(args))
-	rows, err := t.pool.Query(ctx, sql, args...)
+FROM audit_events WHERE %s ORDER BY occurred_at DESC, id DESC LIMIT %s`, w.String(), w.Arg(f.Limit+1))
+	rows, err := t.pool.Query(ctx, sql, append([]any{pgx.QueryExecModeExec}, w.Args()...)...)
 	if err != nil {
 		return Page{}, fmt.Errorf("list audit events: %w", err)
 	}

@@ -28,7 +28,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 // instance is one running service under test, reached over real HTTP through the generated
 // client. Every response it receives is validated against the spec.
 type instance struct {
-	t      *testing.T
+	t      testing.TB
 	cfg    config.Config
 	app    *app.App
 	url    string
@@ -36,7 +36,7 @@ type instance struct {
 }
 
 // start runs a service on a fresh database and Redis prefix; edit adjusts the configuration.
-func start(t *testing.T, edit ...func(*config.Config)) *instance {
+func start(t testing.TB, edit ...func(*config.Config)) *instance {
 	t.Helper()
 	cfg := testenv.Config(t)
 	for _, e := range edit {
@@ -46,7 +46,7 @@ func start(t *testing.T, edit ...func(*config.Config)) *instance {
 }
 
 // startWith runs a service on cfg: a second instance sharing a first one's database and Redis.
-func startWith(t *testing.T, cfg config.Config) *instance {
+func startWith(t testing.TB, cfg config.Config) *instance {
 	t.Helper()
 	a, err := app.New(context.Background(), cfg, testenv.Logger(t))
 	if err != nil {
@@ -62,7 +62,7 @@ func startWith(t *testing.T, cfg config.Config) *instance {
 	return &instance{t: t, cfg: cfg, app: a, url: srv.URL, client: client}
 }
 
-func specRouter(t *testing.T) routers.Router {
+func specRouter(t testing.TB) routers.Router {
 	t.Helper()
 	spec, err := api.GetSwagger()
 	if err != nil {
@@ -78,7 +78,7 @@ func specRouter(t *testing.T) routers.Router {
 // specValidator checks every response of a documented operation against api/openapi.yaml:
 // status documented, content type and body matching the schema, problem+json for errors.
 type specValidator struct {
-	t         *testing.T
+	t         testing.TB
 	next      http.RoundTripper
 	router    routers.Router
 	validated atomic.Int64
@@ -142,7 +142,7 @@ func header(name, value string) api.RequestEditorFn {
 type statusCoder interface{ StatusCode() int }
 
 // wantProblem asserts an RFC 9457 problem with status and code and returns it.
-func wantProblem(t *testing.T, r statusCoder, body []byte, status int, code string) api.Problem {
+func wantProblem(t testing.TB, r statusCoder, body []byte, status int, code string) api.Problem {
 	t.Helper()
 	if r.StatusCode() != status {
 		t.Fatalf("status = %d, want %d; body: %s", r.StatusCode(), status, body)
@@ -161,7 +161,7 @@ func wantProblem(t *testing.T, r statusCoder, body []byte, status int, code stri
 }
 
 // wantField asserts that a problem names field among its errors.
-func wantField(t *testing.T, p api.Problem, field string) {
+func wantField(t testing.TB, p api.Problem, field string) {
 	t.Helper()
 	if p.Errors != nil {
 		for _, e := range *p.Errors {
@@ -173,7 +173,7 @@ func wantField(t *testing.T, p api.Problem, field string) {
 	t.Fatalf("problem does not name field %q: %+v", field, p.Errors)
 }
 
-func wantStatus(t *testing.T, r statusCoder, body []byte, status int) {
+func wantStatus(t testing.TB, r statusCoder, body []byte, status int) {
 	t.Helper()
 	if r.StatusCode() != status {
 		t.Fatalf("status = %d, want %d; body: %s", r.StatusCode(), status, body)
@@ -189,7 +189,7 @@ type account struct {
 var seq atomic.Int64
 
 // register creates a fresh account through the API.
-func (in *instance) register(t *testing.T) account {
+func (in *instance) register(t testing.TB) account {
 	t.Helper()
 	n := seq.Add(1)
 	name := "user" + strings.ReplaceAll(uuid.NewString()[:8], "-", "") + "n" + string(rune('a'+n%26))
@@ -205,7 +205,7 @@ func (in *instance) register(t *testing.T) account {
 }
 
 // login signs an account in by email.
-func (in *instance) login(t *testing.T, a account) api.TokenPair {
+func (in *instance) login(t testing.TB, a account) api.TokenPair {
 	t.Helper()
 	email := a.User.Email
 	r, err := in.client.LoginWithResponse(context.Background(), api.LoginJSONRequestBody{Email: &email, Password: a.Password})
@@ -217,7 +217,7 @@ func (in *instance) login(t *testing.T, a account) api.TokenPair {
 }
 
 // me calls GET /users/me and returns the status.
-func (in *instance) me(t *testing.T, token string) int {
+func (in *instance) me(t testing.TB, token string) int {
 	t.Helper()
 	r, err := in.client.GetMeWithResponse(context.Background(), bearer(token))
 	if err != nil {
@@ -227,7 +227,7 @@ func (in *instance) me(t *testing.T, token string) int {
 }
 
 // raw sends a hand-made request, for input the typed client cannot produce.
-func (in *instance) raw(t *testing.T, method, path, contentType string, body io.Reader, headers ...string) (*http.Response, []byte) {
+func (in *instance) raw(t testing.TB, method, path, contentType string, body io.Reader, headers ...string) (*http.Response, []byte) {
 	t.Helper()
 	req, err := http.NewRequest(method, in.url+path, body)
 	if err != nil {
@@ -257,7 +257,7 @@ func (r rawStatus) StatusCode() int { return r.Response.StatusCode }
 
 // createWithRole makes an account with role through the users service (as the CLI does) and
 // signs it in.
-func (in *instance) createWithRole(t *testing.T, role string) (account, api.TokenPair) {
+func (in *instance) createWithRole(t testing.TB, role string) (account, api.TokenPair) {
 	t.Helper()
 	name := "staff" + strings.ReplaceAll(uuid.NewString()[:13], "-", "")
 	pw := "a long and unusual passphrase " + name

@@ -11,6 +11,7 @@ import (
 	dbgen "github.com/portcullis/portcullis/gen/db"
 	"github.com/portcullis/portcullis/internal/apperr"
 	"github.com/portcullis/portcullis/internal/cursor"
+	"github.com/portcullis/portcullis/internal/postgres"
 )
 
 // Sort orders of List. Each is backed by an index, so every page is an index range scan.
@@ -42,24 +43,24 @@ type Page struct {
 	NextCursor string
 }
 
-// sortSpec is how one sort order pages: its ORDER BY and the keyset condition after a position.
+// sortSpec is how one sort order pages: its ORDER BY, the keyset condition after a position,
+// and the key a cursor records. Text keys are computed by PostgreSQL's lower(), so a cursor
+// compares exactly as the index orders, whatever the letters.
 type sortSpec struct {
 	orderBy string
-	after   string // with $1 the position's value and $2 its id
-	value   func(User) string
+	after   string // `$?` placeholders: the position's key, then (for created_at) its id
+	key     string // SQL expression of the cursor key; empty for created_at, whose key is the time
 }
-
-func createdValue(u User) string { return u.CreatedAt.UTC().Format(time.RFC3339Nano) }
 
 // The allow-list of sorts. lower(email) and lower(username) are unique, so they alone order
 // rows totally; created_at ties are broken by id.
 var sorts = map[string]sortSpec{
-	SortCreatedDesc:  {"created_at DESC, id DESC", "(created_at, id) < ($1::text::timestamptz, $2::uuid)", createdValue},
-	SortCreatedAsc:   {"created_at ASC, id ASC", "(created_at, id) > ($1::text::timestamptz, $2::uuid)", createdValue},
-	SortEmailAsc:     {"lower(email) ASC", "lower(email) > $1::text", func(u User) string { return strings.ToLower(u.Email) }},
-	SortEmailDesc:    {"lower(email) DESC", "lower(email) < $1::text", func(u User) string { return strings.ToLower(u.Email) }},
-	SortUsernameAsc:  {"lower(username) ASC", "lower(username) > $1::text", func(u User) string { return strings.ToLower(u.Username) }},
-	SortUsernameDesc: {"lower(username) DESC", "lower(username) < $1::text", func(u User) string { return strings.ToLower(u.Username) }},
+	SortCreatedDesc:  {"created_at DESC, id DESC", "(created_at, id) < ($?::timestamptz, $?::uuid)", ""},
+	SortCreatedAsc:   {"created_at ASC, id ASC", "(created_at, id) > ($?::timestamptz, $?::uuid)", ""},
+	SortEmailAsc:     {"lower(email) ASC", "lower(email) > $?::text", "lower(email)"},
+	SortEmailDesc:    {"lower(email) DESC", "lower(email) < $?::text", "lower(email)"},
+	SortUsernameAsc:  {"lower(username) ASC", "lower(username) > $?::text", "lower(username)"},
+	SortUsernameDesc: {"lower(username) DESC", "lower(username) < $?::text", "lower(username)"},
 }
 
 // searchText is the expression of the users_search_trgm_idx index; q matches inside it.
@@ -83,61 +84,79 @@ func (s *Service) List(ctx context.Context, f Filter) (Page, error) {
 	if f.Limit <= 0 || f.Limit > 200 {
 		f.Limit = 50
 	}
-	var pos cursor.Position
-	args := []any{nil, nil} // $1 and $2 hold the cursor position, when there is one
-	var where []string
+	var q postgres.Where
 	if f.Cursor != "" {
-		var err error
-		if pos, err = cursor.Decode(f.Cursor, f.Sort); err != nil {
+		pos, err := cursor.Decode(f.Cursor, f.Sort)
+		if err != nil {
 			return Page{}, err
 		}
-		args[0], args[1] = pos.Value, pos.ID
-		where = append(where, spec.after)
-	} else {
-		where = append(where, "$1::text IS NULL AND $2::uuid IS NULL")
-	}
-	add := func(cond string, v any) {
-		args = append(args, v)
-		where = append(where, fmt.Sprintf(cond, len(args)))
+		if spec.key != "" {
+			q.Add(spec.after, pos.Value)
+		} else {
+			at, err := time.Parse(time.RFC3339Nano, pos.Value)
+			if err != nil {
+				return Page{}, cursor.ErrInvalid
+			}
+			q.Add(spec.after, at, pos.ID)
+		}
 	}
 	if f.Role != nil {
-		add("role = $%d", *f.Role)
+		q.Add("role = $?", *f.Role)
 	}
 	if f.IsActive != nil {
-		add("is_active = $%d", *f.IsActive)
+		q.Add("is_active = $?", *f.IsActive)
 	}
 	if f.IsVerified != nil {
-		add("is_verified = $%d", *f.IsVerified)
+		q.Add("is_verified = $?", *f.IsVerified)
 	}
 	if f.CreatedAfter != nil {
-		add("created_at >= $%d", *f.CreatedAfter)
+		q.Add("created_at >= $?", *f.CreatedAfter)
 	}
 	if f.CreatedBefore != nil {
-		add("created_at < $%d", *f.CreatedBefore)
+		q.Add("created_at < $?", *f.CreatedBefore)
 	}
 	if f.Query != nil && *f.Query != "" {
-		add(searchText+" LIKE $%d", "%"+escapeLike(strings.ToLower(*f.Query))+"%")
+		q.Add(searchText+" LIKE $?", "%"+escapeLike(strings.ToLower(*f.Query))+"%")
 	}
-	args = append(args, f.Limit+1)
-	sql := fmt.Sprintf(`SELECT id, email, username, hashed_password, full_name, role, is_active, is_verified, created_at, updated_at
-FROM users WHERE %s ORDER BY %s LIMIT $%d`, strings.Join(where, " AND "), spec.orderBy, len(args))
+	key := "''"
+	if spec.key != "" {
+		key = spec.key
+	}
+	sql := fmt.Sprintf(`SELECT id, email, username, hashed_password, full_name, role, is_active, is_verified, created_at, updated_at, %s
+FROM users WHERE %s ORDER BY %s LIMIT %s`, key, q.String(), spec.orderBy, q.Arg(f.Limit+1))
 
-	rows, err := s.store.pool.Query(ctx, sql, args...)
+	// Planned with the actual values every time: a cached generic plan cannot know whether `q`
+	// is rare (use the trigram index) or common (walk the sort index), and guessing wrong costs
+	// a full index walk.
+	rows, err := s.store.pool.Query(ctx, sql, append([]any{pgx.QueryExecModeExec}, q.Args()...)...)
 	if err != nil {
 		return Page{}, fmt.Errorf("list users: %w", err)
 	}
-	recs, err := pgx.CollectRows(rows, pgx.RowToStructByPos[dbgen.User])
+	type listed struct {
+		user User
+		key  string
+	}
+	found, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (listed, error) {
+		var r dbgen.User
+		var k string
+		err := row.Scan(&r.ID, &r.Email, &r.Username, &r.HashedPassword, &r.FullName, &r.Role, &r.IsActive, &r.IsVerified, &r.CreatedAt, &r.UpdatedAt, &k)
+		return listed{userFromRow(r).User, k}, err
+	})
 	if err != nil {
 		return Page{}, fmt.Errorf("list users: %w", err)
 	}
-	page := Page{Users: make([]User, 0, min(len(recs), f.Limit))}
-	for i, r := range recs {
+	page := Page{Users: make([]User, 0, min(len(found), f.Limit))}
+	for i, r := range found {
 		if i == f.Limit {
-			last := page.Users[len(page.Users)-1]
-			page.NextCursor = cursor.Encode(cursor.Position{Sort: f.Sort, Value: spec.value(last), ID: last.ID})
+			last := found[i-1]
+			value := last.key
+			if spec.key == "" {
+				value = last.user.CreatedAt.UTC().Format(time.RFC3339Nano)
+			}
+			page.NextCursor = cursor.Encode(cursor.Position{Sort: f.Sort, Value: value, ID: last.user.ID})
 			break
 		}
-		page.Users = append(page.Users, userFromRow(r).User)
+		page.Users = append(page.Users, r.user)
 	}
 	return page, nil
 }

@@ -1,0 +1,24 @@
+package postgres_test
+
+import (
+	"testing"
+
+	"github.com/portcullis/portcullis/internal/postgres"
+)
+
+func TestWhereNumbersPlaceholdersInOrder(t *testing.T) {
+	var w postgres.Where
+	w.Add("(created_at, id) < ($?::text::timestamptz, $?::uuid)", "t", "id")
+	w.Add("role = $?", "admin")
+	limit := w.Arg(51)
+	if got, want := w.String(), "(created_at, id) < ($1::text::timestamptz, $2::uuid) AND role = $3"; got != want {
+		t.Fatalf("String() = %q, want %q", got, want)
+	}
+	if limit != "$4" || len(w.Args()) != 4 {
+		t.Fatalf("limit placeholder %s with %d args", limit, len(w.Args()))
+	}
+	var empty postgres.Where
+	if empty.String() != "true" {
+		t.Fatal("no conditions must read true")
+	}
+}
