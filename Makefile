@@ -69,7 +69,8 @@ migrate-status: ## show migration state
 	$(GO) run ./cmd/portcullis migrate status
 
 .PHONY: bench
-bench: services ## micro-benchmarks (token issue/verify, password hashing)
+bench: services ## benchmarks: admin listing on 1,000,000 users (p50/p99 per scenario), tokens, password hashing
+	$(GO) test -run '^$$' -bench BenchmarkAdminListUsers -benchtime 300x -timeout 20m ./internal/httpserver
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/tokens ./internal/password
 
 .PHONY: docker
