@@ -63,15 +63,8 @@ func (s *Service) AdminUpdate(ctx context.Context, actor, id uuid.UUID, p AdminP
 	if p.Role != nil && !ValidRole(*p.Role) {
 		return AdminResult{}, ErrUnknownRole
 	}
-	if p.Username != nil {
-		if err := validateUsername(*p.Username); err != nil {
-			return AdminResult{}, err
-		}
-	}
-	if p.SetFullName {
-		if err := validateFullName(p.FullName); err != nil {
-			return AdminResult{}, err
-		}
+	if err := (ProfileUpdate{Username: p.Username, SetFullName: p.SetFullName, FullName: p.FullName}).validate(); err != nil {
+		return AdminResult{}, err
 	}
 	return s.store.adminUpdate(ctx, id, p, s.now().UTC(), &actor)
 }

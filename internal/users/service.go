@@ -132,15 +132,8 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID) (User, error) {
 // UpdateProfile changes a user's username and full name. It returns an Invalid error naming
 // the field, ErrUsernameTaken or ErrNotFound.
 func (s *Service) UpdateProfile(ctx context.Context, id uuid.UUID, p ProfileUpdate) (User, error) {
-	if p.Username != nil {
-		if err := validateUsername(*p.Username); err != nil {
-			return User{}, err
-		}
-	}
-	if p.SetFullName {
-		if err := validateFullName(p.FullName); err != nil {
-			return User{}, err
-		}
+	if err := p.validate(); err != nil {
+		return User{}, err
 	}
 	return s.store.updateProfile(ctx, id, p, s.now().UTC(), audit.Event{Action: audit.ActionProfileUpdate, Actor: &id})
 }

@@ -58,6 +58,19 @@ type ProfileUpdate struct {
 
 const maxFullName = 200
 
+// validate checks the fields p sets.
+func (p ProfileUpdate) validate() error {
+	if p.Username != nil {
+		if err := validateUsername(*p.Username); err != nil {
+			return err
+		}
+	}
+	if p.SetFullName {
+		return validateFullName(p.FullName)
+	}
+	return nil
+}
+
 // validateEmail accepts a bare address (no display name, no angle brackets) of at most 254 bytes.
 func validateEmail(email string) error {
 	if len(email) > 254 || strings.ContainsAny(email, " \t\r\n<>\"") {
