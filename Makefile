@@ -73,6 +73,15 @@ bench: services ## benchmarks: admin listing on 1,000,000 users (p50/p99 per sce
 	$(GO) test -run '^$$' -bench BenchmarkAdminListUsers -benchtime 300x -timeout 20m ./internal/httpserver
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/tokens ./internal/password
 
+FUZZTIME ?= 30s
+.PHONY: fuzz
+fuzz: services ## run every fuzz target for FUZZTIME each (make test runs their seed corpora)
+	$(GO) test -run '^$$' -fuzz '^FuzzCheck$$' -fuzztime $(FUZZTIME) ./internal/strictjson
+	$(GO) test -run '^$$' -fuzz '^FuzzValidateEmail$$' -fuzztime $(FUZZTIME) ./internal/users
+	$(GO) test -run '^$$' -fuzz '^FuzzVerify$$' -fuzztime $(FUZZTIME) ./internal/tokens
+	$(GO) test -run '^$$' -fuzz '^FuzzParseHeader$$' -fuzztime $(FUZZTIME) ./internal/tokens
+	$(GO) test -run '^$$' -fuzz '^FuzzVerifyMalformed$$' -fuzztime $(FUZZTIME) ./internal/password
+
 .PHONY: docker
 docker: ## build the container image (needs a Docker engine)
 	docker build -t portcullis:dev .

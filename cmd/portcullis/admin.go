@@ -60,7 +60,7 @@ func createAdmin(ctx context.Context, cfg config.Config, args []string, stdin io
 		}
 	}
 	hasher := password.NewHasher(password.Params{MemoryKiB: cfg.Password.MemoryKiB, Iterations: cfg.Password.Iterations, Parallelism: cfg.Password.Parallelism})
-	svc := users.NewService(users.NewStore(pool), hasher, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	svc := users.NewService(users.NewStore(pool), hasher, password.NewGate(1, 0), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	nu := users.AdminNewUser{NewUser: users.NewUser{Email: *email, Username: *username, Password: pw}, Role: users.RoleAdmin, IsVerified: true}
 	if *fullName != "" {
 		nu.FullName = fullName

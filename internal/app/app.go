@@ -4,6 +4,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 	"github.com/portcullis/portcullis/internal/httpserver"
 	"github.com/portcullis/portcullis/internal/password"
 	"github.com/portcullis/portcullis/internal/postgres"
+	"github.com/portcullis/portcullis/internal/ratelimit"
 	"github.com/portcullis/portcullis/internal/redis"
 	"github.com/portcullis/portcullis/internal/sessions"
 	"github.com/portcullis/portcullis/internal/tokens"
@@ -70,11 +72,18 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	hasher := password.NewHasher(password.Params{
 		MemoryKiB: cfg.Password.MemoryKiB, Iterations: cfg.Password.Iterations, Parallelism: cfg.Password.Parallelism,
 	})
-	userSvc := users.NewService(users.NewStore(pool), hasher, logger)
+	limits, loginFailures, err := parseLimits(cfg.Limits)
+	if err != nil {
+		return nil, err
+	}
+	limiter := ratelimit.New(a.redis, logger)
+	userSvc := users.NewService(users.NewStore(pool), hasher, password.NewGate(cfg.Password.Concurrency, cfg.Password.Queue), logger)
 	a.Users = userSvc
 	sessionSvc := sessions.NewService(sessions.NewStore(pool), a.redis, cfg.Redis.SessionCacheTTL, cfg.Auth, logger)
 	srv, err := httpserver.New(cfg.HTTP, httpserver.Deps{
-		Auth:     auth.NewService(userSvc, sessionSvc, a.Tokens),
+		Auth:     auth.NewService(userSvc, sessionSvc, a.Tokens, limiter, loginFailures),
+		Limiter:  limiter,
+		Limits:   limits,
 		Admin:    admin.NewService(userSvc, sessionSvc, audit.NewTrail(pool)),
 		Users:    userSvc,
 		Sessions: sessionSvc,
@@ -94,6 +103,34 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	go func() { defer a.wg.Done(); sessionSvc.Run(bg, time.Second) }()
 	ok = true
 	return a, nil
+}
+
+// parseLimits reads the configured rate limits, naming the variable of any malformed one.
+func parseLimits(c config.Limits) (httpserver.Limits, ratelimit.Limit, error) {
+	var (
+		l    httpserver.Limits
+		fail ratelimit.Limit
+		errs []error
+	)
+	for _, p := range []struct {
+		env, name, value string
+		into             *ratelimit.Limit
+	}{
+		{"PORTCULLIS_RATE_LIMIT_IP", "ip", c.IP, &l.IP},
+		{"PORTCULLIS_RATE_LIMIT_LOGIN_IP", "login-ip", c.LoginIP, &l.LoginIP},
+		{"PORTCULLIS_RATE_LIMIT_REGISTER_IP", "register-ip", c.RegisterIP, &l.RegisterIP},
+		{"PORTCULLIS_RATE_LIMIT_REFRESH_IP", "refresh-ip", c.RefreshIP, &l.RefreshIP},
+		{"PORTCULLIS_RATE_LIMIT_PASSWORD_IP", "password-ip", c.PasswordIP, &l.PasswordIP},
+		{"PORTCULLIS_RATE_LIMIT_PASSWORD_ACCOUNT", "password-account", c.PasswordAccount, &l.PasswordAccount},
+		{"PORTCULLIS_RATE_LIMIT_LOGIN_ACCOUNT_FAILURES", "login-failures", c.LoginAccountFailures, &fail},
+	} {
+		lim, err := ratelimit.ParseLimit(p.name, p.value)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", p.env, err))
+		}
+		*p.into = lim
+	}
+	return l, fail, errors.Join(errs...)
 }
 
 // Close stops background work and releases connections.

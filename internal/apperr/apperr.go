@@ -5,6 +5,7 @@ package apperr
 import (
 	"errors"
 	"fmt"
+	"time"
 )
 
 // Kind classifies an error for the HTTP mapper.
@@ -35,7 +36,9 @@ type Error struct {
 	Code    string
 	Message string
 	Fields  []FieldError
-	err     error
+	// RetryAfter, when set on RateLimited or Unavailable errors, becomes the Retry-After header.
+	RetryAfter time.Duration
+	err        error
 }
 
 // New returns a sentinel error. Compare with errors.Is; derived errors made by WithField or Wrap
@@ -71,6 +74,13 @@ func (e *Error) WithField(field, detail string) *Error {
 func (e *Error) WithMessage(msg string) *Error {
 	c := *e
 	c.Message = msg
+	return &c
+}
+
+// After returns a copy of e that tells clients to retry after d.
+func (e *Error) After(d time.Duration) *Error {
+	c := *e
+	c.RetryAfter = d
 	return &c
 }
 

@@ -2,12 +2,17 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/portcullis/portcullis/internal/apperr"
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/ratelimit"
 	"github.com/portcullis/portcullis/internal/sessions"
 	"github.com/portcullis/portcullis/internal/tokens"
 	"github.com/portcullis/portcullis/internal/users"
@@ -25,25 +30,46 @@ type TokenPair struct {
 	SessionID        uuid.UUID
 }
 
+// ErrAccountLocked is returned after too many failed logins for one account, until the
+// failure budget refills (Retry-After says when). Unknown accounts lock the same way, so the
+// lock reveals nothing about which accounts exist.
+var ErrAccountLocked = apperr.New(apperr.RateLimited, "account-locked", "too many failed sign-in attempts for this account; retry later")
+
 // Service signs users in and out.
 type Service struct {
 	users    *users.Service
 	sessions *sessions.Service
 	tokens   *tokens.Service
+	limiter  *ratelimit.Limiter
+	failures ratelimit.Limit
 }
 
-// NewService returns a Service.
-func NewService(u *users.Service, s *sessions.Service, t *tokens.Service) *Service {
-	return &Service{users: u, sessions: s, tokens: t}
+// NewService returns a Service that allows at most failures failed logins per account.
+func NewService(u *users.Service, s *sessions.Service, t *tokens.Service, limiter *ratelimit.Limiter, failures ratelimit.Limit) *Service {
+	return &Service{users: u, sessions: s, tokens: t, limiter: limiter, failures: failures}
 }
 
-// Login checks credentials and opens a session. It returns users.ErrInvalidCredentials,
-// users.ErrAccountDisabled or an Invalid error when neither or both identifiers are given.
+// Login checks credentials and opens a session. It returns ErrAccountLocked,
+// users.ErrInvalidCredentials, users.ErrAccountDisabled, users.ErrOverloaded or an Invalid
+// error when neither or both identifiers are given.
 func (s *Service) Login(ctx context.Context, c users.Credentials, client sessions.Client) (TokenPair, error) {
+	key := accountKey(c)
+	if r := s.limiter.Peek(ctx, s.failures, key); !r.Allowed {
+		return TokenPair{}, ErrAccountLocked.After(r.RetryAfter)
+	}
 	u, err := s.users.Authenticate(ctx, c)
+	if errors.Is(err, users.ErrInvalidCredentials) {
+		if r := s.limiter.Allow(ctx, s.failures, key); r.Remaining == 0 {
+			if aerr := s.users.RecordLockout(ctx, c, r.Reset); aerr != nil {
+				return TokenPair{}, aerr
+			}
+		}
+		return TokenPair{}, err
+	}
 	if err != nil {
 		return TokenPair{}, err
 	}
+	s.limiter.Reset(ctx, s.failures, key)
 	issued, err := s.sessions.Open(ctx, u.ID, u.Role, client)
 	if err != nil {
 		return TokenPair{}, err
@@ -58,6 +84,17 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (TokenPair, 
 		return TokenPair{}, err
 	}
 	return s.pair(issued)
+}
+
+// accountKey names the failure budget of the account c names, without keeping the identifier
+// itself in Redis.
+func accountKey(c users.Credentials) string {
+	id := "e:" + strings.ToLower(strings.TrimSpace(c.Email))
+	if c.Email == "" {
+		id = "u:" + strings.ToLower(c.Username)
+	}
+	sum := sha256.Sum256([]byte(id))
+	return "acct:" + hex.EncodeToString(sum[:16])
 }
 
 func (s *Service) pair(i sessions.Issued) (TokenPair, error) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -19,7 +20,19 @@ type Config struct {
 	Redis    Redis
 	Auth     Auth
 	Password Password
+	Limits   Limits
 	LogLevel string
+}
+
+// Limits are the rate limits, each "count/period" such as "300/1m" (see internal/ratelimit).
+type Limits struct {
+	IP                   string // every request, per client IP
+	LoginIP              string // login attempts per client IP
+	LoginAccountFailures string // failed logins per account before it is locked for a while
+	RegisterIP           string // registrations per client IP
+	RefreshIP            string // refreshes per client IP
+	PasswordIP           string // password changes per client IP
+	PasswordAccount      string // password changes per account
 }
 
 // HTTP configures the public listener.
@@ -33,6 +46,16 @@ type HTTP struct {
 	MaxBodyBytes      int64
 	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed. Empty: the peer address is the client.
 	TrustedProxies []string
+	// CORSOrigins are the exact origins allowed to call the API from a browser.
+	CORSOrigins          []string
+	CORSAllowCredentials bool
+	// TLSCertFile and TLSKeyFile, when both set, make the binary terminate TLS itself.
+	TLSCertFile string
+	TLSKeyFile  string
+	// HSTSMaxAge is sent as Strict-Transport-Security when serving TLS (or when ForceHSTS is set
+	// behind a TLS-terminating proxy); 0 sends none.
+	HSTSMaxAge time.Duration
+	ForceHSTS  bool
 }
 
 // Postgres configures the database.
@@ -74,6 +97,9 @@ type Password struct {
 	MemoryKiB   uint32
 	Iterations  uint32
 	Parallelism uint8
+	// Concurrency hashes run at once and Queue more wait; beyond that logins get 503 at once.
+	Concurrency int
+	Queue       int
 }
 
 // Load reads the configuration through getenv (os.Getenv in production, a map in tests).
@@ -89,6 +115,12 @@ func Load(getenv func(string) string) (Config, error) {
 			ShutdownTimeout:   r.dur("PORTCULLIS_HTTP_SHUTDOWN_TIMEOUT", 20*time.Second),
 			MaxBodyBytes:      int64(r.int("PORTCULLIS_HTTP_MAX_BODY_BYTES", 64<<10)),
 			TrustedProxies:    r.list("PORTCULLIS_TRUSTED_PROXIES"),
+			CORSOrigins:          r.list("PORTCULLIS_CORS_ORIGINS"),
+			CORSAllowCredentials: r.bool("PORTCULLIS_CORS_ALLOW_CREDENTIALS", false),
+			TLSCertFile:          r.str("PORTCULLIS_TLS_CERT_FILE", ""),
+			TLSKeyFile:           r.str("PORTCULLIS_TLS_KEY_FILE", ""),
+			HSTSMaxAge:           r.dur("PORTCULLIS_HSTS_MAX_AGE", 365*24*time.Hour),
+			ForceHSTS:            r.bool("PORTCULLIS_FORCE_HSTS", false),
 		},
 		Postgres: Postgres{
 			URL:            r.str("DATABASE_URL", "postgres://127.0.0.1:5432/portcullis?sslmode=disable"),
@@ -119,6 +151,17 @@ func Load(getenv func(string) string) (Config, error) {
 			MemoryKiB:   uint32(r.int("PORTCULLIS_ARGON2_MEMORY_KIB", 19456)),
 			Iterations:  uint32(r.int("PORTCULLIS_ARGON2_ITERATIONS", 2)),
 			Parallelism: uint8(r.int("PORTCULLIS_ARGON2_PARALLELISM", 1)),
+			Concurrency: r.int("PORTCULLIS_HASH_CONCURRENCY", runtime.GOMAXPROCS(0)),
+			Queue:       r.int("PORTCULLIS_HASH_QUEUE", 2*runtime.GOMAXPROCS(0)),
+		},
+		Limits: Limits{
+			IP:                   r.str("PORTCULLIS_RATE_LIMIT_IP", "300/1m"),
+			LoginIP:              r.str("PORTCULLIS_RATE_LIMIT_LOGIN_IP", "60/1m"),
+			LoginAccountFailures: r.str("PORTCULLIS_RATE_LIMIT_LOGIN_ACCOUNT_FAILURES", "10/15m"),
+			RegisterIP:           r.str("PORTCULLIS_RATE_LIMIT_REGISTER_IP", "20/1h"),
+			RefreshIP:            r.str("PORTCULLIS_RATE_LIMIT_REFRESH_IP", "120/1m"),
+			PasswordIP:           r.str("PORTCULLIS_RATE_LIMIT_PASSWORD_IP", "20/1m"),
+			PasswordAccount:      r.str("PORTCULLIS_RATE_LIMIT_PASSWORD_ACCOUNT", "5/15m"),
 		},
 		LogLevel: r.str("PORTCULLIS_LOG_LEVEL", "info"),
 	}
@@ -149,6 +192,13 @@ func (c Config) validate() error {
 	check(c.Postgres.MaxConns >= 2, "PORTCULLIS_DB_MAX_CONNS must be at least 2")
 	check(c.Redis.Timeout > 0, "PORTCULLIS_REDIS_TIMEOUT must be positive")
 	check(c.Redis.SessionCacheTTL >= time.Second, "PORTCULLIS_SESSION_CACHE_TTL must be at least 1s")
+	check((c.HTTP.TLSCertFile == "") == (c.HTTP.TLSKeyFile == ""), "PORTCULLIS_TLS_CERT_FILE and PORTCULLIS_TLS_KEY_FILE must be set together")
+	check(c.Password.Concurrency >= 1, "PORTCULLIS_HASH_CONCURRENCY must be at least 1")
+	for _, o := range c.HTTP.CORSOrigins {
+		u, err := url.Parse(o)
+		check(err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.Path == "" && u.RawQuery == "" && o == u.Scheme+"://"+u.Host,
+			"PORTCULLIS_CORS_ORIGINS: %q is not an exact origin such as https://app.example.com (no wildcards, no null)", o)
+	}
 	for _, u := range []struct{ name, raw string }{{"DATABASE_URL", c.Postgres.URL}, {"REDIS_URL", c.Redis.URL}} {
 		_, err := url.Parse(u.raw)
 		check(err == nil, "%s is not a URL", u.name)

@@ -32,6 +32,10 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"ttl too long", "PORTCULLIS_ACCESS_TOKEN_TTL", "48h", "between 1m and 24h"},
 		{"short kek", "PORTCULLIS_KEY_ENCRYPTION_KEY", "c2hvcnQ=", "32 bytes"},
 		{"bad bool", "PORTCULLIS_AUTO_MIGRATE", "perhaps", "not a boolean"},
+		{"wildcard origin", "PORTCULLIS_CORS_ORIGINS", "*", "exact origin"},
+		{"null origin", "PORTCULLIS_CORS_ORIGINS", "null", "exact origin"},
+		{"origin with path", "PORTCULLIS_CORS_ORIGINS", "https://app.example.com/x", "exact origin"},
+		{"half of tls", "PORTCULLIS_TLS_CERT_FILE", "/x.pem", "set together"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

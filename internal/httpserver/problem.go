@@ -88,6 +88,9 @@ func (s *Server) toProblem(err error, c echo.Context) api.Problem {
 		status, code, detail = http.StatusRequestEntityTooLarge, "body-too-large", fmt.Sprintf("the request body exceeds %d bytes", tooLarge.Limit)
 	case errors.As(err, &ae):
 		status, code, detail, fields = kindStatus[ae.Kind], ae.Code, ae.Message, ae.Fields
+		if ae.RetryAfter > 0 {
+			c.Response().Header().Set(echo.HeaderRetryAfter, seconds(ae.RetryAfter))
+		}
 		if ae.Kind == apperr.Internal {
 			detail = "an internal error occurred"
 		}

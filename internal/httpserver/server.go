@@ -3,7 +3,10 @@
 package httpserver
 
 import (
+	"bytes"
 	"context"
+	"errors"
+	"io"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -25,9 +28,12 @@ import (
 	apispec "github.com/portcullis/portcullis/api"
 	api "github.com/portcullis/portcullis/gen/api"
 	"github.com/portcullis/portcullis/internal/admin"
+	"github.com/portcullis/portcullis/internal/apperr"
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/auth"
 	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/ratelimit"
+	"github.com/portcullis/portcullis/internal/strictjson"
 	"github.com/portcullis/portcullis/internal/sessions"
 	"github.com/portcullis/portcullis/internal/tokens"
 	"github.com/portcullis/portcullis/internal/users"
@@ -45,6 +51,8 @@ type Deps struct {
 	Users    *users.Service
 	Sessions *sessions.Service
 	Tokens   *tokens.Service
+	Limiter  *ratelimit.Limiter
+	Limits   Limits
 	// Ready lists the dependencies /readyz checks, by name.
 	Ready  map[string]Pinger
 	Logger *slog.Logger
@@ -57,8 +65,10 @@ type Server struct {
 	adminHandler
 	opsHandler
 
-	echo   *echo.Echo
-	logger *slog.Logger
+	echo    *echo.Echo
+	logger  *slog.Logger
+	limiter *ratelimit.Limiter
+	limits  Limits
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)
@@ -90,6 +100,8 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 		adminHandler: adminHandler{admin: d.Admin},
 		opsHandler:   opsHandler{tokens: d.Tokens, ready: d.Ready, specJSON: specDoc, specYAML: apispec.OpenAPIYAML},
 		logger:       d.Logger,
+		limiter:      d.Limiter,
+		limits:       d.Limits,
 	}
 
 	e := echo.New()
@@ -106,7 +118,10 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 			return err
 		},
 	}))
+	e.Use(securityHeaders(cfg))
 	e.Use(s.requestContext)
+	e.Use(cors(cfg))
+	e.Use(s.limitBy(d.Limits.IP, byIP))
 
 	validator := oapimw.OapiRequestValidatorWithOptions(spec, &oapimw.Options{
 		SilenceServersWarning: true,
@@ -129,10 +144,11 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 				routeErr = fmt.Errorf("route %s %s is not in the spec", method, path)
 				return nil
 			}
-			// Order: bound the body, authenticate and authorise, then read and validate.
-			mws := []echo.MiddlewareFunc{limitBody(cfg.MaxBodyBytes)}
+			// Order: rate limits, bound the body, authenticate and authorise, then read and validate.
+			mws := append(s.routeLimits(op.OperationID), limitBody(cfg.MaxBodyBytes))
 			if scopes, secured := requiredScopes(spec, op); secured {
 				mws = append(mws, s.authenticate(scopes))
+				mws = append(mws, s.accountLimits(op.OperationID)...)
 			}
 			if op.RequestBody != nil {
 				mws = append(mws, requireJSON)
@@ -215,7 +231,10 @@ func limitBody(max int64) echo.MiddlewareFunc {
 	}
 }
 
-// requireJSON answers 415 to a body that is not declared as JSON.
+// requireJSON answers 415 to a body that is not declared as JSON, and 400 to JSON that is
+// syntactically valid but hostile: nested too deep, not UTF-8, a repeated key (which parsers
+// resolve differently), or a NUL character (which PostgreSQL text refuses). The body is read
+// once here, within the body limit, and handed on unchanged.
 func requireJSON(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
@@ -227,8 +246,32 @@ func requireJSON(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil || mt != echo.MIMEApplicationJSON || (params["charset"] != "" && !strings.EqualFold(params["charset"], "utf-8")) {
 			return echo.NewHTTPError(http.StatusUnsupportedMediaType, "the request body must be application/json")
 		}
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			return err // *http.MaxBytesError: 413
+		}
+		if err := strictjson.Check(body); err != nil {
+			return hostileJSON(err)
+		}
+		r.Body = io.NopCloser(bytes.NewReader(body))
 		return next(c)
 	}
+}
+
+// hostileJSON maps a strictjson refusal to a 400 naming the offending field.
+func hostileJSON(err error) error {
+	var je *strictjson.Error
+	if !errors.As(err, &je) {
+		return err
+	}
+	code := map[string]string{
+		"syntax": "malformed-json", "trailing-data": "malformed-json", "depth": "json-too-deep",
+		"duplicate-key": "duplicate-key", "invalid-utf8": "invalid-utf8", "nul": "nul-character",
+	}[je.Kind]
+	if code == "" {
+		code = "malformed-json"
+	}
+	return apperr.New(apperr.Invalid, code, "the request body is not acceptable JSON").WithField(je.Path, je.Detail)
 }
 
 type ctxKey int

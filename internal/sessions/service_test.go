@@ -71,7 +71,7 @@ func newEnv(t testing.TB) *env {
 		prefix: testenv.RedisPrefix(t),
 		// PostgreSQL keeps microseconds; a clock on that grid makes round trips exact.
 		clock: testenv.NewClock(time.Now().UTC().Truncate(time.Microsecond)),
-		users: users.NewService(users.NewStore(pool), password.NewHasher(password.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1}), testenv.Logger(t)),
+		users: users.NewService(users.NewStore(pool), password.NewHasher(password.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1}), password.NewGate(2, 64), testenv.Logger(t)),
 		raw:   raw,
 	}
 }

@@ -180,6 +180,10 @@ func Config(t testing.TB) config.Config {
 	kek := make([]byte, 32)
 	_, _ = rand.Read(kek)
 	cfg.Auth.KeyEncryptionKey = kek
+	// Tests hammer from one address: limits are generous unless a test sets its own.
+	generous := "100000/1m"
+	cfg.Limits = config.Limits{IP: generous, LoginIP: generous, LoginAccountFailures: generous, RegisterIP: generous,
+		RefreshIP: generous, PasswordIP: generous, PasswordAccount: generous}
 	cfg.Auth.Issuer = "https://portcullis.test"
 	cfg.Auth.Audience = "portcullis-test"
 	return cfg

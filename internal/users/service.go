@@ -10,21 +10,53 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/portcullis/portcullis/internal/apperr"
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/password"
 )
+
+// ErrOverloaded is returned when password hashing is at capacity: the client retries shortly.
+var ErrOverloaded = apperr.New(apperr.Unavailable, "overloaded", "the service is at capacity; retry shortly").After(time.Second)
 
 // Service is the users domain.
 type Service struct {
 	store  *Store
 	hasher *password.Hasher
+	gate   *password.Gate
 	logger *slog.Logger
 	now    func() time.Time
 }
 
-// NewService returns a Service storing users in store and hashing with hasher.
-func NewService(store *Store, hasher *password.Hasher, logger *slog.Logger) *Service {
-	return &Service{store: store, hasher: hasher, logger: logger, now: time.Now}
+// NewService returns a Service storing users in store and hashing with hasher, at most as many
+// hashes at once as gate admits.
+func NewService(store *Store, hasher *password.Hasher, gate *password.Gate, logger *slog.Logger) *Service {
+	return &Service{store: store, hasher: hasher, gate: gate, logger: logger, now: time.Now}
+}
+
+// hash, verify and verifyDummy run the hasher under the gate; a full gate is ErrOverloaded.
+func (s *Service) hash(ctx context.Context, pw string) (hash string, err error) {
+	if gerr := s.gate.Do(ctx, func() { hash, err = s.hasher.Hash(pw) }); gerr != nil {
+		return "", gateError(gerr)
+	}
+	return hash, err
+}
+
+func (s *Service) verify(ctx context.Context, pw, encoded string) (ok, needsRehash bool, err error) {
+	if gerr := s.gate.Do(ctx, func() { ok, needsRehash, err = s.hasher.Verify(pw, encoded) }); gerr != nil {
+		return false, false, gateError(gerr)
+	}
+	return ok, needsRehash, err
+}
+
+func (s *Service) verifyDummy(ctx context.Context, pw string) error {
+	return gateError(s.gate.Do(ctx, func() { s.hasher.VerifyDummy(pw) }))
+}
+
+func gateError(err error) error {
+	if errors.Is(err, password.ErrBusy) {
+		return ErrOverloaded
+	}
+	return err
 }
 
 // Register creates an account with the user role. It returns an Invalid error naming the field
@@ -41,7 +73,7 @@ func (s *Service) create(ctx context.Context, nu AdminNewUser, ev audit.Event) (
 	if err := errors.Join(validateEmail(nu.Email), validateUsername(nu.Username), validateFullName(nu.FullName)); err != nil {
 		return User{}, firstError(err)
 	}
-	hash, err := s.hashNew(nu.Password, "password")
+	hash, err := s.hashNew(ctx, nu.Password, "password")
 	if err != nil {
 		return User{}, err
 	}
@@ -77,13 +109,18 @@ func (s *Service) Authenticate(ctx context.Context, c Credentials) (User, error)
 	}
 	pw := password.Normalize(c.Password)
 	if errors.Is(err, ErrNotFound) {
-		s.hasher.VerifyDummy(pw)
+		if err := s.verifyDummy(ctx, pw); err != nil {
+			return User{}, err
+		}
 		return User{}, s.loginFailed(ctx, nil, "unknown_account", ErrInvalidCredentials)
 	}
 	if err != nil {
 		return User{}, err
 	}
-	ok, needsRehash, err := s.hasher.Verify(pw, rec.PasswordHash)
+	ok, needsRehash, err := s.verify(ctx, pw, rec.PasswordHash)
+	if errors.Is(err, ErrOverloaded) {
+		return User{}, err
+	}
 	if err != nil {
 		return User{}, fmt.Errorf("verify password of %s: %w", rec.ID, err)
 	}
@@ -111,10 +148,35 @@ func (s *Service) loginFailed(ctx context.Context, id *uuid.UUID, reason string,
 	return result
 }
 
+// RecordLockout audits that the account c names is locked after too many failed logins, for
+// lockedFor. The event names the user when the account exists; the identifier is not stored.
+func (s *Service) RecordLockout(ctx context.Context, c Credentials, lockedFor time.Duration) error {
+	var (
+		rec userRecord
+		err error
+	)
+	if c.Email != "" {
+		rec, err = s.store.getByEmail(ctx, strings.TrimSpace(c.Email))
+	} else {
+		rec, err = s.store.getByUsername(ctx, c.Username)
+	}
+	ev := audit.Event{Action: audit.ActionRateLimitLockout, Failed: true, Detail: map[string]any{"locked_seconds": int(lockedFor.Seconds())}}
+	switch {
+	case err == nil:
+		ev = audit.UserTarget(ev, rec.ID)
+	case !errors.Is(err, ErrNotFound):
+		return err
+	}
+	if err := s.store.record(ctx, ev); err != nil {
+		return fmt.Errorf("audit lockout: %w", err)
+	}
+	return nil
+}
+
 // upgradeHash re-hashes a password whose stored hash used weaker parameters. A failure is
 // logged and the login goes on: the old hash still verifies.
 func (s *Service) upgradeHash(ctx context.Context, id uuid.UUID, pw string) {
-	hash, err := s.hasher.Hash(pw)
+	hash, err := s.hash(ctx, pw)
 	if err == nil {
 		err = s.store.setPassword(ctx, id, hash, s.now().UTC())
 	}
@@ -147,7 +209,10 @@ func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current, nex
 	if err != nil {
 		return nil, err
 	}
-	ok, _, err := s.hasher.Verify(password.Normalize(current), rec.PasswordHash)
+	ok, _, err := s.verify(ctx, password.Normalize(current), rec.PasswordHash)
+	if errors.Is(err, ErrOverloaded) {
+		return nil, err
+	}
 	if err != nil {
 		return nil, fmt.Errorf("verify password of %s: %w", id, err)
 	}
@@ -157,7 +222,7 @@ func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current, nex
 	if password.Normalize(next) == password.Normalize(current) {
 		return nil, ErrPasswordUnchanged
 	}
-	hash, err := s.hashNew(next, "new_password")
+	hash, err := s.hashNew(ctx, next, "new_password")
 	if err != nil {
 		return nil, err
 	}
@@ -166,7 +231,7 @@ func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current, nex
 
 // hashNew checks a new password against the policy and hashes its normalised form. field names
 // the request field in errors.
-func (s *Service) hashNew(pw, field string) (string, error) {
+func (s *Service) hashNew(ctx context.Context, pw, field string) (string, error) {
 	switch err := password.Check(pw); {
 	case errors.Is(err, password.ErrTooShort):
 		return "", ErrPasswordTooShort.WithField(field, err.Error())
@@ -177,7 +242,10 @@ func (s *Service) hashNew(pw, field string) (string, error) {
 	case err != nil:
 		return "", err
 	}
-	hash, err := s.hasher.Hash(password.Normalize(pw))
+	hash, err := s.hash(ctx, password.Normalize(pw))
+	if errors.Is(err, ErrOverloaded) {
+		return "", err
+	}
 	if err != nil {
 		return "", fmt.Errorf("hash password: %w", err)
 	}

@@ -1,0 +1,45 @@
+package password
+
+import (
+	"context"
+	"errors"
+	"sync/atomic"
+)
+
+// ErrBusy is returned by Gate.Do when every slot is taken and the queue is full.
+var ErrBusy = errors.New("password hashing is at capacity")
+
+// Gate bounds concurrent password hashing: argon2id costs ~19 MiB and tens of milliseconds per
+// call, so an unbounded flood of logins would exhaust memory and starve every other request.
+// At most Concurrency hashes run at once; up to Queue more wait; the rest are refused at once.
+type Gate struct {
+	slots   chan struct{}
+	limit   int64
+	waiting atomic.Int64
+}
+
+// NewGate returns a Gate running concurrency hashes with queue more waiting.
+func NewGate(concurrency, queue int) *Gate {
+	if concurrency < 1 {
+		concurrency = 1
+	}
+	return &Gate{slots: make(chan struct{}, concurrency), limit: int64(concurrency + max(queue, 0))}
+}
+
+// Do runs fn when a slot is free. It returns ErrBusy without waiting when the queue is full, or
+// ctx's error when ctx ends while waiting.
+func (g *Gate) Do(ctx context.Context, fn func()) error {
+	if g.waiting.Add(1) > g.limit {
+		g.waiting.Add(-1)
+		return ErrBusy
+	}
+	defer g.waiting.Add(-1)
+	select {
+	case g.slots <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-g.slots }()
+	fn()
+	return nil
+}

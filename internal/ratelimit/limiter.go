@@ -1,0 +1,186 @@
+package ratelimit
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/rueidis"
+
+	"github.com/portcullis/portcullis/internal/redis"
+)
+
+// gcraLua is gcra run atomically in Redis against Redis's own clock, so instances with skewed
+// clocks agree. KEYS[1] holds the bucket's TAT in microseconds and expires when the bucket is
+// full again. ARGV: emission interval µs, burst tolerance µs, "1" to record the event or "0" to
+// peek. It returns {allowed 0|1, remaining, reset µs, retry after µs}. Values stay below 2^53,
+// exact in Lua's doubles; string.format writes them as integers, never in exponent form.
+const gcraLua = `
+local t = tonumber(ARGV[1])
+local tau = tonumber(ARGV[2])
+local now = redis.call('TIME')
+now = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or 0) or 0
+if tat < now then tat = now end
+local nxt = tat + t
+local allowed = nxt - now <= tau
+local retry = 0
+if allowed and ARGV[3] == '1' then
+  tat = nxt
+  redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', string.format('%d', math.ceil((tat - now) / 1000)))
+elseif not allowed then
+  retry = nxt - tau - now
+end
+return {allowed and 1 or 0, math.floor((tau - (tat - now)) / t), tat - now, retry}
+`
+
+var gcraScript = rueidis.NewLuaScript(gcraLua)
+
+const (
+	// redisBackoff is how long Limiters use only the local limiter after a Redis failure before
+	// one request tries Redis again, so a Redis outage costs one timeout per period rather than
+	// one per request.
+	redisBackoff = time.Second
+	// warnEvery throttles the warning that Redis failed.
+	warnEvery = 10 * time.Second
+)
+
+// Limiter checks limits atomically in Redis, shared by every instance; when Redis cannot be
+// reached it falls back to a strict in-process limiter (never to no limit). The local limiter
+// starts empty, so during an outage each instance admits up to the full limit on its own.
+type Limiter struct {
+	rc     *redis.Client
+	logger *slog.Logger
+	local  *local
+	// now is the local limiter's clock; the Redis path uses the Redis server's.
+	now func() time.Time
+
+	// start anchors the monotonic times below, in nanoseconds since start.
+	start   time.Time
+	backoff time.Duration
+	// redisDownUntil is when Redis may be tried again after a failure; zero while Redis works.
+	redisDownUntil atomic.Int64
+	nextWarn       atomic.Int64
+}
+
+// New returns a Limiter keeping its buckets in rc. A nil rc gives a Limiter that only ever
+// limits in process.
+func New(rc *redis.Client, logger *slog.Logger) *Limiter {
+	return &Limiter{
+		rc:      rc,
+		logger:  logger,
+		local:   newLocal(maxLocalEntries),
+		now:     time.Now,
+		start:   time.Now(),
+		backoff: redisBackoff,
+	}
+}
+
+// Allow records one event for key under lim and reports whether it is admitted. key is any
+// string, such as "ip:203.0.113.7" or "login-acct:<sha256 hex>"; the bucket is the Redis key
+// rc.Key("rl:"+lim.Name+":"+key). It never fails: on a Redis failure it answers from the local
+// limiter and logs a warning at most once per 10s. A Limit that ParseLimit would reject admits
+// nothing.
+func (l *Limiter) Allow(ctx context.Context, lim Limit, key string) Result {
+	return l.check(ctx, lim, key, true)
+}
+
+// Peek reports the state of key under lim without recording an event, for refusing work before
+// spending it. Allowed says whether an Allow now would be admitted; Remaining counts the events
+// that would be (so an untouched key reports Count) and Reset is measured from now. It falls back
+// like Allow.
+func (l *Limiter) Peek(ctx context.Context, lim Limit, key string) Result {
+	return l.check(ctx, lim, key, false)
+}
+
+// Reset forgets key under lim, in Redis and in the local limiter. It is best effort: a Redis
+// failure is only logged, at most once per 10s.
+func (l *Limiter) Reset(ctx context.Context, lim Limit, key string) {
+	name := bucket(lim, key)
+	l.local.reset(name)
+	if l.rc == nil {
+		return
+	}
+	err := l.rc.Do(ctx, func(ctx context.Context, rc rueidis.Client) error {
+		return rc.Do(ctx, rc.B().Del().Key(l.rc.Key(name)).Build()).Error()
+	})
+	if err != nil {
+		l.warn(ctx, "rate limit reset: redis failed", err)
+	}
+}
+
+func bucket(lim Limit, key string) string { return "rl:" + lim.Name + ":" + key }
+
+func (l *Limiter) check(ctx context.Context, lim Limit, key string, record bool) Result {
+	p, ok := paramsOf(lim)
+	if !ok {
+		l.logger.ErrorContext(ctx, "invalid rate limit; refusing", "limit", lim.Name, "count", lim.Count, "period", lim.Period)
+		return Result{Limit: lim, RetryAfter: max(lim.Period, time.Second)}
+	}
+	name := bucket(lim, key)
+	if d, ok := l.checkRedis(ctx, name, p, record); ok {
+		return d.result(lim)
+	}
+	return l.local.check(name, l.now().UnixMicro(), p, record).result(lim)
+}
+
+// checkRedis runs gcraLua, reporting false when Redis is not to be used or failed.
+func (l *Limiter) checkRedis(ctx context.Context, name string, p params, record bool) (decision, bool) {
+	if !l.tryRedis() {
+		return decision{}, false
+	}
+	args := []string{strconv.FormatInt(p.t, 10), strconv.FormatInt(p.tau, 10), "0"}
+	if record {
+		args[2] = "1"
+	}
+	var v []int64
+	err := l.rc.Do(ctx, func(ctx context.Context, rc rueidis.Client) error {
+		var err error
+		v, err = gcraScript.Exec(ctx, rc, []string{l.rc.Key(name)}, args).AsIntSlice()
+		return err
+	})
+	if err == nil && len(v) != 4 {
+		err = fmt.Errorf("rate limit script returned %d values", len(v))
+	}
+	if err != nil {
+		if ctx.Err() == nil { // the caller giving up says nothing about Redis
+			l.redisDownUntil.Store(l.since() + int64(l.backoff))
+		}
+		l.warn(ctx, "rate limit: redis failed; limiting in process", err)
+		return decision{}, false
+	}
+	if l.redisDownUntil.Load() != 0 && l.redisDownUntil.Swap(0) != 0 {
+		l.logger.InfoContext(ctx, "rate limit: redis is back")
+	}
+	return decision{allowed: v[0] == 1, remaining: v[1], reset: v[2], retry: v[3]}, true
+}
+
+// tryRedis reports whether to use Redis: always while it works, and after a failure once per
+// backoff, for a single caller at a time.
+func (l *Limiter) tryRedis() bool {
+	if l.rc == nil {
+		return false
+	}
+	until := l.redisDownUntil.Load()
+	if until == 0 {
+		return true
+	}
+	now := l.since()
+	return now >= until && l.redisDownUntil.CompareAndSwap(until, now+int64(l.backoff))
+}
+
+func (l *Limiter) warn(ctx context.Context, msg string, err error) {
+	if ctx.Err() != nil {
+		return
+	}
+	now, next := l.since(), l.nextWarn.Load()
+	if now >= next && l.nextWarn.CompareAndSwap(next, now+int64(warnEvery)) {
+		l.logger.WarnContext(ctx, msg, "error", err)
+	}
+}
+
+// since is the monotonic time since l was made, in nanoseconds.
+func (l *Limiter) since() int64 { return int64(time.Since(l.start)) }
