@@ -107,14 +107,14 @@ func Load(getenv func(string) string) (Config, error) {
 	r := reader{getenv: getenv}
 	c := Config{
 		HTTP: HTTP{
-			Addr:              r.str("PORTCULLIS_HTTP_ADDR", ":8080"),
-			ReadHeaderTimeout: r.dur("PORTCULLIS_HTTP_READ_HEADER_TIMEOUT", 5*time.Second),
-			ReadTimeout:       r.dur("PORTCULLIS_HTTP_READ_TIMEOUT", 15*time.Second),
-			WriteTimeout:      r.dur("PORTCULLIS_HTTP_WRITE_TIMEOUT", 30*time.Second),
-			IdleTimeout:       r.dur("PORTCULLIS_HTTP_IDLE_TIMEOUT", 120*time.Second),
-			ShutdownTimeout:   r.dur("PORTCULLIS_HTTP_SHUTDOWN_TIMEOUT", 20*time.Second),
-			MaxBodyBytes:      int64(r.int("PORTCULLIS_HTTP_MAX_BODY_BYTES", 64<<10)),
-			TrustedProxies:    r.list("PORTCULLIS_TRUSTED_PROXIES"),
+			Addr:                 r.str("PORTCULLIS_HTTP_ADDR", ":8080"),
+			ReadHeaderTimeout:    r.dur("PORTCULLIS_HTTP_READ_HEADER_TIMEOUT", 5*time.Second),
+			ReadTimeout:          r.dur("PORTCULLIS_HTTP_READ_TIMEOUT", 15*time.Second),
+			WriteTimeout:         r.dur("PORTCULLIS_HTTP_WRITE_TIMEOUT", 30*time.Second),
+			IdleTimeout:          r.dur("PORTCULLIS_HTTP_IDLE_TIMEOUT", 120*time.Second),
+			ShutdownTimeout:      r.dur("PORTCULLIS_HTTP_SHUTDOWN_TIMEOUT", 20*time.Second),
+			MaxBodyBytes:         int64(r.int("PORTCULLIS_HTTP_MAX_BODY_BYTES", 64<<10)),
+			TrustedProxies:       r.list("PORTCULLIS_TRUSTED_PROXIES"),
 			CORSOrigins:          r.list("PORTCULLIS_CORS_ORIGINS"),
 			CORSAllowCredentials: r.bool("PORTCULLIS_CORS_ALLOW_CREDENTIALS", false),
 			TLSCertFile:          r.str("PORTCULLIS_TLS_CERT_FILE", ""),

@@ -5,10 +5,10 @@ package httpserver
 import (
 	"bytes"
 	"context"
-	"errors"
-	"io"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net"
@@ -33,8 +33,8 @@ import (
 	"github.com/portcullis/portcullis/internal/auth"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/ratelimit"
-	"github.com/portcullis/portcullis/internal/strictjson"
 	"github.com/portcullis/portcullis/internal/sessions"
+	"github.com/portcullis/portcullis/internal/strictjson"
 	"github.com/portcullis/portcullis/internal/tokens"
 	"github.com/portcullis/portcullis/internal/users"
 )
