@@ -58,14 +58,14 @@ func byAccount(c echo.Context) string {
 
 // routeLimits are the extra per-IP limits of an operation, by operationId.
 func (s *Server) routeLimits(operationID string) []echo.MiddlewareFunc {
-	switch operationID {
+	switch strings.ToLower(operationID) { // the embedded spec may capitalise operationIds
 	case "login":
 		return []echo.MiddlewareFunc{s.limitBy(s.limits.LoginIP, byIP)}
-	case "registerUser":
+	case "registeruser":
 		return []echo.MiddlewareFunc{s.limitBy(s.limits.RegisterIP, byIP)}
-	case "refreshTokens":
+	case "refreshtokens":
 		return []echo.MiddlewareFunc{s.limitBy(s.limits.RefreshIP, byIP)}
-	case "changePassword":
+	case "changepassword":
 		return []echo.MiddlewareFunc{s.limitBy(s.limits.PasswordIP, byIP)}
 	}
 	return nil
@@ -73,7 +73,7 @@ func (s *Server) routeLimits(operationID string) []echo.MiddlewareFunc {
 
 // accountLimits run after authentication, keyed by the signed-in user.
 func (s *Server) accountLimits(operationID string) []echo.MiddlewareFunc {
-	if operationID == "changePassword" {
+	if strings.EqualFold(operationID, "changePassword") {
 		return []echo.MiddlewareFunc{s.limitBy(s.limits.PasswordAccount, byAccount)}
 	}
 	return nil

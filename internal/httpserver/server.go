@@ -82,9 +82,13 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 		openapi3.DefineStringFormatValidator("uuid", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForUUIDOfRFC9562))
 		openapi3.DefineStringFormatValidator("email", openapi3.NewRegexpFormatValidator(openapi3.FormatOfStringForEmail))
 	})
-	spec, err := api.GetSwagger()
+	// The document as written: oapi-codegen's embedded copy renames operationIds.
+	spec, err := openapi3.NewLoader().LoadFromData(apispec.OpenAPIYAML)
 	if err != nil {
-		return nil, fmt.Errorf("load embedded spec: %w", err)
+		return nil, fmt.Errorf("load spec: %w", err)
+	}
+	if err := spec.Validate(context.Background()); err != nil {
+		return nil, fmt.Errorf("invalid spec: %w", err)
 	}
 	specJSON, err := json.Marshal(spec)
 	if err != nil {
@@ -331,3 +335,4 @@ func ipExtractor(trusted []string) (echo.IPExtractor, error) {
 	}
 	return echo.ExtractIPFromXFFHeader(opts...), nil
 }
+

@@ -1,0 +1,310 @@
+package httpserver_test
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	api "github.com/portcullis/portcullis/gen/api"
+	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/httpserver"
+	"github.com/portcullis/portcullis/internal/testenv"
+)
+
+func TestRateLimitAnswers429WithHeaders(t *testing.T) {
+	in := start(t, func(c *config.Config) { c.Limits.LoginIP = "3/1m" })
+	a := in.register(t)
+	ctx := context.Background()
+	for i := 1; i <= 3; i++ {
+		r, err := in.client.LoginWithResponse(ctx, api.LoginJSONRequestBody{Email: &a.User.Email, Password: a.Password})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, r, r.Body, http.StatusOK)
+		h := r.HTTPResponse.Header
+		if !strings.Contains(h.Get("RateLimit-Policy"), `"login-ip";q=3;w=60`) || !strings.Contains(h.Get("RateLimit-Policy"), `"ip";q=100000`) {
+			t.Fatalf("RateLimit-Policy = %q; all: %v", h.Get("RateLimit-Policy"), h)
+		}
+		if want := `"login-ip";r=` + strconv.Itoa(3-i); !strings.HasPrefix(h.Get("RateLimit"), want) {
+			t.Fatalf("RateLimit = %q, want prefix %q", h.Get("RateLimit"), want)
+		}
+	}
+	r, err := in.client.LoginWithResponse(ctx, api.LoginJSONRequestBody{Email: &a.User.Email, Password: a.Password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, r, r.Body, http.StatusTooManyRequests, "rate-limited")
+	if s, err := strconv.Atoi(r.HTTPResponse.Header.Get("Retry-After")); err != nil || s < 1 || s > 20 {
+		t.Fatalf("Retry-After = %q", r.HTTPResponse.Header.Get("Retry-After"))
+	}
+	// Other routes keep their own budget.
+	if h, err := in.client.GetHealthWithResponse(ctx); err != nil || h.StatusCode() != http.StatusOK {
+		t.Fatalf("healthz while login is limited: %v %v", h.StatusCode(), err)
+	}
+}
+
+// A client cannot mint itself fresh buckets by claiming another address.
+func TestSpoofedForwardingHeadersGetNoNewBucket(t *testing.T) {
+	in := start(t, func(c *config.Config) { c.Limits.IP = "5/1m" })
+	spoofs := []string{"X-Forwarded-For", "X-Real-IP", "Forwarded", "True-Client-IP", "CF-Connecting-IP"}
+	limited := 0
+	for i := 0; i < 10; i++ {
+		name := spoofs[i%len(spoofs)]
+		value := "203.0.113." + strconv.Itoa(i+1)
+		if name == "Forwarded" {
+			value = "for=" + value
+		}
+		resp, _ := in.raw(t, "GET", "/healthz", "", nil, name, value)
+		if resp.StatusCode == http.StatusTooManyRequests {
+			limited++
+		}
+	}
+	if limited != 5 {
+		t.Fatalf("%d of 10 spoofed requests were limited, want 5: the headers bought new buckets", limited)
+	}
+}
+
+// Behind a configured proxy the forwarded address is believed, and only then.
+func TestTrustedProxyForwardedAddress(t *testing.T) {
+	in := start(t, func(c *config.Config) {
+		c.HTTP.TrustedProxies = []string{"127.0.0.0/8"}
+		c.Limits.IP = "2/1m"
+	})
+	statuses := func(xff string) []int {
+		var out []int
+		for range 3 {
+			resp, _ := in.raw(t, "GET", "/healthz", "", nil, "X-Forwarded-For", xff)
+			out = append(out, resp.StatusCode)
+		}
+		return out
+	}
+	for _, client := range []string{"198.51.100.1", "198.51.100.2"} {
+		got := statuses(client)
+		if got[0] != 200 || got[1] != 200 || got[2] != 429 {
+			t.Fatalf("client %s behind the trusted proxy: %v, want [200 200 429]", client, got)
+		}
+	}
+}
+
+func TestAccountLockoutAfterRepeatedFailures(t *testing.T) {
+	in := start(t, func(c *config.Config) { c.Limits.LoginAccountFailures = "3/15m" })
+	a := in.register(t)
+	ctx := context.Background()
+	login := func(pw string) *api.LoginResponse {
+		r, err := in.client.LoginWithResponse(ctx, api.LoginJSONRequestBody{Email: &a.User.Email, Password: pw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for range 3 {
+		r := login("wrong password attempt")
+		wantProblem(t, r, r.Body, http.StatusUnauthorized, "invalid-credentials")
+	}
+	// Locked: even the right password waits, so guessing cannot continue through the lock.
+	r := login(a.Password)
+	wantProblem(t, r, r.Body, http.StatusTooManyRequests, "account-locked")
+	if s, err := strconv.Atoi(r.HTTPResponse.Header.Get("Retry-After")); err != nil || s < 60 || s > 15*60 {
+		t.Fatalf("Retry-After = %q, want about one refill interval (300s)", r.HTTPResponse.Header.Get("Retry-After"))
+	}
+	// Another account is not affected.
+	b := in.register(t)
+	in.login(t, b)
+	var lockouts int
+	if err := in.app.Pool.QueryRow(ctx, "SELECT count(*) FROM audit_events WHERE action = 'security.lockout' AND target_id = $1", a.User.Id.String()).Scan(&lockouts); err != nil || lockouts != 1 {
+		t.Fatalf("audited lockouts = %d (%v), want 1", lockouts, err)
+	}
+}
+
+// With Redis gone the limits still hold, enforced in process.
+func TestRateLimitsHoldWithoutRedis(t *testing.T) {
+	in := start(t, func(c *config.Config) {
+		c.Redis.URL = "redis://127.0.0.1:1/0"
+		c.Limits.IP = "4/1m"
+	})
+	var got []int
+	for range 6 {
+		resp, _ := in.raw(t, "GET", "/healthz", "", nil)
+		got = append(got, resp.StatusCode)
+	}
+	if got[3] != 200 || got[4] != 429 || got[5] != 429 {
+		t.Fatalf("statuses without redis = %v, want 4 × 200 then 429", got)
+	}
+}
+
+// A flood of logins beyond the hashing capacity is refused at once, not queued into timeouts.
+func TestHashingFloodGetsFast503(t *testing.T) {
+	in := start(t, func(c *config.Config) {
+		c.Password = config.Password{MemoryKiB: 16 * 1024, Iterations: 3, Parallelism: 1, Concurrency: 1, Queue: 1}
+	})
+	a := in.register(t)
+	const n = 12
+	var (
+		wg       sync.WaitGroup
+		mu       sync.Mutex
+		statuses = map[int]int{}
+		slowest  time.Duration
+	)
+	gate := make(chan struct{})
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-gate
+			begin := time.Now()
+			resp, body := in.raw(t, "POST", "/api/v1/auth/login", "application/json",
+				strings.NewReader(`{"email":"`+string(a.User.Email)+`","password":"not the password"}`))
+			took := time.Since(begin)
+			mu.Lock()
+			defer mu.Unlock()
+			statuses[resp.StatusCode]++
+			if resp.StatusCode == http.StatusServiceUnavailable {
+				if resp.Header.Get("Retry-After") == "" || !strings.Contains(string(body), `"code":"overloaded"`) {
+					t.Errorf("503 without Retry-After or code: %v %s", resp.Header, body)
+				}
+				slowest = max(slowest, took)
+			}
+		}()
+	}
+	close(gate)
+	wg.Wait()
+	if statuses[http.StatusServiceUnavailable] == 0 || statuses[http.StatusUnauthorized] == 0 || statuses[http.StatusServiceUnavailable]+statuses[http.StatusUnauthorized] != n {
+		t.Fatalf("statuses = %v, want a mix of 401 and 503 only", statuses)
+	}
+	if slowest > time.Second {
+		t.Fatalf("a refused login took %v; refusals must not wait", slowest)
+	}
+}
+
+func TestSecurityHeadersOnEveryResponse(t *testing.T) {
+	in := start(t)
+	for _, tt := range []struct{ method, path, ctype, body string }{
+		{"GET", "/healthz", "", ""},
+		{"GET", "/api/v1/users/me", "", ""},
+		{"GET", "/nope", "", ""},
+		{"POST", "/api/v1/auth/login", "application/json", "{"},
+		{"DELETE", "/api/v1/auth/login", "", ""},
+	} {
+		resp, _ := in.raw(t, tt.method, tt.path, tt.ctype, strings.NewReader(tt.body))
+		h := resp.Header
+		for name, want := range map[string]string{
+			"Cache-Control":           "no-store",
+			"X-Content-Type-Options":  "nosniff",
+			"Referrer-Policy":         "no-referrer",
+			"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+		} {
+			if h.Get(name) != want {
+				t.Errorf("%s %s: %s = %q, want %q", tt.method, tt.path, name, h.Get(name), want)
+			}
+		}
+		if h.Get("Server") != "" || h.Get("X-Powered-By") != "" || h.Get("Strict-Transport-Security") != "" {
+			t.Errorf("%s %s: banner or HSTS over plain HTTP: %v", tt.method, tt.path, h)
+		}
+	}
+	forced := start(t, func(c *config.Config) { c.HTTP.ForceHSTS = true })
+	resp, _ := forced.raw(t, "GET", "/healthz", "", nil)
+	if got := resp.Header.Get("Strict-Transport-Security"); got != "max-age=31536000; includeSubDomains" {
+		t.Fatalf("HSTS behind a TLS proxy = %q", got)
+	}
+}
+
+func TestCORSAllowList(t *testing.T) {
+	in := start(t, func(c *config.Config) { c.HTTP.CORSOrigins = []string{"https://app.example.com"} })
+	tests := []struct {
+		name, method, origin, wantAllow string
+	}{
+		{"allowed origin", "GET", "https://app.example.com", "https://app.example.com"},
+		{"allowed preflight", "OPTIONS", "https://app.example.com", "https://app.example.com"},
+		{"other origin", "GET", "https://evil.example", ""},
+		{"other origin preflight", "OPTIONS", "https://evil.example", ""},
+		{"null origin", "GET", "null", ""},
+		{"null preflight", "OPTIONS", "null", ""},
+		{"suffix trick", "GET", "https://app.example.com.evil.example", ""},
+		{"scheme downgrade", "GET", "http://app.example.com", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			hdrs := []string{"Origin", tt.origin}
+			if tt.method == "OPTIONS" {
+				hdrs = append(hdrs, "Access-Control-Request-Method", "POST", "Access-Control-Request-Headers", "authorization,content-type")
+			}
+			resp, _ := in.raw(t, tt.method, "/api/v1/users/me", "", nil, hdrs...)
+			if got := resp.Header.Get("Access-Control-Allow-Origin"); got != tt.wantAllow {
+				t.Fatalf("Access-Control-Allow-Origin = %q, want %q", got, tt.wantAllow)
+			}
+			if tt.wantAllow == "" && (resp.Header.Get("Access-Control-Allow-Credentials") != "" || resp.Header.Get("Access-Control-Allow-Methods") != "") {
+				t.Fatalf("CORS headers for a refused origin: %v", resp.Header)
+			}
+			if resp.Header.Get("Access-Control-Allow-Origin") == "*" {
+				t.Fatal("wildcard origin")
+			}
+		})
+	}
+	none := start(t)
+	resp, _ := none.raw(t, "GET", "/healthz", "", nil, "Origin", "https://app.example.com")
+	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatal("CORS headers with no origins configured")
+	}
+}
+
+// Slow and oversized clients are cut off by the real server settings, not left hanging.
+func TestServerLimitsAgainstSlowAndOversizedClients(t *testing.T) {
+	cfg := testenv.Config(t)
+	cfg.HTTP.ReadHeaderTimeout = 300 * time.Millisecond
+	cfg.HTTP.ReadTimeout = 600 * time.Millisecond
+	in := startWith(t, cfg)
+	srv := httptest.NewUnstartedServer(nil)
+	srv.Config = httpserver.NewHTTPServer(cfg.HTTP, in.app.Handler, testenv.Logger(t))
+	srv.Start()
+	t.Cleanup(srv.Close)
+	addr := strings.TrimPrefix(srv.URL, "http://")
+
+	t.Run("slowloris headers", func(t *testing.T) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		begin := time.Now()
+		_, _ = conn.Write([]byte("GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: "))
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		buf := make([]byte, 1)
+		_, err = conn.Read(buf) // the server closes the connection (or answers 408) without the rest
+		if time.Since(begin) > 3*time.Second {
+			t.Fatalf("a client that never finished its headers was held for %v (err %v)", time.Since(begin), err)
+		}
+	})
+	t.Run("slow body", func(t *testing.T) {
+		conn, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		begin := time.Now()
+		_, _ = conn.Write([]byte("POST /api/v1/auth/login HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n{\"email\":"))
+		_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, _ = bufio.NewReader(conn).ReadString('\n')
+		if time.Since(begin) > 3*time.Second {
+			t.Fatalf("a client that never finished its body was held for %v", time.Since(begin))
+		}
+	})
+	t.Run("oversized headers", func(t *testing.T) {
+		req, _ := http.NewRequest("GET", srv.URL+"/healthz", nil)
+		req.Header.Set("X-Big", strings.Repeat("a", 64<<10))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusRequestHeaderFieldsTooLarge {
+			t.Fatalf("64 KiB of headers: %d, want 431", resp.StatusCode)
+		}
+	})
+}
