@@ -335,4 +335,3 @@ func ipExtractor(trusted []string) (echo.IPExtractor, error) {
 	}
 	return echo.ExtractIPFromXFFHeader(opts...), nil
 }
-
