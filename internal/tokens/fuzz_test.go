@@ -105,8 +105,8 @@ func FuzzVerify(f *testing.F) {
 	seeds = append(seeds,
 		seg[0]+"."+flip(seg[1], len(seg[1])/2)+"."+seg[2], // tampered payload
 		seg[0]+"."+seg[1]+"."+flip(seg[2], 10),            // tampered signature
-		seg[0]+"."+seg[1]+".",                              // signature stripped
-		seg[0]+"."+seg[1]+"."+seg[2]+"=",                   // padded
+		seg[0]+"."+seg[1]+".",                             // signature stripped
+		seg[0]+"."+seg[1]+"."+seg[2]+"=",                  // padded
 		seg[0]+"."+seg[1],
 		"",
 		"a.b.c",
@@ -152,7 +152,7 @@ func FuzzParseHeader(f *testing.F) {
 		b64([]byte(`{"alg":"EdDSA"} trailing`)),
 		b64([]byte(`null`)),
 		b64([]byte(`[]`)),
-		b64([]byte(strings.Repeat("[", 20000))),
+		b64([]byte(strings.Repeat("[", 100))),
 		b64([]byte("{\"alg\":\"\xff\"}")),
 		b64([]byte(`{"alg":"\ud800"}`)),
 		base64.URLEncoding.EncodeToString([]byte(`{"alg":"EdDSA"}`)),
@@ -182,3 +182,24 @@ func randomSegment(t testing.TB, n int) string {
 	}
 	return base64.RawURLEncoding.EncodeToString(b)
 }
+
+// Changing the last character of a segment only in bits base64 ignores must not leave a token
+// that still verifies: every segment must be canonical.
+func TestVerifyRefusesNonCanonicalBase64(t *testing.T) {
+	f := newFixture(t)
+	tok := mustIssue(t, f.svc)
+	segs := strings.Split(tok, ".")
+	for i := range segs {
+		seg := segs[i]
+		last := seg[len(seg)-1]
+		idx := strings.IndexByte(b64alphabet, last)
+		// Flip the lowest bit of the final character: for unpadded segments whose length is not a
+		// multiple of 4, the low bits of the last character are padding that decoders may ignore.
+		alt := b64alphabet[idx^1]
+		forged := append([]string(nil), segs...)
+		forged[i] = seg[:len(seg)-1] + string(alt)
+		mustReject(t, f.svc, strings.Join(forged, "."))
+	}
+}
+
+const b64alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"

@@ -228,6 +228,13 @@ func (s *Service) Verify(ctx context.Context, token string) (Claims, error) {
 	if len(token) > 4096 || strings.Count(token, ".") != 2 {
 		return Claims{}, ErrInvalidToken.Wrap(errors.New("not a compact JWS"))
 	}
+	// Each segment must be canonical base64url: otherwise several strings would verify as the
+	// same token, and anything keyed on the token text could be sidestepped.
+	for _, seg := range strings.Split(token, ".") {
+		if _, err := base64.RawURLEncoding.Strict().DecodeString(seg); err != nil {
+			return Claims{}, ErrInvalidToken.Wrap(errors.New("segment is not canonical base64url"))
+		}
+	}
 	h, err := parseHeader(token[:strings.IndexByte(token, '.')])
 	if err != nil {
 		return Claims{}, ErrInvalidToken.Wrap(err)

@@ -66,3 +66,17 @@ func FuzzValidateEmail(f *testing.F) {
 		}
 	})
 }
+
+func TestValidateEmailRefusesInvisibleCharacters(t *testing.T) {
+	for _, email := range []string{
+		"a\u0085b@example.com", "a\u009bb@example.com", "a\u00a0b@example.com", "a\u2028b@example.com",
+		"a\u200bb@example.com", "a@b.c\u0085", "a\u202eb@example.com", "\ufeffa@example.com",
+	} {
+		if err := validateEmail(email); err == nil {
+			t.Errorf("validateEmail(%q) accepted an invisible character", email)
+		}
+	}
+	if err := validateEmail("jürgen@example.com"); err != nil {
+		t.Errorf("a visible non-ASCII address was refused: %v", err)
+	}
+}

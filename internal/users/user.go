@@ -73,7 +73,7 @@ func (p ProfileUpdate) validate() error {
 
 // validateEmail accepts a bare address (no display name, no angle brackets) of at most 254 bytes.
 func validateEmail(email string) error {
-	if len(email) > 254 || strings.ContainsAny(email, " \t\r\n<>\"") {
+	if len(email) > 254 || strings.ContainsAny(email, " \t\r\n<>\"") || strings.IndexFunc(email, invisible) >= 0 {
 		return apperr.Invalidf("email", "must be a plain email address such as ada@example.com")
 	}
 	addr, err := mail.ParseAddress(email)
@@ -81,6 +81,13 @@ func validateEmail(email string) error {
 		return apperr.Invalidf("email", "must be a plain email address such as ada@example.com")
 	}
 	return nil
+}
+
+// invisible reports runes that render as nothing or as space, or steer the terminal: controls
+// (C0, C1), every Unicode space and separator, and format characters such as U+200B. net/mail
+// accepts them all above ASCII; an address holding one is a spoof waiting to happen.
+func invisible(r rune) bool {
+	return unicode.IsControl(r) || unicode.IsSpace(r) || unicode.In(r, unicode.Cf, unicode.Zs, unicode.Zl, unicode.Zp)
 }
 
 func validateUsername(username string) error {
