@@ -2,10 +2,7 @@ package auth
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -53,7 +50,10 @@ func NewService(u *users.Service, s *sessions.Service, t *tokens.Service, limite
 // users.ErrInvalidCredentials, users.ErrAccountDisabled, users.ErrOverloaded or an Invalid
 // error when neither or both identifiers are given.
 func (s *Service) Login(ctx context.Context, c users.Credentials, client sessions.Client) (TokenPair, error) {
-	key := accountKey(c)
+	key, err := s.users.FailureKey(ctx, c)
+	if err != nil {
+		return TokenPair{}, err
+	}
 	if r := s.limiter.Peek(ctx, s.failures, key); !r.Allowed {
 		return TokenPair{}, ErrAccountLocked.After(r.RetryAfter)
 	}
@@ -84,17 +84,6 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (TokenPair, 
 		return TokenPair{}, err
 	}
 	return s.pair(issued)
-}
-
-// accountKey names the failure budget of the account c names, without keeping the identifier
-// itself in Redis.
-func accountKey(c users.Credentials) string {
-	id := "e:" + strings.ToLower(strings.TrimSpace(c.Email))
-	if c.Email == "" {
-		id = "u:" + strings.ToLower(c.Username)
-	}
-	sum := sha256.Sum256([]byte(id))
-	return "acct:" + hex.EncodeToString(sum[:16])
 }
 
 func (s *Service) pair(i sessions.Issued) (TokenPair, error) {

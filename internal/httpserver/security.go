@@ -65,6 +65,12 @@ func (s *Server) authenticate(needed []string) echo.MiddlewareFunc {
 
 // bearerToken takes the token from "Authorization: Bearer <token>" (scheme case-insensitive).
 func bearerToken(r *http.Request) (string, bool) {
+	values := r.Header.Values(echo.HeaderAuthorization)
+	if len(values) > 1 {
+		// Two credentials: a proxy reading the last and us reading the first would disagree
+		// about who is calling. Refuse rather than pick.
+		return "", true
+	}
 	h := r.Header.Get(echo.HeaderAuthorization)
 	scheme, token, ok := strings.Cut(h, " ")
 	if !ok || !strings.EqualFold(scheme, "Bearer") {

@@ -2,6 +2,8 @@ package users
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -146,6 +148,32 @@ func (s *Service) loginFailed(ctx context.Context, id *uuid.UUID, reason string,
 		return fmt.Errorf("audit failed login: %w", err)
 	}
 	return result
+}
+
+// FailureKey names the failed-login budget of the account c identifies: the account itself when
+// it exists, so its email and its username share one budget, or else a hash of the identifier,
+// so unknown accounts lock exactly like real ones. The identifier is never stored in clear.
+func (s *Service) FailureKey(ctx context.Context, c Credentials) (string, error) {
+	var (
+		rec userRecord
+		err error
+		id  string
+	)
+	if c.Email != "" {
+		id = "e:" + strings.ToLower(strings.TrimSpace(c.Email))
+		rec, err = s.store.getByEmail(ctx, strings.TrimSpace(c.Email))
+	} else {
+		id = "u:" + strings.ToLower(c.Username)
+		rec, err = s.store.getByUsername(ctx, c.Username)
+	}
+	switch {
+	case err == nil:
+		return "acct:" + rec.ID.String(), nil
+	case errors.Is(err, ErrNotFound):
+		sum := sha256.Sum256([]byte(id))
+		return "ident:" + hex.EncodeToString(sum[:16]), nil
+	}
+	return "", err
 }
 
 // RecordLockout audits that the account c names is locked after too many failed logins, for
