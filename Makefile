@@ -73,6 +73,17 @@ bench: services ## benchmarks: admin listing on 1,000,000 users (p50/p99 per sce
 	$(GO) test -run '^$$' -bench BenchmarkAdminListUsers -benchtime 300x -timeout 20m ./internal/httpserver
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/tokens ./internal/password
 
+API_BASE ?= $(shell git describe --tags --abbrev=0 --match 'v*' 2>/dev/null || git merge-base HEAD origin/main 2>/dev/null || echo HEAD)
+.PHONY: api-diff
+api-diff: ## fail on a breaking API change against API_BASE (last v* tag, else main's merge base) unless info.version's major was raised
+	@tmp=$$(mktemp -d); trap 'rm -rf "$$tmp"' EXIT; \
+	git show $(API_BASE):api/openapi.yaml > "$$tmp/base.yaml"; \
+	major() { awk '/^info:/{i=1} i && /^  version:/{split($$2, v, "."); print v[1]; exit}' "$$1"; }; \
+	echo "comparing api/openapi.yaml with $(API_BASE)"; \
+	if $(TOOL) oasdiff breaking "$$tmp/base.yaml" api/openapi.yaml --fail-on ERR; then echo "no breaking change"; \
+	elif [ "$$(major api/openapi.yaml)" -gt "$$(major "$$tmp/base.yaml")" ]; then echo "breaking changes allowed: info.version major raised"; \
+	else echo "breaking change without a major version bump (info.version)"; exit 1; fi
+
 FUZZTIME ?= 30s
 .PHONY: fuzz
 fuzz: services ## run every fuzz target for FUZZTIME each (make test runs their seed corpora)

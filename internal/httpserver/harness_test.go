@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"flag"
+	"fmt"
+	"slices"
+	"sync"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -23,7 +27,56 @@ import (
 	"github.com/portcullis/portcullis/internal/users"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) { testenv.MainThen(m, checkEveryOperationExercised) }
+
+// exercised records, per operationId, the statuses the package's tests received through the
+// validating client.
+var exercised = struct {
+	sync.Mutex
+	statuses map[string]map[int]bool
+}{statuses: map[string]map[int]bool{}}
+
+func recordExercised(operationID string, status int) {
+	exercised.Lock()
+	defer exercised.Unlock()
+	if exercised.statuses[operationID] == nil {
+		exercised.statuses[operationID] = map[int]bool{}
+	}
+	exercised.statuses[operationID][status] = true
+}
+
+// checkEveryOperationExercised fails a complete run of the package when an operation of the
+// spec was never seen to succeed and to fail with a documented error. A run filtered with -run
+// is not complete and is not checked.
+func checkEveryOperationExercised() error {
+	if f := flag.Lookup("test.run"); f == nil || f.Value.String() != "" {
+		return nil
+	}
+	spec, err := api.GetSwagger()
+	if err != nil {
+		return err
+	}
+	exercised.Lock()
+	defer exercised.Unlock()
+	var missing []string
+	for _, item := range spec.Paths.Map() {
+		for _, op := range item.Operations() {
+			ok2xx, ok4xx := false, false
+			for status := range exercised.statuses[strings.ToLower(op.OperationID)] {
+				ok2xx = ok2xx || status/100 == 2
+				ok4xx = ok4xx || status/100 == 4 && op.Responses.Status(status) != nil || status/100 == 4 && op.Responses.Default() != nil
+			}
+			if !ok2xx || !ok4xx {
+				missing = append(missing, fmt.Sprintf("%s (success seen: %v, documented error seen: %v)", op.OperationID, ok2xx, ok4xx))
+			}
+		}
+	}
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		return fmt.Errorf("operations no test exercised fully:\n  %s", strings.Join(missing, "\n  "))
+	}
+	return nil
+}
 
 // instance is one running service under test, reached over real HTTP through the generated
 // client. Every response it receives is validated against the spec.
@@ -116,6 +169,7 @@ func (v *specValidator) RoundTrip(req *http.Request) (*http.Response, error) {
 		Body:                   io.NopCloser(bytes.NewReader(body)),
 		Options:                &openapi3filter.Options{IncludeResponseStatus: true, MultiError: true},
 	}
+	recordExercised(strings.ToLower(route.Operation.OperationID), resp.StatusCode)
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
 		v.t.Errorf("%s %s → %d does not match the spec: %v\nbody: %s", req.Method, req.URL.Path, resp.StatusCode, err, body)
 	}

@@ -188,3 +188,63 @@ func TestRevocationHoldsWhenRedisDropsMidFlight(t *testing.T) {
 		t.Fatalf("me after recovery: %d", got)
 	}
 }
+
+// Each operation's documented errors, through the typed client: secured ones refuse a missing
+// token, and every route, operational ones included, answers 429 past its per-IP limit.
+func TestEveryOperationAnswersItsDocumentedErrors(t *testing.T) {
+	in := start(t)
+	ctx := context.Background()
+	for name, call := range map[string]func() (statusCoder, []byte, error){
+		"logout": func() (statusCoder, []byte, error) {
+			r, err := in.client.LogoutWithResponse(ctx)
+			return r, r.Body, err
+		},
+		"logout-all": func() (statusCoder, []byte, error) {
+			r, err := in.client.LogoutAllWithResponse(ctx)
+			return r, r.Body, err
+		},
+		"list sessions": func() (statusCoder, []byte, error) {
+			r, err := in.client.ListMySessionsWithResponse(ctx)
+			return r, r.Body, err
+		},
+	} {
+		r, body, err := call()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := wantProblem(t, r, body, http.StatusUnauthorized, "missing-token"); p.Code == "" {
+			t.Fatalf("%s: no code", name)
+		}
+	}
+
+	limited := start(t, func(c *config.Config) { c.Limits.IP = "1/1m" })
+	limited.raw(t, "GET", "/healthz", "", nil) // spends the one request the limit allows
+	for name, call := range map[string]func() (statusCoder, []byte, error){
+		"healthz": func() (statusCoder, []byte, error) {
+			r, err := limited.client.GetHealthWithResponse(ctx)
+			return r, r.Body, err
+		},
+		"readyz": func() (statusCoder, []byte, error) {
+			r, err := limited.client.GetReadinessWithResponse(ctx)
+			return r, r.Body, err
+		},
+		"jwks": func() (statusCoder, []byte, error) {
+			r, err := limited.client.GetJWKSWithResponse(ctx)
+			return r, r.Body, err
+		},
+		"openapi.json": func() (statusCoder, []byte, error) {
+			r, err := limited.client.GetOpenAPIJSONWithResponse(ctx)
+			return r, r.Body, err
+		},
+		"openapi.yaml": func() (statusCoder, []byte, error) {
+			r, err := limited.client.GetOpenAPIYAMLWithResponse(ctx)
+			return r, r.Body, err
+		},
+	} {
+		r, body, err := call()
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		wantProblem(t, r, body, http.StatusTooManyRequests, "rate-limited")
+	}
+}

@@ -35,8 +35,17 @@ var (
 
 // Main runs a package's tests and drops the package's template database afterwards. Call it
 // from TestMain.
-func Main(m *testing.M) {
+func Main(m *testing.M) { MainThen(m, nil) }
+
+// MainThen is Main with a check that runs after the tests and may turn a pass into a failure.
+func MainThen(m *testing.M, after func() error) {
 	code := m.Run()
+	if code == 0 && after != nil {
+		if err := after(); err != nil {
+			fmt.Fprintln(os.Stderr, "FAIL:", err)
+			code = 1
+		}
+	}
 	if templateName != "" {
 		_ = dropDatabase(context.Background(), templateName)
 	}
