@@ -26,8 +26,12 @@ build: ## build the static binary into bin/portcullis
 	$(BUILD_ENV) $(GO) build $(BUILD_FLAGS) -o $(BIN) ./cmd/portcullis
 
 .PHONY: test
-test: services check-generated vet fmt-check ## everything CI runs: generated-code check, vet, gofmt, go test -race
+test: services check-generated vet fmt-check contract ## everything CI runs: generated-code check, vet, gofmt, contract, go test -race
 	$(GO) test -race -count=1 ./...
+
+.PHONY: contract
+contract: services ## the real server behind Stoplight Prism, walked through every operation
+	tools/contract/run.sh
 
 .PHONY: test-short
 test-short: ## unit tests only (no PostgreSQL or Redis needed)

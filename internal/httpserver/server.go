@@ -150,6 +150,13 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 			}
 			// Order: rate limits, bound the body, authenticate and authorise, then read and validate.
 			mws := append(s.routeLimits(op.OperationID), limitBody(cfg.MaxBodyBytes))
+			dep, err := deprecation(op)
+			if err != nil {
+				routeErr = err
+			}
+			if dep != nil {
+				mws = append([]echo.MiddlewareFunc{dep}, mws...)
+			}
 			if scopes, secured := requiredScopes(spec, op); secured {
 				mws = append(mws, s.authenticate(scopes))
 				mws = append(mws, s.accountLimits(op.OperationID)...)
