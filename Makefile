@@ -26,7 +26,7 @@ build: ## build the static binary into bin/portcullis
 	$(BUILD_ENV) $(GO) build $(BUILD_FLAGS) -o $(BIN) ./cmd/portcullis
 
 .PHONY: test
-test: services check-generated vet fmt-check contract ## everything CI runs: generated-code check, vet, gofmt, contract, go test -race
+test: services check-generated vet fmt-check contract sdk-ts ## everything CI runs: generated code, vet, gofmt, contract, TS SDK, go test -race
 	$(GO) test -race -count=1 ./...
 
 .PHONY: contract
@@ -46,10 +46,20 @@ fmt-check: ## fail when gofmt would change a hand-written file
 	@out=$$(gofmt -l $$(git ls-files '*.go' | grep -v '^gen/') 2>&1 || true); \
 	if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 
+TS_SDK := sdk/typescript
+
 .PHONY: generate
-generate: ## regenerate gen/ from api/openapi.yaml and db/ (oapi-codegen, sqlc)
+generate: ## regenerate gen/ (oapi-codegen, sqlc) and the TypeScript SDK's types from the spec
 	$(TOOL) oapi-codegen -config api/oapi-codegen.yaml api/openapi.yaml
 	$(TOOL) sqlc generate
+	@[ -d $(TS_SDK)/node_modules ] || npm ci --prefix $(TS_SDK) --no-audit --no-fund
+	npm run --prefix $(TS_SDK) --silent generate
+
+.PHONY: sdk-ts
+sdk-ts: services ## build the TypeScript SDK under tsc --strict and run its smoke test against a live server
+	@[ -d $(TS_SDK)/node_modules ] || npm ci --prefix $(TS_SDK) --no-audit --no-fund
+	npm run --prefix $(TS_SDK) --silent build
+	cd $(TS_SDK) && ./run-smoke.sh
 
 .PHONY: check-generated
 check-generated: ## fail when gen/ is stale or hand-edited
@@ -60,6 +70,8 @@ check-generated: ## fail when gen/ is stale or hand-edited
 	  head -40 "$$tmp/diff"; echo "gen/api is stale or hand-edited: run make generate"; exit 1; fi; \
 	if ! $(TOOL) sqlc diff; then echo "gen/db is stale or hand-edited: run make generate"; exit 1; fi; \
 	$(TOOL) sqlc vet; \
+	[ -d $(TS_SDK)/node_modules ] || npm ci --prefix $(TS_SDK) --no-audit --no-fund >/dev/null; \
+	if ! npm run --prefix $(TS_SDK) --silent check-generated; then echo "$(TS_SDK)/src/schema.d.ts is stale: run make generate"; exit 1; fi; \
 	extra=$$(find gen -type f | grep -vxE 'gen/api/api\.gen\.go|gen/db/(db|models|[a-z_]+\.sql)\.go' || true); \
 	if [ -n "$$extra" ]; then echo "hand-written files in gen/: $$extra"; exit 1; fi; \
 	echo "gen/ is up to date"

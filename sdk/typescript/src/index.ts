@@ -1,0 +1,174 @@
+// A small typed client for the Portcullis API: openapi-fetch over the types that
+// openapi-typescript generates from api/openapi.yaml (src/schema.d.ts), plus a middleware
+// that sends the stored access token and refreshes it once when it has expired.
+import createClient, { type Client, type ClientOptions, type Middleware } from "openapi-fetch";
+import type { components, operations, paths } from "./schema.js";
+
+export type { components, operations, paths };
+
+/** An RFC 9457 problem document; every error of the API is one (application/problem+json). */
+export type Problem = components["schemas"]["Problem"];
+export type User = components["schemas"]["User"];
+export type TokenPair = components["schemas"]["TokenPair"];
+
+/** True when x has the required members of a Problem: type, title, status and code. */
+export function isProblem(x: unknown): x is Problem {
+  if (typeof x !== "object" || x === null) return false;
+  const p = x as Record<string, unknown>;
+  return (
+    typeof p["type"] === "string" &&
+    typeof p["title"] === "string" &&
+    typeof p["status"] === "number" &&
+    typeof p["code"] === "string"
+  );
+}
+
+/** Where the client keeps its token pair. The default keeps it in memory only. */
+export interface TokenStore {
+  get(): TokenPair | undefined;
+  set(pair: TokenPair | undefined): void;
+}
+
+export function memoryTokenStore(initial?: TokenPair): TokenStore {
+  let pair = initial;
+  return {
+    get: () => pair,
+    set: (next) => {
+      pair = next;
+    },
+  };
+}
+
+export interface PortcullisClientOptions extends Omit<ClientOptions, "baseUrl"> {
+  /** Token storage; an in-memory store when omitted. */
+  tokens?: TokenStore;
+  /** Called after every change of the stored pair: a refresh (the new pair) or a dead session (undefined). */
+  onTokens?: (pair: TokenPair | undefined) => void;
+}
+
+export interface PortcullisAuth {
+  /** The stored token pair, if any. */
+  readonly tokens: TokenPair | undefined;
+  /** Store a pair, such as the answer of POST /api/v1/auth/login. */
+  set(pair: TokenPair): void;
+  /** Forget the stored pair (for example after POST /api/v1/auth/logout). */
+  clear(): void;
+  /**
+   * Spend the stored refresh token for a new pair and store it. Calls made while one refresh
+   * is under way share it: refresh tokens are single use, and a second concurrent refresh with
+   * the same token would get 409 refresh-token-race. Resolves to undefined when there is no
+   * refresh token or the server refuses it (on 401 the stored pair is cleared).
+   */
+  refresh(): Promise<TokenPair | undefined>;
+}
+
+export type PortcullisClient = Client<paths> & { readonly auth: PortcullisAuth };
+
+/** Paths that take no bearer token; a 401 from them is never answered with a refresh. */
+const PUBLIC_PATHS: ReadonlySet<string> = new Set([
+  "/api/v1/auth/register",
+  "/api/v1/auth/login",
+  "/api/v1/auth/refresh",
+]);
+
+/** The code of a 401 that a refresh can cure: the access token is expired (or otherwise invalid). */
+const REFRESHABLE_CODE = "invalid-token";
+
+interface Pending {
+  /** An unread copy of the request, to send again after a refresh. */
+  retry: Request;
+  /** The access token the request went out with; undefined when the caller set its own header. */
+  sentWith: string | undefined;
+}
+
+export function createPortcullisClient(baseUrl: string, opts: PortcullisClientOptions = {}): PortcullisClient {
+  const { tokens = memoryTokenStore(), onTokens, ...clientOptions } = opts;
+  const client = createClient<paths>({ ...clientOptions, baseUrl });
+  // Refreshes go through a client of their own, without the middleware below.
+  const refresher = createClient<paths>({ ...clientOptions, baseUrl });
+
+  const store = (pair: TokenPair | undefined): void => {
+    tokens.set(pair);
+    onTokens?.(pair);
+  };
+
+  let inflight: Promise<TokenPair | undefined> | undefined;
+  const refresh = (): Promise<TokenPair | undefined> => {
+    inflight ??= (async () => {
+      const current = tokens.get();
+      if (current === undefined) return undefined;
+      const { data, response } = await refresher.POST("/api/v1/auth/refresh", {
+        body: { refresh_token: current.refresh_token },
+      });
+      if (data !== undefined) {
+        store(data);
+        return data;
+      }
+      // 401: the refresh token is expired, reused or its session revoked; sign in again.
+      // Other failures (409 race, 429, 5xx) leave the pair alone.
+      if (response.status === 401 && tokens.get() === current) store(undefined);
+      return undefined;
+    })().finally(() => {
+      inflight = undefined;
+    });
+    return inflight;
+  };
+
+  const pending = new Map<string, Pending>();
+
+  const middleware: Middleware = {
+    onRequest({ request, schemaPath, id }) {
+      if (PUBLIC_PATHS.has(schemaPath)) return undefined;
+      let sentWith: string | undefined;
+      if (!request.headers.has("Authorization")) {
+        const access = tokens.get()?.access_token;
+        if (access === undefined) return undefined;
+        request.headers.set("Authorization", `Bearer ${access}`);
+        sentWith = access;
+      }
+      if (sentWith !== undefined) {
+        // fetch() consumes the body; keep an unread copy for one retry.
+        pending.set(id, { retry: request.clone(), sentWith });
+      }
+      return request;
+    },
+    async onResponse({ response, id, options }) {
+      const p = pending.get(id);
+      pending.delete(id);
+      if (p === undefined || response.status !== 401) return undefined;
+      if ((await problemCode(response)) !== REFRESHABLE_CODE) return undefined;
+      // Another call may have refreshed since this one went out: retry with its token.
+      const latest = tokens.get()?.access_token;
+      const access = latest !== undefined && latest !== p.sentWith ? latest : (await refresh())?.access_token;
+      if (access === undefined) return response;
+      p.retry.headers.set("Authorization", `Bearer ${access}`);
+      return options.fetch(p.retry);
+    },
+    onError({ id }) {
+      pending.delete(id);
+      return undefined;
+    },
+  };
+  client.use(middleware);
+
+  const auth: PortcullisAuth = {
+    get tokens() {
+      return tokens.get();
+    },
+    set: (pair) => store(pair),
+    clear: () => store(undefined),
+    refresh,
+  };
+  return Object.assign(client, { auth });
+}
+
+async function problemCode(response: Response): Promise<string | undefined> {
+  try {
+    const body: unknown = await response.clone().json();
+    return isProblem(body) ? body.code : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+export default createPortcullisClient;

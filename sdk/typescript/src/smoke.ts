@@ -1,0 +1,204 @@
+// Smoke test of the SDK against a live Portcullis server whose base URL is in PORTCULLIS_URL.
+// Build with `npm run build`, run with `npm run smoke` (or ./run-smoke.sh, which starts a
+// throwaway server). Prints one line per step and exits non-zero on the first failure.
+import assert from "node:assert/strict";
+import { randomBytes } from "node:crypto";
+import { createPortcullisClient, isProblem, type Problem, type TokenPair, type User } from "./index.js";
+
+const baseUrl = process.env["PORTCULLIS_URL"];
+if (baseUrl === undefined || baseUrl === "") {
+  console.error("smoke: set PORTCULLIS_URL to the base URL of a running server, e.g. http://127.0.0.1:8080");
+  process.exit(2);
+}
+
+// Count what goes over the wire, to prove that concurrent 401s share a single refresh.
+const wire = { refreshes: 0, requests: 0 };
+const countingFetch: typeof fetch = (input, init) => {
+  wire.requests++;
+  const url = input instanceof Request ? input.url : String(input);
+  if (new URL(url).pathname === "/api/v1/auth/refresh") wire.refreshes++;
+  return fetch(input, init);
+};
+
+const client = createPortcullisClient(baseUrl, { fetch: countingFetch });
+
+const suffix = `${Date.now().toString(36)}${randomBytes(4).toString("hex")}`;
+const email = `smoke-${suffix}@example.com`;
+const username = `smoke_${suffix}`;
+const password = `smoke passphrase ${randomBytes(8).toString("hex")}`;
+
+let user: User | undefined;
+let first: TokenPair | undefined;
+
+/** Spoil the signature of an access token so that the server answers 401 invalid-token. */
+function spoil(jwt: string): string {
+  const last = jwt.at(-2) === "A" ? "B" : "A";
+  return `${jwt.slice(0, -2)}${last}${jwt.slice(-1)}`;
+}
+
+const steps: Array<[string, () => Promise<string>]> = [
+  [
+    "readyz",
+    async () => {
+      const { data, error } = await client.GET("/readyz");
+      assert.equal(error, undefined, `readyz failed: ${JSON.stringify(error)}`);
+      assert.equal(data?.status, "ok");
+      return `status=${data.status}`;
+    },
+  ],
+  [
+    "register",
+    async () => {
+      const { data, error, response } = await client.POST("/api/v1/auth/register", {
+        body: { email, username, password, full_name: "Smoke Test" },
+      });
+      assert.equal(error, undefined, `register failed: ${JSON.stringify(error)}`);
+      assert.equal(response.status, 201);
+      assert.equal(data?.email, email);
+      user = data;
+      return `id=${data.id} email=${data.email}`;
+    },
+  ],
+  [
+    "login",
+    async () => {
+      const { data, error } = await client.POST("/api/v1/auth/login", { body: { email, password } });
+      assert.equal(error, undefined, `login failed: ${JSON.stringify(error)}`);
+      assert.ok(data);
+      assert.equal(data.token_type, "Bearer");
+      client.auth.set(data);
+      first = data;
+      return `session=${data.session_id} expires_in=${data.expires_in}s`;
+    },
+  ],
+  [
+    "me",
+    async () => {
+      const { data, error } = await client.GET("/api/v1/users/me");
+      assert.equal(error, undefined, `me failed: ${JSON.stringify(error)}`);
+      assert.equal(data?.id, user?.id);
+      assert.equal(data.username, username);
+      return `id=${data.id} matches`;
+    },
+  ],
+  [
+    "refresh",
+    async () => {
+      assert.ok(first);
+      const { data, error } = await client.POST("/api/v1/auth/refresh", {
+        body: { refresh_token: first.refresh_token },
+      });
+      assert.equal(error, undefined, `refresh failed: ${JSON.stringify(error)}`);
+      assert.ok(data);
+      assert.notEqual(data.access_token, first.access_token, "access token did not change");
+      assert.notEqual(data.refresh_token, first.refresh_token, "refresh token did not rotate");
+      assert.equal(data.session_id, first.session_id);
+      client.auth.set(data);
+      return "new access and refresh tokens differ from the old ones";
+    },
+  ],
+  [
+    "me with the refreshed token",
+    async () => {
+      const { data, error } = await client.GET("/api/v1/users/me");
+      assert.equal(error, undefined, `me failed: ${JSON.stringify(error)}`);
+      assert.equal(data?.id, user?.id);
+      return `id=${data.id} matches`;
+    },
+  ],
+  [
+    "automatic refresh on 401 invalid-token (concurrent calls, one refresh)",
+    async () => {
+      const before = client.auth.tokens;
+      assert.ok(before);
+      client.auth.set({ ...before, access_token: spoil(before.access_token) });
+      const refreshes = wire.refreshes;
+      const [a, b, c, patched] = await Promise.all([
+        client.GET("/api/v1/users/me"),
+        client.GET("/api/v1/users/me"),
+        client.GET("/api/v1/users/me"),
+        // A call with a body: the retry must send the body again.
+        client.PATCH("/api/v1/users/me", { body: { full_name: "Smoke Test Refreshed" } }),
+      ]);
+      for (const r of [a, b, c]) {
+        assert.equal(r.error, undefined, `me failed: ${JSON.stringify(r.error)}`);
+        assert.equal(r.data?.id, user?.id);
+      }
+      assert.equal(patched.error, undefined, `patch failed: ${JSON.stringify(patched.error)}`);
+      assert.equal(patched.data?.full_name, "Smoke Test Refreshed");
+      assert.equal(wire.refreshes - refreshes, 1, "concurrent 401s must share one refresh");
+      const after = client.auth.tokens;
+      assert.ok(after);
+      assert.notEqual(after.refresh_token, before.refresh_token, "the stored pair was not replaced");
+      return `4 calls answered 200 after ${wire.refreshes - refreshes} refresh`;
+    },
+  ],
+  [
+    "problem+json as a typed Problem",
+    async () => {
+      const { data, error, response } = await client.POST("/api/v1/auth/register", {
+        body: { email, username: `${username}x`, password },
+      });
+      assert.equal(data, undefined);
+      assert.ok(error, "registering the same email twice must fail");
+      // error is typed as Problem by the schema: code and status need no cast.
+      const problem: Problem = error;
+      assert.ok(isProblem(problem));
+      assert.equal(problem.status, 409);
+      assert.equal(problem.code, "email-taken");
+      assert.equal(response.status, 409);
+      assert.match(response.headers.get("Content-Type") ?? "", /^application\/problem\+json/);
+      return `status=${problem.status} code=${problem.code} title="${problem.title}"`;
+    },
+  ],
+  [
+    "logout",
+    async () => {
+      const { error, response } = await client.POST("/api/v1/auth/logout");
+      assert.equal(error, undefined, `logout failed: ${JSON.stringify(error)}`);
+      assert.equal(response.status, 204);
+      return "204";
+    },
+  ],
+  [
+    "me after logout fails with 401",
+    async () => {
+      const refreshes = wire.refreshes;
+      const { data, error, response } = await client.GET("/api/v1/users/me");
+      assert.equal(data, undefined);
+      assert.equal(response.status, 401);
+      assert.ok(isProblem(error));
+      assert.equal(error.status, 401);
+      assert.notEqual(error.code, "invalid-token");
+      assert.equal(wire.refreshes, refreshes, "a revoked session must not trigger a refresh");
+      return `status=${error.status} code=${error.code}`;
+    },
+  ],
+  [
+    "refresh after logout is refused and clears the stored pair",
+    async () => {
+      const pair = await client.auth.refresh();
+      assert.equal(pair, undefined);
+      assert.equal(client.auth.tokens, undefined);
+      return "tokens cleared";
+    },
+  ],
+];
+
+let passed = 0;
+let failed = 0;
+for (const [i, [name, run]] of steps.entries()) {
+  try {
+    const detail = await run();
+    passed++;
+    console.log(`ok ${i + 1} - ${name}: ${detail}`);
+  } catch (err) {
+    failed++;
+    console.log(`not ok ${i + 1} - ${name}`);
+    console.error(err instanceof Error ? (err.stack ?? err.message) : err);
+    break;
+  }
+}
+const skipped = steps.length - passed - failed;
+console.log(`smoke: ${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ""}`);
+process.exitCode = failed > 0 ? 1 : 0;
