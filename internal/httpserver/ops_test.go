@@ -5,6 +5,7 @@ import (
 	"context"
 	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 
 	api "github.com/portcullis/portcullis/gen/api"
 	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/docs"
 	"github.com/portcullis/portcullis/internal/testenv"
 )
 
@@ -246,5 +248,21 @@ func TestEveryOperationAnswersItsDocumentedErrors(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		wantProblem(t, r, body, http.StatusTooManyRequests, "rate-limited")
+	}
+}
+
+// The docs page is served with its own exact CSP while API routes keep theirs.
+func TestDocsPageHasItsOwnExactCSP(t *testing.T) {
+	in := start(t)
+	resp, body := in.raw(t, "GET", "/docs", "", nil)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "/docs/swagger-ui-bundle.js") {
+		t.Fatalf("/docs: %d %.200s", resp.StatusCode, body)
+	}
+	if got := resp.Header.Get("Content-Security-Policy"); got != docs.CSP {
+		t.Fatalf("docs CSP = %q, want %q", got, docs.CSP)
+	}
+	api, _ := in.raw(t, "GET", "/healthz", "", nil)
+	if got := api.Header.Get("Content-Security-Policy"); got == docs.CSP || !strings.Contains(got, "default-src 'none'") {
+		t.Fatalf("API CSP = %q", got)
 	}
 }

@@ -32,6 +32,7 @@ import (
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/auth"
 	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/docs"
 	"github.com/portcullis/portcullis/internal/ratelimit"
 	"github.com/portcullis/portcullis/internal/sessions"
 	"github.com/portcullis/portcullis/internal/strictjson"
@@ -170,6 +171,9 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 	if routeErr != nil {
 		return nil, routeErr
 	}
+	// GET /docs: Swagger UI on /openapi.json, embedded. Its handlers replace the API's strict
+	// Content-Security-Policy with docs.CSP, the least that page needs.
+	docs.Register(e)
 	s.echo = e
 	return s, nil
 }
