@@ -562,9 +562,84 @@ export interface components {
         /** @description An RFC 9457 problem. */
         Problem: {
             headers: {
+                "X-Request-ID": components["headers"]["X-Request-ID"];
+                RateLimit: components["headers"]["RateLimit"];
+                "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                 [name: string]: unknown;
             };
             content: {
+                /**
+                 * @example {
+                 *       "type": "https://portcullis.dev/problems/validation-failed",
+                 *       "title": "Bad Request",
+                 *       "status": 400,
+                 *       "code": "validation-failed",
+                 *       "detail": "the request does not match the API specification",
+                 *       "instance": "/api/v1/auth/register",
+                 *       "request_id": "0b5e2f1c-7d4a-4e43-9a55-3f2d1c0e9b71",
+                 *       "errors": [
+                 *         {
+                 *           "field": "email",
+                 *           "detail": "string doesn't match the format \"email\""
+                 *         }
+                 *       ]
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description Too many requests (429): a rate limit is exhausted (`rate-limited`; every operation is
+         *     limited per client IP, some also per account) or, on login, the account is locked after
+         *     too many failed attempts (`account-locked`). Retry after `Retry-After` seconds.
+         */
+        RateLimited: {
+            headers: {
+                "Retry-After": components["headers"]["Retry-After"];
+                "X-Request-ID": components["headers"]["X-Request-ID"];
+                RateLimit: components["headers"]["RateLimit"];
+                "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://portcullis.dev/problems/rate-limited",
+                 *       "title": "Too Many Requests",
+                 *       "status": 429,
+                 *       "code": "rate-limited",
+                 *       "detail": "too many requests; retry later",
+                 *       "instance": "/api/v1/auth/login",
+                 *       "request_id": "0b5e2f1c-7d4a-4e43-9a55-3f2d1c0e9b71"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description Password hashing is at capacity (503 `overloaded`); nothing was changed. Retry after
+         *     `Retry-After` seconds.
+         */
+        Overloaded: {
+            headers: {
+                "Retry-After": components["headers"]["Retry-After"];
+                "X-Request-ID": components["headers"]["X-Request-ID"];
+                RateLimit: components["headers"]["RateLimit"];
+                "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://portcullis.dev/problems/overloaded",
+                 *       "title": "Service Unavailable",
+                 *       "status": 503,
+                 *       "code": "overloaded",
+                 *       "detail": "the service is at capacity; retry shortly",
+                 *       "instance": "/api/v1/auth/login",
+                 *       "request_id": "0b5e2f1c-7d4a-4e43-9a55-3f2d1c0e9b71"
+                 *     }
+                 */
                 "application/problem+json": components["schemas"]["Problem"];
             };
         };
@@ -577,7 +652,32 @@ export interface components {
         Cursor: string;
     };
     requestBodies: never;
-    headers: never;
+    headers: {
+        /**
+         * @description The request's id, on every response: the client's own `X-Request-ID` when it is 1 to 64
+         *     characters of `A-Z a-z 0-9 . _ : -`, a fresh UUID otherwise. Logs, audit events and
+         *     problems carry it.
+         * @example 0b5e2f1c-7d4a-4e43-9a55-3f2d1c0e9b71
+         */
+        "X-Request-ID": string;
+        /**
+         * @description The rate limit closest to exhaustion (draft-ietf-httpapi-ratelimit-headers): its name,
+         *     the requests remaining (`r`) and the seconds until its window resets (`t`).
+         * @example "ip";r=299;t=60
+         */
+        RateLimit: string;
+        /**
+         * @description Every rate limit policy applied to the request (draft-ietf-httpapi-ratelimit-headers):
+         *     name, quota (`q`) and window in seconds (`w`), comma-separated.
+         * @example "ip";q=300;w=60, "login-ip";q=60;w=60
+         */
+        "RateLimit-Policy": string;
+        /**
+         * @description Seconds to wait before retrying (RFC 9110); at least 1. Sent with every 429 and 503 `overloaded`.
+         * @example 30
+         */
+        "Retry-After": number;
+    };
     pathItems: never;
 }
 export type $defs = Record<string, never>;
@@ -609,6 +709,19 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "01936f3e-8b2a-7c4d-9e5f-0a1b2c3d4e5f",
+                     *       "email": "ada@example.com",
+                     *       "username": "ada",
+                     *       "full_name": "Ada Lovelace",
+                     *       "role": "user",
+                     *       "is_active": true,
+                     *       "is_verified": false,
+                     *       "created_at": "2026-01-15T09:30:00Z",
+                     *       "updated_at": "2026-01-15T09:30:00Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["User"];
                 };
             };
@@ -617,6 +730,8 @@ export interface operations {
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
             422: components["responses"]["Problem"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Overloaded"];
             default: components["responses"]["Problem"];
         };
     };
@@ -645,12 +760,26 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "access_token": "eyJhbGciOiJFZERTQSIsImtpZCI6IkxYRVdRcmNtc0VRQlkiLCJ0eXAiOiJhdCtqd3QifQ.eyJzdWIiOiIwMTkzNmYzZSJ9.c2lnbmF0dXJlLW9mLWV4YW1wbGU",
+                     *       "token_type": "Bearer",
+                     *       "expires_in": 900,
+                     *       "refresh_token": "prt_3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                     *       "refresh_expires_in": 2592000,
+                     *       "session_id": "01936f40-1d2e-7f30-8a41-5b6c7d8e9f00"
+                     *     }
+                     */
                     "application/json": components["schemas"]["TokenPair"];
                 };
             };
             400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Overloaded"];
             default: components["responses"]["Problem"];
         };
     };
@@ -678,12 +807,25 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "access_token": "eyJhbGciOiJFZERTQSIsImtpZCI6IkxYRVdRcmNtc0VRQlkiLCJ0eXAiOiJhdCtqd3QifQ.eyJzdWIiOiIwMTkzNmYzZSJ9.c2lnbmF0dXJlLW9mLWV4YW1wbGU",
+                     *       "token_type": "Bearer",
+                     *       "expires_in": 900,
+                     *       "refresh_token": "prt_3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+                     *       "refresh_expires_in": 2592000,
+                     *       "session_id": "01936f40-1d2e-7f30-8a41-5b6c7d8e9f00"
+                     *     }
+                     */
                     "application/json": components["schemas"]["TokenPair"];
                 };
             };
             400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
+            429: components["responses"]["RateLimited"];
             default: components["responses"]["Problem"];
         };
     };
@@ -699,11 +841,15 @@ export interface operations {
             /** @description The session is revoked. */
             204: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content?: never;
             };
             401: components["responses"]["Problem"];
+            429: components["responses"]["RateLimited"];
             default: components["responses"]["Problem"];
         };
     };
@@ -719,11 +865,15 @@ export interface operations {
             /** @description Every session of the user is revoked. */
             204: {
                 headers: {
+                    "X-Request-ID": components["headers"]["X-Request-ID"];
+                    RateLimit: components["headers"]["RateLimit"];
+                    "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
                     [name: string]: unknown;
                 };
                 content?: never;
             };
             401: components["responses"]["Problem"];
+            429: components["responses"]["RateLimited"];
             default: components["responses"]["Problem"];
         };
     };
@@ -742,10 +892,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "01936f3e-8b2a-7c4d-9e5f-0a1b2c3d4e5f",
+                     *       "email": "ada@example.com",
+                     *       "username": "ada",
+                     *       "full_name": "Ada Lovelace",
+                     *       "role": "user",
+                     *       "is_active": true,
+                     *       "is_verified": false,
+                     *       "created_at": "2026-01-15T09:30:00Z",
+                     *       "updated_at": "2026-01-15T09:30:00Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["User"];
                 };
             };
             401: components["responses"]["Problem"];
+            429: components["responses"]["RateLimited"];
             default: components["responses"]["Problem"];
         };
     };
@@ -773,12 +937,28 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "01936f3e-8b2a-7c4d-9e5f-0a1b2c3d4e5f",
+                     *       "email": "ada@example.com",
+                     *       "username": "ada",
+                     *       "full_name": "Augusta Ada King",
+                     *       "role": "user",
+                     *       "is_active": true,
+                     *       "is_verified": false,
+                     *       "created_at": "2026-01-15T09:30:00Z",
+                     *       "updated_at": "2026-02-01T12:00:00Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["User"];
                 };
             };
             400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
+            429: components["responses"]["RateLimited"];
             default: components["responses"]["Problem"];
         };
     };
@@ -811,7 +991,11 @@ export interface operations {
             400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
             422: components["responses"]["Problem"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Overloaded"];
             default: components["responses"]["Problem"];
         };
     };
@@ -830,10 +1014,35 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "01936f40-1d2e-7f30-8a41-5b6c7d8e9f00",
+                     *           "ip_address": "203.0.113.7",
+                     *           "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/135.0",
+                     *           "created_at": "2026-01-15T09:30:00Z",
+                     *           "last_used_at": "2026-01-15T10:05:12Z",
+                     *           "expires_at": "2026-02-14T10:05:12Z",
+                     *           "current": true
+                     *         },
+                     *         {
+                     *           "id": "01936f41-2e3f-7041-9b52-6c7d8e9f0a11",
+                     *           "ip_address": null,
+                     *           "user_agent": null,
+                     *           "created_at": "2026-01-10T08:00:00Z",
+                     *           "last_used_at": "2026-01-12T18:20:00Z",
+                     *           "expires_at": "2026-02-11T18:20:00Z",
+                     *           "current": false
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["SessionList"];
                 };
             };
             401: components["responses"]["Problem"];
+            429: components["responses"]["RateLimited"];
             default: components["responses"]["Problem"];
         };
     };
@@ -858,6 +1067,7 @@ export interface operations {
             400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
+            429: components["responses"]["RateLimited"];
             default: components["responses"]["Problem"];
         };
     };
@@ -891,12 +1101,31 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "01936f3e-8b2a-7c4d-9e5f-0a1b2c3d4e5f",
+                     *           "email": "ada@example.com",
+                     *           "username": "ada",
+                     *           "full_name": "Ada Lovelace",
+                     *           "role": "user",
+                     *           "is_active": true,
+                     *           "is_verified": false,
+                     *           "created_at": "2026-01-15T09:30:00Z",
+                     *           "updated_at": "2026-01-15T09:30:00Z"
+                     *         }
+                     *       ],
+                     *       "next_cursor": "eyJzIjoiLWNyZWF0ZWRfYXQiLCJ2IjoiMjAyNi0wMS0xNVQwOTozMDowMFoiLCJpIjoiMDE5MzZmM2UtOGIyYS03YzRkLTllNWYtMGExYjJjM2Q0ZTVmIn0"
+                     *     }
+                     */
                     "application/json": components["schemas"]["UserPage"];
                 };
             };
             400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
+            429: components["responses"]["RateLimited"];
             default: components["responses"]["Problem"];
         };
     };
@@ -927,6 +1156,19 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "01936f42-3f40-7152-8c63-7d8e9f0a1b22",
+                     *       "email": "grace@example.com",
+                     *       "username": "grace",
+                     *       "full_name": null,
+                     *       "role": "moderator",
+                     *       "is_active": true,
+                     *       "is_verified": false,
+                     *       "created_at": "2026-01-15T09:30:00Z",
+                     *       "updated_at": "2026-01-15T09:30:00Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["User"];
                 };
             };
@@ -934,7 +1176,11 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
             422: components["responses"]["Problem"];
+            429: components["responses"]["RateLimited"];
+            503: components["responses"]["Overloaded"];
             default: components["responses"]["Problem"];
         };
     };
@@ -955,6 +1201,19 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "01936f3e-8b2a-7c4d-9e5f-0a1b2c3d4e5f",
+                     *       "email": "ada@example.com",
+                     *       "username": "ada",
+                     *       "full_name": "Ada Lovelace",
+                     *       "role": "user",
+                     *       "is_active": true,
+                     *       "is_verified": false,
+                     *       "created_at": "2026-01-15T09:30:00Z",
+                     *       "updated_at": "2026-01-15T09:30:00Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["User"];
                 };
             };
@@ -962,6 +1221,7 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
+            429: components["responses"]["RateLimited"];
             default: components["responses"]["Problem"];
         };
     };
@@ -988,6 +1248,7 @@ export interface operations {
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            429: components["responses"]["RateLimited"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1018,6 +1279,19 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "id": "01936f3e-8b2a-7c4d-9e5f-0a1b2c3d4e5f",
+                     *       "email": "ada@example.com",
+                     *       "username": "ada",
+                     *       "full_name": "Ada Lovelace",
+                     *       "role": "moderator",
+                     *       "is_active": true,
+                     *       "is_verified": true,
+                     *       "created_at": "2026-01-15T09:30:00Z",
+                     *       "updated_at": "2026-02-01T12:00:00Z"
+                     *     }
+                     */
                     "application/json": components["schemas"]["User"];
                 };
             };
@@ -1026,6 +1300,9 @@ export interface operations {
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            413: components["responses"]["Problem"];
+            415: components["responses"]["Problem"];
+            429: components["responses"]["RateLimited"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1046,6 +1323,30 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "01936f40-1d2e-7f30-8a41-5b6c7d8e9f00",
+                     *           "ip_address": "203.0.113.7",
+                     *           "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/135.0",
+                     *           "created_at": "2026-01-15T09:30:00Z",
+                     *           "last_used_at": "2026-01-15T10:05:12Z",
+                     *           "expires_at": "2026-02-14T10:05:12Z",
+                     *           "current": false
+                     *         },
+                     *         {
+                     *           "id": "01936f41-2e3f-7041-9b52-6c7d8e9f0a11",
+                     *           "ip_address": null,
+                     *           "user_agent": null,
+                     *           "created_at": "2026-01-10T08:00:00Z",
+                     *           "last_used_at": "2026-01-12T18:20:00Z",
+                     *           "expires_at": "2026-02-11T18:20:00Z",
+                     *           "current": false
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["SessionList"];
                 };
             };
@@ -1053,6 +1354,7 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
+            429: components["responses"]["RateLimited"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1078,6 +1380,7 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
+            429: components["responses"]["RateLimited"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1104,6 +1407,7 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
+            429: components["responses"]["RateLimited"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1133,12 +1437,33 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "items": [
+                     *         {
+                     *           "id": "01936f43-4051-7263-9d74-8e9f0a1b2c33",
+                     *           "occurred_at": "2026-01-15T10:05:12Z",
+                     *           "actor_id": "01936f3e-8b2a-7c4d-9e5f-0a1b2c3d4e5f",
+                     *           "action": "user.login",
+                     *           "target_type": "user",
+                     *           "target_id": "01936f3e-8b2a-7c4d-9e5f-0a1b2c3d4e5f",
+                     *           "outcome": "success",
+                     *           "ip_address": "203.0.113.7",
+                     *           "user_agent": "Mozilla/5.0 (X11; Linux x86_64) Firefox/135.0",
+                     *           "request_id": "0b5e2f1c-7d4a-4e43-9a55-3f2d1c0e9b71",
+                     *           "detail": {}
+                     *         }
+                     *       ],
+                     *       "next_cursor": null
+                     *     }
+                     */
                     "application/json": components["schemas"]["AuditEventPage"];
                 };
             };
             400: components["responses"]["Problem"];
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
+            429: components["responses"]["RateLimited"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1159,9 +1484,24 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "keys": [
+                     *         {
+                     *           "kty": "OKP",
+                     *           "crv": "Ed25519",
+                     *           "kid": "LXEWQrcmsEQBYnyp-6wy9chTD7GQPMTbAiWHF5IaSIE",
+                     *           "alg": "EdDSA",
+                     *           "use": "sig",
+                     *           "x": "ERERERERERERERERERERERERERERERERERERERERERE"
+                     *         }
+                     *       ]
+                     *     }
+                     */
                     "application/json": components["schemas"]["JWKS"];
                 };
             };
+            429: components["responses"]["RateLimited"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1180,9 +1520,15 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "status": "ok"
+                     *     }
+                     */
                     "application/json": components["schemas"]["Health"];
                 };
             };
+            429: components["responses"]["RateLimited"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1201,15 +1547,40 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "status": "ok",
+                     *       "checks": {
+                     *         "postgres": "ok",
+                     *         "redis": "ok"
+                     *       }
+                     *     }
+                     */
                     "application/json": components["schemas"]["Readiness"];
                 };
             };
+            429: components["responses"]["RateLimited"];
             /** @description A dependency is down; `checks` names which. */
             503: {
                 headers: {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "type": "https://portcullis.dev/problems/not-ready",
+                     *       "title": "Service Unavailable",
+                     *       "status": 503,
+                     *       "code": "not-ready",
+                     *       "detail": "not ready: [redis] unavailable",
+                     *       "instance": "/readyz",
+                     *       "request_id": "0b5e2f1c-7d4a-4e43-9a55-3f2d1c0e9b71",
+                     *       "checks": {
+                     *         "postgres": "ok",
+                     *         "redis": "unavailable"
+                     *       }
+                     *     }
+                     */
                     "application/problem+json": components["schemas"]["Problem"];
                 };
             };
@@ -1231,11 +1602,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "openapi": "3.0.3",
+                     *       "info": {
+                     *         "title": "Portcullis",
+                     *         "version": "1.0.0"
+                     *       },
+                     *       "paths": {}
+                     *     }
+                     */
                     "application/json": {
                         [key: string]: unknown;
                     };
                 };
             };
+            429: components["responses"]["RateLimited"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1254,11 +1636,22 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content: {
+                    /**
+                     * @example {
+                     *       "openapi": "3.0.3",
+                     *       "info": {
+                     *         "title": "Portcullis",
+                     *         "version": "1.0.0"
+                     *       },
+                     *       "paths": {}
+                     *     }
+                     */
                     "application/yaml": {
                         [key: string]: unknown;
                     };
                 };
             };
+            429: components["responses"]["RateLimited"];
             default: components["responses"]["Problem"];
         };
     };
