@@ -3,6 +3,7 @@
 package cursor
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 
@@ -21,10 +22,14 @@ type Position struct {
 	ID    uuid.UUID `json:"i"`
 }
 
-// Encode returns the opaque form of p.
+// Encode returns the opaque form of p: at most 1024 characters for any value a listing keys on
+// (an email of 254 bytes at worst), as the spec's cursor parameter allows.
 func Encode(p Position) string {
-	b, _ := json.Marshal(p) // a struct of strings and a uuid always marshals
-	return base64.RawURLEncoding.EncodeToString(b)
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false) // "&" stays one byte, not six
+	_ = enc.Encode(p)        // a struct of strings and a uuid always encodes
+	return base64.RawURLEncoding.EncodeToString(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
 }
 
 // Decode parses a cursor made by Encode for sort, or returns ErrInvalid.

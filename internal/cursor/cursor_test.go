@@ -2,6 +2,7 @@ package cursor
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -23,5 +24,16 @@ func TestRoundTripAndTampering(t *testing.T) {
 		if _, err := Decode(s, "email"); !errors.Is(err, ErrInvalid) {
 			t.Errorf("%s: Decode error = %v, want ErrInvalid", name, err)
 		}
+	}
+}
+
+func TestTheLongestEmailFitsTheSpecLimit(t *testing.T) {
+	email := strings.Repeat("&", 64) + "@" + strings.Repeat("\\", 100) + strings.Repeat("a", 85) + ".example"
+	c := Encode(Position{Sort: "-email", Value: email, ID: uuid.Must(uuid.NewV7())})
+	if len(c) > 1024 {
+		t.Fatalf("cursor of %d characters; the spec allows 1024", len(c))
+	}
+	if p, err := Decode(c, "-email"); err != nil || p.Value != email {
+		t.Fatalf("round trip: %v", err)
 	}
 }

@@ -149,7 +149,9 @@ func TestLoginDoesNotRevealWhichAccountsExist(t *testing.T) {
 		du = append(du, d)
 	}
 	mk, mu := median(dk), median(du)
-	if ratio := float64(mu) / float64(mk); ratio < 0.6 || ratio > 1.6 {
+	// Skipping the hash would make the unknown account ~10x faster; the band allows for a
+	// loaded machine (make test runs packages in parallel).
+	if ratio := float64(mu) / float64(mk); ratio < 0.4 || ratio > 2.5 {
 		t.Fatalf("median time unknown account %v vs wrong password %v (ratio %.2f): timing reveals accounts", mu, mk, ratio)
 	}
 }

@@ -1637,18 +1637,12 @@ export interface operations {
                 };
                 content: {
                     /**
-                     * @example {
-                     *       "openapi": "3.0.3",
-                     *       "info": {
-                     *         "title": "Portcullis",
-                     *         "version": "1.0.0"
-                     *       },
-                     *       "paths": {}
-                     *     }
+                     * @example openapi: 3.0.3
+                     *     info:
+                     *       title: Portcullis
+                     *       version: 1.0.0
                      */
-                    "application/yaml": {
-                        [key: string]: unknown;
-                    };
+                    "application/yaml": string;
                 };
             };
             429: components["responses"]["RateLimited"];
