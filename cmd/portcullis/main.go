@@ -10,15 +10,18 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/portcullis/portcullis/internal/app"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/httpserver"
 	"github.com/portcullis/portcullis/internal/postgres"
+	"github.com/portcullis/portcullis/internal/telemetry"
 )
 
 const usage = `usage:
@@ -32,10 +35,20 @@ Configuration comes from environment variables; see README.md.`
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout); err != nil {
+	if err := run(ctx, os.Args[1:], getenv, os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "portcullis:", err)
 		os.Exit(1)
 	}
+}
+
+// getenv is os.Getenv, except that PORTCULLIS_METRICS_ADDR set to the empty string reads "off",
+// so an empty value turns metrics off rather than falling back to the default.
+func getenv(key string) string {
+	v, ok := os.LookupEnv(key)
+	if ok && v == "" && key == "PORTCULLIS_METRICS_ADDR" {
+		return "off"
+	}
+	return v
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
@@ -57,7 +70,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		if *noMigrate {
 			cfg.Postgres.AutoMigrate = false
 		}
-		return serve(ctx, cfg, logger)
+		return serve(ctx, cfg, getenv, logger)
 	case "migrate":
 		if len(args) != 2 {
 			return errors.New(usage)
@@ -93,13 +106,32 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	}
 }
 
-func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
+func serve(ctx context.Context, cfg config.Config, getenv func(string) string, logger *slog.Logger) error {
 	logger.InfoContext(ctx, "starting", "config", cfg.Redacted())
+	stopTracing, err := telemetry.SetupTracing(ctx, getenv, version)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = stopTracing(sctx)
+	}()
 	a, err := app.New(ctx, cfg, logger)
 	if err != nil {
 		return err
 	}
 	defer a.Close()
+	if cfg.MetricsAddr != "" {
+		mln, err := net.Listen("tcp", cfg.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("listen for metrics on %s: %w", cfg.MetricsAddr, err)
+		}
+		msrv := &http.Server{Handler: metricsMux(a), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = msrv.Serve(mln) }()
+		defer msrv.Close()
+		logger.InfoContext(ctx, "metrics listening", "addr", mln.Addr().String())
+	}
 	srv := httpserver.NewHTTPServer(cfg.HTTP, a.Handler, logger)
 	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
@@ -121,6 +153,14 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return err
 	case <-ctx.Done():
 	}
+	// Readiness fails first, so load balancers drain this instance before it stops accepting.
+	a.Drain()
+	logger.Info("draining", "for", cfg.ShutdownDrain.String())
+	select {
+	case <-time.After(cfg.ShutdownDrain):
+	case err := <-errc:
+		return err
+	}
 	logger.Info("shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.HTTP.ShutdownTimeout)
 	defer cancel()
@@ -128,6 +168,15 @@ func serve(ctx context.Context, cfg config.Config, logger *slog.Logger) error {
 		return fmt.Errorf("shutdown: %w", err)
 	}
 	return nil
+}
+
+// version is the build's version, set with -ldflags "-X main.version=…".
+var version = "dev"
+
+func metricsMux(a *app.App) http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", a.Metrics.Handler())
+	return mux
 }
 
 func newLogger(w io.Writer, level string) *slog.Logger {

@@ -77,9 +77,11 @@ func TestServeAnswersAndShutsDown(t *testing.T) {
 	var out safeBuffer
 	go func() {
 		done <- run(ctx, []string{"serve", "-no-migrate"}, env(map[string]string{
-			"DATABASE_URL":            testenv.NewDB(t),
-			"PORTCULLIS_HTTP_ADDR":    addr,
-			"PORTCULLIS_REDIS_PREFIX": testenv.RedisPrefix(t),
+			"DATABASE_URL":              testenv.NewDB(t),
+			"PORTCULLIS_HTTP_ADDR":      addr,
+			"PORTCULLIS_REDIS_PREFIX":   testenv.RedisPrefix(t),
+			"PORTCULLIS_METRICS_ADDR":   "127.0.0.1:0",
+			"PORTCULLIS_SHUTDOWN_DRAIN": "0s",
 		}), strings.NewReader(""), &out)
 	}()
 	deadline := time.Now().Add(15 * time.Second)
@@ -201,11 +203,13 @@ func TestServeTerminatesTLS(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		done <- run(ctx, []string{"serve", "-no-migrate"}, env(map[string]string{
-			"DATABASE_URL":             testenv.NewDB(t),
-			"PORTCULLIS_HTTP_ADDR":     addr,
-			"PORTCULLIS_REDIS_PREFIX":  testenv.RedisPrefix(t),
-			"PORTCULLIS_TLS_CERT_FILE": certFile,
-			"PORTCULLIS_TLS_KEY_FILE":  keyFile,
+			"DATABASE_URL":              testenv.NewDB(t),
+			"PORTCULLIS_HTTP_ADDR":      addr,
+			"PORTCULLIS_REDIS_PREFIX":   testenv.RedisPrefix(t),
+			"PORTCULLIS_TLS_CERT_FILE":  certFile,
+			"PORTCULLIS_TLS_KEY_FILE":   keyFile,
+			"PORTCULLIS_METRICS_ADDR":   "off",
+			"PORTCULLIS_SHUTDOWN_DRAIN": "0s",
 		}), strings.NewReader(""), &safeBuffer{})
 	}()
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // our own throwaway certificate

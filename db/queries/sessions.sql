@@ -66,3 +66,6 @@ ORDER BY created_at DESC, id DESC;
 
 -- name: ListLiveSessionIDsByUser :many
 SELECT id FROM user_sessions WHERE user_id = @user_id AND revoked_at IS NULL AND expires_at > @now;
+
+-- name: CountLiveSessions :one
+SELECT count(*) FROM user_sessions WHERE revoked_at IS NULL AND expires_at > @now;

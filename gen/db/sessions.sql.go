@@ -13,6 +13,17 @@ import (
 	"github.com/google/uuid"
 )
 
+const countLiveSessions = `-- name: CountLiveSessions :one
+SELECT count(*) FROM user_sessions WHERE revoked_at IS NULL AND expires_at > $1
+`
+
+func (q *Queries) CountLiveSessions(ctx context.Context, now time.Time) (int64, error) {
+	row := q.db.QueryRow(ctx, countLiveSessions, now)
+	var count int64
+	err := row.Scan(&count)
+	return count, err
+}
+
 const createSession = `-- name: CreateSession :exec
 INSERT INTO user_sessions (id, user_id, refresh_token_hash, ip_address, user_agent, created_at, last_used_at, expires_at)
 VALUES ($1, $2, $3, $4, $5, $6, $6, $7)

@@ -68,7 +68,7 @@ func (s *Service) UpdateUser(ctx context.Context, id uuid.UUID, p users.AdminPat
 	if err != nil {
 		return users.User{}, err
 	}
-	s.sessions.Forget(ctx, res.RevokedSessions...)
+	s.sessions.Revoked(ctx, "user_deactivated", res.RevokedSessions...)
 	if res.StateChanged {
 		if err := s.sessions.Refresh(ctx, id); err != nil {
 			return users.User{}, err
@@ -88,7 +88,7 @@ func (s *Service) DeleteUser(ctx context.Context, id uuid.UUID) error {
 	if err != nil {
 		return err
 	}
-	s.sessions.Forget(ctx, live...)
+	s.sessions.Revoked(ctx, "user_deleted", live...)
 	return nil
 }
 

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -23,6 +24,7 @@ import (
 	"github.com/portcullis/portcullis/internal/ratelimit"
 	"github.com/portcullis/portcullis/internal/redis"
 	"github.com/portcullis/portcullis/internal/sessions"
+	"github.com/portcullis/portcullis/internal/telemetry"
 	"github.com/portcullis/portcullis/internal/tokens"
 	"github.com/portcullis/portcullis/internal/users"
 )
@@ -33,6 +35,9 @@ type App struct {
 	Pool    *pgxpool.Pool
 	Tokens  *tokens.Service
 	Users   *users.Service
+	Metrics *telemetry.Metrics
+
+	draining atomic.Bool
 
 	redis  *redis.Client
 	cancel context.CancelFunc
@@ -80,6 +85,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	userSvc := users.NewService(users.NewStore(pool), hasher, password.NewGate(cfg.Password.Concurrency, cfg.Password.Queue), logger)
 	a.Users = userSvc
 	sessionSvc := sessions.NewService(sessions.NewStore(pool), a.redis, cfg.Redis.SessionCacheTTL, cfg.Auth, logger)
+	a.Metrics = telemetry.NewMetrics(pool)
+	sessionSvc.OnRevoke(func(reason string, n int) { a.Metrics.Revocations.WithLabelValues(reason).Add(float64(n)) })
+	ready := map[string]httpserver.Pinger{"postgres": pool, "redis": a.redis, "server": pingFunc(a.checkServing)}
 	srv, err := httpserver.New(cfg.HTTP, httpserver.Deps{
 		Auth:     auth.NewService(userSvc, sessionSvc, a.Tokens, limiter, loginFailures),
 		Limiter:  limiter,
@@ -88,7 +96,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 		Users:    userSvc,
 		Sessions: sessionSvc,
 		Tokens:   a.Tokens,
-		Ready:    map[string]httpserver.Pinger{"postgres": pool, "redis": a.redis},
+		Ready:    ready,
+		Metrics:  a.Metrics,
 		Logger:   logger,
 	})
 	if err != nil {
@@ -98,11 +107,62 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
-	a.wg.Add(2)
+	a.wg.Add(3)
 	go func() { defer a.wg.Done(); a.Tokens.Run(bg, time.Minute) }()
 	go func() { defer a.wg.Done(); sessionSvc.Run(bg, time.Second) }()
+	go func() { defer a.wg.Done(); a.sample(bg, ready, sessionSvc) }()
 	ok = true
 	return a, nil
+}
+
+// Drain makes readiness fail from now on, so load balancers stop sending traffic before the
+// server stops accepting it.
+func (a *App) Drain() { a.draining.Store(true); a.Metrics.Ready.Set(0) }
+
+var errDraining = errors.New("draining")
+
+func (a *App) checkServing(context.Context) error {
+	if a.draining.Load() {
+		return errDraining
+	}
+	return nil
+}
+
+type pingFunc func(context.Context) error
+
+func (f pingFunc) Ping(ctx context.Context) error { return f(ctx) }
+
+// sample refreshes the gauges that are read rather than counted: dependency health every 10s
+// and live sessions every 30s.
+func (a *App) sample(ctx context.Context, deps map[string]httpserver.Pinger, s *sessions.Service) {
+	tick := time.NewTicker(10 * time.Second)
+	defer tick.Stop()
+	for i := 0; ; i++ {
+		allUp := true
+		for name, p := range deps {
+			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			err := p.Ping(cctx)
+			cancel()
+			up := 1.0
+			if err != nil {
+				up, allUp = 0, false
+			}
+			if name != "server" {
+				a.Metrics.DependencyUp.WithLabelValues(name).Set(up)
+			}
+		}
+		a.Metrics.Ready.Set(map[bool]float64{true: 1, false: 0}[allUp])
+		if i%3 == 0 {
+			if n, err := s.CountLive(ctx); err == nil {
+				a.Metrics.ActiveSessions.Set(float64(n))
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }
 
 // parseLimits reads the configured rate limits, naming the variable of any malformed one.

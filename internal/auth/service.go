@@ -147,6 +147,6 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 	if err != nil {
 		return err
 	}
-	s.sessions.Forget(ctx, revoked...)
+	s.sessions.Revoked(ctx, sessions.ReasonPasswordChange, revoked...)
 	return nil
 }

@@ -22,6 +22,10 @@ type Config struct {
 	Password Password
 	Limits   Limits
 	LogLevel string
+	// MetricsAddr is the separate listener of /metrics; empty turns it off.
+	MetricsAddr string
+	// ShutdownDrain is how long readiness reports "draining" before the server stops accepting.
+	ShutdownDrain time.Duration
 }
 
 // Limits are the rate limits, each "count/period" such as "300/1m" (see internal/ratelimit).
@@ -104,7 +108,10 @@ type Password struct {
 
 // Load reads the configuration through getenv (os.Getenv in production, a map in tests).
 func Load(getenv func(string) string) (Config, error) {
-	r := reader{getenv: getenv}
+	return load(reader{getenv: getenv})
+}
+
+func load(r reader) (Config, error) {
 	c := Config{
 		HTTP: HTTP{
 			Addr:                 r.str("PORTCULLIS_HTTP_ADDR", ":8080"),
@@ -163,10 +170,15 @@ func Load(getenv func(string) string) (Config, error) {
 			PasswordIP:           r.str("PORTCULLIS_RATE_LIMIT_PASSWORD_IP", "20/1m"),
 			PasswordAccount:      r.str("PORTCULLIS_RATE_LIMIT_PASSWORD_ACCOUNT", "5/15m"),
 		},
-		LogLevel: r.str("PORTCULLIS_LOG_LEVEL", "info"),
+		LogLevel:      r.str("PORTCULLIS_LOG_LEVEL", "info"),
+		MetricsAddr:   r.str("PORTCULLIS_METRICS_ADDR", "127.0.0.1:9090"),
+		ShutdownDrain: r.dur("PORTCULLIS_SHUTDOWN_DRAIN", 5*time.Second),
 	}
 	if err := errors.Join(r.errs...); err != nil {
 		return Config{}, err
+	}
+	if c.MetricsAddr == "off" { // main passes "off" for a variable set to the empty string
+		c.MetricsAddr = ""
 	}
 	return c, c.validate()
 }

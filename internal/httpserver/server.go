@@ -24,6 +24,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/labstack/echo/v4/middleware"
 	oapimw "github.com/oapi-codegen/echo-middleware"
+	"go.opentelemetry.io/contrib/instrumentation/github.com/labstack/echo/otelecho"
 
 	apispec "github.com/portcullis/portcullis/api"
 	api "github.com/portcullis/portcullis/gen/api"
@@ -36,6 +37,7 @@ import (
 	"github.com/portcullis/portcullis/internal/ratelimit"
 	"github.com/portcullis/portcullis/internal/sessions"
 	"github.com/portcullis/portcullis/internal/strictjson"
+	"github.com/portcullis/portcullis/internal/telemetry"
 	"github.com/portcullis/portcullis/internal/tokens"
 	"github.com/portcullis/portcullis/internal/users"
 )
@@ -54,6 +56,8 @@ type Deps struct {
 	Tokens   *tokens.Service
 	Limiter  *ratelimit.Limiter
 	Limits   Limits
+	// Metrics, when set, receives the RED and business metrics.
+	Metrics *telemetry.Metrics
 	// Ready lists the dependencies /readyz checks, by name.
 	Ready  map[string]Pinger
 	Logger *slog.Logger
@@ -123,6 +127,10 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 			return err
 		},
 	}))
+	// Spans are named by the route template (otelecho uses c.Path()); an incoming traceparent
+	// continues its trace.
+	e.Use(otelecho.Middleware("portcullis"))
+	e.Use(s.observe(d.Metrics))
 	e.Use(securityHeaders(cfg))
 	e.Use(s.requestContext)
 	e.Use(cors(cfg))

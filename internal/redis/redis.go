@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"github.com/redis/rueidis/rueidisotel"
 
 	"github.com/portcullis/portcullis/internal/config"
 )
@@ -54,7 +55,7 @@ func Open(cfg config.Redis, logger *slog.Logger) (*Client, error) {
 }
 
 func (c *Client) connect() error {
-	rc, err := rueidis.NewClient(c.opt)
+	rc, err := rueidisotel.NewClient(c.opt) // a span per command, under the request's span
 	if err != nil {
 		return err
 	}

@@ -35,13 +35,26 @@ type Service struct {
 	// This instance bypasses the cache for them and retries the invalidation until it succeeds.
 	mu      sync.Mutex
 	pending map[uuid.UUID]struct{}
+
+	// revoked counts revocations by reason (metrics); a no-op until OnRevoke sets it.
+	revoked func(reason string, n int)
+}
+
+// OnRevoke sets fn to be told of every revocation, by reason, for metrics.
+func (s *Service) OnRevoke(fn func(reason string, n int)) { s.revoked = fn }
+
+// Revoked reports n sessions revoked for reason elsewhere (a password change, a deactivation)
+// and forgets their cached states.
+func (s *Service) Revoked(ctx context.Context, reason string, ids ...uuid.UUID) {
+	s.revoked(reason, len(ids))
+	s.Forget(ctx, ids...)
 }
 
 // NewService returns a Service. Session states are cached in rc for at most cacheTTL.
 func NewService(store *Store, rc *redis.Client, cacheTTL time.Duration, cfg config.Auth, logger *slog.Logger) *Service {
 	return &Service{
 		store: store, cache: cache{rc: rc, ttl: cacheTTL}, cfg: cfg, logger: logger, now: time.Now,
-		pending: map[uuid.UUID]struct{}{},
+		pending: map[uuid.UUID]struct{}{}, revoked: func(string, int) {},
 	}
 }
 
@@ -96,6 +109,7 @@ func (s *Service) Rotate(ctx context.Context, token string) (Issued, error) {
 	if _, err := s.store.revoke(ctx, spent.SessionID, ReasonRefreshReused, now, ev); err != nil {
 		return Issued{}, err
 	}
+	s.revoked(ReasonRefreshReused, 1)
 	s.Forget(ctx, spent.SessionID)
 	s.logger.WarnContext(ctx, "refresh token reuse detected; session revoked", "session_id", spent.SessionID.String())
 	return Issued{}, ErrRefreshTokenReused
@@ -145,8 +159,12 @@ func (s *Service) state(ctx context.Context, id uuid.UUID, now time.Time) (State
 
 // Revoke ends a session, recording ev (its action and actor) in the same transaction.
 func (s *Service) Revoke(ctx context.Context, id uuid.UUID, reason string, ev audit.Event) error {
-	if _, err := s.store.revoke(ctx, id, reason, s.now().UTC(), ev); err != nil {
+	ok, err := s.store.revoke(ctx, id, reason, s.now().UTC(), ev)
+	if err != nil {
 		return err
+	}
+	if ok {
+		s.revoked(reason, 1)
 	}
 	s.Forget(ctx, id)
 	return nil
@@ -161,6 +179,7 @@ func (s *Service) RevokeOwned(ctx context.Context, userID, id uuid.UUID, reason 
 	if !ok {
 		return ErrNotFound
 	}
+	s.revoked(reason, 1)
 	s.Forget(ctx, id)
 	return nil
 }
@@ -171,8 +190,13 @@ func (s *Service) RevokeAll(ctx context.Context, userID, keep uuid.UUID, reason 
 	if err != nil {
 		return err
 	}
-	s.Forget(ctx, ids...)
+	s.Revoked(ctx, reason, ids...)
 	return nil
+}
+
+// CountLive returns how many sessions are live now (for the active-sessions gauge).
+func (s *Service) CountLive(ctx context.Context) (int64, error) {
+	return s.store.q.CountLiveSessions(ctx, s.now().UTC())
 }
 
 // List returns userID's live sessions, newest first.

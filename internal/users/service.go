@@ -11,11 +11,14 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel"
 
 	"github.com/portcullis/portcullis/internal/apperr"
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/password"
 )
+
+var tracer = otel.Tracer("github.com/portcullis/portcullis/internal/users")
 
 // ErrOverloaded is returned when password hashing is at capacity: the client retries shortly.
 var ErrOverloaded = apperr.New(apperr.Unavailable, "overloaded", "the service is at capacity; retry shortly").After(time.Second)
@@ -37,6 +40,8 @@ func NewService(store *Store, hasher *password.Hasher, gate *password.Gate, logg
 
 // hash, verify and verifyDummy run the hasher under the gate; a full gate is ErrOverloaded.
 func (s *Service) hash(ctx context.Context, pw string) (hash string, err error) {
+	ctx, span := tracer.Start(ctx, "password.Hash")
+	defer span.End()
 	if gerr := s.gate.Do(ctx, func() { hash, err = s.hasher.Hash(pw) }); gerr != nil {
 		return "", gateError(gerr)
 	}
@@ -44,6 +49,8 @@ func (s *Service) hash(ctx context.Context, pw string) (hash string, err error) 
 }
 
 func (s *Service) verify(ctx context.Context, pw, encoded string) (ok, needsRehash bool, err error) {
+	ctx, span := tracer.Start(ctx, "password.Verify")
+	defer span.End()
 	if gerr := s.gate.Do(ctx, func() { ok, needsRehash, err = s.hasher.Verify(pw, encoded) }); gerr != nil {
 		return false, false, gateError(gerr)
 	}
@@ -51,6 +58,8 @@ func (s *Service) verify(ctx context.Context, pw, encoded string) (ok, needsReha
 }
 
 func (s *Service) verifyDummy(ctx context.Context, pw string) error {
+	ctx, span := tracer.Start(ctx, "password.Verify")
+	defer span.End()
 	return gateError(s.gate.Do(ctx, func() { s.hasher.VerifyDummy(pw) }))
 }
 

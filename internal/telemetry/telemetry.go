@@ -1,0 +1,61 @@
+// Package telemetry sets up tracing (OpenTelemetry, configured by the standard OTEL_*
+// variables) and holds the service's Prometheus metrics.
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	"go.opentelemetry.io/otel/exporters/stdout/stdouttrace"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/resource"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+)
+
+// SetupTracing installs the global tracer provider and the W3C trace-context propagator, and
+// returns a function that flushes and stops it. Tracing is on only when OTEL_TRACES_EXPORTER
+// names an exporter ("otlp", "console"); unset or "none" leaves the no-op provider, which
+// costs nearly nothing. OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL,
+// OTEL_TRACES_SAMPLER(_ARG) and OTEL_SERVICE_NAME are read by the SDK as usual.
+func SetupTracing(ctx context.Context, getenv func(string) string, version string) (func(context.Context) error, error) {
+	otel.SetTextMapPropagator(propagation.NewCompositeTextMapPropagator(propagation.TraceContext{}, propagation.Baggage{}))
+	exporter := strings.TrimSpace(getenv("OTEL_TRACES_EXPORTER"))
+	if exporter == "" || exporter == "none" {
+		return func(context.Context) error { return nil }, nil
+	}
+	var (
+		exp sdktrace.SpanExporter
+		err error
+	)
+	switch {
+	case exporter == "console":
+		exp, err = stdouttrace.New()
+	case exporter != "otlp":
+		return nil, fmt.Errorf("OTEL_TRACES_EXPORTER %q: want otlp, console or none", exporter)
+	case strings.HasPrefix(getenv("OTEL_EXPORTER_OTLP_PROTOCOL"), "http"):
+		exp, err = otlptracehttp.New(ctx) // endpoint, headers and TLS from OTEL_EXPORTER_OTLP_*
+	default:
+		exp, err = otlptracegrpc.New(ctx)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("trace exporter: %w", err)
+	}
+	name := getenv("OTEL_SERVICE_NAME")
+	if name == "" {
+		name = "portcullis"
+	}
+	res, err := resource.Merge(resource.Default(), resource.NewWithAttributes(semconv.SchemaURL,
+		semconv.ServiceName(name), semconv.ServiceVersion(version)))
+	if err != nil && !errors.Is(err, resource.ErrSchemaURLConflict) {
+		return nil, err
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
+	otel.SetTracerProvider(tp)
+	return tp.Shutdown, nil
+}
