@@ -26,13 +26,24 @@ build: ## build the static binary into bin/portcullis
 	$(BUILD_ENV) $(GO) build $(BUILD_FLAGS) -o $(BIN) ./cmd/portcullis
 
 .PHONY: test
-test: services check-generated vet fmt-check lint-api contract sdk-ts ## everything CI runs: generated code, vet, gofmt, spec lint, contract, TS SDK, go test -race
+test: services check-generated vet fmt-check lint-api check-observability contract sdk-ts ## generated code, vet, gofmt, spec lint, alert rules, contract, TS SDK, go test -race
 	$(GO) test -race -count=1 ./...
 
 .PHONY: lint-api
 lint-api: ## lint api/openapi.yaml with Redocly CLI against our rules (tools/lint/redocly.yaml)
 	@[ -d tools/lint/node_modules ] || npm ci --prefix tools/lint --no-audit --no-fund
 	tools/lint/node_modules/.bin/redocly lint api/openapi.yaml --config tools/lint/redocly.yaml
+
+.PHONY: check-observability
+check-observability: ## promtool checks and rule unit tests of deploy/observability, and the dashboard's metric names
+	deploy/observability/check.sh
+
+.PHONY: e2e-telemetry
+e2e-telemetry: services ## traces end to end through a real Jaeger (built from its Go module, cached)
+	tools/e2e/telemetry.sh
+
+.PHONY: test-all
+test-all: test e2e-telemetry ## make test, then the Jaeger end-to-end check
 
 .PHONY: contract
 contract: services ## the real server behind Stoplight Prism, walked through every operation
