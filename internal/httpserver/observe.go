@@ -27,7 +27,8 @@ func (s *Server) observe(m *telemetry.Metrics) echo.MiddlewareFunc {
 				code = s.toProblem(err, c).Code
 				s.handleError(err, c)
 			}
-			route := c.Path()
+			// The OpenAPI template ("/users/{id}"), not Echo's (":id") nor the raw path.
+			route := echoParam.ReplaceAllString(c.Path(), "{$1}")
 			if route == "" || c.Response().Status == 404 && code == "not-found" {
 				route = "unmatched"
 			}
