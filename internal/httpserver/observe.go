@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portcullis/portcullis/internal/auth"
@@ -31,6 +32,10 @@ func (s *Server) observe(m *telemetry.Metrics) echo.MiddlewareFunc {
 			route := echoParam.ReplaceAllString(c.Path(), "{$1}")
 			if route == "" || c.Response().Status == 404 && code == "not-found" {
 				route = "unmatched"
+			}
+			if span := trace.SpanFromContext(c.Request().Context()); span.IsRecording() {
+				span.SetName(c.Request().Method + " " + route)
+				span.SetAttributes(attribute.String("http.route", route))
 			}
 			status := c.Response().Status
 			elapsed := time.Since(begin)

@@ -129,7 +129,13 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 	}))
 	// Spans are named by the route template (otelecho uses c.Path()); an incoming traceparent
 	// continues its trace.
-	e.Use(otelecho.Middleware("portcullis"))
+	e.Use(otelecho.Middleware("portcullis", otelecho.WithSkipper(func(c echo.Context) bool {
+		switch c.Path() {
+		case "/healthz", "/readyz": // probes every few seconds would drown the traces
+			return true
+		}
+		return false
+	})))
 	e.Use(s.observe(d.Metrics))
 	e.Use(securityHeaders(cfg))
 	e.Use(s.requestContext)

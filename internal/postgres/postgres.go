@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strings"
 
 	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
@@ -29,7 +30,8 @@ func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
 	}
-	cfg.ConnConfig.Tracer = otelpgx.NewTracer() // a span per query, under the request's span
+	// A span per query, under the request's span, named by sqlc's query name.
+	cfg.ConnConfig.Tracer = otelpgx.NewTracer(otelpgx.WithSpanNameFunc(queryName))
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("open pool: %w", err)
@@ -102,6 +104,22 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, command string, logger *sl
 	default:
 		return fmt.Errorf("unknown migrate command %q (want up, down or status)", command)
 	}
+}
+
+// queryName names a statement's span: sqlc's "-- name: GetUserByID :one" when present, otherwise
+// the first SQL keyword. Never the statement text, which could be long or dynamic.
+func queryName(stmt string) string {
+	if rest, ok := strings.CutPrefix(strings.TrimSpace(stmt), "-- name: "); ok {
+		if name, _, ok := strings.Cut(rest, " "); ok {
+			return name
+		}
+	}
+	for _, f := range strings.Fields(stmt) {
+		if !strings.HasPrefix(f, "--") {
+			return strings.ToUpper(f)
+		}
+	}
+	return "query"
 }
 
 // InTx runs fn in a transaction, committing when it returns nil and rolling back otherwise.

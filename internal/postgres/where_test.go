@@ -22,3 +22,16 @@ func TestWhereNumbersPlaceholdersInOrder(t *testing.T) {
 		t.Fatal("no conditions must read true")
 	}
 }
+
+func TestQueryNameNamesSpansBySqlcName(t *testing.T) {
+	for stmt, want := range map[string]string{
+		"-- name: GetUserByID :one\nSELECT * FROM users": "GetUserByID",
+		"SELECT id FROM users WHERE true":                "SELECT",
+		"  with x as (select 1) select * from x":         "WITH",
+		"":                                               "query",
+	} {
+		if got := postgres.QueryName(stmt); got != want {
+			t.Errorf("QueryName(%q) = %q, want %q", stmt, got, want)
+		}
+	}
+}

@@ -1,0 +1,4 @@
+package postgres
+
+// QueryName exposes queryName to the external tests.
+var QueryName = queryName
