@@ -68,7 +68,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 			return nil, fmt.Errorf("migrate: %w", err)
 		}
 	}
-	if a.redis, err = redis.Open(cfg.Redis, logger); err != nil {
+	a.Metrics = telemetry.NewMetrics(pool)
+	if a.redis, err = redis.Open(cfg.Redis, logger, redis.WithMeterProvider(a.Metrics.MeterProvider)); err != nil {
 		return nil, err
 	}
 	if a.Tokens, err = tokens.New(ctx, pool, cfg.Auth, logger); err != nil {
@@ -85,7 +86,6 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	userSvc := users.NewService(users.NewStore(pool), hasher, password.NewGate(cfg.Password.Concurrency, cfg.Password.Queue), logger)
 	a.Users = userSvc
 	sessionSvc := sessions.NewService(sessions.NewStore(pool), a.redis, cfg.Redis.SessionCacheTTL, cfg.Auth, logger)
-	a.Metrics = telemetry.NewMetrics(pool)
 	sessionSvc.OnRevoke(func(reason string, n int) { a.Metrics.Revocations.WithLabelValues(reason).Add(float64(n)) })
 	ready := map[string]httpserver.Pinger{"postgres": pool, "redis": a.redis, "server": pingFunc(a.checkServing)}
 	srv, err := httpserver.New(cfg.HTTP, httpserver.Deps{

@@ -14,6 +14,7 @@ import (
 
 	"github.com/redis/rueidis"
 	"github.com/redis/rueidis/rueidisotel"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/portcullis/portcullis/internal/config"
 )
@@ -24,19 +25,28 @@ var ErrUnavailable = errors.New("redis unavailable")
 // Client is a rueidis client that may not be connected yet, with a key prefix and a per-call
 // timeout.
 type Client struct {
-	prefix  string
-	timeout time.Duration
-	opt     rueidis.ClientOption
-	logger  *slog.Logger
+	prefix   string
+	timeout  time.Duration
+	opt      rueidis.ClientOption
+	logger   *slog.Logger
+	otelOpts []rueidisotel.Option
 
 	c      atomic.Pointer[rueidis.Client]
 	stop   context.CancelFunc
 	closed sync.WaitGroup
 }
 
+// Option configures Open.
+type Option func(*Client)
+
+// WithMeterProvider records the client's own metrics (dials, command latency) with mp.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(c *Client) { c.otelOpts = append(c.otelOpts, rueidisotel.WithMeterProvider(mp)) }
+}
+
 // Open returns a Client for cfg. It never fails on an unreachable server: it keeps retrying in
 // the background until Close. It fails only on a malformed URL.
-func Open(cfg config.Redis, logger *slog.Logger) (*Client, error) {
+func Open(cfg config.Redis, logger *slog.Logger, opts ...Option) (*Client, error) {
 	opt, err := rueidis.ParseURL(cfg.URL)
 	if err != nil {
 		return nil, fmt.Errorf("parse REDIS_URL: %w", err)
@@ -46,6 +56,9 @@ func Open(cfg config.Redis, logger *slog.Logger) (*Client, error) {
 	opt.DisableCache = true
 	ctx, stop := context.WithCancel(context.Background())
 	c := &Client{prefix: cfg.KeyPrefix, timeout: cfg.Timeout, opt: opt, logger: logger, stop: stop}
+	for _, o := range opts {
+		o(c)
+	}
 	if err := c.connect(); err != nil {
 		logger.Warn("redis unreachable; serving from postgresql and retrying", "error", err)
 		c.closed.Add(1)
@@ -55,7 +68,7 @@ func Open(cfg config.Redis, logger *slog.Logger) (*Client, error) {
 }
 
 func (c *Client) connect() error {
-	rc, err := rueidisotel.NewClient(c.opt) // a span per command, under the request's span
+	rc, err := rueidisotel.NewClient(c.opt, c.otelOpts...) // a span per command, under the request's span
 	if err != nil {
 		return err
 	}

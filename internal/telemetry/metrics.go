@@ -7,13 +7,20 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	otelprom "go.opentelemetry.io/otel/exporters/prometheus"
+	"go.opentelemetry.io/otel/metric"
+	noopmetric "go.opentelemetry.io/otel/metric/noop"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 )
 
 // Metrics are the service's Prometheus metrics. Every label has a bounded set of values: route
 // templates (or "unmatched"), status classes, fixed outcomes and reasons; never an email, a
 // token or a user id.
 type Metrics struct {
-	Registry       *prometheus.Registry
+	Registry *prometheus.Registry
+	// MeterProvider is the OpenTelemetry meter provider, exported through Registry, for
+	// instrumentation that speaks OpenTelemetry (the Redis client's own metrics).
+	MeterProvider  metric.MeterProvider
 	Requests       *prometheus.CounterVec
 	Duration       *prometheus.HistogramVec
 	Registrations  prometheus.Counter
@@ -52,6 +59,10 @@ func NewMetrics(pool *pgxpool.Pool) *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if pool != nil {
 		r.MustRegister(poolCollector{pool})
+	}
+	m.MeterProvider = noopmetric.NewMeterProvider()
+	if exp, err := otelprom.New(otelprom.WithRegisterer(r), otelprom.WithoutScopeInfo()); err == nil {
+		m.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
 	}
 	return m
 }
