@@ -272,3 +272,58 @@ func writeSelfSigned(t *testing.T, certFile, keyFile string) {
 		t.Fatal(err)
 	}
 }
+
+// On shutdown, a request already in flight finishes with its real answer.
+func TestShutdownLetsInFlightRequestsFinish(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "-no-migrate"}, env(map[string]string{
+			"DATABASE_URL":                 testenv.NewDB(t),
+			"PORTCULLIS_HTTP_ADDR":         addr,
+			"PORTCULLIS_REDIS_PREFIX":      testenv.RedisPrefix(t),
+			"PORTCULLIS_METRICS_ADDR":      "off",
+			"PORTCULLIS_SHUTDOWN_DRAIN":    "0s",
+			"PORTCULLIS_ARGON2_MEMORY_KIB": "131072", // slow enough (~0.5 s) to be caught in flight
+			"PORTCULLIS_ARGON2_ITERATIONS": "3",
+		}), strings.NewReader(""), &safeBuffer{})
+	}()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Get("http://" + addr + "/healthz")
+		if err == nil {
+			resp.Body.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve never answered: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	result := make(chan int, 1)
+	go func() {
+		resp, err := http.Post("http://"+addr+"/api/v1/auth/login", "application/json",
+			strings.NewReader(`{"email":"nobody@example.com","password":"some password or other"}`))
+		if err != nil {
+			result <- -1
+			return
+		}
+		resp.Body.Close()
+		result <- resp.StatusCode
+	}()
+	time.Sleep(150 * time.Millisecond) // the login is hashing now
+	cancel()                           // SIGTERM
+	if got := <-result; got != http.StatusUnauthorized {
+		t.Fatalf("in-flight login during shutdown: %d, want its real answer 401", got)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("serve returned %v", err)
+	}
+}
