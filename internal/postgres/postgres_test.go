@@ -2,6 +2,8 @@ package postgres_test
 
 import (
 	"context"
+	"fmt"
+	"time"
 	"io"
 	"log/slog"
 	"testing"
@@ -59,7 +61,7 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 
 func TestEnsureDatabaseCreatesItOnce(t *testing.T) {
 	ctx := context.Background()
-	name := "pc_ensure_" + t.Name()[len(t.Name())-4:]
+	name := fmt.Sprintf("pc_ensure_%d", time.Now().UnixNano()) // lower case: unquoted DROP finds it
 	url := testenv.DatabaseURL(name)
 	t.Cleanup(func() {
 		c, err := pgx.Connect(ctx, testenv.AdminURL())
