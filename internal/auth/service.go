@@ -50,17 +50,18 @@ func NewService(u *users.Service, s *sessions.Service, t *tokens.Service, limite
 // users.ErrInvalidCredentials, users.ErrAccountDisabled, users.ErrOverloaded or an Invalid
 // error when neither or both identifiers are given.
 func (s *Service) Login(ctx context.Context, c users.Credentials, client sessions.Client) (TokenPair, error) {
-	key, err := s.users.FailureKey(ctx, c)
+	acct, err := s.users.FindAccount(ctx, c)
 	if err != nil {
 		return TokenPair{}, err
 	}
+	key := acct.FailureKey()
 	if r := s.limiter.Peek(ctx, s.failures, key); !r.Allowed {
 		return TokenPair{}, ErrAccountLocked.After(r.RetryAfter)
 	}
-	u, err := s.users.Authenticate(ctx, c)
+	u, err := s.users.Authenticate(ctx, acct, c.Password)
 	if errors.Is(err, users.ErrInvalidCredentials) {
 		if r := s.limiter.Allow(ctx, s.failures, key); r.Remaining == 0 {
-			if aerr := s.users.RecordLockout(ctx, c, r.Reset); aerr != nil {
+			if aerr := s.users.RecordLockout(ctx, acct, r.Reset); aerr != nil {
 				return TokenPair{}, aerr
 			}
 		}

@@ -102,32 +102,61 @@ func (s *Service) create(ctx context.Context, nu AdminNewUser, ev audit.Event) (
 	}, ev)
 }
 
-// Authenticate checks credentials. An unknown account and a wrong password both return
-// ErrInvalidCredentials after the same amount of hashing work. A disabled account with the
-// right password returns ErrAccountDisabled. Hashes made with weaker parameters are upgraded.
-func (s *Service) Authenticate(ctx context.Context, c Credentials) (User, error) {
+// Account is login credentials looked up once: the user when one matches, and the failed-login
+// budget the attempt counts against either way.
+type Account struct {
+	rec   userRecord
+	found bool
+	key   string
+}
+
+// FailureKey names the failed-login budget: the account itself when it exists, so its email and
+// its username share one budget, or else a hash of the identifier, so unknown accounts lock
+// exactly like real ones. The identifier is never kept in clear.
+func (a Account) FailureKey() string { return a.key }
+
+// FindAccount looks up the account c names, once per login. An unknown account is not an error.
+// It returns ErrIdentifierAmbiguous unless exactly one of email or username is given.
+func (s *Service) FindAccount(ctx context.Context, c Credentials) (Account, error) {
 	if (c.Email == "") == (c.Username == "") {
-		return User{}, ErrIdentifierAmbiguous
+		return Account{}, ErrIdentifierAmbiguous
 	}
 	var (
 		rec userRecord
 		err error
+		id  string
 	)
 	if c.Email != "" {
-		rec, err = s.store.getByEmail(ctx, strings.TrimSpace(c.Email))
+		email := strings.TrimSpace(c.Email)
+		id = "e:" + strings.ToLower(email)
+		rec, err = s.store.getByEmail(ctx, email)
 	} else {
+		id = "u:" + strings.ToLower(c.Username)
 		rec, err = s.store.getByUsername(ctx, c.Username)
 	}
-	pw := password.Normalize(c.Password)
-	if errors.Is(err, ErrNotFound) {
+	switch {
+	case err == nil:
+		return Account{rec: rec, found: true, key: "acct:" + rec.ID.String()}, nil
+	case errors.Is(err, ErrNotFound):
+		sum := sha256.Sum256([]byte(id))
+		return Account{key: "ident:" + hex.EncodeToString(sum[:16])}, nil
+	}
+	return Account{}, err
+}
+
+// Authenticate checks a password for an account found by FindAccount. An unknown account and a
+// wrong password both return ErrInvalidCredentials after the same amount of hashing work. A
+// disabled account with the right password returns ErrAccountDisabled. Hashes made with weaker
+// parameters are upgraded.
+func (s *Service) Authenticate(ctx context.Context, a Account, pass string) (User, error) {
+	pw := password.Normalize(pass)
+	if !a.found {
 		if err := s.verifyDummy(ctx, pw); err != nil {
 			return User{}, err
 		}
 		return User{}, s.loginFailed(ctx, nil, "unknown_account", ErrInvalidCredentials)
 	}
-	if err != nil {
-		return User{}, err
-	}
+	rec := a.rec
 	ok, needsRehash, err := s.verify(ctx, pw, rec.PasswordHash)
 	if errors.Is(err, ErrOverloaded) {
 		return User{}, err
@@ -159,50 +188,12 @@ func (s *Service) loginFailed(ctx context.Context, id *uuid.UUID, reason string,
 	return result
 }
 
-// FailureKey names the failed-login budget of the account c identifies: the account itself when
-// it exists, so its email and its username share one budget, or else a hash of the identifier,
-// so unknown accounts lock exactly like real ones. The identifier is never stored in clear.
-func (s *Service) FailureKey(ctx context.Context, c Credentials) (string, error) {
-	var (
-		rec userRecord
-		err error
-		id  string
-	)
-	if c.Email != "" {
-		id = "e:" + strings.ToLower(strings.TrimSpace(c.Email))
-		rec, err = s.store.getByEmail(ctx, strings.TrimSpace(c.Email))
-	} else {
-		id = "u:" + strings.ToLower(c.Username)
-		rec, err = s.store.getByUsername(ctx, c.Username)
-	}
-	switch {
-	case err == nil:
-		return "acct:" + rec.ID.String(), nil
-	case errors.Is(err, ErrNotFound):
-		sum := sha256.Sum256([]byte(id))
-		return "ident:" + hex.EncodeToString(sum[:16]), nil
-	}
-	return "", err
-}
-
-// RecordLockout audits that the account c names is locked after too many failed logins, for
-// lockedFor. The event names the user when the account exists; the identifier is not stored.
-func (s *Service) RecordLockout(ctx context.Context, c Credentials, lockedFor time.Duration) error {
-	var (
-		rec userRecord
-		err error
-	)
-	if c.Email != "" {
-		rec, err = s.store.getByEmail(ctx, strings.TrimSpace(c.Email))
-	} else {
-		rec, err = s.store.getByUsername(ctx, c.Username)
-	}
+// RecordLockout audits that account a is locked after too many failed logins, for lockedFor.
+// The event names the user when the account exists; the identifier is not stored.
+func (s *Service) RecordLockout(ctx context.Context, a Account, lockedFor time.Duration) error {
 	ev := audit.Event{Action: audit.ActionRateLimitLockout, Failed: true, Detail: map[string]any{"locked_seconds": int(lockedFor.Seconds())}}
-	switch {
-	case err == nil:
-		ev = audit.UserTarget(ev, rec.ID)
-	case !errors.Is(err, ErrNotFound):
-		return err
+	if a.found {
+		ev = audit.UserTarget(ev, a.rec.ID)
 	}
 	if err := s.store.record(ctx, ev); err != nil {
 		return fmt.Errorf("audit lockout: %w", err)
