@@ -58,14 +58,14 @@ func byAccount(c echo.Context) string {
 
 // routeLimits are the extra per-IP limits of an operation, by operationId.
 func (s *Server) routeLimits(operationID string) []echo.MiddlewareFunc {
-	switch strings.ToLower(operationID) { // the embedded spec may capitalise operationIds
+	switch operationID {
 	case "login":
 		return []echo.MiddlewareFunc{s.limitBy(s.limits.LoginIP, byIP)}
-	case "registeruser":
+	case "registerUser":
 		return []echo.MiddlewareFunc{s.limitBy(s.limits.RegisterIP, byIP)}
-	case "refreshtokens":
+	case "refreshTokens":
 		return []echo.MiddlewareFunc{s.limitBy(s.limits.RefreshIP, byIP)}
-	case "changepassword":
+	case "changePassword":
 		return []echo.MiddlewareFunc{s.limitBy(s.limits.PasswordIP, byIP)}
 	}
 	return nil
@@ -73,7 +73,7 @@ func (s *Server) routeLimits(operationID string) []echo.MiddlewareFunc {
 
 // accountLimits run after authentication, keyed by the signed-in user.
 func (s *Server) accountLimits(operationID string) []echo.MiddlewareFunc {
-	if strings.EqualFold(operationID, "changePassword") {
+	if operationID == "changePassword" {
 		return []echo.MiddlewareFunc{s.limitBy(s.limits.PasswordAccount, byAccount)}
 	}
 	return nil
