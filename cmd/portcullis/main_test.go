@@ -66,51 +66,73 @@ func TestRunRefusesBadInvocations(t *testing.T) {
 
 // serve runs end to end: it answers, then shuts down cleanly when its context ends.
 func TestServeAnswersAndShutsDown(t *testing.T) {
+	srv := startServe(t, map[string]string{"PORTCULLIS_METRICS_ADDR": "127.0.0.1:0"}, http.DefaultClient, "http")
+	srv.stop(t)
+	if !strings.Contains(srv.out.String(), `"msg":"shutting down"`) {
+		t.Fatalf("no shutdown in the log:\n%s", srv.out.String())
+	}
+}
+
+// served is `portcullis serve` running in the background for one test.
+type served struct {
+	addr   string
+	cancel context.CancelFunc // SIGTERM
+	done   chan error
+	out    *safeBuffer
+}
+
+// startServe runs serve on a fresh database and Redis prefix with extra settings, and waits
+// until client answers scheme://addr/healthz.
+func startServe(t *testing.T, extra map[string]string, client *http.Client, scheme string) *served {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	addr := ln.Addr().String()
 	ln.Close()
+	vars := map[string]string{
+		"DATABASE_URL":              testenv.NewDB(t),
+		"PORTCULLIS_HTTP_ADDR":      addr,
+		"PORTCULLIS_REDIS_PREFIX":   testenv.RedisPrefix(t),
+		"PORTCULLIS_METRICS_ADDR":   "off",
+		"PORTCULLIS_SHUTDOWN_DRAIN": "0s",
+	}
+	for k, v := range extra {
+		vars[k] = v
+	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	var out safeBuffer
-	go func() {
-		done <- run(ctx, []string{"serve", "-no-migrate"}, env(map[string]string{
-			"DATABASE_URL":              testenv.NewDB(t),
-			"PORTCULLIS_HTTP_ADDR":      addr,
-			"PORTCULLIS_REDIS_PREFIX":   testenv.RedisPrefix(t),
-			"PORTCULLIS_METRICS_ADDR":   "127.0.0.1:0",
-			"PORTCULLIS_SHUTDOWN_DRAIN": "0s",
-		}), strings.NewReader(""), &out)
-	}()
+	s := &served{addr: addr, cancel: cancel, done: make(chan error, 1), out: &safeBuffer{}}
+	t.Cleanup(cancel)
+	go func() { s.done <- run(ctx, []string{"serve", "-no-migrate"}, env(vars), strings.NewReader(""), s.out) }()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := http.Get("http://" + addr + "/healthz")
+		resp, err := client.Get(scheme + "://" + addr + "/healthz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode != http.StatusOK {
 				t.Fatalf("healthz: %d", resp.StatusCode)
 			}
-			break
+			return s
 		}
 		if time.Now().After(deadline) {
-			cancel()
-			t.Fatalf("serve never answered: %v\n%s", err, out.String())
+			t.Fatalf("serve never answered: %v\n%s", err, s.out.String())
 		}
-		time.Sleep(100 * time.Millisecond)
+		time.Sleep(50 * time.Millisecond)
 	}
-	cancel()
+}
+
+// stop sends the shutdown and waits for serve to return, failing on an error or a hang.
+func (s *served) stop(t *testing.T) {
+	t.Helper()
+	s.cancel()
 	select {
-	case err := <-done:
+	case err := <-s.done:
 		if err != nil {
 			t.Fatalf("serve returned %v", err)
 		}
 	case <-time.After(30 * time.Second):
 		t.Fatal("serve did not shut down")
-	}
-	if !strings.Contains(out.String(), `"msg":"shutting down"`) {
-		t.Fatalf("no shutdown in the log:\n%s", out.String())
 	}
 }
 
@@ -192,38 +214,12 @@ func TestServeTerminatesTLS(t *testing.T) {
 	dir := t.TempDir()
 	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
 	writeSelfSigned(t, certFile, keyFile)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // our own throwaway certificate
+	srv := startServe(t, map[string]string{"PORTCULLIS_TLS_CERT_FILE": certFile, "PORTCULLIS_TLS_KEY_FILE": keyFile}, client, "https")
+	addr := srv.addr
+	resp, err := client.Get("https://" + addr + "/healthz")
 	if err != nil {
 		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "-no-migrate"}, env(map[string]string{
-			"DATABASE_URL":              testenv.NewDB(t),
-			"PORTCULLIS_HTTP_ADDR":      addr,
-			"PORTCULLIS_REDIS_PREFIX":   testenv.RedisPrefix(t),
-			"PORTCULLIS_TLS_CERT_FILE":  certFile,
-			"PORTCULLIS_TLS_KEY_FILE":   keyFile,
-			"PORTCULLIS_METRICS_ADDR":   "off",
-			"PORTCULLIS_SHUTDOWN_DRAIN": "0s",
-		}), strings.NewReader(""), &safeBuffer{})
-	}()
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // our own throwaway certificate
-	var resp *http.Response
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err = client.Get("https://" + addr + "/healthz")
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("TLS serve never answered: %v", err)
-		}
-		time.Sleep(100 * time.Millisecond)
 	}
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || resp.TLS == nil || resp.TLS.Version < tls.VersionTLS12 {
@@ -239,10 +235,7 @@ func TestServeTerminatesTLS(t *testing.T) {
 			t.Fatal("plain HTTP was served on the TLS port")
 		}
 	}
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatalf("serve returned %v", err)
-	}
+	srv.stop(t)
 }
 
 func writeSelfSigned(t *testing.T, certFile, keyFile string) {
@@ -275,38 +268,11 @@ func writeSelfSigned(t *testing.T, certFile, keyFile string) {
 
 // On shutdown, a request already in flight finishes with its real answer.
 func TestShutdownLetsInFlightRequestsFinish(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		done <- run(ctx, []string{"serve", "-no-migrate"}, env(map[string]string{
-			"DATABASE_URL":                 testenv.NewDB(t),
-			"PORTCULLIS_HTTP_ADDR":         addr,
-			"PORTCULLIS_REDIS_PREFIX":      testenv.RedisPrefix(t),
-			"PORTCULLIS_METRICS_ADDR":      "off",
-			"PORTCULLIS_SHUTDOWN_DRAIN":    "0s",
-			"PORTCULLIS_ARGON2_MEMORY_KIB": "131072", // slow enough (~0.5 s) to be caught in flight
-			"PORTCULLIS_ARGON2_ITERATIONS": "3",
-		}), strings.NewReader(""), &safeBuffer{})
-	}()
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get("http://" + addr + "/healthz")
-		if err == nil {
-			resp.Body.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("serve never answered: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	srv := startServe(t, map[string]string{
+		"PORTCULLIS_ARGON2_MEMORY_KIB": "131072", // slow enough (~0.5 s) to be caught in flight
+		"PORTCULLIS_ARGON2_ITERATIONS": "3",
+	}, http.DefaultClient, "http")
+	addr := srv.addr
 	result := make(chan int, 1)
 	go func() {
 		resp, err := http.Post("http://"+addr+"/api/v1/auth/login", "application/json",
@@ -319,11 +285,9 @@ func TestShutdownLetsInFlightRequestsFinish(t *testing.T) {
 		result <- resp.StatusCode
 	}()
 	time.Sleep(150 * time.Millisecond) // the login is hashing now
-	cancel()                           // SIGTERM
+	srv.cancel()                       // SIGTERM
 	if got := <-result; got != http.StatusUnauthorized {
 		t.Fatalf("in-flight login during shutdown: %d, want its real answer 401", got)
 	}
-	if err := <-done; err != nil {
-		t.Fatalf("serve returned %v", err)
-	}
+	srv.stop(t)
 }
