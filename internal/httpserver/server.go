@@ -303,17 +303,11 @@ func hostileJSON(err error) error {
 	return apperr.New(apperr.Invalid, code, "the request body is not acceptable JSON").WithField(je.Path, je.Detail)
 }
 
-type ctxKey int
-
-const (
-	requestIDKey ctxKey = iota
-	clientKey
-)
-
 var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 
 // requestContext gives every request an id (a valid incoming X-Request-ID, or a new one), echoes
-// it back, and records the client's address and user agent for the handlers.
+// it back, and records it with the client's address and user agent on the request context, once,
+// for the handlers and the audit trail alike.
 func (s *Server) requestContext(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
@@ -322,26 +316,20 @@ func (s *Server) requestContext(next echo.HandlerFunc) echo.HandlerFunc {
 			id = uuid.NewString()
 		}
 		c.Response().Header().Set(echo.HeaderXRequestID, id)
-		client := sessions.Client{UserAgent: r.UserAgent()}
+		req := audit.Request{UserAgent: r.UserAgent(), ID: id}
 		if ip, err := netip.ParseAddr(c.RealIP()); err == nil {
-			client.IP = ip
+			req.IP = ip
 		}
-		ctx := context.WithValue(r.Context(), requestIDKey, id)
-		ctx = context.WithValue(ctx, clientKey, client)
-		ctx = audit.WithRequest(ctx, audit.Request{IP: client.IP, UserAgent: client.UserAgent, ID: id})
-		c.SetRequest(r.WithContext(ctx))
+		c.SetRequest(r.WithContext(audit.WithRequest(r.Context(), req)))
 		return next(c)
 	}
 }
 
-func requestID(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDKey).(string)
-	return id
-}
+func requestID(ctx context.Context) string { return audit.RequestFrom(ctx).ID }
 
 func clientFrom(ctx context.Context) sessions.Client {
-	c, _ := ctx.Value(clientKey).(sessions.Client)
-	return c
+	r := audit.RequestFrom(ctx)
+	return sessions.Client{IP: r.IP, UserAgent: r.UserAgent}
 }
 
 // ipExtractor believes X-Forwarded-For only from the trusted proxies; with none, the peer
