@@ -69,9 +69,9 @@ func (t *Trail) List(ctx context.Context, f Filter) (Page, error) {
 		if err != nil {
 			return Page{}, err
 		}
-		at, err := time.Parse(time.RFC3339Nano, pos.Value)
+		at, err := pos.Time()
 		if err != nil {
-			return Page{}, cursor.ErrInvalid
+			return Page{}, err
 		}
 		w.Add("(occurred_at, id) < ($?::timestamptz, $?::uuid)", at, pos.ID)
 	}
@@ -114,7 +114,7 @@ FROM audit_events WHERE %s ORDER BY occurred_at DESC, id DESC LIMIT %s`, w.Strin
 	var page Page
 	if len(entries) > f.Limit {
 		last := entries[f.Limit-1]
-		page.NextCursor = cursor.Encode(cursor.Position{Sort: sortNewest, Value: last.OccurredAt.UTC().Format(time.RFC3339Nano), ID: last.ID})
+		page.NextCursor = cursor.Encode(cursor.Position{Sort: sortNewest, Value: cursor.TimeValue(last.OccurredAt), ID: last.ID})
 		entries = entries[:f.Limit]
 	}
 	page.Entries = entries

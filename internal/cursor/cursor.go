@@ -6,6 +6,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -30,6 +31,18 @@ func Encode(p Position) string {
 	enc.SetEscapeHTML(false) // "&" stays one byte, not six
 	_ = enc.Encode(p)        // a struct of strings and a uuid always encodes
 	return base64.RawURLEncoding.EncodeToString(bytes.TrimSuffix(buf.Bytes(), []byte("\n")))
+}
+
+// TimeValue is how a time key is written into a Position.
+func TimeValue(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// Time reads a time key written by TimeValue, or returns ErrInvalid for a forged one.
+func (p Position) Time() (time.Time, error) {
+	t, err := time.Parse(time.RFC3339Nano, p.Value)
+	if err != nil {
+		return time.Time{}, ErrInvalid
+	}
+	return t, nil
 }
 
 // Decode parses a cursor made by Encode for sort, or returns ErrInvalid.

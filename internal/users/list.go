@@ -93,9 +93,9 @@ func (s *Service) List(ctx context.Context, f Filter) (Page, error) {
 		if spec.key != "" {
 			q.Add(spec.after, pos.Value)
 		} else {
-			at, err := time.Parse(time.RFC3339Nano, pos.Value)
+			at, err := pos.Time()
 			if err != nil {
-				return Page{}, cursor.ErrInvalid
+				return Page{}, err
 			}
 			q.Add(spec.after, at, pos.ID)
 		}
@@ -151,7 +151,7 @@ FROM users WHERE %s ORDER BY %s LIMIT %s`, key, q.String(), spec.orderBy, q.Arg(
 			last := found[i-1]
 			value := last.key
 			if spec.key == "" {
-				value = last.user.CreatedAt.UTC().Format(time.RFC3339Nano)
+				value = cursor.TimeValue(last.user.CreatedAt)
 			}
 			page.NextCursor = cursor.Encode(cursor.Position{Sort: f.Sort, Value: value, ID: last.user.ID})
 			break
