@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"strings"
@@ -132,6 +133,16 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 		defer msrv.Close()
 		logger.InfoContext(ctx, "metrics listening", "addr", mln.Addr().String())
 	}
+	if cfg.DebugAddr != "" {
+		dln, err := net.Listen("tcp", cfg.DebugAddr)
+		if err != nil {
+			return fmt.Errorf("listen for debug on %s: %w", cfg.DebugAddr, err)
+		}
+		dsrv := &http.Server{Handler: debugMux(), ReadHeaderTimeout: 5 * time.Second}
+		go func() { _ = dsrv.Serve(dln) }()
+		defer dsrv.Close()
+		logger.WarnContext(ctx, "pprof debug listener on; keep it off the network", "addr", dln.Addr().String())
+	}
 	srv := httpserver.NewHTTPServer(cfg.HTTP, a.Handler, logger)
 	srv.BaseContext = func(net.Listener) context.Context { return context.WithoutCancel(ctx) }
 	ln, err := net.Listen("tcp", cfg.HTTP.Addr)
@@ -176,6 +187,18 @@ var version = "dev"
 func metricsMux(a *app.App) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", a.Metrics.Handler())
+	return mux
+}
+
+// debugMux serves net/http/pprof on its own listener: never on the API port, and off unless
+// PORTCULLIS_DEBUG_ADDR is set.
+func debugMux() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("/debug/pprof/", pprof.Index)
+	mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
 	return mux
 }
 

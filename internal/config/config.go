@@ -24,6 +24,8 @@ type Config struct {
 	LogLevel string
 	// MetricsAddr is the separate listener of /metrics; empty turns it off.
 	MetricsAddr string
+	// DebugAddr is the separate listener of /debug/pprof/; empty (the default) turns it off.
+	DebugAddr string
 	// ShutdownDrain is how long readiness reports "draining" before the server stops accepting.
 	ShutdownDrain time.Duration
 }
@@ -172,6 +174,7 @@ func load(r reader) (Config, error) {
 		},
 		LogLevel:      r.str("PORTCULLIS_LOG_LEVEL", "info"),
 		MetricsAddr:   r.str("PORTCULLIS_METRICS_ADDR", "127.0.0.1:9090"),
+		DebugAddr:     r.str("PORTCULLIS_DEBUG_ADDR", ""),
 		ShutdownDrain: r.dur("PORTCULLIS_SHUTDOWN_DRAIN", 5*time.Second),
 	}
 	if err := errors.Join(r.errs...); err != nil {
