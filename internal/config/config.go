@@ -96,6 +96,9 @@ type Auth struct {
 	KeyEncryptionKey    []byte // 32 bytes, or nil to store signing keys unsealed
 	JWKSPrepublish      time.Duration
 	SigningKeyAlgorithm string
+	// VerifiedTokenCache bounds how many verified access tokens each instance remembers, so a
+	// token's signature is checked once rather than on every request; 0 turns the cache off.
+	VerifiedTokenCache int
 }
 
 // Password configures argon2id.
@@ -155,6 +158,7 @@ func load(r reader) (Config, error) {
 			JWKSPrepublish:      r.dur("PORTCULLIS_JWKS_PREPUBLISH", 10*time.Minute),
 			KeyEncryptionKey:    r.base64("PORTCULLIS_KEY_ENCRYPTION_KEY"),
 			SigningKeyAlgorithm: "EdDSA",
+			VerifiedTokenCache:  r.int("PORTCULLIS_TOKEN_CACHE_SIZE", 65536),
 		},
 		Password: Password{
 			MemoryKiB:   uint32(r.int("PORTCULLIS_ARGON2_MEMORY_KIB", 19456)),
@@ -194,6 +198,7 @@ func (c Config) validate() error {
 		}
 	}
 	check(c.Auth.AccessTokenTTL >= time.Minute && c.Auth.AccessTokenTTL <= 24*time.Hour, "PORTCULLIS_ACCESS_TOKEN_TTL must be between 1m and 24h")
+	check(c.Auth.VerifiedTokenCache >= 0, "PORTCULLIS_TOKEN_CACHE_SIZE must not be negative")
 	check(c.Auth.RefreshTokenTTL > c.Auth.AccessTokenTTL, "PORTCULLIS_REFRESH_TOKEN_TTL must exceed the access token TTL")
 	check(c.Auth.SessionMaxLifetime >= c.Auth.RefreshTokenTTL, "PORTCULLIS_SESSION_MAX_LIFETIME must be at least the refresh token TTL")
 	check(c.Auth.RefreshReuseGrace >= 0 && c.Auth.RefreshReuseGrace <= time.Minute, "PORTCULLIS_REFRESH_REUSE_GRACE must be between 0 and 1m")

@@ -55,6 +55,8 @@ type Service struct {
 	verifiers  jwk.Set
 	loadedAt   time.Time
 	reloadLock sync.Mutex
+
+	verified *verified // tokens already verified; nil when the cache is off
 }
 
 // New loads the keys, creating the first one when the database has none.
@@ -63,7 +65,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg config.Auth, logger *slog.
 }
 
 func newService(ctx context.Context, pool *pgxpool.Pool, cfg config.Auth, logger *slog.Logger, now func() time.Time) (*Service, error) {
-	s := &Service{cfg: cfg, store: newStore(pool), logger: logger, now: now}
+	s := &Service{cfg: cfg, store: newStore(pool), logger: logger, now: now, verified: newVerified(cfg.VerifiedTokenCache)}
 	if cfg.KeyEncryptionKey == nil {
 		logger.WarnContext(ctx, "PORTCULLIS_KEY_ENCRYPTION_KEY is not set: signing keys are stored unsealed in PostgreSQL")
 	}
@@ -147,6 +149,12 @@ func (s *Service) reload(ctx context.Context) error {
 	s.mu.Lock()
 	s.signers, s.verifiers, s.loadedAt = signers, set, now
 	s.mu.Unlock()
+	// A pruned key verifies nothing any more, remembered or not.
+	kids := make(map[string]bool, len(signers))
+	for _, k := range signers {
+		kids[k.kid] = true
+	}
+	s.verified.forgetKeys(kids)
 	return nil
 }
 
@@ -223,32 +231,47 @@ type header struct {
 }
 
 // Verify checks an access token's header, signature and claims. It returns ErrInvalidToken for
-// anything wrong with it; the reason is wrapped for logs only.
+// anything wrong with it; the reason is wrapped for logs only. A token verified before is
+// answered from memory, its time claims checked again.
 func (s *Service) Verify(ctx context.Context, token string) (Claims, error) {
 	if len(token) > 4096 || strings.Count(token, ".") != 2 {
 		return Claims{}, ErrInvalidToken.Wrap(errors.New("not a compact JWS"))
 	}
+	key := tokenKey(token)
+	if c, ok := s.verified.get(key, s.now()); ok {
+		return c, nil
+	}
+	c, err := s.verify(ctx, token)
+	if err != nil {
+		return Claims{}, err
+	}
+	s.verified.put(key, c)
+	return c.claims, nil
+}
+
+// verify is Verify without the cache.
+func (s *Service) verify(ctx context.Context, token string) (verifiedToken, error) {
 	// Each segment must be canonical base64url: otherwise several strings would verify as the
 	// same token, and anything keyed on the token text could be sidestepped.
 	for _, seg := range strings.Split(token, ".") {
 		if _, err := base64.RawURLEncoding.Strict().DecodeString(seg); err != nil {
-			return Claims{}, ErrInvalidToken.Wrap(errors.New("segment is not canonical base64url"))
+			return verifiedToken{}, ErrInvalidToken.Wrap(errors.New("segment is not canonical base64url"))
 		}
 	}
 	h, err := parseHeader(token[:strings.IndexByte(token, '.')])
 	if err != nil {
-		return Claims{}, ErrInvalidToken.Wrap(err)
+		return verifiedToken{}, ErrInvalidToken.Wrap(err)
 	}
 	// Keys come only from our own set: headers that name or carry keys are refused outright.
 	switch {
 	case h.Alg != algEdDSA:
-		return Claims{}, ErrInvalidToken.Wrap(fmt.Errorf("alg %q not accepted", h.Alg))
+		return verifiedToken{}, ErrInvalidToken.Wrap(fmt.Errorf("alg %q not accepted", h.Alg))
 	case h.Typ != TokenType:
-		return Claims{}, ErrInvalidToken.Wrap(fmt.Errorf("typ %q not accepted", h.Typ))
+		return verifiedToken{}, ErrInvalidToken.Wrap(fmt.Errorf("typ %q not accepted", h.Typ))
 	case h.Jwk != nil || h.Jku != "" || h.X5u != "" || h.X5c != nil || h.Cty != "":
-		return Claims{}, ErrInvalidToken.Wrap(errors.New("header carries key material or nesting"))
+		return verifiedToken{}, ErrInvalidToken.Wrap(errors.New("header carries key material or nesting"))
 	case h.Kid == "":
-		return Claims{}, ErrInvalidToken.Wrap(errors.New("no kid"))
+		return verifiedToken{}, ErrInvalidToken.Wrap(errors.New("no kid"))
 	}
 	set := s.verifierFor(ctx, h.Kid)
 	t, err := jwt.ParseString(token,
@@ -264,13 +287,22 @@ func (s *Service) Verify(ctx context.Context, token string) (Claims, error) {
 		jwt.WithRequiredClaim("sid"),
 	)
 	if err != nil {
-		return Claims{}, ErrInvalidToken.Wrap(err)
+		return verifiedToken{}, ErrInvalidToken.Wrap(err)
 	}
 	// jwx treats exp 0 as absent; and no token we issue lives longer than the configured TTL.
 	if life := t.Expiration().Sub(t.IssuedAt()); life <= 0 || life > s.cfg.AccessTokenTTL+s.cfg.ClockSkew {
-		return Claims{}, ErrInvalidToken.Wrap(fmt.Errorf("lifetime %v out of bounds", life))
+		return verifiedToken{}, ErrInvalidToken.Wrap(fmt.Errorf("lifetime %v out of bounds", life))
 	}
-	return claimsFrom(t)
+	claims, err := claimsFrom(t)
+	if err != nil {
+		return verifiedToken{}, err
+	}
+	from := t.IssuedAt()
+	if nbf := t.NotBefore(); nbf.After(from) {
+		from = nbf
+	}
+	skew := s.cfg.ClockSkew
+	return verifiedToken{claims: claims, kid: h.Kid, validFrom: from.Add(-skew), validUntil: t.Expiration().Add(skew)}, nil
 }
 
 // verifierFor returns the key set, re-reading it first (at most every reloadEvery) when kid is

@@ -51,6 +51,7 @@ func testConfig(t testing.TB) config.Auth {
 		JWKSPrepublish:      10 * time.Minute,
 		KeyEncryptionKey:    kek,
 		SigningKeyAlgorithm: "EdDSA",
+		VerifiedTokenCache:  1024,
 	}
 }
 
