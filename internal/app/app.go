@@ -83,7 +83,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 		return nil, err
 	}
 	limiter := ratelimit.New(a.redis, logger)
-	userSvc := users.NewService(users.NewStore(pool), hasher, password.NewGate(cfg.Password.Concurrency, cfg.Password.Queue), logger)
+	userSvc := users.NewService(users.NewStore(pool), hasher, password.NewGate(cfg.Password.Concurrency, cfg.Password.Queue), logger,
+		users.WithCache(redis.NewCoherent(a.redis, "user:", cfg.Redis.SessionCacheTTL)))
 	a.Users = userSvc
 	sessionSvc := sessions.NewService(sessions.NewStore(pool), a.redis, cfg.Redis.SessionCacheTTL, cfg.Auth, logger)
 	sessionSvc.OnRevoke(func(reason string, n int) { a.Metrics.Revocations.WithLabelValues(reason).Add(float64(n)) })
@@ -107,9 +108,10 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
-	a.wg.Add(3)
+	a.wg.Add(4)
 	go func() { defer a.wg.Done(); a.Tokens.Run(bg, time.Minute) }()
 	go func() { defer a.wg.Done(); sessionSvc.Run(bg, time.Second) }()
+	go func() { defer a.wg.Done(); userSvc.RunCache(bg, time.Second) }()
 	go func() { defer a.wg.Done(); a.sample(bg, ready, sessionSvc) }()
 	ok = true
 	return a, nil

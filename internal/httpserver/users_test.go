@@ -204,3 +204,53 @@ func TestDisabledAccountCannotSignIn(t *testing.T) {
 	}
 	wantProblem(t, r, r.Body, http.StatusUnauthorized, "invalid-credentials")
 }
+
+// The signed-in user's record is served from each instance's memory, and a change made on one
+// instance (by the user or by an admin) is what the other instance's very next request sees.
+func TestProfileChangesAreSeenByEveryInstanceAtOnce(t *testing.T) {
+	a := start(t)
+	b := startWith(t, a.cfg) // same database, same Redis prefix
+	ctx := context.Background()
+	_, adminPair := a.createWithRole(t, "admin")
+	acct := a.register(t)
+	tok := a.login(t, acct).AccessToken
+	meOn := func(in *instance) api.User {
+		t.Helper()
+		r, err := in.client.GetMeWithResponse(ctx, bearer(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, r, r.Body, http.StatusOK)
+		return *r.JSON200
+	}
+	meOn(b) // B caches the record
+
+	// The cache really answers: a change behind the service's back is not seen...
+	if _, err := a.app.Pool.Exec(ctx, "UPDATE users SET full_name = 'Written Behind' WHERE id = $1", acct.User.Id); err != nil {
+		t.Fatal(err)
+	}
+	if got := meOn(b); got.FullName.IsSpecified() && !got.FullName.IsNull() && got.FullName.MustGet() == "Written Behind" {
+		t.Fatal("B read PostgreSQL although it had the record cached")
+	}
+	// ...but every change through the service is, on the other instance's next request.
+	renamed := "renamed_" + acct.User.Username[:6]
+	r, err := a.client.UpdateMeWithResponse(ctx, api.UpdateMeJSONRequestBody{Username: &renamed, FullName: nullable.NewNullableWithValue("Ada King")}, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r, r.Body, http.StatusOK)
+	if got := meOn(b); got.Username != renamed || got.FullName.MustGet() != "Ada King" || !got.UpdatedAt.Equal(r.JSON200.UpdatedAt) {
+		t.Fatalf("B after the user's edit on A: username %q full name %v updated %v; want %q, Ada King, %v",
+			got.Username, got.FullName, got.UpdatedAt, renamed, r.JSON200.UpdatedAt)
+	}
+	meOn(a) // A caches it too
+	verified := true
+	ar, err := b.client.AdminUpdateUserWithResponse(ctx, acct.User.Id, api.AdminUpdateUserJSONRequestBody{IsVerified: &verified, FullName: nullable.NewNullNullable[string]()}, bearer(adminPair.AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, ar, ar.Body, http.StatusOK)
+	if got := meOn(a); !got.IsVerified || !got.FullName.IsNull() {
+		t.Fatalf("A after an admin's edit on B: verified %v full name %v; want true and null", got.IsVerified, got.FullName)
+	}
+}

@@ -22,6 +22,9 @@ import (
 // ErrUnavailable is returned while no connection to Redis exists.
 var ErrUnavailable = errors.New("redis unavailable")
 
+// cacheBytes bounds the client-side cache of each connection.
+const cacheBytes = 32 << 20
+
 // Client is a rueidis client that may not be connected yet, with a key prefix and a per-call
 // timeout.
 type Client struct {
@@ -53,7 +56,9 @@ func Open(cfg config.Redis, logger *slog.Logger, opts ...Option) (*Client, error
 	}
 	opt.Dialer.Timeout = time.Second
 	opt.ConnWriteTimeout = time.Second
-	opt.DisableCache = true
+	// Server-assisted client-side caching (RESP3 tracking): GetCached answers from memory, and
+	// Redis tells this client to drop a copy the moment any client writes its key.
+	opt.CacheSizeEachConn = cacheBytes
 	ctx, stop := context.WithCancel(context.Background())
 	c := &Client{prefix: cfg.KeyPrefix, timeout: cfg.Timeout, opt: opt, logger: logger, stop: stop}
 	for _, o := range opts {
@@ -69,6 +74,12 @@ func Open(cfg config.Redis, logger *slog.Logger, opts ...Option) (*Client, error
 
 func (c *Client) connect() error {
 	rc, err := rueidisotel.NewClient(c.opt, c.otelOpts...) // a span per command, under the request's span
+	if errors.Is(err, rueidis.ErrNoCache) {
+		// A server without RESP3 tracking: GetCached then reads Redis every time.
+		c.logger.Warn("redis has no client-side caching (RESP3); every cached read goes to redis")
+		c.opt.DisableCache = true
+		rc, err = rueidisotel.NewClient(c.opt, c.otelOpts...)
+	}
 	if err != nil {
 		return err
 	}
@@ -121,4 +132,53 @@ func (c *Client) Close() {
 	if p := c.c.Load(); p != nil {
 		(*p).Close()
 	}
+}
+
+// GetCached returns key's value and whether it exists, answered from this instance's memory
+// when it read key within ttl and no client has written key since.
+func (c *Client) GetCached(ctx context.Context, key string, ttl time.Duration) (value string, ok bool, err error) {
+	err = c.Do(ctx, func(ctx context.Context, rc rueidis.Client) error {
+		value, err = rc.DoCache(ctx, rc.B().Get().Key(key).Cache(), ttl).ToString()
+		return err
+	})
+	if rueidis.IsRedisNil(err) {
+		return "", false, nil
+	}
+	return value, err == nil, err
+}
+
+// SetNX sets key to value for ttl unless key exists.
+func (c *Client) SetNX(ctx context.Context, key, value string, ttl time.Duration) error {
+	return c.Do(ctx, func(ctx context.Context, rc rueidis.Client) error {
+		err := rc.Do(ctx, rc.B().Set().Key(key).Value(value).Nx().Ex(ttl).Build()).Error()
+		if rueidis.IsRedisNil(err) {
+			return nil // exists
+		}
+		return err
+	})
+}
+
+// SetEach sets keys[i] to values[i] for ttl, in one round trip. When it returns, this
+// instance's cached copies of keys are gone too.
+func (c *Client) SetEach(ctx context.Context, keys, values []string, ttl time.Duration) error {
+	if len(keys) == 0 {
+		return nil
+	}
+	return c.Do(ctx, func(ctx context.Context, rc rueidis.Client) error {
+		cmds := make(rueidis.Commands, len(keys), len(keys)+1)
+		for i, k := range keys {
+			cmds[i] = rc.B().Set().Key(k).Value(values[i]).Ex(ttl).Build()
+		}
+		// Redis sends a client the invalidations its own write caused after that write's reply,
+		// so a read right after SetEach could still find the old copy. They come before the
+		// reply to the next command on the connection, and are read in order: a PING's reply
+		// means they have been applied.
+		cmds = append(cmds, rc.B().Ping().Build())
+		for _, r := range rc.DoMulti(ctx, cmds...) {
+			if err := r.Error(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -31,11 +30,6 @@ type Service struct {
 	logger *slog.Logger
 	now    func() time.Time
 
-	// pending holds sessions whose cache entry could not be invalidated (Redis was unreachable).
-	// This instance bypasses the cache for them and retries the invalidation until it succeeds.
-	mu      sync.Mutex
-	pending map[uuid.UUID]struct{}
-
 	// revoked counts revocations by reason (metrics); a no-op until OnRevoke sets it.
 	revoked func(reason string, n int)
 }
@@ -53,8 +47,8 @@ func (s *Service) Revoked(ctx context.Context, reason string, ids ...uuid.UUID) 
 // NewService returns a Service. Session states are cached in rc for at most cacheTTL.
 func NewService(store *Store, rc *redis.Client, cacheTTL time.Duration, cfg config.Auth, logger *slog.Logger) *Service {
 	return &Service{
-		store: store, cache: cache{rc: rc, ttl: cacheTTL}, cfg: cfg, logger: logger, now: time.Now,
-		pending: map[uuid.UUID]struct{}{}, revoked: func(string, int) {},
+		store: store, cache: cache{redis.NewCoherent(rc, "session:", cacheTTL)}, cfg: cfg, logger: logger, now: time.Now,
+		revoked: func(string, int) {},
 	}
 }
 
@@ -130,19 +124,16 @@ func (s *Service) Check(ctx context.Context, sessionID, userID uuid.UUID) (State
 }
 
 func (s *Service) state(ctx context.Context, id uuid.UUID, now time.Time) (State, error) {
-	fill := !s.isPending(id)
-	if fill {
-		st, hit, err := s.cache.get(ctx, id)
-		switch {
-		case hit:
-			return st, nil
-		case errors.Is(err, errStale):
-			fill = false
-		case err != nil:
-			s.logger.DebugContext(ctx, "session cache read failed", "error", err)
-		}
+	st, hit, err := s.cache.get(ctx, id)
+	switch {
+	case hit:
+		return st, nil
+	case err != nil && !errors.Is(err, redis.ErrStale):
+		s.logger.DebugContext(ctx, "session cache read failed", "error", err)
 	}
-	st, err := s.store.state(ctx, id)
+	fill := !errors.Is(err, redis.ErrStale)
+	readAt := time.Now()
+	st, err = s.store.state(ctx, id)
 	if err == ErrNotFound {
 		return State{}, ErrSessionRevoked
 	}
@@ -150,7 +141,7 @@ func (s *Service) state(ctx context.Context, id uuid.UUID, now time.Time) (State
 		return State{}, err
 	}
 	if fill {
-		if err := s.cache.fill(ctx, st, now); err != nil {
+		if err := s.cache.fill(ctx, st, now, readAt); err != nil {
 			s.logger.DebugContext(ctx, "session cache write failed", "error", err)
 		}
 	}
@@ -211,9 +202,8 @@ func (s *Service) Forget(ctx context.Context, ids ...uuid.UUID) {
 	if len(ids) == 0 {
 		return
 	}
-	if err := s.cache.tombstone(context.WithoutCancel(ctx), s.now(), ids...); err != nil {
+	if err := s.cache.tombstone(ctx, s.now(), ids...); err != nil {
 		s.logger.WarnContext(ctx, "session cache invalidation failed; will retry", "error", err, "sessions", len(ids))
-		s.addPending(ids)
 	}
 }
 
@@ -226,56 +216,15 @@ func (s *Service) Refresh(ctx context.Context, userID uuid.UUID) error {
 	if err != nil {
 		return err
 	}
-	if err := s.cache.markStale(context.WithoutCancel(ctx), ids...); err != nil {
+	if err := s.cache.markStale(ctx, ids...); err != nil {
 		s.logger.WarnContext(ctx, "session cache refresh failed; will retry", "error", err, "sessions", len(ids))
-		s.addPending(ids)
 	}
 	return nil
 }
 
-func (s *Service) addPending(ids []uuid.UUID) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, id := range ids {
-		s.pending[id] = struct{}{}
-	}
-}
-
-func (s *Service) isPending(id uuid.UUID) bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	_, ok := s.pending[id]
-	return ok
-}
+func (s *Service) isPending(id uuid.UUID) bool { return s.cache.c.IsPending(id.String()) }
 
 // Run retries failed cache invalidations every interval until ctx ends.
-func (s *Service) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.retryPending(ctx)
-		}
-	}
-}
+func (s *Service) Run(ctx context.Context, interval time.Duration) { s.cache.c.Run(ctx, interval) }
 
-func (s *Service) retryPending(ctx context.Context) {
-	s.mu.Lock()
-	ids := make([]uuid.UUID, 0, len(s.pending))
-	for id := range s.pending {
-		ids = append(ids, id)
-	}
-	s.mu.Unlock()
-	// A stale marker is right for every pending id: revoked ones read "revoked" from PostgreSQL.
-	if len(ids) == 0 || s.cache.markStale(ctx, ids...) != nil {
-		return
-	}
-	s.mu.Lock()
-	for _, id := range ids {
-		delete(s.pending, id)
-	}
-	s.mu.Unlock()
-}
+func (s *Service) retryPending(ctx context.Context) { s.cache.c.RetryPending(ctx) }

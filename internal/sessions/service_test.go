@@ -99,6 +99,9 @@ func (e *env) user(t testing.TB, name string) users.User {
 	return u
 }
 
+// staleMarker is what redis.Coherent writes over an invalidated key.
+const staleMarker = "stale"
+
 func (e *env) cacheKey(id uuid.UUID) string { return e.prefix + "session:" + id.String() }
 
 // cached returns the raw cache entry of a session and its TTL, or ok false when there is none.
@@ -509,7 +512,7 @@ func TestLateCacheFillAfterRevoke(t *testing.T) {
 	if err := b.Revoke(ctx, iss.SessionID, ReasonLogout, testEvent); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.cache.fill(ctx, read, e.clock.Now()); err != nil { // A's write, after it
+	if err := a.cache.fill(ctx, read, e.clock.Now(), time.Now()); err != nil { // A's write, after it
 		t.Fatal(err)
 	}
 	e.wantNoLiveEntry(t, iss.SessionID, "a late fill")
@@ -817,7 +820,7 @@ func TestRefreshMakesEveryInstanceRereadTheState(t *testing.T) {
 		t.Fatal(err)
 	}
 	// A late fill carrying the old state must not win.
-	if err := b.cache.fill(context.Background(), before, time.Now()); err != nil {
+	if err := b.cache.fill(context.Background(), before, time.Now(), time.Now()); err != nil {
 		t.Fatal(err)
 	}
 	for _, s := range []*Service{a, b} {

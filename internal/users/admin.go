@@ -66,13 +66,21 @@ func (s *Service) AdminUpdate(ctx context.Context, actor, id uuid.UUID, p AdminP
 	if err := (ProfileUpdate{Username: p.Username, SetFullName: p.SetFullName, FullName: p.FullName}).validate(); err != nil {
 		return AdminResult{}, err
 	}
-	return s.store.adminUpdate(ctx, id, p, s.now().UTC(), &actor)
+	res, err := s.store.adminUpdate(ctx, id, p, s.now().UTC(), &actor)
+	if err == nil {
+		s.changed(ctx, id)
+	}
+	return res, err
 }
 
 // Delete removes user id and their sessions on behalf of actor, returning the sessions that
 // were live. It returns ErrNotFound or ErrLastAdmin.
 func (s *Service) Delete(ctx context.Context, actor, id uuid.UUID) ([]uuid.UUID, error) {
-	return s.store.delete(ctx, id, &actor)
+	live, err := s.store.delete(ctx, id, &actor)
+	if err == nil {
+		s.changed(ctx, id)
+	}
+	return live, err
 }
 
 // changes names the fields p sets, for the audit trail (values of personal fields left out).

@@ -16,6 +16,7 @@ import (
 	"github.com/portcullis/portcullis/internal/apperr"
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/password"
+	"github.com/portcullis/portcullis/internal/redis"
 )
 
 var tracer = otel.Tracer("github.com/portcullis/portcullis/internal/users")
@@ -30,12 +31,17 @@ type Service struct {
 	gate   *password.Gate
 	logger *slog.Logger
 	now    func() time.Time
+	cache  *redis.Coherent // nil: every Get reads PostgreSQL
 }
 
 // NewService returns a Service storing users in store and hashing with hasher, at most as many
 // hashes at once as gate admits.
-func NewService(store *Store, hasher *password.Hasher, gate *password.Gate, logger *slog.Logger) *Service {
-	return &Service{store: store, hasher: hasher, gate: gate, logger: logger, now: time.Now}
+func NewService(store *Store, hasher *password.Hasher, gate *password.Gate, logger *slog.Logger, opts ...Option) *Service {
+	s := &Service{store: store, hasher: hasher, gate: gate, logger: logger, now: time.Now}
+	for _, o := range opts {
+		o(s)
+	}
+	return s
 }
 
 // hash, verify and verifyDummy run the hasher under the gate; a full gate is ErrOverloaded.
@@ -208,15 +214,30 @@ func (s *Service) upgradeHash(ctx context.Context, id uuid.UUID, pw string) {
 	if err == nil {
 		err = s.store.setPassword(ctx, id, hash, s.now().UTC())
 	}
+	if err == nil {
+		s.changed(ctx, id)
+	}
 	if err != nil {
 		s.logger.WarnContext(ctx, "upgrade password hash", "user_id", id.String(), "error", err)
 	}
 }
 
-// Get returns a user by id, or ErrNotFound.
+// Get returns a user by id, or ErrNotFound: from the cache when it holds the user, else from
+// PostgreSQL.
 func (s *Service) Get(ctx context.Context, id uuid.UUID) (User, error) {
+	u, hit, fill := s.cached(ctx, id)
+	if hit {
+		return u, nil
+	}
+	readAt := time.Now()
 	rec, err := s.store.get(ctx, id)
-	return rec.User, err
+	if err != nil {
+		return User{}, err
+	}
+	if fill {
+		s.fill(ctx, rec.User, readAt)
+	}
+	return rec.User, nil
 }
 
 // UpdateProfile changes a user's username and full name. It returns an Invalid error naming
@@ -225,7 +246,11 @@ func (s *Service) UpdateProfile(ctx context.Context, id uuid.UUID, p ProfileUpda
 	if err := p.validate(); err != nil {
 		return User{}, err
 	}
-	return s.store.updateProfile(ctx, id, p, s.now().UTC(), audit.Event{Action: audit.ActionProfileUpdate, Actor: &id})
+	u, err := s.store.updateProfile(ctx, id, p, s.now().UTC(), audit.Event{Action: audit.ActionProfileUpdate, Actor: &id})
+	if err == nil {
+		s.changed(ctx, id)
+	}
+	return u, err
 }
 
 // ChangePassword replaces the password after checking the current one, and revokes every
@@ -254,7 +279,11 @@ func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current, nex
 	if err != nil {
 		return nil, err
 	}
-	return s.store.setPasswordRevokingSessions(ctx, id, hash, keep, s.now().UTC(), audit.Event{Action: audit.ActionPasswordChange, Actor: &id})
+	revoked, err := s.store.setPasswordRevokingSessions(ctx, id, hash, keep, s.now().UTC(), audit.Event{Action: audit.ActionPasswordChange, Actor: &id})
+	if err == nil {
+		s.changed(ctx, id)
+	}
+	return revoked, err
 }
 
 // hashNew checks a new password against the policy and hashes its normalised form. field names

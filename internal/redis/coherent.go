@@ -1,0 +1,157 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+)
+
+// ErrStale is returned by Coherent.Get for a key whose source changed lately: read the source
+// of truth, and do not fill.
+var ErrStale = errors.New("cached value is stale")
+
+// staleMarker is the value of a key invalidated by a write.
+const staleMarker = "stale"
+
+// maxMarkerTTL bounds how long a write keeps readers away from the cache.
+const maxMarkerTTL = 5 * time.Second
+
+// Coherent caches values read from PostgreSQL in Redis, and every instance reads them through
+// its own memory (GetCached): repeated reads cost no round trip, and a write by any instance
+// reaches every instance's copy through Redis's invalidation messages.
+//
+// Only a reader that missed fills a key, and never over anything already there. A writer,
+// after its commit, replaces the key with a stale marker (Invalidate) or a final value such as
+// a tombstone (Put), which fills cannot overwrite while it lives; so a reader that read the old
+// row just before the write cannot bring it back. A reader whose read of the source took longer
+// than half a marker's life does not fill at all: a marker written after that read may already
+// be gone. When Redis cannot take an invalidation, the key is pending: this instance ignores
+// the cache for it and retries (Run) until Redis takes it.
+//
+// A nil *Coherent caches nothing.
+type Coherent struct {
+	rc        *Client
+	namespace string
+	ttl       time.Duration // of values, tombstones and this instance's copies
+	markerTTL time.Duration
+
+	mu      sync.Mutex
+	pending map[string]struct{}
+}
+
+// NewCoherent returns a cache of keys namespace+id in rc whose values live at most ttl.
+func NewCoherent(rc *Client, namespace string, ttl time.Duration) *Coherent {
+	return &Coherent{rc: rc, namespace: namespace, ttl: ttl, markerTTL: min(ttl, maxMarkerTTL), pending: map[string]struct{}{}}
+}
+
+// Key returns the Redis key of id.
+func (c *Coherent) Key(id string) string { return c.rc.Key(c.namespace + id) }
+
+// Get returns id's cached value and whether there is one. It returns ErrStale for an
+// invalidated or pending id, and Redis's error when Redis cannot answer.
+func (c *Coherent) Get(ctx context.Context, id string) (string, bool, error) {
+	if c == nil {
+		return "", false, nil
+	}
+	if c.IsPending(id) {
+		return "", false, ErrStale
+	}
+	v, ok, err := c.rc.GetCached(ctx, c.Key(id), c.ttl)
+	if ok && v == staleMarker {
+		return "", false, ErrStale
+	}
+	return v, ok, err
+}
+
+// Fill caches value, read from the source of truth starting at readAt, for at most ttl (at
+// least a second), unless id is cached, invalidated or pending, or the read is too old to
+// trust.
+func (c *Coherent) Fill(ctx context.Context, id, value string, ttl time.Duration, readAt time.Time) error {
+	if c == nil || c.IsPending(id) || time.Since(readAt) > c.markerTTL/2 {
+		return nil
+	}
+	return c.rc.SetNX(ctx, c.Key(id), value, max(min(ttl, c.ttl), time.Second))
+}
+
+// Put overwrites the values of ids with value(id) for the cache TTL, whatever was cached. When
+// Redis cannot take it the ids become pending, and the error is returned for the log.
+func (c *Coherent) Put(ctx context.Context, ids []string, value func(id string) string) error {
+	return c.set(ctx, ids, value, c.ttl)
+}
+
+// Invalidate makes every instance read ids from the source of truth until fills resume.
+func (c *Coherent) Invalidate(ctx context.Context, ids ...string) error {
+	return c.set(ctx, ids, func(string) string { return staleMarker }, c.markerTTL)
+}
+
+func (c *Coherent) set(ctx context.Context, ids []string, value func(string) string, ttl time.Duration) error {
+	if c == nil || len(ids) == 0 {
+		return nil
+	}
+	keys, values := make([]string, len(ids)), make([]string, len(ids))
+	for i, id := range ids {
+		keys[i], values[i] = c.Key(id), value(id)
+	}
+	// The caller's request may be over; the invalidation must still land.
+	if err := c.rc.SetEach(context.WithoutCancel(ctx), keys, values, ttl); err != nil {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for _, id := range ids {
+			c.pending[id] = struct{}{}
+		}
+		return err
+	}
+	return nil
+}
+
+// IsPending reports whether an invalidation of id has yet to reach Redis.
+func (c *Coherent) IsPending(id string) bool {
+	if c == nil {
+		return false
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, ok := c.pending[id]
+	return ok
+}
+
+// Run retries pending invalidations every interval until ctx ends.
+func (c *Coherent) Run(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			c.RetryPending(ctx)
+		}
+	}
+}
+
+// RetryPending invalidates the pending ids once more, and forgets them when Redis takes it.
+// A stale marker is right for every pending id: a tombstoned one reads as such from the source.
+func (c *Coherent) RetryPending(ctx context.Context) {
+	c.mu.Lock()
+	ids := make([]string, 0, len(c.pending))
+	for id := range c.pending {
+		ids = append(ids, id)
+	}
+	c.mu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	keys, values := make([]string, len(ids)), make([]string, len(ids))
+	for i, id := range ids {
+		keys[i], values[i] = c.Key(id), staleMarker
+	}
+	if c.rc.SetEach(ctx, keys, values, c.markerTTL) != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, id := range ids {
+		delete(c.pending, id)
+	}
+}
