@@ -26,7 +26,7 @@ build: ## build the static binary into bin/portcullis
 	$(BUILD_ENV) $(GO) build $(BUILD_FLAGS) -o $(BIN) ./cmd/portcullis
 
 .PHONY: test
-test: services check-generated vet fmt-check lint-api check-observability contract sdk-ts ## generated code, vet, gofmt, spec lint, alert rules, contract, TS SDK, go test -race
+test: services check-generated vet fmt-check lint-api check-observability contract sdk-ts bench-smoke ## generated code, vet, gofmt, spec lint, alert rules, contract, TS SDK, bench smoke, go test -race
 	$(GO) test -race -count=1 ./...
 
 .PHONY: lint-api
@@ -101,7 +101,17 @@ migrate-status: ## show migration state
 	$(GO) run ./cmd/portcullis migrate status
 
 .PHONY: bench
-bench: services ## benchmarks: admin listing on 1,000,000 users (p50/p99 per scenario), tokens, password hashing
+bench: services ## load test of a real server (wrk, Go workers) against the targets; appends to bench/RESULTS.md (BENCH_FLAGS=-profile dir …)
+	$(GO) -C tools/bench run . $(BENCH_FLAGS)
+
+.PHONY: bench-smoke
+bench-smoke: services ## the load-test harness at tiny scale on a throwaway database, in about 20 s (part of make test)
+	$(GO) -C tools/bench vet ./...
+	$(GO) -C tools/bench test -count=1 ./...
+	$(GO) -C tools/bench run . -smoke
+
+.PHONY: bench-go
+bench-go: services ## go test benchmarks: admin listing on 1,000,000 users (p50/p99 per scenario), tokens, password hashing
 	$(GO) test -run '^$$' -bench BenchmarkAdminListUsers -benchtime 300x -timeout 20m ./internal/httpserver
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/tokens ./internal/password
 

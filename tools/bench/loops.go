@@ -1,0 +1,160 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"net/http"
+	"os"
+	"runtime"
+	"slices"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/oapi-codegen/runtime/types"
+	"github.com/portcullis/portcullis/gen/api"
+	"golang.org/x/crypto/argon2"
+)
+
+// loopStats are a closed-loop run's outcomes: successes, 503s (shed by the hashing gate) and
+// everything else, with the latencies of the first two.
+type loopStats struct {
+	ok, shed, other int64
+	okLat, shedLat  []time.Duration
+	elapsed         time.Duration
+}
+
+// drive runs workers closed-loop for d or until ctx ends: each repeatedly calls do, which returns
+// the HTTP status (0 for a transport error). A request in flight at the deadline completes and
+// counts.
+func drive(ctx context.Context, workers int, d time.Duration, do func(worker int) int) loopStats {
+	parts := make([]loopStats, workers)
+	begin := time.Now()
+	deadline := begin.Add(d)
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			st := &parts[w]
+			for time.Now().Before(deadline) && ctx.Err() == nil {
+				t := time.Now()
+				status := do(w)
+				lat := time.Since(t)
+				switch {
+				case status >= 200 && status < 300:
+					st.ok++
+					st.okLat = append(st.okLat, lat)
+				case status == http.StatusServiceUnavailable:
+					st.shed++
+					st.shedLat = append(st.shedLat, lat)
+				default:
+					st.other++
+				}
+			}
+		})
+	}
+	wg.Wait()
+	all := loopStats{elapsed: time.Since(begin)}
+	for _, p := range parts {
+		all.ok, all.shed, all.other = all.ok+p.ok, all.shed+p.shed, all.other+p.other
+		all.okLat = append(all.okLat, p.okLat...)
+		all.shedLat = append(all.shedLat, p.shedLat...)
+	}
+	return all
+}
+
+// percentiles returns p50 and p99 of lat (sorting it).
+func percentiles(lat []time.Duration) (p50, p99 time.Duration) {
+	if len(lat) == 0 {
+		return 0, 0
+	}
+	slices.Sort(lat)
+	return lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)]
+}
+
+// refresher drives POST /auth/refresh: each worker owns one session's chain of single-use
+// refresh tokens, each response's token being the next request's.
+type refresher struct {
+	e      *env
+	chains []string
+	broken atomic.Int64
+}
+
+func newRefresher(e *env) *refresher {
+	return &refresher{e: e, chains: slices.Clone(e.chains)}
+}
+
+// do is one refresh of worker w's chain.
+func (r *refresher) do(ctx context.Context, w int) int {
+	resp, err := r.e.api.RefreshTokensWithResponse(ctx, api.RefreshRequest{RefreshToken: r.chains[w]})
+	if err != nil {
+		return 0
+	}
+	if resp.JSON200 != nil {
+		r.chains[w] = resp.JSON200.RefreshToken
+		return http.StatusOK
+	}
+	if resp.StatusCode() != http.StatusServiceUnavailable {
+		// The chain is broken (a lost response, a revoked session): start a new one, counted.
+		r.broken.Add(1)
+		a := r.e.accounts[w%len(r.e.accounts)]
+		if pair, err := login(ctx, r.e.api, a.email, a.password); err == nil {
+			r.chains[w] = pair.RefreshToken
+		}
+	}
+	return resp.StatusCode()
+}
+
+// loginOnce is one POST /auth/login of a seeded user, picked round robin per worker.
+func loginOnce(ctx context.Context, e *env, w int, n *int) int {
+	a := e.accounts[(w+*n*loginWorkers)%len(e.accounts)]
+	*n++
+	email := types.Email(a.email)
+	resp, err := e.api.LoginWithResponse(ctx, api.LoginRequest{Email: &email, Password: a.password})
+	if err != nil {
+		return 0
+	}
+	return resp.StatusCode()
+}
+
+// argon2Params are the server's: its defaults, or PORTCULLIS_ARGON2_* as the server reads them.
+type argon2Params struct {
+	memoryKiB, iterations uint32
+	parallelism           uint8
+}
+
+func serverArgon2Params() argon2Params {
+	p := argon2Params{memoryKiB: 19456, iterations: 2, parallelism: 1}
+	if v, err := strconv.ParseUint(os.Getenv("PORTCULLIS_ARGON2_MEMORY_KIB"), 10, 32); err == nil {
+		p.memoryKiB = uint32(v)
+	}
+	if v, err := strconv.ParseUint(os.Getenv("PORTCULLIS_ARGON2_ITERATIONS"), 10, 32); err == nil {
+		p.iterations = uint32(v)
+	}
+	if v, err := strconv.ParseUint(os.Getenv("PORTCULLIS_ARGON2_PARALLELISM"), 10, 8); err == nil {
+		p.parallelism = uint8(v)
+	}
+	return p
+}
+
+// argon2Rate is the raw argon2id verify rate of this machine: IDKey with the server's
+// parameters on every core for d, with the server idle.
+func argon2Rate(p argon2Params, d time.Duration) (perSecond float64, n int64) {
+	salt := make([]byte, 16)
+	_, _ = rand.Read(salt)
+	var count atomic.Int64
+	begin := time.Now()
+	deadline := begin.Add(d)
+	var wg sync.WaitGroup
+	for range runtime.NumCPU() {
+		wg.Go(func() {
+			for time.Now().Before(deadline) {
+				argon2.IDKey([]byte("bench passphrase for portcullis"), salt, p.iterations, p.memoryKiB, p.parallelism, 32)
+				count.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	n = count.Load()
+	return float64(n) / time.Since(begin).Seconds(), n
+}

@@ -1,0 +1,308 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// The targets of issue 7.
+const (
+	targetRSS        = 150_000_000 // bytes of peak resident memory at c=256
+	targetRefreshRPS = 2500
+	targetLoginRatio = 0.90 // successful logins/s ÷ raw argon2id verifies/s
+	targetAdminP99   = 20 * time.Millisecond
+)
+
+// row is one line of the table.
+type row struct {
+	name, endpoint string
+	conc           int
+	ok             int64 // successful requests; 0 means the harness is broken
+	rps            float64
+	p50, p99       time.Duration // 0: not measured
+	errors         string
+	cpuServer      float64 // cores the server kept busy on average
+	cpuClients     float64 // cores wrk or this process's workers kept busy
+	ratio          float64 // 0: none
+	target         string
+	pass           *bool // nil: no target
+}
+
+// results are the whole run's measurements.
+type results struct {
+	rows          []row
+	rssHWM        int64 // VmHWM after the c=256 scenario
+	hwmReset      bool  // whether VmHWM was reset before it (else it is the peak since start)
+	rssPeak       int64 // highest VmRSS sampled during it
+	before, after snapshot
+	argon         argon2Params
+	problems      []string // harness failures
+}
+
+// runner drives the scenarios against one server and collects their rows.
+type runner struct {
+	o       options
+	srv     *server
+	e       *env
+	res     *results
+	baseRPS float64 // the /healthz baseline's, for the ratio of every HTTP row
+}
+
+func runScenarios(ctx context.Context, o options, srv *server, e *env) (*results, error) {
+	r := &runner{o: o, srv: srv, e: e, res: &results{argon: serverArgon2Params()}}
+	pgPort, redisPort, err := ports(o)
+	if err != nil {
+		return nil, err
+	}
+	if r.res.before, err = srv.snapshot(ctx, pgPort, redisPort); err != nil {
+		return nil, fmt.Errorf("leak check before the load: %w", err)
+	}
+	for _, scenario := range []func(context.Context) error{r.baseline, r.me, r.refresh, r.login, r.admin} {
+		if err := scenario(ctx); err != nil {
+			return nil, err
+		}
+	}
+	// Leak check: the load is over and the clients' connections are closed; give the server a
+	// moment to notice.
+	e.http.CloseIdleConnections()
+	time.Sleep(2 * time.Second)
+	if r.res.after, err = srv.snapshot(ctx, pgPort, redisPort); err != nil {
+		return nil, fmt.Errorf("leak check after the load: %w", err)
+	}
+	return r.res, nil
+}
+
+// wrk runs job after the warm-up and returns its row, profiled when asked.
+func (r *runner) wrk(ctx context.Context, name, endpoint string, job wrkJob) (row, error) {
+	logf("scenario %s: %s at c=%d", name, endpoint, job.conns)
+	if r.o.warmup > 0 {
+		if _, err := job.run(ctx, r.srv.url, r.o.warmup); err != nil {
+			return row{}, err
+		}
+	}
+	finish := r.srv.profile(r.o.profileDir, name, r.o.duration)
+	cpu := startCPU(r.srv.pid())
+	st, err := job.run(ctx, r.srv.url, r.o.duration)
+	cpuServer, cpuClients := cpu.cores(st.cpu)
+	finish()
+	if err != nil {
+		return row{}, err
+	}
+	out := row{name: name, endpoint: endpoint, conc: job.conns, ok: st.requests - st.non2xx, rps: st.rps, p50: st.p50, p99: st.p99,
+		errors: strconv.FormatInt(st.non2xx+st.socketErrors, 10), ratio: r.httpRatio(st.rps), cpuServer: cpuServer, cpuClients: cpuClients}
+	if st.socketErrors > 0 {
+		out.errors = fmt.Sprintf("%d (non-2xx %d, socket %d)", st.non2xx+st.socketErrors, st.non2xx, st.socketErrors)
+	}
+	return out, nil
+}
+
+// loop runs workers closed-loop after the warm-up and returns the measured run's outcomes and
+// CPU use, profiled when asked.
+func (r *runner) loop(ctx context.Context, name string, workers int, do func(worker int) int) (st loopStats, cpuServer, cpuClients float64, err error) {
+	if r.o.warmup > 0 {
+		drive(ctx, workers, r.o.warmup, do)
+	}
+	finish := r.srv.profile(r.o.profileDir, name, r.o.duration)
+	cpu := startCPU(r.srv.pid())
+	st = drive(ctx, workers, r.o.duration, do)
+	cpuServer, cpuClients = cpu.cores(0)
+	finish()
+	return st, cpuServer, cpuClients, ctx.Err()
+}
+
+func (r *runner) httpRatio(rps float64) float64 {
+	if r.baseRPS == 0 {
+		return 0
+	}
+	return rps / r.baseRPS
+}
+
+// baseline is the bare route of the same server.
+func (r *runner) baseline(ctx context.Context) error {
+	base, err := r.wrk(ctx, "baseline", "GET /healthz", wrkJob{path: "/healthz", threads: 2, conns: 32})
+	if err != nil {
+		return err
+	}
+	base.ratio, r.baseRPS = 1, base.rps
+	r.res.add(base)
+	return nil
+}
+
+// me is GET /users/me at 32 and at 256 connections, each request with the next seeded user's
+// token, and the server's peak memory during the second.
+func (r *runner) me(ctx context.Context) error {
+	dir, err := os.MkdirTemp("", "portcullis-bench-wrk-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	tokens := make([]string, len(r.e.accounts))
+	for i, a := range r.e.accounts {
+		tokens[i] = a.access
+	}
+	script, err := tokenScript(dir, tokens)
+	if err != nil {
+		return err
+	}
+	job := wrkJob{path: "/api/v1/users/me", threads: 2, conns: 32, script: script}
+	row32, err := r.wrk(ctx, "me", "GET /api/v1/users/me", job)
+	if err != nil {
+		return err
+	}
+	r.res.add(row32)
+
+	job.conns = 256
+	pid := r.srv.pid()
+	// Reset VmHWM to the current RSS, so that it is this scenario's peak rather than seeding's
+	// (argon2id's memory); without the reset it is the peak since start and says so.
+	r.res.hwmReset = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0) == nil
+	stopSampling := r.res.sampleRSS(pid)
+	row256, err := r.wrk(ctx, "me-256", "GET /api/v1/users/me", job)
+	stopSampling()
+	if err != nil {
+		return err
+	}
+	row256.target = "peak RSS: see below"
+	r.res.add(row256)
+	r.res.rssHWM, _, err = memory(pid)
+	return err
+}
+
+// refresh is POST /auth/refresh, each worker following its own session's token chain.
+func (r *runner) refresh(ctx context.Context) error {
+	logf("scenario refresh: POST /api/v1/auth/refresh at c=%d", refreshWorkers)
+	rf := newRefresher(r.e)
+	st, cpuServer, cpuClients, err := r.loop(ctx, "refresh", refreshWorkers, func(w int) int { return rf.do(ctx, w) })
+	if err != nil {
+		return err
+	}
+	out := loopRow("refresh", "POST /api/v1/auth/refresh", refreshWorkers, st, st.okLat)
+	out.cpuServer, out.cpuClients, out.ratio = cpuServer, cpuClients, r.httpRatio(out.rps)
+	out.errors = fmt.Sprintf("%d (503 %d; chains restarted, warm-up included: %d)", st.shed+st.other, st.shed, rf.broken.Load())
+	r.res.add(judged(out, fmt.Sprintf(">= %d req/s", targetRefreshRPS), out.rps >= targetRefreshRPS))
+	return nil
+}
+
+// login is POST /auth/login of the seeded users, its 200s and 503s apart, then the machine's raw
+// argon2id rate with the server idle.
+func (r *runner) login(ctx context.Context) error {
+	logf("scenario login: POST /api/v1/auth/login at c=%d", loginWorkers)
+	counters := make([]int, loginWorkers)
+	st, cpuServer, cpuClients, err := r.loop(ctx, "login", loginWorkers, func(w int) int { return loginOnce(ctx, r.e, w, &counters[w]) })
+	if err != nil {
+		return err
+	}
+	a := r.res.argon
+	logf("raw argon2id: m=%d t=%d p=%d on %d goroutines", a.memoryKiB, a.iterations, a.parallelism, runtime.NumCPU())
+	cpu := startCPU(r.srv.pid())
+	rawRate, rawN := argon2Rate(a, r.o.duration)
+	rawServer, rawClients := cpu.cores(0)
+
+	ok := loopRow("login", "POST /api/v1/auth/login -> 200", loginWorkers, st, st.okLat)
+	ok.errors = fmt.Sprintf("%d (503s: next row)", st.other)
+	ok.ratio = ok.rps / rawRate
+	ok.cpuServer, ok.cpuClients = cpuServer, cpuClients
+	r.res.add(judged(ok, fmt.Sprintf("ratio >= %.2f", targetLoginRatio), ok.ratio >= targetLoginRatio))
+	shed := loopRow("login-503", "POST /api/v1/auth/login -> 503", loginWorkers, st, st.shedLat)
+	shed.ok, shed.rps, shed.errors = st.shed, float64(st.shed)/st.elapsed.Seconds(), "-"
+	shed.cpuServer, shed.cpuClients = cpuServer, cpuClients
+	r.res.rows = append(r.res.rows, shed) // not add: zero 503s is fine
+	r.res.add(row{name: "argon2id-raw", endpoint: fmt.Sprintf("argon2.IDKey m=%d t=%d p=%d", a.memoryKiB, a.iterations, a.parallelism),
+		conc: runtime.NumCPU(), ok: rawN, rps: rawRate, errors: "-", ratio: 1, cpuServer: rawServer, cpuClients: rawClients})
+	return nil
+}
+
+// admin is GET /admin/users: the text filter's first page, a page deep into it, the unfiltered
+// first page.
+func (r *runner) admin(ctx context.Context) error {
+	auth := "Authorization: Bearer " + r.e.adminToken
+	for _, a := range []struct{ name, path, shown string }{
+		{"admin-filter", r.e.filterFirst, fmt.Sprintf("q=%q", r.o.query)},
+		{fmt.Sprintf("admin-filter-p%d", r.e.deepPage), r.e.filterDeep, fmt.Sprintf("q=%q page %d", r.o.query, r.e.deepPage)},
+		{"admin-first", r.e.unfiltered, "first page"},
+	} {
+		out, err := r.wrk(ctx, a.name, "GET /api/v1/admin/users "+a.shown, wrkJob{path: a.path, threads: min(2, r.o.adminConns), conns: r.o.adminConns, header: auth})
+		if err != nil {
+			return err
+		}
+		r.res.add(judged(out, fmt.Sprintf("p99 <= %v", targetAdminP99), out.p99 <= targetAdminP99))
+	}
+	return nil
+}
+
+// judged returns r with its target and whether it meets it.
+func judged(r row, target string, ok bool) row {
+	r.target, r.pass = target, &ok
+	return r
+}
+
+// add appends r; a row without a single success means the harness is broken.
+func (res *results) add(r row) {
+	if r.ok == 0 {
+		res.problems = append(res.problems, fmt.Sprintf("scenario %s: no successful request", r.name))
+	}
+	res.rows = append(res.rows, r)
+}
+
+// loopRow summarises a Go-worker run: successes per second and the given latencies.
+func loopRow(name, endpoint string, conc int, st loopStats, lat []time.Duration) row {
+	p50, p99 := percentiles(lat)
+	return row{name: name, endpoint: endpoint, conc: conc, ok: st.ok, rps: float64(st.ok) / st.elapsed.Seconds(), p50: p50, p99: p99}
+}
+
+// sampleRSS records the highest VmRSS every 100 ms until the returned function is called.
+func (res *results) sampleRSS(pid int) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		for {
+			if _, rss, err := memory(pid); err == nil {
+				res.rssPeak = max(res.rssPeak, rss)
+			}
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// broken reports harness failures: a scenario without a single success.
+func (res *results) broken() error {
+	if len(res.problems) == 0 {
+		return nil
+	}
+	return fmt.Errorf("harness failure: %v", res.problems)
+}
+
+// ports are the PostgreSQL and Redis ports the server connects to, for counting its connections.
+func ports(o options) (pg, redis int, err error) {
+	port := func(raw, def string) (int, error) {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return 0, err
+		}
+		p := u.Port()
+		if p == "" {
+			p = def
+		}
+		return strconv.Atoi(p)
+	}
+	if pg, err = port(o.pgURL, "5432"); err != nil {
+		return 0, 0, fmt.Errorf("-pg: %w", err)
+	}
+	if redis, err = port(o.redisURL, "6379"); err != nil {
+		return 0, 0, fmt.Errorf("-redis: %w", err)
+	}
+	return pg, redis, nil
+}

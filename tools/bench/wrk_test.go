@@ -1,0 +1,38 @@
+package main
+
+import (
+	"testing"
+	"time"
+)
+
+func TestParseWrk(t *testing.T) {
+	t.Parallel()
+	// wrk 4.1.0's report with --latency, as printed against a server answering 404.
+	const out = `Running 1s test @ http://127.0.0.1:18777/nonexistent
+  1 threads and 2 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency     2.22ms    2.23ms  21.54ms   89.10%
+    Req/Sec     0.99k   112.60     1.14k    70.00%
+  Latency Distribution
+     50%  850.00us
+     75%    2.78ms
+     90%    4.68ms
+     99%    1.26s 
+  988 requests in 1.00s, 501.72KB read
+  Socket errors: connect 1, read 2, write 3, timeout 4
+  Non-2xx or 3xx responses: 988
+Requests/sec:    985.91
+Transfer/sec:    500.66KB
+`
+	got, err := parseWrk(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := wrkStats{requests: 988, rps: 985.91, p50: 850 * time.Microsecond, p99: 1260 * time.Millisecond, non2xx: 988, socketErrors: 10}
+	if got != want {
+		t.Errorf("parseWrk = %+v, want %+v", got, want)
+	}
+	if _, err := parseWrk("unable to connect to 127.0.0.1:1 Connection refused\n"); err == nil {
+		t.Error("parseWrk accepted a report without figures")
+	}
+}
