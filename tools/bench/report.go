@@ -131,12 +131,14 @@ func (res *results) table(o options, m machine) string {
 			r.name, r.endpoint, r.conc, rate(r.rps), ms(r.p50), ms(r.p99), r.errors, ratio, r.cpuServer, r.cpuClients, target)
 	}
 	b.WriteString("\n")
+	// The kernel updates VmHWM lazily, so a sample of VmRSS can exceed it: the target takes the
+	// higher of the two.
 	since := "during the c=256 run"
 	if !res.hwmReset {
 		since = "since start (VmHWM could not be reset), seeding's argon2id included"
 	}
 	fmt.Fprintf(&b, "- Peak resident memory of the server %s: VmHWM %s (highest VmRSS sampled every 100 ms: %s); target <= %s: **%s**\n",
-		since, mb(res.rssHWM), mb(res.rssPeak), mb(targetRSS), mark(res.rssHWM <= targetRSS))
+		since, mb(res.rssHWM), mb(res.rssPeak), mb(targetRSS), mark(max(res.rssHWM, res.rssPeak) <= targetRSS))
 	bf, af := res.before, res.after
 	fmt.Fprintf(&b, "- Leak check, before the first scenario -> 2 s after the last: goroutines %.0f -> %.0f; pgx pool total %.0f -> %.0f, acquired %.0f -> %.0f (max %.0f); "+
 		"server TCP connections to PostgreSQL %d -> %d, to Redis %d -> %d: **%s** (goroutines grew by at most %d, no pool connection left acquired, none outside the pool, Redis connections grew by at most %d)\n",

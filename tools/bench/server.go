@@ -104,7 +104,10 @@ func startServer(ctx context.Context, o options, db *benchDB, tmp string) (*serv
 	}()
 	logf("server pid %d on %s (metrics %s), database %s", s.cmd.Process.Pid, s.url, s.metricsURL, db.name)
 
-	deadline := time.Now().Add(90 * time.Second) // a fresh database is created and migrated first
+	// The server migrates before it listens: on a reused database of a million users a migration
+	// may rewrite the table and rebuild indexes for minutes.
+	begin := time.Now()
+	deadline, nextNote := begin.Add(15*time.Minute), begin.Add(30*time.Second)
 	for {
 		select {
 		case <-s.exited:
@@ -120,9 +123,12 @@ func startServer(ctx context.Context, o options, db *benchDB, tmp string) (*serv
 				return s, nil
 			}
 		}
-		if time.Now().After(deadline) {
+		if now := time.Now(); now.After(deadline) {
 			s.stop()
-			return nil, fmt.Errorf("the server was not ready within 90s:\n%s", s.logTail(30))
+			return nil, fmt.Errorf("the server was not ready within 15m:\n%s", s.logTail(30))
+		} else if now.After(nextNote) {
+			logf("still waiting for /readyz after %v (migrating?)", now.Sub(begin).Round(time.Second))
+			nextNote = now.Add(30 * time.Second)
 		}
 	}
 }
