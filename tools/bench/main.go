@@ -26,6 +26,7 @@ import (
 type options struct {
 	repo       string
 	binary     string
+	given      bool // binary came from -binary rather than this working tree
 	database   string
 	pgURL      string
 	redisURL   string
@@ -81,6 +82,7 @@ func parseFlags() (options, error) {
 	if o.profileDir != "" {
 		o.pprof = true
 	}
+	o.given = o.binary != ""
 	if o.users < 1 || o.duration < time.Second {
 		return o, errors.New("-users must be at least 1 and -duration at least 1s")
 	}

@@ -116,6 +116,9 @@ func (res *results) table(o options, m machine) string {
 	fmt.Fprintf(&b, "Machine: %d CPUs (%s), %s RAM; %s; PostgreSQL %s; Redis %s.  \n", m.cpus, m.cpuModel, m.memory, m.goVersion, m.postgres, m.redis)
 	fmt.Fprintf(&b, "Run: %v per scenario after %v warm-up; %d API users; %s listing users; admin listing at c=%d.\n\n",
 		o.duration, o.warmup, o.users, thousands(float64(o.listUsers)), o.adminConns)
+	if o.given {
+		fmt.Fprintf(&b, "The server was %s (-binary), not built from the commit above.\n\n", o.binary)
+	}
 	b.WriteString("| scenario | endpoint | c | req/s | p50 | p99 | errors | ratio | CPU server/clients | target |\n")
 	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |\n")
 	for _, r := range res.rows {
