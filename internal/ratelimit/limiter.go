@@ -15,26 +15,31 @@ import (
 
 // gcraLua is gcra run atomically in Redis against Redis's own clock, so instances with skewed
 // clocks agree. KEYS[1] holds the bucket's TAT in microseconds and expires when the bucket is
-// full again. ARGV: emission interval µs, burst tolerance µs, "1" to record the event or "0" to
-// peek. It returns {allowed 0|1, remaining, reset µs, retry after µs}. Values stay below 2^53,
-// exact in Lua's doubles; string.format writes them as integers, never in exponent form.
+// full again. ARGV: emission interval µs, burst tolerance µs, "1" to record events or "0" to
+// peek, and how many events to record at most (a lease; see lease.go). It admits as many of
+// them as fit, at least one or none. It returns {allowed 0|1, remaining, reset µs, retry after
+// µs, events recorded}. Values stay below 2^53, exact in Lua's doubles; string.format writes
+// them as integers, never in exponent form.
 const gcraLua = `
 local t = tonumber(ARGV[1])
 local tau = tonumber(ARGV[2])
+local want = tonumber(ARGV[4]) or 1
 local now = redis.call('TIME')
 now = tonumber(now[1]) * 1000000 + tonumber(now[2])
 local tat = tonumber(redis.call('GET', KEYS[1]) or 0) or 0
 if tat < now then tat = now end
-local nxt = tat + t
-local allowed = nxt - now <= tau
+local fit = math.floor((tau - (tat - now)) / t)
+local allowed = fit >= 1
 local retry = 0
+local n = 0
 if allowed and ARGV[3] == '1' then
-  tat = nxt
+  n = math.min(fit, want)
+  tat = tat + n * t
   redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', string.format('%d', math.ceil((tat - now) / 1000)))
 elseif not allowed then
-  retry = nxt - tau - now
+  retry = tat + t - tau - now
 end
-return {allowed and 1 or 0, math.floor((tau - (tat - now)) / t), tat - now, retry}
+return {allowed and 1 or 0, math.floor((tau - (tat - now)) / t), tat - now, retry, n}
 `
 
 var gcraScript = rueidis.NewLuaScript(gcraLua)
@@ -61,6 +66,9 @@ type Limiter struct {
 	// start anchors the monotonic times below, in nanoseconds since start.
 	start   time.Time
 	backoff time.Duration
+	leases  leases
+	// redisCalls counts round trips to Redis (tests).
+	redisCalls atomic.Int64
 	// redisDownUntil is when Redis may be tried again after a failure; zero while Redis works.
 	redisDownUntil atomic.Int64
 	nextWarn       atomic.Int64
@@ -76,6 +84,7 @@ func New(rc *redis.Client, logger *slog.Logger) *Limiter {
 		now:     time.Now,
 		start:   time.Now(),
 		backoff: redisBackoff,
+		leases:  newLeases(),
 	}
 }
 
@@ -101,6 +110,7 @@ func (l *Limiter) Peek(ctx context.Context, lim Limit, key string) Result {
 func (l *Limiter) Reset(ctx context.Context, lim Limit, key string) {
 	name := bucket(lim, key)
 	l.local.reset(name)
+	l.leases.drop(name)
 	if l.rc == nil {
 		return
 	}
@@ -121,6 +131,11 @@ func (l *Limiter) check(ctx context.Context, lim Limit, key string, record bool)
 		return Result{Limit: lim, RetryAfter: max(lim.Period, time.Second)}
 	}
 	name := bucket(lim, key)
+	if record && l.rc != nil {
+		if d, ok := l.leases.take(name, l.since()); ok {
+			return d.result(lim)
+		}
+	}
 	if d, ok := l.checkRedis(ctx, name, p, record); ok {
 		return d.result(lim)
 	}
@@ -132,17 +147,18 @@ func (l *Limiter) checkRedis(ctx context.Context, name string, p params, record 
 	if !l.tryRedis() {
 		return decision{}, false
 	}
-	args := []string{strconv.FormatInt(p.t, 10), strconv.FormatInt(p.tau, 10), "0"}
+	args := []string{strconv.FormatInt(p.t, 10), strconv.FormatInt(p.tau, 10), "0", "1"}
 	if record {
-		args[2] = "1"
+		args[2], args[3] = "1", strconv.FormatInt(l.leases.size(name, l.since()), 10)
 	}
 	var v []int64
+	l.redisCalls.Add(1)
 	err := l.rc.Do(ctx, func(ctx context.Context, rc rueidis.Client) error {
 		var err error
 		v, err = gcraScript.Exec(ctx, rc, []string{l.rc.Key(name)}, args).AsIntSlice()
 		return err
 	})
-	if err == nil && len(v) != 4 {
+	if err == nil && len(v) != 5 {
 		err = fmt.Errorf("rate limit script returned %d values", len(v))
 	}
 	if err != nil {
@@ -155,7 +171,11 @@ func (l *Limiter) checkRedis(ctx context.Context, name string, p params, record 
 	if l.redisDownUntil.Load() != 0 && l.redisDownUntil.Swap(0) != 0 {
 		l.logger.InfoContext(ctx, "rate limit: redis is back")
 	}
-	return decision{allowed: v[0] == 1, remaining: v[1], reset: v[2], retry: v[3]}, true
+	d := decision{allowed: v[0] == 1, remaining: v[1], reset: v[2], retry: v[3]}
+	if record && d.allowed {
+		d = l.leases.grant(name, d, v[4], l.since())
+	}
+	return d, true
 }
 
 // tryRedis reports whether to use Redis: always while it works, and after a failure once per
