@@ -43,3 +43,8 @@ func (g *Gate) Do(ctx context.Context, fn func()) error {
 	fn()
 	return nil
 }
+
+// Full reports whether a Do now would be refused: callers check it before work that only makes
+// sense if hashing will run (a database lookup, say), so a flood is turned away cheaply. Do
+// still decides; Full may be wrong by the calls racing it.
+func (g *Gate) Full() bool { return g.waiting.Load() >= g.limit }

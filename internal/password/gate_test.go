@@ -36,6 +36,9 @@ func TestGateBoundsConcurrencyAndRefusesBeyondTheQueue(t *testing.T) {
 	for g.waiting.Load() < 5 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
 	}
+	if !g.Full() {
+		t.Fatal("Full() = false with every slot and the queue taken")
+	}
 	began := time.Now()
 	if err := g.Do(context.Background(), func() { t.Error("ran beyond the queue") }); !errors.Is(err, ErrBusy) {
 		t.Fatalf("6th call: %v, want ErrBusy", err)
@@ -47,6 +50,9 @@ func TestGateBoundsConcurrencyAndRefusesBeyondTheQueue(t *testing.T) {
 	wg.Wait()
 	if peak.Load() != 2 {
 		t.Fatalf("peak concurrency %d, want 2", peak.Load())
+	}
+	if g.Full() {
+		t.Fatal("Full() = true after the flood drained")
 	}
 	if err := g.Do(context.Background(), func() {}); err != nil {
 		t.Fatalf("after the flood: %v", err)
