@@ -11,6 +11,7 @@ import (
 	"github.com/portcullis/portcullis/internal/apperr"
 	"github.com/portcullis/portcullis/internal/auth"
 	"github.com/portcullis/portcullis/internal/ratelimit"
+	"github.com/portcullis/portcullis/internal/users"
 )
 
 // Limits are the HTTP rate limits: every request per client IP, tighter ones per IP on the
@@ -56,19 +57,32 @@ func byAccount(c echo.Context) string {
 	return "user:" + p.UserID.String()
 }
 
-// routeLimits are the extra per-IP limits of an operation, by operationId.
+// routeLimits are the extra per-IP limits of an operation, by operationId, and for the
+// operations that hash a password, the refusal of requests beyond the hashing queue.
 func (s *Server) routeLimits(operationID string) []echo.MiddlewareFunc {
 	switch operationID {
 	case "login":
-		return []echo.MiddlewareFunc{s.limitBy(s.limits.LoginIP, byIP)}
+		return []echo.MiddlewareFunc{s.limitBy(s.limits.LoginIP, byIP), s.shedHashing}
 	case "registerUser":
-		return []echo.MiddlewareFunc{s.limitBy(s.limits.RegisterIP, byIP)}
+		return []echo.MiddlewareFunc{s.limitBy(s.limits.RegisterIP, byIP), s.shedHashing}
 	case "refreshTokens":
 		return []echo.MiddlewareFunc{s.limitBy(s.limits.RefreshIP, byIP)}
 	case "changePassword":
 		return []echo.MiddlewareFunc{s.limitBy(s.limits.PasswordIP, byIP)}
 	}
 	return nil
+}
+
+// shedHashing answers 503 at once, before the body is read, when password hashing is at
+// capacity: under a flood, a request the hashing queue cannot take costs as little as possible,
+// and the cores stay with the hashes already admitted.
+func (s *Server) shedHashing(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		if s.users.HashingFull() {
+			return users.ErrOverloaded
+		}
+		return next(c)
+	}
 }
 
 // accountLimits run after authentication, keyed by the signed-in user.

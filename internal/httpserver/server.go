@@ -74,6 +74,7 @@ type Server struct {
 	logger  *slog.Logger
 	limiter *ratelimit.Limiter
 	limits  Limits
+	users   *users.Service
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)
@@ -110,6 +111,7 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 		opsHandler:   opsHandler{tokens: d.Tokens, ready: d.Ready, specJSON: specDoc, specYAML: apispec.OpenAPIYAML},
 		logger:       d.Logger,
 		limiter:      d.Limiter,
+		users:        d.Users,
 		limits:       d.Limits,
 	}
 

@@ -44,6 +44,10 @@ func NewService(store *Store, hasher *password.Hasher, gate *password.Gate, logg
 	return s
 }
 
+// HashingFull reports whether password hashing is at capacity: a login or registration now
+// would get ErrOverloaded.
+func (s *Service) HashingFull() bool { return s.gate.Full() }
+
 // hash, verify and verifyDummy run the hasher under the gate; a full gate is ErrOverloaded.
 func (s *Service) hash(ctx context.Context, pw string) (hash string, err error) {
 	ctx, span := tracer.Start(ctx, "password.Hash")
