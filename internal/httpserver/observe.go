@@ -2,6 +2,7 @@ package httpserver
 
 import (
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -28,8 +29,7 @@ func (s *Server) observe(m *telemetry.Metrics) echo.MiddlewareFunc {
 				code = s.toProblem(err, c).Code
 				s.handleError(err, c)
 			}
-			// The OpenAPI template ("/users/{id}"), not Echo's (":id") nor the raw path.
-			route := echoParam.ReplaceAllString(c.Path(), "{$1}")
+			route := routeTemplate(c.Path())
 			if route == "" || c.Response().Status == 404 && code == "not-found" {
 				route = "unmatched"
 			}
@@ -45,6 +45,9 @@ func (s *Server) observe(m *telemetry.Metrics) echo.MiddlewareFunc {
 				recordOutcome(m, route, status, code)
 			}
 			ctx := c.Request().Context()
+			if !s.logger.Enabled(ctx, slog.LevelInfo) {
+				return nil
+			}
 			attrs := []any{
 				"method", c.Request().Method, "route", route, "status", status,
 				"duration_ms", float64(elapsed.Microseconds()) / 1000,
@@ -63,6 +66,19 @@ func (s *Server) observe(m *telemetry.Metrics) echo.MiddlewareFunc {
 			return nil
 		}
 	}
+}
+
+// templates maps Echo's route paths to OpenAPI templates, worked out once per route.
+var templates sync.Map
+
+// routeTemplate returns the OpenAPI template ("/users/{id}") of an Echo route path (":id").
+func routeTemplate(path string) string {
+	if t, ok := templates.Load(path); ok {
+		return t.(string)
+	}
+	t := echoParam.ReplaceAllString(path, "{$1}")
+	templates.Store(path, t) // one entry per registered route: paths come from the router, not the request
+	return t
 }
 
 // recordOutcome counts the business outcomes of the auth routes from their answers.
