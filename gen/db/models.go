@@ -66,3 +66,11 @@ type UserSession struct {
 	RevokedAt         *time.Time
 	RevokedReason     *string
 }
+
+type UsersSearch struct {
+	ID        uuid.UUID
+	CreatedAt time.Time
+	Email     string
+	Username  string
+	Search    string
+}

@@ -3,10 +3,15 @@ package users
 import (
 	"context"
 	"fmt"
+	"iter"
+	"slices"
 	"strings"
+	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	dbgen "github.com/portcullis/portcullis/gen/db"
 	"github.com/portcullis/portcullis/internal/apperr"
@@ -45,7 +50,9 @@ type Page struct {
 
 // sortSpec is how one sort order pages: its ORDER BY, the keyset condition after a position,
 // and the key a cursor records. Text keys are computed by PostgreSQL's lower(), so a cursor
-// compares exactly as the index orders, whatever the letters.
+// compares exactly as the index orders, whatever the letters. The keys are written {created_at},
+// {id}, {email} and {username}, and read from users or from their copies in users_search
+// (see keysOf).
 type sortSpec struct {
 	orderBy string
 	after   string // `$?` placeholders: the position's key, then (for created_at) its id
@@ -55,16 +62,28 @@ type sortSpec struct {
 // The allow-list of sorts. lower(email) and lower(username) are unique, so they alone order
 // rows totally; created_at ties are broken by id.
 var sorts = map[string]sortSpec{
-	SortCreatedDesc:  {"created_at DESC, id DESC", "(created_at, id) < ($?::timestamptz, $?::uuid)", ""},
-	SortCreatedAsc:   {"created_at ASC, id ASC", "(created_at, id) > ($?::timestamptz, $?::uuid)", ""},
-	SortEmailAsc:     {"lower(email) ASC", "lower(email) > $?::text", "lower(email)"},
-	SortEmailDesc:    {"lower(email) DESC", "lower(email) < $?::text", "lower(email)"},
-	SortUsernameAsc:  {"lower(username) ASC", "lower(username) > $?::text", "lower(username)"},
-	SortUsernameDesc: {"lower(username) DESC", "lower(username) < $?::text", "lower(username)"},
+	SortCreatedDesc:  {"{created_at} DESC, {id} DESC", "({created_at}, {id}) < ($?::timestamptz, $?::uuid)", ""},
+	SortCreatedAsc:   {"{created_at} ASC, {id} ASC", "({created_at}, {id}) > ($?::timestamptz, $?::uuid)", ""},
+	SortEmailAsc:     {"{email} ASC", "{email} > $?::text", "{email}"},
+	SortEmailDesc:    {"{email} DESC", "{email} < $?::text", "{email}"},
+	SortUsernameAsc:  {"{username} ASC", "{username} > $?::text", "{username}"},
+	SortUsernameDesc: {"{username} DESC", "{username} < $?::text", "{username}"},
 }
 
-// searchText is the expression of the users_search_trgm_idx index; q matches inside it.
-const searchText = "(lower(email) || ' ' || lower(username) || ' ' || lower(coalesce(full_name, '')))"
+// The sort keys as read from users u, from users_search s (migration 00005, which keeps email
+// and username lowered) and from the page k of ids that a users_search query selects.
+var (
+	usersKeys  = strings.NewReplacer("{created_at}", "u.created_at", "{id}", "u.id", "{email}", "lower(u.email)", "{username}", "lower(u.username)")
+	searchKeys = strings.NewReplacer("{created_at}", "s.created_at", "{id}", "s.id", "{email}", "s.email", "{username}", "s.username")
+	pageKeys   = strings.NewReplacer("{created_at}", "k.created_at", "{id}", "k.id", "{email}", "k.email", "{username}", "k.username")
+)
+
+// keysOf returns spec with its keys read through r.
+func keysOf(spec sortSpec, r *strings.Replacer) sortSpec {
+	return sortSpec{orderBy: r.Replace(spec.orderBy), after: r.Replace(spec.after), key: r.Replace(spec.key)}
+}
+
+const userColumns = "u.id, u.email, u.username, u.hashed_password, u.full_name, u.role, u.is_active, u.is_verified, u.created_at, u.updated_at"
 
 // List returns one page of users. It returns cursor.ErrInvalid for a cursor of another sort,
 // and an Invalid error for an unknown sort or role. This is the one query built at run time
@@ -84,6 +103,22 @@ func (s *Service) List(ctx context.Context, f Filter) (Page, error) {
 	if f.Limit <= 0 || f.Limit > 200 {
 		f.Limit = 50
 	}
+	var text string
+	var pieces []string
+	if f.Query != nil && *f.Query != "" {
+		text = strings.ToLower(*f.Query)
+		pieces = s.searchPieces(ctx, text)
+	}
+	// A rare q whose other filters users_search can answer too is paged there alone: its
+	// matches are sorted from that narrow table and only the page's users rows are read.
+	// Otherwise users is paged, joined to users_search for q, and the planner picks between
+	// walking a sort index and the trigram index.
+	narrow := pieces != nil && f.Role == nil && f.IsActive == nil && f.IsVerified == nil
+	from := usersKeys
+	if narrow {
+		from = searchKeys
+	}
+	keys := keysOf(spec, from)
 	var q postgres.Where
 	if f.Cursor != "" {
 		pos, err := cursor.Decode(f.Cursor, f.Sort)
@@ -91,39 +126,55 @@ func (s *Service) List(ctx context.Context, f Filter) (Page, error) {
 			return Page{}, err
 		}
 		if spec.key != "" {
-			q.Add(spec.after, pos.Value)
+			q.Add(keys.after, pos.Value)
 		} else {
 			at, err := pos.Time()
 			if err != nil {
 				return Page{}, err
 			}
-			q.Add(spec.after, at, pos.ID)
+			q.Add(keys.after, at, pos.ID)
 		}
 	}
 	if f.Role != nil {
-		q.Add("role = $?", *f.Role)
+		q.Add("u.role = $?", *f.Role)
 	}
 	if f.IsActive != nil {
-		q.Add("is_active = $?", *f.IsActive)
+		q.Add("u.is_active = $?", *f.IsActive)
 	}
 	if f.IsVerified != nil {
-		q.Add("is_verified = $?", *f.IsVerified)
+		q.Add("u.is_verified = $?", *f.IsVerified)
 	}
+	created := from.Replace("{created_at}")
 	if f.CreatedAfter != nil {
-		q.Add("created_at >= $?", *f.CreatedAfter)
+		q.Add(created+" >= $?", *f.CreatedAfter)
 	}
 	if f.CreatedBefore != nil {
-		q.Add("created_at < $?", *f.CreatedBefore)
+		q.Add(created+" < $?", *f.CreatedBefore)
 	}
-	if f.Query != nil && *f.Query != "" {
-		q.Add(searchText+" LIKE $?", "%"+escapeLike(strings.ToLower(*f.Query))+"%")
+	if text != "" {
+		addSearch(&q, text, pieces)
 	}
 	key := "''"
-	if spec.key != "" {
-		key = spec.key
+	if keys.key != "" {
+		key = keys.key
 	}
-	sql := fmt.Sprintf(`SELECT id, email, username, hashed_password, full_name, role, is_active, is_verified, created_at, updated_at, %s
-FROM users WHERE %s ORDER BY %s LIMIT %s`, key, q.String(), spec.orderBy, q.Arg(f.Limit+1))
+	limit := q.Arg(f.Limit + 1)
+	var sql string
+	switch {
+	case narrow:
+		page := keysOf(spec, pageKeys)
+		if page.key == "" {
+			page.key = "''"
+		}
+		sql = fmt.Sprintf(`SELECT %s, %s FROM (
+    SELECT s.id, s.created_at, s.email, s.username FROM users_search s WHERE %s ORDER BY %s LIMIT %s
+) k JOIN users u ON u.id = k.id ORDER BY %s`, userColumns, page.key, q.String(), keys.orderBy, limit, page.orderBy)
+	case text != "":
+		sql = fmt.Sprintf(`SELECT %s, %s FROM users u JOIN users_search s ON s.id = u.id WHERE %s ORDER BY %s LIMIT %s`,
+			userColumns, key, q.String(), keys.orderBy, limit)
+	default:
+		sql = fmt.Sprintf(`SELECT %s, %s FROM users u WHERE %s ORDER BY %s LIMIT %s`, userColumns, key, q.String(), keys.orderBy, limit)
+	}
 
 	// Planned with the actual values every time: a cached generic plan cannot know whether `q`
 	// is rare (use the trigram index) or common (walk the sort index), and guessing wrong costs
@@ -166,4 +217,221 @@ var errInvalidSort = apperr.Invalidf("sort", "must be one of created_at, -create
 // escapeLike makes %, _ and \ in s match themselves in a LIKE pattern (escape character \).
 func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
+}
+
+// searchPieces returns the substrings of text (already lower case) to ask the trigram index for
+// in its place, or nil to ask for text whole.
+//
+// pg_trgm answers `search LIKE '%text%'` from the posting list of every trigram of text, read
+// whole: a trigram that most users hold (the "com" of every email) costs milliseconds however
+// rare text is. When the statistics show such trigrams next to a rare one, the index is asked
+// only for substrings of text whose trigrams are all uncommon, and text itself is matched by
+// strpos, which no index serves: the same rows, from a much cheaper index scan.
+func (s *Service) searchPieces(ctx context.Context, text string) []string {
+	freq, err := s.store.trigrams.get(ctx, s.store.pool, s.now())
+	if err != nil {
+		s.logger.WarnContext(ctx, "search trigram statistics unavailable", "error", err)
+	}
+	return searchPieces(text, freq)
+}
+
+// addSearch adds the condition that text occurs in users_search s: through pieces when there
+// are some (see searchPieces), else whole.
+func addSearch(w *postgres.Where, text string, pieces []string) {
+	if pieces == nil {
+		w.Add("s.search LIKE $?", "%"+escapeLike(text)+"%")
+		return
+	}
+	for _, p := range pieces {
+		w.Add("s.search LIKE $?", "%"+escapeLike(p)+"%")
+	}
+	w.Add("strpos(s.search, $?) > 0", text)
+}
+
+// Trigram frequencies, as the fraction of users whose search column holds the trigram.
+const (
+	// commonTrigram: reading the posting list of a trigram held more widely than this costs
+	// more than the candidates it rules out.
+	commonTrigram = 0.10
+	// rareTrigram: substrings replace q only when they hold a trigram rarer than this, so the
+	// index yields few candidates whatever q is.
+	rareTrigram = 0.01
+	// trigramStatsTTL: statistics change only when the table is analyzed.
+	trigramStatsTTL = 5 * time.Minute
+)
+
+// trigramStats caches the most common trigrams of the search column with their frequencies,
+// from the users_search_trgm_stats statistics that ANALYZE keeps. A trigram missing from them
+// is rarer than every listed one. The zero value is ready to use.
+type trigramStats struct {
+	mu   sync.Mutex
+	at   time.Time          // when freq was last read or tried
+	freq map[string]float64 // nil until read, or while the table has never been analyzed
+}
+
+// get returns the frequencies, reading them again once they are trigramStatsTTL old. One
+// caller reads; the others go on with what is cached meanwhile.
+func (t *trigramStats) get(ctx context.Context, pool *pgxpool.Pool, now time.Time) (map[string]float64, error) {
+	t.mu.Lock()
+	freq := t.freq
+	stale := t.at.IsZero() || now.Sub(t.at) >= trigramStatsTTL
+	if stale {
+		t.at = now
+	}
+	t.mu.Unlock()
+	if !stale {
+		return freq, nil
+	}
+	// pg_stats_ext_exprs keeps the elements as anyarray; its text form is a text[] literal.
+	rows, err := pool.Query(ctx, `SELECT e.trigram, e.freq
+FROM pg_stats_ext_exprs s, unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS e (trigram, freq)
+WHERE s.statistics_schemaname = current_schema() AND s.statistics_name = 'users_search_trgm_stats' AND e.trigram IS NOT NULL`)
+	if err != nil {
+		return freq, fmt.Errorf("read trigram statistics: %w", err)
+	}
+	fresh := map[string]float64{}
+	var trigram string
+	var f float64
+	if _, err := pgx.ForEachRow(rows, []any{&trigram, &f}, func() error {
+		fresh[trigram] = f
+		return nil
+	}); err != nil {
+		return freq, fmt.Errorf("read trigram statistics: %w", err)
+	}
+	if len(fresh) == 0 {
+		fresh = nil
+	}
+	t.mu.Lock()
+	t.freq = fresh
+	t.mu.Unlock()
+	return fresh, nil
+}
+
+// window is a substring text[from:to] and the trigrams pg_trgm draws from it.
+type window struct {
+	from, to int
+	trigrams []string
+}
+
+// searchPieces returns substrings of text to ask the trigram index for in its place, or nil
+// when text should be asked for whole: without statistics, when none of its trigrams is common
+// (nothing to save) or when no substring of only uncommon trigrams holds a rare one.
+func searchPieces(text string, freq map[string]float64) []string {
+	if freq == nil {
+		return nil
+	}
+	uncommon := func(w window) bool {
+		return !slices.ContainsFunc(w.trigrams, func(t string) bool { return freq[t] > commonTrigram })
+	}
+	var keep []window
+	common, rare := false, false
+	for _, w := range trigramWindows(text) {
+		if !uncommon(w) {
+			common = true
+			continue
+		}
+		keep = append(keep, w)
+		// A trigram missing from the statistics is rarer than the least common listed one.
+		rare = rare || slices.ContainsFunc(w.trigrams, func(t string) bool { return freq[t] < rareTrigram })
+	}
+	if !common || !rare {
+		return nil
+	}
+	// Overlapping windows join while the joined substring still holds no common trigram: fewer,
+	// longer LIKE patterns.
+	var pieces []string
+	cur := keep[0]
+	for _, w := range keep[1:] {
+		if w.from < cur.to {
+			joined := window{from: cur.from, to: max(cur.to, w.to)}
+			joined.trigrams = likeTrigrams(text[joined.from:joined.to])
+			if uncommon(joined) {
+				cur = joined
+				continue
+			}
+		}
+		pieces = append(pieces, text[cur.from:cur.to])
+		cur = w
+	}
+	return append(pieces, text[cur.from:cur.to])
+}
+
+// trigramWindows returns, for each trigram pg_trgm draws from the pattern '%' + text + '%' that
+// can be told without the database's locale, the shortest substring of text whose own pattern
+// draws it (and at most one other trigram of the same word). Words are runs of ASCII letters
+// and digits; a word next to a non-ASCII character may run on past it, so only its inner
+// trigrams are certain there.
+func trigramWindows(text string) []window {
+	var out []window
+	add := func(from, to int) {
+		out = append(out, window{from: from, to: to, trigrams: likeTrigrams(text[from:to])})
+	}
+	for i, j := range words(text) {
+		sepBefore := i > 0 && text[i-1] < utf8.RuneSelf
+		sepAfter := j < len(text) && text[j] < utf8.RuneSelf
+		if sepBefore {
+			add(i-1, i+1) // "  a"
+			if j-i >= 2 {
+				add(i-1, i+2) // " ab", with "  a"
+			}
+		}
+		for k := i; k+3 <= j; k++ {
+			add(k, k+3) // "abc"
+		}
+		switch {
+		case sepAfter && j-i >= 2:
+			add(j-2, j+1) // "yz "
+		case sepAfter && sepBefore:
+			add(i-1, j+1) // " a ", with "  a"
+		}
+	}
+	return out
+}
+
+// likeTrigrams returns the trigrams pg_trgm's GIN support draws from the LIKE pattern
+// '%' + s + '%' for an ASCII s (generate_wildcard_trgm in contrib/pg_trgm): each run of letters
+// and digits is a word, padded with two spaces in front when a character of s precedes it and
+// with one behind when one follows it, then cut into every three consecutive characters.
+// Escaping s for LIKE does not change them: an escaped character is a non-word character.
+func likeTrigrams(s string) []string {
+	var out []string
+	for i, j := range words(s) {
+		w := s[i:j]
+		if i > 0 {
+			w = "  " + w
+		}
+		if j < len(s) {
+			w += " "
+		}
+		for k := 0; k+3 <= len(w); k++ {
+			out = append(out, w[k:k+3])
+		}
+	}
+	return out
+}
+
+// words yields the start and end of each run of ASCII letters and digits in s.
+func words(s string) iter.Seq2[int, int] {
+	return func(yield func(int, int) bool) {
+		for i := 0; i < len(s); {
+			if !isWordByte(s[i]) {
+				i++
+				continue
+			}
+			j := i
+			for j < len(s) && isWordByte(s[j]) {
+				j++
+			}
+			if !yield(i, j) {
+				return
+			}
+			i = j
+		}
+	}
+}
+
+// isWordByte reports whether b is an ASCII letter or digit, a word character of pg_trgm in any
+// locale. Upper case does not occur: text is lower case.
+func isWordByte(b byte) bool {
+	return 'a' <= b && b <= 'z' || '0' <= b && b <= '9' || 'A' <= b && b <= 'Z'
 }

@@ -17,8 +17,9 @@ import (
 
 // Store keeps users in PostgreSQL.
 type Store struct {
-	pool *pgxpool.Pool
-	q    *dbgen.Queries
+	pool     *pgxpool.Pool
+	q        *dbgen.Queries
+	trigrams trigramStats // of the search column, for List
 }
 
 // NewStore returns a Store on pool.
