@@ -26,9 +26,10 @@ type loopStats struct {
 }
 
 // drive runs workers closed-loop for d or until ctx ends: each repeatedly calls do, which returns
-// the HTTP status (0 for a transport error). A request in flight at the deadline completes and
-// counts.
-func drive(ctx context.Context, workers int, d time.Duration, do func(worker int) int) loopStats {
+// the HTTP status (0 for a transport error) and how long the server asked the client to wait
+// before its next request (Retry-After; zero for none), which the worker then sleeps, outside
+// the measured latency. A request in flight at the deadline completes and counts.
+func drive(ctx context.Context, workers int, d time.Duration, do func(worker int) (int, time.Duration)) loopStats {
 	parts := make([]loopStats, workers)
 	begin := time.Now()
 	deadline := begin.Add(d)
@@ -38,8 +39,11 @@ func drive(ctx context.Context, workers int, d time.Duration, do func(worker int
 			st := &parts[w]
 			for time.Now().Before(deadline) && ctx.Err() == nil {
 				t := time.Now()
-				status := do(w)
+				status, wait := do(w)
 				lat := time.Since(t)
+				if wait > 0 {
+					sleep(ctx, min(wait, time.Until(deadline)))
+				}
 				switch {
 				case status >= 200 && status < 300:
 					st.ok++
@@ -61,6 +65,18 @@ func drive(ctx context.Context, workers int, d time.Duration, do func(worker int
 		all.shedLat = append(all.shedLat, p.shedLat...)
 	}
 	return all
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	if d <= 0 {
+		return
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
 }
 
 // percentiles returns p50 and p99 of lat (sorting it).
@@ -105,16 +121,23 @@ func (r *refresher) do(ctx context.Context, w int) int {
 	return resp.StatusCode()
 }
 
-// loginOnce is one POST /auth/login of a seeded user, picked round robin per worker.
-func loginOnce(ctx context.Context, e *env, w int, n *int) int {
+// loginOnce is one POST /auth/login of a seeded user, picked round robin per worker. With
+// honour set it returns the Retry-After of a 503, as a well-behaved client waits it out.
+func loginOnce(ctx context.Context, e *env, w int, n *int, honour bool) (int, time.Duration) {
 	a := e.accounts[(w+*n*loginWorkers)%len(e.accounts)]
 	*n++
 	email := types.Email(a.email)
 	resp, err := e.api.LoginWithResponse(ctx, api.LoginRequest{Email: &email, Password: a.password})
 	if err != nil {
-		return 0
+		return 0, 0
 	}
-	return resp.StatusCode()
+	var wait time.Duration
+	if honour && resp.StatusCode() == http.StatusServiceUnavailable {
+		if secs, err := strconv.Atoi(resp.HTTPResponse.Header.Get("Retry-After")); err == nil {
+			wait = time.Duration(secs) * time.Second
+		}
+	}
+	return resp.StatusCode(), wait
 }
 
 // argon2Params are the server's: its defaults, or PORTCULLIS_ARGON2_* as the server reads them.

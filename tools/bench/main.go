@@ -63,7 +63,7 @@ func parseFlags() (options, error) {
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each scenario")
 	flag.StringVar(&o.query, "q", "person 4f", "text filter of the admin listing scenarios")
 	flag.IntVar(&o.deepPages, "deep-pages", 40, "how many pages of the text filter to walk for the deep-page scenario")
-	flag.IntVar(&o.adminConns, "admin-c", 4, "wrk connections of the admin listing scenarios")
+	flag.IntVar(&o.adminConns, "admin-c", 1, "wrk connections of the admin listing scenarios (a latency target: one operator's requests, one at a time)")
 	flag.BoolVar(&o.smoke, "smoke", false, "tiny scale on a throwaway database, no RESULTS.md: proves the harness works")
 	flag.BoolVar(&o.noRecord, "no-record", false, "do not append the table to bench/RESULTS.md")
 	flag.BoolVar(&o.pprof, "pprof", false, "start the server with its pprof debug listener (PORTCULLIS_DEBUG_ADDR)")
