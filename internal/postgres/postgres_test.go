@@ -4,12 +4,14 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/portcullis/portcullis/db"
 	"github.com/portcullis/portcullis/internal/postgres"
 	"github.com/portcullis/portcullis/internal/testenv"
 )
@@ -33,11 +35,15 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 		}
 		return n
 	}
-	const want = 5 // users, user_sessions, spent_refresh_tokens, signing_keys, audit_events
+	const want = 6 // users, user_sessions, spent_refresh_tokens, signing_keys, audit_events, users_search
 	if got := tables(); got != want {
 		t.Fatalf("tables after up = %d, want %d", got, want)
 	}
-	for i := 0; i < 4; i++ {
+	migrations, err := fs.Glob(db.Migrations, "migrations/*.sql")
+	if err != nil || len(migrations) == 0 {
+		t.Fatalf("embedded migrations: %v, %d", err, len(migrations))
+	}
+	for i := range migrations {
 		if err := postgres.Migrate(ctx, pool, "down", quiet()); err != nil {
 			t.Fatalf("down #%d: %v", i+1, err)
 		}

@@ -81,10 +81,20 @@ func (ls leases) size(bucket string, now int64) int64 {
 }
 
 // grant records Redis's answer to a request for events at now: granted of them were taken, the
-// first for the caller. It returns the caller's decision.
+// first for the caller. It returns the caller's decision. Concurrent requests for one bucket
+// may each bring back a lease: the events of all of them are kept, never one lease overwriting
+// another's unspent events (those were taken from the shared budget already).
 func (ls leases) grant(bucket string, d decision, granted, now int64) decision {
 	left := max(granted-1, 0)
-	ls.c.Set(bucket, &lease{left: left, expires: now + int64(leaseTTL), remaining: d.remaining, reset: d.reset, taken: now, granted: max(granted, 1)})
+	fresh := &lease{left: left, expires: now + int64(leaseTTL), remaining: d.remaining, reset: d.reset, taken: now, granted: max(granted, 1)}
+	if l, inserted := ls.c.SetIfAbsent(bucket, fresh); !inserted {
+		l.mu.Lock()
+		if l.left > 0 && now < l.expires {
+			left += l.left
+		}
+		l.left, l.expires, l.remaining, l.reset, l.taken, l.granted = left, fresh.expires, fresh.remaining, fresh.reset, now, fresh.granted
+		l.mu.Unlock()
+	}
 	d.remaining += left
 	return d
 }

@@ -59,6 +59,11 @@ func Open(cfg config.Redis, logger *slog.Logger, opts ...Option) (*Client, error
 	// Server-assisted client-side caching (RESP3 tracking): GetCached answers from memory, and
 	// Redis tells this client to drop a copy the moment any client writes its key.
 	opt.CacheSizeEachConn = cacheBytes
+	// One connection for every command. rueidis otherwise spreads keyed writes over several at
+	// random while a key's cached reads stay on one, and Redis orders invalidations only within a
+	// connection: SetEach's guarantee (see there) needs the write, its PING and the key's cached
+	// reads on the same one.
+	opt.PipelineMultiplex = -1
 	ctx, stop := context.WithCancel(context.Background())
 	c := &Client{prefix: cfg.KeyPrefix, timeout: cfg.Timeout, opt: opt, logger: logger, stop: stop}
 	for _, o := range opts {
