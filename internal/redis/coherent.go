@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/every"
 )
 
 // ErrStale is returned by Coherent.Get for a key whose source changed lately: read the source
@@ -118,16 +120,7 @@ func (c *Coherent) IsPending(id string) bool {
 
 // Run retries pending invalidations every interval until ctx ends.
 func (c *Coherent) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			c.RetryPending(ctx)
-		}
-	}
+	every.Tick(ctx, interval, func() bool { c.RetryPending(ctx); return true })
 }
 
 // RetryPending invalidates the pending ids once more, and forgets them when Redis takes it.

@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/metric"
 
 	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/every"
 )
 
 // ErrUnavailable is returned while no connection to Redis exists.
@@ -94,19 +95,13 @@ func (c *Client) connect() error {
 
 func (c *Client) retry(ctx context.Context) {
 	defer c.closed.Done()
-	t := time.NewTicker(2 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if c.connect() == nil {
-				c.logger.Info("redis connected")
-				return
-			}
+	every.Tick(ctx, 2*time.Second, func() bool {
+		if c.connect() != nil {
+			return true
 		}
-	}
+		c.logger.Info("redis connected")
+		return false
+	})
 }
 
 // Do runs fn with the connected client under the per-call timeout, or returns ErrUnavailable.

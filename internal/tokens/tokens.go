@@ -25,6 +25,7 @@ import (
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/every"
 )
 
 // TokenType is the JOSE "typ" of access tokens (RFC 9068).
@@ -111,18 +112,12 @@ func (s *Service) Rotate(ctx context.Context, force bool) error {
 
 // Run rotates and reloads keys every interval until ctx ends.
 func (s *Service) Run(ctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			if err := s.Rotate(ctx, false); err != nil && ctx.Err() == nil {
-				s.logger.ErrorContext(ctx, "signing key rotation failed", "error", err)
-			}
+	every.Tick(ctx, interval, func() bool {
+		if err := s.Rotate(ctx, false); err != nil && ctx.Err() == nil {
+			s.logger.ErrorContext(ctx, "signing key rotation failed", "error", err)
 		}
-	}
+		return true
+	})
 }
 
 func (s *Service) reload(ctx context.Context) error {
