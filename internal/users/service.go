@@ -12,6 +12,7 @@ import (
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/portcullis/portcullis/internal/apperr"
 	"github.com/portcullis/portcullis/internal/audit"
@@ -19,7 +20,10 @@ import (
 	"github.com/portcullis/portcullis/internal/redis"
 )
 
-var tracer = otel.Tracer("github.com/portcullis/portcullis/internal/users")
+// tracer returns the users package's tracer from the current global provider: asked for per
+// span (a password hash costs tens of milliseconds; the lookup, nanoseconds), so a provider set
+// after start-up, as tests do, is the one that records.
+func tracer() trace.Tracer { return otel.Tracer("github.com/portcullis/portcullis/internal/users") }
 
 // ErrOverloaded is returned when password hashing is at capacity: the client retries shortly.
 var ErrOverloaded = apperr.New(apperr.Unavailable, "overloaded", "the service is at capacity; retry shortly").After(time.Second)
@@ -50,7 +54,7 @@ func (s *Service) HashingFull() bool { return s.gate.Full() }
 
 // hash, verify and verifyDummy run the hasher under the gate; a full gate is ErrOverloaded.
 func (s *Service) hash(ctx context.Context, pw string) (hash string, err error) {
-	ctx, span := tracer.Start(ctx, "password.Hash")
+	ctx, span := tracer().Start(ctx, "password.Hash")
 	defer span.End()
 	if gerr := s.gate.Do(ctx, func() { hash, err = s.hasher.Hash(pw) }); gerr != nil {
 		return "", gateError(gerr)
@@ -59,7 +63,7 @@ func (s *Service) hash(ctx context.Context, pw string) (hash string, err error) 
 }
 
 func (s *Service) verify(ctx context.Context, pw, encoded string) (ok, needsRehash bool, err error) {
-	ctx, span := tracer.Start(ctx, "password.Verify")
+	ctx, span := tracer().Start(ctx, "password.Verify")
 	defer span.End()
 	if gerr := s.gate.Do(ctx, func() { ok, needsRehash, err = s.hasher.Verify(pw, encoded) }); gerr != nil {
 		return false, false, gateError(gerr)
@@ -68,7 +72,7 @@ func (s *Service) verify(ctx context.Context, pw, encoded string) (ok, needsReha
 }
 
 func (s *Service) verifyDummy(ctx context.Context, pw string) error {
-	ctx, span := tracer.Start(ctx, "password.Verify")
+	ctx, span := tracer().Start(ctx, "password.Verify")
 	defer span.End()
 	return gateError(s.gate.Do(ctx, func() { s.hasher.VerifyDummy(pw) }))
 }
