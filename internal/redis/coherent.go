@@ -91,12 +91,8 @@ func (c *Coherent) set(ctx context.Context, ids []string, value func(string) str
 	if c == nil || len(ids) == 0 {
 		return nil
 	}
-	keys, values := make([]string, len(ids)), make([]string, len(ids))
-	for i, id := range ids {
-		keys[i], values[i] = c.Key(id), value(id)
-	}
 	// The caller's request may be over; the invalidation must still land.
-	if err := c.rc.SetEach(context.WithoutCancel(ctx), keys, values, ttl); err != nil {
+	if err := c.write(context.WithoutCancel(ctx), ids, value, ttl); err != nil {
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		for _, id := range ids {
@@ -105,6 +101,15 @@ func (c *Coherent) set(ctx context.Context, ids []string, value func(string) str
 		return err
 	}
 	return nil
+}
+
+// write sets the keys of ids to value(id) for ttl, in one round trip.
+func (c *Coherent) write(ctx context.Context, ids []string, value func(string) string, ttl time.Duration) error {
+	keys, values := make([]string, len(ids)), make([]string, len(ids))
+	for i, id := range ids {
+		keys[i], values[i] = c.Key(id), value(id)
+	}
+	return c.rc.SetEach(ctx, keys, values, ttl)
 }
 
 // IsPending reports whether an invalidation of id has yet to reach Redis.
@@ -135,11 +140,7 @@ func (c *Coherent) RetryPending(ctx context.Context) {
 	if len(ids) == 0 {
 		return
 	}
-	keys, values := make([]string, len(ids)), make([]string, len(ids))
-	for i, id := range ids {
-		keys[i], values[i] = c.Key(id), staleMarker
-	}
-	if c.rc.SetEach(ctx, keys, values, c.markerTTL) != nil {
+	if c.write(ctx, ids, func(string) string { return staleMarker }, c.markerTTL) != nil {
 		return
 	}
 	c.mu.Lock()

@@ -130,15 +130,10 @@ type Account struct {
 func (a Account) FailureKey() string { return a.key }
 
 // FindAccount looks up the account c names, once per login. An unknown account is not an error.
-// It returns ErrIdentifierAmbiguous unless exactly one of email or username is given, and
-// ErrOverloaded, before any lookup, when password hashing is at capacity: a flood beyond the
-// hashing queue is turned away at the cost of parsing it.
+// It returns ErrIdentifierAmbiguous unless exactly one of email or username is given.
 func (s *Service) FindAccount(ctx context.Context, c Credentials) (Account, error) {
 	if (c.Email == "") == (c.Username == "") {
 		return Account{}, ErrIdentifierAmbiguous
-	}
-	if s.gate.Full() {
-		return Account{}, ErrOverloaded
 	}
 	var (
 		rec userRecord
