@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portcullis/portcullis/internal/benchdata"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/cursor"
 )
@@ -27,32 +28,8 @@ func seedMillion(b *testing.B) *instance {
 	in := start(b, func(c *config.Config) { c.Postgres.MaxConns = 8 })
 	ctx := context.Background()
 	begin := time.Now()
-	// One real argon2id hash for every row: listing never reads it.
-	hash := "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U"
-	// Bulk load through the GIN pending list, then merge it and turn it off again, as the
-	// migration leaves it: the measured state is the production one.
-	if _, err := in.app.Pool.Exec(ctx, "ALTER INDEX users_search_trgm_idx SET (fastupdate = on)"); err != nil {
+	if err := benchdata.ListingUsers(ctx, in.app.Pool, 1, benchUsers); err != nil {
 		b.Fatal(err)
-	}
-	_, err := in.app.Pool.Exec(ctx, `
-INSERT INTO users (id, email, username, hashed_password, full_name, role, is_active, is_verified, created_at, updated_at)
-SELECT gen_random_uuid(), 'member' || i || '@example.com', 'member' || i, $1,
-       CASE WHEN i % 4 = 0 THEN NULL ELSE 'Person ' || md5(i::text) END,
-       CASE WHEN i % 1000 = 0 THEN 'admin' WHEN i % 100 = 0 THEN 'moderator' ELSE 'user' END,
-       i % 50 <> 0, i % 3 = 0,
-       timestamptz '2026-01-01' + i * interval '1 second', timestamptz '2026-01-01' + i * interval '1 second'
-FROM generate_series(1, $2::int) AS i`, hash, benchUsers)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, stmt := range []string{
-		"SELECT gin_clean_pending_list('users_search_trgm_idx')",
-		"ALTER INDEX users_search_trgm_idx SET (fastupdate = off)",
-		"VACUUM ANALYZE", // every table: users and any the schema keeps beside it
-	} {
-		if _, err := in.app.Pool.Exec(ctx, stmt); err != nil {
-			b.Fatal(err)
-		}
 	}
 	b.Logf("seeded %d users in %v", benchUsers, time.Since(begin).Round(time.Millisecond))
 	seeded = in

@@ -14,6 +14,7 @@ import (
 
 	"github.com/oapi-codegen/runtime/types"
 	"github.com/portcullis/portcullis/gen/api"
+	"github.com/portcullis/portcullis/internal/benchdata"
 )
 
 // refreshWorkers and the other concurrencies are the scenarios' own, fixed by issue 7.
@@ -96,9 +97,8 @@ func seed(ctx context.Context, o options, db *benchDB, srv *server) (*env, error
 	return e, nil
 }
 
-// seedListUsers bulk-inserts the listing's users up to want, as internal/httpserver's
-// seedMillion does: through the GIN pending list, merged and turned off again afterwards, then
-// VACUUM ANALYZE, so the measured state is the production one. Earlier runs' rows are reused.
+// seedListUsers bulk-inserts the listing's users up to want with benchdata.ListingUsers, as
+// internal/httpserver's seedMillion does. Earlier runs' rows are reused.
 func seedListUsers(ctx context.Context, db *benchDB, want int) error {
 	var have int
 	if err := db.pool.QueryRow(ctx, "SELECT count(*) FROM users WHERE email LIKE 'member%@example.com'").Scan(&have); err != nil {
@@ -112,29 +112,8 @@ func seedListUsers(ctx context.Context, db *benchDB, want int) error {
 	}
 	logf("seeding listing users %d..%d (once per database)", have+1, want)
 	begin := time.Now()
-	// One real argon2id hash for every row: listing never reads it.
-	hash := "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0c2FsdA$a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U"
-	stmts := []struct {
-		sql  string
-		args []any
-	}{
-		{"ALTER INDEX users_search_trgm_idx SET (fastupdate = on)", nil},
-		{`
-INSERT INTO users (id, email, username, hashed_password, full_name, role, is_active, is_verified, created_at, updated_at)
-SELECT gen_random_uuid(), 'member' || i || '@example.com', 'member' || i, $1,
-       CASE WHEN i % 4 = 0 THEN NULL ELSE 'Person ' || md5(i::text) END,
-       CASE WHEN i % 1000 = 0 THEN 'admin' WHEN i % 100 = 0 THEN 'moderator' ELSE 'user' END,
-       i % 50 <> 0, i % 3 = 0,
-       timestamptz '2026-01-01' + i * interval '1 second', timestamptz '2026-01-01' + i * interval '1 second'
-FROM generate_series($2::int, $3::int) AS i`, []any{hash, have + 1, want}},
-		{"SELECT gin_clean_pending_list('users_search_trgm_idx')", nil},
-		{"ALTER INDEX users_search_trgm_idx SET (fastupdate = off)", nil},
-		{"VACUUM ANALYZE", nil}, // every table: users_search's statistics steer the text filter
-	}
-	for _, s := range stmts {
-		if _, err := db.pool.Exec(ctx, s.sql, s.args...); err != nil {
-			return fmt.Errorf("seed listing users: %s: %w", strings.Fields(s.sql)[0], err)
-		}
+	if err := benchdata.ListingUsers(ctx, db.pool, have+1, want); err != nil {
+		return err
 	}
 	logf("seeded %d listing users in %v", want-have, time.Since(begin).Round(time.Millisecond))
 	return nil
