@@ -5,8 +5,6 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/portcullis/portcullis/internal/testenv"
 )
 
 // A busy bucket is served mostly from leases, and counts exactly as if every event went to Redis.
@@ -29,12 +27,7 @@ func TestBusyBucketLeases(t *testing.T) {
 // limit, and lose at most a lease each.
 func TestLeasesNeverOverAdmit(t *testing.T) {
 	t.Parallel()
-	skipShort(t)
-	prefix := testenv.RedisPrefix(t)
-	limiters := []*Limiter{
-		New(openRedis(t, testenv.RedisURL(), prefix), testenv.Logger(t)),
-		New(openRedis(t, testenv.RedisURL(), prefix), testenv.Logger(t)),
-	}
+	limiters := instances(t, 2)
 	lim := Limit{Name: "shared-busy", Count: 2000, Period: time.Hour}
 	var admitted atomic.Int64
 	var wg sync.WaitGroup

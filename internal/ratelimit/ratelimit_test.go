@@ -147,12 +147,7 @@ func TestRefill(t *testing.T) {
 
 func TestAtomicAcrossInstances(t *testing.T) {
 	t.Parallel()
-	skipShort(t)
-	prefix := testenv.RedisPrefix(t)
-	limiters := []*Limiter{
-		New(openRedis(t, testenv.RedisURL(), prefix), testenv.Logger(t)),
-		New(openRedis(t, testenv.RedisURL(), prefix), testenv.Logger(t)),
-	}
+	limiters := instances(t, 2)
 	lim := Limit{Name: "shared", Count: 20, Period: time.Minute}
 	var admitted atomic.Int64
 	var wg sync.WaitGroup
@@ -381,6 +376,19 @@ func skipShort(t testing.TB) {
 	if testing.Short() {
 		t.Skip("needs Redis")
 	}
+}
+
+// instances returns n Limiters, each with its own Redis client, sharing one fresh key prefix:
+// the service's instances.
+func instances(t testing.TB, n int) []*Limiter {
+	t.Helper()
+	skipShort(t)
+	prefix := testenv.RedisPrefix(t)
+	out := make([]*Limiter, n)
+	for i := range out {
+		out[i] = New(openRedis(t, testenv.RedisURL(), prefix), testenv.Logger(t))
+	}
+	return out
 }
 
 // newLimiter returns a Limiter on the test Redis under a fresh key prefix, and the prefix.
