@@ -181,6 +181,20 @@ func TestHashingFloodGetsFast503(t *testing.T) {
 	if slowest > time.Second {
 		t.Fatalf("a refused login took %v; refusals must not wait", slowest)
 	}
+	// A refusal leaves no trace: only the logins that were hashed (the 401s) are audited, and
+	// none opened a session.
+	var audited, sessions int
+	if err := in.app.Pool.QueryRow(context.Background(),
+		"SELECT count(*) FROM audit_events WHERE action = 'user.login' AND outcome = 'failure' AND target_id = $1",
+		a.User.Id.String()).Scan(&audited); err != nil {
+		t.Fatal(err)
+	}
+	if err := in.app.Pool.QueryRow(context.Background(), "SELECT count(*) FROM user_sessions WHERE user_id = $1", a.User.Id).Scan(&sessions); err != nil {
+		t.Fatal(err)
+	}
+	if audited != statuses[http.StatusUnauthorized] || sessions != 0 {
+		t.Fatalf("failed logins audited %d (want %d, one per 401), sessions %d (want 0)", audited, statuses[http.StatusUnauthorized], sessions)
+	}
 }
 
 func TestSecurityHeadersOnEveryResponse(t *testing.T) {
