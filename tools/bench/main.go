@@ -17,6 +17,7 @@ import (
 	"os/exec"
 	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -41,6 +42,7 @@ type options struct {
 	noRecord   bool
 	pprof      bool
 	profileDir string
+	only       map[string]bool // scenarios to run; empty runs them all
 }
 
 func main() {
@@ -68,9 +70,19 @@ func parseFlags() (options, error) {
 	flag.BoolVar(&o.noRecord, "no-record", false, "do not append the table to bench/RESULTS.md")
 	flag.BoolVar(&o.pprof, "pprof", false, "start the server with its pprof debug listener (PORTCULLIS_DEBUG_ADDR)")
 	flag.StringVar(&o.profileDir, "profile", "", "capture a CPU profile (up to 10 s) and a heap profile of the server during each scenario into this directory; implies -pprof")
+	only := flag.String("only", "", "comma-separated scenarios to run (bare, baseline, me, login, refresh, admin); the default runs all")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		return o, fmt.Errorf("unexpected arguments %q", flag.Args())
+	}
+	if *only != "" {
+		o.only = map[string]bool{}
+		for _, name := range strings.Split(*only, ",") {
+			if !slices.Contains(scenarioNames, name) {
+				return o, fmt.Errorf("-only: unknown scenario %q (want some of %s)", name, strings.Join(scenarioNames, ", "))
+			}
+			o.only[name] = true
+		}
 	}
 	if o.smoke {
 		o.database = fmt.Sprintf("portcullis_bench_smoke_%d", os.Getpid())

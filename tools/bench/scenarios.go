@@ -59,6 +59,9 @@ type runner struct {
 	bareRPS float64 // net/http without middleware: the machine's ceiling
 }
 
+// scenarioNames name runScenarios' scenarios, in the order they run, for -only.
+var scenarioNames = []string{"bare", "baseline", "me", "login", "refresh", "admin"}
+
 func runScenarios(ctx context.Context, o options, srv *server, e *env) (*results, error) {
 	r := &runner{o: o, srv: srv, e: e, res: &results{argon: serverArgon2Params()}}
 	pgPort, redisPort, err := ports(o)
@@ -70,7 +73,10 @@ func runScenarios(ctx context.Context, o options, srv *server, e *env) (*results
 	}
 	// Login runs before refresh: a refresh burst leaves PostgreSQL with WAL to write and dead
 	// rows to vacuum, which would tax the login run but not the raw argon2id run after it.
-	for _, scenario := range []func(context.Context) error{r.bare, r.baseline, r.me, r.login, r.refresh, r.admin} {
+	for i, scenario := range []func(context.Context) error{r.bare, r.baseline, r.me, r.login, r.refresh, r.admin} {
+		if len(o.only) > 0 && !o.only[scenarioNames[i]] {
+			continue
+		}
 		if err := scenario(ctx); err != nil {
 			return nil, err
 		}
