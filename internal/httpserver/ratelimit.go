@@ -1,9 +1,8 @@
 package httpserver
 
 import (
-	"fmt"
 	"math"
-	"strings"
+	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -34,13 +33,14 @@ const limitResultsKey = "portcullis.ratelimits"
 // limitBy checks lim for the key keyOf derives from the request, records the result for the
 // RateLimit headers, and refuses the request with 429 when the limit is exhausted.
 func (s *Server) limitBy(lim ratelimit.Limit, keyOf func(echo.Context) string) echo.MiddlewareFunc {
+	policy := string(appendPolicy(nil, lim))
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		return func(c echo.Context) error {
 			r := s.limiter.Allow(c.Request().Context(), lim, keyOf(c))
-			results, _ := c.Get(limitResultsKey).([]ratelimit.Result)
-			results = append(results, r)
-			c.Set(limitResultsKey, results)
-			writeLimitHeaders(c, results)
+			applied, _ := c.Get(limitResultsKey).([]appliedLimit)
+			applied = append(applied, appliedLimit{r, policy})
+			c.Set(limitResultsKey, applied)
+			writeLimitHeaders(c, applied)
 			if !r.Allowed {
 				c.Response().Header().Set(echo.HeaderRetryAfter, seconds(r.RetryAfter))
 				return ErrRateLimited.After(r.RetryAfter)
@@ -48,6 +48,12 @@ func (s *Server) limitBy(lim ratelimit.Limit, keyOf func(echo.Context) string) e
 			return next(c)
 		}
 	}
+}
+
+// appliedLimit is a limit checked for this request, and its RateLimit-Policy item.
+type appliedLimit struct {
+	ratelimit.Result
+	policy string
 }
 
 func byIP(c echo.Context) string { return "ip:" + clientFrom(c.Request().Context()).IP.String() }
@@ -95,21 +101,40 @@ func (s *Server) accountLimits(operationID string) []echo.MiddlewareFunc {
 
 // writeLimitHeaders sets the IETF RateLimit-Policy (every policy applied) and RateLimit (the
 // one closest to exhaustion) headers, draft-ietf-httpapi-ratelimit-headers.
-func writeLimitHeaders(c echo.Context, results []ratelimit.Result) {
-	policies := make([]string, len(results))
-	tightest := results[0]
-	for i, r := range results {
-		policies[i] = fmt.Sprintf("%q;q=%d;w=%d", r.Limit.Name, r.Limit.Count, int(r.Limit.Period.Seconds()))
-		if r.Remaining < tightest.Remaining || !r.Allowed {
-			tightest = r
+func writeLimitHeaders(c echo.Context, applied []appliedLimit) {
+	// Built with strconv, and set under canonical names: this runs on every request, and fmt
+	// with Header.Set was 4% of an authenticated read's CPU.
+	policies := applied[0].policy
+	tightest := applied[0].Result
+	for i, a := range applied {
+		if i > 0 {
+			policies += ", " + a.policy
+		}
+		if a.Remaining < tightest.Remaining || !a.Allowed {
+			tightest = a.Result
 		}
 	}
+	b := make([]byte, 0, 48)
+	b = strconv.AppendQuote(b, tightest.Limit.Name)
+	b = append(b, ";r="...)
+	b = strconv.AppendInt(b, int64(tightest.Remaining), 10)
+	b = append(b, ";t="...)
+	b = strconv.AppendInt(b, ceilSeconds(tightest.Reset), 10)
 	h := c.Response().Header()
-	h.Set("RateLimit-Policy", strings.Join(policies, ", "))
-	h.Set("RateLimit", fmt.Sprintf("%q;r=%d;t=%s", tightest.Limit.Name, tightest.Remaining, seconds(tightest.Reset)))
+	h["Ratelimit-Policy"] = []string{policies}
+	h["Ratelimit"] = []string{string(b)}
+}
+
+// appendPolicy appends l as a RateLimit-Policy item: "name";q=count;w=seconds.
+func appendPolicy(b []byte, l ratelimit.Limit) []byte {
+	b = strconv.AppendQuote(b, l.Name)
+	b = append(b, ";q="...)
+	b = strconv.AppendInt(b, int64(l.Count), 10)
+	b = append(b, ";w="...)
+	return strconv.AppendInt(b, int64(l.Period/time.Second), 10)
 }
 
 // seconds renders d as whole seconds, rounded up, at least 1.
-func seconds(d time.Duration) string {
-	return fmt.Sprint(max(1, int(math.Ceil(d.Seconds()))))
-}
+func seconds(d time.Duration) string { return strconv.FormatInt(ceilSeconds(d), 10) }
+
+func ceilSeconds(d time.Duration) int64 { return max(1, int64(math.Ceil(d.Seconds()))) }
