@@ -20,6 +20,7 @@ import (
 
 	api "github.com/portcullis/portcullis/gen/api"
 	"github.com/portcullis/portcullis/internal/app"
+	"github.com/portcullis/portcullis/internal/telemetry"
 	"github.com/portcullis/portcullis/internal/testenv"
 )
 
@@ -181,7 +182,7 @@ func TestMetricsAreBoundedAndCountOutcomes(t *testing.T) {
 // span (named by its route template) has SQL, Redis and password-hash spans beneath it.
 func TestTracesNameRoutesAndReachTheDatabases(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
-	otel.SetTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
+	telemetry.UseTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
 	otel.SetTextMapPropagator(propagation.TraceContext{}) // as telemetry.SetupTracing does
 	var logs syncBuffer
 	in, _ := startObserved(t, &logs)

@@ -136,7 +136,9 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 		case "/healthz", "/readyz": // probes every few seconds would drown the traces
 			return true
 		}
-		return false
+		// With tracing off the span is a no-op, and only an incoming traceparent (echoed as
+		// X-Trace-Id) needs the middleware: skipping it spared ~5% of an authenticated read.
+		return !telemetry.Tracing() && len(c.Request().Header["Traceparent"]) == 0
 	})))
 	e.Use(s.observe(d.Metrics))
 	e.Use(securityHeaders(cfg))

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
@@ -16,7 +17,22 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+	"go.opentelemetry.io/otel/trace"
 )
+
+// tracing is set once a real tracer provider is installed.
+var tracing atomic.Bool
+
+// Tracing reports whether spans are recorded: whether SetupTracing or UseTracerProvider
+// installed a tracer provider. Until then every span is a no-op, and middleware may skip
+// making them.
+func Tracing() bool { return tracing.Load() }
+
+// UseTracerProvider installs tp as the global tracer provider and turns Tracing on.
+func UseTracerProvider(tp trace.TracerProvider) {
+	otel.SetTracerProvider(tp)
+	tracing.Store(true)
+}
 
 // SetupTracing installs the global tracer provider and the W3C trace-context propagator, and
 // returns a function that flushes and stops it. Tracing is on only when OTEL_TRACES_EXPORTER
@@ -56,6 +72,6 @@ func SetupTracing(ctx context.Context, getenv func(string) string, version strin
 		return nil, err
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res))
-	otel.SetTracerProvider(tp)
+	UseTracerProvider(tp)
 	return tp.Shutdown, nil
 }
