@@ -28,7 +28,7 @@ func (h usersHandler) GetMe(ctx context.Context, _ api.GetMeRequestObject) (api.
 	if err != nil {
 		return nil, err
 	}
-	return api.GetMe200JSONResponse(toAPIUser(u)), nil
+	return meResponse{u}, nil
 }
 
 func (h usersHandler) UpdateMe(ctx context.Context, req api.UpdateMeRequestObject) (api.UpdateMeResponseObject, error) {
