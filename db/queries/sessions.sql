@@ -9,34 +9,50 @@ FROM user_sessions s
 JOIN users u ON u.id = s.user_id
 WHERE s.id = @id;
 
--- name: RotateRefreshToken :one
--- Spends old_hash and installs new_hash in one statement and one round trip: of two racing
--- requests exactly one matches the row, the spent hash is recorded in its family, and the
--- refresh is audited.
--- Sliding expiry, capped at the session's absolute lifetime.
-WITH rotated AS (
+-- name: RotateRefreshTokens :many
+-- Spends a batch of refresh tokens for their successors in one statement, one transaction and
+-- one round trip (group commit: the requests that arrive while a batch runs share the next).
+-- Of two racing requests with one token exactly one matches its session's row. Each spent hash
+-- is recorded in its family, and each refresh is audited. The rows returned are the members
+-- (by their 1-based ordinal i) whose token was a live session's current one.
+-- Sliding expiry, capped at the session's absolute lifetime. Text arrays carry '' for NULL.
+WITH arrays AS (
+    -- Set-returning functions side by side in a select list advance together, row by row.
+    SELECT generate_subscripts(@old_hashes::bytea[], 1) AS i,
+           unnest(@old_hashes::bytea[]) AS old_hash, unnest(@new_hashes::bytea[]) AS new_hash,
+           unnest(@audit_ids::uuid[]) AS audit_id, unnest(@ip_addresses::text[]) AS ip,
+           unnest(@user_agents::text[]) AS user_agent, unnest(@request_ids::text[]) AS request_id
+), input AS (
+    SELECT arrays.i, arrays.old_hash, arrays.new_hash, arrays.audit_id, NULLIF(arrays.ip, '')::inet AS ip_address,
+           NULLIF(arrays.user_agent, '') AS user_agent, NULLIF(arrays.request_id, '') AS request_id
+    FROM arrays
+), rotated AS (
     UPDATE user_sessions s
-    SET refresh_token_hash = @new_hash,
+    SET refresh_token_hash = input.new_hash,
         refresh_generation = s.refresh_generation + 1,
         last_used_at       = @now,
         expires_at         = least(@expires_at::timestamptz, s.created_at + make_interval(secs => @max_lifetime_seconds::float8))
-    FROM users u
-    WHERE s.refresh_token_hash = @old_hash
+    FROM input, users u
+    -- ANY makes the plan look each token up in the hash index: the planner cannot see how
+    -- short the arrays are, and joined on input alone it hashes a scan of the whole table.
+    WHERE s.refresh_token_hash = ANY (@old_hashes::bytea[])
+      AND s.refresh_token_hash = input.old_hash
       AND s.revoked_at IS NULL
       AND s.expires_at > @now
       AND u.id = s.user_id
       AND u.is_active
-    RETURNING s.id, s.user_id, s.expires_at, u.role
+    RETURNING input.i, input.old_hash, input.audit_id, input.ip_address, input.user_agent, input.request_id,
+              s.id, s.user_id, s.expires_at, u.role
 ), spent AS (
     INSERT INTO spent_refresh_tokens (token_hash, session_id, spent_at)
-    SELECT @old_hash, rotated.id, @now FROM rotated
+    SELECT rotated.old_hash, rotated.id, @now FROM rotated
 ), audited AS (
     INSERT INTO audit_events (id, occurred_at, actor_id, action, target_type, target_id, outcome, ip_address, user_agent, request_id)
-    SELECT @audit_id, @now, rotated.user_id, 'session.refresh', 'session', rotated.id::text, 'success',
-           sqlc.narg(ip_address), sqlc.narg(user_agent), sqlc.narg(request_id)
+    SELECT rotated.audit_id, @now, rotated.user_id, 'session.refresh', 'session', rotated.id::text, 'success',
+           rotated.ip_address, rotated.user_agent, rotated.request_id
     FROM rotated
 )
-SELECT id, user_id, expires_at, role FROM rotated;
+SELECT rotated.i, rotated.id, rotated.user_id, rotated.expires_at, rotated.role FROM rotated;
 
 -- name: GetSpentRefreshToken :one
 SELECT t.session_id, t.spent_at, s.user_id, s.revoked_at

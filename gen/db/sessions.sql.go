@@ -269,73 +269,104 @@ func (q *Queries) RevokeUserSessions(ctx context.Context, arg RevokeUserSessions
 	return items, nil
 }
 
-const rotateRefreshToken = `-- name: RotateRefreshToken :one
-WITH rotated AS (
+const rotateRefreshTokens = `-- name: RotateRefreshTokens :many
+WITH arrays AS (
+    -- Set-returning functions side by side in a select list advance together, row by row.
+    SELECT generate_subscripts($1::bytea[], 1) AS i,
+           unnest($1::bytea[]) AS old_hash, unnest($2::bytea[]) AS new_hash,
+           unnest($3::uuid[]) AS audit_id, unnest($4::text[]) AS ip,
+           unnest($5::text[]) AS user_agent, unnest($6::text[]) AS request_id
+), input AS (
+    SELECT arrays.i, arrays.old_hash, arrays.new_hash, arrays.audit_id, NULLIF(arrays.ip, '')::inet AS ip_address,
+           NULLIF(arrays.user_agent, '') AS user_agent, NULLIF(arrays.request_id, '') AS request_id
+    FROM arrays
+), rotated AS (
     UPDATE user_sessions s
-    SET refresh_token_hash = $1,
+    SET refresh_token_hash = input.new_hash,
         refresh_generation = s.refresh_generation + 1,
-        last_used_at       = $2,
-        expires_at         = least($3::timestamptz, s.created_at + make_interval(secs => $4::float8))
-    FROM users u
-    WHERE s.refresh_token_hash = $5
+        last_used_at       = $7,
+        expires_at         = least($8::timestamptz, s.created_at + make_interval(secs => $9::float8))
+    FROM input, users u
+    -- ANY makes the plan look each token up in the hash index: the planner cannot see how
+    -- short the arrays are, and joined on input alone it hashes a scan of the whole table.
+    WHERE s.refresh_token_hash = ANY ($1::bytea[])
+      AND s.refresh_token_hash = input.old_hash
       AND s.revoked_at IS NULL
-      AND s.expires_at > $2
+      AND s.expires_at > $7
       AND u.id = s.user_id
       AND u.is_active
-    RETURNING s.id, s.user_id, s.expires_at, u.role
+    RETURNING input.i, input.old_hash, input.audit_id, input.ip_address, input.user_agent, input.request_id,
+              s.id, s.user_id, s.expires_at, u.role
 ), spent AS (
     INSERT INTO spent_refresh_tokens (token_hash, session_id, spent_at)
-    SELECT $5, rotated.id, $2 FROM rotated
+    SELECT rotated.old_hash, rotated.id, $7 FROM rotated
 ), audited AS (
     INSERT INTO audit_events (id, occurred_at, actor_id, action, target_type, target_id, outcome, ip_address, user_agent, request_id)
-    SELECT $6, $2, rotated.user_id, 'session.refresh', 'session', rotated.id::text, 'success',
-           $7, $8, $9
+    SELECT rotated.audit_id, $7, rotated.user_id, 'session.refresh', 'session', rotated.id::text, 'success',
+           rotated.ip_address, rotated.user_agent, rotated.request_id
     FROM rotated
 )
-SELECT id, user_id, expires_at, role FROM rotated
+SELECT rotated.i, rotated.id, rotated.user_id, rotated.expires_at, rotated.role FROM rotated
 `
 
-type RotateRefreshTokenParams struct {
-	NewHash            []byte
+type RotateRefreshTokensParams struct {
+	OldHashes          [][]byte
+	NewHashes          [][]byte
+	AuditIds           []uuid.UUID
+	IpAddresses        []string
+	UserAgents         []string
+	RequestIds         []string
 	Now                time.Time
 	ExpiresAt          time.Time
 	MaxLifetimeSeconds float64
-	OldHash            []byte
-	AuditID            uuid.UUID
-	IpAddress          *netip.Addr
-	UserAgent          *string
-	RequestID          *string
 }
 
-type RotateRefreshTokenRow struct {
+type RotateRefreshTokensRow struct {
+	I         int32
 	ID        uuid.UUID
 	UserID    uuid.UUID
 	ExpiresAt time.Time
 	Role      string
 }
 
-// Spends old_hash and installs new_hash in one statement and one round trip: of two racing
-// requests exactly one matches the row, the spent hash is recorded in its family, and the
-// refresh is audited.
-// Sliding expiry, capped at the session's absolute lifetime.
-func (q *Queries) RotateRefreshToken(ctx context.Context, arg RotateRefreshTokenParams) (RotateRefreshTokenRow, error) {
-	row := q.db.QueryRow(ctx, rotateRefreshToken,
-		arg.NewHash,
+// Spends a batch of refresh tokens for their successors in one statement, one transaction and
+// one round trip (group commit: the requests that arrive while a batch runs share the next).
+// Of two racing requests with one token exactly one matches its session's row. Each spent hash
+// is recorded in its family, and each refresh is audited. The rows returned are the members
+// (by their 1-based ordinal i) whose token was a live session's current one.
+// Sliding expiry, capped at the session's absolute lifetime. Text arrays carry ” for NULL.
+func (q *Queries) RotateRefreshTokens(ctx context.Context, arg RotateRefreshTokensParams) ([]RotateRefreshTokensRow, error) {
+	rows, err := q.db.Query(ctx, rotateRefreshTokens,
+		arg.OldHashes,
+		arg.NewHashes,
+		arg.AuditIds,
+		arg.IpAddresses,
+		arg.UserAgents,
+		arg.RequestIds,
 		arg.Now,
 		arg.ExpiresAt,
 		arg.MaxLifetimeSeconds,
-		arg.OldHash,
-		arg.AuditID,
-		arg.IpAddress,
-		arg.UserAgent,
-		arg.RequestID,
 	)
-	var i RotateRefreshTokenRow
-	err := row.Scan(
-		&i.ID,
-		&i.UserID,
-		&i.ExpiresAt,
-		&i.Role,
-	)
-	return i, err
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []RotateRefreshTokensRow{}
+	for rows.Next() {
+		var i RotateRefreshTokensRow
+		if err := rows.Scan(
+			&i.I,
+			&i.ID,
+			&i.UserID,
+			&i.ExpiresAt,
+			&i.Role,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

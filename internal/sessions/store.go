@@ -19,8 +19,9 @@ import (
 // Store keeps sessions in PostgreSQL, the source of truth. Every change is audited in its own
 // transaction.
 type Store struct {
-	pool *pgxpool.Pool
-	q    *dbgen.Queries
+	pool      *pgxpool.Pool
+	q         *dbgen.Queries
+	rotations rotations
 }
 
 // NewStore returns a Store on pool.
@@ -66,20 +67,14 @@ type rotated struct {
 	ExpiresAt time.Time
 }
 
-// rotate spends oldHash for newHash; ok is false when oldHash is not a live session's current token.
+// rotate spends oldHash for newHash; ok is false when oldHash is not a live session's current
+// token. It is committed together with the rotations that arrive alongside it (rotations.go).
 func (s *Store) rotate(ctx context.Context, oldHash, newHash []byte, now, expiresAt time.Time, maxLifetime time.Duration) (r rotated, ok bool, err error) {
-	ap := audit.Params(ctx, audit.Event{Action: audit.ActionRefresh}, now)
-	row, err := s.q.RotateRefreshToken(ctx, dbgen.RotateRefreshTokenParams{
-		OldHash: oldHash, NewHash: newHash, Now: now, ExpiresAt: expiresAt, MaxLifetimeSeconds: maxLifetime.Seconds(),
-		AuditID: ap.ID, IpAddress: ap.IpAddress, UserAgent: ap.UserAgent, RequestID: ap.RequestID,
+	res := s.rotateQueued(&rotation{
+		ctx: ctx, oldHash: oldHash, newHash: newHash, now: now, expiresAt: expiresAt, maxLifetime: maxLifetime,
+		audit: audit.Params(ctx, audit.Event{Action: audit.ActionRefresh}, now), done: make(chan rotationResult, 1),
 	})
-	switch {
-	case errors.Is(err, pgx.ErrNoRows):
-		return rotated{}, false, nil
-	case err != nil:
-		return rotated{}, false, fmt.Errorf("rotate refresh token: %w", err)
-	}
-	return rotated{SessionID: row.ID, UserID: row.UserID, Role: row.Role, ExpiresAt: row.ExpiresAt}, true, nil
+	return res.r, res.ok, res.err
 }
 
 // spentToken is a refresh token that was once part of a session's family.
