@@ -77,6 +77,9 @@ func runScenarios(ctx context.Context, o options, srv *server, e *env) (*results
 		if len(o.only) > 0 && !o.only[scenarioNames[i]] {
 			continue
 		}
+		if err := e.db.vacuum(ctx); err != nil {
+			return nil, err
+		}
 		if err := scenario(ctx); err != nil {
 			return nil, err
 		}

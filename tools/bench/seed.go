@@ -32,6 +32,7 @@ type account struct {
 
 // env is everything the scenarios need from the seeding.
 type env struct {
+	db         *benchDB
 	api        *api.ClientWithResponses
 	http       *http.Client
 	accounts   []account
@@ -61,7 +62,7 @@ func seed(ctx context.Context, o options, db *benchDB, srv *server) (*env, error
 	if err != nil {
 		return nil, err
 	}
-	e := &env{api: c, http: hc, accounts: make([]account, o.users)}
+	e := &env{db: db, api: c, http: hc, accounts: make([]account, o.users)}
 	begin := time.Now()
 	if err := parallel(runtime.NumCPU(), o.users, func(i int) error {
 		a := account{email: fmt.Sprintf("bench-user-%d@example.com", i), password: fmt.Sprintf("bench passphrase %d for portcullis", i)}
