@@ -50,7 +50,7 @@ type rotations struct {
 	running int
 }
 
-// rotate queues r and waits for its batch. It starts a batch when fewer than maxBatches run;
+// rotateQueued queues r and waits for its batch. It starts a batch when fewer than maxBatches run;
 // otherwise a running one takes r when it finishes.
 func (s *Store) rotateQueued(r *rotation) rotationResult {
 	q := &s.rotations
@@ -89,10 +89,16 @@ func (s *Store) serveRotations() {
 
 // take removes up to maxBatch rotations from the queue, in arrival order. A token already in
 // the batch waits for the next one: two racing requests with one token must not both match.
+// A rotation whose request has given up is answered and dropped: spending its token now would
+// leave the client holding a spent token and no successor.
 func (q *rotations) take() []*rotation {
 	batch := make([]*rotation, 0, min(len(q.pending), maxBatch))
 	rest := q.pending[:0]
 	for _, r := range q.pending {
+		if err := r.ctx.Err(); err != nil {
+			r.done <- rotationResult{err: err}
+			continue
+		}
 		if len(batch) < maxBatch && !hasToken(batch, r.oldHash) {
 			batch = append(batch, r)
 		} else {

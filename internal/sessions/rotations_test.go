@@ -3,6 +3,7 @@ package sessions
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"sync"
@@ -27,7 +28,7 @@ func TestTakeKeepsOneOfEachTokenAndAtMostMaxBatch(t *testing.T) {
 	order := [][]byte{tokens[0], tokens[1], tokens[0], tokens[1], tokens[0]}
 	order = append(order, tokens[2:]...)
 	for _, tok := range order {
-		q.pending = append(q.pending, &rotation{oldHash: tok})
+		q.pending = append(q.pending, &rotation{ctx: context.Background(), oldHash: tok})
 	}
 	seen := 0
 	for round := 1; len(q.pending) > 0; round++ {
@@ -50,6 +51,29 @@ func TestTakeKeepsOneOfEachTokenAndAtMostMaxBatch(t *testing.T) {
 	}
 	if seen != len(order) {
 		t.Fatalf("batches held %d rotations; %d were queued", seen, len(order))
+	}
+}
+
+// A request that gave up while queued is answered with its context's error and never joins a
+// batch: spending its token would leave the client with a spent token and no successor.
+func TestTakeDropsRotationsWhoseRequestGaveUp(t *testing.T) {
+	var q rotations
+	gone, cancel := context.WithCancel(context.Background())
+	cancel()
+	left := &rotation{ctx: gone, oldHash: []byte{1}, done: make(chan rotationResult, 1)}
+	stays := &rotation{ctx: context.Background(), oldHash: []byte{2}, done: make(chan rotationResult, 1)}
+	q.pending = []*rotation{left, stays}
+	batch := q.take()
+	if len(batch) != 1 || batch[0] != stays || len(q.pending) != 0 {
+		t.Fatalf("batch %d members (first is the live one: %v), %d left pending; want only the live one", len(batch), len(batch) > 0 && batch[0] == stays, len(q.pending))
+	}
+	select {
+	case res := <-left.done:
+		if !errors.Is(res.err, context.Canceled) || res.ok {
+			t.Fatalf("the abandoned rotation got ok %v err %v; want context.Canceled", res.ok, res.err)
+		}
+	default:
+		t.Fatal("the abandoned rotation got no answer")
 	}
 }
 
