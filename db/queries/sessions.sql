@@ -85,3 +85,13 @@ SELECT id FROM user_sessions WHERE user_id = @user_id AND revoked_at IS NULL AND
 
 -- name: CountLiveSessions :one
 SELECT count(*) FROM user_sessions WHERE revoked_at IS NULL AND expires_at > @now;
+
+-- name: PurgeEndedSessions :execrows
+-- Deletes up to batch_size sessions that ended (expired or revoked) before ended_before, and
+-- with them their spent tokens (ON DELETE CASCADE). The audit trail keeps their history.
+DELETE FROM user_sessions
+WHERE id IN (
+    SELECT s.id FROM user_sessions s
+    WHERE s.expires_at < @ended_before::timestamptz OR s.revoked_at < @ended_before::timestamptz
+    LIMIT @batch_size::int
+);

@@ -186,6 +186,30 @@ func (q *Queries) ListLiveSessionIDsByUser(ctx context.Context, arg ListLiveSess
 	return items, nil
 }
 
+const purgeEndedSessions = `-- name: PurgeEndedSessions :execrows
+DELETE FROM user_sessions
+WHERE id IN (
+    SELECT s.id FROM user_sessions s
+    WHERE s.expires_at < $1::timestamptz OR s.revoked_at < $1::timestamptz
+    LIMIT $2::int
+)
+`
+
+type PurgeEndedSessionsParams struct {
+	EndedBefore time.Time
+	BatchSize   int32
+}
+
+// Deletes up to batch_size sessions that ended (expired or revoked) before ended_before, and
+// with them their spent tokens (ON DELETE CASCADE). The audit trail keeps their history.
+func (q *Queries) PurgeEndedSessions(ctx context.Context, arg PurgeEndedSessionsParams) (int64, error) {
+	result, err := q.db.Exec(ctx, purgeEndedSessions, arg.EndedBefore, arg.BatchSize)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const revokeSession = `-- name: RevokeSession :execrows
 UPDATE user_sessions SET revoked_at = $1::timestamptz, revoked_reason = $2
 WHERE id = $3 AND revoked_at IS NULL

@@ -85,12 +85,15 @@ type Redis struct {
 
 // Auth configures tokens and sessions.
 type Auth struct {
-	Issuer              string
-	Audience            string
-	AccessTokenTTL      time.Duration
-	RefreshTokenTTL     time.Duration
-	SessionMaxLifetime  time.Duration
-	RefreshReuseGrace   time.Duration
+	Issuer             string
+	Audience           string
+	AccessTokenTTL     time.Duration
+	RefreshTokenTTL    time.Duration
+	SessionMaxLifetime time.Duration
+	RefreshReuseGrace  time.Duration
+	// SessionRetention is how long an ended (expired or revoked) session and its spent refresh
+	// tokens are kept before they are deleted; 0 keeps them forever.
+	SessionRetention    time.Duration
 	ClockSkew           time.Duration
 	SigningKeyRotation  time.Duration
 	KeyEncryptionKey    []byte // 32 bytes, or nil to store signing keys unsealed
@@ -153,6 +156,7 @@ func load(r reader) (Config, error) {
 			RefreshTokenTTL:     r.dur("PORTCULLIS_REFRESH_TOKEN_TTL", 30*24*time.Hour),
 			SessionMaxLifetime:  r.dur("PORTCULLIS_SESSION_MAX_LIFETIME", 90*24*time.Hour),
 			RefreshReuseGrace:   r.dur("PORTCULLIS_REFRESH_REUSE_GRACE", 10*time.Second),
+			SessionRetention:    r.dur("PORTCULLIS_SESSION_RETENTION", 7*24*time.Hour),
 			ClockSkew:           r.dur("PORTCULLIS_CLOCK_SKEW", 30*time.Second),
 			SigningKeyRotation:  r.dur("PORTCULLIS_SIGNING_KEY_ROTATION", 30*24*time.Hour),
 			JWKSPrepublish:      r.dur("PORTCULLIS_JWKS_PREPUBLISH", 10*time.Minute),
@@ -202,6 +206,7 @@ func (c Config) validate() error {
 	check(c.Auth.RefreshTokenTTL > c.Auth.AccessTokenTTL, "PORTCULLIS_REFRESH_TOKEN_TTL must exceed the access token TTL")
 	check(c.Auth.SessionMaxLifetime >= c.Auth.RefreshTokenTTL, "PORTCULLIS_SESSION_MAX_LIFETIME must be at least the refresh token TTL")
 	check(c.Auth.RefreshReuseGrace >= 0 && c.Auth.RefreshReuseGrace <= time.Minute, "PORTCULLIS_REFRESH_REUSE_GRACE must be between 0 and 1m")
+	check(c.Auth.SessionRetention == 0 || c.Auth.SessionRetention >= time.Hour, "PORTCULLIS_SESSION_RETENTION must be 0 (keep forever) or at least 1h")
 	check(c.Auth.ClockSkew >= 0 && c.Auth.ClockSkew <= 5*time.Minute, "PORTCULLIS_CLOCK_SKEW must be between 0 and 5m")
 	check(c.Auth.SigningKeyRotation >= time.Hour, "PORTCULLIS_SIGNING_KEY_ROTATION must be at least 1h")
 	check(c.Auth.JWKSPrepublish >= 0 && c.Auth.JWKSPrepublish < c.Auth.SigningKeyRotation, "PORTCULLIS_JWKS_PREPUBLISH must be shorter than the rotation period")

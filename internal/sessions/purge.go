@@ -1,0 +1,52 @@
+package sessions
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	dbgen "github.com/portcullis/portcullis/gen/db"
+	"github.com/portcullis/portcullis/internal/every"
+)
+
+// purgeBatch bounds the sessions one DELETE removes, so that no statement holds its locks long.
+const purgeBatch = 1000
+
+// Purge deletes the sessions that ended (expired or were revoked) more than the configured
+// retention ago, with their spent refresh tokens, and returns how many sessions went. Nothing
+// is deleted when the retention is 0. Without it, every refresh would leave a row behind for
+// ever. A spent token of a purged session is then simply unknown (401): its session is long
+// dead, so there is nothing left for reuse detection to revoke. The audit trail keeps the
+// history.
+func (s *Service) Purge(ctx context.Context) (int64, error) {
+	if s.cfg.SessionRetention <= 0 {
+		return 0, nil
+	}
+	before := s.now().UTC().Add(-s.cfg.SessionRetention)
+	var total int64
+	for {
+		n, err := s.store.q.PurgeEndedSessions(ctx, dbgen.PurgeEndedSessionsParams{EndedBefore: before, BatchSize: purgeBatch})
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("purge ended sessions: %w", err)
+		}
+		if n < purgeBatch {
+			return total, nil
+		}
+	}
+}
+
+// RunPurge purges ended sessions every interval until ctx ends. Instances may purge at once:
+// a DELETE finds the rows another one took already gone.
+func (s *Service) RunPurge(ctx context.Context, interval time.Duration) {
+	every.Tick(ctx, interval, func() bool {
+		n, err := s.Purge(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.logger.WarnContext(ctx, "purging ended sessions failed; will retry", "error", err, "purged", n)
+		case n > 0:
+			s.logger.InfoContext(ctx, "purged ended sessions", "sessions", n, "retention", s.cfg.SessionRetention.String())
+		}
+		return true
+	})
+}
