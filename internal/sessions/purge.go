@@ -22,10 +22,14 @@ func (s *Service) Purge(ctx context.Context) (int64, error) {
 	if s.cfg.SessionRetention <= 0 {
 		return 0, nil
 	}
-	before := s.now().UTC().Add(-s.cfg.SessionRetention)
+	return s.store.purge(ctx, s.now().UTC().Add(-s.cfg.SessionRetention))
+}
+
+// purge deletes the sessions that ended before before, purgeBatch at a time.
+func (s *Store) purge(ctx context.Context, before time.Time) (int64, error) {
 	var total int64
 	for {
-		n, err := s.store.q.PurgeEndedSessions(ctx, dbgen.PurgeEndedSessionsParams{EndedBefore: before, BatchSize: purgeBatch})
+		n, err := s.q.PurgeEndedSessions(ctx, dbgen.PurgeEndedSessionsParams{EndedBefore: before, BatchSize: purgeBatch})
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("purge ended sessions: %w", err)

@@ -119,21 +119,21 @@ func hasToken(batch []*rotation, hash []byte) bool {
 	return false
 }
 
-// runBatch runs batch and answers each member. When the batch fails, each member is tried on
-// its own, so that one bad member cannot fail the others.
+// runBatch runs batch and answers each member.
 func (s *Store) runBatch(batch []*rotation) {
 	// The first member's context carries its trace; no member's cancellation stops the others.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(batch[0].ctx), batchTimeout)
 	defer cancel()
+	s.answer(ctx, batch)
+}
+
+// answer spends batch's tokens and tells each member its result. When a batch of several
+// fails, each member is tried on its own, so that one bad member cannot fail the others.
+func (s *Store) answer(ctx context.Context, batch []*rotation) {
 	results, err := s.rotateBatch(ctx, batch)
 	if err != nil && len(batch) > 1 && ctx.Err() == nil {
 		for _, r := range batch {
-			one, err := s.rotateBatch(ctx, []*rotation{r})
-			if err != nil {
-				r.done <- rotationResult{err: err}
-				continue
-			}
-			r.done <- one[0]
+			s.answer(ctx, []*rotation{r})
 		}
 		return
 	}
