@@ -140,8 +140,12 @@ func (res *results) table(o options, m machine) string {
 	if !res.hwmReset {
 		since = "since start (VmHWM could not be reset), seeding's argon2id included"
 	}
-	fmt.Fprintf(&b, "- Peak resident memory of the server %s: VmHWM %s (highest VmRSS sampled every 100 ms: %s); target <= %s: **%s**\n",
-		since, mb(res.rssHWM), mb(res.rssPeak), mb(targetRSS), mark(max(res.rssHWM, res.rssPeak) <= targetRSS))
+	if res.rssHWM == 0 && res.rssPeak == 0 {
+		b.WriteString("- Peak resident memory: not measured (the c=256 /users/me run was not among the scenarios)\n")
+	} else {
+		fmt.Fprintf(&b, "- Peak resident memory of the server %s: VmHWM %s (highest VmRSS sampled every 100 ms: %s); target <= %s: **%s**\n",
+			since, mb(res.rssHWM), mb(res.rssPeak), mb(targetRSS), mark(max(res.rssHWM, res.rssPeak) <= targetRSS))
+	}
 	bf, af := res.before, res.after
 	fmt.Fprintf(&b, "- Leak check, before the first scenario -> 2 s after the last: goroutines %.0f -> %.0f; pgx pool total %.0f -> %.0f, acquired %.0f -> %.0f (max %.0f); "+
 		"server TCP connections to PostgreSQL %d -> %d, to Redis %d -> %d: **%s** (goroutines grew by at most %d, no pool connection left acquired, none outside the pool, Redis connections grew by at most %d)\n",

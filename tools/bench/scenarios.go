@@ -208,8 +208,11 @@ func (r *runner) me(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	r.res.add(judged(row32, fmt.Sprintf(">= %d req/s, p99 <= %v (bare net/http here: %.2f of it)", targetMeRPS, targetMeP99, row32.rps/max(r.bareRPS, 1)),
-		row32.rps >= targetMeRPS && row32.p99 <= targetMeP99))
+	target := fmt.Sprintf(">= %d req/s, p99 <= %v", targetMeRPS, targetMeP99)
+	if r.bareRPS > 0 {
+		target += fmt.Sprintf(" (bare net/http here: %.2f of it)", row32.rps/r.bareRPS)
+	}
+	r.res.add(judged(row32, target, row32.rps >= targetMeRPS && row32.p99 <= targetMeP99))
 
 	job.conns = 256
 	pid := r.srv.pid()
