@@ -101,14 +101,20 @@ migrate-status: ## show migration state
 	$(GO) run ./cmd/portcullis migrate status
 
 .PHONY: bench
-bench: services ## load test of a real server (wrk, Go workers) against the targets; appends to bench/RESULTS.md (BENCH_FLAGS=-profile dir …)
+bench: services wrk ## load test of a real server (wrk, Go workers) against the targets; appends to bench/RESULTS.md (BENCH_FLAGS=-profile dir …)
 	$(GO) -C tools/bench run . $(BENCH_FLAGS)
 
 .PHONY: bench-smoke
-bench-smoke: services ## the load-test harness at tiny scale on a throwaway database, in about 20 s (part of make test)
+bench-smoke: services wrk ## the load-test harness at tiny scale on a throwaway database, in about 20 s (part of make test)
 	$(GO) -C tools/bench vet ./...
 	$(GO) -C tools/bench test -count=1 ./...
 	$(GO) -C tools/bench run . -smoke
+
+.PHONY: wrk
+wrk: ## install Debian's wrk (the HTTP load generator of make bench) when it is missing
+	@command -v wrk >/dev/null || { echo "installing wrk (apt-get)"; \
+	  $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y -qq wrk >/dev/null; }
 
 .PHONY: bench-go
 bench-go: services ## go test benchmarks: admin listing on 1,000,000 users (p50/p99 per scenario), tokens, password hashing
