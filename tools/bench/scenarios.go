@@ -294,7 +294,7 @@ func (r *runner) login(ctx context.Context) error {
 		ok.cpuServer, ok.cpuClients = runs[i].cpuServer, runs[i].cpuClients
 		if i == 0 {
 			ok.endpoint += " (clients wait out Retry-After)"
-			ok = judged(ok, fmt.Sprintf("ratio >= %.2f", targetLoginRatio), ok.ratio >= targetLoginRatio)
+			ok = judged(ok, fmt.Sprintf("ratio >= %.2f (%.4f)", targetLoginRatio, ok.ratio), ok.ratio >= targetLoginRatio)
 		} else {
 			ok.endpoint += " (clients never wait)"
 		}
