@@ -8,12 +8,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/redis/rueidis"
 	"github.com/redis/rueidis/rueidisotel"
+	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
@@ -101,6 +104,8 @@ func Open(cfg config.Redis, logger *slog.Logger, opts ...Option) (*Client, error
 	if !telemetry.Tracing() {
 		// No span would be recorded: spare every command the global tracer's bookkeeping.
 		c.otelOpts = append(c.otelOpts, rueidisotel.WithTracerProvider(tracenoop.NewTracerProvider()))
+	} else if attrs := serverAttrs(opt.InitAddress); attrs != nil {
+		c.otelOpts = append(c.otelOpts, rueidisotel.TraceAttrs(attrs...)) // as rueidisotel.NewClient would
 	}
 	if err := c.connect(); err != nil {
 		logger.Warn("redis unreachable; serving from postgresql and retrying", "error", err)
@@ -138,6 +143,21 @@ func (c *Client) retry(ctx context.Context) {
 		c.logger.Info("redis connected")
 		return false
 	})
+}
+
+// serverAttrs are the server.address and server.port of a single-server client's spans.
+func serverAttrs(addrs []string) []attribute.KeyValue {
+	if len(addrs) != 1 {
+		return nil
+	}
+	host, port, err := net.SplitHostPort(addrs[0])
+	if err != nil {
+		return []attribute.KeyValue{attribute.String("server.address", addrs[0])}
+	}
+	if n, err := strconv.Atoi(port); err == nil {
+		return []attribute.KeyValue{attribute.String("server.address", host), attribute.Int("server.port", n)}
+	}
+	return []attribute.KeyValue{attribute.String("server.address", host)}
 }
 
 // Do runs fn with the connected client under the per-call timeout, or returns ErrUnavailable.
