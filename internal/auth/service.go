@@ -55,8 +55,9 @@ func (s *Service) Login(ctx context.Context, c users.Credentials, client session
 		return TokenPair{}, err
 	}
 	key := acct.FailureKey()
-	if r := s.limiter.Peek(ctx, s.failures, key); !r.Allowed {
-		return TokenPair{}, ErrAccountLocked.After(r.RetryAfter)
+	failures := s.limiter.Peek(ctx, s.failures, key)
+	if !failures.Allowed {
+		return TokenPair{}, ErrAccountLocked.After(failures.RetryAfter)
 	}
 	u, err := s.users.Authenticate(ctx, acct, c.Password)
 	if errors.Is(err, users.ErrInvalidCredentials) {
@@ -70,7 +71,11 @@ func (s *Service) Login(ctx context.Context, c users.Credentials, client session
 	if err != nil {
 		return TokenPair{}, err
 	}
-	s.limiter.Reset(ctx, s.failures, key)
+	if failures.Remaining < failures.Limit.Count {
+		// Only a counter with failures in it needs forgetting: most logins skip the round trip.
+		// A failure recorded while this login hashed stays counted, which errs on the safe side.
+		s.limiter.Reset(ctx, s.failures, key)
+	}
 	issued, err := s.sessions.Open(ctx, u.ID, u.Role, client)
 	if err != nil {
 		return TokenPair{}, err

@@ -97,13 +97,7 @@ func TestAccountLockoutAfterRepeatedFailures(t *testing.T) {
 	in := start(t, func(c *config.Config) { c.Limits.LoginAccountFailures = "3/15m" })
 	a := in.register(t)
 	ctx := context.Background()
-	login := func(pw string) *api.LoginResponse {
-		r, err := in.client.LoginWithResponse(ctx, api.LoginJSONRequestBody{Email: &a.User.Email, Password: pw})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
+	login := func(pw string) *api.LoginResponse { return in.loginWith(t, a.User.Email, pw) }
 	for range 3 {
 		r := login("wrong password attempt")
 		wantProblem(t, r, r.Body, http.StatusUnauthorized, "invalid-credentials")
@@ -120,6 +114,36 @@ func TestAccountLockoutAfterRepeatedFailures(t *testing.T) {
 	var lockouts int
 	if err := in.app.Pool.QueryRow(ctx, "SELECT count(*) FROM audit_events WHERE action = 'security.lockout' AND target_id = $1", a.User.Id.String()).Scan(&lockouts); err != nil || lockouts != 1 {
 		t.Fatalf("audited lockouts = %d (%v), want 1", lockouts, err)
+	}
+}
+
+// loginWith signs in with email and password, whatever the answer.
+func (in *instance) loginWith(t *testing.T, email api.Email, password string) *api.LoginResponse {
+	t.Helper()
+	r, err := in.client.LoginWithResponse(context.Background(), api.LoginJSONRequestBody{Email: &email, Password: password})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+// A successful login forgets the account's earlier failures; a login without failures leaves
+// nothing to forget (the counter is not touched, so it costs no Redis call).
+func TestSuccessfulLoginForgetsFailures(t *testing.T) {
+	in := start(t, func(c *config.Config) { c.Limits.LoginAccountFailures = "3/15m" })
+	a := in.register(t)
+	login := func(pw string) *api.LoginResponse { return in.loginWith(t, a.User.Email, pw) }
+	in.login(t, a) // no failures yet
+	for round := range 2 {
+		for range 2 {
+			r := login("wrong password attempt")
+			wantProblem(t, r, r.Body, http.StatusUnauthorized, "invalid-credentials")
+		}
+		// Two failures of three allowed, then a success: without the reset, the next round's
+		// second failure would be the fourth and the account would lock.
+		if r := login(a.Password); r.StatusCode() != http.StatusOK {
+			t.Fatalf("round %d: login with the right password = %d %s, want 200", round, r.StatusCode(), r.Body)
+		}
 	}
 }
 
