@@ -1,6 +1,13 @@
--- name: CreateSession :exec
-INSERT INTO user_sessions (id, user_id, refresh_token_hash, ip_address, user_agent, created_at, last_used_at, expires_at)
-VALUES (@id, @user_id, @refresh_token_hash, @ip_address, @user_agent, @created_at, @created_at, @expires_at);
+-- name: CreateSessionAudited :exec
+-- A new session and the audit event of its creation, in one statement: one round trip, one
+-- implicit transaction (a statement in WITH that writes runs to completion, read or not).
+WITH created AS (
+    INSERT INTO user_sessions (id, user_id, refresh_token_hash, ip_address, user_agent, created_at, last_used_at, expires_at)
+    VALUES (@id, @user_id, @refresh_token_hash, @ip_address, @user_agent, @created_at, @created_at, @expires_at)
+)
+INSERT INTO audit_events (id, occurred_at, actor_id, action, target_type, target_id, outcome, ip_address, user_agent, request_id, detail)
+VALUES (@audit_id, @audit_occurred_at, @audit_actor_id, @audit_action, @audit_target_type, @audit_target_id,
+        @audit_outcome, @audit_ip_address, @audit_user_agent, @audit_request_id, @audit_detail);
 
 -- name: GetSessionState :one
 -- What an authenticated request needs to know about its session, in one round trip.

@@ -24,12 +24,28 @@ func (q *Queries) CountLiveSessions(ctx context.Context, now time.Time) (int64, 
 	return count, err
 }
 
-const createSession = `-- name: CreateSession :exec
-INSERT INTO user_sessions (id, user_id, refresh_token_hash, ip_address, user_agent, created_at, last_used_at, expires_at)
-VALUES ($1, $2, $3, $4, $5, $6, $6, $7)
+const createSessionAudited = `-- name: CreateSessionAudited :exec
+WITH created AS (
+    INSERT INTO user_sessions (id, user_id, refresh_token_hash, ip_address, user_agent, created_at, last_used_at, expires_at)
+    VALUES ($12, $13, $14, $15, $16, $17, $17, $18)
+)
+INSERT INTO audit_events (id, occurred_at, actor_id, action, target_type, target_id, outcome, ip_address, user_agent, request_id, detail)
+VALUES ($1, $2, $3, $4, $5, $6,
+        $7, $8, $9, $10, $11)
 `
 
-type CreateSessionParams struct {
+type CreateSessionAuditedParams struct {
+	AuditID          uuid.UUID
+	AuditOccurredAt  time.Time
+	AuditActorID     *uuid.UUID
+	AuditAction      string
+	AuditTargetType  *string
+	AuditTargetID    *string
+	AuditOutcome     string
+	AuditIpAddress   *netip.Addr
+	AuditUserAgent   *string
+	AuditRequestID   *string
+	AuditDetail      []byte
 	ID               uuid.UUID
 	UserID           uuid.UUID
 	RefreshTokenHash []byte
@@ -39,8 +55,21 @@ type CreateSessionParams struct {
 	ExpiresAt        time.Time
 }
 
-func (q *Queries) CreateSession(ctx context.Context, arg CreateSessionParams) error {
-	_, err := q.db.Exec(ctx, createSession,
+// A new session and the audit event of its creation, in one statement: one round trip, one
+// implicit transaction (a statement in WITH that writes runs to completion, read or not).
+func (q *Queries) CreateSessionAudited(ctx context.Context, arg CreateSessionAuditedParams) error {
+	_, err := q.db.Exec(ctx, createSessionAudited,
+		arg.AuditID,
+		arg.AuditOccurredAt,
+		arg.AuditActorID,
+		arg.AuditAction,
+		arg.AuditTargetType,
+		arg.AuditTargetID,
+		arg.AuditOutcome,
+		arg.AuditIpAddress,
+		arg.AuditUserAgent,
+		arg.AuditRequestID,
+		arg.AuditDetail,
 		arg.ID,
 		arg.UserID,
 		arg.RefreshTokenHash,

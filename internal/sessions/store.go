@@ -32,17 +32,18 @@ func (s *Store) insert(ctx context.Context, sess Session, refreshHash []byte) er
 	if sess.IPAddress != nil && sess.IPAddress.IsValid() {
 		ip = sess.IPAddress
 	}
-	return postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
-		err := q.CreateSession(ctx, dbgen.CreateSessionParams{
-			ID: sess.ID, UserID: sess.UserID, RefreshTokenHash: refreshHash, IpAddress: ip,
-			UserAgent: sess.UserAgent, CreatedAt: sess.CreatedAt, ExpiresAt: sess.ExpiresAt,
-		})
-		if err != nil {
-			return fmt.Errorf("insert session: %w", err)
-		}
-		ev := audit.SessionTarget(audit.Event{Action: audit.ActionLogin, Actor: audit.Ptr(sess.UserID)}, sess.ID)
-		return audit.Record(ctx, q, ev)
+	ev := audit.Params(ctx, audit.SessionTarget(audit.Event{Action: audit.ActionLogin, Actor: audit.Ptr(sess.UserID)}, sess.ID), time.Now().UTC())
+	err := s.q.CreateSessionAudited(ctx, dbgen.CreateSessionAuditedParams{
+		ID: sess.ID, UserID: sess.UserID, RefreshTokenHash: refreshHash, IpAddress: ip,
+		UserAgent: sess.UserAgent, CreatedAt: sess.CreatedAt, ExpiresAt: sess.ExpiresAt,
+		AuditID: ev.ID, AuditOccurredAt: ev.OccurredAt, AuditActorID: ev.ActorID, AuditAction: ev.Action,
+		AuditTargetType: ev.TargetType, AuditTargetID: ev.TargetID, AuditOutcome: ev.Outcome,
+		AuditIpAddress: ev.IpAddress, AuditUserAgent: ev.UserAgent, AuditRequestID: ev.RequestID, AuditDetail: ev.Detail,
 	})
+	if err != nil {
+		return fmt.Errorf("insert session: %w", err)
+	}
+	return nil
 }
 
 func (s *Store) state(ctx context.Context, id uuid.UUID) (State, error) {
