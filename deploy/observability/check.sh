@@ -68,6 +68,7 @@ ALLOWED = {
     "portcullis_ready",
     "portcullis_db_pool_connections",
     "portcullis_db_pool_acquire_wait_seconds_total",
+    "portcullis_redis_cached_reads_total",
     "up",
 }
 ALLOWED_PREFIXES = ("go_", "process_")
