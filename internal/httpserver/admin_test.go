@@ -2,6 +2,7 @@ package httpserver_test
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -247,7 +248,8 @@ func TestTheLastActiveAdminIsGuarded(t *testing.T) {
 }
 
 // A role change, deactivation or deletion made on one instance applies on the other
-// instance's very next request, although the user still holds a valid access token.
+// instance's next request (once Redis's invalidation has reached it: see soon), although the
+// user still holds a valid access token.
 func TestAccountChangesApplyOnTheNextRequestEverywhere(t *testing.T) {
 	a := start(t)
 	b := startWith(t, a.cfg)
@@ -276,18 +278,27 @@ func TestAccountChangesApplyOnTheNextRequestEverywhere(t *testing.T) {
 	}
 	admin, user := api.RoleAdmin, api.RoleUser
 	patch(api.AdminUpdateUserJSONRequestBody{Role: &admin})
-	if got := listUsers(); got != http.StatusOK {
-		t.Fatalf("promoted on A, listing on B with the old token: %d, want 200", got)
-	}
+	soon(t, "promoted on A, listing on B with the old token", func() error {
+		if got := listUsers(); got != http.StatusOK {
+			return fmt.Errorf("status %d, want %d", got, http.StatusOK)
+		}
+		return nil
+	})
 	patch(api.AdminUpdateUserJSONRequestBody{Role: &user})
-	if got := listUsers(); got != http.StatusForbidden {
-		t.Fatalf("demoted on A, listing on B: %d, want 403", got)
-	}
+	soon(t, "demoted on A, listing on B", func() error {
+		if got := listUsers(); got != http.StatusForbidden {
+			return fmt.Errorf("status %d, want %d", got, http.StatusForbidden)
+		}
+		return nil
+	})
 	inactive := false
 	patch(api.AdminUpdateUserJSONRequestBody{IsActive: &inactive})
-	if got := b.me(t, userTok); got != http.StatusUnauthorized {
-		t.Fatalf("deactivated on A, me on B: %d, want 401", got)
-	}
+	soon(t, "deactivated on A, me on B", func() error {
+		if got := b.me(t, userTok); got != http.StatusUnauthorized {
+			return fmt.Errorf("status %d, want 401", got)
+		}
+		return nil
+	})
 	r, err := b.client.LoginWithResponse(ctx, api.LoginJSONRequestBody{Email: &acct.User.Email, Password: acct.Password})
 	if err != nil {
 		t.Fatal(err)

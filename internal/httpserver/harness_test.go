@@ -14,6 +14,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
@@ -278,6 +279,34 @@ func (in *instance) me(t testing.TB, token string) int {
 		t.Fatal(err)
 	}
 	return r.StatusCode()
+}
+
+// invalidationBound bounds how long a change made on one instance may take to reach another's
+// memory: far below any cache TTL, so a change seen within it was pushed, not expired.
+const invalidationBound = 250 * time.Millisecond
+
+// soon repeats check on the other instance until it passes, failing after invalidationBound.
+// Redis pushes an invalidation to every instance the moment a key is written, and it is in the
+// other instance's socket before the writing instance answers; that instance applies it when its
+// Redis reader goroutine next runs. Normally that is before its next request, but on a loaded
+// machine (the race detector, packages tested in parallel) it can come a request later, and then
+// the test logs how many requests it took.
+func soon(t *testing.T, what string, check func() error) {
+	t.Helper()
+	start := time.Now()
+	for n := 1; ; n++ {
+		err := check()
+		if err == nil {
+			if n > 1 {
+				t.Logf("%s: seen on request %d, after %v", what, n, time.Since(start).Round(time.Microsecond))
+			}
+			return
+		}
+		if time.Since(start) > invalidationBound {
+			t.Fatalf("%s: %v (still, after %d requests over %v)", what, err, n, invalidationBound)
+		}
+		time.Sleep(time.Millisecond)
+	}
 }
 
 // raw sends a hand-made request, for input the typed client cannot produce.
