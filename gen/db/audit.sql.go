@@ -48,3 +48,28 @@ func (q *Queries) InsertAuditEvent(ctx context.Context, arg InsertAuditEventPara
 	)
 	return err
 }
+
+const purgeAuditEvents = `-- name: PurgeAuditEvents :execrows
+DELETE FROM audit_events
+WHERE id IN (
+    SELECT e.id FROM audit_events e
+    WHERE e.occurred_at < $1::timestamptz
+    ORDER BY e.occurred_at
+    LIMIT $2::int
+)
+`
+
+type PurgeAuditEventsParams struct {
+	RecordedBefore time.Time
+	BatchSize      int32
+}
+
+// Deletes up to batch_size events recorded before recorded_before, oldest first (found through
+// audit_events_occurred_idx).
+func (q *Queries) PurgeAuditEvents(ctx context.Context, arg PurgeAuditEventsParams) (int64, error) {
+	result, err := q.db.Exec(ctx, purgeAuditEvents, arg.RecordedBefore, arg.BatchSize)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}

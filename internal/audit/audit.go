@@ -36,6 +36,7 @@ const (
 	ActionAdminRevokeAll   = "admin.sessions_revoke_all"
 	ActionAdminRevokeOne   = "admin.session_revoke"
 	ActionRateLimitLockout = "security.lockout"
+	ActionAuditPurge       = "audit.purge"
 	TargetUser             = "user"
 	TargetSession          = "session"
 	OutcomeSuccess         = "success"

@@ -26,6 +26,8 @@ type Config struct {
 	MetricsAddr string
 	// DebugAddr is the separate listener of /debug/pprof/; empty (the default) turns it off.
 	DebugAddr string
+	// AuditRetention is how long audit events are kept; 0 (the default) keeps them forever.
+	AuditRetention time.Duration
 	// ShutdownDrain is how long readiness reports "draining" before the server stops accepting.
 	ShutdownDrain time.Duration
 }
@@ -180,10 +182,11 @@ func load(r reader) (Config, error) {
 			PasswordIP:           r.str("PORTCULLIS_RATE_LIMIT_PASSWORD_IP", "20/1m"),
 			PasswordAccount:      r.str("PORTCULLIS_RATE_LIMIT_PASSWORD_ACCOUNT", "5/15m"),
 		},
-		LogLevel:      r.str("PORTCULLIS_LOG_LEVEL", "info"),
-		MetricsAddr:   r.str("PORTCULLIS_METRICS_ADDR", "127.0.0.1:9090"),
-		DebugAddr:     r.str("PORTCULLIS_DEBUG_ADDR", ""),
-		ShutdownDrain: r.dur("PORTCULLIS_SHUTDOWN_DRAIN", 5*time.Second),
+		LogLevel:       r.str("PORTCULLIS_LOG_LEVEL", "info"),
+		MetricsAddr:    r.str("PORTCULLIS_METRICS_ADDR", "127.0.0.1:9090"),
+		DebugAddr:      r.str("PORTCULLIS_DEBUG_ADDR", ""),
+		AuditRetention: r.dur("PORTCULLIS_AUDIT_RETENTION", 0),
+		ShutdownDrain:  r.dur("PORTCULLIS_SHUTDOWN_DRAIN", 5*time.Second),
 	}
 	if err := errors.Join(r.errs...); err != nil {
 		return Config{}, err
@@ -207,6 +210,7 @@ func (c Config) validate() error {
 	check(c.Auth.SessionMaxLifetime >= c.Auth.RefreshTokenTTL, "PORTCULLIS_SESSION_MAX_LIFETIME must be at least the refresh token TTL")
 	check(c.Auth.RefreshReuseGrace >= 0 && c.Auth.RefreshReuseGrace <= time.Minute, "PORTCULLIS_REFRESH_REUSE_GRACE must be between 0 and 1m")
 	check(c.Auth.SessionRetention == 0 || c.Auth.SessionRetention >= time.Hour, "PORTCULLIS_SESSION_RETENTION must be 0 (keep forever) or at least 1h")
+	check(c.AuditRetention == 0 || c.AuditRetention >= 24*time.Hour, "PORTCULLIS_AUDIT_RETENTION must be 0 (keep forever) or at least 24h")
 	check(c.Auth.ClockSkew >= 0 && c.Auth.ClockSkew <= 5*time.Minute, "PORTCULLIS_CLOCK_SKEW must be between 0 and 5m")
 	check(c.Auth.SigningKeyRotation >= time.Hour, "PORTCULLIS_SIGNING_KEY_ROTATION must be at least 1h")
 	check(c.Auth.JWKSPrepublish >= 0 && c.Auth.JWKSPrepublish < c.Auth.SigningKeyRotation, "PORTCULLIS_JWKS_PREPUBLISH must be shorter than the rotation period")

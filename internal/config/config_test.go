@@ -13,7 +13,7 @@ func TestLoadDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.HTTP.Addr != ":8080" || c.Auth.AccessTokenTTL != 15*time.Minute || c.Auth.RefreshTokenTTL != 720*time.Hour || c.Auth.SessionRetention != 7*24*time.Hour {
+	if c.HTTP.Addr != ":8080" || c.Auth.AccessTokenTTL != 15*time.Minute || c.Auth.RefreshTokenTTL != 720*time.Hour || c.Auth.SessionRetention != 7*24*time.Hour || c.AuditRetention != 0 {
 		t.Fatalf("unexpected defaults: %+v", c)
 	}
 	if c.Postgres.URL != "postgres://127.0.0.1:5432/portcullis?sslmode=disable" || c.Redis.URL != "redis://127.0.0.1:6379/0" {
@@ -38,6 +38,8 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"half of tls", "PORTCULLIS_TLS_CERT_FILE", "/x.pem", "set together"},
 		{"retention too short", "PORTCULLIS_SESSION_RETENTION", "10m", "PORTCULLIS_SESSION_RETENTION must be 0"},
 		{"negative retention", "PORTCULLIS_SESSION_RETENTION", "-1h", "PORTCULLIS_SESSION_RETENTION must be 0"},
+		{"audit retention too short", "PORTCULLIS_AUDIT_RETENTION", "12h", "PORTCULLIS_AUDIT_RETENTION must be 0"},
+		{"negative audit retention", "PORTCULLIS_AUDIT_RETENTION", "-24h", "PORTCULLIS_AUDIT_RETENTION must be 0"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

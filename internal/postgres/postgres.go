@@ -149,3 +149,17 @@ func IsUniqueViolation(err error, constraint string) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == constraint
 }
+
+// DeleteInBatches calls del until it deletes fewer than batch rows, and returns how many it
+// deleted in all: retention purges stay short statements that hold their locks briefly, however
+// much there is to delete.
+func DeleteInBatches(ctx context.Context, batch int32, del func(ctx context.Context, batch int32) (int64, error)) (int64, error) {
+	var total int64
+	for {
+		n, err := del(ctx, batch)
+		total += n
+		if err != nil || n < int64(batch) {
+			return total, err
+		}
+	}
+}

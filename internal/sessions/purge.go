@@ -7,6 +7,7 @@ import (
 
 	dbgen "github.com/portcullis/portcullis/gen/db"
 	"github.com/portcullis/portcullis/internal/every"
+	"github.com/portcullis/portcullis/internal/postgres"
 )
 
 // purgeBatch bounds the sessions one DELETE removes, so that no statement holds its locks long.
@@ -27,17 +28,13 @@ func (s *Service) Purge(ctx context.Context) (int64, error) {
 
 // purge deletes the sessions that ended before before, purgeBatch at a time.
 func (s *Store) purge(ctx context.Context, before time.Time) (int64, error) {
-	var total int64
-	for {
-		n, err := s.q.PurgeEndedSessions(ctx, dbgen.PurgeEndedSessionsParams{EndedBefore: before, BatchSize: purgeBatch})
-		total += n
-		if err != nil {
-			return total, fmt.Errorf("purge ended sessions: %w", err)
-		}
-		if n < purgeBatch {
-			return total, nil
-		}
+	n, err := postgres.DeleteInBatches(ctx, purgeBatch, func(ctx context.Context, batch int32) (int64, error) {
+		return s.q.PurgeEndedSessions(ctx, dbgen.PurgeEndedSessionsParams{EndedBefore: before, BatchSize: batch})
+	})
+	if err != nil {
+		return n, fmt.Errorf("purge ended sessions: %w", err)
 	}
+	return n, nil
 }
 
 // RunPurge purges ended sessions every interval until ctx ends. Instances may purge at once:

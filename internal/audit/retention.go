@@ -1,0 +1,55 @@
+package audit
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	dbgen "github.com/portcullis/portcullis/gen/db"
+	"github.com/portcullis/portcullis/internal/every"
+	"github.com/portcullis/portcullis/internal/postgres"
+)
+
+// purgeBatch bounds the events one DELETE removes.
+const purgeBatch = 1000
+
+// Purge deletes the events recorded before before, and records that it did: the trail always
+// says how much of itself was removed, and up to when.
+func Purge(ctx context.Context, pool *pgxpool.Pool, before time.Time) (int64, error) {
+	q := dbgen.New(pool)
+	n, err := postgres.DeleteInBatches(ctx, purgeBatch, func(ctx context.Context, batch int32) (int64, error) {
+		return q.PurgeAuditEvents(ctx, dbgen.PurgeAuditEventsParams{RecordedBefore: before, BatchSize: batch})
+	})
+	if n > 0 {
+		ev := Event{Action: ActionAuditPurge, Detail: map[string]any{"deleted": n, "recorded_before": before.UTC().Format(time.RFC3339)}}
+		if rerr := Record(ctx, q, ev); err == nil {
+			err = rerr
+		}
+	}
+	if err != nil {
+		return n, fmt.Errorf("purge audit events: %w", err)
+	}
+	return n, nil
+}
+
+// RunPurge deletes, every interval until ctx ends, the events recorded more than retention
+// ago. A retention of 0 keeps every event. Instances may purge at once: a DELETE finds the rows
+// another one took already gone.
+func RunPurge(ctx context.Context, pool *pgxpool.Pool, retention, interval time.Duration, logger *slog.Logger) {
+	if retention <= 0 {
+		return
+	}
+	every.Tick(ctx, interval, func() bool {
+		n, err := Purge(ctx, pool, time.Now().Add(-retention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			logger.WarnContext(ctx, "purging old audit events failed; will retry", "error", err, "purged", n)
+		case n > 0:
+			logger.InfoContext(ctx, "purged old audit events", "events", n, "retention", retention.String())
+		}
+		return true
+	})
+}

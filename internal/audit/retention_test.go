@@ -1,0 +1,73 @@
+package audit_test
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/postgres"
+	"github.com/portcullis/portcullis/internal/testenv"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// Events recorded before the cutoff go, however many there are, and the purge itself is
+// recorded with how many it removed and up to when; later events stay; a purge with nothing to
+// remove records nothing.
+func TestPurgeDeletesEventsBeforeTheCutoffAndRecordsIt(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL")
+	}
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, testenv.NewDB(t), 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	now := time.Now().UTC().Truncate(time.Second)
+	cutoff := now.Add(-30 * 24 * time.Hour)
+	const old = 1000 + 5 // more than one DELETE's worth
+	if _, err := pool.Exec(ctx, `INSERT INTO audit_events (id, occurred_at, action, outcome, detail)
+		SELECT gen_random_uuid(), $1::timestamptz - i * interval '1 second', 'user.login', 'success', '{}' FROM generate_series(1, $2::int) i`,
+		cutoff, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO audit_events (id, occurred_at, action, outcome, detail)
+		VALUES (gen_random_uuid(), $1, 'user.register', 'success', '{}'), (gen_random_uuid(), $2, 'user.login', 'success', '{}')`,
+		cutoff.Add(time.Second), now); err != nil {
+		t.Fatal(err)
+	}
+
+	n, err := audit.Purge(ctx, pool, cutoff)
+	if err != nil || n != old {
+		t.Fatalf("Purge = %d, %v; want %d, nil", n, err, old)
+	}
+	var left, before int
+	if err := pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE occurred_at < $1) FROM audit_events WHERE action <> 'audit.purge'`, cutoff).Scan(&left, &before); err != nil {
+		t.Fatal(err)
+	}
+	if left != 2 || before != 0 {
+		t.Fatalf("after the purge: %d events left, %d of them before the cutoff; want 2 and 0", left, before)
+	}
+	var detail []byte
+	var purges int
+	if err := pool.QueryRow(ctx, `SELECT count(*) OVER (), detail FROM audit_events WHERE action = 'audit.purge'`).Scan(&purges, &detail); err != nil {
+		t.Fatalf("the purge was not recorded: %v", err)
+	}
+	var d struct {
+		Deleted        int64  `json:"deleted"`
+		RecordedBefore string `json:"recorded_before"`
+	}
+	if err := json.Unmarshal(detail, &d); err != nil || purges != 1 || d.Deleted != old || d.RecordedBefore != cutoff.Format(time.RFC3339) {
+		t.Fatalf("purge event: %d of them, detail %s (%v); want one with deleted %d, recorded_before %s", purges, detail, err, old, cutoff.Format(time.RFC3339))
+	}
+
+	if n, err := audit.Purge(ctx, pool, cutoff); n != 0 || err != nil {
+		t.Fatalf("second Purge = %d, %v; want 0, nil", n, err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE action = 'audit.purge'`).Scan(&purges); err != nil || purges != 1 {
+		t.Fatalf("purge events after a purge that removed nothing = %d (%v), want still 1", purges, err)
+	}
+}
