@@ -31,8 +31,7 @@ type row struct {
 	rps            float64
 	p50, p99       time.Duration // 0: not measured
 	errors         string
-	cpuServer      float64 // cores the server kept busy on average
-	cpuClients     float64 // cores wrk or this process's workers kept busy
+	cpu            cpuUse
 	ratio          float64 // 0: none
 	target         string
 	pass           *bool // nil: no target
@@ -105,13 +104,13 @@ func (r *runner) wrk(ctx context.Context, name, endpoint string, job wrkJob) (ro
 	finish := r.srv.profile(r.o.profileDir, name, r.o.duration)
 	cpu := startCPU(r.srv.pid())
 	st, err := job.run(ctx, r.srv.url, r.o.duration)
-	cpuServer, cpuClients := cpu.cores(st.cpu)
+	use := cpu.cores(st.cpu)
 	finish()
 	if err != nil {
 		return row{}, err
 	}
 	out := row{name: name, endpoint: endpoint, conc: job.conns, ok: st.requests - st.non2xx, rps: st.rps, p50: st.p50, p99: st.p99,
-		errors: strconv.FormatInt(st.non2xx+st.socketErrors, 10), ratio: r.httpRatio(st.rps), cpuServer: cpuServer, cpuClients: cpuClients}
+		errors: strconv.FormatInt(st.non2xx+st.socketErrors, 10), ratio: r.httpRatio(st.rps), cpu: use}
 	if st.socketErrors > 0 {
 		out.errors = fmt.Sprintf("%d (non-2xx %d, socket %d)", st.non2xx+st.socketErrors, st.non2xx, st.socketErrors)
 	}
@@ -120,16 +119,16 @@ func (r *runner) wrk(ctx context.Context, name, endpoint string, job wrkJob) (ro
 
 // loop runs workers closed-loop after the warm-up and returns the measured run's outcomes and
 // CPU use, profiled when asked.
-func (r *runner) loop(ctx context.Context, name string, workers int, do func(worker int) (int, time.Duration)) (st loopStats, cpuServer, cpuClients float64, err error) {
+func (r *runner) loop(ctx context.Context, name string, workers int, do func(worker int) (int, time.Duration)) (st loopStats, use cpuUse, err error) {
 	if r.o.warmup > 0 {
 		drive(ctx, workers, r.o.warmup, do)
 	}
 	finish := r.srv.profile(r.o.profileDir, name, r.o.duration)
 	cpu := startCPU(r.srv.pid())
 	st = drive(ctx, workers, r.o.duration, do)
-	cpuServer, cpuClients = cpu.cores(0)
+	use = cpu.cores(0)
 	finish()
-	return st, cpuServer, cpuClients, ctx.Err()
+	return st, use, ctx.Err()
 }
 
 func (r *runner) httpRatio(rps float64) float64 {
@@ -163,13 +162,13 @@ func (r *runner) bare(ctx context.Context) error {
 	}
 	cpu := startCPU(os.Getpid())
 	st, err := job.run(ctx, url, r.o.duration)
-	cpuServer, cpuClients := cpu.cores(st.cpu)
+	use := cpu.cores(st.cpu)
 	if err != nil {
 		return err
 	}
 	r.bareRPS = st.rps
 	r.res.add(row{name: "bare", endpoint: "GET / (net/http, no middleware, not Portcullis)", conc: job.conns, ok: st.requests - st.non2xx,
-		rps: st.rps, p50: st.p50, p99: st.p99, errors: strconv.FormatInt(st.non2xx+st.socketErrors, 10), cpuServer: cpuServer, cpuClients: cpuClients})
+		rps: st.rps, p50: st.p50, p99: st.p99, errors: strconv.FormatInt(st.non2xx+st.socketErrors, 10), cpu: use})
 	return nil
 }
 
@@ -235,12 +234,12 @@ func (r *runner) me(ctx context.Context) error {
 func (r *runner) refresh(ctx context.Context) error {
 	logf("scenario refresh: POST /api/v1/auth/refresh at c=%d", refreshWorkers)
 	rf := newRefresher(r.e)
-	st, cpuServer, cpuClients, err := r.loop(ctx, "refresh", refreshWorkers, func(w int) (int, time.Duration) { return rf.do(ctx, w), 0 })
+	st, use, err := r.loop(ctx, "refresh", refreshWorkers, func(w int) (int, time.Duration) { return rf.do(ctx, w), 0 })
 	if err != nil {
 		return err
 	}
 	out := loopRow("refresh", "POST /api/v1/auth/refresh", refreshWorkers, st, st.okLat)
-	out.cpuServer, out.cpuClients, out.ratio = cpuServer, cpuClients, r.httpRatio(out.rps)
+	out.cpu, out.ratio = use, r.httpRatio(out.rps)
 	out.errors = fmt.Sprintf("%d (503 %d; chains restarted, warm-up included: %d)", st.shed+st.other, st.shed, rf.broken.Load())
 	r.res.add(judged(out, fmt.Sprintf(">= %d req/s", targetRefreshRPS), out.rps >= targetRefreshRPS))
 	return nil
@@ -252,8 +251,8 @@ func (r *runner) refresh(ctx context.Context) error {
 // of the first.
 func (r *runner) login(ctx context.Context) error {
 	type run struct {
-		st                    loopStats
-		cpuServer, cpuClients float64
+		st  loopStats
+		cpu cpuUse
 	}
 	// The raw rate is measured right before and right after the login run it is the ratio of,
 	// the server idle, and averaged: one measurement alone swings by ±10% on a shared machine,
@@ -262,26 +261,26 @@ func (r *runner) login(ctx context.Context) error {
 	logf("raw argon2id: m=%d t=%d p=%d on %d goroutines", a.memoryKiB, a.iterations, a.parallelism, runtime.NumCPU())
 	rawBefore, nBefore := argon2Rate(a, r.o.duration/2)
 	var (
-		runs                  [2]run
-		rawAfter              float64
-		nAfter                int64
-		rawServer, rawClients float64
+		runs     [2]run
+		rawAfter float64
+		nAfter   int64
+		rawCPU   cpuUse
 	)
 	for i, honour := range []bool{true, false} {
 		name := map[bool]string{true: "login", false: "login-flood"}[honour]
 		logf("scenario %s: POST /api/v1/auth/login at c=%d", name, loginWorkers)
 		counters := make([]int, loginWorkers)
-		st, cpuServer, cpuClients, err := r.loop(ctx, name, loginWorkers, func(w int) (int, time.Duration) {
+		st, use, err := r.loop(ctx, name, loginWorkers, func(w int) (int, time.Duration) {
 			return loginOnce(ctx, r.e, w, &counters[w], honour)
 		})
 		if err != nil {
 			return err
 		}
-		runs[i] = run{st, cpuServer, cpuClients}
+		runs[i] = run{st, use}
 		if honour {
 			cpu := startCPU(r.srv.pid())
 			rawAfter, nAfter = argon2Rate(a, r.o.duration/2)
-			rawServer, rawClients = cpu.cores(0) // the second measurement's
+			rawCPU = cpu.cores(0) // the second measurement's
 		}
 	}
 	rawRate, rawN := (rawBefore+rawAfter)/2, nBefore+nAfter
@@ -291,7 +290,7 @@ func (r *runner) login(ctx context.Context) error {
 		ok := loopRow(name, "POST /api/v1/auth/login -> 200", loginWorkers, st, st.okLat)
 		ok.errors = fmt.Sprintf("%d (503s: next row)", st.other)
 		ok.ratio = ok.rps / rawRate
-		ok.cpuServer, ok.cpuClients = runs[i].cpuServer, runs[i].cpuClients
+		ok.cpu = runs[i].cpu
 		if i == 0 {
 			ok.endpoint += " (clients wait out Retry-After)"
 			ok = judged(ok, fmt.Sprintf("ratio >= %.2f (%.4f)", targetLoginRatio, ok.ratio), ok.ratio >= targetLoginRatio)
@@ -301,11 +300,11 @@ func (r *runner) login(ctx context.Context) error {
 		r.res.add(ok)
 		shed := loopRow(name+"-503", "POST /api/v1/auth/login -> 503", loginWorkers, st, st.shedLat)
 		shed.ok, shed.rps, shed.errors = st.shed, float64(st.shed)/st.elapsed.Seconds(), "-"
-		shed.cpuServer, shed.cpuClients = runs[i].cpuServer, runs[i].cpuClients
+		shed.cpu = runs[i].cpu
 		r.res.rows = append(r.res.rows, shed) // not add: zero 503s is fine
 	}
 	r.res.add(row{name: "argon2id-raw", endpoint: fmt.Sprintf("argon2.IDKey m=%d t=%d p=%d", a.memoryKiB, a.iterations, a.parallelism),
-		conc: runtime.NumCPU(), ok: rawN, rps: rawRate, errors: "-", ratio: 1, cpuServer: rawServer, cpuClients: rawClients})
+		conc: runtime.NumCPU(), ok: rawN, rps: rawRate, errors: "-", ratio: 1, cpu: rawCPU})
 	return nil
 }
 

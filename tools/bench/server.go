@@ -349,23 +349,55 @@ func tcpConns(pid int, ports ...int) (map[int]int, error) {
 	return counts, nil
 }
 
-// cpuMeter measures, over a scenario, the cores the server and the clients kept busy: the
-// server's from /proc/<pid>/stat, the clients' from this process's rusage plus what wrk reports.
+// cpuMeter measures, over a scenario, the cores the server, the clients and the stores kept
+// busy: the server's from /proc/<pid>/stat, the clients' from this process's rusage plus what
+// wrk reports, the stores' from /proc/<pid>/stat of every postgres and redis-server process.
 type cpuMeter struct {
-	pid         int
-	server, own time.Duration
-	begin       time.Time
+	pid                 int
+	server, own, stores time.Duration
+	begin               time.Time
+}
+
+// cpuUse is the average cores kept busy during a scenario.
+type cpuUse struct {
+	server  float64 // the measured process
+	clients float64 // wrk or this process's workers
+	stores  float64 // PostgreSQL and Redis, all their processes
 }
 
 func startCPU(pid int) cpuMeter {
-	return cpuMeter{pid: pid, server: processCPU(pid), own: ownCPU(), begin: time.Now()}
+	return cpuMeter{pid: pid, server: processCPU(pid), own: ownCPU(), stores: storesCPU(), begin: time.Now()}
 }
 
-// cores returns the average cores used by the server and by the clients since start; wrk is the
-// CPU time of client child processes.
-func (m cpuMeter) cores(wrk time.Duration) (server, clients float64) {
+// cores returns the average cores used since start; wrk is the CPU time of client child
+// processes.
+func (m cpuMeter) cores(wrk time.Duration) cpuUse {
 	wall := time.Since(m.begin).Seconds()
-	return (processCPU(m.pid) - m.server).Seconds() / wall, (ownCPU() - m.own + wrk).Seconds() / wall
+	return cpuUse{
+		server:  (processCPU(m.pid) - m.server).Seconds() / wall,
+		clients: (ownCPU() - m.own + wrk).Seconds() / wall,
+		stores:  max(storesCPU()-m.stores, 0).Seconds() / wall, // a backend that exited takes its time with it
+	}
+}
+
+// storesCPU is the CPU time of the postgres and redis-server processes alive now.
+func storesCPU() time.Duration {
+	dirs, _ := os.ReadDir("/proc")
+	var total time.Duration
+	for _, d := range dirs {
+		pid, err := strconv.Atoi(d.Name())
+		if err != nil {
+			continue
+		}
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", pid))
+		if err != nil {
+			continue
+		}
+		if name := strings.TrimSpace(string(comm)); name == "postgres" || name == "redis-server" {
+			total += processCPU(pid)
+		}
+	}
+	return total
 }
 
 // processCPU is the user and system time of pid: fields 14 and 15 of /proc/<pid>/stat, in clock
