@@ -353,9 +353,10 @@ func tcpConns(pid int, ports ...int) (map[int]int, error) {
 // busy: the server's from /proc/<pid>/stat, the clients' from this process's rusage plus what
 // wrk reports, the stores' from /proc/<pid>/stat of every postgres and redis-server process.
 type cpuMeter struct {
-	pid                 int
-	server, own, stores time.Duration
-	begin               time.Time
+	pid         int
+	server, own time.Duration
+	stores      map[int]time.Duration
+	begin       time.Time
 }
 
 // cpuUse is the average cores kept busy during a scenario.
@@ -376,14 +377,25 @@ func (m cpuMeter) cores(wrk time.Duration) cpuUse {
 	return cpuUse{
 		server:  (processCPU(m.pid) - m.server).Seconds() / wall,
 		clients: (ownCPU() - m.own + wrk).Seconds() / wall,
-		stores:  max(storesCPU()-m.stores, 0).Seconds() / wall, // a backend that exited takes its time with it
+		stores:  storesSince(m.stores).Seconds() / wall,
 	}
 }
 
-// storesCPU is the CPU time of the postgres and redis-server processes alive now.
-func storesCPU() time.Duration {
-	dirs, _ := os.ReadDir("/proc")
+// storesSince is the CPU time the postgres and redis-server processes alive now used since
+// start (all of it for those started since). One that exited meanwhile takes its share with it:
+// a lower bound.
+func storesSince(start map[int]time.Duration) time.Duration {
 	var total time.Duration
+	for pid, cpu := range storesCPU() {
+		total += max(cpu-start[pid], 0)
+	}
+	return total
+}
+
+// storesCPU is the CPU time of each postgres and redis-server process alive now, by pid.
+func storesCPU() map[int]time.Duration {
+	dirs, _ := os.ReadDir("/proc")
+	total := map[int]time.Duration{}
 	for _, d := range dirs {
 		pid, err := strconv.Atoi(d.Name())
 		if err != nil {
@@ -394,7 +406,7 @@ func storesCPU() time.Duration {
 			continue
 		}
 		if name := strings.TrimSpace(string(comm)); name == "postgres" || name == "redis-server" {
-			total += processCPU(pid)
+			total[pid] = processCPU(pid)
 		}
 	}
 	return total
