@@ -9,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	dbgen "github.com/portcullis/portcullis/gen/db"
-	"github.com/portcullis/portcullis/internal/every"
 	"github.com/portcullis/portcullis/internal/postgres"
 )
 
@@ -36,20 +35,12 @@ func Purge(ctx context.Context, pool *pgxpool.Pool, before time.Time) (int64, er
 }
 
 // RunPurge deletes, every interval until ctx ends, the events recorded more than retention
-// ago. A retention of 0 keeps every event. Instances may purge at once: a DELETE finds the rows
-// another one took already gone.
+// ago. A retention of 0 keeps every event.
 func RunPurge(ctx context.Context, pool *pgxpool.Pool, retention, interval time.Duration, logger *slog.Logger) {
 	if retention <= 0 {
 		return
 	}
-	every.Tick(ctx, interval, func() bool {
-		n, err := Purge(ctx, pool, time.Now().Add(-retention))
-		switch {
-		case err != nil && ctx.Err() == nil:
-			logger.WarnContext(ctx, "purging old audit events failed; will retry", "error", err, "purged", n)
-		case n > 0:
-			logger.InfoContext(ctx, "purged old audit events", "events", n, "retention", retention.String())
-		}
-		return true
+	postgres.PurgeEvery(ctx, interval, logger, "old audit events", retention, func(ctx context.Context) (int64, error) {
+		return Purge(ctx, pool, time.Now().Add(-retention))
 	})
 }

@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/exaring/otelpgx"
 	"github.com/jackc/pgx/v5"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/portcullis/portcullis/db"
 	dbgen "github.com/portcullis/portcullis/gen/db"
+	"github.com/portcullis/portcullis/internal/every"
 )
 
 // Open connects a pool to url and checks that the server answers.
@@ -162,4 +164,20 @@ func DeleteInBatches(ctx context.Context, batch int32, del func(ctx context.Cont
 			return total, err
 		}
 	}
+}
+
+// PurgeEvery runs purge every interval until ctx ends: a retention loop. It logs how many rows
+// of what ("ended sessions") went, and a failure, which the next tick retries. Instances may
+// purge at once: a DELETE finds the rows another one took already gone.
+func PurgeEvery(ctx context.Context, interval time.Duration, logger *slog.Logger, what string, retention time.Duration, purge func(context.Context) (int64, error)) {
+	every.Tick(ctx, interval, func() bool {
+		n, err := purge(ctx)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			logger.WarnContext(ctx, "purging "+what+" failed; will retry", "error", err, "purged", n)
+		case n > 0:
+			logger.InfoContext(ctx, "purged "+what, "deleted", n, "retention", retention.String())
+		}
+		return true
+	})
 }

@@ -6,7 +6,6 @@ import (
 	"time"
 
 	dbgen "github.com/portcullis/portcullis/gen/db"
-	"github.com/portcullis/portcullis/internal/every"
 	"github.com/portcullis/portcullis/internal/postgres"
 )
 
@@ -37,17 +36,7 @@ func (s *Store) purge(ctx context.Context, before time.Time) (int64, error) {
 	return n, nil
 }
 
-// RunPurge purges ended sessions every interval until ctx ends. Instances may purge at once:
-// a DELETE finds the rows another one took already gone.
+// RunPurge purges ended sessions every interval until ctx ends.
 func (s *Service) RunPurge(ctx context.Context, interval time.Duration) {
-	every.Tick(ctx, interval, func() bool {
-		n, err := s.Purge(ctx)
-		switch {
-		case err != nil && ctx.Err() == nil:
-			s.logger.WarnContext(ctx, "purging ended sessions failed; will retry", "error", err, "purged", n)
-		case n > 0:
-			s.logger.InfoContext(ctx, "purged ended sessions", "sessions", n, "retention", s.cfg.SessionRetention.String())
-		}
-		return true
-	})
+	postgres.PurgeEvery(ctx, interval, s.logger, "ended sessions", s.cfg.SessionRetention, s.Purge)
 }
