@@ -75,9 +75,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	if a.Tokens, err = tokens.New(ctx, pool, cfg.Auth, logger); err != nil {
 		return nil, err
 	}
-	hasher := password.NewHasher(password.Params{
+	hasher := password.NewHasherFor(password.Params{
 		MemoryKiB: cfg.Password.MemoryKiB, Iterations: cfg.Password.Iterations, Parallelism: cfg.Password.Parallelism,
-	})
+	}, cfg.Password.Concurrency)
 	limits, loginFailures, err := parseLimits(cfg.Limits)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,9 @@
 // license that can be found in the LICENSE file.
 
 // Package argon2 implements the key derivation function Argon2.
+//
+// It is golang.org/x/crypto/argon2 at v0.59.0 with one addition, Pool, which computes argon2id
+// in working memory kept between calls instead of allocated per call (SOURCE.md has the diff).
 // Argon2 was selected as the winner of the Password Hashing Competition and can
 // be used to derive cryptographic keys from passwords.
 //
@@ -103,21 +106,72 @@ func IDKey(password, salt []byte, time, memory uint32, threads uint8, keyLen uin
 }
 
 func deriveKey(mode int, password, salt, secret, data []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
+	checkCost(time, threads)
+	return derive(mode, password, salt, secret, data, time, memory, threads, keyLen, make([]block, blocks(memory, threads)))
+}
+
+func checkCost(time uint32, threads uint8) {
 	if time < 1 {
 		panic("argon2: number of rounds too small")
 	}
 	if threads < 1 {
 		panic("argon2: parallelism degree too low")
 	}
-	h0 := initHash(password, salt, secret, data, time, memory, uint32(threads), keyLen, mode)
+}
 
+// blocks is the number of 1 KiB blocks that memory KiB over threads lanes is rounded to.
+func blocks(memory uint32, threads uint8) uint32 {
 	memory = memory / (syncPoints * uint32(threads)) * (syncPoints * uint32(threads))
 	if memory < 2*syncPoints*uint32(threads) {
 		memory = 2 * syncPoints * uint32(threads)
 	}
-	B := initBlocks(&h0, memory, uint32(threads))
+	return memory
+}
+
+// derive computes the key in B, which holds blocks(memory, threads) zeroed blocks.
+func derive(mode int, password, salt, secret, data []byte, time, memory uint32, threads uint8, keyLen uint32, B []block) []byte {
+	h0 := initHash(password, salt, secret, data, time, memory, uint32(threads), keyLen, mode)
+	memory = uint32(len(B))
+	initBlocks(&h0, B, uint32(threads))
 	processBlocks(B, time, memory, uint32(threads), mode)
 	return extractKey(B, memory, uint32(threads), keyLen)
+}
+
+// Pool computes argon2id keys at one set of cost parameters in working memory it keeps: up to
+// size memories, zeroed after every use so that none holds anything derived from a password
+// between calls. A caller that hashes under a concurrency limit of size thus allocates nothing
+// per key, where IDKey allocates memory KiB (and so drives the garbage collector) on every call.
+// Calls beyond size at once get memory of their own, dropped after zeroing. A Pool is safe for
+// concurrent use.
+type Pool struct {
+	time, memory uint32 // memory as given: it enters the initial hash
+	threads      uint8
+	blocks       uint32
+	free         chan []block
+}
+
+// NewPool returns a Pool for IDKey with time, memory and threads that keeps up to size
+// memories. It panics on the cost parameters IDKey panics on.
+func NewPool(time, memory uint32, threads uint8, size int) *Pool {
+	checkCost(time, threads)
+	return &Pool{time: time, memory: memory, threads: threads, blocks: blocks(memory, threads), free: make(chan []block, max(size, 0))}
+}
+
+// IDKey returns IDKey(password, salt, time, memory, threads, keyLen) with p's parameters.
+func (p *Pool) IDKey(password, salt []byte, keyLen uint32) []byte {
+	var B []block
+	select {
+	case B = <-p.free:
+	default:
+		B = make([]block, p.blocks)
+	}
+	key := derive(argon2id, password, salt, nil, nil, p.time, p.memory, p.threads, keyLen, B)
+	clear(B)
+	select {
+	case p.free <- B:
+	default:
+	}
+	return key
 }
 
 const (
@@ -158,9 +212,9 @@ func initHash(password, salt, key, data []byte, time, memory, threads, keyLen ui
 	return h0
 }
 
-func initBlocks(h0 *[blake2b.Size + 8]byte, memory, threads uint32) []block {
+func initBlocks(h0 *[blake2b.Size + 8]byte, B []block, threads uint32) {
+	memory := uint32(len(B))
 	var block0 [1024]byte
-	B := make([]block, memory)
 	for lane := uint32(0); lane < threads; lane++ {
 		j := lane * (memory / threads)
 		binary.LittleEndian.PutUint32(h0[blake2b.Size+4:], lane)
@@ -177,7 +231,6 @@ func initBlocks(h0 *[blake2b.Size + 8]byte, memory, threads uint32) []block {
 			B[j+1][i] = binary.LittleEndian.Uint64(block0[i*8:])
 		}
 	}
-	return B
 }
 
 func processBlocks(B []block, time, memory, threads uint32, mode int) {

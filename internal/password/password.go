@@ -11,10 +11,11 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"strings"
 
-	"golang.org/x/crypto/argon2"
+	"github.com/portcullis/portcullis/internal/argon2"
 )
 
 // Params are argon2id cost parameters.
@@ -51,11 +52,21 @@ var b64 = base64.RawStdEncoding.Strict()
 type Hasher struct {
 	p     Params
 	dummy string // hash of no known password, made with p; see VerifyDummy
+	// pool computes argon2id at p's memory, iterations and parallelism in working memory it
+	// keeps (zeroed after each use): a hash then allocates nothing, so logins neither churn the
+	// heap nor drive the garbage collector. Hashes stored with other parameters go through
+	// argon2.IDKey, which allocates per call.
+	pool *argon2.Pool
 }
 
-// NewHasher returns a Hasher using p. Zero fields of p take OWASP's value.
-// NewHasher panics if the result is outside the bounds that Verify accepts.
-func NewHasher(p Params) *Hasher {
+// NewHasher returns a Hasher using p that keeps working memory for GOMAXPROCS hashes at once.
+// Zero fields of p take OWASP's value. NewHasher panics if the result is outside the bounds
+// that Verify accepts.
+func NewHasher(p Params) *Hasher { return NewHasherFor(p, runtime.GOMAXPROCS(0)) }
+
+// NewHasherFor is NewHasher for a caller that runs at most concurrency hashes at once (a Gate's
+// concurrency): it keeps working memory for that many, concurrency × p.MemoryKiB in all.
+func NewHasherFor(p Params, concurrency int) *Hasher {
 	if p.MemoryKiB == 0 {
 		p.MemoryKiB = OWASP.MemoryKiB
 	}
@@ -75,7 +86,8 @@ func NewHasher(p Params) *Hasher {
 		panic(fmt.Sprintf("password: params out of bounds: %+v", p))
 	}
 	// The dummy's key is random, so no password is known to match it.
-	return &Hasher{p: p, dummy: encode(p, randomBytes(p.SaltLen), randomBytes(p.KeyLen))}
+	return &Hasher{p: p, dummy: encode(p, randomBytes(p.SaltLen), randomBytes(p.KeyLen)),
+		pool: argon2.NewPool(p.Iterations, p.MemoryKiB, p.Parallelism, concurrency)}
 }
 
 // Params returns h's parameters.
@@ -89,7 +101,7 @@ func (h *Hasher) Hash(password string) (string, error) {
 	if _, err := rand.Read(salt); err != nil {
 		return "", err
 	}
-	return encode(h.p, salt, idKey(password, salt, h.p)), nil
+	return encode(h.p, salt, h.idKey(password, salt, h.p)), nil
 }
 
 // Verify reports whether password matches encoded, comparing in constant time,
@@ -102,7 +114,7 @@ func (h *Hasher) Verify(password, encoded string) (ok, needsRehash bool, err err
 	if err != nil {
 		return false, false, err
 	}
-	ok = subtle.ConstantTimeCompare(idKey(password, salt, p), key) == 1
+	ok = subtle.ConstantTimeCompare(h.idKey(password, salt, p), key) == 1
 	weaker := p.MemoryKiB < h.p.MemoryKiB || p.Iterations < h.p.Iterations ||
 		p.Parallelism < h.p.Parallelism || p.KeyLen < h.p.KeyLen || p.SaltLen < h.p.SaltLen
 	return ok, ok && weaker, nil
@@ -116,7 +128,10 @@ func (h *Hasher) VerifyDummy(password string) bool {
 	return false
 }
 
-func idKey(password string, salt []byte, p Params) []byte {
+func (h *Hasher) idKey(password string, salt []byte, p Params) []byte {
+	if p.MemoryKiB == h.p.MemoryKiB && p.Iterations == h.p.Iterations && p.Parallelism == h.p.Parallelism {
+		return h.pool.IDKey([]byte(password), salt, p.KeyLen)
+	}
 	return argon2.IDKey([]byte(password), salt, p.Iterations, p.MemoryKiB, p.Parallelism, p.KeyLen)
 }
 

@@ -1,10 +1,13 @@
 package password
 
 import (
+	"crypto/rand"
 	"errors"
 	"regexp"
 	"strings"
 	"testing"
+
+	"golang.org/x/crypto/argon2"
 )
 
 // cheap keeps tests fast; only TestOWASP and the benchmark use OWASP.
@@ -232,11 +235,29 @@ func BenchmarkVerifyOWASP(b *testing.B) {
 	}
 }
 
+// A hash stored with other parameters than the Hasher's still verifies (through x/crypto), and
+// a hash made by x/crypto with the Hasher's own parameters verifies through the pool.
+func TestVerifyAcrossImplementations(t *testing.T) {
+	h := NewHasher(cheap)
+	salt := make([]byte, 16)
+	_, _ = rand.Read(salt)
+	other := Params{MemoryKiB: 128, Iterations: 2, Parallelism: 2, SaltLen: 16, KeyLen: 32}
+	for _, p := range []Params{cheap, other} {
+		enc := encode(p, salt, argon2.IDKey([]byte("pw"), salt, p.Iterations, p.MemoryKiB, p.Parallelism, p.KeyLen))
+		if ok, _, err := h.Verify("pw", enc); !ok || err != nil {
+			t.Errorf("%s: Verify(right) = %v, %v; want true, nil", enc, ok, err)
+		}
+		if ok, _, _ := h.Verify("pW", enc); ok {
+			t.Errorf("%s: Verify(wrong) = true", enc)
+		}
+	}
+}
+
 func FuzzVerifyMalformed(f *testing.F) {
 	h := NewHasher(cheap)
 	// A fixed salt keeps good the same in every fuzzing worker process.
 	salt := []byte("fixed salt 16 by")
-	good := encode(cheap, salt, idKey("password", salt, cheap))
+	good := encode(cheap, salt, h.idKey("password", salt, cheap))
 	for _, s := range []string{
 		good, "", "$", "$argon2id$v=19$m=64,t=1,p=1$$",
 		"$argon2id$v=19$m=4294967295,t=1,p=1$c29tZXNhbHRzb21lc2FsdA$a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2V5a2U",
