@@ -152,7 +152,8 @@ func (res *results) table(o options, m machine) string {
 		bf.goroutines, af.goroutines, bf.poolTotal, af.poolTotal, bf.poolAcquired, af.poolAcquired, af.poolMax,
 		bf.pgConns, af.pgConns, bf.redisConns, af.redisConns, mark(res.leakFree()), leakGoroutines, leakRedisConns)
 	b.WriteString("- ratio: req/s ÷ the /healthz baseline's for HTTP rows; for login, successful logins/s ÷ raw argon2id verifies/s " +
-		"(argon2.IDKey with the server's parameters on every core, server idle, measured right before and right after the waiting clients' login run and averaged). " +
+		"(the server's own password.Hasher.Verify with its parameters on every core, server idle, measured right before and right after the waiting clients' login run and averaged; " +
+		"x/crypto's argon2.IDKey is measured the same way, the two interleaved so that a drift of the machine's speed cancels, and its rate shown beside). " +
 		"errors: non-2xx responses and socket errors. CPU: average cores kept busy by the server, by the load generators (wrk or this harness's workers) and by the stores (every postgres and redis-server process), which share the machine. " +
 		"Targets are reported, never enforced. Before each scenario the harness runs VACUUM (ANALYZE) on the tables logins and refreshes write, as autovacuum would.\n")
 	return b.String()
