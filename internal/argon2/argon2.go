@@ -4,8 +4,8 @@
 
 // Package argon2 implements the key derivation function Argon2.
 //
-// It is golang.org/x/crypto/argon2 at v0.59.0 with one addition, Pool, which computes argon2id
-// in working memory kept between calls instead of allocated per call (SOURCE.md has the diff).
+// It is golang.org/x/crypto/argon2 at v0.59.0 with one addition, Pool (pool.go), which computes
+// argon2id in working memory kept between calls instead of allocated per call (SOURCE.md).
 // Argon2 was selected as the winner of the Password Hashing Competition and can
 // be used to derive cryptographic keys from passwords.
 //
@@ -135,43 +135,6 @@ func derive(mode int, password, salt, secret, data []byte, time, memory uint32, 
 	initBlocks(&h0, B, uint32(threads))
 	processBlocks(B, time, memory, uint32(threads), mode)
 	return extractKey(B, memory, uint32(threads), keyLen)
-}
-
-// Pool computes argon2id keys at one set of cost parameters in working memory it keeps: up to
-// size memories, zeroed after every use so that none holds anything derived from a password
-// between calls. A caller that hashes under a concurrency limit of size thus allocates nothing
-// per key, where IDKey allocates memory KiB (and so drives the garbage collector) on every call.
-// Calls beyond size at once get memory of their own, dropped after zeroing. A Pool is safe for
-// concurrent use.
-type Pool struct {
-	time, memory uint32 // memory as given: it enters the initial hash
-	threads      uint8
-	blocks       uint32
-	free         chan []block
-}
-
-// NewPool returns a Pool for IDKey with time, memory and threads that keeps up to size
-// memories. It panics on the cost parameters IDKey panics on.
-func NewPool(time, memory uint32, threads uint8, size int) *Pool {
-	checkCost(time, threads)
-	return &Pool{time: time, memory: memory, threads: threads, blocks: blocks(memory, threads), free: make(chan []block, max(size, 0))}
-}
-
-// IDKey returns IDKey(password, salt, time, memory, threads, keyLen) with p's parameters.
-func (p *Pool) IDKey(password, salt []byte, keyLen uint32) []byte {
-	var B []block
-	select {
-	case B = <-p.free:
-	default:
-		B = make([]block, p.blocks)
-	}
-	key := derive(argon2id, password, salt, nil, nil, p.time, p.memory, p.threads, keyLen, B)
-	clear(B)
-	select {
-	case p.free <- B:
-	default:
-	}
-	return key
 }
 
 const (

@@ -7,6 +7,7 @@ import (
 	"runtime"
 	"sync"
 	"testing"
+	"time"
 
 	upstream "golang.org/x/crypto/argon2"
 )
@@ -58,12 +59,60 @@ func TestPoolZeroesKeptMemory(t *testing.T) {
 	if len(p.free) != 1 {
 		t.Fatalf("pool keeps %d memories after one call, want 1", len(p.free))
 	}
-	B := <-p.free
-	for i := range B {
-		if B[i] != (block{}) {
+	m := <-p.free
+	for i := range m.B {
+		if m.B[i] != (block{}) {
 			t.Fatalf("kept memory's block %d is not zero after use", i)
 		}
 	}
+}
+
+// Kept memory goes back to the system once unused for the idle time, and the Pool still works
+// after: a new call gets new memory and the right key.
+func TestPoolReleasesIdleMemory(t *testing.T) {
+	p := NewPool(1, 64, 1, 2)
+	p.idle = 20 * time.Millisecond
+	pw, salt := []byte("pw"), []byte("saltsaltsaltsalt")
+	want := upstream.IDKey(pw, salt, 1, 64, 1, 32)
+	for round := range 2 {
+		if got := p.IDKey(pw, salt, 32); !bytes.Equal(got, want) {
+			t.Fatalf("round %d: key %x, want %x", round, got, want)
+		}
+		if len(p.free) != 1 {
+			t.Fatalf("round %d: pool keeps %d memories right after a call, want 1", round, len(p.free))
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for len(p.free) > 0 && time.Now().Before(deadline) {
+			time.Sleep(5 * time.Millisecond)
+		}
+		if n := len(p.free); n != 0 {
+			t.Fatalf("round %d: pool still keeps %d memories 5 s after its last use (idle %v)", round, n, p.idle)
+		}
+	}
+}
+
+// Memory in use is not released under it: calls that keep the pool busy for several idle
+// periods all get right keys (run with -race).
+func TestPoolTrimRacesCalls(t *testing.T) {
+	p := NewPool(1, 64, 1, 1)
+	p.idle = time.Millisecond
+	pw, salt := []byte("pw"), []byte("saltsaltsaltsalt")
+	want := upstream.IDKey(pw, salt, 1, 64, 1, 32)
+	var wg sync.WaitGroup
+	for range 3 {
+		wg.Go(func() {
+			for i := range 200 {
+				if got := p.IDKey(pw, salt, 32); !bytes.Equal(got, want) {
+					t.Errorf("call %d: key %x, want %x", i, got, want)
+					return
+				}
+				if i%20 == 0 {
+					time.Sleep(2 * time.Millisecond)
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
 
 func TestNewPoolPanicsOnBadCost(t *testing.T) {
