@@ -1,6 +1,7 @@
 package argon2
 
 import (
+	"math"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -13,10 +14,18 @@ type workMemory struct {
 }
 
 // allocMemory maps n zeroed blocks, private and anonymous, marked MADV_DONTDUMP. Where the
-// system refuses the mapping it falls back to the heap.
+// system refuses the mapping, or its size does not fit an int, it falls back to the heap.
 func allocMemory(n uint32) *workMemory {
-	b, err := unix.Mmap(-1, 0, int(n)*blockLength*8, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
-	if err != nil {
+	liveMemories.Add(1)
+	size := uint64(n) * blockLength * 8
+	if size == 0 || size > math.MaxInt {
+		return &workMemory{B: make([]block, n)}
+	}
+	b, err := unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	if err != nil || uint64(len(b)) != size {
+		if err == nil {
+			_ = unix.Munmap(b)
+		}
 		return &workMemory{B: make([]block, n)}
 	}
 	_ = unix.Madvise(b, unix.MADV_DONTDUMP)
@@ -25,8 +34,8 @@ func allocMemory(n uint32) *workMemory {
 
 // release returns mapped memory to the system; m must not be used after.
 func (m *workMemory) release() {
-	if m.mapped != nil {
-		_ = unix.Munmap(m.mapped)
+	if m.mapped == nil || unix.Munmap(m.mapped) == nil {
+		liveMemories.Add(-1) // a mapping munmap refused (it cannot here) stays counted
 	}
 	m.B, m.mapped = nil, nil
 }

@@ -1,6 +1,7 @@
 package argon2
 
 import (
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -10,29 +11,33 @@ import (
 const KeepIdle = 10 * time.Second
 
 // Pool computes argon2id keys at one set of cost parameters in working memory it keeps: up to
-// size memories, zeroed after every use so that none holds anything derived from a password
-// between calls, and released after KeepIdle without use. A caller that hashes under a
-// concurrency limit of size thus allocates nothing per key, where IDKey allocates memory KiB
-// (and so drives the garbage collector) on every call. On Linux the memory is mapped outside
-// the Go heap: the collector neither scans nor counts it, so kept memory does not raise the
-// heap goal of the rest of the program, and it is left out of core dumps. Calls beyond size at
-// once get memory of their own, released after use. A Pool is safe for concurrent use.
+// size memories, each zeroed after every use (so the blocks kept between calls hold nothing
+// derived from a password; stack copies of the initial hash are left as in upstream) and
+// released after KeepIdle without use. A caller that hashes under a concurrency limit of size
+// thus allocates nothing per key, where IDKey allocates memory KiB (and so drives the garbage
+// collector) on every call. On Linux the memory is mapped outside the Go heap: the collector
+// neither scans nor counts it, so kept memory does not raise the heap goal of the rest of the
+// program, and it is left out of core dumps. Calls beyond size at once get memory of their own,
+// released after use. A Pool is safe for concurrent use.
 type Pool struct {
 	time, memory uint32 // memory as given: it enters the initial hash
 	threads      uint8
 	blocks       uint32
 	free         chan *workMemory
 	idle         time.Duration
-	used         atomic.Int64 // UnixNano of the last call's end
-	trimming     atomic.Bool  // a trim is scheduled
+	epoch        time.Time    // with a monotonic reading, so used is immune to clock steps
+	used         atomic.Int64 // when the last call ended, in nanoseconds since epoch
+
+	mu        sync.Mutex
+	trimTimer bool // a trim is scheduled or running
 }
 
-// NewPool returns a Pool for IDKey with time, memory and threads that keeps up to size
+// NewPool returns a Pool for IDKey with time t, memory and threads that keeps up to size
 // memories. It panics on the cost parameters IDKey panics on.
-func NewPool(time, memory uint32, threads uint8, size int) *Pool {
-	checkCost(time, threads)
-	return &Pool{time: time, memory: memory, threads: threads, blocks: blocks(memory, threads),
-		free: make(chan *workMemory, max(size, 0)), idle: KeepIdle}
+func NewPool(t, memory uint32, threads uint8, size int) *Pool {
+	checkCost(t, threads)
+	return &Pool{time: t, memory: memory, threads: threads, blocks: blocks(memory, threads),
+		free: make(chan *workMemory, max(size, 0)), idle: KeepIdle, epoch: time.Now()}
 }
 
 // IDKey returns IDKey(password, salt, time, memory, threads, keyLen) with p's parameters.
@@ -43,41 +48,54 @@ func (p *Pool) IDKey(password, salt []byte, keyLen uint32) []byte {
 	default:
 		m = allocMemory(p.blocks)
 	}
-	key := derive(argon2id, password, salt, nil, nil, p.time, p.memory, p.threads, keyLen, m.B)
+	defer p.giveBack(m) // zeroed and kept or released even if derive panics
+	return derive(argon2id, password, salt, nil, nil, p.time, p.memory, p.threads, keyLen, m.B)
+}
+
+func (p *Pool) giveBack(m *workMemory) {
 	clear(m.B)
-	p.used.Store(time.Now().UnixNano())
+	p.used.Store(int64(time.Since(p.epoch)))
 	select {
 	case p.free <- m:
-		p.scheduleTrim(p.idle)
+		p.scheduleTrim()
 	default:
 		m.release()
 	}
-	return key
 }
 
-func (p *Pool) scheduleTrim(after time.Duration) {
-	if p.trimming.CompareAndSwap(false, true) {
-		time.AfterFunc(after, p.trim)
+func (p *Pool) scheduleTrim() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.trimTimer {
+		p.trimTimer = true
+		time.AfterFunc(p.idle, p.trim)
 	}
 }
 
 // trim releases every kept memory once none has been used for p.idle.
 func (p *Pool) trim() {
-	if wait := p.idle - time.Since(time.Unix(0, p.used.Load())); wait > 0 {
+	if wait := p.idle - (time.Since(p.epoch) - time.Duration(p.used.Load())); wait > 0 {
 		time.AfterFunc(wait, p.trim)
 		return
 	}
-	for {
+	for drained := false; !drained; {
 		select {
 		case m := <-p.free:
 			m.release()
 		default:
-			p.trimming.Store(false)
-			// A memory put back between the drain and the Store found a trim scheduled.
-			if len(p.free) > 0 {
-				p.scheduleTrim(p.idle)
-			}
-			return
+			drained = true
 		}
 	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.trimTimer = false
+	// A memory given back after the drain found trimTimer set and scheduled nothing: its
+	// send happened before its scheduleTrim's Lock, so this Unlock-ordered read sees it.
+	if len(p.free) > 0 {
+		p.trimTimer = true
+		time.AfterFunc(p.idle, p.trim)
+	}
 }
+
+// liveMemories counts working memories allocated and not yet released (tests read it).
+var liveMemories atomic.Int64

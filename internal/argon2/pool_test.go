@@ -28,6 +28,7 @@ func TestPoolMatchesUpstream(t *testing.T) {
 		{2, 256, 2, 32, 0},
 	} {
 		t.Run(fmt.Sprintf("t=%d,m=%d,p=%d,size=%d", c.time, c.memory, c.threads, c.size), func(t *testing.T) {
+			base := liveMemories.Load()
 			p := NewPool(c.time, c.memory, c.threads, c.size)
 			var wg sync.WaitGroup
 			for g := range 4 {
@@ -47,6 +48,9 @@ func TestPoolMatchesUpstream(t *testing.T) {
 			wg.Wait()
 			if n := len(p.free); n > c.size {
 				t.Errorf("pool keeps %d memories, more than its size %d", n, c.size)
+			}
+			if live := liveMemories.Load() - base; live != int64(len(p.free)) {
+				t.Errorf("%d memories allocated and not released, but the pool keeps %d", live, len(p.free))
 			}
 		})
 	}
@@ -70,6 +74,7 @@ func TestPoolZeroesKeptMemory(t *testing.T) {
 // Kept memory goes back to the system once unused for the idle time, and the Pool still works
 // after: a new call gets new memory and the right key.
 func TestPoolReleasesIdleMemory(t *testing.T) {
+	base := liveMemories.Load()
 	p := NewPool(1, 64, 1, 2)
 	p.idle = 20 * time.Millisecond
 	pw, salt := []byte("pw"), []byte("saltsaltsaltsalt")
@@ -81,12 +86,9 @@ func TestPoolReleasesIdleMemory(t *testing.T) {
 		if len(p.free) != 1 {
 			t.Fatalf("round %d: pool keeps %d memories right after a call, want 1", round, len(p.free))
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for len(p.free) > 0 && time.Now().Before(deadline) {
-			time.Sleep(5 * time.Millisecond)
-		}
-		if n := len(p.free); n != 0 {
-			t.Fatalf("round %d: pool still keeps %d memories 5 s after its last use (idle %v)", round, n, p.idle)
+		if live := waitReleased(base); live != 0 {
+			t.Fatalf("round %d: %d memories not released 5 s after the last use (idle %v); the pool keeps %d",
+				round, live, p.idle, len(p.free))
 		}
 	}
 }
@@ -94,6 +96,7 @@ func TestPoolReleasesIdleMemory(t *testing.T) {
 // Memory in use is not released under it: calls that keep the pool busy for several idle
 // periods all get right keys (run with -race).
 func TestPoolTrimRacesCalls(t *testing.T) {
+	base := liveMemories.Load()
 	p := NewPool(1, 64, 1, 1)
 	p.idle = time.Millisecond
 	pw, salt := []byte("pw"), []byte("saltsaltsaltsalt")
@@ -113,6 +116,47 @@ func TestPoolTrimRacesCalls(t *testing.T) {
 		})
 	}
 	wg.Wait()
+	if live := waitReleased(base); live != 0 {
+		t.Fatalf("%d memories not released 5 s after the last call (idle %v)", live, p.idle)
+	}
+}
+
+// A call that panics (a key length of 0, as upstream) still zeroes its memory and gives it
+// back: nothing is left mapped and unzeroed.
+func TestPoolPanicKeepsNothing(t *testing.T) {
+	base := liveMemories.Load()
+	p := NewPool(1, 64, 1, 1)
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("IDKey with keyLen 0 did not panic")
+			}
+		}()
+		p.IDKey([]byte("secret"), []byte("saltsaltsaltsalt"), 0)
+	}()
+	if len(p.free) != 1 {
+		t.Fatalf("after the panic the pool keeps %d memories, want 1", len(p.free))
+	}
+	m := <-p.free
+	for i := range m.B {
+		if m.B[i] != (block{}) {
+			t.Fatalf("after the panic block %d is not zero", i)
+		}
+	}
+	m.release()
+	if live := liveMemories.Load() - base; live != 0 {
+		t.Fatalf("%d memories left allocated after the panic", live)
+	}
+}
+
+// waitReleased waits up to 5 s for the allocated memories to fall back to base and returns
+// how many are still above it.
+func waitReleased(base int64) int64 {
+	deadline := time.Now().Add(5 * time.Second)
+	for liveMemories.Load() > base && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+	}
+	return liveMemories.Load() - base
 }
 
 func TestNewPoolPanicsOnBadCost(t *testing.T) {
