@@ -60,15 +60,22 @@ func TestPoolMatchesUpstream(t *testing.T) {
 func TestPoolZeroesKeptMemory(t *testing.T) {
 	p := NewPool(1, 64, 1, 1)
 	p.IDKey([]byte("secret"), []byte("saltsaltsaltsalt"), 32)
+	takeZeroed(t, p).release()
+}
+
+// takeZeroed takes the one memory p keeps and fails unless every block of it is zero.
+func takeZeroed(t *testing.T, p *Pool) *workMemory {
+	t.Helper()
 	if len(p.free) != 1 {
-		t.Fatalf("pool keeps %d memories after one call, want 1", len(p.free))
+		t.Fatalf("pool keeps %d memories, want 1", len(p.free))
 	}
 	m := <-p.free
 	for i := range m.B {
 		if m.B[i] != (block{}) {
-			t.Fatalf("kept memory's block %d is not zero after use", i)
+			t.Fatalf("kept memory's block %d is not zero", i)
 		}
 	}
+	return m
 }
 
 // Kept memory goes back to the system once unused for the idle time, and the Pool still works
@@ -134,16 +141,7 @@ func TestPoolPanicKeepsNothing(t *testing.T) {
 		}()
 		p.IDKey([]byte("secret"), []byte("saltsaltsaltsalt"), 0)
 	}()
-	if len(p.free) != 1 {
-		t.Fatalf("after the panic the pool keeps %d memories, want 1", len(p.free))
-	}
-	m := <-p.free
-	for i := range m.B {
-		if m.B[i] != (block{}) {
-			t.Fatalf("after the panic block %d is not zero", i)
-		}
-	}
-	m.release()
+	takeZeroed(t, p).release()
 	if live := liveMemories.Load() - base; live != 0 {
 		t.Fatalf("%d memories left allocated after the panic", live)
 	}
