@@ -69,6 +69,14 @@ ALLOWED = {
     "portcullis_db_pool_connections",
     "portcullis_db_pool_acquire_wait_seconds_total",
     "portcullis_redis_cached_reads_total",
+    "portcullis_password_hash_duration_seconds_bucket",
+    "portcullis_password_hash_duration_seconds_sum",
+    "portcullis_password_hash_duration_seconds_count",
+    "portcullis_password_hash_wait_seconds_bucket",
+    "portcullis_password_hash_wait_seconds_sum",
+    "portcullis_password_hash_wait_seconds_count",
+    "portcullis_password_hashes_running",
+    "portcullis_password_hashes_queued",
     "up",
 }
 ALLOWED_PREFIXES = ("go_", "process_")

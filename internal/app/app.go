@@ -83,7 +83,13 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 		return nil, err
 	}
 	limiter := ratelimit.New(a.redis, logger)
-	userSvc := users.NewService(users.NewStore(pool), hasher, password.NewGate(cfg.Password.Concurrency, cfg.Password.Queue), logger,
+	gate := password.NewGate(cfg.Password.Concurrency, cfg.Password.Queue)
+	gate.OnDone(func(wait, run time.Duration) {
+		a.Metrics.HashWait.Observe(wait.Seconds())
+		a.Metrics.HashRun.Observe(run.Seconds())
+	})
+	a.Metrics.ObserveHashing(gate.Load)
+	userSvc := users.NewService(users.NewStore(pool), hasher, gate, logger,
 		users.WithCache(redis.NewCoherent(a.redis, "user:", cfg.Redis.SessionCacheTTL)))
 	a.Users = userSvc
 	sessionSvc := sessions.NewService(sessions.NewStore(pool), a.redis, cfg.Redis.SessionCacheTTL, cfg.Auth, logger)

@@ -155,6 +155,10 @@ func TestMetricsAreBoundedAndCountOutcomes(t *testing.T) {
 		`portcullis_auth_logins_total{outcome="success"} 1`,
 		`portcullis_auth_logins_total{outcome="bad_credentials"} 1`,
 		`portcullis_auth_registrations_total 1`,
+		"portcullis_password_hash_duration_seconds_count 3\n", // the registration and both logins
+		"portcullis_password_hash_wait_seconds_count 3\n",
+		"portcullis_password_hashes_running 0\n",
+		"portcullis_password_hashes_queued 0\n",
 		`portcullis_db_pool_connections{state="max"}`,
 		`rueidis_dial_success`, // the Redis client's own metrics, through the OpenTelemetry meter provider
 		`portcullis_redis_cached_reads_total{answered_from="redis"}`,

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync/atomic"
+	"time"
 )
 
 // ErrBusy is returned by Gate.Do when every slot is taken and the queue is full.
@@ -15,7 +16,8 @@ var ErrBusy = errors.New("password hashing is at capacity")
 type Gate struct {
 	slots   chan struct{}
 	limit   int64
-	waiting atomic.Int64
+	waiting atomic.Int64 // running and queued
+	done    func(wait, run time.Duration)
 }
 
 // NewGate returns a Gate running concurrency hashes with queue more waiting.
@@ -34,14 +36,29 @@ func (g *Gate) Do(ctx context.Context, fn func()) error {
 		return ErrBusy
 	}
 	defer g.waiting.Add(-1)
+	queued := time.Now()
 	select {
 	case g.slots <- struct{}{}:
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 	defer func() { <-g.slots }()
+	started := time.Now()
 	fn()
+	if g.done != nil {
+		g.done(started.Sub(queued), time.Since(started))
+	}
 	return nil
+}
+
+// OnDone makes g call f after each fn it ran, with how long it waited for a slot and how long it
+// ran. Call it before g is used.
+func (g *Gate) OnDone(f func(wait, run time.Duration)) { g.done = f }
+
+// Load reports how many calls are running and how many wait for a slot, now.
+func (g *Gate) Load() (running, queued int) {
+	running = len(g.slots)
+	return running, max(int(g.waiting.Load())-running, 0)
 }
 
 // Full reports whether a Do now would be refused: callers check it before work that only makes

@@ -31,6 +31,10 @@ type Metrics struct {
 	ActiveSessions prometheus.Gauge
 	DependencyUp   *prometheus.GaugeVec
 	Ready          prometheus.Gauge
+	// HashWait and HashRun are how long each password hash waited for a hashing slot and how
+	// long it ran (argon2id); see ObserveHashing for the slots' load.
+	HashWait prometheus.Histogram
+	HashRun  prometheus.Histogram
 }
 
 // NewMetrics registers the metrics, the Go runtime and process collectors, and the database
@@ -53,9 +57,15 @@ func NewMetrics(pool *pgxpool.Pool) *Metrics {
 		ActiveSessions: prometheus.NewGauge(prometheus.GaugeOpts{Name: "portcullis_sessions_active", Help: "Live sessions, sampled from PostgreSQL."}),
 		DependencyUp:   prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "portcullis_dependency_up", Help: "1 when the dependency answered its last check."}, []string{"dependency"}),
 		Ready:          prometheus.NewGauge(prometheus.GaugeOpts{Name: "portcullis_ready", Help: "1 while serving and ready; 0 when not ready or draining."}),
+		HashWait: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "portcullis_password_hash_wait_seconds",
+			Help:    "Time a password hash (login, registration, password change) waited for a hashing slot.",
+			Buckets: []float64{.001, .005, .01, .025, .05, .1, .25, .5, 1, 2.5}}),
+		HashRun: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "portcullis_password_hash_duration_seconds",
+			Help:    "Time one argon2id password hash or verification ran.",
+			Buckets: []float64{.005, .01, .015, .02, .025, .03, .04, .05, .075, .1, .25}}),
 	}
 	r.MustRegister(m.Requests, m.Duration, m.Registrations, m.Logins, m.Refreshes, m.RefreshReuse, m.Revocations,
-		m.ActiveSessions, m.DependencyUp, m.Ready,
+		m.ActiveSessions, m.DependencyUp, m.Ready, m.HashWait, m.HashRun,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if pool != nil {
 		r.MustRegister(poolCollector{pool})
@@ -65,6 +75,16 @@ func NewMetrics(pool *pgxpool.Pool) *Metrics {
 		m.MeterProvider = sdkmetric.NewMeterProvider(sdkmetric.WithReader(exp))
 	}
 	return m
+}
+
+// ObserveHashing exports the hashing slots' load, read at scrape time from load: hashes running
+// and hashes queued for a slot (beyond the queue, logins and registrations get 503 overloaded).
+func (m *Metrics) ObserveHashing(load func() (running, queued int)) {
+	m.Registry.MustRegister(
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portcullis_password_hashes_running", Help: "Password hashes running now."},
+			func() float64 { r, _ := load(); return float64(r) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "portcullis_password_hashes_queued", Help: "Password hashes waiting for a hashing slot now."},
+			func() float64 { _, q := load(); return float64(q) }))
 }
 
 // Handler serves the metrics in the Prometheus text format.
