@@ -21,7 +21,7 @@ func allocMemory(n uint32) *workMemory {
 	if size == 0 || size > math.MaxInt {
 		return &workMemory{B: make([]block, n)}
 	}
-	b, err := unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	b, err := mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil || uint64(len(b)) != size {
 		if err == nil {
 			_ = unix.Munmap(b)
@@ -31,6 +31,9 @@ func allocMemory(n uint32) *workMemory {
 	_ = unix.Madvise(b, unix.MADV_DONTDUMP)
 	return &workMemory{B: unsafe.Slice((*block)(unsafe.Pointer(unsafe.SliceData(b))), n), mapped: b}
 }
+
+// mmap is unix.Mmap; tests replace it to refuse mappings.
+var mmap = unix.Mmap
 
 // release returns mapped memory to the system; m must not be used after.
 func (m *workMemory) release() {
