@@ -13,7 +13,8 @@ type workMemory struct {
 	mapped []byte
 }
 
-// allocMemory maps n zeroed blocks, private and anonymous, marked MADV_DONTDUMP. Where the
+// allocMemory maps n zeroed blocks, private and anonymous, marked MADV_DONTDUMP and
+// MADV_HUGEPAGE. Where the
 // system refuses the mapping, or its size does not fit an int, it falls back to the heap.
 func allocMemory(n uint32) *workMemory {
 	liveMemories.Add(1)
@@ -29,6 +30,10 @@ func allocMemory(n uint32) *workMemory {
 		return &workMemory{B: make([]block, n)}
 	}
 	_ = unix.Madvise(b, unix.MADV_DONTDUMP)
+	// Huge pages where the system allows them (THP "madvise" or "always"): argon2id reads
+	// blocks at random across the memory, and 2 MiB pages spare it most TLB misses (a hash
+	// 9.1-9.2 ms with, 9.8-10.1 ms without, alternating, on the development VM).
+	_ = unix.Madvise(b, unix.MADV_HUGEPAGE)
 	return &workMemory{B: unsafe.Slice((*block)(unsafe.Pointer(unsafe.SliceData(b))), n), mapped: b}
 }
 
