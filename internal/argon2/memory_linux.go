@@ -19,7 +19,7 @@ type workMemory struct {
 func allocMemory(n uint32) *workMemory {
 	liveMemories.Add(1)
 	size := uint64(n) * blockLength * 8
-	if size == 0 || size > math.MaxInt {
+	if size > math.MaxInt {
 		return &workMemory{B: make([]block, n)}
 	}
 	b, err := mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)

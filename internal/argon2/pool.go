@@ -87,13 +87,12 @@ func (p *Pool) trim() {
 		}
 	}
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	p.trimTimer = false
-	// A memory given back after the drain found trimTimer set and scheduled nothing: its
-	// send happened before its scheduleTrim's Lock, so this Unlock-ordered read sees it.
+	p.mu.Unlock()
+	// A memory given back after the drain may have found trimTimer set and scheduled nothing:
+	// its send happened before its scheduleTrim's Lock, so this read, after ours, sees it.
 	if len(p.free) > 0 {
-		p.trimTimer = true
-		time.AfterFunc(p.idle, p.trim)
+		p.scheduleTrim()
 	}
 }
 

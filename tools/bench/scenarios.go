@@ -217,7 +217,7 @@ func (r *runner) me(ctx context.Context) error {
 	pid := r.srv.pid()
 	// Reset VmHWM to the current RSS, so that it is this scenario's peak rather than seeding's
 	// (argon2id's memory); without the reset it is the peak since start and says so.
-	r.res.hwmReset = os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0) == nil
+	r.res.hwmReset = resetHWM(pid)
 	stopSampling := r.res.sampleRSS(pid)
 	row256, err := r.wrk(ctx, "me-256", "GET /api/v1/users/me", job)
 	stopSampling()
@@ -284,8 +284,11 @@ func (r *runner) login(ctx context.Context) error {
 		name := map[bool]string{true: "login", false: "login-flood"}[honour]
 		logf("scenario %s: POST /api/v1/auth/login at c=%d", name, loginWorkers)
 		pid := r.srv.pid()
-		hwmReset := !honour && os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0) == nil
-		hashesBefore := r.hashTime(ctx)
+		hwmReset := !honour && resetHWM(pid)
+		var hashesBefore hashTotals
+		if honour {
+			hashesBefore = r.hashTime(ctx)
+		}
 		counters := make([]int, loginWorkers)
 		st, use, err := r.loop(ctx, name, loginWorkers, func(w int) (int, time.Duration) {
 			return loginOnce(ctx, r.e, w, &counters[w], honour)
@@ -299,8 +302,6 @@ func (r *runner) login(ctx context.Context) error {
 			if n := hashesAfter.n - hashesBefore.n; n > 0 && hashesBefore.n >= 0 {
 				perHash = (hashesAfter.seconds - hashesBefore.seconds) / n
 			}
-		}
-		if honour {
 			xc[1] = measure(xcrypto)
 			own[1] = measure(verify)
 		} else if hwmReset {

@@ -283,6 +283,12 @@ func scrape(ctx context.Context, url string) (map[string]float64, error) {
 	return m, sc.Err()
 }
 
+// resetHWM resets the process's VmHWM to its current RSS, so that a later memory reads the peak
+// since now; false when the kernel refused (the peak is then the one since start).
+func resetHWM(pid int) bool {
+	return os.WriteFile(fmt.Sprintf("/proc/%d/clear_refs", pid), []byte("5"), 0) == nil
+}
+
 // memory returns the process's peak (VmHWM) and current (VmRSS) resident set, in bytes.
 func memory(pid int) (hwm, rss int64, err error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
