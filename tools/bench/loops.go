@@ -62,11 +62,17 @@ func drive(ctx context.Context, workers int, d time.Duration, do func(worker int
 	wg.Wait()
 	all := loopStats{elapsed: time.Since(begin)}
 	for _, p := range parts {
-		all.ok, all.shed, all.other = all.ok+p.ok, all.shed+p.shed, all.other+p.other
-		all.okLat = append(all.okLat, p.okLat...)
-		all.shedLat = append(all.shedLat, p.shedLat...)
+		all.merge(p)
 	}
 	return all
+}
+
+// merge adds o's requests, latencies and time to s's.
+func (s *loopStats) merge(o loopStats) {
+	s.ok, s.shed, s.other = s.ok+o.ok, s.shed+o.shed, s.other+o.other
+	s.okLat = append(s.okLat, o.okLat...)
+	s.shedLat = append(s.shedLat, o.shedLat...)
+	s.elapsed += o.elapsed
 }
 
 func sleep(ctx context.Context, d time.Duration) {

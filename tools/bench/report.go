@@ -114,8 +114,8 @@ func (res *results) table(o options, m machine) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## %s, commit %s\n\n", m.date.Format("2006-01-02 15:04 MST"), m.commit)
 	fmt.Fprintf(&b, "Machine: %d CPUs (%s), %s RAM; %s; PostgreSQL %s; Redis %s.  \n", m.cpus, m.cpuModel, m.memory, m.goVersion, m.postgres, m.redis)
-	fmt.Fprintf(&b, "Run: %v per scenario after %v warm-up; %d API users; %s listing users; admin listing at c=%d.\n\n",
-		o.duration, o.warmup, o.users, thousands(float64(o.listUsers)), o.adminConns)
+	fmt.Fprintf(&b, "Run: %v per scenario after %v warm-up (the judged login run: %s); %d API users; %s listing users; admin listing at c=%d.\n\n",
+		o.duration, o.warmup, plural(o.loginRounds, "round"), o.users, thousands(float64(o.listUsers)), o.adminConns)
 	if o.given {
 		fmt.Fprintf(&b, "The server was %s (-binary), not built from the commit above.\n\n", o.binary)
 	}
@@ -152,7 +152,7 @@ func (res *results) table(o options, m machine) string {
 		bf.goroutines, af.goroutines, bf.poolTotal, af.poolTotal, bf.poolAcquired, af.poolAcquired, af.poolMax,
 		bf.pgConns, af.pgConns, bf.redisConns, af.redisConns, mark(res.leakFree()), leakGoroutines, leakRedisConns)
 	b.WriteString("- ratio: req/s ÷ the /healthz baseline's for HTTP rows; for login, successful logins/s ÷ raw argon2id verifies/s " +
-		"(the server's own password.Hasher.Verify with its parameters on every core, server idle, measured right before and right after the waiting clients' login run and averaged; " +
+		"(the server's own password.Hasher.Verify with its parameters on every core, server idle, measured right before and right after each round of the waiting clients' login run and averaged over all rounds; " +
 		"x/crypto's argon2.IDKey is measured the same way, the two interleaved so that a drift of the machine's speed cancels, and its rate shown beside). " +
 		"errors: non-2xx responses and socket errors. CPU: average cores kept busy by the server, by the load generators (wrk or this harness's workers) and by the stores (every postgres and redis-server process), which share the machine. " +
 		"Targets are reported, never enforced. Before each scenario the harness runs VACUUM (ANALYZE) on the tables logins and refreshes write, as autovacuum would.\n")
@@ -229,4 +229,12 @@ func record(path, section string) error {
 		_, err = f.WriteString("\n" + section)
 	}
 	return errors.Join(err, f.Close())
+}
+
+// plural is n and noun, with an s unless n is 1.
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return strconv.Itoa(n) + " " + noun + "s"
 }

@@ -372,6 +372,12 @@ type cpuUse struct {
 	stores  float64 // PostgreSQL and Redis, all their processes
 }
 
+func (u cpuUse) plus(o cpuUse) cpuUse {
+	return cpuUse{u.server + o.server, u.clients + o.clients, u.stores + o.stores}
+}
+
+func (u cpuUse) scaled(f float64) cpuUse { return cpuUse{u.server * f, u.clients * f, u.stores * f} }
+
 func startCPU(pid int) cpuMeter {
 	return cpuMeter{pid: pid, server: processCPU(pid), own: ownCPU(), stores: storesCPU(), begin: time.Now()}
 }
