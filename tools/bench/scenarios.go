@@ -278,7 +278,7 @@ func (r *runner) login(ctx context.Context) error {
 	var (
 		waiting    loopStats
 		waitingCPU cpuUse
-		own, xc    raw // n summed, rate averaged over every measurement, cpu the last one's
+		own, xc    raw // n and rate summed over every measurement (rate averaged after), cpu the last one's
 		ratios     []string
 		counters   = make([]int, loginWorkers)
 		rounds     = r.o.loginRounds
@@ -297,11 +297,13 @@ func (r *runner) login(ctx context.Context) error {
 		roundOwn := (ownA.rate + ownB.rate) / 2
 		ratios = append(ratios, fmt.Sprintf("%.3f", float64(st.ok)/st.elapsed.Seconds()/roundOwn))
 		waiting.merge(st)
-		waitingCPU = waitingCPU.plus(use.scaled(1 / float64(rounds)))
-		measured := float64(2 * rounds)
-		own = raw{own.rate + (ownA.rate+ownB.rate)/measured, own.n + ownA.n + ownB.n, ownB.cpu}
-		xc = raw{xc.rate + (xcA.rate+xcB.rate)/measured, xc.n + xcA.n + xcB.n, xcB.cpu}
+		waitingCPU = waitingCPU.plus(use)
+		own = raw{own.rate + ownA.rate + ownB.rate, own.n + ownA.n + ownB.n, ownB.cpu}
+		xc = raw{xc.rate + xcA.rate + xcB.rate, xc.n + xcA.n + xcB.n, xcB.cpu}
 	}
+	own.rate /= float64(2 * rounds)
+	xc.rate /= float64(2 * rounds)
+	waitingCPU = waitingCPU.scaled(1 / float64(rounds))
 	var perHash float64 // mean seconds of one hash inside the server during the login rounds
 	if after := r.hashTime(ctx); hashesBefore.n >= 0 && after.n > hashesBefore.n {
 		perHash = (after.seconds - hashesBefore.seconds) / (after.n - hashesBefore.n)
@@ -321,9 +323,7 @@ func (r *runner) login(ctx context.Context) error {
 		floodHWM, _, _ = memory(pid)
 	}
 
-	ok := loopRow("login", "POST /api/v1/auth/login -> 200 (clients wait out Retry-After)", loginWorkers, waiting, waiting.okLat)
-	ok.errors = fmt.Sprintf("%d (503s: next row)", waiting.other)
-	ok.ratio, ok.cpu = ok.rps/own.rate, waitingCPU
+	ok, shed := loginRows("login", "clients wait out Retry-After", waiting, waitingCPU, own.rate)
 	detail := fmt.Sprintf("%.4f", ok.ratio)
 	if rounds > 1 {
 		detail += fmt.Sprintf(" over %d rounds of %s, each %s", rounds, r.o.duration, strings.Join(ratios, " "))
@@ -334,16 +334,14 @@ func (r *runner) login(ctx context.Context) error {
 		detail += fmt.Sprintf("; a hash %.1f ms in the server, %.1f ms raw", perHash*1e3, float64(runtime.NumCPU())/own.rate*1e3)
 	}
 	r.res.add(judged(ok, fmt.Sprintf("ratio >= %.2f (%s)", targetLoginRatio, detail), ok.ratio >= targetLoginRatio))
-	r.res.rows = append(r.res.rows, shedRow("login-503", waiting, waitingCPU)) // not add: zero 503s is fine
+	r.res.rows = append(r.res.rows, shed) // not add: zero 503s is fine
 
-	fl := loopRow("login-flood", "POST /api/v1/auth/login -> 200 (clients never wait)", loginWorkers, flood, flood.okLat)
-	fl.errors = fmt.Sprintf("%d (503s: next row)", flood.other)
-	fl.ratio, fl.cpu = fl.rps/own.rate, floodCPU
+	fl, flShed := loginRows("login-flood", "clients never wait", flood, floodCPU, own.rate)
 	if floodHWM > 0 {
 		fl.target = fmt.Sprintf("peak RSS %.1f MB", float64(floodHWM)/1e6)
 	}
 	r.res.add(fl)
-	r.res.rows = append(r.res.rows, shedRow("login-flood-503", flood, floodCPU))
+	r.res.rows = append(r.res.rows, flShed)
 
 	params := fmt.Sprintf("m=%d t=%d p=%d", a.memoryKiB, a.iterations, a.parallelism)
 	r.res.add(row{name: "argon2id-raw", endpoint: "password.Hasher.Verify " + params + " (the server's code: pooled memory)",
@@ -353,11 +351,15 @@ func (r *runner) login(ctx context.Context) error {
 	return nil
 }
 
-// shedRow is the 503s of a login run.
-func shedRow(name string, st loopStats, cpu cpuUse) row {
-	shed := loopRow(name, "POST /api/v1/auth/login -> 503", loginWorkers, st, st.shedLat)
+// loginRows are a login run's rows: its 200s, with their ratio to the raw argon2id rate, and
+// its 503s.
+func loginRows(name, clients string, st loopStats, cpu cpuUse, rawRate float64) (ok, shed row) {
+	ok = loopRow(name, "POST /api/v1/auth/login -> 200 ("+clients+")", loginWorkers, st, st.okLat)
+	ok.errors = fmt.Sprintf("%d (503s: next row)", st.other)
+	ok.ratio, ok.cpu = ok.rps/rawRate, cpu
+	shed = loopRow(name+"-503", "POST /api/v1/auth/login -> 503", loginWorkers, st, st.shedLat)
 	shed.ok, shed.rps, shed.errors, shed.cpu = st.shed, float64(st.shed)/st.elapsed.Seconds(), "-", cpu
-	return shed
+	return ok, shed
 }
 
 // hashTotals are the server's portcullis_password_hash_duration_seconds sum and count; n is -1
