@@ -357,12 +357,14 @@ func tcpConns(pid int, ports ...int) (map[int]int, error) {
 
 // cpuMeter measures, over a scenario, the cores the server, the clients and the stores kept
 // busy: the server's from /proc/<pid>/stat, the clients' from this process's rusage plus what
-// wrk reports, the stores' from /proc/<pid>/stat of every postgres and redis-server process.
+// wrk reports, the stores' from /proc/<pid>/stat of every postgres and redis-server process; and
+// the machine's busy time from /proc/stat, whose remainder is everything else (the kernel's
+// workers, which complete the stores' fsyncs, and other processes).
 type cpuMeter struct {
-	pid         int
-	server, own time.Duration
-	stores      map[int]time.Duration
-	begin       time.Time
+	pid                  int
+	server, own, machine time.Duration
+	stores               map[int]time.Duration
+	begin                time.Time
 }
 
 // cpuUse is the average cores kept busy during a scenario.
@@ -370,27 +372,33 @@ type cpuUse struct {
 	server  float64 // the measured process
 	clients float64 // wrk or this process's workers
 	stores  float64 // PostgreSQL and Redis, all their processes
+	other   float64 // the rest of the machine's busy time: kernel threads, other processes
 }
 
 func (u cpuUse) plus(o cpuUse) cpuUse {
-	return cpuUse{u.server + o.server, u.clients + o.clients, u.stores + o.stores}
+	return cpuUse{u.server + o.server, u.clients + o.clients, u.stores + o.stores, u.other + o.other}
 }
 
-func (u cpuUse) scaled(f float64) cpuUse { return cpuUse{u.server * f, u.clients * f, u.stores * f} }
+func (u cpuUse) scaled(f float64) cpuUse {
+	return cpuUse{u.server * f, u.clients * f, u.stores * f, u.other * f}
+}
 
 func startCPU(pid int) cpuMeter {
-	return cpuMeter{pid: pid, server: processCPU(pid), own: ownCPU(), stores: storesCPU(), begin: time.Now()}
+	return cpuMeter{pid: pid, server: processCPU(pid), own: ownCPU(), machine: machineCPU(), stores: storesCPU(), begin: time.Now()}
 }
 
 // cores returns the average cores used since start; wrk is the CPU time of client child
 // processes.
 func (m cpuMeter) cores(wrk time.Duration) cpuUse {
 	wall := time.Since(m.begin).Seconds()
-	return cpuUse{
+	u := cpuUse{
 		server:  (processCPU(m.pid) - m.server).Seconds() / wall,
 		clients: (ownCPU() - m.own + wrk).Seconds() / wall,
 		stores:  storesSince(m.stores).Seconds() / wall,
 	}
+	// Process times and /proc/stat tick separately, so the difference can dip just below zero.
+	u.other = max((machineCPU()-m.machine).Seconds()/wall-u.server-u.clients-u.stores, 0)
+	return u
 }
 
 // storesSince is the CPU time the postgres and redis-server processes alive now used since
@@ -439,6 +447,27 @@ func processCPU(pid int) time.Duration {
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// machineCPU is the busy time of every CPU of the machine since boot: the user, nice, system,
+// irq, softirq and steal fields of /proc/stat's first line, in clock ticks of 1/100 s (guest
+// time is already in user); 0 when unreadable.
+func machineCPU() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line) // "cpu" user nice system idle iowait irq softirq steal ...
+	if len(f) < 9 || f[0] != "cpu" {
+		return 0
+	}
+	var ticks int64
+	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+		v, _ := strconv.ParseInt(f[i], 10, 64)
+		ticks += v
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
 }
 
 func ownCPU() time.Duration {
