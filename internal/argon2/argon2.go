@@ -254,7 +254,7 @@ func processBlocks(B []block, time, memory, threads uint32, mode int) {
 				go processSegment(n, slice, lane, &wg)
 			}
 			wg.Wait()
-			// Portcullis: yield at every sync point (~2.5 ms at 19 MiB, t=2). A hash then never
+			// Portcullis: yield at every sync point (~2.5 ms at 19 MiB, t=2). A hash then rarely
 			// runs the 10 ms after which the runtime preempts it at an arbitrary block, and
 			// other goroutines run between slices instead: logins/s +4% in the server
 			// (SOURCE.md).

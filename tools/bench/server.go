@@ -358,8 +358,8 @@ func tcpConns(pid int, ports ...int) (map[int]int, error) {
 // cpuMeter measures, over a scenario, the cores the server, the clients and the stores kept
 // busy: the server's from /proc/<pid>/stat, the clients' from this process's rusage plus what
 // wrk reports, the stores' from /proc/<pid>/stat of every postgres and redis-server process; and
-// the machine's busy time from /proc/stat, whose remainder is everything else (the kernel's
-// workers, which complete the stores' fsyncs, and other processes).
+// the machine's busy time from /proc/stat, whose remainder is everything else (kernel threads
+// and other processes).
 type cpuMeter struct {
 	pid                  int
 	server, own, machine time.Duration
