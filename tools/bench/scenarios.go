@@ -257,11 +257,6 @@ func (r *runner) login(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	type raw struct {
-		rate float64
-		n    int64
-		cpu  cpuUse
-	}
 	measure := func(verify func()) raw {
 		cpu := startCPU(r.srv.pid())
 		rate, n := argon2Rate(verify, r.o.duration/2)
@@ -298,8 +293,7 @@ func (r *runner) login(ctx context.Context) error {
 		ratios = append(ratios, fmt.Sprintf("%.3f", float64(st.ok)/st.elapsed.Seconds()/roundOwn))
 		waiting.merge(st)
 		waitingCPU = waitingCPU.plus(use)
-		own = raw{own.rate + ownA.rate + ownB.rate, own.n + ownA.n + ownB.n, ownB.cpu}
-		xc = raw{xc.rate + xcA.rate + xcB.rate, xc.n + xcA.n + xcB.n, xcB.cpu}
+		own, xc = own.add(ownA).add(ownB), xc.add(xcA).add(xcB)
 	}
 	own.rate /= float64(2 * rounds)
 	xc.rate /= float64(2 * rounds)
@@ -350,6 +344,17 @@ func (r *runner) login(ctx context.Context) error {
 		conc: runtime.NumCPU(), ok: xc.n, rps: xc.rate, errors: "-", ratio: xc.rate / own.rate, cpu: xc.cpu})
 	return nil
 }
+
+// raw is a raw argon2id measurement: its rate, its verifies and the CPU it used.
+type raw struct {
+	rate float64
+	n    int64
+	cpu  cpuUse
+}
+
+// add sums b's rate and verifies into a's and keeps b's CPU; a sum of rates is averaged by the
+// caller once every measurement is in.
+func (a raw) add(b raw) raw { return raw{a.rate + b.rate, a.n + b.n, b.cpu} }
 
 // loginRows are a login run's rows: its 200s, with their ratio to the raw argon2id rate, and
 // its 503s.

@@ -446,8 +446,11 @@ func processCPU(pid int) time.Duration {
 	}
 	utime, _ := strconv.ParseInt(f[11], 10, 64)
 	stime, _ := strconv.ParseInt(f[12], 10, 64)
-	return time.Duration(utime+stime) * 10 * time.Millisecond
+	return time.Duration(utime+stime) * clockTick
 }
+
+// clockTick is USER_HZ's tick (1/100 s on Linux), the unit of /proc's CPU times.
+const clockTick = 10 * time.Millisecond
 
 // machineCPU is the busy time of every CPU of the machine since boot: the user, nice, system,
 // irq, softirq and steal fields of /proc/stat's first line, in clock ticks of 1/100 s (guest
@@ -467,7 +470,7 @@ func machineCPU() time.Duration {
 		v, _ := strconv.ParseInt(f[i], 10, 64)
 		ticks += v
 	}
-	return time.Duration(ticks) * 10 * time.Millisecond
+	return time.Duration(ticks) * clockTick
 }
 
 func ownCPU() time.Duration {
