@@ -35,6 +35,7 @@ type options struct {
 	listUsers   int
 	duration    time.Duration
 	loginRounds int
+	loginWindow time.Duration
 	warmup      time.Duration
 	query       string
 	deepPages   int
@@ -63,7 +64,8 @@ func parseFlags() (options, error) {
 	flag.IntVar(&o.users, "users", 64, "users registered and logged in through the API (argon2id each: keep it modest)")
 	flag.IntVar(&o.listUsers, "list-users", 1_000_000, "users bulk-inserted in SQL for the admin listing when the database has fewer")
 	flag.DurationVar(&o.duration, "duration", 10*time.Second, "measured time per scenario")
-	flag.IntVar(&o.loginRounds, "login-rounds", 3, "rounds of the judged login run, each between raw argon2id measurements (one run swings by ±4%)")
+	flag.IntVar(&o.loginRounds, "login-rounds", 8, "rounds of the judged login run, each a login window between raw argon2id measurements")
+	flag.DurationVar(&o.loginWindow, "login-window", 4*time.Second, "measured time of each judged login round (each raw argon2id measurement around it takes half)")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each scenario")
 	flag.StringVar(&o.query, "q", "person 4f", "text filter of the admin listing scenarios")
 	flag.IntVar(&o.deepPages, "deep-pages", 40, "how many pages of the text filter to walk for the deep-page scenario")
@@ -89,7 +91,7 @@ func parseFlags() (options, error) {
 	if o.smoke {
 		o.database = fmt.Sprintf("portcullis_bench_smoke_%d", os.Getpid())
 		o.users, o.listUsers = 8, 3000
-		o.duration, o.warmup, o.loginRounds = time.Second, 0, 1
+		o.duration, o.warmup, o.loginRounds, o.loginWindow = time.Second, 0, 2, time.Second
 		o.query, o.deepPages = "person 4", 2
 		o.noRecord = true
 	}
@@ -97,8 +99,8 @@ func parseFlags() (options, error) {
 		o.pprof = true
 	}
 	o.given = o.binary != ""
-	if o.users < 1 || o.duration < time.Second || o.loginRounds < 1 {
-		return o, errors.New("-users and -login-rounds must be at least 1 and -duration at least 1s")
+	if o.users < 1 || o.duration < time.Second || o.loginRounds < 1 || o.loginWindow < time.Second {
+		return o, errors.New("-users and -login-rounds must be at least 1, -duration and -login-window at least 1s")
 	}
 	if o.repo == "" {
 		out, err := exec.Command("git", "rev-parse", "--show-toplevel").Output()

@@ -114,12 +114,12 @@ func (res *results) table(o options, m machine) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## %s, commit %s\n\n", m.date.Format("2006-01-02 15:04 MST"), m.commit)
 	fmt.Fprintf(&b, "Machine: %d CPUs (%s), %s RAM; %s; PostgreSQL %s; Redis %s.  \n", m.cpus, m.cpuModel, m.memory, m.goVersion, m.postgres, m.redis)
-	fmt.Fprintf(&b, "Run: %v per scenario after %v warm-up (the judged login run: %s); %d API users; %s listing users; admin listing at c=%d.\n\n",
-		o.duration, o.warmup, plural(o.loginRounds, "round"), o.users, thousands(float64(o.listUsers)), o.adminConns)
+	fmt.Fprintf(&b, "Run: %v per scenario after %v warm-up (the judged login run: %s of %v after %v warm-up each); %d API users; %s listing users; admin listing at c=%d.\n\n",
+		o.duration, o.warmup, plural(o.loginRounds, "round"), o.loginWindow, min(o.warmup, time.Second), o.users, thousands(float64(o.listUsers)), o.adminConns)
 	if o.given {
 		fmt.Fprintf(&b, "The server was %s (-binary), not built from the commit above.\n\n", o.binary)
 	}
-	b.WriteString("| scenario | endpoint | c | req/s | p50 | p99 | errors | ratio | CPU server/clients/stores/other | target |\n")
+	b.WriteString("| scenario | endpoint | c | req/s | p50 | p99 | errors | ratio | CPU server/clients/stores/other/steal | target |\n")
 	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |\n")
 	for _, r := range res.rows {
 		ratio := "-"
@@ -130,8 +130,8 @@ func (res *results) table(o options, m machine) string {
 		if r.pass != nil {
 			target = mark(*r.pass) + ": " + target
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s | %.2f/%.2f/%.2f/%.2f | %s |\n",
-			r.name, r.endpoint, r.conc, rate(r.rps), ms(r.p50), ms(r.p99), r.errors, ratio, r.cpu.server, r.cpu.clients, r.cpu.stores, r.cpu.other, target)
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %s | %s | %s | %s | %.2f/%.2f/%.2f/%.2f/%.2f | %s |\n",
+			r.name, r.endpoint, r.conc, rate(r.rps), ms(r.p50), ms(r.p99), r.errors, ratio, r.cpu.server, r.cpu.clients, r.cpu.stores, r.cpu.other, r.cpu.steal, target)
 	}
 	b.WriteString("\n")
 	// The kernel updates VmHWM lazily, so a sample of VmRSS can exceed it: the target takes the
@@ -153,8 +153,10 @@ func (res *results) table(o options, m machine) string {
 		bf.pgConns, af.pgConns, bf.redisConns, af.redisConns, mark(res.leakFree()), leakGoroutines, leakRedisConns)
 	b.WriteString("- ratio: req/s ÷ the /healthz baseline's for HTTP rows; for login, successful logins/s ÷ raw argon2id verifies/s " +
 		"(the server's own password.Hasher.Verify with its parameters on every core, server idle, measured right before and right after each round of the waiting clients' login run and averaged over all rounds; " +
-		"x/crypto's argon2.IDKey is measured the same way, the two interleaved so that a drift of the machine's speed cancels, and its rate shown beside). " +
+		"x/crypto's argon2.IDKey is measured the same way, the two interleaved so that a drift of the machine's speed cancels, and its rate shown beside; " +
+		"the interval is Student's t over the rounds' own ratios). " +
 		"errors: non-2xx responses and socket errors. CPU: average cores kept busy by the server, by the load generators (wrk or this harness's workers), by the stores (every postgres and redis-server process), which share the machine, and by everything else the machine ran meanwhile (other: its busy time in /proc/stat less the first three, mostly kernel threads); what the four leave of the CPU count was idle. " +
+		"steal: cores' worth of time the hypervisor gave to other guests while this machine's CPUs wanted to run (/proc/stat), time none of the four got. " +
 		"Targets are reported, never enforced. Before each scenario the harness runs VACUUM (ANALYZE) on the tables logins and refreshes write, as autovacuum would.\n")
 	return b.String()
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/url"
@@ -118,15 +119,20 @@ func (r *runner) wrk(ctx context.Context, name, endpoint string, job wrkJob) (ro
 	return out, nil
 }
 
-// loop runs workers closed-loop after the warm-up and returns the measured run's outcomes and
-// CPU use, profiled when asked.
+// loop runs workers closed-loop for the scenario's duration after its warm-up and returns the
+// measured run's outcomes and CPU use, profiled when asked.
 func (r *runner) loop(ctx context.Context, name string, workers int, do func(worker int) (int, time.Duration)) (st loopStats, use cpuUse, err error) {
-	if r.o.warmup > 0 {
-		drive(ctx, workers, r.o.warmup, do)
+	return r.loopFor(ctx, name, workers, r.o.warmup, r.o.duration, do)
+}
+
+// loopFor is loop with its own warm-up and measured time.
+func (r *runner) loopFor(ctx context.Context, name string, workers int, warmup, d time.Duration, do func(worker int) (int, time.Duration)) (st loopStats, use cpuUse, err error) {
+	if warmup > 0 {
+		drive(ctx, workers, warmup, do)
 	}
-	finish := r.srv.profile(r.o.profileDir, name, r.o.duration)
+	finish := r.srv.profile(r.o.profileDir, name, d)
 	cpu := startCPU(r.srv.pid())
-	st = drive(ctx, workers, r.o.duration, do)
+	st = drive(ctx, workers, d, do)
 	use = cpu.cores(0)
 	finish()
 	return st, use, ctx.Err()
@@ -257,46 +263,47 @@ func (r *runner) login(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	window := r.o.loginWindow
 	measure := func(verify func()) raw {
 		cpu := startCPU(r.srv.pid())
-		rate, n := argon2Rate(verify, r.o.duration/2)
+		rate, n := argon2Rate(verify, window/2)
 		return raw{rate, n, cpu.cores(0)}
 	}
 	logf("raw argon2id: m=%d t=%d p=%d on %d goroutines", a.memoryKiB, a.iterations, a.parallelism, runtime.NumCPU())
 
-	// The waiting clients' run is judged over rounds: one run's ratio swings by ±4% on this
-	// shared VM, so one lucky run must not pass. Each round measures the raw rates right before
-	// and right after its login run, the server idle, in the order A B (login) B A, so that a
-	// linear drift of the machine's speed cancels; the round's ratio is its logins/s over the
-	// mean of its two own-code rates. The judged ratio is all rounds' logins/s over the mean of
-	// all their raw rates.
+	// The waiting clients' run is judged over many short rounds, because this shared VM's speed
+	// drifts by ±5-10% within a minute: a long run against a raw rate measured before or after
+	// it measures the drift as much as the server. Each round measures the raw rates right
+	// before and right after its login window, the server idle, in the order A B (login) B A,
+	// so that a linear drift cancels; the round's ratio is its logins/s over the mean of its two
+	// own-code rates. The judged ratio is all rounds' logins/s over the mean of all their raw
+	// rates, and the spread of the round ratios gives it a confidence interval.
 	var (
 		waiting    loopStats
 		waitingCPU cpuUse
-		own, xc    raw // n and rate summed over every measurement (rate averaged after), cpu the last one's
-		ratios     []string
+		own, xc    raw // summed over every measurement, averaged after
+		ratios     []float64
 		counters   = make([]int, loginWorkers)
 		rounds     = r.o.loginRounds
+		warmup     = min(r.o.warmup, time.Second) // the gate fills in well under a second
 	)
 	hashesBefore := r.hashTime(ctx)
 	for round := range rounds {
 		ownA, xcA := measure(verify), measure(xcrypto)
-		logf("scenario login (round %d of %d): POST /api/v1/auth/login at c=%d", round+1, rounds, loginWorkers)
-		st, use, err := r.loop(ctx, "login", loginWorkers, func(w int) (int, time.Duration) {
+		logf("scenario login (round %d of %d): POST /api/v1/auth/login at c=%d for %s", round+1, rounds, loginWorkers, window)
+		st, use, err := r.loopFor(ctx, "login", loginWorkers, warmup, window, func(w int) (int, time.Duration) {
 			return loginOnce(ctx, r.e, w, &counters[w], true)
 		})
 		if err != nil {
 			return err
 		}
 		xcB, ownB := measure(xcrypto), measure(verify)
-		roundOwn := (ownA.rate + ownB.rate) / 2
-		ratios = append(ratios, fmt.Sprintf("%.3f", float64(st.ok)/st.elapsed.Seconds()/roundOwn))
+		ratios = append(ratios, float64(st.ok)/st.elapsed.Seconds()/((ownA.rate+ownB.rate)/2))
 		waiting.merge(st)
 		waitingCPU = waitingCPU.plus(use)
 		own, xc = own.add(ownA).add(ownB), xc.add(xcA).add(xcB)
 	}
-	own.rate /= float64(2 * rounds)
-	xc.rate /= float64(2 * rounds)
+	own, xc = own.mean(2*rounds), xc.mean(2*rounds)
 	waitingCPU = waitingCPU.scaled(1 / float64(rounds))
 	var perHash float64 // mean seconds of one hash inside the server during the login rounds
 	if after := r.hashTime(ctx); hashesBefore.n >= 0 && after.n > hashesBefore.n {
@@ -320,7 +327,8 @@ func (r *runner) login(ctx context.Context) error {
 	ok, shed := loginRows("login", "clients wait out Retry-After", waiting, waitingCPU, own.rate)
 	detail := fmt.Sprintf("%.4f", ok.ratio)
 	if rounds > 1 {
-		detail += fmt.Sprintf(" over %d rounds of %s, each %s", rounds, r.o.duration, strings.Join(ratios, " "))
+		lo, hi := confidence95(ratios)
+		detail += fmt.Sprintf(" over %d rounds of %s, 95%% CI of the round ratios' mean %.3f-%.3f; rounds %s", rounds, window, lo, hi, formatRatios(ratios))
 	}
 	detail += fmt.Sprintf("; %.2f of x/crypto's rate", ok.rps/xc.rate)
 	if perHash > 0 {
@@ -352,9 +360,51 @@ type raw struct {
 	cpu  cpuUse
 }
 
-// add sums b's rate and verifies into a's and keeps b's CPU; a sum of rates is averaged by the
-// caller once every measurement is in.
-func (a raw) add(b raw) raw { return raw{a.rate + b.rate, a.n + b.n, b.cpu} }
+// add sums b into a; mean turns a sum of k measurements into their mean rate and CPU, keeping
+// the total of verifies.
+func (a raw) add(b raw) raw { return raw{a.rate + b.rate, a.n + b.n, a.cpu.plus(b.cpu)} }
+
+func (a raw) mean(k int) raw {
+	return raw{a.rate / float64(k), a.n, a.cpu.scaled(1 / float64(k))}
+}
+
+// confidence95 is the 95% confidence interval of the mean of xs (at least two), by Student's t.
+func confidence95(xs []float64) (lo, hi float64) {
+	n := float64(len(xs))
+	var sum, sq float64
+	for _, x := range xs {
+		sum += x
+	}
+	mean := sum / n
+	for _, x := range xs {
+		sq += (x - mean) * (x - mean)
+	}
+	half := studentT975(len(xs)-1) * math.Sqrt(sq/(n-1)/n)
+	return mean - half, mean + half
+}
+
+// studentT975 is the 0.975 quantile of Student's t with df degrees of freedom (df >= 1).
+func studentT975(df int) float64 {
+	table := []float64{12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
+		2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086}
+	switch {
+	case df <= len(table):
+		return table[max(df, 1)-1]
+	case df < 30:
+		return 2.06
+	case df < 60:
+		return 2.03
+	}
+	return 1.98
+}
+
+func formatRatios(xs []float64) string {
+	s := make([]string, len(xs))
+	for i, x := range xs {
+		s[i] = fmt.Sprintf("%.3f", x)
+	}
+	return strings.Join(s, " ")
+}
 
 // loginRows are a login run's rows: its 200s, with their ratio to the raw argon2id rate, and
 // its 503s.

@@ -361,10 +361,10 @@ func tcpConns(pid int, ports ...int) (map[int]int, error) {
 // the machine's busy time from /proc/stat, whose remainder is everything else (kernel threads
 // and other processes).
 type cpuMeter struct {
-	pid                  int
-	server, own, machine time.Duration
-	stores               map[int]time.Duration
-	begin                time.Time
+	pid                         int
+	server, own, machine, steal time.Duration
+	stores                      map[int]time.Duration
+	begin                       time.Time
 }
 
 // cpuUse is the average cores kept busy during a scenario.
@@ -373,18 +373,21 @@ type cpuUse struct {
 	clients float64 // wrk or this process's workers
 	stores  float64 // PostgreSQL and Redis, all their processes
 	other   float64 // the rest of the machine's busy time: kernel threads, other processes
+	steal   float64 // what the hypervisor took from the machine's CPUs (not in the four above)
 }
 
 func (u cpuUse) plus(o cpuUse) cpuUse {
-	return cpuUse{u.server + o.server, u.clients + o.clients, u.stores + o.stores, u.other + o.other}
+	return cpuUse{u.server + o.server, u.clients + o.clients, u.stores + o.stores, u.other + o.other, u.steal + o.steal}
 }
 
 func (u cpuUse) scaled(f float64) cpuUse {
-	return cpuUse{u.server * f, u.clients * f, u.stores * f, u.other * f}
+	return cpuUse{u.server * f, u.clients * f, u.stores * f, u.other * f, u.steal * f}
 }
 
 func startCPU(pid int) cpuMeter {
-	return cpuMeter{pid: pid, server: processCPU(pid), own: ownCPU(), machine: machineCPU(), stores: storesCPU(), begin: time.Now()}
+	m := cpuMeter{pid: pid, server: processCPU(pid), own: ownCPU(), stores: storesCPU(), begin: time.Now()}
+	m.machine, m.steal = machineCPU()
+	return m
 }
 
 // cores returns the average cores used since start; wrk is the CPU time of client child
@@ -396,8 +399,10 @@ func (m cpuMeter) cores(wrk time.Duration) cpuUse {
 		clients: (ownCPU() - m.own + wrk).Seconds() / wall,
 		stores:  storesSince(m.stores).Seconds() / wall,
 	}
+	busy, steal := machineCPU()
 	// Process times and /proc/stat tick separately, so the difference can dip just below zero.
-	u.other = max((machineCPU()-m.machine).Seconds()/wall-u.server-u.clients-u.stores, 0)
+	u.other = max((busy-m.machine).Seconds()/wall-u.server-u.clients-u.stores, 0)
+	u.steal = (steal - m.steal).Seconds() / wall
 	return u
 }
 
@@ -452,25 +457,33 @@ func processCPU(pid int) time.Duration {
 // clockTick is USER_HZ's tick (1/100 s on Linux), the unit of /proc's CPU times.
 const clockTick = 10 * time.Millisecond
 
-// machineCPU is the busy time of every CPU of the machine since boot: the user, nice, system,
-// irq, softirq and steal fields of /proc/stat's first line, in clock ticks of 1/100 s (guest
-// time is already in user); 0 when unreadable.
-func machineCPU() time.Duration {
+// machineCPU is the busy time of every CPU of the machine since boot and, apart, the time the
+// hypervisor stole from them (procStatTimes of /proc/stat's first line); 0 when unreadable.
+func machineCPU() (busy, steal time.Duration) {
 	b, err := os.ReadFile("/proc/stat")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
+	return procStatTimes(line)
+}
+
+// procStatTimes reads /proc/stat's "cpu" line: busy is its user, nice, system, irq and softirq
+// fields (guest time is already in user), steal its steal field, the time the hypervisor ran
+// something else while this machine's CPUs wanted to run. Idle and iowait are neither. The
+// fields count clock ticks of 1/100 s; a line that is not "cpu" with 8 fields gives 0.
+func procStatTimes(line string) (busy, steal time.Duration) {
 	f := strings.Fields(line) // "cpu" user nice system idle iowait irq softirq steal ...
 	if len(f) < 9 || f[0] != "cpu" {
-		return 0
+		return 0, 0
 	}
 	var ticks int64
-	for _, i := range []int{1, 2, 3, 6, 7, 8} {
+	for _, i := range []int{1, 2, 3, 6, 7} {
 		v, _ := strconv.ParseInt(f[i], 10, 64)
 		ticks += v
 	}
-	return time.Duration(ticks) * clockTick
+	st, _ := strconv.ParseInt(f[8], 10, 64)
+	return time.Duration(ticks) * clockTick, time.Duration(st) * clockTick
 }
 
 func ownCPU() time.Duration {
