@@ -221,6 +221,44 @@ func TestHashingFloodGetsFast503(t *testing.T) {
 	}
 }
 
+// A login turned away because hashing is at capacity tested no password, so it spends none of
+// the client's per-IP login budget: the gate answers before the limiter (and before its Redis
+// round trip, which under a flood is most of a refusal's cost).
+func TestLoginRefusedAtCapacitySpendsNoLoginBudget(t *testing.T) {
+	in := start(t, func(c *config.Config) {
+		c.Limits.LoginIP = "2/1m"
+		// One slot, no queue, and a hash long enough (~0.3 s) to hold the gate while we knock.
+		c.Password = config.Password{MemoryKiB: 32 * 1024, Iterations: 16, Parallelism: 1, Concurrency: 1, Queue: 0}
+	})
+	a := in.register(t)
+	login := func() int {
+		resp, _ := in.raw(t, "POST", "/api/v1/auth/login", "application/json",
+			strings.NewReader(`{"email":"`+string(a.User.Email)+`","password":"`+a.Password+`"}`))
+		return resp.StatusCode
+	}
+	first := make(chan int, 1)
+	go func() { first <- login() }() // holds the only slot, spending 1 of 2
+	time.Sleep(50 * time.Millisecond)
+	var refused []int
+	for range 5 {
+		refused = append(refused, login())
+	}
+	if got := <-first; got != http.StatusOK {
+		t.Fatalf("the login holding the slot: %d, want 200", got)
+	}
+	for i, status := range refused {
+		if status != http.StatusServiceUnavailable {
+			t.Fatalf("login %d while the slot was taken: %d, want 503 (all: %v)", i, status, refused)
+		}
+	}
+	if got := login(); got != http.StatusOK {
+		t.Fatalf("login after the refusals: %d, want 200: the 503s must not spend the budget", got)
+	}
+	if got := login(); got != http.StatusTooManyRequests {
+		t.Fatalf("third hashed login: %d, want 429: the budget of 2 still holds", got)
+	}
+}
+
 func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 	in := start(t)
 	for _, tt := range []struct{ method, path, ctype, body string }{

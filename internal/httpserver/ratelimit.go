@@ -64,13 +64,15 @@ func byAccount(c echo.Context) string {
 }
 
 // routeLimits are the extra per-IP limits of an operation, by operationId, and for the
-// operations that hash a password, the refusal of requests beyond the hashing queue.
+// operations that hash a password, the refusal of requests beyond the hashing queue. The
+// refusal comes first: a request it turns away tested no password and created no account, so
+// it spends none of the client's budget for either, and it costs no Redis round trip.
 func (s *Server) routeLimits(operationID string) []echo.MiddlewareFunc {
 	switch operationID {
 	case "login":
-		return []echo.MiddlewareFunc{s.limitBy(s.limits.LoginIP, byIP), s.shedHashing}
+		return []echo.MiddlewareFunc{s.shedHashing, s.limitBy(s.limits.LoginIP, byIP)}
 	case "registerUser":
-		return []echo.MiddlewareFunc{s.limitBy(s.limits.RegisterIP, byIP), s.shedHashing}
+		return []echo.MiddlewareFunc{s.shedHashing, s.limitBy(s.limits.RegisterIP, byIP)}
 	case "refreshTokens":
 		return []echo.MiddlewareFunc{s.limitBy(s.limits.RefreshIP, byIP)}
 	case "changePassword":
