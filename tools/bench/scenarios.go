@@ -283,6 +283,7 @@ func (r *runner) login(ctx context.Context) error {
 		waitingCPU cpuUse
 		own, xc    raw // summed over every measurement, averaged after
 		ratios     []float64
+		steady     []float64 // the ratios of rounds whose raw rates before and after agree
 		counters   = make([]int, loginWorkers)
 		rounds     = r.o.loginRounds
 		warmup     = min(r.o.warmup, time.Second) // the gate fills in well under a second
@@ -298,7 +299,12 @@ func (r *runner) login(ctx context.Context) error {
 			return err
 		}
 		xcB, ownB := measure(xcrypto), measure(verify)
-		ratios = append(ratios, float64(st.ok)/st.elapsed.Seconds()/((ownA.rate+ownB.rate)/2))
+		rps := float64(st.ok) / st.elapsed.Seconds()
+		ratios = append(ratios, rps/((ownA.rate+ownB.rate)/2))
+		if steadyRaw(ownA.rate, ownB.rate) {
+			steady = append(steady, ratios[round])
+		}
+		logf("  raw %.1f/s before, %.1f/s after; logins %.1f/s: %.3f (steal %.2f cores)", ownA.rate, ownB.rate, rps, ratios[round], use.steal)
 		waiting.merge(st)
 		waitingCPU = waitingCPU.plus(use)
 		own, xc = own.add(ownA).add(ownB), xc.add(xcA).add(xcB)
@@ -329,6 +335,9 @@ func (r *runner) login(ctx context.Context) error {
 	if rounds > 1 {
 		lo, hi := confidence95(ratios)
 		detail += fmt.Sprintf(" over %d rounds of %s, 95%% CI of the round ratios' mean %.3f-%.3f; rounds %s", rounds, window, lo, hi, formatRatios(ratios))
+		if len(steady) > 0 {
+			detail += fmt.Sprintf("; the %s whose raw rate held within %.0f%% from before to after: mean %.3f", plural(len(steady), "round"), steadyTolerance*100, mean(steady))
+		}
 	}
 	detail += fmt.Sprintf("; %.2f of x/crypto's rate", ok.rps/xc.rate)
 	if perHash > 0 {
@@ -368,19 +377,34 @@ func (a raw) mean(k int) raw {
 	return raw{a.rate / float64(k), a.n, a.cpu.scaled(1 / float64(k))}
 }
 
-// confidence95 is the 95% confidence interval of the mean of xs (at least two), by Student's t.
-func confidence95(xs []float64) (lo, hi float64) {
-	n := float64(len(xs))
-	var sum, sq float64
+// steadyTolerance is how far a round's raw rates before and after it may differ, relative to
+// their mean, for the round to count as one where the machine's speed held.
+const steadyTolerance = 0.05
+
+// steadyRaw reports whether raw rates a (before a round) and b (after it) agree within
+// steadyTolerance: the rounds around which the machine's speed held, where the mean of the two
+// is a sound baseline. The test looks at the baseline only, never at the logins.
+func steadyRaw(a, b float64) bool {
+	return math.Abs(a-b) <= steadyTolerance*(a+b)/2
+}
+
+func mean(xs []float64) float64 {
+	var sum float64
 	for _, x := range xs {
 		sum += x
 	}
-	mean := sum / n
+	return sum / float64(len(xs))
+}
+
+// confidence95 is the 95% confidence interval of the mean of xs (at least two), by Student's t.
+func confidence95(xs []float64) (lo, hi float64) {
+	n, m := float64(len(xs)), mean(xs)
+	var sq float64
 	for _, x := range xs {
-		sq += (x - mean) * (x - mean)
+		sq += (x - m) * (x - m)
 	}
 	half := studentT975(len(xs)-1) * math.Sqrt(sq/(n-1)/n)
-	return mean - half, mean + half
+	return m - half, m + half
 }
 
 // studentT975 is the 0.975 quantile of Student's t with df degrees of freedom (df >= 1).
