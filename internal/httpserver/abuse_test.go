@@ -238,7 +238,11 @@ func TestLoginRefusedAtCapacitySpendsNoLoginBudget(t *testing.T) {
 	}
 	first := make(chan int, 1)
 	go func() { first <- login() }() // holds the only slot, spending 1 of 2
-	time.Sleep(50 * time.Millisecond)
+	for deadline := time.Now().Add(5 * time.Second); !in.app.Users.HashingFull(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the first login never took the hashing slot")
+		}
+	}
 	var refused []int
 	for range 5 {
 		refused = append(refused, login())

@@ -271,13 +271,14 @@ func (r *runner) login(ctx context.Context) error {
 	}
 	logf("raw argon2id: m=%d t=%d p=%d on %d goroutines", a.memoryKiB, a.iterations, a.parallelism, runtime.NumCPU())
 
-	// The waiting clients' run is judged over many short rounds, because this shared VM's speed
-	// drifts by ±5-10% within a minute: a long run against a raw rate measured before or after
-	// it measures the drift as much as the server. Each round measures the raw rates right
-	// before and right after its login window, the server idle, in the order A B (login) B A,
-	// so that a linear drift cancels; the round's ratio is its logins/s over the mean of its two
-	// own-code rates. The judged ratio is all rounds' logins/s over the mean of all their raw
-	// rates, and the spread of the round ratios gives it a confidence interval.
+	// The waiting clients' run is judged over rounds, because these shared VMs' speed moves by
+	// up to ±25% from one second to the next: one run against a raw rate measured before or
+	// after it measures the machine as much as the server. Each round measures the raw rates
+	// right before and right after its login window, the server idle, in the order A B (login)
+	// B A, so that a linear drift cancels; the round's ratio is its logins/s over the mean of its
+	// two own-code rates. The judged ratio is all rounds' logins/s over the mean of all their raw
+	// rates, and the spread of the round ratios gives it a confidence interval, so a reader sees
+	// how far one run can be trusted.
 	var (
 		waiting    loopStats
 		waitingCPU cpuUse
@@ -388,6 +389,7 @@ func steadyRaw(a, b float64) bool {
 	return math.Abs(a-b) <= steadyTolerance*(a+b)/2
 }
 
+// mean is the arithmetic mean of xs (at least one).
 func mean(xs []float64) float64 {
 	var sum float64
 	for _, x := range xs {
@@ -407,19 +409,21 @@ func confidence95(xs []float64) (lo, hi float64) {
 	return m - half, m + half
 }
 
-// studentT975 is the 0.975 quantile of Student's t with df degrees of freedom (df >= 1).
+// studentT975 is the 0.975 quantile of Student's t with df degrees of freedom (df >= 1); past
+// the table, the quantile at its nearest tabled df below, which errs wide.
 func studentT975(df int) float64 {
 	table := []float64{12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228,
-		2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086}
+		2.201, 2.179, 2.160, 2.145, 2.131, 2.120, 2.110, 2.101, 2.093, 2.086,
+		2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042}
 	switch {
 	case df <= len(table):
 		return table[max(df, 1)-1]
-	case df < 30:
-		return 2.06
 	case df < 60:
-		return 2.03
+		return 2.042 // df 30
+	case df < 120:
+		return 2.000 // df 60
 	}
-	return 1.98
+	return 1.980 // df 120
 }
 
 func formatRatios(xs []float64) string {
