@@ -284,7 +284,6 @@ func (r *runner) login(ctx context.Context) error {
 		waitingCPU cpuUse
 		own, xc    raw // summed over every measurement, averaged after
 		ratios     []float64
-		steady     []float64 // the ratios of rounds whose raw rates before and after agree
 		counters   = make([]int, loginWorkers)
 		rounds     = r.o.loginRounds
 		warmup     = min(r.o.warmup, time.Second) // the gate fills in well under a second
@@ -302,9 +301,6 @@ func (r *runner) login(ctx context.Context) error {
 		xcB, ownB := measure(xcrypto), measure(verify)
 		rps := float64(st.ok) / st.elapsed.Seconds()
 		ratios = append(ratios, rps/((ownA.rate+ownB.rate)/2))
-		if steadyRaw(ownA.rate, ownB.rate) {
-			steady = append(steady, ratios[round])
-		}
 		logf("  raw %.1f/s before, %.1f/s after; logins %.1f/s: %.3f (steal %.2f cores)", ownA.rate, ownB.rate, rps, ratios[round], use.steal)
 		waiting.merge(st)
 		waitingCPU = waitingCPU.plus(use)
@@ -336,9 +332,6 @@ func (r *runner) login(ctx context.Context) error {
 	if rounds > 1 {
 		lo, hi := confidence95(ratios)
 		detail += fmt.Sprintf(" over %d rounds of %s, 95%% CI of the round ratios' mean %.3f-%.3f; rounds %s", rounds, window, lo, hi, formatRatios(ratios))
-		if len(steady) > 0 {
-			detail += fmt.Sprintf("; the %s whose raw rate held within %.0f%% from before to after: mean %.3f", plural(len(steady), "round"), steadyTolerance*100, mean(steady))
-		}
 	}
 	detail += fmt.Sprintf("; %.2f of x/crypto's rate", ok.rps/xc.rate)
 	if perHash > 0 {
@@ -376,17 +369,6 @@ func (a raw) add(b raw) raw { return raw{a.rate + b.rate, a.n + b.n, a.cpu.plus(
 
 func (a raw) mean(k int) raw {
 	return raw{a.rate / float64(k), a.n, a.cpu.scaled(1 / float64(k))}
-}
-
-// steadyTolerance is how far a round's raw rates before and after it may differ, relative to
-// their mean, for the round to count as one where the machine's speed held.
-const steadyTolerance = 0.05
-
-// steadyRaw reports whether raw rates a (before a round) and b (after it) agree within
-// steadyTolerance: the rounds around which the machine's speed held, where the mean of the two
-// is a sound baseline. The test looks at the baseline only, never at the logins.
-func steadyRaw(a, b float64) bool {
-	return math.Abs(a-b) <= steadyTolerance*(a+b)/2
 }
 
 // mean is the arithmetic mean of xs (at least one).

@@ -39,23 +39,3 @@ func TestStudentT975(t *testing.T) {
 		prev = q
 	}
 }
-
-// A round counts as steady when its raw rates before and after are within 5% of their mean,
-// whichever came first.
-func TestSteadyRaw(t *testing.T) {
-	for _, c := range []struct {
-		a, b float64
-		want bool
-	}{
-		{85.9, 85.2, true},
-		{84.0, 81.3, true},  // 3.3%
-		{100, 105, true},    // 4.9%
-		{105, 100, true},    // the order does not matter
-		{100, 106, false},   // 5.8%
-		{56.7, 91.1, false}, // a machine that sped up by half mid-round
-	} {
-		if got := steadyRaw(c.a, c.b); got != c.want {
-			t.Errorf("steadyRaw(%v, %v) = %v, want %v", c.a, c.b, got, c.want)
-		}
-	}
-}
