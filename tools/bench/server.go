@@ -359,7 +359,7 @@ func tcpConns(pid int, ports ...int) (map[int]int, error) {
 // busy: the server's from /proc/<pid>/stat, the clients' from this process's rusage plus what
 // wrk reports, the stores' from /proc/<pid>/stat of every postgres and redis-server process; and
 // the machine's busy time from /proc/stat, whose remainder is everything else (kernel threads
-// and other processes).
+// and other processes), and apart from it the time the hypervisor stole.
 type cpuMeter struct {
 	pid                         int
 	server, own, machine, steal time.Duration
