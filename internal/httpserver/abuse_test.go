@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	api "github.com/portcullis/portcullis/gen/api"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/httpserver"
@@ -221,46 +223,80 @@ func TestHashingFloodGetsFast503(t *testing.T) {
 	}
 }
 
-// A login turned away because hashing is at capacity tested no password, so it spends none of
-// the client's per-IP login budget: the gate answers before the limiter (and before its Redis
-// round trip, which under a flood is most of a refusal's cost).
-func TestLoginRefusedAtCapacitySpendsNoLoginBudget(t *testing.T) {
-	in := start(t, func(c *config.Config) {
-		c.Limits.LoginIP = "2/1m"
-		// One slot, no queue, and a hash long enough (~0.3 s) to hold the gate while we knock.
-		c.Password = config.Password{MemoryKiB: 32 * 1024, Iterations: 16, Parallelism: 1, Concurrency: 1, Queue: 0}
-	})
-	a := in.register(t)
-	login := func() int {
-		resp, _ := in.raw(t, "POST", "/api/v1/auth/login", "application/json",
-			strings.NewReader(`{"email":"`+string(a.User.Email)+`","password":"`+a.Password+`"}`))
-		return resp.StatusCode
+// A login or registration turned away because hashing is at capacity tested no password and
+// created no account, so it spends none of the client's per-IP budget for either: the gate
+// answers before the limiter.
+func TestRefusedAtCapacitySpendsNoBudget(t *testing.T) {
+	for _, op := range []struct {
+		name, path string
+		ok         int
+		limit      func(*config.Limits, string)
+	}{
+		{"login", "/api/v1/auth/login", http.StatusOK, func(l *config.Limits, v string) { l.LoginIP = v }},
+		{"register", "/api/v1/auth/register", http.StatusCreated, func(l *config.Limits, v string) { l.RegisterIP = v }},
+	} {
+		t.Run(op.name, func(t *testing.T) {
+			in := start(t, func(c *config.Config) {
+				op.limit(&c.Limits, "2/1m")
+				// One slot, no queue, and a hash long enough (~0.3 s) to hold the gate while we knock.
+				c.Password = config.Password{MemoryKiB: 32 * 1024, Iterations: 16, Parallelism: 1, Concurrency: 1, Queue: 0}
+			})
+			var body func() string
+			if op.name == "login" {
+				a := in.register(t)
+				body = func() string { return `{"email":"` + string(a.User.Email) + `","password":"` + a.Password + `"}` }
+			} else {
+				body = func() string {
+					name := "cap" + strings.ReplaceAll(uuid.NewString()[:12], "-", "")
+					return `{"email":"` + name + `@example.com","username":"` + name + `","password":"a long and unusual passphrase ` + name + `"}`
+				}
+			}
+			call := func() int {
+				resp, _ := in.raw(t, "POST", op.path, "application/json", strings.NewReader(body()))
+				return resp.StatusCode
+			}
+			usersBefore := countUsers(t, in)
+			first := make(chan int, 1)
+			go func() { first <- call() }() // holds the only slot, spending 1 of 2
+			for deadline := time.Now().Add(5 * time.Second); !in.app.Users.HashingFull(); time.Sleep(time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatalf("the first %s never took the hashing slot", op.name)
+				}
+			}
+			var refused []int
+			for range 5 {
+				refused = append(refused, call())
+			}
+			if got := <-first; got != op.ok {
+				t.Fatalf("the %s holding the slot: %d, want %d", op.name, got, op.ok)
+			}
+			for i, status := range refused {
+				if status != http.StatusServiceUnavailable {
+					t.Fatalf("%s %d while the slot was taken: %d, want 503 (all: %v)", op.name, i, status, refused)
+				}
+			}
+			if op.name == "register" {
+				if got := countUsers(t, in) - usersBefore; got != 1 {
+					t.Fatalf("%d accounts created, want 1: the refused registrations must create none", got)
+				}
+			}
+			if got := call(); got != op.ok {
+				t.Fatalf("%s after the refusals: %d, want %d: the 503s must not spend the budget", op.name, got, op.ok)
+			}
+			if got := call(); got != http.StatusTooManyRequests {
+				t.Fatalf("third hashed %s: %d, want 429: the budget of 2 still holds", op.name, got)
+			}
+		})
 	}
-	first := make(chan int, 1)
-	go func() { first <- login() }() // holds the only slot, spending 1 of 2
-	for deadline := time.Now().Add(5 * time.Second); !in.app.Users.HashingFull(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatal("the first login never took the hashing slot")
-		}
+}
+
+func countUsers(t *testing.T, in *instance) int {
+	t.Helper()
+	var n int
+	if err := in.app.Pool.QueryRow(context.Background(), "SELECT count(*) FROM users").Scan(&n); err != nil {
+		t.Fatal(err)
 	}
-	var refused []int
-	for range 5 {
-		refused = append(refused, login())
-	}
-	if got := <-first; got != http.StatusOK {
-		t.Fatalf("the login holding the slot: %d, want 200", got)
-	}
-	for i, status := range refused {
-		if status != http.StatusServiceUnavailable {
-			t.Fatalf("login %d while the slot was taken: %d, want 503 (all: %v)", i, status, refused)
-		}
-	}
-	if got := login(); got != http.StatusOK {
-		t.Fatalf("login after the refusals: %d, want 200: the 503s must not spend the budget", got)
-	}
-	if got := login(); got != http.StatusTooManyRequests {
-		t.Fatalf("third hashed login: %d, want 429: the budget of 2 still holds", got)
-	}
+	return n
 }
 
 func TestSecurityHeadersOnEveryResponse(t *testing.T) {

@@ -66,7 +66,7 @@ func byAccount(c echo.Context) string {
 // routeLimits are the extra per-IP limits of an operation, by operationId, and for the
 // operations that hash a password, the refusal of requests beyond the hashing queue. The
 // refusal comes first: a request it turns away tested no password and created no account, so
-// it spends none of the client's budget for either, and it costs no Redis round trip.
+// it spends none of the client's budget for either, and it costs no limiter call.
 func (s *Server) routeLimits(operationID string) []echo.MiddlewareFunc {
 	switch operationID {
 	case "login":
