@@ -55,27 +55,31 @@ func (s *Service) Login(ctx context.Context, c users.Credentials, client session
 		return TokenPair{}, err
 	}
 	key := acct.FailureKey()
-	failures := s.limiter.Peek(ctx, s.failures, key)
-	if !failures.Allowed {
-		return TokenPair{}, ErrAccountLocked.After(failures.RetryAfter)
+	// Every attempt takes a failure slot before its hash and gives it back only by succeeding:
+	// a burst of guesses sent at once gets no more passwords tested than the budget allows,
+	// where checking first and counting after would let every guess in flight through.
+	slot := s.limiter.Allow(ctx, s.failures, key)
+	if !slot.Allowed {
+		return TokenPair{}, ErrAccountLocked.After(slot.RetryAfter)
 	}
 	u, err := s.users.Authenticate(ctx, acct, c.Password)
 	if errors.Is(err, users.ErrInvalidCredentials) {
-		if r := s.limiter.Allow(ctx, s.failures, key); r.Remaining == 0 {
-			if aerr := s.users.RecordLockout(ctx, acct, r.Reset); aerr != nil {
+		if slot.Remaining == 0 { // this guess took the last slot: the account is locked now
+			if aerr := s.users.RecordLockout(ctx, acct, slot.Reset); aerr != nil {
 				return TokenPair{}, aerr
 			}
 		}
 		return TokenPair{}, err
 	}
 	if err != nil {
+		// No verdict on the password (overloaded, cancelled, a store error): the slot stays
+		// spent, which errs on the safe side.
 		return TokenPair{}, err
 	}
-	if failures.Remaining < failures.Limit.Count {
-		// Only a counter with failures in it needs forgetting: most logins skip the round trip.
-		// A failure recorded while this login hashed stays counted, which errs on the safe side.
-		s.limiter.Reset(ctx, s.failures, key)
-	}
+	// The right password forgets the account's failures, this attempt's slot with them. A
+	// failure recorded while this login hashed is forgotten too, as it would have been had it
+	// come a moment earlier.
+	s.limiter.Reset(ctx, s.failures, key)
 	issued, err := s.sessions.Open(ctx, u.ID, u.Role, client)
 	if err != nil {
 		return TokenPair{}, err

@@ -119,6 +119,46 @@ func TestAccountLockoutAfterRepeatedFailures(t *testing.T) {
 	}
 }
 
+// Guesses sent at once cannot outrun the lockout: each takes a failure slot before its hash,
+// so a burst wider than the budget gets no more passwords tested than a slow sequence would,
+// and the lock is audited once.
+func TestConcurrentGuessesCannotOutrunLockout(t *testing.T) {
+	in := start(t, func(c *config.Config) {
+		c.Limits.LoginAccountFailures = "3/15m"
+		c.Password.Concurrency, c.Password.Queue = 8, 32
+	})
+	a := in.register(t)
+	const n = 16
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { codes[i] = in.loginWith(t, a.User.Email, "wrong guess "+strconv.Itoa(i)).StatusCode() })
+	}
+	wg.Wait()
+	tested := 0
+	for _, c := range codes {
+		switch c {
+		case http.StatusUnauthorized:
+			tested++
+		case http.StatusTooManyRequests:
+		default:
+			t.Fatalf("statuses %v: want only 401 and 429", codes)
+		}
+	}
+	if tested != 3 {
+		t.Fatalf("statuses %v: %d passwords tested against a budget of 3", codes, tested)
+	}
+	ctx := context.Background()
+	var failed, lockouts int
+	if err := in.app.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE action = 'user.login' AND outcome = 'failure'),
+		count(*) FILTER (WHERE action = 'security.lockout') FROM audit_events WHERE target_id = $1`, a.User.Id.String()).Scan(&failed, &lockouts); err != nil {
+		t.Fatal(err)
+	}
+	if failed != 3 || lockouts != 1 {
+		t.Fatalf("audited %d failed logins and %d lockouts, want 3 and 1", failed, lockouts)
+	}
+}
+
 // loginWith signs in with email and password, whatever the answer.
 func (in *instance) loginWith(t *testing.T, email api.Email, password string) *api.LoginResponse {
 	t.Helper()
@@ -129,8 +169,7 @@ func (in *instance) loginWith(t *testing.T, email api.Email, password string) *a
 	return r
 }
 
-// A successful login forgets the account's earlier failures; a login without failures leaves
-// nothing to forget (the counter is not touched, so it costs no Redis call).
+// A successful login forgets the account's earlier failures, and gives back the slot it took.
 func TestSuccessfulLoginForgetsFailures(t *testing.T) {
 	in := start(t, func(c *config.Config) { c.Limits.LoginAccountFailures = "3/15m" })
 	a := in.register(t)
