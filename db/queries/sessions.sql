@@ -1,13 +1,23 @@
--- name: CreateSessionAudited :exec
+-- name: CreateSessionAudited :execrows
 -- A new session and the audit event of its creation, in one statement: one round trip, one
 -- implicit transaction (a statement in WITH that writes runs to completion, read or not).
+-- The session opens only while its user is active and still has the password hash the login
+-- verified: a password change or a deactivation that commits while the login hashes leaves no
+-- session behind (0 rows). FOR SHARE waits for such a change in flight and reads its result;
+-- one that comes after finds the session and revokes it.
 WITH created AS (
     INSERT INTO user_sessions (id, user_id, refresh_token_hash, ip_address, user_agent, created_at, last_used_at, expires_at)
-    VALUES (@id, @user_id, @refresh_token_hash, @ip_address, @user_agent, @created_at, @created_at, @expires_at)
+    SELECT @id::uuid, u.id, @refresh_token_hash::bytea, sqlc.narg(ip_address)::inet, sqlc.narg(user_agent)::text,
+           @created_at::timestamptz, @created_at::timestamptz, @expires_at::timestamptz
+    FROM users u
+    WHERE u.id = @user_id AND u.is_active AND u.hashed_password = @verified_password_hash
+    FOR SHARE
+    RETURNING id
 )
 INSERT INTO audit_events (id, occurred_at, actor_id, action, target_type, target_id, outcome, ip_address, user_agent, request_id, detail)
-VALUES (@audit_id, @audit_occurred_at, @audit_actor_id, @audit_action, @audit_target_type, @audit_target_id,
-        @audit_outcome, @audit_ip_address, @audit_user_agent, @audit_request_id, @audit_detail);
+SELECT @audit_id, @audit_occurred_at, @audit_actor_id, @audit_action, @audit_target_type, @audit_target_id,
+       @audit_outcome, @audit_ip_address, @audit_user_agent, @audit_request_id, @audit_detail
+FROM created;
 
 -- name: GetSessionState :one
 -- What an authenticated request needs to know about its session, in one round trip.

@@ -24,6 +24,12 @@ RETURNING *;
 -- name: UpdateUserPassword :execrows
 UPDATE users SET hashed_password = @hashed_password, updated_at = @updated_at WHERE id = @id;
 
+-- name: UpgradeUserPassword :execrows
+-- Replaces a hash with a stronger one of the same password, only if it is still the stored one:
+-- a password change that came first is never overwritten with the old password.
+UPDATE users SET hashed_password = @hashed_password, updated_at = @updated_at
+WHERE id = @id AND hashed_password = @old_hashed_password;
+
 -- name: LockAdmins :exec
 -- Serialises changes that could remove the last active admin, for the rest of the transaction.
 SELECT pg_advisory_xact_lock(hashtext('portcullis.admins'));

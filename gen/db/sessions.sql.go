@@ -24,41 +24,52 @@ func (q *Queries) CountLiveSessions(ctx context.Context, now time.Time) (int64, 
 	return count, err
 }
 
-const createSessionAudited = `-- name: CreateSessionAudited :exec
+const createSessionAudited = `-- name: CreateSessionAudited :execrows
 WITH created AS (
     INSERT INTO user_sessions (id, user_id, refresh_token_hash, ip_address, user_agent, created_at, last_used_at, expires_at)
-    VALUES ($12, $13, $14, $15, $16, $17, $17, $18)
+    SELECT $12::uuid, u.id, $13::bytea, $14::inet, $15::text,
+           $16::timestamptz, $16::timestamptz, $17::timestamptz
+    FROM users u
+    WHERE u.id = $18 AND u.is_active AND u.hashed_password = $19
+    FOR SHARE
+    RETURNING id
 )
 INSERT INTO audit_events (id, occurred_at, actor_id, action, target_type, target_id, outcome, ip_address, user_agent, request_id, detail)
-VALUES ($1, $2, $3, $4, $5, $6,
-        $7, $8, $9, $10, $11)
+SELECT $1, $2, $3, $4, $5, $6,
+       $7, $8, $9, $10, $11
+FROM created
 `
 
 type CreateSessionAuditedParams struct {
-	AuditID          uuid.UUID
-	AuditOccurredAt  time.Time
-	AuditActorID     *uuid.UUID
-	AuditAction      string
-	AuditTargetType  *string
-	AuditTargetID    *string
-	AuditOutcome     string
-	AuditIpAddress   *netip.Addr
-	AuditUserAgent   *string
-	AuditRequestID   *string
-	AuditDetail      []byte
-	ID               uuid.UUID
-	UserID           uuid.UUID
-	RefreshTokenHash []byte
-	IpAddress        *netip.Addr
-	UserAgent        *string
-	CreatedAt        time.Time
-	ExpiresAt        time.Time
+	AuditID              uuid.UUID
+	AuditOccurredAt      time.Time
+	AuditActorID         *uuid.UUID
+	AuditAction          string
+	AuditTargetType      *string
+	AuditTargetID        *string
+	AuditOutcome         string
+	AuditIpAddress       *netip.Addr
+	AuditUserAgent       *string
+	AuditRequestID       *string
+	AuditDetail          []byte
+	ID                   uuid.UUID
+	RefreshTokenHash     []byte
+	IpAddress            *netip.Addr
+	UserAgent            *string
+	CreatedAt            time.Time
+	ExpiresAt            time.Time
+	UserID               uuid.UUID
+	VerifiedPasswordHash string
 }
 
 // A new session and the audit event of its creation, in one statement: one round trip, one
 // implicit transaction (a statement in WITH that writes runs to completion, read or not).
-func (q *Queries) CreateSessionAudited(ctx context.Context, arg CreateSessionAuditedParams) error {
-	_, err := q.db.Exec(ctx, createSessionAudited,
+// The session opens only while its user is active and still has the password hash the login
+// verified: a password change or a deactivation that commits while the login hashes leaves no
+// session behind (0 rows). FOR SHARE waits for such a change in flight and reads its result;
+// one that comes after finds the session and revokes it.
+func (q *Queries) CreateSessionAudited(ctx context.Context, arg CreateSessionAuditedParams) (int64, error) {
+	result, err := q.db.Exec(ctx, createSessionAudited,
 		arg.AuditID,
 		arg.AuditOccurredAt,
 		arg.AuditActorID,
@@ -71,14 +82,18 @@ func (q *Queries) CreateSessionAudited(ctx context.Context, arg CreateSessionAud
 		arg.AuditRequestID,
 		arg.AuditDetail,
 		arg.ID,
-		arg.UserID,
 		arg.RefreshTokenHash,
 		arg.IpAddress,
 		arg.UserAgent,
 		arg.CreatedAt,
 		arg.ExpiresAt,
+		arg.UserID,
+		arg.VerifiedPasswordHash,
 	)
-	return err
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
 const getSessionState = `-- name: GetSessionState :one

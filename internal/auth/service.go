@@ -62,7 +62,7 @@ func (s *Service) Login(ctx context.Context, c users.Credentials, client session
 	if !slot.Allowed {
 		return TokenPair{}, ErrAccountLocked.After(slot.RetryAfter)
 	}
-	u, err := s.users.Authenticate(ctx, acct, c.Password)
+	v, err := s.users.Authenticate(ctx, acct, c.Password)
 	if errors.Is(err, users.ErrInvalidCredentials) {
 		if slot.Remaining == 0 { // this guess took the last slot: the account is locked now
 			if aerr := s.users.RecordLockout(ctx, acct, slot.Reset); aerr != nil {
@@ -80,7 +80,12 @@ func (s *Service) Login(ctx context.Context, c users.Credentials, client session
 	// failure recorded while this login hashed is forgotten too, as it would have been had it
 	// come a moment earlier.
 	s.limiter.Reset(ctx, s.failures, key)
-	issued, err := s.sessions.Open(ctx, u.ID, u.Role, client)
+	issued, err := s.sessions.Open(ctx, v.User.ID, v.User.Role, v.PasswordHash, client)
+	if errors.Is(err, sessions.ErrUserChanged) {
+		// The password changed, or the account was disabled, while this login hashed: the
+		// password it proved is no longer the account's.
+		return TokenPair{}, users.ErrInvalidCredentials
+	}
 	if err != nil {
 		return TokenPair{}, err
 	}

@@ -52,9 +52,10 @@ func NewService(store *Store, rc *redis.Client, cacheTTL time.Duration, cfg conf
 	}
 }
 
-// Open starts a session for a user who has just proved who they are, and returns its first
-// refresh token.
-func (s *Service) Open(ctx context.Context, userID uuid.UUID, role string, c Client) (Issued, error) {
+// Open starts a session for a user who has just proved who they are with the password whose
+// stored hash is passwordHash, and returns its first refresh token. It returns ErrUserChanged,
+// opening nothing, when that hash is no longer the user's or the user is no longer active.
+func (s *Service) Open(ctx context.Context, userID uuid.UUID, role, passwordHash string, c Client) (Issued, error) {
 	now := s.now().UTC()
 	token, hash := newRefreshToken()
 	sess := Session{
@@ -65,7 +66,7 @@ func (s *Service) Open(ctx context.Context, userID uuid.UUID, role string, c Cli
 		ip := c.IP.Unmap()
 		sess.IPAddress = &ip
 	}
-	if err := s.store.insert(ctx, sess, hash); err != nil {
+	if err := s.store.insert(ctx, sess, hash, passwordHash); err != nil {
 		return Issued{}, err
 	}
 	return Issued{SessionID: sess.ID, UserID: userID, Role: role, RefreshToken: token, RefreshExpiresAt: sess.ExpiresAt}, nil

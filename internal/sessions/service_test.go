@@ -90,13 +90,24 @@ func (e *env) service(t testing.TB, redisURL string, auth config.Auth) *Service 
 	return s
 }
 
-func (e *env) user(t testing.TB, name string) users.User {
+// testUser is a registered user and the password hash stored for them, which Open asks for.
+type testUser struct {
+	users.User
+	hash string
+}
+
+func (e *env) user(t testing.TB, name string) testUser {
 	t.Helper()
-	u, err := e.users.Register(context.Background(), users.NewUser{Email: name + "@example.com", Username: name, Password: "correct horse battery staple"})
+	ctx := context.Background()
+	u, err := e.users.Register(ctx, users.NewUser{Email: name + "@example.com", Username: name, Password: "correct horse battery staple"})
 	if err != nil {
 		t.Fatalf("register %s: %v", name, err)
 	}
-	return u
+	tu := testUser{User: u}
+	if err := e.pool.QueryRow(ctx, "SELECT hashed_password FROM users WHERE id = $1", u.ID).Scan(&tu.hash); err != nil {
+		t.Fatal(err)
+	}
+	return tu
 }
 
 // staleMarker is what redis.Coherent writes over an invalidated key.
@@ -166,9 +177,9 @@ func (e *env) spentCount(t testing.TB, id uuid.UUID) int {
 	return n
 }
 
-func open(t testing.TB, s *Service, u users.User, c Client) Issued {
+func open(t testing.TB, s *Service, u testUser, c Client) Issued {
 	t.Helper()
-	iss, err := s.Open(context.Background(), u.ID, u.Role, c)
+	iss, err := s.Open(context.Background(), u.ID, u.Role, u.hash, c)
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

@@ -27,14 +27,16 @@ type Store struct {
 // NewStore returns a Store on pool.
 func NewStore(pool *pgxpool.Pool) *Store { return &Store{pool: pool, q: dbgen.New(pool)} }
 
-func (s *Store) insert(ctx context.Context, sess Session, refreshHash []byte) error {
+// insert stores a session and audits it, if the user is active and passwordHash is still
+// theirs; else it returns ErrUserChanged.
+func (s *Store) insert(ctx context.Context, sess Session, refreshHash []byte, passwordHash string) error {
 	var ip *netip.Addr
 	if sess.IPAddress != nil && sess.IPAddress.IsValid() {
 		ip = sess.IPAddress
 	}
 	ev := audit.Params(ctx, audit.SessionTarget(audit.Event{Action: audit.ActionLogin, Actor: audit.Ptr(sess.UserID)}, sess.ID), time.Now().UTC())
-	err := s.q.CreateSessionAudited(ctx, dbgen.CreateSessionAuditedParams{
-		ID: sess.ID, UserID: sess.UserID, RefreshTokenHash: refreshHash, IpAddress: ip,
+	n, err := s.q.CreateSessionAudited(ctx, dbgen.CreateSessionAuditedParams{
+		ID: sess.ID, UserID: sess.UserID, VerifiedPasswordHash: passwordHash, RefreshTokenHash: refreshHash, IpAddress: ip,
 		UserAgent: sess.UserAgent, CreatedAt: sess.CreatedAt, ExpiresAt: sess.ExpiresAt,
 		AuditID: ev.ID, AuditOccurredAt: ev.OccurredAt, AuditActorID: ev.ActorID, AuditAction: ev.Action,
 		AuditTargetType: ev.TargetType, AuditTargetID: ev.TargetID, AuditOutcome: ev.Outcome,
@@ -42,6 +44,9 @@ func (s *Store) insert(ctx context.Context, sess Session, refreshHash []byte) er
 	})
 	if err != nil {
 		return fmt.Errorf("insert session: %w", err)
+	}
+	if n == 0 {
+		return ErrUserChanged
 	}
 	return nil
 }

@@ -158,36 +158,44 @@ func (s *Service) FindAccount(ctx context.Context, c Credentials) (Account, erro
 	return Account{}, err
 }
 
+// Verified is a user whose password a login has just checked, and the stored hash it matched:
+// a session opens only while that hash is still the user's (sessions.Service.Open).
+type Verified struct {
+	User         User
+	PasswordHash string
+}
+
 // Authenticate checks a password for an account found by FindAccount. An unknown account and a
 // wrong password both return ErrInvalidCredentials after the same amount of hashing work. A
 // disabled account with the right password returns ErrAccountDisabled. Hashes made with weaker
 // parameters are upgraded.
-func (s *Service) Authenticate(ctx context.Context, a Account, pass string) (User, error) {
+func (s *Service) Authenticate(ctx context.Context, a Account, pass string) (Verified, error) {
 	pw := password.Normalize(pass)
 	if !a.found {
 		if err := s.verifyDummy(ctx, pw); err != nil {
-			return User{}, err
+			return Verified{}, err
 		}
-		return User{}, s.loginFailed(ctx, nil, "unknown_account", ErrInvalidCredentials)
+		return Verified{}, s.loginFailed(ctx, nil, "unknown_account", ErrInvalidCredentials)
 	}
 	rec := a.rec
 	ok, needsRehash, err := s.verify(ctx, pw, rec.PasswordHash)
 	if errors.Is(err, ErrOverloaded) {
-		return User{}, err
+		return Verified{}, err
 	}
 	if err != nil {
-		return User{}, fmt.Errorf("verify password of %s: %w", rec.ID, err)
+		return Verified{}, fmt.Errorf("verify password of %s: %w", rec.ID, err)
 	}
 	if !ok {
-		return User{}, s.loginFailed(ctx, &rec.ID, "wrong_password", ErrInvalidCredentials)
+		return Verified{}, s.loginFailed(ctx, &rec.ID, "wrong_password", ErrInvalidCredentials)
 	}
 	if !rec.IsActive {
-		return User{}, s.loginFailed(ctx, &rec.ID, "account_disabled", ErrAccountDisabled)
+		return Verified{}, s.loginFailed(ctx, &rec.ID, "account_disabled", ErrAccountDisabled)
 	}
+	v := Verified{User: rec.User, PasswordHash: rec.PasswordHash}
 	if needsRehash {
-		s.upgradeHash(ctx, rec.ID, pw)
+		v.PasswordHash = s.upgradeHash(ctx, rec.ID, rec.PasswordHash, pw)
 	}
-	return rec.User, nil
+	return v, nil
 }
 
 // loginFailed audits a failed login (never the password) and returns result.
@@ -215,19 +223,21 @@ func (s *Service) RecordLockout(ctx context.Context, a Account, lockedFor time.D
 	return nil
 }
 
-// upgradeHash re-hashes a password whose stored hash used weaker parameters. A failure is
-// logged and the login goes on: the old hash still verifies.
-func (s *Service) upgradeHash(ctx context.Context, id uuid.UUID, pw string) {
+// upgradeHash re-hashes a password whose stored hash, old, used weaker parameters, and returns
+// the hash stored now as far as this login knows: the new one, or old when the upgrade failed
+// (logged; the old hash still verifies). It replaces old only if it is still the stored hash,
+// so a password change that landed meanwhile is never overwritten with the old password.
+func (s *Service) upgradeHash(ctx context.Context, id uuid.UUID, old, pw string) string {
 	hash, err := s.hash(ctx, pw)
 	if err == nil {
-		err = s.store.setPassword(ctx, id, hash, s.now().UTC())
-	}
-	if err == nil {
-		s.changed(ctx, id)
+		err = s.store.upgradePassword(ctx, id, old, hash, s.now().UTC())
 	}
 	if err != nil {
 		s.logger.WarnContext(ctx, "upgrade password hash", "user_id", id.String(), "error", err)
+		return old
 	}
+	s.changed(ctx, id)
+	return hash
 }
 
 // Get returns a user by id, or ErrNotFound: from the cache when it holds the user, else from

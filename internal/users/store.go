@@ -86,11 +86,12 @@ func (s *Store) updateProfile(ctx context.Context, id uuid.UUID, p ProfileUpdate
 	return out, err
 }
 
-// setPassword stores a new hash.
-func (s *Store) setPassword(ctx context.Context, id uuid.UUID, hash string, now time.Time) error {
-	n, err := s.q.UpdateUserPassword(ctx, dbgen.UpdateUserPasswordParams{ID: id, HashedPassword: hash, UpdatedAt: now})
+// upgradePassword replaces the hash old with hash, if old is still the stored one; else it
+// returns ErrNotFound.
+func (s *Store) upgradePassword(ctx context.Context, id uuid.UUID, old, hash string, now time.Time) error {
+	n, err := s.q.UpgradeUserPassword(ctx, dbgen.UpgradeUserPasswordParams{ID: id, OldHashedPassword: old, HashedPassword: hash, UpdatedAt: now})
 	if err != nil {
-		return fmt.Errorf("update password: %w", err)
+		return fmt.Errorf("upgrade password: %w", err)
 	}
 	if n == 0 {
 		return ErrNotFound

@@ -1,0 +1,144 @@
+package sessions
+
+import (
+	"context"
+	"errors"
+	"testing"
+
+	"github.com/google/uuid"
+
+	"github.com/portcullis/portcullis/internal/password"
+	"github.com/portcullis/portcullis/internal/testenv"
+	"github.com/portcullis/portcullis/internal/users"
+)
+
+// A login is FindAccount, Authenticate (the hash, which may wait in a queue) and Open. These
+// tests run its steps one at a time with a change to the user landing in between, the way a
+// slow login and a password change or a deactivation race.
+
+const (
+	racePassword = "correct horse battery staple"
+	raceNext     = "a brand new and quite different passphrase"
+)
+
+// sessionRows counts the user's sessions and the login events audited for them.
+func (e *env) sessionRows(t *testing.T, id uuid.UUID) (sessions, logins int) {
+	t.Helper()
+	err := e.pool.QueryRow(context.Background(), `SELECT (SELECT count(*) FROM user_sessions WHERE user_id = $1),
+		(SELECT count(*) FROM audit_events WHERE action = 'user.login' AND outcome = 'success' AND actor_id = $1)`, id).Scan(&sessions, &logins)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sessions, logins
+}
+
+// A password change that lands while a login with the old password hashes leaves that login
+// without a session: the change revoked every session, and the old password must not mint one.
+func TestLoginRacingPasswordChangeOpensNothing(t *testing.T) {
+	e := newEnv(t)
+	s := e.service(t, testenv.RedisURL(), testAuth)
+	ctx := context.Background()
+	u := e.user(t, "victim")
+	acct, err := e.users.FindAccount(ctx, users.Credentials{Email: "victim@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.users.ChangePassword(ctx, u.ID, racePassword, raceNext, uuid.Nil); err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.users.Authenticate(ctx, acct, racePassword) // the record read before the change
+	if err != nil {
+		t.Fatalf("the old password against the old record: %v", err)
+	}
+	if _, err := s.Open(ctx, v.User.ID, v.User.Role, v.PasswordHash, Client{}); !errors.Is(err, ErrUserChanged) {
+		t.Fatalf("Open after the password changed = %v, want ErrUserChanged", err)
+	}
+	if n, logins := e.sessionRows(t, u.ID); n != 0 || logins != 0 {
+		t.Fatalf("%d sessions and %d login events written, want none", n, logins)
+	}
+}
+
+// A deactivation that lands while a login hashes leaves no session either (one would come back
+// to life if the account were reactivated).
+func TestLoginRacingDeactivationOpensNothing(t *testing.T) {
+	e := newEnv(t)
+	s := e.service(t, testenv.RedisURL(), testAuth)
+	ctx := context.Background()
+	u := e.user(t, "leaver")
+	acct, err := e.users.FindAccount(ctx, users.Credentials{Email: "leaver@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := e.users.Authenticate(ctx, acct, racePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.pool.Exec(ctx, "UPDATE users SET is_active = false WHERE id = $1", u.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Open(ctx, v.User.ID, v.User.Role, v.PasswordHash, Client{}); !errors.Is(err, ErrUserChanged) {
+		t.Fatalf("Open after deactivation = %v, want ErrUserChanged", err)
+	}
+	if n, logins := e.sessionRows(t, u.ID); n != 0 || logins != 0 {
+		t.Fatalf("%d sessions and %d login events written, want none", n, logins)
+	}
+}
+
+// Upgrading a weaker hash at login replaces only the hash it verified: a password change that
+// landed first keeps the new password, and the stale login opens no session.
+func TestHashUpgradeNeverUndoesAPasswordChange(t *testing.T) {
+	e := newEnv(t)
+	s := e.service(t, testenv.RedisURL(), testAuth)
+	ctx := context.Background()
+	u := e.user(t, "carol") // hashed with the env's 64 KiB
+	stronger := users.NewService(users.NewStore(e.pool), password.NewHasher(password.Params{MemoryKiB: 128, Iterations: 2, Parallelism: 1}), password.NewGate(2, 64), testenv.Logger(t))
+	acct, err := stronger.FindAccount(ctx, users.Credentials{Email: "carol@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.users.ChangePassword(ctx, u.ID, racePassword, raceNext, uuid.Nil); err != nil {
+		t.Fatal(err)
+	}
+	v, err := stronger.Authenticate(ctx, acct, racePassword) // old record, weaker hash: upgrades
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Open(ctx, v.User.ID, v.User.Role, v.PasswordHash, Client{}); !errors.Is(err, ErrUserChanged) {
+		t.Fatalf("Open for the stale login = %v, want ErrUserChanged", err)
+	}
+	for _, c := range []struct {
+		pw   string
+		want error
+	}{{raceNext, nil}, {racePassword, users.ErrInvalidCredentials}} {
+		a, err := stronger.FindAccount(ctx, users.Credentials{Email: "carol@example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := stronger.Authenticate(ctx, a, c.pw); !errors.Is(err, c.want) && (err != nil || c.want != nil) {
+			t.Fatalf("after the change and the stale login, password %q: %v, want %v", c.pw, err, c.want)
+		}
+	}
+}
+
+// Without a race, an upgrade at login stores the stronger hash and the login's session opens.
+func TestHashUpgradeAtLoginOpensTheSession(t *testing.T) {
+	e := newEnv(t)
+	s := e.service(t, testenv.RedisURL(), testAuth)
+	ctx := context.Background()
+	u := e.user(t, "dave")
+	stronger := users.NewService(users.NewStore(e.pool), password.NewHasher(password.Params{MemoryKiB: 128, Iterations: 2, Parallelism: 1}), password.NewGate(2, 64), testenv.Logger(t))
+	acct, err := stronger.FindAccount(ctx, users.Credentials{Email: "dave@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := stronger.Authenticate(ctx, acct, racePassword)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.PasswordHash == u.hash {
+		t.Fatal("the weaker hash was not upgraded")
+	}
+	if _, err := s.Open(ctx, v.User.ID, v.User.Role, v.PasswordHash, Client{}); err != nil {
+		t.Fatalf("Open after the upgrade: %v", err)
+	}
+}
