@@ -178,7 +178,7 @@ func (a *App) sample(ctx context.Context, deps map[string]httpserver.Pinger, s *
 // parseLimits reads the configured rate limits, naming the variable of any malformed one.
 func parseLimits(c config.Limits) (httpserver.Limits, ratelimit.Limit, error) {
 	var (
-		l    httpserver.Limits
+		l    = httpserver.Limits{IPv6Prefix: c.IPv6Prefix}
 		fail ratelimit.Limit
 		errs []error
 	)

@@ -41,6 +41,8 @@ type Limits struct {
 	RefreshIP            string // refreshes per client IP
 	PasswordIP           string // password changes per client IP
 	PasswordAccount      string // password changes per account
+	// IPv6Prefix is how many leading bits of an IPv6 client address its per-IP limits key on.
+	IPv6Prefix int
 }
 
 // HTTP configures the public listener.
@@ -181,6 +183,7 @@ func load(r reader) (Config, error) {
 			RefreshIP:            r.str("PORTCULLIS_RATE_LIMIT_REFRESH_IP", "120/1m"),
 			PasswordIP:           r.str("PORTCULLIS_RATE_LIMIT_PASSWORD_IP", "20/1m"),
 			PasswordAccount:      r.str("PORTCULLIS_RATE_LIMIT_PASSWORD_ACCOUNT", "5/15m"),
+			IPv6Prefix:           r.int("PORTCULLIS_RATE_LIMIT_IPV6_PREFIX", 64),
 		},
 		LogLevel:       r.str("PORTCULLIS_LOG_LEVEL", "info"),
 		MetricsAddr:    r.str("PORTCULLIS_METRICS_ADDR", "127.0.0.1:9090"),
@@ -223,6 +226,7 @@ func (c Config) validate() error {
 	check(c.Redis.SessionCacheTTL >= time.Second, "PORTCULLIS_SESSION_CACHE_TTL must be at least 1s")
 	check((c.HTTP.TLSCertFile == "") == (c.HTTP.TLSKeyFile == ""), "PORTCULLIS_TLS_CERT_FILE and PORTCULLIS_TLS_KEY_FILE must be set together")
 	check(c.Password.Concurrency >= 1, "PORTCULLIS_HASH_CONCURRENCY must be at least 1")
+	check(c.Limits.IPv6Prefix >= 32 && c.Limits.IPv6Prefix <= 128, "PORTCULLIS_RATE_LIMIT_IPV6_PREFIX must be between 32 and 128")
 	for _, o := range c.HTTP.CORSOrigins {
 		u, err := url.Parse(o)
 		check(err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.Path == "" && u.RawQuery == "" && o == u.Scheme+"://"+u.Host,

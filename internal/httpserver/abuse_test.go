@@ -95,6 +95,30 @@ func TestTrustedProxyForwardedAddress(t *testing.T) {
 	}
 }
 
+// An IPv6 client is limited by its /64, the block one subscriber is handed, not by each of its
+// 2^64 addresses; an IPv4-mapped address counts as the IPv4 one.
+func TestIPv6ClientsAreLimitedByPrefix(t *testing.T) {
+	in := start(t, func(c *config.Config) {
+		c.HTTP.TrustedProxies = []string{"127.0.0.0/8"}
+		c.Limits.IP = "2/1m"
+	})
+	from := func(xff string) int {
+		resp, _ := in.raw(t, "GET", "/healthz", "", nil, "X-Forwarded-For", xff)
+		return resp.StatusCode
+	}
+	got := []int{from("2001:db8:1:3::1"), from("2001:db8:1:3::b1"), from("2001:db8:1:3:ffff::9")}
+	if got[0] != 200 || got[1] != 200 || got[2] != 429 {
+		t.Fatalf("three addresses of one /64: %v, want [200 200 429]", got)
+	}
+	if s := from("2001:db8:1:4::1"); s != 200 {
+		t.Fatalf("the next /64: %d, want 200", s)
+	}
+	got = []int{from("198.51.100.7"), from("::ffff:198.51.100.7"), from("198.51.100.7")}
+	if got[0] != 200 || got[1] != 200 || got[2] != 429 {
+		t.Fatalf("an IPv4 address and its IPv4-mapped form: %v, want [200 200 429]", got)
+	}
+}
+
 func TestAccountLockoutAfterRepeatedFailures(t *testing.T) {
 	in := start(t, func(c *config.Config) { c.Limits.LoginAccountFailures = "3/15m" })
 	a := in.register(t)

@@ -2,6 +2,7 @@ package httpserver
 
 import (
 	"math"
+	"net/netip"
 	"strconv"
 	"time"
 
@@ -23,6 +24,9 @@ type Limits struct {
 	RefreshIP       ratelimit.Limit
 	PasswordIP      ratelimit.Limit
 	PasswordAccount ratelimit.Limit
+	// IPv6Prefix is how many leading bits of an IPv6 client address the per-IP limits key on;
+	// 0 means 64.
+	IPv6Prefix int
 }
 
 // ErrRateLimited is the 429 of an exhausted limit; Retry-After tells when to come back.
@@ -56,7 +60,26 @@ type appliedLimit struct {
 	policy string
 }
 
-func byIP(c echo.Context) string { return "ip:" + clientFrom(c.Request().Context()).IP.String() }
+// byIP keys a per-IP limit by the client's address: an IPv4 address whole (written as IPv4
+// when it came IPv4-mapped), an IPv6 one by its first Limits.IPv6Prefix bits (/64 by default),
+// since one subscriber is handed a /64 or more and would otherwise get a fresh budget from
+// every address in it.
+func (s *Server) byIP(c echo.Context) string {
+	return ipKey(clientFrom(c.Request().Context()).IP, s.limits.IPv6Prefix)
+}
+
+func ipKey(ip netip.Addr, v6bits int) string {
+	if v6bits < 1 || v6bits > 128 {
+		v6bits = 64
+	}
+	ip = ip.Unmap()
+	if ip.Is6() {
+		if p, err := ip.WithZone("").Prefix(v6bits); err == nil {
+			return "ip:" + p.String()
+		}
+	}
+	return "ip:" + ip.String()
+}
 
 func byAccount(c echo.Context) string {
 	p, _ := auth.PrincipalFrom(c.Request().Context())
@@ -70,13 +93,13 @@ func byAccount(c echo.Context) string {
 func (s *Server) routeLimits(operationID string) []echo.MiddlewareFunc {
 	switch operationID {
 	case "login":
-		return []echo.MiddlewareFunc{s.shedHashing, s.limitBy(s.limits.LoginIP, byIP)}
+		return []echo.MiddlewareFunc{s.shedHashing, s.limitBy(s.limits.LoginIP, s.byIP)}
 	case "registerUser":
-		return []echo.MiddlewareFunc{s.shedHashing, s.limitBy(s.limits.RegisterIP, byIP)}
+		return []echo.MiddlewareFunc{s.shedHashing, s.limitBy(s.limits.RegisterIP, s.byIP)}
 	case "refreshTokens":
-		return []echo.MiddlewareFunc{s.limitBy(s.limits.RefreshIP, byIP)}
+		return []echo.MiddlewareFunc{s.limitBy(s.limits.RefreshIP, s.byIP)}
 	case "changePassword":
-		return []echo.MiddlewareFunc{s.limitBy(s.limits.PasswordIP, byIP)}
+		return []echo.MiddlewareFunc{s.limitBy(s.limits.PasswordIP, s.byIP)}
 	}
 	return nil
 }

@@ -144,7 +144,7 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 	e.Use(securityHeaders(cfg))
 	e.Use(s.requestContext)
 	e.Use(cors(cfg))
-	e.Use(s.limitBy(d.Limits.IP, byIP))
+	e.Use(s.limitBy(d.Limits.IP, s.byIP))
 
 	validator := oapimw.OapiRequestValidatorWithOptions(spec, &oapimw.Options{
 		SilenceServersWarning: true,

@@ -192,7 +192,7 @@ func Config(t testing.TB) config.Config {
 	// Tests hammer from one address: limits are generous unless a test sets its own.
 	generous := "100000/1m"
 	cfg.Limits = config.Limits{IP: generous, LoginIP: generous, LoginAccountFailures: generous, RegisterIP: generous,
-		RefreshIP: generous, PasswordIP: generous, PasswordAccount: generous}
+		RefreshIP: generous, PasswordIP: generous, PasswordAccount: generous, IPv6Prefix: 64}
 	cfg.Auth.Issuer = "https://portcullis.test"
 	cfg.Auth.Audience = "portcullis-test"
 	return cfg
