@@ -975,15 +975,24 @@ type ClientInterface interface {
 
 	// AdminRevokeUserSessions Revoke every session of a user
 	//
+	// A moderator may act only on the sessions of users; an admin on anyone's. Otherwise 403
+	// `insufficient-permissions`.
+	//
 	// Corresponds with DELETE /api/v1/admin/users/{user_id}/sessions (the `AdminRevokeUserSessions` operationId).
 	AdminRevokeUserSessions(ctx context.Context, userId UserId, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminListUserSessions List a user's active sessions
 	//
+	// A moderator may act only on the sessions of users; an admin on anyone's. Otherwise 403
+	// `insufficient-permissions`.
+	//
 	// Corresponds with GET /api/v1/admin/users/{user_id}/sessions (the `AdminListUserSessions` operationId).
 	AdminListUserSessions(ctx context.Context, userId UserId, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminRevokeUserSession Revoke one session of a user
+	//
+	// A moderator may act only on the sessions of users; an admin on anyone's. Otherwise 403
+	// `insufficient-permissions`.
 	//
 	// Corresponds with DELETE /api/v1/admin/users/{user_id}/sessions/{session_id} (the `AdminRevokeUserSession` operationId).
 	AdminRevokeUserSession(ctx context.Context, userId UserId, sessionId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1287,6 +1296,9 @@ func (c *Client) AdminUpdateUser(ctx context.Context, userId UserId, body AdminU
 
 // AdminRevokeUserSessions Revoke every session of a user
 //
+// A moderator may act only on the sessions of users; an admin on anyone's. Otherwise 403
+// `insufficient-permissions`.
+//
 // Corresponds with DELETE /api/v1/admin/users/{user_id}/sessions (the `AdminRevokeUserSessions` operationId).
 func (c *Client) AdminRevokeUserSessions(ctx context.Context, userId UserId, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAdminRevokeUserSessionsRequest(c.Server, userId)
@@ -1302,6 +1314,9 @@ func (c *Client) AdminRevokeUserSessions(ctx context.Context, userId UserId, req
 
 // AdminListUserSessions List a user's active sessions
 //
+// A moderator may act only on the sessions of users; an admin on anyone's. Otherwise 403
+// `insufficient-permissions`.
+//
 // Corresponds with GET /api/v1/admin/users/{user_id}/sessions (the `AdminListUserSessions` operationId).
 func (c *Client) AdminListUserSessions(ctx context.Context, userId UserId, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewAdminListUserSessionsRequest(c.Server, userId)
@@ -1316,6 +1331,9 @@ func (c *Client) AdminListUserSessions(ctx context.Context, userId UserId, reqEd
 }
 
 // AdminRevokeUserSession Revoke one session of a user
+//
+// A moderator may act only on the sessions of users; an admin on anyone's. Otherwise 403
+// `insufficient-permissions`.
 //
 // Corresponds with DELETE /api/v1/admin/users/{user_id}/sessions/{session_id} (the `AdminRevokeUserSession` operationId).
 func (c *Client) AdminRevokeUserSession(ctx context.Context, userId UserId, sessionId openapi_types.UUID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2811,6 +2829,9 @@ type ClientWithResponsesInterface interface {
 
 	// AdminRevokeUserSessionsWithResponse Revoke every session of a user
 	//
+	// A moderator may act only on the sessions of users; an admin on anyone's. Otherwise 403
+	// `insufficient-permissions`.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /api/v1/admin/users/{user_id}/sessions (the `AdminRevokeUserSessions` operationId).
@@ -2818,12 +2839,18 @@ type ClientWithResponsesInterface interface {
 
 	// AdminListUserSessionsWithResponse List a user's active sessions
 	//
+	// A moderator may act only on the sessions of users; an admin on anyone's. Otherwise 403
+	// `insufficient-permissions`.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /api/v1/admin/users/{user_id}/sessions (the `AdminListUserSessions` operationId).
 	AdminListUserSessionsWithResponse(ctx context.Context, userId UserId, reqEditors ...RequestEditorFn) (*AdminListUserSessionsResponse, error)
 
 	// AdminRevokeUserSessionWithResponse Revoke one session of a user
+	//
+	// A moderator may act only on the sessions of users; an admin on anyone's. Otherwise 403
+	// `insufficient-permissions`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6132,6 +6159,9 @@ func (c *ClientWithResponses) AdminUpdateUserWithResponse(ctx context.Context, u
 
 // AdminRevokeUserSessionsWithResponse Revoke every session of a user
 //
+// A moderator may act only on the sessions of users; an admin on anyone's. Otherwise 403
+// `insufficient-permissions`.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /api/v1/admin/users/{user_id}/sessions (the `AdminRevokeUserSessions` operationId).
@@ -6145,6 +6175,9 @@ func (c *ClientWithResponses) AdminRevokeUserSessionsWithResponse(ctx context.Co
 
 // AdminListUserSessionsWithResponse List a user's active sessions
 //
+// A moderator may act only on the sessions of users; an admin on anyone's. Otherwise 403
+// `insufficient-permissions`.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /api/v1/admin/users/{user_id}/sessions (the `AdminListUserSessions` operationId).
@@ -6157,6 +6190,9 @@ func (c *ClientWithResponses) AdminListUserSessionsWithResponse(ctx context.Cont
 }
 
 // AdminRevokeUserSessionWithResponse Revoke one session of a user
+//
+// A moderator may act only on the sessions of users; an admin on anyone's. Otherwise 403
+// `insufficient-permissions`.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -17008,117 +17044,118 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H2JU9s6/vi/ovFvf/Ng1k6cA2jCvJnlUdqFB4VyPF7bsESxlUTFkVxJJoQO//t3dPhKnMQB2rLd7s68",
-	"KbHOz31J+mp5dBRSgojgVvurNUTQR0z98xQKdIhHWMg/fMQ9hkOBKbHa1vkQAQYFAoH8DryAcsQFEBSg",
-	"uyGMuGwG1nwG+8LBSPSdoRAhDLEjO6k+jplovQ2w4IDAEbI7RMhx0ZcIccEBQyOICSYDsNZl3XUAiQ9k",
-	"A448SnwOIiJwoHqPMfHpGDDEkeBgrSu665UOsWwL3cFRGCCrbXUsHHasbfZ7vdXaFr9vupZtcW+IRlDu",
-	"bgTvDhEZiKHVrm9s2paYhLITFwyTgfXwYKfAcE5ogL3JLEz2bhGbZKESqoYAhmGAkS+Bk9leWeh0iAIN",
-	"+BJRAcFa94sBhNkyJgk41rrj7roNPDoaQYejEMrR/Dlw+PJ7w3W3x79vujboWAEdYOKYD5v693nwqbn1",
-	"ZiGAkGATZ6cvEJuFzZlZo6BgDLEAPdSnTMJCsIlC8OmbXdCq1dz1bQAFCBDkAtQq4AwRAcZYDAFS0G3W",
-	"W2r3G24DdOktYgGFPvK7leweG25u6ZjgUTSy2rVk1ZgINEBMLftv51QjxNl/PYfO9fffOMC+DSgxS2GI",
-	"h5Rw1FZY9QKMiGxDxwR0s4N2wXiICMACYA5qEgKbzQ7xhpBBTyDGAe2D7o7zEUDnHrhOC1TANWgDp2sD",
-	"CPoM8SG4uNh/DagYIjbGHFXAIR1wG8DIx0IuhggugdIhIaO9AI048CBjE4DFNPLd3gaq92ues+U3odNE",
-	"zYbTghsbTqNf92uei1q9rdo8vG82bQnLhAxsK4RCICbB9J9PO85H6Ny7Tqty3XauvtbszebDP6xZOnmQ",
-	"3RgcIWGEzG7EOGXFkO8SdCeuPdWiK+EkIR0ydItpxEEIB0jiHcvmXyLEJpZtSWax2pbus5iE85uZJeg5",
-	"ou8EDhDg+H7u3IqBc1P7qA+jQFjtDdeW69D0WHddexl1XnDE9n05hpophGKYThRxxK6xb9mWJFHMkG+1",
-	"BYtQduo+ZSMoZONItcxAobFZiJ6YrhV2jhMWk395lAhEFEyUUPOghEnVkN0/P3MJoK8pvckevhw/5VTL",
-	"tnwkIA6stqVlObvFHpK8AQXwYAg9LCbbWjIAPqRMBBMFaC4g8eRgVRji6m2tCiMxrCrJZSCAuJDgKE/m",
-	"AoqIS6w0bEtgoVjkzCzogsBbiAPYC1BKxlJO83a1GlImvCgIMK/46DYGAK9m9vmQxcI/GOpbbev/VVNd",
-	"W9VfefVEd9bAnyY1zseU+WAI+VCKyTyUwNq0GFzfBoQK1XQMOfCGkAyQXwFKNgMoZXOHdDOSuhtrDy0p",
-	"5in/ovWbttW04RwtWapz3H5WkSzsnmlaIMsXdc21VbCPEfEUQr+FAfZVY6cPcTBL77H29yniEldgBIU3",
-	"VIJt52Qf8BB5uG/mk6KbMSrx8elrOoxmVjUC+S07gOZ10LGk3RR0LMu2+hgFkiPUL9bD1XxGYmiAuYTj",
-	"03ipKYVazEt/QB8YKJfnoVkQPgcr7RCgTIzmxhYwU1VeCsE/jWyTEZ8oo6W16ARmoCzVUgpGkEwSuzwW",
-	"zgHU5PItRXOz3krJ6ZxScCRXYkDAyxNVbnPPQU/n01ABa816a70NYNYDwDz2h5AvnZjMKrrbxo6kIWIK",
-	"RwDzDjFfQYiYsSnB/okNOB0hAANO1QfoeTQiYh1QpgxSBWlbyQDzSc4cUO8G+bHUT9ComQpI220UKm/J",
-	"9HF0h+56Tl+AX+qiiO8SGlK73/FHmOwyBAWSFlss8yQP+j6WyIXBCZOYFlgaVn0YcGRbYeanr0ZGLyHJ",
-	"PS3IbasfBcG1NgQX93gTBcE72e7BtjC/vkUM97GWFYldatZjmKlHaYAgsZStri2QpZwSt5MGJA2WLupU",
-	"tnmwlQlbZhMXcTttocbW7icDtMxAmTWbpVwlG6O9z8hThKcQdhH6KyJshEn219o0CnNImVJAwOhtFaKQ",
-	"rCrbbQMSBQHwAgQZlw5b3kRXLoJsocxQY9xP2ewKq9AT+FbNOovDKaTPNvjmCJsFv3Rd925jPVWeR+Q+",
-	"pxSYWlIlVjZTDusMrKAnqHKalvtGS+Eeq8h5O8h1SzdfavJZJIfX0PcZ4rzAL1+6VOp5EWPIv4YiN7lk",
-	"AEdgxTfLQEcj4VGNeUSky/rJ4pHnyRXZltQqEcsyW9oxawCsvnQB2QA9sbP+PR8DKINh5WHDgaHTTO+N",
-	"Wn1p9ylJpbCcxUOGGO2YsPMrzm4+hX+OFnJrzIE6oc+rhQx4AgdoRSbEAo3y/1gkCTK8nooCyBhU2jsT",
-	"4ZEDrQhSNX9+kKLd7io/ONZRj9POCm9EXGc1YsJGGZWzWphJrn18vbqWnQLEzOKmxi0Cyl5sbkzrqTCA",
-	"mABDYCr4SiMBfMzDAE6U1gKUgfEQC8RD6KFtEBH8JZK+7QAyP5C9aB8ESEjz0YMc5aKzFvThv8xfFY+O",
-	"pPCI4Rhr81w4Pg/DRj7u+J9O5851nU7nru52Ondb/X91ItdteOq/qGPZ2+219U7nU6dz1el0Olf//Nfq",
-	"XQrimLb1RnrWe9I9X5GQUq0xM6bx1otCobTfR8SX9oNqBCAHEBycHb8DIRRDhSVMsvkFG/DIG8p2XQXV",
-	"rkRat0f9iQqWL2YsvZCFEiQxK3O6eMeH4JDeogB6qMCUmdnxvxEM5NeVIBg7h6keojcFimdqT6ZX0V4O",
-	"Lv9cpsWnzJBgUKBOZnbnsdsyzW5mdFut/qqonZiUGS7iqEyzuxJzToFQLkAv11Yg0HPNgejZili9QZPy",
-	"SkVibEabTK9WDli0uENpK5bVAlM5vjvoiWACKEEqb5Nhrdgy7to6YdWNpa/it6e4es+tcp7sdC3UKyeZ",
-	"1eaB9woICmr1VyCT/Fq7INijPgLqPyHFRPD1CtiloxElIJ6IA6iyhf2II7+S1RhzwCBpOQOFIm7KhHsX",
-	"Mf7SMCLQQnIWyd4QeTd8/vhfizyK7GTHBDAEfUykRjUGNtdhHinMFAUi6A2Bj0JEfES8SUa0pxjRAb4i",
-	"h1SaWjYYQW+ICXLkZPIXoKLOGiN5JeIIeINIt1LCW1ig5uKgdklez2jaAgMyjT5+XdHzmGmd6pXpTFwS",
-	"g1w+iGDQQ2bC2Y+zfsiccoMsu8W+gFpCskyD1yIWPI2pZlUbd3WKnZm7UDnbVpRJp5VV1Xa8oOI9qtz4",
-	"44x5pjtfC3qDSBFCluWGs6vND1a8Vp1bebFxwceE+b5p6K4QiiZMFdOV7CcFEfURg0Jl+6E/wgoFy4yf",
-	"M8S5CSStwh8qwvukIIrx1AqMfBapDJ6pcFLLy9ULjSEHI+gjZV1k5HwmkIfuQswQf8r6fkRwKoBcXEvN",
-	"/pSFP3uoJoPsqSXmAJ2itIhmDZ0d4pW5frUgS0zPy2xiPVjRSs+l9DqBmK0ckfUQ56kknTYyDi7PtwFH",
-	"xAdYKENiJxJDyvC9ynm1wR8IMsSAdsHVKNoPnzYymm6riPJiTGAyv+hM1wma7Ji0pdQ0wHTNsFJG38dC",
-	"fbXxTa9VJpgDuOMQfomQqnXjmAwCBCIdR1liOtiWkR3Xj+NktZwkXhqLWo2k5Yo7Rwy5wXKYmt59Ibhz",
-	"OymiWJ2+OUL/3cmb50moyK/fX5k9wTJZPcn1OMX0PVNjih6frMSeZFMpoBQYVinszZ6yoMnDYUrzZXZ1",
-	"NYfwvnkKQVH38uTBbPGcUjhx/WhsXMleqnjU8K+xs6SKT2pKv00e4iKD3vxiG0BQ0KiboDm3gY8HWHAb",
-	"dK+7NuhWdIjJ6T4i1j7FJfVF0fSkive64lx9bdiNemERrxTNXsSwmJxJDGmU9pSOkNo9/etNzAQHl+dW",
-	"QSwlp4/7jI5ApnRIbjmuTVPaoQLOpW3s0RBxAEmmcibAXOgYkRiiDgkRG2GlO7g6HuDBIEDsNw4k6YNR",
-	"xAUY0sAHaxwhcLq38/porzLyEwJRrVRsZH07N0+HqMgeofEiCEI+B5QEEwABxwOCfAcToDLSqkJGUbCS",
-	"KVqD5gqWdF0RJn1aQL1JIZMq+lRD2kBCAxFhirqUdaBcHsyFgYSpp610SIfoAwk6mIMVxJLYVXdebVgX",
-	"+NSLRknZPTRRItD1qI+6lQ7ZyeBMw3zPf3224+jtS3tPncCYhG0AxT8/j0V3fRso6TKR0B0B2u8HmGg/",
-	"RsH7Bk04gKJDutXKGAWBc0PomFQ/j294Ra2pAk6zhpWelSoLyc6YR7YCCKM6NpbW6WviUfgIsIeIjo+b",
-	"IuqdEHpD5NQrrhR2LMgUk43H4wpUnyuUDaqmL68e7u/uvTvbU33S0FAGZZZt3SKmHUyrVnF1OxoiAkMs",
-	"ub3iVhrK3RVDxTvF+5ZfBkhpk4QE932rbb1FQgXYp4q16667oAKwoPJPh9w/mXyGpfBombSFtefXNzZq",
-	"LRPwb1uHf+9dvmfeiO+9/+MDmYTO5njS8obnr7fevj85Ou/t4Mt/v9nYh2f7e5bJVVjHf56YJEHb4nhg",
-	"qayDtXda+v/Ww1Xpaj0FkqLST50nu0Q98CeagDMk9HGTrY3a1noF7ItYfACCxpIY49MpYgiF+luSNp8q",
-	"F91VZLNLiWA0yCfBwqgXYM8GI3jnwAH6veG6iw5VzNTgP9hWs96at90E5dVs5afatanmWtYvLWtMBbnV",
-	"/nRlWzwajSCbmJyj3odmTwULw8VZqa1qMOGAq0BfTKTcupJjJ9WgUkRV1XEVRx9XmUvZqi5Lestp1QC3",
-	"8kdGPhVvL21SjcsLlzY0Z09ky6KDHJnyjEcfqJgzdL7KIx19KrZlPKDlEa0l80ztYQkBzgeHLlF5xPEg",
-	"6NxfVxYcC5ozZVou09e1xgV4KG9fL51F8/2Tp7l6qlw2RvGntN4tX+SWFrFZbq3V2Ow3kPOqV4fOltf0",
-	"nRba6DsurPXqXsNvoo1+ppr7q/GkTL9mw2m6GzVnq77ZcFr+VtN5hVp907eRrzRqW3VXKq5arVHZmipl",
-	"kt/qm45bc2ob5zW37W60a/WPmZqldqZU7DH14JkisLJbzpV+xQyVjRJaR/QeBwGsblRcsPZ3rbYNDjGJ",
-	"7sDdq83rzeY6eIMZ6tO7aq2xITX41ZTDIX2E0sppquCqQE0dE6TcD2nPZ4/2VaRsb2oSKinXZfvaiu0b",
-	"q7X/Afop72J8shSQ2gxB37p6yCkvqUByMLSlakdcgD5mXNgSzphItxb0JiA5KxjrMZNFmFVhknqyuiuP",
-	"wD/RhCMRj62Cm6H0QWdOMdIY01nvVFAwQCJxUCtgB4xhcAOItGI7hN/gkEuPiKEQQWWtMDq21f7AeIi1",
-	"Bcy0aWwceOBHKmiFhfac9FTSFaBJdLFDejQiyeHkLqdMdAGeTjco43mOqr5QUPlRStpEM8pxoQ7VzBsq",
-	"GxFJx5sOCi3onYmhLO4/zfnBxGAvxhwUEtf6AIYYSidQpbnF3POuccjmufTk0hUmNnL5xT2Tep1Z3S7k",
-	"yMGEI8KxRB/gUc/Ea2kfqGiYDeJgmIRrPwoCE8Ht/v+u8hq71930JN2Io+BWB+6L9vNl/rlid2nquJh4",
-	"JNsVHxm2nFw4LjYQcz9ONTHhP6cgDugk/15uUj6jGZONNWdNBbfVbrht1/2YLLuwPDQNHE8XGK5iEGRi",
-	"wTqol4v+mjClDvgm5kImpDtv3WnMVkXbZswEC00O7vc/U3x4+W7y8fKN+/HytP/h7/f4cPegLn8/+rwz",
-	"eYfd8dGZe/fur/fj43N6f/Sajo/eUNkmVG1e720c3X8cHdUvxPHb/cmHM7fx4f705vA8CN5dfhBHb/fu",
-	"Pnw++HxUf+9+PP9rtE/c8sfckhjuEqtECYBf5sgcc0RBZ745oj7boI8DgRjybSBZXkp64pc0R2wrpHye",
-	"z5wePkst7D+oP1mNY2MeHDDooSkuTGtELAgCSgZq6RGJeAQDZemEQwZ5kmFo5yozMlyiBi9PnXPO1j3k",
-	"g/CSox9mBFZtte2vIqaKQJQRVNI5yLtadafRb7rOVm2j7rzyNhvOlp84W/UVxVMOsqvJqBWhr1MvBedf",
-	"h9rg1PcMaLi9TNHgtlZrX1tx/NrGiqKq/s1F20YZGB3n7qr4NtJwzLBA0+JQ87LJacRZBmPGl3PBql/N",
-	"1ScP2lQKkEDFxyZUUk+zlc6UAA8SQgXoIaD7+WCt6bbWK8X+zWvVJhGrOeHSLJ5S7QrzePgXyhTNb8tE",
-	"L0YfF1KgxmpMgVKN6VRRXHanbxrCjBdq4fmB67dIFJOK++300H+7ufxciujn4LMXbceeIugbpik2T1cK",
-	"AJmrreQUoXS8C6QpvEEcoH4feSKu0pCT/8Z1DUdcGZukeuOzABXwGinahQJLO1XzOUO39AbxDskxuw6N",
-	"LdYTIyr1BGXAj4dN1AaIS6J5h0CGdLgOcCTAEDE0N26WXj3wFHM9x5GaSWcMxNXs7NkrEUrZ2T+ffJsD",
-	"zUIZV3fc2nmt3na/qYzT8/5Esu7FGeYv2mbRZ9iNLDOlTLY+B2brxLxhuDmhzkcY11UjInneyi4QZ6dK",
-	"tEryPYu7lDGX9wqsrsR+1uLa/6XXn4m2YmS2NWBnlbv8ddYQXqDvF1dwLKaGbxpKTg7ZGCs1ey4mkdm1",
-	"Zi5TnQ3VuE7NryNnq99wnVewWXM2epueCde4i7Pi+bMs89LiT0lD2/Ng4J67r1IdVA4GtfPaq3Y97pOF",
-	"Qc2po0bf2XKbNafV26g7CQRgrTYFAx3smrf1em6O7NZVBr18gVf2MM0CT+A3HltyMcnn07+/JMrzS5R5",
-	"Ofg5CHlO96G0Fqt+TQ+UPKyu0koHgGLh+UuH/SAdRgkqqcEeR3J24W3MmdNKz3ghc46801s121+TZFCe",
-	"AN9KNkOlbqmIr9OPEzsVsENARFQRcnKPpCox75Axo2SQtEwqVbi0MiHhY2mykfQngUeFvu9h/krQxyeo",
-	"Zr3CTHrKo4whT4AhZRyBnipDnEhTOQxWyHzkbgn5Fl5w/uSkhSYHw95bDx/jgzcf907P35/t8/2RCD/u",
-	"7m/u39x9OP3LP/VG74Tn/nX6PrjBh7sHLvp7R7Yf+rvii994j/vvK2hycO9f7uNjvD8+Or+5fzf6cP/x",
-	"7KBV8eoB6Y3euP7fB8HhZWt0ePlX88Nlbdx7e5E/ndduuW7xAcj6RqvuZj/Gaw+ZuG58qTtb451S/8sf",
-	"7ittd2UPJ8ZnEkvjMz3gWmA7nOnDC5hsmzLwWH6MIQc0ROSlCvEX6BT/gOxTTgvs3el7z4HHkI+IwDDg",
-	"6mwPTA4cKamWP62b1Q9S2+TdYyN5aSSyondGuMnvTzETfooLqVem+R9vWBTbEULXTEo3KsZWWSpxYBAs",
-	"o5SdIHjGKMkv0nlJpFOUT5w6ILiclIx8mm/snc9cOYA54KGk195El2Z6MAgq4IQhLiWhSoboBvl+cAAx",
-	"STMkcrXjIQ1SKbXWdGugazo5qpPDkPT2u+s2QHceCkV8CyHU73YAVWoSP1RkriE3lcV6DWvdk+PT892L",
-	"w8P9s+vTvTene2f/vj7duzjbu357urO717WBwRaouXzdBuMhYghA4FESM6a+i5729aKV5WtsULWxARIc",
-	"NN3WzNqhh7qZF6X0LrmAEw4wEdATRfarOYZ4Hp98erQd+2QDqrTZM3VP0i9D9uc2ZHeU9appP4SYbcdv",
-	"Jkn+R/4ccfGdbNtfCZ+8rtAnleE0UoigxgtJ8VhGW5gHXOaaHfE1ZM9VJbpSarasf/747On0LWs/ukL0",
-	"V2VO+hzJ06tEf1Vxfm8/Oq7TTIKBC2WQjrrru03mXVpwhH6Vxn1nBpy6lMT6SZws6C/2qPRJTR3iL6wt",
-	"O1XlE4pSctUTOjQkkYvFJFMEZp7S01VdM35BfBXZU7RqjjajQcQFBJJG/4zvdStHC1OXor3w8q3pff4I",
-	"PvxZy7d+WduLpYipqJqVI7/xpSVUsXwpUIDV7GW6xXEbHdFTD/ouiett54KQKrEp4ITPSqD8EydPkUOz",
-	"D50sM9jzT5hYEIwib6iOiCGWORgGxBASc264PFMVv91SSqzNCbwnWUycvpD6v5nb+V84ibQC02feEijD",
-	"59nqyEKL9xBzcTT50TVwWjP+KoH7XymBW1j7ZvRJfB8iHasY4AiyG+Sru0gkwLo/iZugStAKOX1+OVoZ",
-	"hi9dSKaTQYkImL0j5fuVEb344rXmz5H4MyVXhVS3hNyG6i2s+0UBFPNc1lM1SfxGh0VvyhtiZu45Uidk",
-	"VFVWYA5ggG9R5UVE2A/xLSKI821TpJY+Zydo5Kl38pO3czBaeJehub1z6cWcxyEiOyf7B2fH756u8c3V",
-	"sE+/YfQhh+YVnistxrbZZHJX7MvA9vlQ57O8TDSHA4OJpYidwFFQArEfdo4OV0NsPHB6QaiZsg0UmjpE",
-	"4rndIQAoRLdBimf5o0F0Gyg8d8jUPUHTuJELBALdCVX7GuLcBm3Qmwj9zoj8R+4prR4mUN1JNHMh6X87",
-	"CRiczSUBhqA/WSh40xeVnhw8S95YCikXA4aMHJbj+jgjlB8jo9NlFmBNRx3St8KMTIw1/OO9uzmbz14r",
-	"vTIQsu9FJU+YWYQK9UrZJHOlpfxRvZM2aYNPqvsVyPbOPhGWoPpxt1DGONlwG+m1z2f6xm1wkZszc803",
-	"b1erYcLRFR/dxqDh1XRDpXGcskFB8j+DXcyBT8dkG3Q1tLsqhsXBeIi9YeX5k9kx6W0DPR840ag9e3+o",
-	"guqnCrPzuLCEqYXYbWw363u6q+rwuBlvJsCvssHMHIlUVfO2yafH6Xa5Kl2uV8ncciunnL1j7rzIoJsu",
-	"lI8NvMxw2sCbHe9C3eceW9sq6aDuq8xf576t3/dLL7rXKFQlHbk77s1N9FDfd6+BZy6pz+5NHXyYXYw2",
-	"7ez0tUHb3Mkel0flBCoWHAX9zLAZTD5cPfxfAAAA//8=",
+	"7H0JUxs52vBfUfX3fpVQ2223DyCYmqplCMmSgUA4JpPEvFh0P7YV2lJHkjFOiv/+lo6+7PYFZMJks1s1",
+	"Fdw6n/uS9M0J2CBmFKgUTuub0wccAtf/PMESDsiASPVHCCLgJJaEUaflnPUBcSwBReo7CiImQEgkGYLb",
+	"Ph4K1Qw9DznuSo+A7Hp9KWMcE0910n08O9FaCxEpEMUDcNtUqnHhyxCEFIjDABNKaA897/DOGsI0RKqB",
+	"gIDRUKAhlSTSvUeEhmyEOAiQAj3vyM5apU0d14FbPIgjcFpO2yFx29nmv9W3trblbxu+4zoi6MMAq90N",
+	"8O0B0J7sO636+obryHGsOgnJCe05d3duBgzvmEUkGE/DZO8G+DgPlVg3RDiOIwKhAk5ue8tCp001aNCX",
+	"IZMYPe98sYCwWyY0Bcfzzqiz5qKADQbYExBjNVo4Aw5ffmv4/vbotw3fRW0nYj1CPfthw/w+Cz41v94s",
+	"BRBIPvZ2uhL4NGxO7RolQyNMJLqCLuMKFpKPNYJPXu2irVrNX9tGWKIIsJCoVkGnQCUaEdlHoKHbrG/p",
+	"3a/7DdRhN8AjhkMIO5X8Hht+YemEksFw4LRq6aoJldADrpf9l3diEOLtv5xB5+b7M4FI6CJG7VI4iJhR",
+	"AS2N1SAiQFUbNqKokx+0g0Z9oIhIRASqKQhsNNs06GOOAwlcINZFnR3vI8LeV+R7W6iCLlELeR0XYdTl",
+	"IPro/Hz/JWKyD3xEBFTQAesJF+FhSKRaDJVCAaVNY86uIhgIFGDOx4jISeT7V+tQ79YCbzNsYq8JzYa3",
+	"hdfXvUa3HtYCH7auNmuz8L7RdBUsUzJwnRhLCVyB6X8/7XgfsffV97Yqly3v4lvN3Wje/Y8zTSd3qhvH",
+	"A5BWyOwOuWC8HPIdCrfyMtAtOgpOCtIxhxvChgLFuAcK70Q1/zIEPnZcRzGL03JMn/kkXNzMNEHPEH3H",
+	"uAdIkK8z59YMXJg6hC4eRtJprfuuWoehx7rvu4uo81wA3w/VGHqmGMt+NtFQAL8koeM6ikQJh9BpST6E",
+	"/NRdxgdYqsZD3TIHhcZGKXoSutbYOUpZTP0VMCqBaphooRZgBZOqJbt/fRYKQN8yelM9QjV+xqmO64Qg",
+	"MYmclmNkOb8hASjewBIFOMYBkeNtIxmQ6DMuo7EGtJCYBmqwKo5J9aZWxUPZr2rJZSEAQipwLE/mEsuh",
+	"UFhpuI4kUrPIqV3QOcU3mET4KoKMjJWcFq1qNWZcBsMoIqISwk0CAFHN7fMuj4X/4dB1Ws7/q2a6tmq+",
+	"iuqx6WyAP0lqQowYD1Efi74Sk0UooeeTYnBtG1EmddMRFijoY9qDsIK0bEZYyeY27eQkdSfRHkZSzFL+",
+	"Zeu3batZwxlacqnOSftpRTK3e65piSyf17XQVsM+QcRDCP0GRyTUjb0uJtE0vSfaP2QgFK7QAMugrwXb",
+	"zvE+EjEEpGvnU6Kbc6bw8elbNoxhVj0CfZYfwPA6ajvKborajuM6XQKR4gj9i3N3MZuROPSIUHB8GC81",
+	"lVBLeOl3HCIL5eV5aBqEj8FKOxRpE6O5vonsVJWnQvAPI9t0xAfKaGUtepEdKE+1jKEBpuPULk+Ec4QN",
+	"uXxP0dysb2XkdMYYOlQrsSAQyxNVYXOPQU9nk1BBz5v1rbUWwnkPgIjEH4JQOTG5VXS2rR3JYuAaR4iI",
+	"NrVfUQzc2pRo/9hFgg0A4Ugw/QEHARtSuYYY1waphrSrZYD9pGaOWHANYSL1UzQapkLKdhvE2luyfTzT",
+	"obNW0Bfol7oo47uUhvTud8IBobscsARlsSUyT/FgGBKFXBwdc4VpSZRh1cWRANeJcz99szJ6AUnuGUHu",
+	"Ot1hFF0aQ3B+j1fDKHqr2t25DhGXN8BJlxhZkdqldj2Wma4YiwBTR9vqxgJZyClJO2VAsmjhok5UmztX",
+	"m7DLbOI8aWcs1MTa/WSBlhsot2a7lIt0Y+zqMwSa8DTCzuNwRYQNCM3/WptEYQEpEwoIWb2tQxSKVVW7",
+	"bUSHUYSCCDAXymErmujaRVAttBlqjfsJm11jFQeS3OhZp3E4gfTpBt8dYdPgV67r3k2ip5bnEbXPCQWm",
+	"l1RJlM2EwzoFKxxIpp2mxb7RQrgnKnLWDgrdss0vNfk0kuNLHIYchCjxyxculQXBkHMIL7EsTK4YwJNE",
+	"880i0LGhDJjBPFDlsn5yxDAI1IpcR2mVIc8zW9YxbwCsvnSJeQ8e2Nn8XowBLINh7WHjnqXTXO/1Wn1h",
+	"9wlJpbGcx0OOGN2EsIsrzm8+g3+BFgprLIA6pc+LuQx4jHuwIhMSCYPiP+ZJghyvZ6IAc4619s5FeNRA",
+	"K4JUz18cpGy3u9oPTnTU/bSzxhuVl3mNmLJRTuWsFmZSax9drq5lJwAxtbiJccuAspeYG5N6Ko4wocgS",
+	"mA6+sqFEIRFxhMdaayHG0ahPJIgYB7CNhpR8GSrftod5GKlerIsikMp8DLCAQnTWwSH+t/2rErCBEh4J",
+	"HBNtXgjHF2HYKMYd/7fdvvV9r92+rfvt9u1m99/toe83Av1faDvuduv5Wrv9qd2+aLfb7Yt//Xv1LiVx",
+	"TNd5pTzrPeWer0hImdaYGtN662WhUNbtAg2V/aAbISwQRm9Oj96iGMu+xhKh+fyCi8Qw6Kt2HQ3VjkJa",
+	"54qFYx0sn89YZiFzJUhqVhZ08U6I0QG7gQgHUGLKTO34P4Aj9XUlCCbOYaaH2HWJ4pnYk+1Vtpc37/9Y",
+	"pMUnzJCoV6JOpnYX8Jtlml1P6bZa/UVZOzleZrihgGWa3S4x5wQI1QLMcl0NAjPXDIierojVaxgvr1QU",
+	"xqa0yeRq1YBliztQtuKyWmAix3eLAxmNEaOg8zY51kos445rEladRPpqfnuIq/fYKufBTtdcvXKcW20R",
+	"eC+QZKhWf4Fyya/n55QELASk/xMzQqVYq6BdNhgwipKJBMI6W9gdCggreY0xAwyKlnNQKOOmXLh3HuMv",
+	"DCMiIySnkRz0IbgWs8f/VuZR5Cc7oogDDglVGtUa2MKEeZQw0xQIOOijEGKgIdBgnBPtGUZMgK/MIVWm",
+	"losGOOgTCp6aTP2CdNTZYKSoRDyJr4F2Kkt4C3PUXBLUXpLXc5q2xIDMoo/fVvQ8plpnemUyE5fGIBcP",
+	"IjkOwE44/XHaD5lRbpBnt8QX0EtIl2nxWsaCJwnVrGrjrk6xU3OXKmfXGebSacuqajdZUPkedW78fsY8",
+	"N50vJbsGWoaQRbnh/GqLg5Wv1eRWnmxc8D5hvu8auiuFog1TJXSl+ilBxELgWOpsPw4HRKNgkfFzCkLY",
+	"QNIq/KEjvA8KolhPrcTI50OdwbMVTnp5hXqhERZogEPQ1kVOzucCeXAbEw7iIev7EcGpCAt5qTT7Qxb+",
+	"6KGaHLInllgAdIbSMpq1dHZAVub61YIsCT0vsonNYGUrPVPS6xgTvnJENgAhMkk6aWS8eX+2jQTQEBGp",
+	"DYmdoewzTr7qnFcL/Q6YA0fGBdejGD980sho+ltllJdggtDZRWemTtBmx5QtpadBtmuOlXL6PhHqq41v",
+	"e60ywQzAHcX4yxB0rZsgtBcBGpo4ygLTwXWs7Li8Hyfr5aTx0kTUGiQtVtwFYigMVsDU5O5LwV3YSRnF",
+	"mvTNIfyzkzePk1BRX/9+ZfYAy2T1JNf9FNPfmRrT9PhgJfYgm0oDpcSwymBv95QHTREOE5ovt6uLGYT3",
+	"3VMImroXJw+mi+e0wknqRxPjSvXSxaOWf62dpVR8WlP6ffIQ5zn0FhfbQJKhRt0GzYWLQtIjUrioc9lx",
+	"UadiQkxe5x6x9gkuqc+LpqdVvJcV7+Jbw23US4t4lWgOhpzI8anCkEHpldYRSrtnf71KmODN+zOnJJZS",
+	"0MddzgYoVzqktpzUpmntUEFnyjYOWAwCYZqrnImIkCZGJPvQpjHwAdG6Q+jjAQGOIuDPBFKkjwZDIVGf",
+	"RSF6LgDQyd7Oy8O9yiBMCUS30rGRte3CPG2qI3uUJYugAKFAjEZjhJEgPQqhRyjSGWldIaMpWMsUo0EL",
+	"BUumrojQLiuh3rSQSRd96iFdpKABVNqiLm0daJeHCGkhYetpK23apuZAggnmEA2xNHbVmVUb1kEhC4aD",
+	"tOwe2ygR6gQshE6lTXdyODMw3wtfnu54ZvvK3tMnMMZxC2H5r88j2VnbRlq6jBV0B4h1uxGhxo/R8L6G",
+	"sUBYtmmnWhlBFHnXlI1o9fPoWlT0miroJG9YmVmZtpDcnHnkaoBwZmJjWZ2+IR6Nj4gEQE183BZR78Q4",
+	"6INXr/hK2PEoV0w2Go0qWH+uMN6r2r6ierC/u/f2dE/3yUJDOZQ5rnMD3DiYTq3im3YsBopjori94lca",
+	"2t2Vfc075ftWX3qgtUlKgvuh03Jeg9QB9oli7brvz6kALKn8MyH3Tzaf4Wg8OjZt4eyF9fX12pYN+Lec",
+	"g7/23r/jwUDsvfv9Ax3H3sZovBX0z15uvn53fHh2tUPe/+fV+j4+3d9zbK7COfrj2CYJWo4gPUdnHZy9",
+	"k6X/79xdLF2tp0FSVvpp8mTv4Qr9AWN0CtIcN9lcr22uVdC+TMQHojBSxJicTpF9LPXfirTFRLnoriab",
+	"XUYlZ1ExCRYPryISuGiAbz3cg98avj/vUMVUDf6d6zTrW7O2m6K8mq/81Lu21VyL+mVljZkgd1qfLlxH",
+	"DAcDzMc252j2YdhTw8JycV5q6xpM3BM60JcQqXAu1NhpNagSUVV9XMUzx1VmUrauy1LeclY1IJzikZFP",
+	"5dvLmlST8sKFDe3ZE9Wy7CBHrjzj3gcqZgxdrPLIRp+IbVkPaHFEa8E8E3tYQICzwWFKVO5xPAh7Xy8r",
+	"c44FzZgyK5fpmlrjEjwsb18vnMXw/YOnuXioXLZG8aes3q1Y5JYVsTl+baux0W2A9+Kqjr3NoBl6W7De",
+	"9Xxcu6oHjbAJ691cNfc360nZfs2G1/TXa95mfaPhbYWbTe8FbHVt30ax0qjl1H2luGq1RmVzopRJfatv",
+	"eH7Nq62f1fyWv96q1T/mapZauVKx+9SD54rAlt1yofQrYah8lNA5ZF9JFOHqesVHz/+q1bbRAaHDW3T7",
+	"YuNyo7mGXhEOXXZbrTXWlQa/mHA4lI+wtHKaKLgqUVNHFLT7oez5/NG+ipLtTUNCS8p11b62YvvGau1/",
+	"gH4quhifHA2kFgccOhd3BeWlFEgBhq5S7SAk6hIupKvgTKhya9HVGKVnBRM9ZrMI0ypMUU9edxUR+AeM",
+	"BchkbB3cjJUPOnWKkSWYznunkqEeyNRBraAdNMLRNaLKim1TcU1ioTwiDjFgba1wNnL1/tCoT4wFzI1p",
+	"bB14FA510IpI4zmZqZQrwNLoYptesSFNDyd3BOOyg8hkukEbzzNU9bmGyo9S0jaasRwXmlDNrKHyEZFs",
+	"vMmg0JzeuRjK/P6TnB+NLfYSzGGpcG0OYMi+cgJ1mlvOPO+ahGweS08uXGFqIy+/uEdSr1Or28UCPEIF",
+	"UEEU+pAYXtl4LesiHQ1zURIMU3DtDqPIRnA7/7+jvcbOZSc7STcQEN2YwH3Zfr7MPlfsL0wdlxOPYrvy",
+	"I8OOVwjHJQZi4ceJJjb855XEAb3034tNykc0Y/Kx5ryp4G+1Gn7L9z+myy4tD80Cx5MFhqsYBLlYsAnq",
+	"FaK/NkxpAr6puZAL6c5adxaz1dG2KTPBgfGbr/ufGTl4/3b88f0r/+P7k+6Hv96Rg903dfX74eed8Vvi",
+	"jw5P/du3f74bHZ2xr4cv2ejwFVNtYt3m5d764dePg8P6uTx6vT/+cOo3Pnw9uT44i6K37z/Iw9d7tx8+",
+	"v/l8WH/nfzz7c7BP/eWPuaUx3AVWiRYAv8yRGeaIhs5sc0R/dlGXRBI4hC5SLK8kPQ2XNEdcJ2Zils+c",
+	"HT7LLOzfWThejWMTHuxxHMAEF2Y1Ig5GEaM9vfQhHYohjrSlE/c5FmmGoVWozMhxiR58eeqccbburhiE",
+	"Vxx9NyWwaqttfxUxVQainKBSzkHR1ap7jW7T9zZr63XvRbDR8DbD1NmqryieCpBdTUatCH2Teik5/9o3",
+	"Bqe5Z8DA7WmKBn9rtfa1Fcevra8oqurfXbStLwOjo8JdFd9HGo44kTApDg0v25xGkmWwZvxyLlj1m736",
+	"5M6YShFIKD82oZN6hq1MpgQFmFIm0RUg0y9Ez5v+1lql3L95qdukYrUgXJrlU+pdEZEM/0SZovl9mejJ",
+	"6ONSCjRYTShQqTGTKkrK7sxNQ4SLUi08O3D9GmQ5qfjfTw/9083lx1JEPwefPWk79gRwaJmm3DxdKQBk",
+	"r7ZSU8TK8S6RpvgaBIJuFwKZVGmoyZ8JU8ORVMamqd7kLEAFvQRNu1gSZacaPudww65BtGmB2U1obL6e",
+	"GDClJxhHYTJsqjZQUhIt2hRzMOE6JECiPnCYGTfLrh54iLle4EjDpFMG4mp29vSVCEvZ2T+ffJsBzVIZ",
+	"V/f82lmt3vK/q4wz8/5Esu7JGeZP2mYxZ9itLLOlTK45B+aaxLxluBmhznsY11UrIsU8K3sHpdyBBnis",
+	"hKgpiLICOxkjDSDpkiojY3UJ05hReCYq6Ci53xI1/UabdggVw26XBASo9HIVXZ2ZQvVEC3jFRKfJwpcx",
+	"2vdKbL/UijdKI/xlXTwShSfk0DKAnTYx1K/T5vgcq6M0F/eEqDJJkc2mye8aVk8PHFmLPX9GKNVftWYh",
+	"a58PW/leLayDt9lt+N4L3Kx561cbgQ1d+fMrBIrnemaVCDwkJe/OgoF/5r/I9PFyMKid1V606kmfPAxq",
+	"Xh0aXW/Tb9a8rav1updCANdqEzAwgb9ZW68X5shvXVcTLF/slj9YNMcreiYSqzah+GIq/Jdce3y5Nqse",
+	"YQZCHtOVWlqjV79lh2vu/qnqfemQXKJIfunzH6TPGYUltfn9CN8tvR87d37sEa/ILjBZds9p61uanisS",
+	"4GvF7LDUvSHJAwdJqq2CdigaUl0Wnt7sqYv+23TEGe2lLdPaIaHsfkzFSJmvNPtJkkFpNOKgeEnr/VOG",
+	"0356LmEYMM4hkKjPuAB0pQtDx8p5iaMVclGFe1u+R1yieJbVgfGb/tXrgByRN68+7p2cvTvdF/sDGX/c",
+	"3d/Yv779cPJneBIM3srA//PkXXRNDnbf+PDXjmrfD3fll7DxjnTfVWD85mv4fp8ckf3R4dn117eDD18/",
+	"nr7ZqgT1iF4NXvnhX2+ig/dbg4P3fzY/vK+Nrl6fF89LtrZ8v/xIan19q+7nPyZrj7m8bHype5ujnaX+",
+	"VzxuubT1lz8umpwSXRqf2ZHjEgvm1BwnIXTbFuYn8mOEBWIx0KcqxJ9gmOIH5AMLWmDv1txEjwIOIVBJ",
+	"cCT0aSucHgHTUq14fjqvH5S2KQYsrORlQ5kXvVPCTX1/iJnwU1wRvjLN/3jDotyOkKaKVTlzCbaWpRIP",
+	"R9EiStmJokeMGP0inadEOmUZ3okjm4tJycqn2cbe2dQlEEQgESt6vRqbYtkAR1EFHXMQShLq9JRpUOyH",
+	"e5jQLGelVjvqsyiTUs+bfg11bCdPd/I4DAWEnTUXwW0AsUzuhcTmJRWki3+Sp6PsxfC21tus4Xnn+Ojk",
+	"bPf84GD/9PJk79XJ3ul/Lk/2zk/3Ll+f7OzudVxksYVqvlhz0agPHBBGAaMJY5rXAVjXLFpbvtYG1Rvr",
+	"gRSo6W9NrR0H0Mm98WV2KSQeC0SoxIEss1/twdCz5Czave3YBxtQS5s9EzdX/TJkf25Ddkdbr4b2Y0z4",
+	"dvKKleJ/CGeIi7/Jtv2VgivqCnN2HE8ihUpmvZAMj8toC/ukzkyzI7kY7rHqdldKli/rn98/nz15792P",
+	"rtn9VSuVPRDz8LrdX3W1f7cfnVTOpsHAuTLIxP7NbTOzrpE4hF/Fin8zA05cE+P8JE4WDud7VObsrAnx",
+	"l1b7neiCFk0phXoWExpSyCVynCvLs48bmjq7Kb8guRzuIVq1QJvD3lBIjBSN/pHctLccLUxcU/fEC+om",
+	"9/kj+PBnLaj7ZW3PlyK2xm1ajjwTC4vaEvlSogCr+euNy+M2JqKnn1heENfbLgQhdWJT4rGYlkDFR2ce",
+	"Ioemn55ZZLAXH5VxMBoMg74+tAc8d1QPyT6m9iT38kxV/prOUmJtRuA9zWKS7M3a/87czn/D2bAVmD73",
+	"usMyfJ6vVy21eA+IkIfjH12JZzTjr0K8/5ZCvLkVeFafJDdUspGOAQ4wv4ZQ3w6jANb5SdwEXQhXyumz",
+	"i+KWYfg55WyTATelxFMRMH1rzd9XRvTki9eaP0fiz5ZclVLdAnLr69fJvs4LoNgHzB6qSZJXUxx2vbwh",
+	"ZueeIXViznRlBREIR+QGKk8iwn5AboCC0GWiYgQ8e2BQsmHQ1w/bJ68ZEZh7u6S9T3XhValHMdCd4/03",
+	"p0dvH67x7WW9D7/z9a6A5hUekC3Htt1kenvv08D2Wd/ks4JcNEcgi4mFiB3jQbQEYj/sHB6shthk4OzK",
+	"VjtlC2k0tanCc6tNEdKIbqEMz+pHi+gW0nhu04mbmyZxoxaIJNxKXfsak8IGXXQ1lublF/WPwuNmV4Ri",
+	"fUvU1BWx/3QSsDibSQIccDieK3izN64eHDxLX72KmZA9DlYOq3FDkhPK95HR2TJLsGaiDtnrbVYmJhr+",
+	"/t7djM3nL/peGQj5F7zSR+UcyqR+N26cu2RU/ahfrhu30Cfd/QLle+cfbUtRfb97QROcrPuN7CLuU3MH",
+	"OjovzJm7eF20qtU45ehKCDcJaEQ129DSOM7YoCT5n8MuEShkI7qNOgbaHR3DEmjUJ0G/8vjJ7IT0tpGZ",
+	"Dx0b1J6+O9BB9RON2VlcuISpBfwmsZvNzelVfZzfjjcV4NfZYG4Pqeqqedfm05N0u1qVKder5O4dVlNO",
+	"3/p3VmbQTRbKJwZebjhj4E2Pd65v2E+sbZ100DeIFi/Y3zYvLmZPDxgU6pKOwqsD9m0AbF4gMMCzzwbk",
+	"96YPPkwvxph2bvb+o2tvyU/KowoClUgBUTc3bA6Tdxd3/xcAAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

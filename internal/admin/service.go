@@ -92,30 +92,45 @@ func (s *Service) DeleteUser(ctx context.Context, id uuid.UUID) error {
 	return nil
 }
 
-// ListSessions returns a user's live sessions, or users.ErrNotFound.
+// managed returns the caller and checks that they may act on the sessions of user id: it
+// returns users.ErrNotFound, or auth.ErrForbidden when the user's role is not below the
+// caller's (auth.MayManage).
+func (s *Service) managed(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
+	p, ok := auth.PrincipalFrom(ctx)
+	if !ok {
+		return uuid.Nil, auth.ErrNotAuthenticated
+	}
+	u, err := s.users.Get(ctx, id)
+	if err != nil {
+		return uuid.Nil, err
+	}
+	if !auth.MayManage(p.Role, u.Role) {
+		return uuid.Nil, auth.ErrForbidden
+	}
+	return p.UserID, nil
+}
+
+// ListSessions returns a user's live sessions. It returns the errors of managed.
 func (s *Service) ListSessions(ctx context.Context, id uuid.UUID) ([]sessions.Session, error) {
-	if _, err := s.users.Get(ctx, id); err != nil {
+	if _, err := s.managed(ctx, id); err != nil {
 		return nil, err
 	}
 	return s.sessions.List(ctx, id)
 }
 
-// RevokeSessions ends every session of a user, or returns users.ErrNotFound.
+// RevokeSessions ends every session of a user. It returns the errors of managed.
 func (s *Service) RevokeSessions(ctx context.Context, id uuid.UUID) error {
-	a, err := actor(ctx)
+	a, err := s.managed(ctx, id)
 	if err != nil {
-		return err
-	}
-	if _, err := s.users.Get(ctx, id); err != nil {
 		return err
 	}
 	return s.sessions.RevokeAll(ctx, id, uuid.Nil, reasonRevokedByAdmin, audit.Event{Action: audit.ActionAdminRevokeAll, Actor: &a})
 }
 
-// RevokeSession ends one session of a user. It returns sessions.ErrNotFound when the session is
-// not a live session of that user.
+// RevokeSession ends one session of a user. It returns the errors of managed, and
+// sessions.ErrNotFound when the session is not a live session of that user.
 func (s *Service) RevokeSession(ctx context.Context, userID, sessionID uuid.UUID) error {
-	a, err := actor(ctx)
+	a, err := s.managed(ctx, userID)
 	if err != nil {
 		return err
 	}

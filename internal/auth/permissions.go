@@ -17,12 +17,24 @@ const (
 	PermAuditRead      = "audit:read"
 )
 
-// rolePermissions is the one table of what each role may do. Add a role here (and to the Role
-// enum of the spec and the users_role check) to extend it.
+// rolePermissions is the one table of what each role may do. Add a role here and to roleRank
+// (and to the Role enum of the spec and the users_role check) to extend it.
 var rolePermissions = map[string][]string{
 	"user":      {},
 	"moderator": {PermUsersRead, PermSessionsRead, PermSessionsRevoke},
 	"admin":     {PermUsersRead, PermUsersWrite, PermSessionsRead, PermSessionsRevoke, PermAuditRead},
+}
+
+// roleRank orders the roles: staff act on the sessions of lower ranks only (MayManage).
+var roleRank = map[string]int{"user": 0, "moderator": 1, "admin": 2}
+
+// MayManage reports whether a caller with role may act on the account of a user with target's
+// role: an administrator on anyone, anyone else on lower ranks only, so a moderator cannot
+// read an administrator's addresses or keep signing them out.
+func MayManage(role, target string) bool {
+	r, ok := roleRank[role]
+	t, known := roleRank[target]
+	return ok && (role == "admin" || known && t < r)
 }
 
 // ErrForbidden is returned when the caller's role lacks a permission the operation needs.

@@ -320,6 +320,51 @@ func TestAccountChangesApplyOnTheNextRequestEverywhere(t *testing.T) {
 	}
 }
 
+// A moderator manages the sessions of users, never of a moderator or an administrator: it can
+// neither read their addresses nor keep signing them out. Administrators manage everyone's.
+func TestModeratorCannotTouchSessionsOfItsPeersOrSuperiors(t *testing.T) {
+	in := start(t)
+	ctx := context.Background()
+	_, modPair := in.createWithRole(t, "moderator")
+	mod := bearer(modPair.AccessToken)
+	admin, adminPair := in.createWithRole(t, "admin")
+	peer, peerPair := in.createWithRole(t, "moderator")
+	for _, target := range []struct {
+		name string
+		acct account
+		pair api.TokenPair
+	}{{"admin", admin, adminPair}, {"moderator", peer, peerPair}} {
+		l, err := in.client.AdminListUserSessionsWithResponse(ctx, target.acct.User.Id, mod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantProblem(t, l, l.Body, http.StatusForbidden, "insufficient-permissions")
+		one, err := in.client.AdminRevokeUserSessionWithResponse(ctx, target.acct.User.Id, target.pair.SessionId, mod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantProblem(t, one, one.Body, http.StatusForbidden, "insufficient-permissions")
+		all, err := in.client.AdminRevokeUserSessionsWithResponse(ctx, target.acct.User.Id, mod)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantProblem(t, all, all.Body, http.StatusForbidden, "insufficient-permissions")
+		if got := in.me(t, target.pair.AccessToken); got != http.StatusOK {
+			t.Fatalf("the %s's session after the moderator's refused revocations: %d, want 200", target.name, got)
+		}
+	}
+	// An administrator may end another administrator's sessions.
+	_, otherAdmin := in.createWithRole(t, "admin")
+	r, err := in.client.AdminRevokeUserSessionsWithResponse(ctx, admin.User.Id, bearer(otherAdmin.AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r, r.Body, http.StatusNoContent)
+	if got := in.me(t, adminPair.AccessToken); got != http.StatusUnauthorized {
+		t.Fatalf("the admin's session after another admin revoked it: %d, want 401", got)
+	}
+}
+
 func TestAdminManagesSessions(t *testing.T) {
 	in := start(t)
 	_, modPair := in.createWithRole(t, "moderator") // sessions:read and sessions:revoke

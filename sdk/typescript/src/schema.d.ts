@@ -235,11 +235,19 @@ export interface paths {
             };
             cookie?: never;
         };
-        /** List a user's active sessions */
+        /**
+         * List a user's active sessions
+         * @description A moderator may act only on the sessions of users; an admin on anyone's. Otherwise 403
+         *     `insufficient-permissions`.
+         */
         get: operations["adminListUserSessions"];
         put?: never;
         post?: never;
-        /** Revoke every session of a user */
+        /**
+         * Revoke every session of a user
+         * @description A moderator may act only on the sessions of users; an admin on anyone's. Otherwise 403
+         *     `insufficient-permissions`.
+         */
         delete: operations["adminRevokeUserSessions"];
         options?: never;
         head?: never;
@@ -259,7 +267,11 @@ export interface paths {
         get?: never;
         put?: never;
         post?: never;
-        /** Revoke one session of a user */
+        /**
+         * Revoke one session of a user
+         * @description A moderator may act only on the sessions of users; an admin on anyone's. Otherwise 403
+         *     `insufficient-permissions`.
+         */
         delete: operations["adminRevokeUserSession"];
         options?: never;
         head?: never;
