@@ -6,7 +6,9 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"strings"
 	"time"
+	"unicode"
 
 	"github.com/google/uuid"
 
@@ -52,7 +54,8 @@ func Decode(s, sort string) (Position, error) {
 		return Position{}, ErrInvalid
 	}
 	var p Position
-	if err := json.Unmarshal(b, &p); err != nil || p.Sort != sort || p.ID == uuid.Nil {
+	// A value with a control character was never handed out (PostgreSQL refuses NUL in text).
+	if err := json.Unmarshal(b, &p); err != nil || p.Sort != sort || p.ID == uuid.Nil || strings.ContainsFunc(p.Value, unicode.IsControl) {
 		return Position{}, ErrInvalid
 	}
 	return p, nil

@@ -1410,3 +1410,44 @@ func TestHostilePathsAndMethods(t *testing.T) {
 		t.Error("the database changed over the whole group")
 	}
 }
+
+// A control character or invalid UTF-8 in a query parameter, or inside a cursor, is a 400
+// naming it: PostgreSQL refuses NUL in text, and no filter has a use for either.
+func TestControlCharactersInQueryAreRefused(t *testing.T) {
+	in := start(t)
+	_, adminPair := in.createWithRole(t, "admin")
+	auth := "Bearer " + adminPair.AccessToken
+	forged := base64.RawURLEncoding.EncodeToString([]byte(`{"s":"email","v":"\u0000","i":"` + uuid.NewString() + `"}`))
+	for _, c := range []struct{ path, code, field string }{
+		{"/api/v1/admin/users?q=%00", "validation-failed", "q"},
+		{"/api/v1/admin/users?q=a%00b", "validation-failed", "q"},
+		{"/api/v1/admin/users?q=%ff", "validation-failed", "q"},
+		{"/api/v1/admin/users?q=tab%09", "validation-failed", "q"},
+		{"/api/v1/admin/users?sort=email&cursor=" + forged, "invalid-request", "cursor"},
+		{"/api/v1/admin/audit-events?target_id=a%00b", "validation-failed", "target_id"},
+	} {
+		resp, body := in.raw(t, "GET", c.path, "", nil, "Authorization", auth)
+		p := wantProblem(t, rawStatus{resp}, body, http.StatusBadRequest, c.code)
+		wantField(t, p, c.field)
+	}
+}
+
+// A query parameter that does not parse, or comes twice, is a 400 naming it (not "the body"),
+// never the first of two values taken silently.
+func TestMalformedOrRepeatedQueryParametersNameThemselves(t *testing.T) {
+	in := start(t)
+	_, adminPair := in.createWithRole(t, "admin")
+	auth := "Bearer " + adminPair.AccessToken
+	for _, c := range []struct{ path, field string }{
+		{"/api/v1/admin/users?limit=1.5", "limit"},
+		{"/api/v1/admin/users?limit=1e2", "limit"},
+		{"/api/v1/admin/users?limit=1&limit=999", "limit"},
+		{"/api/v1/admin/users?sort=email&sort=created_at", "sort"},
+		{"/api/v1/admin/users?created_after=2020-01-01T00:00:00Z&created_after=x", "created_after"},
+		{"/api/v1/admin/audit-events?limit=2&limit=3", "limit"},
+	} {
+		resp, body := in.raw(t, "GET", c.path, "", nil, "Authorization", auth)
+		p := wantProblem(t, rawStatus{resp}, body, http.StatusBadRequest, "validation-failed")
+		wantField(t, p, c.field)
+	}
+}

@@ -136,8 +136,12 @@ func (s *Server) toProblem(err error, c echo.Context) api.Problem {
 // describeValidation turns kin-openapi's request validation errors into field errors.
 func describeValidation(err error, code, detail string) (string, string, []apperr.FieldError) {
 	var fields []apperr.FieldError
-	var parse *openapi3filter.ParseError
-	if errors.As(err, &parse) {
+	var (
+		parse *openapi3filter.ParseError
+		req   *openapi3filter.RequestError
+	)
+	// A parameter that does not parse is that parameter's error, below; only the body's is JSON.
+	if errors.As(err, &parse) && !(errors.As(err, &req) && req.Parameter != nil) {
 		return "malformed-json", "the request body is not valid JSON", []apperr.FieldError{{Field: "body", Detail: "is not valid JSON"}}
 	}
 	var walk func(error)

@@ -17,6 +17,8 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
@@ -188,7 +190,7 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 			if op.RequestBody == nil && len(op.Parameters) == 0 && !strings.Contains(path, "{") {
 				return mws
 			}
-			return append(mws, validator)
+			return append(mws, plainQuery(op), validator)
 		},
 	}, strict)
 	if routeErr != nil {
@@ -264,6 +266,40 @@ func limitBody(max int64) echo.MiddlewareFunc {
 				return &http.MaxBytesError{Limit: max}
 			}
 			r.Body = http.MaxBytesReader(c.Response(), r.Body, max)
+			return next(c)
+		}
+	}
+}
+
+// plainQuery answers 400 naming the parameter for a query value with a control character or
+// invalid UTF-8 (no filter has a use for either, and PostgreSQL refuses NUL in text), and for a
+// parameter given twice that the operation takes once (the binder would keep the first
+// silently).
+func plainQuery(op *openapi3.Operation) echo.MiddlewareFunc {
+	many := map[string]bool{}
+	for _, p := range op.Parameters {
+		if v := p.Value; v != nil && v.In == openapi3.ParameterInQuery && v.Schema != nil && v.Schema.Value != nil && v.Schema.Value.Type.Is(openapi3.TypeArray) {
+			many[v.Name] = true
+		}
+	}
+	refuse := func(name, detail string) error {
+		return apperr.New(apperr.Invalid, "validation-failed", "the request does not match the API specification").WithField(name, detail)
+	}
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		return func(c echo.Context) error {
+			if c.Request().URL.RawQuery == "" {
+				return next(c)
+			}
+			for name, values := range c.QueryParams() {
+				if len(values) > 1 && !many[name] {
+					return refuse(name, "must be given once")
+				}
+				for _, v := range values {
+					if !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl) {
+						return refuse(name, "must be UTF-8 text without control characters")
+					}
+				}
+			}
 			return next(c)
 		}
 	}
