@@ -185,3 +185,31 @@ func TestControlCharactersAreRefusedBeforeTheDatabase(t *testing.T) {
 		})
 	}
 }
+
+// An address spelled with a precomposed letter and the same address spelled with a base letter
+// and a combining mark are one address: stored in NFC, the second registration is a conflict,
+// and either spelling signs in.
+func TestEmailsAreOneAccountWhateverTheirUnicodeForm(t *testing.T) {
+	in := start(t)
+	ctx := context.Background()
+	const pw = "a long and unusual passphrase for élodie"
+	composed, decomposed := "\u00e9lodie@example.com", "e\u0301lodie@example.com"
+	r, err := in.client.RegisterUserWithResponse(ctx, api.RegisterUserJSONRequestBody{Email: api.Email(decomposed), Username: "elodie", Password: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r, r.Body, http.StatusCreated)
+	if got := string(r.JSON201.Email); got != composed {
+		t.Fatalf("stored email %q, want the NFC form %q", got, composed)
+	}
+	r, err = in.client.RegisterUserWithResponse(ctx, api.RegisterUserJSONRequestBody{Email: api.Email(composed), Username: "elodie2", Password: pw})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, r, r.Body, http.StatusConflict, "email-taken")
+	for _, e := range []string{composed, decomposed} {
+		if l := in.loginWith(t, api.Email(e), pw); l.StatusCode() != http.StatusOK {
+			t.Fatalf("login as %q: %d %s", e, l.StatusCode(), l.Body)
+		}
+	}
+}

@@ -94,7 +94,7 @@ func (s *Service) Register(ctx context.Context, nu NewUser) (User, error) {
 // create validates, hashes and stores a new account, recording ev (whose actor defaults to the
 // new user) in the same transaction.
 func (s *Service) create(ctx context.Context, nu AdminNewUser, ev audit.Event) (User, error) {
-	nu.Email = strings.TrimSpace(nu.Email)
+	nu.Email = normalizeEmail(nu.Email)
 	if err := errors.Join(validateEmail(nu.Email), validateUsername(nu.Username), validateFullName(nu.FullName)); err != nil {
 		return User{}, firstError(err)
 	}
@@ -141,7 +141,7 @@ func (s *Service) FindAccount(ctx context.Context, c Credentials) (Account, erro
 		id  string
 	)
 	if c.Email != "" {
-		email := strings.TrimSpace(c.Email)
+		email := normalizeEmail(c.Email)
 		id = "e:" + strings.ToLower(email)
 		rec, err = s.store.getByEmail(ctx, email)
 	} else {

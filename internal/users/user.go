@@ -2,6 +2,7 @@
 package users
 
 import (
+	"golang.org/x/text/unicode/norm"
 	"net/mail"
 	"strings"
 	"time"
@@ -70,6 +71,11 @@ func (p ProfileUpdate) validate() error {
 	}
 	return nil
 }
+
+// normalizeEmail trims an address and puts it in Unicode NFC, the form it is stored and looked
+// up in: "é" typed as one code point or as "e" and a combining accent is one address, not two
+// look-alike accounts.
+func normalizeEmail(email string) string { return norm.NFC.String(strings.TrimSpace(email)) }
 
 // validateEmail accepts a bare address (no display name, no angle brackets) of at most 254 bytes.
 func validateEmail(email string) error {
