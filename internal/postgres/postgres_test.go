@@ -94,3 +94,45 @@ func TestOpenSaysWhereItFailed(t *testing.T) {
 		t.Fatal("Open succeeded against a closed port")
 	}
 }
+
+// Migration 00006 moves addresses to NFC, one account per NFC form, and never fails on
+// addresses that fold together: an NFC one and its NFD spelling, or two NFD spellings of one
+// NFC form.
+func TestEmailMigrationFoldsToNFCWithoutCollisions(t *testing.T) {
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, testenv.NewDB(t), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if err := postgres.Migrate(ctx, pool, "down", quiet()); err != nil { // back before 00006
+		t.Fatal(err)
+	}
+	rows := []struct{ name, email string }{
+		{"lone_nfd", "e\u0301mile@example.com"},    // moves
+		{"nfc_first", "\u00e9va@example.com"},      // already NFC: keeps it
+		{"nfd_twin", "e\u0301va@example.com"},      // its NFC form is taken: stays
+		{"older", "e\u0301\u0323lo@example.com"},   // two spellings of one NFC form:
+		{"younger", "e\u0323\u0301lo@example.com"}, // the older moves, the younger stays
+		{"ascii", "plain@example.com"},             // untouched
+	}
+	for i, r := range rows {
+		if _, err := pool.Exec(ctx, `INSERT INTO users (id, email, username, hashed_password, role, is_active, is_verified, created_at, updated_at)
+			VALUES (gen_random_uuid(), $1, $2, 'x', 'user', true, false, $3, $3)`, r.email, r.name, time.Unix(1_700_000_000+int64(i), 0)); err != nil {
+			t.Fatalf("insert %s: %v", r.name, err)
+		}
+	}
+	if err := postgres.Migrate(ctx, pool, "up", quiet()); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	want := map[string]bool{"lone_nfd": true, "nfc_first": true, "nfd_twin": false, "older": true, "younger": false, "ascii": true}
+	for name, nfc := range want {
+		var got bool
+		if err := pool.QueryRow(ctx, "SELECT email IS NFC NORMALIZED FROM users WHERE username = $1", name).Scan(&got); err != nil {
+			t.Fatal(err)
+		}
+		if got != nfc {
+			t.Errorf("%s: email in NFC = %v, want %v", name, got, nfc)
+		}
+	}
+}
