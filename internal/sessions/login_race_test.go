@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -140,5 +141,88 @@ func TestHashUpgradeAtLoginOpensTheSession(t *testing.T) {
 	}
 	if _, err := s.Open(ctx, v.User.ID, v.User.Role, v.PasswordHash, Client{}); err != nil {
 		t.Fatalf("Open after the upgrade: %v", err)
+	}
+}
+
+// Two logins with the right password that both read the weaker hash before either upgrades it
+// (overlapping sign-ins just after the parameters were raised) both open: the one whose upgrade
+// lost to the other's checks the password against the hash stored now.
+func TestOverlappingUpgradesBothOpen(t *testing.T) {
+	e := newEnv(t)
+	s := e.service(t, testenv.RedisURL(), testAuth)
+	ctx := context.Background()
+	e.user(t, "erin")
+	stronger := users.NewService(users.NewStore(e.pool), password.NewHasher(password.Params{MemoryKiB: 128, Iterations: 2, Parallelism: 1}), password.NewGate(2, 64), testenv.Logger(t))
+	var vs []users.Verified
+	accts := make([]users.Account, 2)
+	for i := range accts {
+		a, err := stronger.FindAccount(ctx, users.Credentials{Email: "erin@example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		accts[i] = a
+	}
+	for _, a := range accts {
+		v, err := stronger.Authenticate(ctx, a, racePassword)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vs = append(vs, v)
+	}
+	for i, v := range vs {
+		if _, err := s.Open(ctx, v.User.ID, v.User.Role, v.PasswordHash, Client{}); err != nil {
+			t.Fatalf("login %d with the right password: %v", i+1, err)
+		}
+	}
+}
+
+// A password change still in flight when the login's insert runs makes the insert wait for it
+// (the row lock) and then find the new hash: no session, rather than one the change's
+// revocation, already past, would miss.
+func TestLoginWaitsForAPasswordChangeInFlight(t *testing.T) {
+	e := newEnv(t)
+	s := e.service(t, testenv.RedisURL(), testAuth)
+	ctx := context.Background()
+	u := e.user(t, "frank")
+	tx, err := e.pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "UPDATE users SET hashed_password = 'changed elsewhere' WHERE id = $1", u.ID); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Open(ctx, u.ID, u.Role, u.hash, Client{})
+		done <- err
+	}()
+	// Wait until the insert is seen waiting on a lock; if it finishes first, it did not wait.
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		var waiting int
+		if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO user_sessions%'").Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Open finished (%v) while the change was in flight, without waiting for it", err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("Open neither waited on the row lock nor finished in 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; !errors.Is(err, ErrUserChanged) {
+		t.Fatalf("Open after the change committed = %v, want ErrUserChanged", err)
+	}
+	if n, logins := e.sessionRows(t, u.ID); n != 0 || logins != 0 {
+		t.Fatalf("%d sessions and %d login events written, want none", n, logins)
 	}
 }

@@ -224,20 +224,31 @@ func (s *Service) RecordLockout(ctx context.Context, a Account, lockedFor time.D
 }
 
 // upgradeHash re-hashes a password whose stored hash, old, used weaker parameters, and returns
-// the hash stored now as far as this login knows: the new one, or old when the upgrade failed
-// (logged; the old hash still verifies). It replaces old only if it is still the stored hash,
-// so a password change that landed meanwhile is never overwritten with the old password.
+// the stored hash this login has proved the password against: the new one; or, when old was
+// replaced meanwhile, whatever is stored now if the password matches it too (another login of
+// the same password upgraded first); else old, which no longer opens a session (the password
+// changed). It replaces old only if it is still the stored hash, so it never writes the old
+// password over a change. A failure to upgrade is logged; the old hash still verifies.
 func (s *Service) upgradeHash(ctx context.Context, id uuid.UUID, old, pw string) string {
 	hash, err := s.hash(ctx, pw)
 	if err == nil {
 		err = s.store.upgradePassword(ctx, id, old, hash, s.now().UTC())
 	}
-	if err != nil {
+	switch {
+	case err == nil:
+		s.changed(ctx, id)
+		return hash
+	case errors.Is(err, ErrNotFound): // old was replaced meanwhile
+		if rec, gerr := s.store.get(ctx, id); gerr == nil {
+			if ok, _, verr := s.verify(ctx, pw, rec.PasswordHash); verr == nil && ok {
+				return rec.PasswordHash
+			}
+		}
+		return old
+	default:
 		s.logger.WarnContext(ctx, "upgrade password hash", "user_id", id.String(), "error", err)
 		return old
 	}
-	s.changed(ctx, id)
-	return hash
 }
 
 // Get returns a user by id, or ErrNotFound: from the cache when it holds the user, else from
