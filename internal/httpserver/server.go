@@ -271,32 +271,40 @@ func limitBody(max int64) echo.MiddlewareFunc {
 	}
 }
 
-// plainQuery answers 400 naming the parameter for a query value with a control character or
-// invalid UTF-8 (no filter has a use for either, and PostgreSQL refuses NUL in text), and for a
-// parameter given twice that the operation takes once (the binder would keep the first
-// silently).
+// plainQuery answers 400 naming the parameter for a value of a query parameter the operation
+// declares that holds a control character or invalid UTF-8 (no filter has a use for either,
+// and PostgreSQL refuses NUL in text), or that comes twice when the operation takes it once
+// (the binder would keep the first silently). Parameters the operation does not declare are
+// ignored, as the validator ignores them.
 func plainQuery(op *openapi3.Operation) echo.MiddlewareFunc {
-	many := map[string]bool{}
+	declared := map[string]bool{} // name -> may repeat
 	for _, p := range op.Parameters {
-		if v := p.Value; v != nil && v.In == openapi3.ParameterInQuery && v.Schema != nil && v.Schema.Value != nil && v.Schema.Value.Type.Is(openapi3.TypeArray) {
-			many[v.Name] = true
+		if v := p.Value; v != nil && v.In == openapi3.ParameterInQuery {
+			declared[v.Name] = v.Schema != nil && v.Schema.Value != nil && v.Schema.Value.Type.Is(openapi3.TypeArray)
 		}
 	}
 	refuse := func(name, detail string) error {
 		return apperr.New(apperr.Invalid, "validation-failed", "the request does not match the API specification").WithField(name, detail)
 	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		if len(declared) == 0 {
+			return next
+		}
 		return func(c echo.Context) error {
 			if c.Request().URL.RawQuery == "" {
 				return next(c)
 			}
 			for name, values := range c.QueryParams() {
-				if len(values) > 1 && !many[name] {
+				many, ok := declared[name]
+				switch {
+				case !ok:
+				case len(values) > 1 && !many:
 					return refuse(name, "must be given once")
-				}
-				for _, v := range values {
-					if !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl) {
-						return refuse(name, "must be UTF-8 text without control characters")
+				default:
+					for _, v := range values {
+						if !utf8.ValidString(v) || strings.ContainsFunc(v, unicode.IsControl) {
+							return refuse(name, "must be UTF-8 text without control characters")
+						}
 					}
 				}
 			}
