@@ -55,31 +55,37 @@ func (s *Service) Login(ctx context.Context, c users.Credentials, client session
 		return TokenPair{}, err
 	}
 	key := acct.FailureKey()
-	// Every attempt takes a failure slot before its hash and gives it back only by succeeding:
-	// a burst of guesses sent at once gets no more passwords tested than the budget allows,
-	// where checking first and counting after would let every guess in flight through.
+	// Every attempt takes a failure slot before its hash and keeps it only by failing: a burst of
+	// guesses sent at once gets no more passwords tested than the budget allows, where checking
+	// first and counting after would let every guess in flight through. The price: attempts in
+	// flight count too, so more sign-ins of one account at once than its budget are refused
+	// until the others finish.
 	slot := s.limiter.Allow(ctx, s.failures, key)
 	if !slot.Allowed {
 		return TokenPair{}, ErrAccountLocked.After(slot.RetryAfter)
 	}
 	v, err := s.users.Authenticate(ctx, acct, c.Password)
-	if errors.Is(err, users.ErrInvalidCredentials) {
+	switch {
+	case errors.Is(err, users.ErrInvalidCredentials):
 		if slot.Remaining == 0 { // this guess took the last slot: the account is locked now
 			if aerr := s.users.RecordLockout(ctx, acct, slot.Reset); aerr != nil {
 				return TokenPair{}, aerr
 			}
 		}
 		return TokenPair{}, err
-	}
-	if err != nil {
-		// No verdict on the password (overloaded, cancelled, a store error): the slot stays
-		// spent, which errs on the safe side.
+	case errors.Is(err, users.ErrAccountDisabled), errors.Is(err, users.ErrOverloaded), ctx.Err() != nil:
+		// The right password of a disabled account, or no password tested: the slot goes back.
+		s.limiter.Refund(context.WithoutCancel(ctx), s.failures, key)
 		return TokenPair{}, err
+	case err != nil:
+		return TokenPair{}, err // a store error: the slot stays spent, which errs on the safe side
+	case slot.Remaining == slot.Limit.Count-1:
+		// The slot was the bucket's only event: give it back.
+		s.limiter.Refund(ctx, s.failures, key)
+	default:
+		// The right password forgets the account's earlier failures, this slot with them.
+		s.limiter.Reset(ctx, s.failures, key)
 	}
-	// The right password forgets the account's failures, this attempt's slot with them. A
-	// failure recorded while this login hashed is forgotten too, as it would have been had it
-	// come a moment earlier.
-	s.limiter.Reset(ctx, s.failures, key)
 	issued, err := s.sessions.Open(ctx, v.User.ID, v.User.Role, v.PasswordHash, client)
 	if errors.Is(err, sessions.ErrUserChanged) {
 		// The password changed, or the account was disabled, while this login hashed: the

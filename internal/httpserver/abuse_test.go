@@ -183,6 +183,37 @@ func TestConcurrentGuessesCannotOutrunLockout(t *testing.T) {
 	}
 }
 
+// The right password gives its slot back: sign-ins of one account, at once up to the budget or
+// one after another without end, never lock it; nor do those of a disabled account, which keep
+// answering account-disabled.
+func TestRightPasswordsNeverLockAnAccount(t *testing.T) {
+	in := start(t, func(c *config.Config) {
+		c.Limits.LoginAccountFailures = "3/15m"
+		c.Password.Concurrency, c.Password.Queue = 8, 32
+	})
+	a := in.register(t)
+	for round := range 4 {
+		codes := make([]int, 3)
+		var wg sync.WaitGroup
+		for i := range codes {
+			wg.Go(func() { codes[i] = in.loginWith(t, a.User.Email, a.Password).StatusCode() })
+		}
+		wg.Wait()
+		for _, c := range codes {
+			if c != http.StatusOK {
+				t.Fatalf("round %d: three sign-ins at once with the right password: %v, want 200s", round, codes)
+			}
+		}
+	}
+	if _, err := in.app.Pool.Exec(context.Background(), "UPDATE users SET is_active = false WHERE id = $1", a.User.Id); err != nil {
+		t.Fatal(err)
+	}
+	for range 5 {
+		r := in.loginWith(t, a.User.Email, a.Password)
+		wantProblem(t, r, r.Body, http.StatusForbidden, "account-disabled")
+	}
+}
+
 // loginWith signs in with email and password, whatever the answer.
 func (in *instance) loginWith(t *testing.T, email api.Email, password string) *api.LoginResponse {
 	t.Helper()

@@ -44,6 +44,27 @@ return {allowed and 1 or 0, math.floor((tau - (tat - now)) / t), tat - now, retr
 
 var gcraScript = rueidis.NewLuaScript(gcraLua)
 
+// refundLua gives one event back to KEYS[1]: its TAT moves back by ARGV[1] µs (the emission
+// interval), never before Redis's now; a bucket that is full again is deleted. It returns the
+// events remaining after, for the burst tolerance ARGV[2].
+const refundLua = `
+local t = tonumber(ARGV[1])
+local tau = tonumber(ARGV[2])
+local now = redis.call('TIME')
+now = tonumber(now[1]) * 1000000 + tonumber(now[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or 0) or 0
+tat = tat - t
+if tat <= now then
+  redis.call('DEL', KEYS[1])
+  tat = now
+else
+  redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', string.format('%d', math.ceil((tat - now) / 1000)))
+end
+return math.floor((tau - (tat - now)) / t)
+`
+
+var refundScript = rueidis.NewLuaScript(refundLua)
+
 const (
 	// redisBackoff is how long Limiters use only the local limiter after a Redis failure before
 	// one request tries Redis again, so a Redis outage costs one timeout per period rather than
@@ -120,6 +141,30 @@ func (l *Limiter) Reset(ctx context.Context, lim Limit, key string) {
 	if err != nil {
 		l.warn(ctx, "rate limit reset: redis failed", err)
 	}
+}
+
+// Refund gives back one event recorded by Allow for key under lim, for an event that turned out
+// not to count (a login admitted against a failure budget whose password proved right, or that
+// got no verdict). Unlike Reset it leaves the bucket's other events, such as failures recorded
+// meanwhile, in place. It is best effort like Reset; when Redis fails it refunds the local
+// limiter, which is where Allow recorded the event then.
+func (l *Limiter) Refund(ctx context.Context, lim Limit, key string) {
+	p, ok := paramsOf(lim)
+	if !ok {
+		return
+	}
+	name := bucket(lim, key)
+	if l.tryRedis() {
+		l.redisCalls.Add(1)
+		err := l.rc.Do(ctx, func(ctx context.Context, rc rueidis.Client) error {
+			return refundScript.Exec(ctx, rc, []string{l.rc.Key(name)}, []string{strconv.FormatInt(p.t, 10), strconv.FormatInt(p.tau, 10)}).Error()
+		})
+		if err == nil {
+			return
+		}
+		l.warn(ctx, "rate limit refund: redis failed", err)
+	}
+	l.local.refund(name, l.now().UnixMicro(), p)
 }
 
 func bucket(lim Limit, key string) string { return "rl:" + lim.Name + ":" + key }

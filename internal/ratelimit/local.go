@@ -31,6 +31,19 @@ func (m *local) check(key string, now int64, p params, record bool) decision {
 	return d
 }
 
+// refund moves key's TAT back by one emission interval, forgetting a bucket that is full again.
+func (m *local) refund(key string, now int64, p params) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if tat, ok := m.tats[key]; ok {
+		if tat -= p.t; tat <= now {
+			delete(m.tats, key)
+		} else {
+			m.tats[key] = tat
+		}
+	}
+}
+
 // reset forgets key.
 func (m *local) reset(key string) {
 	m.mu.Lock()

@@ -227,6 +227,36 @@ func TestPeekAndReset(t *testing.T) {
 	}
 }
 
+// Refund gives back exactly one event and keeps the others; a bucket full again is deleted. It
+// works the same on the local limiter when Redis is gone.
+func TestRefund(t *testing.T) {
+	t.Parallel()
+	lim := Limit{Name: "refund", Count: 3, Period: time.Minute}
+	l, prefix := newLimiter(t)
+	down := New(openRedis(t, "redis://127.0.0.1:1/0", testenv.RedisPrefix(t)), testenv.Logger(t))
+	raw := rawRedis(t)
+	for name, l := range map[string]*Limiter{"redis": l, "local": down} {
+		l.Allow(t.Context(), lim, "k")
+		l.Allow(t.Context(), lim, "k")
+		l.Refund(t.Context(), lim, "k")
+		if r := l.Peek(t.Context(), lim, "k"); r.Remaining != 2 {
+			t.Fatalf("%s: after two events and a refund, Peek = %+v, want Remaining 2", name, r)
+		}
+		l.Refund(t.Context(), lim, "k")
+		if r := l.Peek(t.Context(), lim, "k"); r.Remaining != 3 {
+			t.Fatalf("%s: after two refunds, Peek = %+v, want a full bucket", name, r)
+		}
+		l.Refund(t.Context(), lim, "k") // nothing left to give back: stays full, never above
+		if r := l.Allow(t.Context(), lim, "k"); r.Remaining != 2 {
+			t.Fatalf("%s: Allow after a refund of a full bucket = %+v, want Remaining 2", name, r)
+		}
+	}
+	l.Refund(t.Context(), lim, "k")
+	if exists(t, raw, prefix+"rl:refund:k") {
+		t.Fatal("a bucket refunded to full is still in Redis")
+	}
+}
+
 func TestKeysExpire(t *testing.T) {
 	t.Parallel()
 	l, prefix := newLimiter(t)
