@@ -61,20 +61,27 @@ type appliedLimit struct {
 }
 
 // byIP keys a per-IP limit by the client's address: an IPv4 address whole (written as IPv4
-// when it came IPv4-mapped), an IPv6 one by its first Limits.IPv6Prefix bits (/64 by default),
-// since one subscriber is handed a /64 or more and would otherwise get a fresh budget from
-// every address in it.
+// when it came IPv4-mapped, or through a NAT64 translator's well-known prefix 64:ff9b::/96), an
+// IPv6 one by its first Limits.IPv6Prefix bits (/64 by default), since one subscriber is handed
+// a /64 or more and would otherwise get a fresh budget from every address in it.
 func (s *Server) byIP(c echo.Context) string {
 	return ipKey(clientFrom(c.Request().Context()).IP, s.limits.IPv6Prefix)
 }
+
+// nat64 is RFC 6052's well-known prefix: its addresses carry an IPv4 client in the last 32 bits.
+var nat64 = netip.MustParsePrefix("64:ff9b::/96")
 
 func ipKey(ip netip.Addr, v6bits int) string {
 	if v6bits < 1 || v6bits > 128 {
 		v6bits = 64
 	}
-	ip = ip.Unmap()
+	ip = ip.WithZone("").Unmap()
+	if nat64.Contains(ip) {
+		b := ip.As16()
+		ip = netip.AddrFrom4([4]byte(b[12:]))
+	}
 	if ip.Is6() {
-		if p, err := ip.WithZone("").Prefix(v6bits); err == nil {
+		if p, err := ip.Prefix(v6bits); err == nil {
 			return "ip:" + p.String()
 		}
 	}
