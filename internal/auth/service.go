@@ -65,6 +65,7 @@ func (s *Service) Login(ctx context.Context, c users.Credentials, client session
 		return TokenPair{}, ErrAccountLocked.After(slot.RetryAfter)
 	}
 	v, err := s.users.Authenticate(ctx, acct, c.Password)
+	settle := context.WithoutCancel(ctx) // a client gone after its hash must not keep the slot
 	switch {
 	case errors.Is(err, users.ErrInvalidCredentials):
 		if slot.Remaining == 0 { // this guess took the last slot: the account is locked now
@@ -75,16 +76,16 @@ func (s *Service) Login(ctx context.Context, c users.Credentials, client session
 		return TokenPair{}, err
 	case errors.Is(err, users.ErrAccountDisabled), errors.Is(err, users.ErrOverloaded), ctx.Err() != nil:
 		// The right password of a disabled account, or no password tested: the slot goes back.
-		s.limiter.Refund(context.WithoutCancel(ctx), s.failures, key)
+		s.limiter.Refund(settle, s.failures, key)
 		return TokenPair{}, err
 	case err != nil:
 		return TokenPair{}, err // a store error: the slot stays spent, which errs on the safe side
 	case slot.Remaining == slot.Limit.Count-1:
 		// The slot was the bucket's only event: give it back.
-		s.limiter.Refund(ctx, s.failures, key)
+		s.limiter.Refund(settle, s.failures, key)
 	default:
 		// The right password forgets the account's earlier failures, this slot with them.
-		s.limiter.Reset(ctx, s.failures, key)
+		s.limiter.Reset(settle, s.failures, key)
 	}
 	issued, err := s.sessions.Open(ctx, v.User.ID, v.User.Role, v.PasswordHash, client)
 	if errors.Is(err, sessions.ErrUserChanged) {

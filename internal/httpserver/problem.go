@@ -133,6 +133,9 @@ func (s *Server) toProblem(err error, c echo.Context) api.Problem {
 	return p
 }
 
+// specMismatch is the detail of a 400 validation-failed: the fields it names say what.
+const specMismatch = "the request does not match the API specification"
+
 // describeValidation turns kin-openapi's request validation errors into field errors.
 func describeValidation(err error, code, detail string) (string, string, []apperr.FieldError) {
 	var fields []apperr.FieldError
@@ -174,7 +177,7 @@ func describeValidation(err error, code, detail string) (string, string, []apper
 	walk(err)
 	if len(fields) > 0 {
 		sort.SliceStable(fields, func(i, j int) bool { return fields[i].Field < fields[j].Field })
-		return "validation-failed", "the request does not match the API specification", fields
+		return "validation-failed", specMismatch, fields
 	}
 	return code, detail, nil
 }

@@ -156,7 +156,7 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 			AuthenticationFunc: openapi3filter.NoopAuthenticationFunc,
 		},
 		MultiErrorHandler: func(me openapi3.MultiError) *echo.HTTPError {
-			return &echo.HTTPError{Code: http.StatusBadRequest, Message: "the request does not match the API specification", Internal: me}
+			return &echo.HTTPError{Code: http.StatusBadRequest, Message: specMismatch, Internal: me}
 		},
 	})
 	strict := api.NewStrictHandler(s, nil)
@@ -284,7 +284,7 @@ func plainQuery(op *openapi3.Operation) echo.MiddlewareFunc {
 		}
 	}
 	refuse := func(name, detail string) error {
-		return apperr.New(apperr.Invalid, "validation-failed", "the request does not match the API specification").WithField(name, detail)
+		return apperr.New(apperr.Invalid, "validation-failed", specMismatch).WithField(name, detail)
 	}
 	return func(next echo.HandlerFunc) echo.HandlerFunc {
 		if len(declared) == 0 {
