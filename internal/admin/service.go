@@ -57,7 +57,8 @@ func (s *Service) ListUsers(ctx context.Context, f users.Filter) (users.Page, er
 }
 
 // UpdateUser changes a user. A deactivation ends every session and a role change makes every
-// instance re-read the user's sessions, both before this returns. It returns the errors of
+// instance re-read the user's sessions, both before this returns; the sessions concerned are
+// read in the change's transaction, so nothing can fail after it commits. It returns the errors of
 // users.Service.AdminUpdate.
 func (s *Service) UpdateUser(ctx context.Context, id uuid.UUID, p users.AdminPatch) (users.User, error) {
 	a, err := actor(ctx)
@@ -69,11 +70,7 @@ func (s *Service) UpdateUser(ctx context.Context, id uuid.UUID, p users.AdminPat
 		return users.User{}, err
 	}
 	s.sessions.Revoked(ctx, "user_deactivated", res.RevokedSessions...)
-	if res.StateChanged {
-		if err := s.sessions.Refresh(ctx, id); err != nil {
-			return users.User{}, err
-		}
-	}
+	s.sessions.Refresh(ctx, res.Restated...)
 	return res.User, nil
 }
 

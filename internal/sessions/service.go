@@ -208,19 +208,14 @@ func (s *Service) Forget(ctx context.Context, ids ...uuid.UUID) {
 	}
 }
 
-// Refresh makes every instance re-read the state of userID's live sessions from PostgreSQL on
-// their next request: after a role change, say. Cached states are replaced by "stale" markers
-// that no cache fill can overwrite, so an instance that read the old state just before the
-// change cannot put it back.
-func (s *Service) Refresh(ctx context.Context, userID uuid.UUID) error {
-	ids, err := s.store.liveIDs(ctx, userID, s.now().UTC())
-	if err != nil {
-		return err
-	}
+// Refresh makes every instance re-read the state of sessions ids from PostgreSQL on their next
+// request: after a role change, say. Cached states are replaced by "stale" markers that no
+// cache fill can overwrite, so an instance that read the old state just before the change
+// cannot put it back. When Redis cannot take the markers, this instance retries them (pending).
+func (s *Service) Refresh(ctx context.Context, ids ...uuid.UUID) {
 	if err := s.cache.markStale(ctx, ids...); err != nil {
 		s.logger.WarnContext(ctx, "session cache refresh failed; will retry", "error", err, "sessions", len(ids))
 	}
-	return nil
 }
 
 func (s *Service) isPending(id uuid.UUID) bool { return s.cache.c.IsPending(id.String()) }

@@ -153,14 +153,6 @@ func (s *Store) revokeAll(ctx context.Context, userID, keep uuid.UUID, reason st
 	return ids, err
 }
 
-func (s *Store) liveIDs(ctx context.Context, userID uuid.UUID, now time.Time) ([]uuid.UUID, error) {
-	ids, err := s.q.ListLiveSessionIDsByUser(ctx, dbgen.ListLiveSessionIDsByUserParams{UserID: userID, Now: now})
-	if err != nil {
-		return nil, fmt.Errorf("list live session ids: %w", err)
-	}
-	return ids, nil
-}
-
 func (s *Store) listActive(ctx context.Context, userID uuid.UUID, now time.Time) ([]Session, error) {
 	rows, err := s.q.ListActiveSessionsByUser(ctx, dbgen.ListActiveSessionsByUserParams{UserID: userID, Now: now})
 	if err != nil {

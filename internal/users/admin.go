@@ -42,8 +42,9 @@ type AdminResult struct {
 	User User
 	// RevokedSessions were ended because the user was deactivated.
 	RevokedSessions []uuid.UUID
-	// StateChanged is true when the role changed, so live sessions must re-read it.
-	StateChanged bool
+	// Restated are the live sessions whose role changed, read in the change's transaction:
+	// every instance must re-read them.
+	Restated []uuid.UUID
 }
 
 // Create makes an account with a role on behalf of actor (nil for the command line). It returns

@@ -174,7 +174,11 @@ func (s *Store) adminUpdate(ctx context.Context, id uuid.UUID, p AdminPatch, now
 			return mapWriteError(err, "update user")
 		}
 		res.User = userFromRow(row).User
-		res.StateChanged = res.User.Role != before.Role
+		if res.User.Role != before.Role && res.User.IsActive {
+			if res.Restated, err = q.ListLiveSessionIDsByUser(ctx, dbgen.ListLiveSessionIDsByUserParams{UserID: id, Now: now}); err != nil {
+				return fmt.Errorf("list live sessions: %w", err)
+			}
+		}
 		if before.IsActive && !res.User.IsActive {
 			reason := "user_deactivated"
 			if res.RevokedSessions, err = q.RevokeUserSessions(ctx, dbgen.RevokeUserSessionsParams{UserID: id, KeepID: uuid.Nil, Now: now, Reason: &reason}); err != nil {
