@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -255,10 +256,23 @@ func (c Config) Redacted() map[string]any {
 	}
 }
 
+// keywordPassword is the password of a key=value connection string (host=db password=…),
+// quoted or not.
+var keywordPassword = regexp.MustCompile(`(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+
+// redactURL masks the passwords of a connection string in each form the drivers take: the URL's
+// userinfo, a password query parameter, and the password keyword of the key=value form.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil {
-		return "(unparseable)"
+	if err != nil || u.Scheme == "" {
+		return keywordPassword.ReplaceAllString(raw, "${1}xxxxx")
+	}
+	q := u.Query()
+	for k := range q {
+		if strings.EqualFold(k, "password") {
+			q.Set(k, "xxxxx")
+			u.RawQuery = q.Encode()
+		}
 	}
 	return u.Redacted()
 }

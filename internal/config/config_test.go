@@ -51,14 +51,24 @@ func TestLoadRejectsBadValues(t *testing.T) {
 	}
 }
 
+// Every form of connection string pgx and rueidis take hides its password from the log: in the
+// userinfo, as a query parameter, or as a keyword of the key=value form.
 func TestRedactedHidesPasswords(t *testing.T) {
-	c, err := Load(env(map[string]string{"DATABASE_URL": "postgres://u:hunter2@db/x", "REDIS_URL": "redis://:s3cret@r:6379/0"}))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for k, v := range c.Redacted() {
-		if s, ok := v.(string); ok && (strings.Contains(s, "hunter2") || strings.Contains(s, "s3cret")) {
-			t.Fatalf("%s leaks a password: %s", k, s)
+	for _, db := range []string{
+		"postgres://u:hunter2@db/x",
+		"postgres://db:5432/x?user=u&password=hunter2&sslmode=disable",
+		"postgresql://db/x?PASSWORD=hunter2",
+		"host=db user=u password=hunter2 dbname=x",
+		"host=db password = 'hunter2 with spaces' dbname=x",
+	} {
+		c, err := Load(env(map[string]string{"DATABASE_URL": db, "REDIS_URL": "redis://:s3cret@r:6379/0?password=s3cret"}))
+		if err != nil {
+			t.Fatalf("%s: %v", db, err)
+		}
+		for k, v := range c.Redacted() {
+			if s, ok := v.(string); ok && (strings.Contains(s, "hunter2") || strings.Contains(s, "s3cret")) {
+				t.Fatalf("%s leaks a password: %s", k, s)
+			}
 		}
 	}
 }
