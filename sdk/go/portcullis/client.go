@@ -17,14 +17,21 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	api "github.com/portcullis/portcullis/gen/api"
 )
 
-// ErrNotSignedIn is returned by Refresh when there is no refresh token.
+// ErrNotSignedIn is returned by Refresh when there is no refresh token, or when the service
+// refused it (the error then also holds the *Problem): sign in again.
 var ErrNotSignedIn = errors.New("portcullis: not signed in")
+
+// refreshTimeout bounds a refresh, which runs to its end whatever happens to the callers that
+// wait for it.
+const refreshTimeout = 30 * time.Second
 
 // Client is the generated client plus a token store.
 type Client struct {
@@ -33,10 +40,16 @@ type Client struct {
 
 	anon *api.ClientWithResponses // for login and refresh themselves
 
-	mu        sync.Mutex
-	tokens    api.TokenPair
-	refreshed chan struct{} // closed when the refresh in flight ends; nil when none is
-	refreshOK bool
+	mu       sync.Mutex
+	tokens   api.TokenPair
+	inFlight *flight // the refresh under way, nil when none is
+}
+
+// flight is one refresh, shared by every caller that needs it: err is its outcome, set before
+// done is closed.
+type flight struct {
+	done chan struct{}
+	err  error
 }
 
 // New returns a Client for the service at baseURL, using hc (http.DefaultClient when nil).
@@ -63,8 +76,12 @@ func transportOf(hc *http.Client) http.RoundTripper {
 	return http.DefaultTransport
 }
 
-// Problem is an error answer of the service, decoded.
-type Problem struct{ api.Problem }
+// Problem is an error answer of the service, decoded. RetryAfter is its Retry-After header
+// (429 and 503 answers carry one): how long to wait before trying again, zero when absent.
+type Problem struct {
+	api.Problem
+	RetryAfter time.Duration
+}
 
 func (p *Problem) Error() string {
 	detail := ""
@@ -102,45 +119,68 @@ func (c *Client) Tokens() api.TokenPair {
 	return c.tokens
 }
 
-// Refresh rotates the tokens now. Concurrent callers share one refresh.
+// Refresh rotates the tokens now. Concurrent callers share one refresh, which runs to its end
+// even when ctx ends first: a rotation abandoned after the service made it would leave this
+// client with a spent refresh token, whose next use the service treats as theft and answers by
+// revoking the session. ctx bounds only how long this caller waits. When the service refuses
+// the refresh token (401), the stored pair is dropped and the error holds ErrNotSignedIn and the
+// *Problem.
 func (c *Client) Refresh(ctx context.Context) error {
 	c.mu.Lock()
-	if ch := c.refreshed; ch != nil { // someone is already refreshing: wait for them
-		c.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		c.mu.Lock()
-		ok := c.refreshOK
-		c.mu.Unlock()
-		if !ok {
+	f := c.inFlight
+	if f == nil {
+		refresh := c.tokens.RefreshToken
+		if refresh == "" {
+			c.mu.Unlock()
 			return ErrNotSignedIn
 		}
-		return nil
+		f = &flight{done: make(chan struct{})}
+		c.inFlight = f
+		go c.rotate(context.WithoutCancel(ctx), refresh, f)
 	}
-	refresh := c.tokens.RefreshToken
-	if refresh == "" {
-		c.mu.Unlock()
-		return ErrNotSignedIn
-	}
-	ch := make(chan struct{})
-	c.refreshed = ch
 	c.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
 
+// rotate spends refresh for a new pair and ends f.
+func (c *Client) rotate(ctx context.Context, refresh string, f *flight) {
+	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
+	defer cancel()
 	r, err := c.anon.RefreshTokensWithResponse(ctx, api.RefreshTokensJSONRequestBody{RefreshToken: refresh})
 	c.mu.Lock()
-	defer func() { c.refreshed = nil; close(ch); c.mu.Unlock() }()
+	defer func() { c.inFlight = nil; close(f.done); c.mu.Unlock() }()
 	switch {
 	case err != nil:
-		c.refreshOK = false
-		return err
+		f.err = err
 	case r.JSON200 == nil:
-		c.refreshOK = false
+		f.err = problemOf(r.HTTPResponse, r.Body)
+		if r.StatusCode() == http.StatusUnauthorized {
+			f.err = fmt.Errorf("%w: %w", ErrNotSignedIn, f.err)
+			if c.tokens.RefreshToken == refresh { // a dead pair: every later call would try it again
+				c.tokens = api.TokenPair{}
+			}
+		}
+	default:
+		c.tokens = *r.JSON200
+	}
+}
+
+// Logout ends the session at the service and forgets the tokens here, even when the service
+// cannot be reached (the error says so; the session then ends only when it expires).
+func (c *Client) Logout(ctx context.Context) error {
+	r, err := c.API.LogoutWithResponse(ctx)
+	c.SetTokens(api.TokenPair{})
+	switch {
+	case err != nil:
+		return err
+	case r.StatusCode() != http.StatusNoContent && r.StatusCode() != http.StatusUnauthorized:
 		return problemOf(r.HTTPResponse, r.Body)
 	}
-	c.tokens, c.refreshOK = *r.JSON200, true
 	return nil
 }
 
@@ -209,5 +249,9 @@ func problemOf(resp *http.Response, body []byte) error {
 	if err := json.Unmarshal(body, &p); err != nil || p.Code == "" {
 		return fmt.Errorf("portcullis: unexpected %s", resp.Status)
 	}
-	return &Problem{p}
+	out := &Problem{Problem: p}
+	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+		out.RetryAfter = time.Duration(secs) * time.Second
+	}
+	return out
 }

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	api "github.com/portcullis/portcullis/gen/api"
 	"github.com/portcullis/portcullis/internal/app"
@@ -88,5 +91,129 @@ func TestLoginCallAndTransparentRefresh(t *testing.T) {
 	r, err := c.API.GetMeWithResponse(ctx)
 	if err != nil || r.StatusCode() != http.StatusUnauthorized {
 		t.Fatalf("me after logout: %v %d", err, r.StatusCode())
+	}
+}
+
+// slowRefresh delays the answers of refresh, after the service has rotated: as a slow network
+// would, beyond the deadline of the call that needed the refresh.
+type slowRefresh struct {
+	next  http.RoundTripper
+	delay atomic.Int64 // nanoseconds; 0: no delay
+}
+
+func (s *slowRefresh) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := s.next.RoundTrip(r)
+	if d := time.Duration(s.delay.Load()); err == nil && d > 0 && r.URL.Path == "/api/v1/auth/refresh" {
+		select {
+		case <-time.After(d):
+		case <-r.Context().Done(): // the request was given up: its answer is lost
+			resp.Body.Close()
+			return nil, r.Context().Err()
+		}
+	}
+	return resp, err
+}
+
+func signedIn(t *testing.T, hc *http.Client) *portcullis.Client {
+	t.Helper()
+	ctx := context.Background()
+	c, err := portcullis.New(serve(t), hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	name := "sdk" + strconv.FormatInt(time.Now().UnixNano()%1e9, 36)
+	if r, err := c.API.RegisterUserWithResponse(ctx, api.RegisterUserJSONRequestBody{Email: api.Email(name + "@example.com"), Username: name, Password: "a long and unusual passphrase"}); err != nil || r.JSON201 == nil {
+		t.Fatalf("register: %v", err)
+	}
+	if err := c.Login(ctx, name+"@example.com", "a long and unusual passphrase"); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A refresh started by a call with a short deadline runs to its end: the calls waiting on it
+// get the new tokens, and the client never keeps a token the service has spent (whose next use
+// would revoke the session as theft).
+func TestRefreshOutlivesTheCallThatStartedIt(t *testing.T) {
+	slow := &slowRefresh{next: http.DefaultTransport}
+	c := signedIn(t, &http.Client{Transport: slow})
+	ctx := context.Background()
+	before := c.Tokens()
+	expired := before
+	expired.AccessToken = "eyJhbGciOiJFZERTQSJ9.eyJ9.c2ln"
+	c.SetTokens(expired)
+	slow.delay.Store(int64(600 * time.Millisecond))
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	_, _ = c.API.GetMeWithResponse(short) // gives up while the refresh is under way
+	r, err := c.API.GetMeWithResponse(ctx)
+	if err != nil || r.StatusCode() != http.StatusOK {
+		t.Fatalf("a call without a deadline after the short one: %v %d", err, r.StatusCode())
+	}
+	slow.delay.Store(0)
+	if got := c.Tokens(); got.RefreshToken == before.RefreshToken {
+		t.Fatal("the client kept the refresh token the service spent")
+	}
+	if err := c.Refresh(ctx); err != nil {
+		t.Fatalf("the next refresh: %v (a spent token would be refresh-token-reused)", err)
+	}
+}
+
+// A refresh token the service refuses is dropped with its pair: later calls do not send it
+// again, and the error says to sign in again while keeping the service's answer.
+func TestRefusedRefreshDropsThePair(t *testing.T) {
+	c := signedIn(t, nil)
+	ctx := context.Background()
+	pair := c.Tokens()
+	if r, err := c.API.LogoutWithResponse(ctx); err != nil || r.StatusCode() != http.StatusNoContent {
+		t.Fatalf("logout through the API: %v", err)
+	}
+	c.SetTokens(pair) // as if the logout had happened elsewhere
+	err := c.Refresh(ctx)
+	var p *portcullis.Problem
+	if !errors.Is(err, portcullis.ErrNotSignedIn) || !errors.As(err, &p) || p.Status != http.StatusUnauthorized {
+		t.Fatalf("refresh of an ended session = %v, want ErrNotSignedIn and the 401 problem", err)
+	}
+	if got := c.Tokens(); got.RefreshToken != "" || got.AccessToken != "" {
+		t.Fatalf("the dead pair is still stored: %+v", got)
+	}
+	if err := c.Refresh(ctx); !errors.Is(err, portcullis.ErrNotSignedIn) {
+		t.Fatalf("refresh with no pair = %v, want ErrNotSignedIn", err)
+	}
+}
+
+// Logout ends the session and forgets its tokens.
+func TestLogoutForgetsTheTokens(t *testing.T) {
+	c := signedIn(t, nil)
+	ctx := context.Background()
+	pair := c.Tokens()
+	if err := c.Logout(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Tokens(); got.RefreshToken != "" || got.AccessToken != "" {
+		t.Fatalf("tokens after Logout: %+v", got)
+	}
+	c.SetTokens(pair)
+	if r, err := c.API.GetMeWithResponse(ctx); err != nil || r.StatusCode() != http.StatusUnauthorized {
+		t.Fatalf("the logged-out pair still works: %v %d", err, r.StatusCode())
+	}
+}
+
+// A refusal that says when to come back keeps that in the Problem.
+func TestProblemKeepsRetryAfter(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "2")
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"type":"https://portcullis.dev/problems/overloaded","title":"Service Unavailable","status":503,"code":"overloaded"}`))
+	}))
+	defer srv.Close()
+	c, err := portcullis.New(srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p *portcullis.Problem
+	if err := c.Login(context.Background(), "a@example.com", "whatever password"); !errors.As(err, &p) || p.Code != "overloaded" || p.RetryAfter != 2*time.Second {
+		t.Fatalf("Login against a busy service = %v (%+v), want overloaded with RetryAfter 2s", err, p)
 	}
 }
