@@ -106,7 +106,8 @@ export function createPortcullisClient(baseUrl: string, opts: PortcullisClientOp
       }
       // 401: the refresh token is expired, reused or its session revoked; sign in again.
       // Other failures (409 race, 429, 5xx) leave the pair alone.
-      if (response.status === 401 && tokens.get() === current) store(undefined);
+      // Compare the tokens, not the objects: a store that serializes returns a new one each time.
+      if (response.status === 401 && tokens.get()?.refresh_token === current.refresh_token) store(undefined);
       return undefined;
     })().finally(() => {
       inflight = undefined;

@@ -183,6 +183,30 @@ const steps: Array<[string, () => Promise<string>]> = [
       return "tokens cleared";
     },
   ],
+  [
+    "a refused refresh clears a store that keeps the pair as JSON",
+    async () => {
+      // A store that serializes (localStorage, say) hands back a new object on every get().
+      let saved: string | undefined = first === undefined ? undefined : JSON.stringify(first);
+      let cleared = 0;
+      const persisted = createPortcullisClient(baseUrl, {
+        tokens: {
+          get: () => (saved === undefined ? undefined : (JSON.parse(saved) as TokenPair)),
+          set: (pair) => {
+            saved = pair === undefined ? undefined : JSON.stringify(pair);
+          },
+        },
+        onTokens: (pair) => {
+          if (pair === undefined) cleared++;
+        },
+      });
+      assert.notEqual(saved, undefined, "no pair to start from");
+      assert.equal(await persisted.auth.refresh(), undefined);
+      assert.equal(saved, undefined, "the dead pair is still stored");
+      assert.equal(cleared, 1);
+      return "store cleared, onTokens(undefined) once";
+    },
+  ],
 ];
 
 let passed = 0;
