@@ -21,7 +21,8 @@ import (
 
 // createAdmin bootstraps an admin account from the command line. The password comes from the
 // first line of stdin with -password-stdin; otherwise a random one is generated and printed
-// once, to stdout only, never to a log.
+// once, to stdout only, never to a log, before the account is created (a create that fails
+// after it leaves that password unused).
 func createAdmin(ctx context.Context, cfg config.Config, args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("admin create", flag.ContinueOnError)
 	email := fs.String("email", "", "the admin's email address")
@@ -65,15 +66,19 @@ func createAdmin(ctx context.Context, cfg config.Config, args []string, stdin io
 	if *fullName != "" {
 		nu.FullName = fullName
 	}
+	// A generated password is shown before the account exists: if it cannot be, nothing is
+	// created, rather than an admin whose only password was lost.
+	if generated {
+		if _, err := fmt.Fprintf(stdout, "password (shown once, store it now): %s\n", pw); err != nil {
+			return fmt.Errorf("cannot show the generated password, so no admin was created: %w", err)
+		}
+	}
 	u, err := svc.Create(ctx, nil, nu)
 	if err != nil {
 		return describe(err)
 	}
-	fmt.Fprintf(stdout, "created admin %s (%s), id %s\n", u.Username, u.Email, u.ID)
-	if generated {
-		fmt.Fprintf(stdout, "password (shown once, store it now): %s\n", pw)
-	}
-	return nil
+	_, err = fmt.Fprintf(stdout, "created admin %s (%s), id %s\n", u.Username, u.Email, u.ID)
+	return err
 }
 
 // describe spells out a domain error for a terminal, naming the offending fields.

@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net"
 	"net/http"
@@ -206,6 +207,32 @@ func TestAdminCreate(t *testing.T) {
 				t.Fatalf("error = %v, want one mentioning %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// brokenWriter fails every write, like stdout redirected to a full disk.
+type brokenWriter struct{}
+
+func (brokenWriter) Write([]byte) (int, error) { return 0, errors.New("no space left on device") }
+
+// A generated password that cannot be shown creates no admin: one whose only password was lost
+// could never sign in, and its address would be taken.
+func TestAdminCreateNeedsToShowTheGeneratedPassword(t *testing.T) {
+	url := testenv.NewDB(t)
+	ctx := context.Background()
+	cheap := map[string]string{"DATABASE_URL": url, "PORTCULLIS_ARGON2_MEMORY_KIB": "64", "PORTCULLIS_ARGON2_ITERATIONS": "1"}
+	err := run(ctx, []string{"admin", "create", "-email", "root@example.com", "-username", "root"}, env(cheap), strings.NewReader(""), brokenWriter{})
+	if err == nil || !strings.Contains(err.Error(), "no space left") {
+		t.Fatalf("admin create with an unwritable stdout = %v, want the write error", err)
+	}
+	pool, err := postgres.Open(ctx, url, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var n int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM users").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("users after the failed create = %d (%v), want 0", n, err)
 	}
 }
 
