@@ -35,54 +35,114 @@ func createAdmin(ctx context.Context, cfg config.Config, args []string, stdin io
 	if *email == "" || *username == "" {
 		return errors.New("admin create needs -email and -username")
 	}
-	pw, generated := "", false
-	if *fromStdin {
-		line, err := bufio.NewReader(stdin).ReadString('\n')
-		if err != nil && !errors.Is(err, io.EOF) {
-			return fmt.Errorf("read password from stdin: %w", err)
-		}
-		pw = strings.TrimRight(line, "\r\n")
-	} else {
-		b := make([]byte, 18)
-		if _, err := rand.Read(b); err != nil {
-			return err
-		}
-		pw, generated = base64.RawURLEncoding.EncodeToString(b), true
-	}
-
-	pool, err := postgres.Open(ctx, cfg.Postgres.URL, 2)
+	pw, generated, err := newPassword(*fromStdin, stdin)
 	if err != nil {
 		return err
 	}
-	defer pool.Close()
-	if cfg.Postgres.AutoMigrate {
-		if err := postgres.Migrate(ctx, pool, "up", slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
-			return fmt.Errorf("migrate: %w", err)
-		}
+	svc, closeDB, err := usersService(ctx, cfg)
+	if err != nil {
+		return err
 	}
-	hasher := password.NewHasher(password.Params{MemoryKiB: cfg.Password.MemoryKiB, Iterations: cfg.Password.Iterations, Parallelism: cfg.Password.Parallelism})
-	svc := users.NewService(users.NewStore(pool), hasher, password.NewGate(1, 0), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer closeDB()
 	nu := users.AdminNewUser{NewUser: users.NewUser{Email: *email, Username: *username, Password: pw}, Role: users.RoleAdmin, IsVerified: true}
 	if *fullName != "" {
 		nu.FullName = fullName
 	}
 	// A generated password is shown before the account exists: if it cannot be, nothing is
 	// created, rather than an admin whose only password was lost.
-	if generated {
-		if _, err := fmt.Fprintf(stdout, "password (shown once, store it now): %s\n", pw); err != nil {
-			return fmt.Errorf("cannot show the generated password, so no admin was created: %w", err)
-		}
+	if err := showGenerated(stdout, pw, generated, "no admin was created"); err != nil {
+		return err
 	}
 	u, err := svc.Create(ctx, nil, nu)
 	if err != nil {
-		return describe(err)
+		return describe(err, "create the admin")
 	}
 	_, err = fmt.Fprintf(stdout, "created admin %s (%s), id %s\n", u.Username, u.Email, u.ID)
 	return err
 }
 
-// describe spells out a domain error for a terminal, naming the offending fields.
-func describe(err error) error {
+// setPassword sets the password of the account with -email from the command line, the way back
+// in for an admin who lost theirs: every session of the account ends, and the change is audited
+// with a null actor. Instances that cached a session's state keep it at most
+// PORTCULLIS_SESSION_CACHE_TTL. The password comes as in createAdmin.
+func setPassword(ctx context.Context, cfg config.Config, args []string, stdin io.Reader, stdout io.Writer) error {
+	fs := flag.NewFlagSet("admin set-password", flag.ContinueOnError)
+	email := fs.String("email", "", "the account's email address")
+	fromStdin := fs.Bool("password-stdin", false, "read the password from the first line of stdin")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *email == "" {
+		return errors.New("admin set-password needs -email")
+	}
+	pw, generated, err := newPassword(*fromStdin, stdin)
+	if err != nil {
+		return err
+	}
+	svc, closeDB, err := usersService(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	defer closeDB()
+	if err := showGenerated(stdout, pw, generated, "the password was not changed"); err != nil {
+		return err
+	}
+	u, revoked, err := svc.ResetPassword(ctx, nil, *email, pw)
+	if err != nil {
+		return describe(err, "set the password")
+	}
+	_, err = fmt.Fprintf(stdout, "password set for %s (%s); %d sessions ended\n", u.Username, u.Email, len(revoked))
+	return err
+}
+
+// newPassword is the first line of stdin when fromStdin, else a random password (generated).
+func newPassword(fromStdin bool, stdin io.Reader) (pw string, generated bool, err error) {
+	if fromStdin {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && !errors.Is(err, io.EOF) {
+			return "", false, fmt.Errorf("read password from stdin: %w", err)
+		}
+		return strings.TrimRight(line, "\r\n"), false, nil
+	}
+	b := make([]byte, 18)
+	if _, err := rand.Read(b); err != nil {
+		return "", false, err
+	}
+	return base64.RawURLEncoding.EncodeToString(b), true, nil
+}
+
+// showGenerated prints a generated password, once, before it is used; when it cannot, the
+// caller must not go on (unshown says what did not happen).
+func showGenerated(stdout io.Writer, pw string, generated bool, unshown string) error {
+	if !generated {
+		return nil
+	}
+	if _, err := fmt.Fprintf(stdout, "password (shown once, store it now): %s\n", pw); err != nil {
+		return fmt.Errorf("cannot show the generated password, so %s: %w", unshown, err)
+	}
+	return nil
+}
+
+// usersService opens the database, migrated first when so configured, and the users domain on
+// it with the configured hashing parameters; closeDB releases it.
+func usersService(ctx context.Context, cfg config.Config) (svc *users.Service, closeDB func(), err error) {
+	pool, err := postgres.Open(ctx, cfg.Postgres.URL, 2)
+	if err != nil {
+		return nil, nil, err
+	}
+	if cfg.Postgres.AutoMigrate {
+		if err := postgres.Migrate(ctx, pool, "up", slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+			pool.Close()
+			return nil, nil, fmt.Errorf("migrate: %w", err)
+		}
+	}
+	hasher := password.NewHasher(password.Params{MemoryKiB: cfg.Password.MemoryKiB, Iterations: cfg.Password.Iterations, Parallelism: cfg.Password.Parallelism})
+	return users.NewService(users.NewStore(pool), hasher, password.NewGate(1, 0), slog.New(slog.NewTextHandler(io.Discard, nil))), pool.Close, nil
+}
+
+// describe spells out a domain error of doing something for a terminal, naming the offending
+// fields.
+func describe(err error, doing string) error {
 	ae, ok := apperr.As(err)
 	if !ok {
 		return err
@@ -91,5 +151,5 @@ func describe(err error) error {
 	for _, f := range ae.Fields {
 		msg += fmt.Sprintf("; %s %s", f.Field, f.Detail)
 	}
-	return fmt.Errorf("cannot create the admin: %s", msg)
+	return fmt.Errorf("cannot %s: %s", doing, msg)
 }

@@ -31,6 +31,8 @@ const usage = `usage:
   portcullis keys rotate             publish a new signing key now (it signs after PORTCULLIS_JWKS_PREPUBLISH)
   portcullis admin create -email E -username U [-full-name N] [-password-stdin]
                                      create an admin; the password is read from stdin, or generated and printed once
+  portcullis admin set-password -email E [-password-stdin]
+                                     set an account's password (a lost admin's way back in) and end its sessions
 Configuration comes from environment variables; see README.md.`
 
 func main() {
@@ -98,10 +100,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		logger.InfoContext(ctx, "signing key published", "signing_kid", a.Tokens.SigningKeyID())
 		return nil
 	case "admin":
-		if len(args) < 2 || args[1] != "create" {
-			return errors.New(usage)
+		switch {
+		case len(args) >= 2 && args[1] == "create":
+			return createAdmin(ctx, cfg, args[2:], stdin, stdout)
+		case len(args) >= 2 && args[1] == "set-password":
+			return setPassword(ctx, cfg, args[2:], stdin, stdout)
 		}
-		return createAdmin(ctx, cfg, args[2:], stdin, stdout)
+		return errors.New(usage)
 	default:
 		return fmt.Errorf("unknown command %q\n%s", args[0], usage)
 	}

@@ -21,8 +21,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/portcullis/portcullis/internal/password"
 	"github.com/portcullis/portcullis/internal/postgres"
 	"github.com/portcullis/portcullis/internal/testenv"
+	"github.com/portcullis/portcullis/internal/users"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -207,6 +211,75 @@ func TestAdminCreate(t *testing.T) {
 				t.Fatalf("error = %v, want one mentioning %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// An admin who lost their password gets back in from the command line: the new password works,
+// the old one does not, every session ended, and the trail says so.
+func TestAdminSetPassword(t *testing.T) {
+	url := testenv.NewDB(t)
+	ctx := context.Background()
+	cheap := map[string]string{"DATABASE_URL": url, "PORTCULLIS_ARGON2_MEMORY_KIB": "64", "PORTCULLIS_ARGON2_ITERATIONS": "1"}
+	const old = "the first admin passphrase"
+	if err := run(ctx, []string{"admin", "create", "-email", "root@example.com", "-username", "root", "-password-stdin"}, env(cheap), strings.NewReader(old+"\n"), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := postgres.Open(ctx, url, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	svc := users.NewService(users.NewStore(pool), password.NewHasher(password.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1}), password.NewGate(1, 0), testenv.Logger(t))
+	var id uuid.UUID
+	if err := pool.QueryRow(ctx, "SELECT id FROM users WHERE email = 'root@example.com'").Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO user_sessions (id, user_id, refresh_token_hash, created_at, last_used_at, expires_at)
+		VALUES (gen_random_uuid(), $1, sha256('r'::bytea), now(), now(), now() + interval '1 day')`, id); err != nil {
+		t.Fatal(err)
+	}
+
+	var out bytes.Buffer
+	if err := run(ctx, []string{"admin", "set-password", "-email", "ROOT@example.com"}, env(cheap), strings.NewReader(""), &out); err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(out.String(), "password (shown once, store it now): ")
+	generated, _, _ := strings.Cut(rest, "\n")
+	if !ok || len(generated) < 20 || !strings.Contains(out.String(), "1 sessions ended") {
+		t.Fatalf("output %q: want the generated password and one session ended", out.String())
+	}
+	for _, c := range []struct {
+		pw   string
+		want error
+	}{{generated, nil}, {old, users.ErrInvalidCredentials}} {
+		a, err := svc.FindAccount(ctx, users.Credentials{Email: "root@example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := svc.Authenticate(ctx, a, c.pw); !errors.Is(err, c.want) && (err != nil || c.want != nil) {
+			t.Fatalf("password %q after set-password: %v, want %v", c.pw, err, c.want)
+		}
+	}
+	var live, audited int
+	if err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM user_sessions WHERE user_id = $1 AND revoked_at IS NULL),
+		(SELECT count(*) FROM audit_events WHERE action = 'admin.password_reset' AND actor_id IS NULL AND target_id = $1::text)`, id).Scan(&live, &audited); err != nil {
+		t.Fatal(err)
+	}
+	if live != 0 || audited != 1 {
+		t.Fatalf("live sessions %d, audited resets %d; want 0 and 1", live, audited)
+	}
+	for _, c := range []struct {
+		args  []string
+		stdin string
+		want  string
+	}{
+		{[]string{"-email", "nobody@example.com", "-password-stdin"}, "a perfectly fine passphrase\n", "no such user"},
+		{[]string{"-email", "root@example.com", "-password-stdin"}, "password123\n", "common"},
+		{[]string{}, "", "-email"},
+	} {
+		if err := run(ctx, append([]string{"admin", "set-password"}, c.args...), env(cheap), strings.NewReader(c.stdin), &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("set-password %v = %v, want an error mentioning %q", c.args, err, c.want)
+		}
 	}
 }
 

@@ -35,6 +35,7 @@ const (
 	ActionAdminDeleteUser  = "admin.user_delete"
 	ActionAdminRevokeAll   = "admin.sessions_revoke_all"
 	ActionAdminRevokeOne   = "admin.session_revoke"
+	ActionPasswordReset    = "admin.password_reset"
 	ActionRateLimitLockout = "security.lockout"
 	ActionAuditPurge       = "audit.purge"
 	TargetUser             = "user"

@@ -315,6 +315,27 @@ func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current, nex
 	return revoked, err
 }
 
+// ResetPassword sets the password of the account with email, without the current one (the
+// command line's recovery of a lost admin password), and revokes all its sessions in the same
+// transaction, audited with actor. It returns the user and the revoked session ids, or
+// ErrNotFound and the errors of the password policy.
+func (s *Service) ResetPassword(ctx context.Context, actor *uuid.UUID, email, next string) (User, []uuid.UUID, error) {
+	rec, err := s.store.getByEmail(ctx, normalizeEmail(email))
+	if err != nil {
+		return User{}, nil, err
+	}
+	hash, err := s.hashNew(ctx, next, "password")
+	if err != nil {
+		return User{}, nil, err
+	}
+	revoked, err := s.store.setPasswordRevokingSessions(ctx, rec.ID, hash, uuid.Nil, s.now().UTC(), audit.Event{Action: audit.ActionPasswordReset, Actor: actor})
+	if err != nil {
+		return User{}, nil, err
+	}
+	s.changed(ctx, rec.ID)
+	return rec.User, revoked, nil
+}
+
 // hashNew checks a new password against the policy and hashes its normalised form. field names
 // the request field in errors.
 func (s *Service) hashNew(ctx context.Context, pw, field string) (string, error) {
