@@ -45,9 +45,10 @@ type Client struct {
 	inFlight *flight // the refresh under way, nil when none is
 }
 
-// flight is one refresh, shared by every caller that needs it: err is its outcome, set before
-// done is closed.
+// flight is one refresh of the refresh token from, shared by every caller that needs it: err is
+// its outcome, set before done is closed.
 type flight struct {
+	from string
 	done chan struct{}
 	err  error
 }
@@ -127,16 +128,16 @@ func (c *Client) Tokens() api.TokenPair {
 // *Problem.
 func (c *Client) Refresh(ctx context.Context) error {
 	c.mu.Lock()
+	refresh := c.tokens.RefreshToken
+	if refresh == "" {
+		c.mu.Unlock()
+		return ErrNotSignedIn
+	}
 	f := c.inFlight
-	if f == nil {
-		refresh := c.tokens.RefreshToken
-		if refresh == "" {
-			c.mu.Unlock()
-			return ErrNotSignedIn
-		}
-		f = &flight{done: make(chan struct{})}
+	if f == nil || f.from != refresh { // none, or one of a pair replaced since (SetTokens, Login)
+		f = &flight{from: refresh, done: make(chan struct{})}
 		c.inFlight = f
-		go c.rotate(context.WithoutCancel(ctx), refresh, f)
+		go c.rotate(context.WithoutCancel(ctx), f)
 	}
 	c.mu.Unlock()
 	select {
@@ -147,13 +148,22 @@ func (c *Client) Refresh(ctx context.Context) error {
 	}
 }
 
-// rotate spends refresh for a new pair and ends f.
-func (c *Client) rotate(ctx context.Context, refresh string, f *flight) {
+// rotate spends f.from for a new pair and ends f. Its outcome is stored only while f.from is
+// still the stored refresh token: a pair replaced or cleared meanwhile (SetTokens, Login,
+// Logout) stays as it was.
+func (c *Client) rotate(ctx context.Context, f *flight) {
 	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 	defer cancel()
-	r, err := c.anon.RefreshTokensWithResponse(ctx, api.RefreshTokensJSONRequestBody{RefreshToken: refresh})
+	r, err := c.anon.RefreshTokensWithResponse(ctx, api.RefreshTokensJSONRequestBody{RefreshToken: f.from})
 	c.mu.Lock()
-	defer func() { c.inFlight = nil; close(f.done); c.mu.Unlock() }()
+	defer func() {
+		if c.inFlight == f {
+			c.inFlight = nil
+		}
+		close(f.done)
+		c.mu.Unlock()
+	}()
+	current := c.tokens.RefreshToken == f.from
 	switch {
 	case err != nil:
 		f.err = err
@@ -161,12 +171,14 @@ func (c *Client) rotate(ctx context.Context, refresh string, f *flight) {
 		f.err = problemOf(r.HTTPResponse, r.Body)
 		if r.StatusCode() == http.StatusUnauthorized {
 			f.err = fmt.Errorf("%w: %w", ErrNotSignedIn, f.err)
-			if c.tokens.RefreshToken == refresh { // a dead pair: every later call would try it again
+			if current { // a dead pair: every later call would try it again
 				c.tokens = api.TokenPair{}
 			}
 		}
-	default:
+	case current:
 		c.tokens = *r.JSON200
+	default:
+		f.err = ErrNotSignedIn // the pair was replaced or cleared meanwhile: its successor is dropped
 	}
 }
 
@@ -178,10 +190,16 @@ func (c *Client) Logout(ctx context.Context) error {
 	switch {
 	case err != nil:
 		return err
-	case r.StatusCode() != http.StatusNoContent && r.StatusCode() != http.StatusUnauthorized:
-		return problemOf(r.HTTPResponse, r.Body)
+	case r.StatusCode() == http.StatusNoContent:
+		return nil
 	}
-	return nil
+	// A 401 saying the session is over means there was nothing left to end; any other answer
+	// (an expired access token whose refresh failed, say) leaves the session alive at the service.
+	err = problemOf(r.HTTPResponse, r.Body)
+	if p := (*Problem)(nil); errors.As(err, &p) && p.Code == "session-revoked" {
+		return nil
+	}
+	return err
 }
 
 // transport adds the access token and, on an expired one, refreshes once and retries.

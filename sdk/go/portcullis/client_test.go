@@ -217,3 +217,86 @@ func TestProblemKeepsRetryAfter(t *testing.T) {
 		t.Fatalf("Login against a busy service = %v (%+v), want overloaded with RetryAfter 2s", err, p)
 	}
 }
+
+// heldRefresh is a fake service whose refresh answers only when released, with a pair of its own.
+func heldRefresh(t *testing.T) (url string, entered, release chan struct{}) {
+	entered, release = make(chan struct{}, 1), make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/api/v1/auth/refresh":
+			entered <- struct{}{}
+			<-release
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{"access_token":"A2","refresh_token":"RA2","token_type":"Bearer","expires_in":900,"refresh_expires_in":1000,"session_id":"00000000-0000-0000-0000-000000000001"}`))
+		case "/api/v1/auth/logout":
+			w.WriteHeader(http.StatusNoContent)
+		default:
+			w.WriteHeader(http.StatusNotFound)
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL, entered, release
+}
+
+// A refresh still under way when the pair is replaced (another user signs in) or cleared
+// (Logout) does not bring its own pair back when it ends.
+func TestARefreshNeverOverwritesANewerPair(t *testing.T) {
+	for _, c := range []struct {
+		name   string
+		change func(*portcullis.Client)
+		want   string
+	}{
+		{"SetTokens", func(c *portcullis.Client) { c.SetTokens(api.TokenPair{AccessToken: "B1", RefreshToken: "RB1"}) }, "RB1"},
+		{"Logout", func(c *portcullis.Client) { _ = c.Logout(context.Background()) }, ""},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			url, entered, release := heldRefresh(t)
+			cl, err := portcullis.New(url, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cl.SetTokens(api.TokenPair{AccessToken: "A1", RefreshToken: "RA1"})
+			done := make(chan error, 1)
+			go func() { done <- cl.Refresh(context.Background()) }()
+			<-entered
+			c.change(cl)
+			close(release)
+			if err := <-done; err == nil {
+				t.Fatal("the refresh of a replaced pair reported success")
+			}
+			if got := cl.Tokens(); got.RefreshToken != c.want {
+				t.Fatalf("after %s and the old refresh's end, the stored refresh token is %q, want %q", c.name, got.RefreshToken, c.want)
+			}
+		})
+	}
+}
+
+// Logout reports a session it could not end: a 401 other than session-revoked (an expired access
+// token whose refresh failed) leaves the session alive at the service.
+func TestLogoutSaysWhenTheSessionMayStillBeAlive(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		switch r.URL.Path {
+		case "/api/v1/auth/refresh":
+			w.WriteHeader(http.StatusServiceUnavailable)
+			_, _ = w.Write([]byte(`{"type":"https://portcullis.dev/problems/overloaded","title":"Service Unavailable","status":503,"code":"overloaded"}`))
+		default:
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"type":"https://portcullis.dev/problems/invalid-token","title":"Unauthorized","status":401,"code":"invalid-token"}`))
+		}
+	}))
+	defer srv.Close()
+	c, err := portcullis.New(srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetTokens(api.TokenPair{AccessToken: "expired", RefreshToken: "R1"})
+	var p *portcullis.Problem
+	if err := c.Logout(context.Background()); !errors.As(err, &p) || p.Code != "invalid-token" {
+		t.Fatalf("Logout with an expired token and a failing refresh = %v, want the invalid-token problem", err)
+	}
+	if got := c.Tokens(); got.RefreshToken != "" {
+		t.Fatalf("Logout kept the tokens: %+v", got)
+	}
+}
