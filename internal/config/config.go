@@ -256,20 +256,26 @@ func (c Config) Redacted() map[string]any {
 	}
 }
 
-// keywordPassword is the password of a key=value connection string (host=db password=…),
-// quoted or not.
-var keywordPassword = regexp.MustCompile(`(?i)(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)`)
+// keywordPassword is a password of a key=value connection string (password=…, sslpassword=…),
+// quoted, or unquoted with backslash escapes.
+var keywordPassword = regexp.MustCompile(`(?i)(\b(?:ssl)?password\s*=\s*)('(?:[^'\\]|\\.)*'|(?:\\.|\S)+)`)
 
 // redactURL masks the passwords of a connection string in each form the drivers take: the URL's
-// userinfo, a password query parameter, and the password keyword of the key=value form.
+// userinfo, a password or sslpassword query parameter, and those keywords of the key=value
+// form. A URL whose userinfo holds a '#' parses as a fragment; it is shown only up to the host.
 func redactURL(raw string) string {
 	u, err := url.Parse(raw)
-	if err != nil || u.Scheme == "" {
+	switch {
+	case err != nil:
+		return "(unparseable)"
+	case u.Scheme == "":
 		return keywordPassword.ReplaceAllString(raw, "${1}xxxxx")
+	case u.Fragment != "" || u.RawFragment != "":
+		return u.Scheme + "://(redacted)"
 	}
 	q := u.Query()
 	for k := range q {
-		if strings.EqualFold(k, "password") {
+		if strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword") {
 			q.Set(k, "xxxxx")
 			u.RawQuery = q.Encode()
 		}

@@ -60,13 +60,17 @@ func TestRedactedHidesPasswords(t *testing.T) {
 		"postgresql://db/x?PASSWORD=hunter2",
 		"host=db user=u password=hunter2 dbname=x",
 		"host=db password = 'hunter2 with spaces' dbname=x",
+		`host=db password=hunter2\ escaped dbname=x`,
+		"host=db sslpassword=hunter2 sslkey=/k",
+		"postgres://db/x?sslpassword=hunter2",
+		"postgres://u:123#hunter2@db/x",
 	} {
 		c, err := Load(env(map[string]string{"DATABASE_URL": db, "REDIS_URL": "redis://:s3cret@r:6379/0?password=s3cret"}))
 		if err != nil {
 			t.Fatalf("%s: %v", db, err)
 		}
 		for k, v := range c.Redacted() {
-			if s, ok := v.(string); ok && (strings.Contains(s, "hunter2") || strings.Contains(s, "s3cret")) {
+			if s, ok := v.(string); ok && (strings.Contains(s, "hunter2") || strings.Contains(s, "escaped") || strings.Contains(s, "s3cret")) {
 				t.Fatalf("%s leaks a password: %s", k, s)
 			}
 		}
