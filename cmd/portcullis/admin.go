@@ -55,7 +55,7 @@ func createAdmin(ctx context.Context, cfg config.Config, args []string, stdin io
 	}
 	u, err := svc.Create(ctx, nil, nu)
 	if err != nil {
-		return describe(err, "create the admin")
+		return unapplied(describe(err, "create the admin"), generated)
 	}
 	_, err = fmt.Fprintf(stdout, "created admin %s (%s), id %s\n", u.Username, u.Email, u.ID)
 	return err
@@ -89,9 +89,23 @@ func setPassword(ctx context.Context, cfg config.Config, args []string, stdin io
 	}
 	u, revoked, err := svc.ResetPassword(ctx, nil, *email, pw)
 	if err != nil {
-		return describe(err, "set the password")
+		return unapplied(describe(err, "set the password"), generated)
 	}
 	_, err = fmt.Fprintf(stdout, "password set for %s (%s); %d sessions ended\n", u.Username, u.Email, len(revoked))
+	if err == nil && !u.IsActive {
+		_, err = fmt.Fprintln(stdout, "note: the account is disabled; it cannot sign in until an admin reactivates it")
+	}
+	if err == nil {
+		_, err = fmt.Fprintln(stdout, "note: an account locked by failed sign-ins stays locked until its failure budget refills")
+	}
+	return err
+}
+
+// unapplied says, when a generated password was shown, that it was not applied.
+func unapplied(err error, generated bool) error {
+	if generated {
+		return fmt.Errorf("%w (the password shown above was not applied)", err)
+	}
 	return err
 }
 
