@@ -19,6 +19,9 @@ func TestLoadDefaults(t *testing.T) {
 	if c.Postgres.URL != "postgres://127.0.0.1:5432/portcullis?sslmode=disable" || c.Redis.URL != "redis://127.0.0.1:6379/0" {
 		t.Fatalf("unexpected default URLs: %q %q", c.Postgres.URL, c.Redis.URL)
 	}
+	if c.Limits.IPv6Prefix != 64 {
+		t.Fatalf("IPv6 clients are limited by /%d, want /64", c.Limits.IPv6Prefix)
+	}
 	if c.Password.MemoryKiB != 19456 || c.Password.Iterations != 2 || c.Password.Parallelism != 1 {
 		t.Fatalf("argon2 defaults are not OWASP's: %+v", c.Password)
 	}
@@ -40,6 +43,8 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"negative retention", "PORTCULLIS_SESSION_RETENTION", "-1h", "PORTCULLIS_SESSION_RETENTION must be 0"},
 		{"audit retention too short", "PORTCULLIS_AUDIT_RETENTION", "12h", "PORTCULLIS_AUDIT_RETENTION must be 0"},
 		{"negative audit retention", "PORTCULLIS_AUDIT_RETENTION", "-24h", "PORTCULLIS_AUDIT_RETENTION must be 0"},
+		{"ipv6 prefix too wide", "PORTCULLIS_RATE_LIMIT_IPV6_PREFIX", "16", "PORTCULLIS_RATE_LIMIT_IPV6_PREFIX must be between 32 and 128"},
+		{"ipv6 prefix too long", "PORTCULLIS_RATE_LIMIT_IPV6_PREFIX", "129", "PORTCULLIS_RATE_LIMIT_IPV6_PREFIX must be between 32 and 128"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
