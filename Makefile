@@ -26,7 +26,7 @@ build: ## build the static binary into bin/portcullis
 	$(BUILD_ENV) $(GO) build $(BUILD_FLAGS) -o $(BIN) ./cmd/portcullis
 
 .PHONY: test
-test: services check-generated vet fmt-check lint-api check-observability contract sdk-ts bench-smoke ## generated code, vet, gofmt, spec lint, alert rules, contract, TS SDK, bench smoke, go test -race
+test: services check-generated check-tracked vet fmt-check lint-api check-observability contract sdk-ts bench-smoke ## generated code, no tracked binaries, vet, gofmt, spec lint, alert rules, contract, TS SDK, bench smoke, go test -race
 	$(GO) test -race -count=1 ./...
 
 .PHONY: lint-api
@@ -56,6 +56,16 @@ test-short: ## unit tests only (no PostgreSQL or Redis needed)
 .PHONY: vet
 vet: ## go vet
 	$(GO) vet ./...
+
+.PHONY: check-tracked
+check-tracked: ## fail when git tracks a built binary (ELF, Mach-O, PE) or a file over 2 MiB
+	@bad=$$(git ls-files -z | while IFS= read -r -d '' f; do \
+	  [ -f "$$f" ] || continue; \
+	  case "$$(head -c 4 "$$f" | od -An -tx1 | tr -d ' \n')" in \
+	    7f454c46|cffaedfe|cefaedfe|feedfacf|feedface|4d5a*) echo "$$f (a built binary)"; continue;; esac; \
+	  [ "$$(wc -c < "$$f")" -le 2097152 ] || echo "$$f (over 2 MiB)"; \
+	done); \
+	if [ -n "$$bad" ]; then echo "tracked files that belong outside git:"; echo "$$bad"; exit 1; fi
 
 .PHONY: fmt-check
 fmt-check: ## fail when gofmt would change a hand-written file
