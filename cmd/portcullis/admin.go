@@ -12,10 +12,17 @@ import (
 	"log/slog"
 	"strings"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/portcullis/portcullis/internal/app"
 	"github.com/portcullis/portcullis/internal/apperr"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/password"
 	"github.com/portcullis/portcullis/internal/postgres"
+	"github.com/portcullis/portcullis/internal/ratelimit"
+	"github.com/portcullis/portcullis/internal/redis"
+	"github.com/portcullis/portcullis/internal/sessions"
 	"github.com/portcullis/portcullis/internal/users"
 )
 
@@ -39,7 +46,7 @@ func createAdmin(ctx context.Context, cfg config.Config, args []string, stdin io
 	if err != nil {
 		return err
 	}
-	svc, closeDB, err := usersService(ctx, cfg)
+	svc, _, closeDB, err := usersService(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -63,8 +70,9 @@ func createAdmin(ctx context.Context, cfg config.Config, args []string, stdin io
 
 // setPassword sets the password of the account with -email from the command line, the way back
 // in for an admin who lost theirs: every session of the account ends, and the change is audited
-// with a null actor. Instances that cached a session's state keep it at most
-// PORTCULLIS_SESSION_CACHE_TTL. The password comes as in createAdmin.
+// with a null actor. Through the instances' shared Redis it then tells them (reachInstances), so
+// the ended sessions are refused at once and a lockout by failed sign-ins is lifted. The
+// password comes as in createAdmin.
 func setPassword(ctx context.Context, cfg config.Config, args []string, stdin io.Reader, stdout io.Writer) error {
 	fs := flag.NewFlagSet("admin set-password", flag.ContinueOnError)
 	email := fs.String("email", "", "the account's email address")
@@ -79,7 +87,12 @@ func setPassword(ctx context.Context, cfg config.Config, args []string, stdin io
 	if err != nil {
 		return err
 	}
-	svc, closeDB, err := usersService(ctx, cfg)
+	rc, err := redis.Open(cfg.Redis, quiet)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	svc, pool, closeDB, err := usersService(ctx, cfg, users.WithCache(rc, cfg.Redis.SessionCacheTTL))
 	if err != nil {
 		return err
 	}
@@ -95,11 +108,47 @@ func setPassword(ctx context.Context, cfg config.Config, args []string, stdin io
 	if err == nil && !u.IsActive {
 		_, err = fmt.Fprintln(stdout, "note: the account is disabled; it cannot sign in until an admin reactivates it")
 	}
-	if err == nil {
-		_, err = fmt.Fprintln(stdout, "note: an account locked by failed sign-ins stays locked until its failure budget refills")
+	missed := reachInstances(ctx, cfg, rc, pool, svc, u.Email, revoked)
+	if len(missed) == 0 && err == nil {
+		_, err = fmt.Fprintln(stdout, "running instances refuse the ended sessions at once, and the account's failed sign-ins are forgotten")
+	}
+	for _, m := range missed {
+		if err == nil {
+			_, err = fmt.Fprintln(stdout, "note: "+m)
+		}
 	}
 	return err
 }
+
+// reachInstances carries a password reset already committed to PostgreSQL to the running
+// instances through their shared Redis. The ended sessions get tombstones, so every instance
+// refuses them on its next request instead of trusting a cached state for up to
+// PORTCULLIS_SESSION_CACHE_TTL; the account's failed sign-in budget is reset, so an owner locked
+// out by failures (their own or an attacker's) signs in with the new password at once. It
+// returns what it could not do, for the operator to read. An instance that has itself lost Redis
+// keeps its own in-process lock until the budget refills.
+func reachInstances(ctx context.Context, cfg config.Config, rc *redis.Client, pool *pgxpool.Pool, svc *users.Service, email string, revoked []uuid.UUID) []string {
+	var missed []string
+	sess := sessions.NewService(sessions.NewStore(pool), rc, cfg.Redis.SessionCacheTTL, cfg.Auth, quiet)
+	if err := sess.Forget(ctx, revoked...); err != nil {
+		missed = append(missed, fmt.Sprintf("Redis could not be told (%v): running instances that cached an ended session may accept it for up to %s", err, cfg.Redis.SessionCacheTTL))
+	}
+	_, failures, err := app.ParseLimits(cfg.Limits)
+	var acct users.Account
+	if err == nil {
+		acct, err = svc.FindAccount(ctx, users.Credentials{Email: email})
+	}
+	if err == nil {
+		err = ratelimit.New(rc, quiet).Reset(ctx, failures, acct.FailureKey())
+	}
+	if err != nil {
+		missed = append(missed, fmt.Sprintf("the failed sign-ins could not be forgotten (%v): an account locked by them stays locked until its failure budget refills", err))
+	}
+	return missed
+}
+
+// quiet discards the logs of the services the CLI borrows: it reports to the operator itself.
+var quiet = slog.New(slog.DiscardHandler)
 
 // unapplied says, when a generated password was shown, that it was not applied.
 func unapplied(err error, generated bool) error {
@@ -138,20 +187,20 @@ func showGenerated(stdout io.Writer, pw string, generated bool, unshown string) 
 }
 
 // usersService opens the database, migrated first when so configured, and the users domain on
-// it with the configured hashing parameters; closeDB releases it.
-func usersService(ctx context.Context, cfg config.Config) (svc *users.Service, closeDB func(), err error) {
-	pool, err := postgres.Open(ctx, cfg.Postgres.URL, 2)
+// it with the configured hashing parameters and opts; closeDB releases it.
+func usersService(ctx context.Context, cfg config.Config, opts ...users.Option) (svc *users.Service, pool *pgxpool.Pool, closeDB func(), err error) {
+	pool, err = postgres.Open(ctx, cfg.Postgres.URL, 2)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if cfg.Postgres.AutoMigrate {
-		if err := postgres.Migrate(ctx, pool, "up", slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		if err := postgres.Migrate(ctx, pool, "up", quiet); err != nil {
 			pool.Close()
-			return nil, nil, fmt.Errorf("migrate: %w", err)
+			return nil, nil, nil, fmt.Errorf("migrate: %w", err)
 		}
 	}
 	hasher := password.NewHasher(password.Params{MemoryKiB: cfg.Password.MemoryKiB, Iterations: cfg.Password.Iterations, Parallelism: cfg.Password.Parallelism})
-	return users.NewService(users.NewStore(pool), hasher, password.NewGate(1, 0), slog.New(slog.NewTextHandler(io.Discard, nil))), pool.Close, nil
+	return users.NewService(users.NewStore(pool), hasher, password.NewGate(1, 0), quiet, opts...), pool, pool.Close, nil
 }
 
 // describe spells out a domain error of doing something for a terminal, naming the offending

@@ -23,6 +23,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/portcullis/portcullis/gen/api"
 	"github.com/portcullis/portcullis/internal/password"
 	"github.com/portcullis/portcullis/internal/postgres"
 	"github.com/portcullis/portcullis/internal/testenv"
@@ -219,7 +220,7 @@ func TestAdminCreate(t *testing.T) {
 func TestAdminSetPassword(t *testing.T) {
 	url := testenv.NewDB(t)
 	ctx := context.Background()
-	cheap := map[string]string{"DATABASE_URL": url, "PORTCULLIS_ARGON2_MEMORY_KIB": "64", "PORTCULLIS_ARGON2_ITERATIONS": "1"}
+	cheap := map[string]string{"DATABASE_URL": url, "PORTCULLIS_REDIS_PREFIX": testenv.RedisPrefix(t), "PORTCULLIS_ARGON2_MEMORY_KIB": "64", "PORTCULLIS_ARGON2_ITERATIONS": "1"}
 	const old = "the first admin passphrase"
 	if err := run(ctx, []string{"admin", "create", "-email", "root@example.com", "-username", "root", "-password-stdin"}, env(cheap), strings.NewReader(old+"\n"), &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
@@ -390,4 +391,121 @@ func TestShutdownLetsInFlightRequestsFinish(t *testing.T) {
 		t.Fatalf("in-flight login during shutdown: %d, want its real answer 401", got)
 	}
 	srv.stop(t)
+}
+
+// set-password reaches the running instances through Redis: a session it ends is refused on the
+// next request, not after PORTCULLIS_SESSION_CACHE_TTL (30 s) of cached trust, and an owner
+// locked out by failed sign-ins gets in with the new password at once.
+func TestAdminSetPasswordReachesRunningInstances(t *testing.T) {
+	vars := map[string]string{
+		"DATABASE_URL":                                 testenv.NewDB(t),
+		"REDIS_URL":                                    testenv.RedisURL(),
+		"PORTCULLIS_REDIS_PREFIX":                      testenv.RedisPrefix(t),
+		"PORTCULLIS_ARGON2_MEMORY_KIB":                 "64",
+		"PORTCULLIS_ARGON2_ITERATIONS":                 "1",
+		"PORTCULLIS_RATE_LIMIT_LOGIN_ACCOUNT_FAILURES": "2/1h",
+	}
+	ctx := context.Background()
+	const old, next = "the first admin passphrase", "the recovered admin passphrase"
+	if err := run(ctx, []string{"admin", "create", "-email", "root@example.com", "-username", "root", "-password-stdin"}, env(vars), strings.NewReader(old+"\n"), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, vars, http.DefaultClient, "http")
+	defer s.stop(t)
+	c, err := api.NewClientWithResponses("http://" + s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	email := api.Email("root@example.com")
+	login := func(pw string) *api.LoginResponse {
+		t.Helper()
+		r, err := c.LoginWithResponse(ctx, api.LoginJSONRequestBody{Email: &email, Password: pw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	signedIn := login(old)
+	if signedIn.JSON200 == nil {
+		t.Fatalf("login: %d %s", signedIn.StatusCode(), signedIn.Body)
+	}
+	bearer := func(_ context.Context, r *http.Request) error {
+		r.Header.Set("Authorization", "Bearer "+signedIn.JSON200.AccessToken)
+		return nil
+	}
+	me := func() int {
+		t.Helper()
+		r, err := c.GetMeWithResponse(ctx, bearer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.StatusCode()
+	}
+	if got := me(); got != http.StatusOK { // the instance now holds the session's state
+		t.Fatalf("GET /users/me: %d", got)
+	}
+	for range 2 {
+		if r := login("a wrong passphrase here"); r.StatusCode() != http.StatusUnauthorized {
+			t.Fatalf("wrong password: %d %s", r.StatusCode(), r.Body)
+		}
+	}
+	if r := login(old); r.StatusCode() != http.StatusTooManyRequests || !strings.Contains(string(r.Body), "account-locked") {
+		t.Fatalf("the right password past the failure budget: %d %s, want 429 account-locked", r.StatusCode(), r.Body)
+	}
+
+	var out bytes.Buffer
+	if err := run(ctx, []string{"admin", "set-password", "-email", "root@example.com", "-password-stdin"}, env(vars), strings.NewReader(next+"\n"), &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "running instances refuse the ended sessions at once") {
+		t.Fatalf("set-password said %q", out.String())
+	}
+	// Redis pushes the tombstone to the instance before set-password returns; the push may still
+	// be in the instance's socket, so a moment is allowed (the cached state would last 30 s).
+	deadline := time.Now().Add(time.Second)
+	for me() != http.StatusUnauthorized {
+		if time.Now().After(deadline) {
+			t.Fatal("the instance still accepts a session set-password ended")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r := login(next); r.JSON200 == nil {
+		t.Fatalf("the new password after set-password: %d %s, want 200 (the lockout lifted)", r.StatusCode(), r.Body)
+	}
+}
+
+// Without Redis, set-password still sets the password in PostgreSQL and says what it could not
+// carry to the running instances.
+func TestAdminSetPasswordWithoutRedisSaysWhatItMissed(t *testing.T) {
+	vars := map[string]string{
+		"DATABASE_URL":                 testenv.NewDB(t),
+		"REDIS_URL":                    "redis://127.0.0.1:1/0", // nothing listens on port 1
+		"PORTCULLIS_ARGON2_MEMORY_KIB": "64",
+		"PORTCULLIS_ARGON2_ITERATIONS": "1",
+	}
+	ctx := context.Background()
+	if err := run(ctx, []string{"admin", "create", "-email", "root@example.com", "-username", "root", "-password-stdin"}, env(vars), strings.NewReader("the first admin passphrase\n"), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := postgres.Open(ctx, vars["DATABASE_URL"], 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `INSERT INTO user_sessions (id, user_id, refresh_token_hash, created_at, last_used_at, expires_at)
+		SELECT gen_random_uuid(), id, sha256('r'::bytea), now(), now(), now() + interval '1 day' FROM users`); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := run(ctx, []string{"admin", "set-password", "-email", "root@example.com", "-password-stdin"}, env(vars), strings.NewReader("the recovered admin passphrase\n"), &out); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"password set for root (root@example.com); 1 sessions ended", "may accept it for up to 30s", "stays locked until its failure budget refills"} {
+		if !strings.Contains(out.String(), want) {
+			t.Fatalf("set-password without Redis said %q; want it to mention %q", out.String(), want)
+		}
+	}
+	if strings.Contains(out.String(), "refuse the ended sessions at once") {
+		t.Fatalf("set-password without Redis claims the instances were told: %q", out.String())
+	}
 }

@@ -78,7 +78,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	hasher := password.NewHasherFor(password.Params{
 		MemoryKiB: cfg.Password.MemoryKiB, Iterations: cfg.Password.Iterations, Parallelism: cfg.Password.Parallelism,
 	}, cfg.Password.Concurrency)
-	limits, loginFailures, err := parseLimits(cfg.Limits)
+	limits, loginFailures, err := ParseLimits(cfg.Limits)
 	if err != nil {
 		return nil, err
 	}
@@ -90,7 +90,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	})
 	a.Metrics.ObserveHashing(gate.Load)
 	userSvc := users.NewService(users.NewStore(pool), hasher, gate, logger,
-		users.WithCache(redis.NewCoherent(a.redis, "user:", cfg.Redis.SessionCacheTTL)))
+		users.WithCache(a.redis, cfg.Redis.SessionCacheTTL))
 	a.Users = userSvc
 	sessionSvc := sessions.NewService(sessions.NewStore(pool), a.redis, cfg.Redis.SessionCacheTTL, cfg.Auth, logger)
 	sessionSvc.OnRevoke(func(reason string, n int) { a.Metrics.Revocations.WithLabelValues(reason).Add(float64(n)) })
@@ -175,8 +175,9 @@ func (a *App) sample(ctx context.Context, deps map[string]httpserver.Pinger, s *
 	}
 }
 
-// parseLimits reads the configured rate limits, naming the variable of any malformed one.
-func parseLimits(c config.Limits) (httpserver.Limits, ratelimit.Limit, error) {
+// ParseLimits reads the configured rate limits, naming the variable of any malformed one; the
+// second result is the per-account login failure budget.
+func ParseLimits(c config.Limits) (httpserver.Limits, ratelimit.Limit, error) {
 	var (
 		l    = httpserver.Limits{IPv6Prefix: c.IPv6Prefix}
 		fail ratelimit.Limit

@@ -127,13 +127,13 @@ func (l *Limiter) Peek(ctx context.Context, lim Limit, key string) Result {
 }
 
 // Reset forgets key under lim, in Redis and in the local limiter. It is best effort: a Redis
-// failure is only logged, at most once per 10s.
-func (l *Limiter) Reset(ctx context.Context, lim Limit, key string) {
+// failure is logged, at most once per 10s, and returned for callers that report it (the CLI).
+func (l *Limiter) Reset(ctx context.Context, lim Limit, key string) error {
 	name := bucket(lim, key)
 	l.local.reset(name)
 	l.leases.drop(name)
 	if l.rc == nil {
-		return
+		return nil
 	}
 	err := l.rc.Do(ctx, func(ctx context.Context, rc rueidis.Client) error {
 		return rc.Do(ctx, rc.B().Del().Key(l.rc.Key(name)).Build()).Error()
@@ -141,6 +141,7 @@ func (l *Limiter) Reset(ctx context.Context, lim Limit, key string) {
 	if err != nil {
 		l.warn(ctx, "rate limit reset: redis failed", err)
 	}
+	return err
 }
 
 // Refund gives back one event recorded by Allow for key under lim, for an event that turned out

@@ -198,14 +198,17 @@ func (s *Service) List(ctx context.Context, userID uuid.UUID) ([]Session, error)
 
 // Forget replaces the cached states of sessions just revoked in PostgreSQL with tombstones, so
 // every instance refuses them on the next request. When Redis cannot be reached the ids are
-// remembered: this instance stops trusting the cache for them and retries until it succeeds.
-func (s *Service) Forget(ctx context.Context, ids ...uuid.UUID) {
+// remembered: this instance stops trusting the cache for them and retries until it succeeds (in
+// Run), and the error is returned for callers that report it (the CLI, which runs no retries).
+func (s *Service) Forget(ctx context.Context, ids ...uuid.UUID) error {
 	if len(ids) == 0 {
-		return
+		return nil
 	}
-	if err := s.cache.tombstone(ctx, s.now(), ids...); err != nil {
+	err := s.cache.tombstone(ctx, s.now(), ids...)
+	if err != nil {
 		s.logger.WarnContext(ctx, "session cache invalidation failed; will retry", "error", err, "sessions", len(ids))
 	}
+	return err
 }
 
 // Refresh makes every instance re-read the state of sessions ids from PostgreSQL on their next

@@ -15,9 +15,13 @@ import (
 // Option configures a Service.
 type Option func(*Service)
 
-// WithCache serves Get from c (see redis.Coherent): a user's record is read from PostgreSQL once
-// and then from memory, until any instance changes it.
-func WithCache(c *redis.Coherent) Option { return func(s *Service) { s.cache = c } }
+// WithCache serves Get from rc's coherent cache of user records (see redis.Coherent), shared by
+// every instance and kept ttl at most: a user's record is read from PostgreSQL once and then from
+// memory, until any instance changes it. A process that only writes (the CLI) sets it too, so its
+// changes reach the running instances' copies.
+func WithCache(rc *redis.Client, ttl time.Duration) Option {
+	return func(s *Service) { s.cache = redis.NewCoherent(rc, "user:", ttl) }
+}
 
 // cached returns id's record from the cache, and whether a fill is allowed after a miss.
 func (s *Service) cached(ctx context.Context, id uuid.UUID) (u User, hit, fill bool) {
