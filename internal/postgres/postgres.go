@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
 
 	"github.com/portcullis/portcullis/db"
 	dbgen "github.com/portcullis/portcullis/gen/db"
@@ -80,7 +81,16 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, command string, logger *sl
 	}
 	sqlDB := stdlib.OpenDBFromPool(pool)
 	defer sqlDB.Close()
-	provider, err := goose.NewProvider(goose.DialectPostgres, sqlDB, migrations)
+	// Every instance migrates at start: instances started at once (a rolling deploy, several
+	// replicas) would otherwise run the same pending migration side by side, and all but one
+	// fail to start (or a migration that tolerates it runs twice). A session advisory lock
+	// makes them take turns; the next one in finds nothing left to do. It is polled every
+	// second, for at most 10 minutes.
+	locker, err := lock.NewPostgresSessionLocker(lock.WithLockTimeout(1, 600))
+	if err != nil {
+		return err
+	}
+	provider, err := goose.NewProvider(goose.DialectPostgres, sqlDB, migrations, goose.WithSessionLocker(locker))
 	if err != nil {
 		return fmt.Errorf("load migrations: %w", err)
 	}
