@@ -83,6 +83,14 @@ func (s *Service) Rotate(ctx context.Context, force bool) error {
 	// A key is pruned once its successor has been signing for longer than a token lives.
 	cutoff := now.Add(-s.cfg.AccessTokenTTL - s.cfg.ClockSkew)
 	err := s.store.rotate(ctx, cutoff, func(keys []storedKey) (*storedKey, error) {
+		// An instance that cannot open the keys (a wrong or missing key encryption key) writes
+		// none: a key sealed with a KEK the others lack would stop them all from reloading, and
+		// from starting again even once this one's KEK is fixed.
+		for _, k := range keys {
+			if _, err := k.open(s.cfg.KeyEncryptionKey); err != nil {
+				return nil, err
+			}
+		}
 		var active *storedKey
 		for i := range keys {
 			if !keys[i].ActivatesAt.After(now) {

@@ -1103,3 +1103,27 @@ func TestVerifyRefusesImpossibleLifetimes(t *testing.T) {
 		})
 	}
 }
+
+// An instance started with the wrong PORTCULLIS_KEY_ENCRYPTION_KEY, or none, while a rotation
+// is due refuses to start without writing a key: a key sealed with a KEK the others do not
+// hold would stop every instance from reloading, and from starting again once the KEK is
+// fixed; one stored unsealed would put a private key in the clear.
+func TestWrongKeyEncryptionKeyWritesNoKey(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	f.clock.Advance(f.cfg.SigningKeyRotation) // the next key is overdue
+	for name, kek := range map[string][]byte{"different kek": testConfig(t).KeyEncryptionKey, "no kek": nil} {
+		cfg := f.cfg
+		cfg.KeyEncryptionKey = kek
+		if _, err := newService(t.Context(), openPool(t, f.url), cfg, testenv.Logger(t), f.clock.Now); err == nil {
+			t.Errorf("%s: newService() succeeded", name)
+		}
+		if n := countKeys(t, f.pool); n != 1 {
+			t.Errorf("%s: %d signing keys after the failed start, want 1", name, n)
+		}
+	}
+	// The right KEK still starts, and rotates.
+	if n := countPending(t, f.instance(t).store.pool, f.clock.Now()); n != 1 {
+		t.Errorf("%d pending keys after a start with the right KEK, want 1", n)
+	}
+}
