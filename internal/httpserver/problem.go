@@ -14,6 +14,7 @@ import (
 
 	api "github.com/portcullis/portcullis/gen/api"
 	"github.com/portcullis/portcullis/internal/apperr"
+	"github.com/portcullis/portcullis/internal/postgres"
 )
 
 // problemBase prefixes every problem type; the code completes it.
@@ -94,6 +95,10 @@ func (s *Server) toProblem(err error, c echo.Context) api.Problem {
 		if ae.Kind == apperr.Internal {
 			detail = "an internal error occurred"
 		}
+	case postgres.Unavailable(err):
+		// PostgreSQL unreachable, restarting or full, or a deadlock: retry, not a bug.
+		status, code, detail = http.StatusServiceUnavailable, "unavailable", "the database is unavailable; retry shortly"
+		c.Response().Header().Set(echo.HeaderRetryAfter, "1")
 	case errors.As(err, &he):
 		status = he.Code
 		code = statusCodes[status]

@@ -6,8 +6,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"strings"
 	"time"
 
@@ -154,6 +156,30 @@ func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(q *dbgen.Queries) err
 func IsCode(err error, code string) bool {
 	var pgErr *pgconn.PgError
 	return errors.As(err, &pgErr) && pgErr.Code == code
+}
+
+// Unavailable reports whether err says PostgreSQL could not serve a statement for a reason that
+// passes: the server unreachable or the connection lost, the server shutting down, starting or
+// out of connections, or a serialization failure or deadlock that chose this transaction. A
+// retry shortly may succeed, so the HTTP layer answers 503 with Retry-After, not 500 (which
+// says the service has a bug). Errors of the statement itself (constraints, bad input) are not.
+func Unavailable(err error) bool {
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) {
+		switch class := pgErr.Code[:min(2, len(pgErr.Code))]; {
+		case class == "08", class == "53": // connection exception, insufficient resources
+			return true
+		case pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03": // shutting down, starting
+			return true
+		case pgErr.Code == "40001", pgErr.Code == "40P01": // serialization failure, deadlock
+			return true
+		}
+		return false
+	}
+	var connectErr *pgconn.ConnectError
+	var netErr net.Error
+	return errors.As(err, &connectErr) || errors.As(err, &netErr) || pgconn.SafeToRetry(err) ||
+		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
 
 // IsUniqueViolation reports whether err violates the unique constraint or index named constraint.

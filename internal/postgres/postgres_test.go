@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/portcullis/portcullis/db"
 	"github.com/portcullis/portcullis/internal/postgres"
@@ -134,5 +135,24 @@ func TestEmailMigrationFoldsToNFCWithoutCollisions(t *testing.T) {
 		if got != nfc {
 			t.Errorf("%s: email in NFC = %v, want %v", name, got, nfc)
 		}
+	}
+}
+
+// Unavailable tells a passing failure of PostgreSQL (503, retry) from one of the statement.
+func TestUnavailable(t *testing.T) {
+	for code, want := range map[string]bool{
+		"08006": true, "53300": true, "57P01": true, "57P03": true, "40001": true, "40P01": true,
+		"23505": false, "23514": false, "22001": false, "22P02": false, "42P01": false, "57014": false,
+	} {
+		if got := postgres.Unavailable(fmt.Errorf("wrapped: %w", &pgconn.PgError{Code: code})); got != want {
+			t.Errorf("Unavailable(SQLSTATE %s) = %v, want %v", code, got, want)
+		}
+	}
+	_, err := postgres.Open(context.Background(), "postgres://127.0.0.1:1/nothing?connect_timeout=2", 2)
+	if !postgres.Unavailable(err) {
+		t.Errorf("Unavailable(%v) = false for a refused connection", err)
+	}
+	if postgres.Unavailable(context.Canceled) || postgres.Unavailable(pgx.ErrNoRows) {
+		t.Error("Unavailable is true for a cancelled request or no rows")
 	}
 }
