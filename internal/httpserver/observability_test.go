@@ -267,3 +267,45 @@ func TestReadinessDrainsBeforeShutdown(t *testing.T) {
 		t.Fatal("liveness failed while draining")
 	}
 }
+
+// The method label is bounded too: a client may send any token as the method, and each one
+// used to become a new series of the request counter and of every histogram bucket, for the
+// unmatched route and for real routes alike (the rate limit does not help: a refused request is
+// counted as well). Methods outside the standard ones are counted as "OTHER".
+func TestMetricsMethodLabelIsBounded(t *testing.T) {
+	var logs syncBuffer
+	_, a := startObserved(t, &logs)
+	scrape := func() string {
+		rec := httptest.NewRecorder()
+		a.Metrics.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+		return rec.Body.String()
+	}
+	count := func(body string) int {
+		n := 0
+		for _, l := range strings.Split(body, "\n") {
+			if strings.HasPrefix(l, "portcullis_http_request") {
+				n++
+			}
+		}
+		return n
+	}
+	before := count(scrape())
+	for i := range 200 {
+		for _, path := range []string{"/random", "/api/v1/users/me", "/healthz"} {
+			req := httptest.NewRequest("GET", path, nil)
+			req.Method = fmt.Sprintf("M%05dX", i)
+			a.Handler.ServeHTTP(httptest.NewRecorder(), req)
+		}
+	}
+	after := scrape()
+	// One method ("OTHER") on three routes, each a counter, a histogram's buckets, sum and count.
+	if grown := count(after) - before; grown > 3*(1+12+3) {
+		t.Fatalf("200 made-up methods added %d metric lines", grown)
+	}
+	if strings.Contains(after, "M00001X") {
+		t.Fatal("a made-up method became a label value")
+	}
+	if !strings.Contains(after, `method="OTHER"`) {
+		t.Fatal("made-up methods are not counted as OTHER")
+	}
+}

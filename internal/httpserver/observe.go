@@ -2,6 +2,7 @@ package httpserver
 
 import (
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -33,15 +34,16 @@ func (s *Server) observe(m *telemetry.Metrics) echo.MiddlewareFunc {
 			if route == "" || c.Response().Status == 404 && code == "not-found" {
 				route = "unmatched"
 			}
+			method := methodLabel(c.Request().Method)
 			if span := trace.SpanFromContext(c.Request().Context()); span.IsRecording() {
-				span.SetName(c.Request().Method + " " + route)
+				span.SetName(method + " " + route)
 				span.SetAttributes(attribute.String("http.route", route))
 			}
 			status := c.Response().Status
 			elapsed := time.Since(begin)
 			if m != nil {
-				m.Requests.WithLabelValues(route, c.Request().Method, statusClass(status)).Inc()
-				m.Duration.WithLabelValues(route, c.Request().Method).Observe(elapsed.Seconds())
+				m.Requests.WithLabelValues(route, method, statusClass(status)).Inc()
+				m.Duration.WithLabelValues(route, method).Observe(elapsed.Seconds())
 				recordOutcome(m, route, status, code)
 			}
 			ctx := c.Request().Context()
@@ -107,6 +109,18 @@ func recordOutcome(m *telemetry.Metrics, route string, status int, code string) 
 			m.RefreshReuse.Inc()
 		}
 	}
+}
+
+// methodLabel bounds the method label and span name: net/http accepts any token as a method,
+// and each made-up one would otherwise add a series per route (a counter and every histogram
+// bucket), even for requests the rate limit refuses. The access log keeps the method as sent.
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "OTHER"
 }
 
 func statusClass(status int) string {
