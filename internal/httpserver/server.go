@@ -124,13 +124,6 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
-		DisablePrintStack: true,
-		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
-			s.logger.ErrorContext(c.Request().Context(), "panic", "error", err, "stack", string(stack))
-			return err
-		},
-	}))
 	// Spans are named by the route template (otelecho uses c.Path()); an incoming traceparent
 	// continues its trace.
 	e.Use(otelecho.Middleware("portcullis", otelecho.WithSkipper(func(c echo.Context) bool {
@@ -143,6 +136,19 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 		return !telemetry.Tracing() && len(c.Request().Header["Traceparent"]) == 0
 	})))
 	e.Use(s.observe(d.Metrics))
+	// Inside observe, so a panic is answered through the one error mapper, gets its access line
+	// and is counted as a 5xx; its stack (the panicking goroutine's only) is logged once, here.
+	// The stack must be captured (DisablePrintStack would leave it empty) for LogErrorFunc to
+	// log it; echo prints nothing itself when LogErrorFunc is set.
+	e.Use(middleware.RecoverWithConfig(middleware.RecoverConfig{
+		DisableStackAll:     true,
+		DisableErrorHandler: true, // return the error to observe, which answers and counts it
+		LogErrorFunc: func(c echo.Context, err error, stack []byte) error {
+			s.logger.ErrorContext(c.Request().Context(), "panic", "error", err, "stack", string(stack),
+				"request_id", c.Response().Header().Get(echo.HeaderXRequestID))
+			return err
+		},
+	}))
 	e.Use(securityHeaders(cfg))
 	e.Use(s.requestContext)
 	e.Use(cors(cfg))
