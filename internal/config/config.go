@@ -230,7 +230,8 @@ func (c Config) validate() error {
 	check(c.Limits.IPv6Prefix >= 32 && c.Limits.IPv6Prefix <= 128, "PORTCULLIS_RATE_LIMIT_IPV6_PREFIX must be between 32 and 128")
 	for _, o := range c.HTTP.CORSOrigins {
 		u, err := url.Parse(o)
-		check(err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && u.Path == "" && u.RawQuery == "" && o == u.Scheme+"://"+u.Host,
+		// url.Parse takes '*' in a host, and Echo's CORS would read it as a wildcard.
+		check(err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && !strings.Contains(u.Host, "*") && u.Path == "" && u.RawQuery == "" && o == u.Scheme+"://"+u.Host,
 			"PORTCULLIS_CORS_ORIGINS: %q is not an exact origin such as https://app.example.com (no wildcards, no null)", o)
 	}
 	for _, u := range []struct{ name, raw string }{{"DATABASE_URL", c.Postgres.URL}, {"REDIS_URL", c.Redis.URL}} {

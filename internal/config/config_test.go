@@ -38,6 +38,10 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"wildcard origin", "PORTCULLIS_CORS_ORIGINS", "*", "exact origin"},
 		{"null origin", "PORTCULLIS_CORS_ORIGINS", "null", "exact origin"},
 		{"origin with path", "PORTCULLIS_CORS_ORIGINS", "https://app.example.com/x", "exact origin"},
+		// Echo's CORS reads '*' in an allowed origin as a wildcard (and "http://a*" as any http
+		// origin starting with a), so the "no wildcards" promise needs '*' refused anywhere.
+		{"subdomain wildcard origin", "PORTCULLIS_CORS_ORIGINS", "https://*.example.com", "exact origin"},
+		{"trailing wildcard origin", "PORTCULLIS_CORS_ORIGINS", "https://app.example.com,http://a*", "exact origin"},
 		{"half of tls", "PORTCULLIS_TLS_CERT_FILE", "/x.pem", "set together"},
 		{"retention too short", "PORTCULLIS_SESSION_RETENTION", "10m", "PORTCULLIS_SESSION_RETENTION must be 0"},
 		{"negative retention", "PORTCULLIS_SESSION_RETENTION", "-1h", "PORTCULLIS_SESSION_RETENTION must be 0"},

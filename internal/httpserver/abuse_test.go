@@ -457,6 +457,15 @@ func TestCORSAllowList(t *testing.T) {
 			}
 		})
 	}
+	// The allow-list is matched exactly, whatever it holds: Echo's own matching would read '*'
+	// in an entry as a wildcard (the configuration refuses one, but it is not the only guard).
+	pattern := start(t, func(c *config.Config) { c.HTTP.CORSOrigins = []string{"https://*.example.com", "http://a*"} })
+	for _, origin := range []string{"https://evil.example.com", "http://attacker.example"} {
+		resp, _ := pattern.raw(t, "GET", "/api/v1/users/me", "", nil, "Origin", origin)
+		if got := resp.Header.Get("Access-Control-Allow-Origin"); got != "" {
+			t.Fatalf("origin %s allowed by a pattern: Access-Control-Allow-Origin = %q", origin, got)
+		}
+	}
 	none := start(t)
 	resp, _ := none.raw(t, "GET", "/healthz", "", nil, "Origin", "https://app.example.com")
 	if resp.Header.Get("Access-Control-Allow-Origin") != "" {

@@ -50,8 +50,14 @@ func cors(cfg config.HTTP) echo.MiddlewareFunc {
 	if len(cfg.CORSOrigins) == 0 {
 		return func(next echo.HandlerFunc) echo.HandlerFunc { return next }
 	}
+	// Matched exactly, by our own function: given AllowOrigins, Echo would read '*' in an entry
+	// as a wildcard and match subdomains and patterns.
+	allowed := make(map[string]bool, len(cfg.CORSOrigins))
+	for _, o := range cfg.CORSOrigins {
+		allowed[o] = true
+	}
 	return middleware.CORSWithConfig(middleware.CORSConfig{
-		AllowOrigins:     cfg.CORSOrigins,
+		AllowOriginFunc:  func(origin string) (bool, error) { return allowed[origin], nil },
 		AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete},
 		AllowHeaders:     []string{echo.HeaderAuthorization, echo.HeaderContentType, echo.HeaderXRequestID},
 		ExposeHeaders:    []string{echo.HeaderXRequestID, "RateLimit", "RateLimit-Policy", echo.HeaderRetryAfter, echo.HeaderWWWAuthenticate, "Deprecation", "Sunset"},
