@@ -15,7 +15,10 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/portcullis ./cmd/p
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/portcullis /usr/local/bin/portcullis
 USER nonroot:nonroot
-ENV PORTCULLIS_HTTP_ADDR=:8080
-EXPOSE 8080
+# Every interface, metrics included: a listener on loopback inside the container (the binary's
+# default for metrics, safe on a shared host) answers nobody, and Prometheus scrapes port 9090.
+# Keep port 9090 off the public network (the API is 8080).
+ENV PORTCULLIS_HTTP_ADDR=:8080 PORTCULLIS_METRICS_ADDR=:9090
+EXPOSE 8080 9090
 ENTRYPOINT ["/usr/local/bin/portcullis"]
 CMD ["serve"]
