@@ -38,6 +38,10 @@ Configuration comes from environment variables; see README.md.`
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal starts the drain and graceful shutdown; unregistering then gives the next
+	// one its default action, so a second SIGTERM or Ctrl-C ends the process at once instead of
+	// being swallowed until the drain and the shutdown timeout run out.
+	go func() { <-ctx.Done(); stop() }()
 	if err := run(ctx, os.Args[1:], getenv, os.Stdin, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "portcullis:", err)
 		os.Exit(1)
