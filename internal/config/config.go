@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"regexp"
 	"runtime"
@@ -146,7 +147,7 @@ func load(r reader) (Config, error) {
 			URL:            r.str("DATABASE_URL", "postgres://127.0.0.1:5432/portcullis?sslmode=disable"),
 			AutoMigrate:    r.bool("PORTCULLIS_AUTO_MIGRATE", true),
 			CreateDatabase: r.bool("PORTCULLIS_CREATE_DATABASE", false),
-			MaxConns:       int32(r.int("PORTCULLIS_DB_MAX_CONNS", 16)),
+			MaxConns:       int32(r.intUpTo("PORTCULLIS_DB_MAX_CONNS", 16, math.MaxInt32)),
 		},
 		Redis: Redis{
 			URL:             r.str("REDIS_URL", "redis://127.0.0.1:6379/0"),
@@ -170,9 +171,9 @@ func load(r reader) (Config, error) {
 			VerifiedTokenCache:  r.int("PORTCULLIS_TOKEN_CACHE_SIZE", 65536),
 		},
 		Password: Password{
-			MemoryKiB:   uint32(r.int("PORTCULLIS_ARGON2_MEMORY_KIB", 19456)),
-			Iterations:  uint32(r.int("PORTCULLIS_ARGON2_ITERATIONS", 2)),
-			Parallelism: uint8(r.int("PORTCULLIS_ARGON2_PARALLELISM", 1)),
+			MemoryKiB:   uint32(r.intUpTo("PORTCULLIS_ARGON2_MEMORY_KIB", 19456, math.MaxUint32)),
+			Iterations:  uint32(r.intUpTo("PORTCULLIS_ARGON2_ITERATIONS", 2, math.MaxUint32)),
+			Parallelism: uint8(r.intUpTo("PORTCULLIS_ARGON2_PARALLELISM", 1, math.MaxUint8)),
 			Concurrency: r.int("PORTCULLIS_HASH_CONCURRENCY", runtime.GOMAXPROCS(0)),
 			Queue:       r.int("PORTCULLIS_HASH_QUEUE", 2*runtime.GOMAXPROCS(0)),
 		},
@@ -224,6 +225,19 @@ func (c Config) validate() error {
 	check(c.HTTP.MaxBodyBytes >= 1024, "PORTCULLIS_HTTP_MAX_BODY_BYTES must be at least 1024")
 	check(c.Postgres.MaxConns >= 2, "PORTCULLIS_DB_MAX_CONNS must be at least 2")
 	check(c.Redis.Timeout > 0, "PORTCULLIS_REDIS_TIMEOUT must be positive")
+	// net/http reads a zero or negative timeout as none, which would silently turn off the
+	// protection against slow clients; a zero shutdown timeout would cut in-flight requests.
+	for _, d := range []struct {
+		name string
+		v    time.Duration
+	}{
+		{"PORTCULLIS_HTTP_READ_HEADER_TIMEOUT", c.HTTP.ReadHeaderTimeout}, {"PORTCULLIS_HTTP_READ_TIMEOUT", c.HTTP.ReadTimeout},
+		{"PORTCULLIS_HTTP_WRITE_TIMEOUT", c.HTTP.WriteTimeout}, {"PORTCULLIS_HTTP_IDLE_TIMEOUT", c.HTTP.IdleTimeout},
+		{"PORTCULLIS_HTTP_SHUTDOWN_TIMEOUT", c.HTTP.ShutdownTimeout},
+	} {
+		check(d.v > 0, "%s must be positive", d.name)
+	}
+	check(c.ShutdownDrain >= 0, "PORTCULLIS_SHUTDOWN_DRAIN must not be negative")
 	check(c.Redis.SessionCacheTTL >= time.Second, "PORTCULLIS_SESSION_CACHE_TTL must be at least 1s")
 	check((c.HTTP.TLSCertFile == "") == (c.HTTP.TLSKeyFile == ""), "PORTCULLIS_TLS_CERT_FILE and PORTCULLIS_TLS_KEY_FILE must be set together")
 	check(c.Password.Concurrency >= 1, "PORTCULLIS_HASH_CONCURRENCY must be at least 1")
@@ -316,6 +330,16 @@ func (r *reader) int(key string, def int) int {
 	n, err := strconv.Atoi(v)
 	if err != nil || n < 0 {
 		r.errs = append(r.errs, fmt.Errorf("%s: %q is not a non-negative integer", key, v))
+	}
+	return n
+}
+
+// intUpTo is int for a field narrower than int: a value above max is refused rather than
+// wrapped around to a small one (4294967304 KiB of argon2 memory would be 8).
+func (r *reader) intUpTo(key string, def, max int) int {
+	n := r.int(key, def)
+	if n > max {
+		r.errs = append(r.errs, fmt.Errorf("%s: %d is more than %d", key, n, max))
 	}
 	return n
 }

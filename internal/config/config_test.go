@@ -43,6 +43,18 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"subdomain wildcard origin", "PORTCULLIS_CORS_ORIGINS", "https://*.example.com", "exact origin"},
 		{"trailing wildcard origin", "PORTCULLIS_CORS_ORIGINS", "https://app.example.com,http://a*", "exact origin"},
 		{"half of tls", "PORTCULLIS_TLS_CERT_FILE", "/x.pem", "set together"},
+		// net/http reads a zero or negative timeout as none: the slow-client protection would be
+		// silently off, and a zero shutdown timeout cuts every in-flight request.
+		{"no read header timeout", "PORTCULLIS_HTTP_READ_HEADER_TIMEOUT", "0s", "PORTCULLIS_HTTP_READ_HEADER_TIMEOUT must be positive"},
+		{"negative read timeout", "PORTCULLIS_HTTP_READ_TIMEOUT", "-1s", "PORTCULLIS_HTTP_READ_TIMEOUT must be positive"},
+		{"no write timeout", "PORTCULLIS_HTTP_WRITE_TIMEOUT", "0s", "PORTCULLIS_HTTP_WRITE_TIMEOUT must be positive"},
+		{"negative idle timeout", "PORTCULLIS_HTTP_IDLE_TIMEOUT", "-5m", "PORTCULLIS_HTTP_IDLE_TIMEOUT must be positive"},
+		{"no shutdown timeout", "PORTCULLIS_HTTP_SHUTDOWN_TIMEOUT", "0s", "PORTCULLIS_HTTP_SHUTDOWN_TIMEOUT must be positive"},
+		{"negative drain", "PORTCULLIS_SHUTDOWN_DRAIN", "-5s", "PORTCULLIS_SHUTDOWN_DRAIN must not be negative"},
+		// A number too large for its field wrapped around to a small one.
+		{"argon2 memory overflow", "PORTCULLIS_ARGON2_MEMORY_KIB", "4294967304", "PORTCULLIS_ARGON2_MEMORY_KIB"},
+		{"argon2 parallelism overflow", "PORTCULLIS_ARGON2_PARALLELISM", "257", "PORTCULLIS_ARGON2_PARALLELISM"},
+		{"db conns overflow", "PORTCULLIS_DB_MAX_CONNS", "4294967298", "PORTCULLIS_DB_MAX_CONNS"},
 		{"retention too short", "PORTCULLIS_SESSION_RETENTION", "10m", "PORTCULLIS_SESSION_RETENTION must be 0"},
 		{"negative retention", "PORTCULLIS_SESSION_RETENTION", "-1h", "PORTCULLIS_SESSION_RETENTION must be 0"},
 		{"audit retention too short", "PORTCULLIS_AUDIT_RETENTION", "12h", "PORTCULLIS_AUDIT_RETENTION must be 0"},
