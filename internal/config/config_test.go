@@ -43,6 +43,7 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"subdomain wildcard origin", "PORTCULLIS_CORS_ORIGINS", "https://*.example.com", "exact origin"},
 		{"trailing wildcard origin", "PORTCULLIS_CORS_ORIGINS", "https://app.example.com,http://a*", "exact origin"},
 		{"half of tls", "PORTCULLIS_TLS_CERT_FILE", "/x.pem", "set together"},
+		{"unknown log level", "PORTCULLIS_LOG_LEVEL", "warning", "PORTCULLIS_LOG_LEVEL"},
 		// net/http reads a zero or negative timeout as none: the slow-client protection would be
 		// silently off, and a zero shutdown timeout cuts every in-flight request.
 		{"no read header timeout", "PORTCULLIS_HTTP_READ_HEADER_TIMEOUT", "0s", "PORTCULLIS_HTTP_READ_HEADER_TIMEOUT must be positive"},
