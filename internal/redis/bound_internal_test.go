@@ -3,8 +3,11 @@ package redis
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"testing"
 	"time"
+
+	"github.com/redis/rueidis"
 )
 
 // With tracing off, the calls of the next timeout/4 share one deadline, at least a timeout and
@@ -36,5 +39,39 @@ func TestBoundSharesADeadlineOfAtLeastTheTimeout(t *testing.T) {
 	<-first.Done() // and the old one ends by itself at its deadline
 	if !errors.Is(first.Err(), context.DeadlineExceeded) {
 		t.Fatalf("old context ended with %v", first.Err())
+	}
+}
+
+// After a call got no answer, calls fail at once and one probe per backoff tries Redis; a
+// reply, even an error of Redis's own, ends the backoff. An answer from memory never probes.
+func TestNoAnswerBacksOffWithOneProbePerPeriod(t *testing.T) {
+	c := &Client{start: time.Now(), backoff: 30 * time.Millisecond, logger: slog.New(slog.DiscardHandler)}
+	ctx := context.Background()
+	if !c.answering(false) || !c.answering(true) {
+		t.Fatal("a fresh client refuses calls")
+	}
+	c.observe(ctx, context.DeadlineExceeded)
+	if c.answering(true) || c.answering(false) {
+		t.Fatal("a call went to Redis right after one timed out")
+	}
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	c2 := &Client{start: time.Now(), backoff: time.Hour, logger: c.logger}
+	if c2.observe(cancelled, context.Canceled); !c2.answering(false) {
+		t.Fatal("a caller giving up started a backoff")
+	}
+	time.Sleep(40 * time.Millisecond)
+	if c.answering(false) {
+		t.Fatal("a read from memory probed Redis")
+	}
+	if !c.answering(true) {
+		t.Fatal("no probe after the backoff")
+	}
+	if c.answering(true) {
+		t.Fatal("two probes in one backoff")
+	}
+	c.observe(ctx, &rueidis.RedisError{})
+	if !c.answering(false) || !c.answering(true) {
+		t.Fatal("Redis's own answer did not end the backoff")
 	}
 }

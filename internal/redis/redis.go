@@ -31,6 +31,10 @@ var ErrUnavailable = errors.New("redis unavailable")
 // cacheBytes bounds the client-side cache of each connection.
 const cacheBytes = 32 << 20
 
+// downBackoff is how long calls skip Redis after one got no answer from it, before one call
+// tries again (see answering).
+const downBackoff = time.Second
+
 // Client is a rueidis client that may not be connected yet, with a key prefix and a per-call
 // timeout.
 type Client struct {
@@ -49,6 +53,12 @@ type Client struct {
 	// shared bounds the calls made while tracing is off (see bound).
 	shared   atomic.Pointer[sharedDeadline]
 	sharedMu sync.Mutex
+
+	// start anchors downUntil: nanoseconds since start after which one call may try Redis
+	// again, zero while Redis answers (see answering).
+	start     time.Time
+	backoff   time.Duration
+	downUntil atomic.Int64
 }
 
 // conn is one connected rueidis client, and the same client under OpenTelemetry.
@@ -93,7 +103,7 @@ func Open(cfg config.Redis, logger *slog.Logger, opts ...Option) (*Client, error
 	// reads on the same one.
 	opt.PipelineMultiplex = -1
 	ctx, stop := context.WithCancel(context.Background())
-	c := &Client{prefix: cfg.KeyPrefix, timeout: cfg.Timeout, opt: opt, logger: logger, stop: stop}
+	c := &Client{prefix: cfg.KeyPrefix, timeout: cfg.Timeout, opt: opt, logger: logger, stop: stop, start: time.Now(), backoff: downBackoff}
 	for _, o := range opts {
 		o(c)
 	}
@@ -160,15 +170,53 @@ func serverAttrs(addrs []string) []attribute.KeyValue {
 	return []attribute.KeyValue{attribute.String("server.address", host)}
 }
 
-// Do runs fn with the connected client under the per-call timeout, or returns ErrUnavailable.
+// Do runs fn with the connected client under the per-call timeout, or returns ErrUnavailable
+// while Redis is not answering (see answering).
 func (c *Client) Do(ctx context.Context, fn func(ctx context.Context, rc rueidis.Client) error) error {
+	return c.do(ctx, false, fn)
+}
+
+// do is Do; with always set it asks Redis even during a backoff: for writes that other
+// instances wait for (invalidations), which must land the moment Redis answers, and Ping.
+func (c *Client) do(ctx context.Context, always bool, fn func(ctx context.Context, rc rueidis.Client) error) error {
 	p := c.c.Load()
-	if p == nil {
+	if p == nil || !always && !c.answering(true) {
 		return ErrUnavailable
 	}
-	ctx, cancel := c.bound(ctx)
+	bctx, cancel := c.bound(ctx)
 	defer cancel()
-	return fn(ctx, p.traced)
+	err := fn(bctx, p.traced)
+	c.observe(ctx, err)
+	return err
+}
+
+// answering reports whether a call should go to Redis. A Redis that hangs or drops packets
+// (rather than closing its connections) costs every call the whole timeout, and a request makes
+// several; so after a call got no answer, calls fail at once with ErrUnavailable (their callers
+// answer from PostgreSQL) and only one, a probe, tries Redis again per backoff. GetCached never
+// probes (probe false): an answer from memory says nothing about Redis.
+func (c *Client) answering(probe bool) bool {
+	until := c.downUntil.Load()
+	if until == 0 {
+		return true
+	}
+	now := int64(time.Since(c.start))
+	return probe && now >= until && c.downUntil.CompareAndSwap(until, now+int64(c.backoff))
+}
+
+// observe records the outcome of a call made for ctx: an error that is not Redis's own answer
+// (a timeout, a broken or refused connection) starts a backoff; anything Redis answered ends it.
+func (c *Client) observe(ctx context.Context, err error) {
+	var re *rueidis.RedisError
+	switch {
+	case err == nil || errors.As(err, &re):
+		if c.downUntil.Load() != 0 && c.downUntil.Swap(0) != 0 {
+			c.logger.Info("redis answers again")
+		}
+	case ctx.Err() != nil: // the caller giving up says nothing about Redis
+	case c.downUntil.Load() == 0 && c.downUntil.Swap(int64(time.Since(c.start))+int64(c.backoff)) == 0:
+		c.logger.Warn("redis not answering; serving from postgresql", "error", err)
+	}
 }
 
 // bound returns the context of one call: at least the per-call timeout to run. With tracing
@@ -200,9 +248,10 @@ func (c *Client) bound(ctx context.Context) (context.Context, context.CancelFunc
 // Key returns name under the configured prefix.
 func (c *Client) Key(name string) string { return c.prefix + name }
 
-// Ping checks that Redis answers.
+// Ping checks that Redis answers. It asks Redis even during a backoff, so readiness reports
+// Redis itself, and a success ends the backoff.
 func (c *Client) Ping(ctx context.Context) error {
-	return c.Do(ctx, func(ctx context.Context, rc rueidis.Client) error {
+	return c.do(ctx, true, func(ctx context.Context, rc rueidis.Client) error {
 		return rc.Do(ctx, rc.B().Ping().Build()).Error()
 	})
 }
@@ -225,18 +274,23 @@ func (c *Client) Close() {
 // rueidis_command_duration_seconds.
 func (c *Client) GetCached(ctx context.Context, key string, ttl time.Duration) (value string, ok bool, err error) {
 	p := c.c.Load()
-	if p == nil {
+	// While Redis is not answering, this instance's copies may miss invalidations until rueidis
+	// notices (its keep-alive PING goes unanswered, up to two seconds): they are not used.
+	if p == nil || !c.answering(false) {
 		return "", false, ErrUnavailable
 	}
-	ctx, cancel := c.bound(ctx)
+	bctx, cancel := c.bound(ctx)
 	defer cancel()
 	rc := p.traced
 	if !telemetry.Tracing() {
 		rc = p.raw
 	}
-	res := rc.DoCache(ctx, rc.B().Get().Key(key).Cache(), ttl)
+	res := rc.DoCache(bctx, rc.B().Get().Key(key).Cache(), ttl)
 	if res.NonRedisError() == nil {
 		c.metrics.countCachedRead(res.IsCacheHit())
+	}
+	if !res.IsCacheHit() {
+		c.observe(ctx, res.NonRedisError())
 	}
 	value, err = res.ToString()
 	if rueidis.IsRedisNil(err) {
@@ -257,12 +311,12 @@ func (c *Client) SetNX(ctx context.Context, key, value string, ttl time.Duration
 }
 
 // SetEach sets keys[i] to values[i] for ttl, in one round trip. When it returns, this
-// instance's cached copies of keys are gone too.
+// instance's cached copies of keys are gone too. It asks Redis even during a backoff (see do).
 func (c *Client) SetEach(ctx context.Context, keys, values []string, ttl time.Duration) error {
 	if len(keys) == 0 {
 		return nil
 	}
-	return c.Do(ctx, func(ctx context.Context, rc rueidis.Client) error {
+	return c.do(ctx, true, func(ctx context.Context, rc rueidis.Client) error {
 		cmds := make(rueidis.Commands, len(keys), len(keys)+1)
 		for i, k := range keys {
 			cmds[i] = rc.B().Set().Key(k).Value(values[i]).Ex(ttl).Build()

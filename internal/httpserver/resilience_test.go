@@ -1,0 +1,151 @@
+package httpserver_test
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/config"
+)
+
+// privateRedis is a redis-server of the test's own, which it may pause, unlike the shared one.
+type privateRedis struct {
+	url string
+	pid int
+}
+
+// startPrivateRedis runs a redis-server without persistence on a free port until t ends. It
+// skips t where redis-server is not installed.
+func startPrivateRedis(t *testing.T) *privateRedis {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		t.Skip("redis-server not installed")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
+	ln.Close()
+	pidfile := filepath.Join(t.TempDir(), "redis.pid")
+	out, err := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+		"--daemonize", "yes", "--pidfile", pidfile, "--dir", t.TempDir()).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redis-server: %v: %s", err, out)
+	}
+	var pid int
+	for deadline := time.Now().Add(5 * time.Second); pid == 0; time.Sleep(20 * time.Millisecond) {
+		if b, err := os.ReadFile(pidfile); err == nil {
+			pid, _ = strconv.Atoi(strings.TrimSpace(string(b)))
+		}
+		if pid == 0 && time.Now().After(deadline) {
+			t.Fatal("redis-server wrote no pid file")
+		}
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(pid, syscall.SIGCONT)
+		_ = syscall.Kill(pid, syscall.SIGTERM)
+		for deadline := time.Now().Add(3 * time.Second); syscall.Kill(pid, 0) == nil; time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				_ = syscall.Kill(pid, syscall.SIGKILL)
+				return
+			}
+		}
+	})
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.Dial("tcp", "127.0.0.1:"+port); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("redis-server does not listen")
+		}
+	}
+	return &privateRedis{url: "redis://127.0.0.1:" + port + "/0", pid: pid}
+}
+
+// pause stops the server without closing its connections (SIGSTOP): a Redis that hangs, or a
+// network that drops packets, until resume.
+func (r *privateRedis) pause(t *testing.T) {
+	if err := syscall.Kill(r.pid, syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (r *privateRedis) resume(t *testing.T) {
+	if err := syscall.Kill(r.pid, syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A Redis that stops answering without closing its connections costs an instance one
+// PORTCULLIS_REDIS_TIMEOUT, not one per Redis call: after a call times out, the next ones go
+// straight to PostgreSQL (a request makes up to four: session and user, read and fill). And
+// from then on the instance no longer answers session checks from its memory, which stopped
+// hearing of invalidations: a session revoked meanwhile is refused at once.
+func TestUnresponsiveRedisCostsOneTimeoutAndNoStaleSession(t *testing.T) {
+	rd := startPrivateRedis(t)
+	const timeout = 50 * time.Millisecond
+	a := start(t, func(c *config.Config) { c.Redis.URL = rd.url; c.Redis.Timeout = timeout })
+	b := startWith(t, a.cfg)
+	acct := a.register(t)
+	kept, doomed, fresh := a.login(t, acct), a.login(t, acct), a.login(t, acct)
+	for _, p := range []string{kept.AccessToken, doomed.AccessToken, kept.AccessToken, doomed.AccessToken} {
+		if got := a.me(t, p); got != http.StatusOK { // the second read keeps it in A's memory
+			t.Fatalf("me: %d", got)
+		}
+	}
+
+	rd.pause(t)
+	defer rd.resume(t)
+	// Revoked on B, which cannot tell Redis either: it retries until Redis answers.
+	out, err := b.client.LogoutWithResponse(context.Background(), bearer(doomed.AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, out, out.Body, http.StatusNoContent)
+	// bound is a Redis call's longest wait (1.25 timeouts) and some room for PostgreSQL.
+	const bound = 2 * timeout
+	began := time.Now()
+	if got := a.me(t, fresh.AccessToken); got != http.StatusOK {
+		t.Fatalf("me of a session not in memory while Redis hangs: %d, want 200 from PostgreSQL", got)
+	}
+	if took := time.Since(began); took > bound {
+		t.Errorf("me while Redis hangs took %v: more than one Redis timeout (%v)", took, timeout)
+	}
+	if got := a.me(t, doomed.AccessToken); got != http.StatusUnauthorized {
+		t.Errorf("a session revoked while Redis hangs: %d, want 401 (answered from memory?)", got)
+	}
+	for end := time.Now().Add(1500 * time.Millisecond); time.Now().Before(end); {
+		began := time.Now()
+		if got := a.me(t, kept.AccessToken); got != http.StatusOK {
+			t.Fatalf("me while Redis hangs: %d", got)
+		}
+		if took := time.Since(began); took > bound {
+			t.Errorf("me %v into the outage took %v: more than one Redis timeout (%v)", time.Since(end.Add(-1500*time.Millisecond)).Round(time.Millisecond), took, timeout)
+		}
+	}
+
+	rd.resume(t)
+	soonWithin(t, 5*time.Second, "answers once Redis is back", func() bool {
+		return a.me(t, kept.AccessToken) == http.StatusOK && a.me(t, doomed.AccessToken) == http.StatusUnauthorized
+	})
+}
+
+func soonWithin(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	for end := time.Now().Add(d); !ok(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatalf("%s: not within %v", what, d)
+		}
+	}
+}
