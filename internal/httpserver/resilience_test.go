@@ -13,7 +13,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/testenv"
 )
 
 // privateRedis is a redis-server of the test's own, which it may pause, unlike the shared one.
@@ -147,5 +150,46 @@ func soonWithin(t *testing.T, d time.Duration, what string, ok func() bool) {
 		if time.Now().After(end) {
 			t.Fatalf("%s: not within %v", what, d)
 		}
+	}
+}
+
+// PostgreSQL ending the service's connections (a restart, a failover, pg_terminate_backend)
+// is not a bug: a request that meets a dropped connection gets 503 database-unavailable with
+// Retry-After, not 500 internal, and the pool's fresh connections serve the next ones.
+func TestDroppedPostgresConnectionIs503(t *testing.T) {
+	in := start(t)
+	acct := in.register(t)
+	pair := in.login(t, acct)
+	ctx := context.Background()
+	admin, err := pgx.Connect(ctx, testenv.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	var db string
+	if err := in.app.Pool.QueryRow(ctx, "SELECT current_database()").Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	var killed int
+	if err := admin.QueryRow(ctx, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1", db).Scan(&killed); err != nil || killed == 0 {
+		t.Fatalf("terminated %d backends: %v", killed, err)
+	}
+	var got []int
+	for range 8 { // the pool holds at most a few dead connections
+		r, err := in.client.ListMySessionsWithResponse(ctx, bearer(pair.AccessToken))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, r.StatusCode())
+		if r.StatusCode() == http.StatusOK {
+			break
+		}
+		wantProblem(t, r, r.Body, http.StatusServiceUnavailable, "unavailable")
+		if r.HTTPResponse.Header.Get("Retry-After") != "1" {
+			t.Errorf("Retry-After = %q, want 1", r.HTTPResponse.Header.Get("Retry-After"))
+		}
+	}
+	if got[0] == http.StatusOK || got[len(got)-1] != http.StatusOK {
+		t.Fatalf("statuses after the backends were terminated = %v, want 503s then 200", got)
 	}
 }
