@@ -115,7 +115,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	a.cancel = cancel
 	a.wg.Add(6)
-	go func() { defer a.wg.Done(); a.Tokens.Run(bg, time.Minute) }()
+	go func() { defer a.wg.Done(); a.Tokens.Run(bg, config.KeyReload) }()
 	go func() { defer a.wg.Done(); sessionSvc.Run(bg, time.Second) }()
 	go func() { defer a.wg.Done(); sessionSvc.RunPurge(bg, time.Hour) }()
 	go func() { defer a.wg.Done(); audit.RunPurge(bg, pool, cfg.AuditRetention, time.Hour, logger) }()

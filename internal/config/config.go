@@ -16,6 +16,15 @@ import (
 	"time"
 )
 
+// How a new signing key reaches verifiers: the JWKS is served with a max-age of JWKSMaxAge and
+// every instance re-reads the keys each KeyReload, so a key is published at least their sum,
+// MinJWKSPrepublish, before it signs.
+const (
+	JWKSMaxAge        = 5 * time.Minute
+	KeyReload         = time.Minute
+	MinJWKSPrepublish = JWKSMaxAge + KeyReload
+)
+
 // Config is the whole service configuration. Constructors take only their own part.
 type Config struct {
 	HTTP     HTTP
@@ -219,7 +228,12 @@ func (c Config) validate() error {
 	check(c.AuditRetention == 0 || c.AuditRetention >= 24*time.Hour, "PORTCULLIS_AUDIT_RETENTION must be 0 (keep forever) or at least 24h")
 	check(c.Auth.ClockSkew >= 0 && c.Auth.ClockSkew <= 5*time.Minute, "PORTCULLIS_CLOCK_SKEW must be between 0 and 5m")
 	check(c.Auth.SigningKeyRotation >= time.Hour, "PORTCULLIS_SIGNING_KEY_ROTATION must be at least 1h")
-	check(c.Auth.JWKSPrepublish >= 0 && c.Auth.JWKSPrepublish < c.Auth.SigningKeyRotation, "PORTCULLIS_JWKS_PREPUBLISH must be shorter than the rotation period")
+	// A new key must be in every verifier's JWKS before it signs: the JWKS is served with
+	// max-age 300 s and each instance re-reads the keys every minute, so a shorter lead would let
+	// tokens signed by the new key fail where the old JWKS is cached, and an instance that has
+	// not yet seen it keep signing with a key pruned before those tokens expire.
+	check(c.Auth.JWKSPrepublish >= MinJWKSPrepublish, "PORTCULLIS_JWKS_PREPUBLISH must be at least 6m (the JWKS is cached for 5m, and instances re-read keys every minute)")
+	check(c.Auth.JWKSPrepublish < c.Auth.SigningKeyRotation, "PORTCULLIS_JWKS_PREPUBLISH must be shorter than the rotation period")
 	check(c.Auth.KeyEncryptionKey == nil || len(c.Auth.KeyEncryptionKey) == 32, "PORTCULLIS_KEY_ENCRYPTION_KEY must be 32 bytes, base64 encoded")
 	check(c.Auth.Issuer != "" && c.Auth.Audience != "", "PORTCULLIS_ISSUER and PORTCULLIS_AUDIENCE must be set")
 	check(c.Password.MemoryKiB >= 8 && c.Password.Iterations >= 1 && c.Password.Parallelism >= 1, "argon2 parameters must be positive")

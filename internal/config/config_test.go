@@ -61,6 +61,9 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"audit retention too short", "PORTCULLIS_AUDIT_RETENTION", "12h", "PORTCULLIS_AUDIT_RETENTION must be 0"},
 		{"negative audit retention", "PORTCULLIS_AUDIT_RETENTION", "-24h", "PORTCULLIS_AUDIT_RETENTION must be 0"},
 		{"ipv6 prefix too wide", "PORTCULLIS_RATE_LIMIT_IPV6_PREFIX", "16", "PORTCULLIS_RATE_LIMIT_IPV6_PREFIX must be between 32 and 128"},
+		// Verifiers cache the JWKS for 5 minutes and instances re-read keys every minute: a new
+		// key published for less than that may sign before a verifier (or an instance) has it.
+		{"prepublish shorter than the jwks cache", "PORTCULLIS_JWKS_PREPUBLISH", "5m", "PORTCULLIS_JWKS_PREPUBLISH must be at least 6m"},
 		{"ipv6 prefix too long", "PORTCULLIS_RATE_LIMIT_IPV6_PREFIX", "129", "PORTCULLIS_RATE_LIMIT_IPV6_PREFIX must be between 32 and 128"},
 	}
 	for _, tt := range tests {

@@ -6,9 +6,11 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	api "github.com/portcullis/portcullis/gen/api"
+	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/tokens"
 )
 
@@ -60,7 +62,7 @@ func (h opsHandler) GetJWKS(context.Context, api.GetJWKSRequestObject) (api.GetJ
 	if err := json.Unmarshal(raw, &set); err != nil {
 		return nil, fmt.Errorf("convert jwks: %w", err)
 	}
-	return api.GetJWKS200JSONResponse{Body: set, Headers: api.GetJWKS200ResponseHeaders{CacheControl: ptr("public, max-age=300")}}, nil
+	return api.GetJWKS200JSONResponse{Body: set, Headers: api.GetJWKS200ResponseHeaders{CacheControl: ptr(jwksCacheControl)}}, nil
 }
 
 func (h opsHandler) GetOpenAPIJSON(context.Context, api.GetOpenAPIJSONRequestObject) (api.GetOpenAPIJSONResponseObject, error) {
@@ -70,3 +72,7 @@ func (h opsHandler) GetOpenAPIJSON(context.Context, api.GetOpenAPIJSONRequestObj
 func (h opsHandler) GetOpenAPIYAML(context.Context, api.GetOpenAPIYAMLRequestObject) (api.GetOpenAPIYAMLResponseObject, error) {
 	return api.GetOpenAPIYAML200ApplicationyamlResponse{Body: bytes.NewReader(h.specYAML), ContentLength: int64(len(h.specYAML))}, nil
 }
+
+// jwksCacheControl lets verifiers cache the JWKS for config.JWKSMaxAge, which a new key's
+// PORTCULLIS_JWKS_PREPUBLISH lead covers.
+var jwksCacheControl = "public, max-age=" + strconv.Itoa(int(config.JWKSMaxAge.Seconds()))
