@@ -95,6 +95,30 @@ func TestTrustedProxyForwardedAddress(t *testing.T) {
 	}
 }
 
+// Some proxies (Azure Application Gateway among them) write the client's port into
+// X-Forwarded-For. Such an entry is still the client: read without its port, not dropped for
+// the proxy's own address, which would put every client behind the proxy in one bucket.
+func TestForwardedAddressWithPort(t *testing.T) {
+	in := start(t, func(c *config.Config) {
+		c.HTTP.TrustedProxies = []string{"127.0.0.0/8"}
+		c.Limits.IP = "2/1m"
+	})
+	from := func(xff string) int {
+		resp, _ := in.raw(t, "GET", "/healthz", "", nil, "X-Forwarded-For", xff)
+		return resp.StatusCode
+	}
+	for _, client := range [][]string{
+		{"198.51.100.7:50123", "198.51.100.7:50124", "198.51.100.7"},
+		{"[2001:db8:7::1]:443", "2001:db8:7::2", "[2001:db8:7::3]:8443"},
+		{"192.0.2.1, 198.51.100.8:1025", "198.51.100.8:2000", "198.51.100.8"},
+	} {
+		got := []int{from(client[0]), from(client[1]), from(client[2])}
+		if got[0] != 200 || got[1] != 200 || got[2] != 429 {
+			t.Fatalf("one client behind the proxy, written %q: %v, want [200 200 429]", client, got)
+		}
+	}
+}
+
 // An IPv6 client is limited by its /64, the block one subscriber is handed, not by each of its
 // 2^64 addresses; an IPv4-mapped address counts as the IPv4 one.
 func TestIPv6ClientsAreLimitedByPrefix(t *testing.T) {

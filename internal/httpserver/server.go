@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/netip"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"unicode"
@@ -405,5 +406,35 @@ func ipExtractor(trusted []string) (echo.IPExtractor, error) {
 		}
 		opts = append(opts, echo.TrustIPRange(n))
 	}
-	return echo.ExtractIPFromXFFHeader(opts...), nil
+	xff := echo.ExtractIPFromXFFHeader(opts...)
+	return func(r *http.Request) string {
+		// Some proxies (Azure Application Gateway) append the client's port; echo cannot parse
+		// such an entry and would answer with the proxy's address, one bucket for everyone
+		// behind it. The entries are read without their ports, from a copy of the header.
+		vs := r.Header.Values(echo.HeaderXForwardedFor)
+		if !slices.ContainsFunc(vs, func(v string) bool { return strings.Contains(v, ":") }) {
+			return xff(r)
+		}
+		bare := make([]string, len(vs))
+		for i, v := range vs {
+			parts := strings.Split(v, ",")
+			for j, p := range parts {
+				parts[j] = withoutPort(strings.TrimSpace(p))
+			}
+			bare[i] = strings.Join(parts, ", ")
+		}
+		r2 := *r
+		r2.Header = r.Header.Clone()
+		r2.Header[echo.HeaderXForwardedFor] = bare
+		return xff(&r2)
+	}, nil
+}
+
+// withoutPort is a forwarded address without the port some proxies append: "192.0.2.1:5678" and
+// "[2001:db8::1]:443" lose it; a bare address, IPv6 included, is kept as it is.
+func withoutPort(a string) string {
+	if host, _, err := net.SplitHostPort(a); err == nil {
+		return host
+	}
+	return a
 }
