@@ -112,3 +112,13 @@ WHERE id IN (
     WHERE s.expires_at < @ended_before::timestamptz OR s.revoked_at < @ended_before::timestamptz
     LIMIT @batch_size::int
 );
+
+-- name: PurgeSpentRefreshTokens :execrows
+-- Deletes up to batch_size spent refresh tokens spent before spent_before, whatever their
+-- session's state (see sessions.Service.PurgeSpent).
+DELETE FROM spent_refresh_tokens
+WHERE token_hash IN (
+    SELECT t.token_hash FROM spent_refresh_tokens t
+    WHERE t.spent_at < @spent_before::timestamptz
+    LIMIT @batch_size::int
+);

@@ -254,6 +254,30 @@ func (q *Queries) PurgeEndedSessions(ctx context.Context, arg PurgeEndedSessions
 	return result.RowsAffected(), nil
 }
 
+const purgeSpentRefreshTokens = `-- name: PurgeSpentRefreshTokens :execrows
+DELETE FROM spent_refresh_tokens
+WHERE token_hash IN (
+    SELECT t.token_hash FROM spent_refresh_tokens t
+    WHERE t.spent_at < $1::timestamptz
+    LIMIT $2::int
+)
+`
+
+type PurgeSpentRefreshTokensParams struct {
+	SpentBefore time.Time
+	BatchSize   int32
+}
+
+// Deletes up to batch_size spent refresh tokens spent before spent_before, whatever their
+// session's state (see sessions.Service.PurgeSpent).
+func (q *Queries) PurgeSpentRefreshTokens(ctx context.Context, arg PurgeSpentRefreshTokensParams) (int64, error) {
+	result, err := q.db.Exec(ctx, purgeSpentRefreshTokens, arg.SpentBefore, arg.BatchSize)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const revokeSession = `-- name: RevokeSession :execrows
 UPDATE user_sessions SET revoked_at = $1::timestamptz, revoked_reason = $2
 WHERE id = $3 AND revoked_at IS NULL

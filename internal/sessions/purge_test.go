@@ -2,6 +2,7 @@ package sessions
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
@@ -90,5 +91,61 @@ func TestPurgeDeletesSessionsEndedBeforeTheRetention(t *testing.T) {
 	mustCheck(t, s, live)
 	if n, err := s.Purge(ctx); n != 0 || err != nil {
 		t.Fatalf("a second Purge = %d, %v; want 0, nil", n, err)
+	}
+}
+
+// A live session's spent refresh tokens go once each has been expired for the retention (spent
+// more than the refresh TTL plus the retention ago), however many there are; a later one stays
+// and its reuse still revokes the session, while a purged one is merely unknown and leaves the
+// session alive. A retention of 0 keeps them all.
+func TestPurgeSpentDropsOnlyTokensLongExpired(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	auth := testAuth
+	auth.SessionRetention = 7 * 24 * time.Hour
+	s := e.service(t, testenv.RedisURL(), auth)
+	ada := e.user(t, "ada")
+	ctx := context.Background()
+
+	first := open(t, s, ada, Client{})
+	spent := []string{first.RefreshToken}
+	e.clock.Advance(time.Minute) // spent_at then orders them
+	cur := mustRotate(t, s, first.RefreshToken)
+	for range 2 {
+		spent = append(spent, cur.RefreshToken)
+		e.clock.Advance(time.Minute)
+		cur = mustRotate(t, s, cur.RefreshToken)
+	}
+	now, long := e.clock.Now(), auth.RefreshTokenTTL+auth.SessionRetention
+	// In the order they were spent: long expired, expired but within the retention, recent.
+	if _, err := e.pool.Exec(ctx, `UPDATE spent_refresh_tokens t SET spent_at = v.at
+		FROM (SELECT token_hash, row_number() OVER (ORDER BY spent_at) AS n FROM spent_refresh_tokens WHERE session_id = $1) r
+		JOIN (VALUES (1, $2::timestamptz), (2, $3::timestamptz), (3, $4::timestamptz)) v (n, at) ON v.n = r.n
+		WHERE t.token_hash = r.token_hash`, cur.SessionID, now.Add(-long-time.Hour), now.Add(-long+time.Hour), now.Add(-time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	// More than one DELETE's worth of long-expired ones.
+	if _, err := e.pool.Exec(ctx, `INSERT INTO spent_refresh_tokens (token_hash, session_id, spent_at)
+		SELECT sha256(('old' || i)::bytea), $1, $2 FROM generate_series(1, $3::int) i`, cur.SessionID, now.Add(-long-24*time.Hour), purgeBatch+3); err != nil {
+		t.Fatal(err)
+	}
+
+	keepAll := auth
+	keepAll.SessionRetention = 0
+	if n, err := e.service(t, testenv.RedisURL(), keepAll).PurgeSpent(ctx); n != 0 || err != nil {
+		t.Fatalf("with retention 0, PurgeSpent = %d, %v; want 0, nil", n, err)
+	}
+	if n, err := s.PurgeSpent(ctx); n != purgeBatch+4 || err != nil {
+		t.Fatalf("PurgeSpent = %d, %v; want %d, nil", n, err, purgeBatch+4)
+	}
+	if got := e.spentCount(t, cur.SessionID); got != 2 {
+		t.Fatalf("%d spent tokens left, want the 2 within the retention", got)
+	}
+	if _, err := s.Rotate(ctx, spent[0]); !errors.Is(err, ErrInvalidRefreshToken) {
+		t.Fatalf("a purged spent token: Rotate = %v, want ErrInvalidRefreshToken", err)
+	}
+	mustCheck(t, s, cur) // and the session lives on
+	if _, err := s.Rotate(ctx, spent[1]); !errors.Is(err, ErrRefreshTokenReused) {
+		t.Fatalf("a kept spent token: Rotate = %v, want ErrRefreshTokenReused", err)
 	}
 }
