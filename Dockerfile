@@ -20,5 +20,8 @@ USER nonroot:nonroot
 # Keep port 9090 off the public network (the API is 8080).
 ENV PORTCULLIS_HTTP_ADDR=:8080 PORTCULLIS_METRICS_ADDR=:9090
 EXPOSE 8080 9090
+# The image has no shell or curl: the binary probes itself (liveness; Kubernetes uses its own
+# probes, /healthz and /readyz, and ignores this).
+HEALTHCHECK --interval=30s --timeout=3s --start-period=30s --retries=3 CMD ["/usr/local/bin/portcullis", "healthcheck"]
 ENTRYPOINT ["/usr/local/bin/portcullis"]
 CMD ["serve"]

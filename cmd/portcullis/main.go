@@ -33,6 +33,7 @@ const usage = `usage:
                                      create an admin; the password is read from stdin, or generated and printed once
   portcullis admin set-password -email E [-password-stdin]
                                      set an account's password (a lost admin's way back in) and end its sessions
+  portcullis healthcheck [-ready]    exit 0 when the local server answers /healthz (/readyz) with 200
 Configuration comes from environment variables; see README.md.`
 
 func main() {
@@ -103,6 +104,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		}
 		logger.InfoContext(ctx, "signing key published", "signing_kid", a.Tokens.SigningKeyID())
 		return nil
+	case "healthcheck":
+		return healthcheck(ctx, cfg, args[1:], stdout)
 	case "admin":
 		switch {
 		case len(args) >= 2 && args[1] == "create":
