@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/portcullis/portcullis/gen/api"
 	"github.com/portcullis/portcullis/internal/password"
@@ -67,6 +68,33 @@ func TestRunRefusesBadInvocations(t *testing.T) {
 				t.Fatalf("run(%v) = %v, want an error mentioning %q", tt.args, err, tt.want)
 			}
 		})
+	}
+}
+
+// A malformed rate limit stops serve before it creates or migrates anything.
+func TestServeRefusesBadLimitsBeforeTouchingTheDatabase(t *testing.T) {
+	name := "pc_never_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
+	err := run(context.Background(), []string{"serve"}, env(map[string]string{
+		"DATABASE_URL":               testenv.DatabaseURL(name),
+		"PORTCULLIS_CREATE_DATABASE": "true",
+		"PORTCULLIS_RATE_LIMIT_IP":   "lots",
+	}), strings.NewReader(""), &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "PORTCULLIS_RATE_LIMIT_IP") {
+		t.Fatalf("serve with a malformed limit = %v, want an error naming PORTCULLIS_RATE_LIMIT_IP", err)
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, testenv.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if exists {
+		_, _ = conn.Exec(ctx, "DROP DATABASE "+name)
+		t.Fatal("serve created the database before refusing its configuration")
 	}
 }
 

@@ -47,6 +47,11 @@ type App struct {
 // New connects to PostgreSQL and Redis, migrates when configured to, and builds the handler.
 // Background work (key rotation, cache invalidation retries) runs until Close.
 func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, error) {
+	// Malformed limits are refused before anything is created or migrated.
+	limits, loginFailures, err := ParseLimits(cfg.Limits)
+	if err != nil {
+		return nil, err
+	}
 	if cfg.Postgres.CreateDatabase {
 		if err := postgres.EnsureDatabase(ctx, cfg.Postgres.URL); err != nil {
 			return nil, err
@@ -78,10 +83,6 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	hasher := password.NewHasherFor(password.Params{
 		MemoryKiB: cfg.Password.MemoryKiB, Iterations: cfg.Password.Iterations, Parallelism: cfg.Password.Parallelism,
 	}, cfg.Password.Concurrency)
-	limits, loginFailures, err := ParseLimits(cfg.Limits)
-	if err != nil {
-		return nil, err
-	}
 	limiter := ratelimit.New(a.redis, logger)
 	gate := password.NewGate(cfg.Password.Concurrency, cfg.Password.Queue)
 	gate.OnDone(func(wait, run time.Duration) {

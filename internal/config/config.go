@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"net"
 	"net/url"
 	"regexp"
 	"runtime"
@@ -260,6 +261,10 @@ func (c Config) validate() error {
 	check(level.UnmarshalText([]byte(c.LogLevel)) == nil, "PORTCULLIS_LOG_LEVEL: %q is not debug, info, warn or error", c.LogLevel)
 	check(c.Password.Concurrency >= 1, "PORTCULLIS_HASH_CONCURRENCY must be at least 1")
 	check(c.Limits.IPv6Prefix >= 32 && c.Limits.IPv6Prefix <= 128, "PORTCULLIS_RATE_LIMIT_IPV6_PREFIX must be between 32 and 128")
+	for _, cidr := range c.HTTP.TrustedProxies {
+		_, _, err := net.ParseCIDR(cidr)
+		check(err == nil, "PORTCULLIS_TRUSTED_PROXIES: %q is not a CIDR such as 10.0.0.0/8", cidr)
+	}
 	for _, o := range c.HTTP.CORSOrigins {
 		u, err := url.Parse(o)
 		// url.Parse takes '*' in a host, and Echo's CORS would read it as a wildcard.

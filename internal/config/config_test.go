@@ -42,6 +42,8 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		// origin starting with a), so the "no wildcards" promise needs '*' refused anywhere.
 		{"subdomain wildcard origin", "PORTCULLIS_CORS_ORIGINS", "https://*.example.com", "exact origin"},
 		{"trailing wildcard origin", "PORTCULLIS_CORS_ORIGINS", "https://app.example.com,http://a*", "exact origin"},
+		// Refused at load, before the database is created or migrated.
+		{"proxy not a cidr", "PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8,10.1.2.3", "PORTCULLIS_TRUSTED_PROXIES"},
 		{"half of tls", "PORTCULLIS_TLS_CERT_FILE", "/x.pem", "set together"},
 		{"unknown log level", "PORTCULLIS_LOG_LEVEL", "warning", "PORTCULLIS_LOG_LEVEL"},
 		// net/http reads a zero or negative timeout as none: the slow-client protection would be
