@@ -8,6 +8,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/labstack/echo/v4"
 
+	"github.com/portcullis/portcullis/internal/apperr"
 	"github.com/portcullis/portcullis/internal/auth"
 )
 
@@ -49,7 +50,11 @@ func (s *Server) authenticate(needed []string) echo.MiddlewareFunc {
 			}
 			p, err := s.authHandler.auth.Authenticate(c.Request().Context(), token)
 			if err != nil {
-				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="portcullis", error="invalid_token"`)
+				// Only a refused token is invalid_token (RFC 6750): a database outage or a bug
+				// checking a good one is not the client's to fix by replacing it.
+				if ae, ok := apperr.As(err); ok && ae.Kind == apperr.Unauthenticated {
+					c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="portcullis", error="invalid_token"`)
+				}
 				return err
 			}
 			// The role is the session's current one (from the session cache), not the token's claim.
