@@ -438,6 +438,9 @@ type Overloaded = Problem
 // RateLimited An RFC 9457 problem detail.
 type RateLimited = Problem
 
+// Unavailable An RFC 9457 problem detail.
+type Unavailable = Problem
+
 // AdminListAuditEventsParams defines parameters for AdminListAuditEvents.
 type AdminListAuditEventsParams struct {
 	// Limit Page size.
@@ -3125,6 +3128,14 @@ type AdminListAuditEventsResponse429Headers struct {
 	XRequestID      *string
 }
 
+// AdminListAuditEventsResponse503Headers the declared response headers of an HTTP 503 response for AdminListAuditEvents
+type AdminListAuditEventsResponse503Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestID      *string
+}
+
 // AdminListAuditEventsResponseDefaultHeaders the declared response headers of an HTTP default response for AdminListAuditEvents
 type AdminListAuditEventsResponseDefaultHeaders struct {
 	RateLimit       *string
@@ -3145,6 +3156,8 @@ type AdminListAuditEventsResponse struct {
 	ApplicationproblemJSON403 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -3155,6 +3168,8 @@ type AdminListAuditEventsResponse struct {
 	Headers403 *AdminListAuditEventsResponse403Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *AdminListAuditEventsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AdminListAuditEventsResponse503Headers
 	// HeadersDefault the parsed response headers for an HTTP default response
 	HeadersDefault *AdminListAuditEventsResponseDefaultHeaders
 }
@@ -3182,6 +3197,11 @@ func (r AdminListAuditEventsResponse) GetApplicationproblemJSON403() *Problem {
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
 func (r AdminListAuditEventsResponse) GetApplicationproblemJSON429() *RateLimited {
 	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminListAuditEventsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -3247,6 +3267,14 @@ type AdminListUsersResponse429Headers struct {
 	XRequestID      *string
 }
 
+// AdminListUsersResponse503Headers the declared response headers of an HTTP 503 response for AdminListUsers
+type AdminListUsersResponse503Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestID      *string
+}
+
 // AdminListUsersResponseDefaultHeaders the declared response headers of an HTTP default response for AdminListUsers
 type AdminListUsersResponseDefaultHeaders struct {
 	RateLimit       *string
@@ -3267,6 +3295,8 @@ type AdminListUsersResponse struct {
 	ApplicationproblemJSON403 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -3277,6 +3307,8 @@ type AdminListUsersResponse struct {
 	Headers403 *AdminListUsersResponse403Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *AdminListUsersResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AdminListUsersResponse503Headers
 	// HeadersDefault the parsed response headers for an HTTP default response
 	HeadersDefault *AdminListUsersResponseDefaultHeaders
 }
@@ -3304,6 +3336,11 @@ func (r AdminListUsersResponse) GetApplicationproblemJSON403() *Problem {
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
 func (r AdminListUsersResponse) GetApplicationproblemJSON429() *RateLimited {
 	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminListUsersResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -3586,6 +3623,14 @@ type AdminDeleteUserResponse429Headers struct {
 	XRequestID      *string
 }
 
+// AdminDeleteUserResponse503Headers the declared response headers of an HTTP 503 response for AdminDeleteUser
+type AdminDeleteUserResponse503Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestID      *string
+}
+
 // AdminDeleteUserResponseDefaultHeaders the declared response headers of an HTTP default response for AdminDeleteUser
 type AdminDeleteUserResponseDefaultHeaders struct {
 	RateLimit       *string
@@ -3608,6 +3653,8 @@ type AdminDeleteUserResponse struct {
 	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -3622,6 +3669,8 @@ type AdminDeleteUserResponse struct {
 	Headers409 *AdminDeleteUserResponse409Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *AdminDeleteUserResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AdminDeleteUserResponse503Headers
 	// HeadersDefault the parsed response headers for an HTTP default response
 	HeadersDefault *AdminDeleteUserResponseDefaultHeaders
 }
@@ -3654,6 +3703,11 @@ func (r AdminDeleteUserResponse) GetApplicationproblemJSON409() *Problem {
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
 func (r AdminDeleteUserResponse) GetApplicationproblemJSON429() *RateLimited {
 	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -3726,6 +3780,14 @@ type AdminGetUserResponse429Headers struct {
 	XRequestID      *string
 }
 
+// AdminGetUserResponse503Headers the declared response headers of an HTTP 503 response for AdminGetUser
+type AdminGetUserResponse503Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestID      *string
+}
+
 // AdminGetUserResponseDefaultHeaders the declared response headers of an HTTP default response for AdminGetUser
 type AdminGetUserResponseDefaultHeaders struct {
 	RateLimit       *string
@@ -3748,6 +3810,8 @@ type AdminGetUserResponse struct {
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -3760,6 +3824,8 @@ type AdminGetUserResponse struct {
 	Headers404 *AdminGetUserResponse404Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *AdminGetUserResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AdminGetUserResponse503Headers
 	// HeadersDefault the parsed response headers for an HTTP default response
 	HeadersDefault *AdminGetUserResponseDefaultHeaders
 }
@@ -3792,6 +3858,11 @@ func (r AdminGetUserResponse) GetApplicationproblemJSON404() *Problem {
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
 func (r AdminGetUserResponse) GetApplicationproblemJSON429() *RateLimited {
 	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminGetUserResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -3885,6 +3956,14 @@ type AdminUpdateUserResponse429Headers struct {
 	XRequestID      *string
 }
 
+// AdminUpdateUserResponse503Headers the declared response headers of an HTTP 503 response for AdminUpdateUser
+type AdminUpdateUserResponse503Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestID      *string
+}
+
 // AdminUpdateUserResponseDefaultHeaders the declared response headers of an HTTP default response for AdminUpdateUser
 type AdminUpdateUserResponseDefaultHeaders struct {
 	RateLimit       *string
@@ -3913,6 +3992,8 @@ type AdminUpdateUserResponse struct {
 	ApplicationproblemJSON415 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -3931,6 +4012,8 @@ type AdminUpdateUserResponse struct {
 	Headers415 *AdminUpdateUserResponse415Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *AdminUpdateUserResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AdminUpdateUserResponse503Headers
 	// HeadersDefault the parsed response headers for an HTTP default response
 	HeadersDefault *AdminUpdateUserResponseDefaultHeaders
 }
@@ -3978,6 +4061,11 @@ func (r AdminUpdateUserResponse) GetApplicationproblemJSON415() *Problem {
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
 func (r AdminUpdateUserResponse) GetApplicationproblemJSON429() *RateLimited {
 	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminUpdateUserResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -4050,6 +4138,14 @@ type AdminRevokeUserSessionsResponse429Headers struct {
 	XRequestID      *string
 }
 
+// AdminRevokeUserSessionsResponse503Headers the declared response headers of an HTTP 503 response for AdminRevokeUserSessions
+type AdminRevokeUserSessionsResponse503Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestID      *string
+}
+
 // AdminRevokeUserSessionsResponseDefaultHeaders the declared response headers of an HTTP default response for AdminRevokeUserSessions
 type AdminRevokeUserSessionsResponseDefaultHeaders struct {
 	RateLimit       *string
@@ -4070,6 +4166,8 @@ type AdminRevokeUserSessionsResponse struct {
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -4082,6 +4180,8 @@ type AdminRevokeUserSessionsResponse struct {
 	Headers404 *AdminRevokeUserSessionsResponse404Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *AdminRevokeUserSessionsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AdminRevokeUserSessionsResponse503Headers
 	// HeadersDefault the parsed response headers for an HTTP default response
 	HeadersDefault *AdminRevokeUserSessionsResponseDefaultHeaders
 }
@@ -4109,6 +4209,11 @@ func (r AdminRevokeUserSessionsResponse) GetApplicationproblemJSON404() *Problem
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
 func (r AdminRevokeUserSessionsResponse) GetApplicationproblemJSON429() *RateLimited {
 	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminRevokeUserSessionsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -4181,6 +4286,14 @@ type AdminListUserSessionsResponse429Headers struct {
 	XRequestID      *string
 }
 
+// AdminListUserSessionsResponse503Headers the declared response headers of an HTTP 503 response for AdminListUserSessions
+type AdminListUserSessionsResponse503Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestID      *string
+}
+
 // AdminListUserSessionsResponseDefaultHeaders the declared response headers of an HTTP default response for AdminListUserSessions
 type AdminListUserSessionsResponseDefaultHeaders struct {
 	RateLimit       *string
@@ -4203,6 +4316,8 @@ type AdminListUserSessionsResponse struct {
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -4215,6 +4330,8 @@ type AdminListUserSessionsResponse struct {
 	Headers404 *AdminListUserSessionsResponse404Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *AdminListUserSessionsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AdminListUserSessionsResponse503Headers
 	// HeadersDefault the parsed response headers for an HTTP default response
 	HeadersDefault *AdminListUserSessionsResponseDefaultHeaders
 }
@@ -4247,6 +4364,11 @@ func (r AdminListUserSessionsResponse) GetApplicationproblemJSON404() *Problem {
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
 func (r AdminListUserSessionsResponse) GetApplicationproblemJSON429() *RateLimited {
 	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminListUserSessionsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -4319,6 +4441,14 @@ type AdminRevokeUserSessionResponse429Headers struct {
 	XRequestID      *string
 }
 
+// AdminRevokeUserSessionResponse503Headers the declared response headers of an HTTP 503 response for AdminRevokeUserSession
+type AdminRevokeUserSessionResponse503Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestID      *string
+}
+
 // AdminRevokeUserSessionResponseDefaultHeaders the declared response headers of an HTTP default response for AdminRevokeUserSession
 type AdminRevokeUserSessionResponseDefaultHeaders struct {
 	RateLimit       *string
@@ -4339,6 +4469,8 @@ type AdminRevokeUserSessionResponse struct {
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -4351,6 +4483,8 @@ type AdminRevokeUserSessionResponse struct {
 	Headers404 *AdminRevokeUserSessionResponse404Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *AdminRevokeUserSessionResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *AdminRevokeUserSessionResponse503Headers
 	// HeadersDefault the parsed response headers for an HTTP default response
 	HeadersDefault *AdminRevokeUserSessionResponseDefaultHeaders
 }
@@ -4378,6 +4512,11 @@ func (r AdminRevokeUserSessionResponse) GetApplicationproblemJSON404() *Problem 
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
 func (r AdminRevokeUserSessionResponse) GetApplicationproblemJSON429() *RateLimited {
 	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r AdminRevokeUserSessionResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -4607,6 +4746,14 @@ type LogoutResponse429Headers struct {
 	XRequestID      *string
 }
 
+// LogoutResponse503Headers the declared response headers of an HTTP 503 response for Logout
+type LogoutResponse503Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestID      *string
+}
+
 // LogoutResponseDefaultHeaders the declared response headers of an HTTP default response for Logout
 type LogoutResponseDefaultHeaders struct {
 	RateLimit       *string
@@ -4621,6 +4768,8 @@ type LogoutResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
 	// Headers204 the parsed response headers for an HTTP 204 response
@@ -4629,6 +4778,8 @@ type LogoutResponse struct {
 	Headers401 *LogoutResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *LogoutResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *LogoutResponse503Headers
 	// HeadersDefault the parsed response headers for an HTTP default response
 	HeadersDefault *LogoutResponseDefaultHeaders
 }
@@ -4641,6 +4792,11 @@ func (r LogoutResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
 func (r LogoutResponse) GetApplicationproblemJSON429() *RateLimited {
 	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r LogoutResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -4699,6 +4855,14 @@ type LogoutAllResponse429Headers struct {
 	XRequestID      *string
 }
 
+// LogoutAllResponse503Headers the declared response headers of an HTTP 503 response for LogoutAll
+type LogoutAllResponse503Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestID      *string
+}
+
 // LogoutAllResponseDefaultHeaders the declared response headers of an HTTP default response for LogoutAll
 type LogoutAllResponseDefaultHeaders struct {
 	RateLimit       *string
@@ -4713,6 +4877,8 @@ type LogoutAllResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
 	// Headers204 the parsed response headers for an HTTP 204 response
@@ -4721,6 +4887,8 @@ type LogoutAllResponse struct {
 	Headers401 *LogoutAllResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *LogoutAllResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *LogoutAllResponse503Headers
 	// HeadersDefault the parsed response headers for an HTTP default response
 	HeadersDefault *LogoutAllResponseDefaultHeaders
 }
@@ -4733,6 +4901,11 @@ func (r LogoutAllResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
 func (r LogoutAllResponse) GetApplicationproblemJSON429() *RateLimited {
 	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r LogoutAllResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -4812,6 +4985,14 @@ type RefreshTokensResponse429Headers struct {
 	XRequestID      *string
 }
 
+// RefreshTokensResponse503Headers the declared response headers of an HTTP 503 response for RefreshTokens
+type RefreshTokensResponse503Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestID      *string
+}
+
 // RefreshTokensResponseDefaultHeaders the declared response headers of an HTTP default response for RefreshTokens
 type RefreshTokensResponseDefaultHeaders struct {
 	RateLimit       *string
@@ -4836,6 +5017,8 @@ type RefreshTokensResponse struct {
 	ApplicationproblemJSON415 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -4850,6 +5033,8 @@ type RefreshTokensResponse struct {
 	Headers415 *RefreshTokensResponse415Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *RefreshTokensResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RefreshTokensResponse503Headers
 	// HeadersDefault the parsed response headers for an HTTP default response
 	HeadersDefault *RefreshTokensResponseDefaultHeaders
 }
@@ -4887,6 +5072,11 @@ func (r RefreshTokensResponse) GetApplicationproblemJSON415() *Problem {
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
 func (r RefreshTokensResponse) GetApplicationproblemJSON429() *RateLimited {
 	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RefreshTokensResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -5109,6 +5299,14 @@ type GetMeResponse429Headers struct {
 	XRequestID      *string
 }
 
+// GetMeResponse503Headers the declared response headers of an HTTP 503 response for GetMe
+type GetMeResponse503Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestID      *string
+}
+
 // GetMeResponseDefaultHeaders the declared response headers of an HTTP default response for GetMe
 type GetMeResponseDefaultHeaders struct {
 	RateLimit       *string
@@ -5125,12 +5323,16 @@ type GetMeResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetMeResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *GetMeResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetMeResponse503Headers
 	// HeadersDefault the parsed response headers for an HTTP default response
 	HeadersDefault *GetMeResponseDefaultHeaders
 }
@@ -5148,6 +5350,11 @@ func (r GetMeResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
 func (r GetMeResponse) GetApplicationproblemJSON429() *RateLimited {
 	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetMeResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -5227,6 +5434,14 @@ type UpdateMeResponse429Headers struct {
 	XRequestID      *string
 }
 
+// UpdateMeResponse503Headers the declared response headers of an HTTP 503 response for UpdateMe
+type UpdateMeResponse503Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestID      *string
+}
+
 // UpdateMeResponseDefaultHeaders the declared response headers of an HTTP default response for UpdateMe
 type UpdateMeResponseDefaultHeaders struct {
 	RateLimit       *string
@@ -5251,6 +5466,8 @@ type UpdateMeResponse struct {
 	ApplicationproblemJSON415 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -5265,6 +5482,8 @@ type UpdateMeResponse struct {
 	Headers415 *UpdateMeResponse415Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *UpdateMeResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UpdateMeResponse503Headers
 	// HeadersDefault the parsed response headers for an HTTP default response
 	HeadersDefault *UpdateMeResponseDefaultHeaders
 }
@@ -5302,6 +5521,11 @@ func (r UpdateMeResponse) GetApplicationproblemJSON415() *Problem {
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
 func (r UpdateMeResponse) GetApplicationproblemJSON429() *RateLimited {
 	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r UpdateMeResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -5533,6 +5757,14 @@ type ListMySessionsResponse429Headers struct {
 	XRequestID      *string
 }
 
+// ListMySessionsResponse503Headers the declared response headers of an HTTP 503 response for ListMySessions
+type ListMySessionsResponse503Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestID      *string
+}
+
 // ListMySessionsResponseDefaultHeaders the declared response headers of an HTTP default response for ListMySessions
 type ListMySessionsResponseDefaultHeaders struct {
 	RateLimit       *string
@@ -5549,12 +5781,16 @@ type ListMySessionsResponse struct {
 	ApplicationproblemJSON401 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *ListMySessionsResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *ListMySessionsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ListMySessionsResponse503Headers
 	// HeadersDefault the parsed response headers for an HTTP default response
 	HeadersDefault *ListMySessionsResponseDefaultHeaders
 }
@@ -5572,6 +5808,11 @@ func (r ListMySessionsResponse) GetApplicationproblemJSON401() *Problem {
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
 func (r ListMySessionsResponse) GetApplicationproblemJSON429() *RateLimited {
 	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ListMySessionsResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -5637,6 +5878,14 @@ type RevokeMySessionResponse429Headers struct {
 	XRequestID      *string
 }
 
+// RevokeMySessionResponse503Headers the declared response headers of an HTTP 503 response for RevokeMySession
+type RevokeMySessionResponse503Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestID      *string
+}
+
 // RevokeMySessionResponseDefaultHeaders the declared response headers of an HTTP default response for RevokeMySession
 type RevokeMySessionResponseDefaultHeaders struct {
 	RateLimit       *string
@@ -5655,6 +5904,8 @@ type RevokeMySessionResponse struct {
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
+	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
 	// Headers400 the parsed response headers for an HTTP 400 response
@@ -5665,6 +5916,8 @@ type RevokeMySessionResponse struct {
 	Headers404 *RevokeMySessionResponse404Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *RevokeMySessionResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *RevokeMySessionResponse503Headers
 	// HeadersDefault the parsed response headers for an HTTP default response
 	HeadersDefault *RevokeMySessionResponseDefaultHeaders
 }
@@ -5687,6 +5940,11 @@ func (r RevokeMySessionResponse) GetApplicationproblemJSON404() *Problem {
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
 func (r RevokeMySessionResponse) GetApplicationproblemJSON429() *RateLimited {
 	return r.ApplicationproblemJSON429
+}
+
+// GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r RevokeMySessionResponse) GetApplicationproblemJSON503() *Unavailable {
+	return r.ApplicationproblemJSON503
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -6633,6 +6891,13 @@ func ParseAdminListAuditEventsResponse(rsp *http.Response) (*AdminListAuditEvent
 		}
 		response.ApplicationproblemJSON429 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6746,6 +7011,37 @@ func ParseAdminListAuditEventsResponse(rsp *http.Response) (*AdminListAuditEvent
 			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers AdminListAuditEventsResponse503Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
 	case true:
 		var headers AdminListAuditEventsResponseDefaultHeaders
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -6823,6 +7119,13 @@ func ParseAdminListUsersResponse(rsp *http.Response) (*AdminListUsersResponse, e
 			return nil, err
 		}
 		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
@@ -6937,6 +7240,37 @@ func ParseAdminListUsersResponse(rsp *http.Response) (*AdminListUsersResponse, e
 			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers AdminListUsersResponse503Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
 	case true:
 		var headers AdminListUsersResponseDefaultHeaders
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -7378,6 +7712,13 @@ func ParseAdminDeleteUserResponse(rsp *http.Response) (*AdminDeleteUserResponse,
 		}
 		response.ApplicationproblemJSON429 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7539,6 +7880,37 @@ func ParseAdminDeleteUserResponse(rsp *http.Response) (*AdminDeleteUserResponse,
 			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers AdminDeleteUserResponse503Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
 	case true:
 		var headers AdminDeleteUserResponseDefaultHeaders
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -7623,6 +7995,13 @@ func ParseAdminGetUserResponse(rsp *http.Response) (*AdminGetUserResponse, error
 			return nil, err
 		}
 		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
@@ -7761,6 +8140,37 @@ func ParseAdminGetUserResponse(rsp *http.Response) (*AdminGetUserResponse, error
 			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers AdminGetUserResponse503Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
 	case true:
 		var headers AdminGetUserResponseDefaultHeaders
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -7866,6 +8276,13 @@ func ParseAdminUpdateUserResponse(rsp *http.Response) (*AdminUpdateUserResponse,
 			return nil, err
 		}
 		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
@@ -8076,6 +8493,37 @@ func ParseAdminUpdateUserResponse(rsp *http.Response) (*AdminUpdateUserResponse,
 			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers AdminUpdateUserResponse503Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
 	case true:
 		var headers AdminUpdateUserResponseDefaultHeaders
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -8156,6 +8604,13 @@ func ParseAdminRevokeUserSessionsResponse(rsp *http.Response) (*AdminRevokeUserS
 			return nil, err
 		}
 		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
@@ -8294,6 +8749,37 @@ func ParseAdminRevokeUserSessionsResponse(rsp *http.Response) (*AdminRevokeUserS
 			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers AdminRevokeUserSessionsResponse503Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
 	case true:
 		var headers AdminRevokeUserSessionsResponseDefaultHeaders
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -8378,6 +8864,13 @@ func ParseAdminListUserSessionsResponse(rsp *http.Response) (*AdminListUserSessi
 			return nil, err
 		}
 		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
@@ -8516,6 +9009,37 @@ func ParseAdminListUserSessionsResponse(rsp *http.Response) (*AdminListUserSessi
 			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers AdminListUserSessionsResponse503Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
 	case true:
 		var headers AdminListUserSessionsResponseDefaultHeaders
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -8596,6 +9120,13 @@ func ParseAdminRevokeUserSessionResponse(rsp *http.Response) (*AdminRevokeUserSe
 			return nil, err
 		}
 		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
@@ -8734,6 +9265,37 @@ func ParseAdminRevokeUserSessionResponse(rsp *http.Response) (*AdminRevokeUserSe
 			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers AdminRevokeUserSessionResponse503Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
 	case true:
 		var headers AdminRevokeUserSessionResponseDefaultHeaders
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -9085,6 +9647,13 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 		}
 		response.ApplicationproblemJSON429 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9174,6 +9743,37 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers LogoutResponse503Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
 	case true:
 		var headers LogoutResponseDefaultHeaders
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -9233,6 +9833,13 @@ func ParseLogoutAllResponse(rsp *http.Response) (*LogoutAllResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
@@ -9323,6 +9930,37 @@ func ParseLogoutAllResponse(rsp *http.Response) (*LogoutAllResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers LogoutAllResponse503Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
 	case true:
 		var headers LogoutAllResponseDefaultHeaders
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -9414,6 +10052,13 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 			return nil, err
 		}
 		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
@@ -9576,6 +10221,37 @@ func ParseRefreshTokensResponse(rsp *http.Response) (*RefreshTokensResponse, err
 			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers RefreshTokensResponse503Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
 	case true:
 		var headers RefreshTokensResponseDefaultHeaders
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -9931,6 +10607,13 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 		}
 		response.ApplicationproblemJSON429 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -9996,6 +10679,37 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetMeResponse503Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
 	case true:
 		var headers GetMeResponseDefaultHeaders
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -10087,6 +10801,13 @@ func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
 			return nil, err
 		}
 		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
@@ -10249,6 +10970,37 @@ func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers UpdateMeResponse503Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
 	case true:
 		var headers UpdateMeResponseDefaultHeaders
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -10631,6 +11383,13 @@ func ParseListMySessionsResponse(rsp *http.Response) (*ListMySessionsResponse, e
 		}
 		response.ApplicationproblemJSON429 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -10696,6 +11455,37 @@ func ParseListMySessionsResponse(rsp *http.Response) (*ListMySessionsResponse, e
 			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ListMySessionsResponse503Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
 	case true:
 		var headers ListMySessionsResponseDefaultHeaders
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -10769,6 +11559,13 @@ func ParseRevokeMySessionResponse(rsp *http.Response) (*RevokeMySessionResponse,
 			return nil, err
 		}
 		response.ApplicationproblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON503 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
@@ -10883,6 +11680,37 @@ func ParseRevokeMySessionResponse(rsp *http.Response) (*RevokeMySessionResponse,
 			headers.XRequestID = &value
 		}
 		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers RevokeMySessionResponse503Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers503 = &headers
 	case true:
 		var headers RevokeMySessionResponseDefaultHeaders
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -11897,6 +12725,18 @@ type RateLimitedApplicationProblemPlusJSONResponse struct {
 	Headers RateLimitedResponseHeaders
 }
 
+type UnavailableResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	RetryAfter      *int
+	XRequestID      *string
+}
+type UnavailableApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers UnavailableResponseHeaders
+}
+
 type GetJWKSRequestObject struct {
 }
 
@@ -12122,6 +12962,34 @@ func (response AdminListAuditEvents429ApplicationProblemPlusJSONResponse) VisitA
 	return err
 }
 
+type AdminListAuditEvents503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListAuditEvents503ApplicationProblemPlusJSONResponse) VisitAdminListAuditEventsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AdminListAuditEventsdefaultResponseHeaders struct {
 	RateLimit       *string
 	RateLimitPolicy *string
@@ -12290,6 +13158,34 @@ func (response AdminListUsers429ApplicationProblemPlusJSONResponse) VisitAdminLi
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminListUsers503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListUsers503ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -12852,6 +13748,34 @@ func (response AdminDeleteUser429ApplicationProblemPlusJSONResponse) VisitAdminD
 	return err
 }
 
+type AdminDeleteUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminDeleteUser503ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AdminDeleteUserdefaultResponseHeaders struct {
 	RateLimit       *string
 	RateLimitPolicy *string
@@ -13052,6 +13976,34 @@ func (response AdminGetUser429ApplicationProblemPlusJSONResponse) VisitAdminGetU
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminGetUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminGetUser503ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -13357,6 +14309,34 @@ func (response AdminUpdateUser429ApplicationProblemPlusJSONResponse) VisitAdminU
 	return err
 }
 
+type AdminUpdateUser503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminUpdateUser503ApplicationProblemPlusJSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AdminUpdateUserdefaultResponseHeaders struct {
 	RateLimit       *string
 	RateLimitPolicy *string
@@ -13551,6 +14531,34 @@ func (response AdminRevokeUserSessions429ApplicationProblemPlusJSONResponse) Vis
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRevokeUserSessions503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRevokeUserSessions503ApplicationProblemPlusJSONResponse) VisitAdminRevokeUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -13759,6 +14767,34 @@ func (response AdminListUserSessions429ApplicationProblemPlusJSONResponse) Visit
 	return err
 }
 
+type AdminListUserSessions503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminListUserSessions503ApplicationProblemPlusJSONResponse) VisitAdminListUserSessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AdminListUserSessionsdefaultResponseHeaders struct {
 	RateLimit       *string
 	RateLimitPolicy *string
@@ -13954,6 +14990,34 @@ func (response AdminRevokeUserSession429ApplicationProblemPlusJSONResponse) Visi
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminRevokeUserSession503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response AdminRevokeUserSession503ApplicationProblemPlusJSONResponse) VisitAdminRevokeUserSessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -14339,6 +15403,34 @@ func (response Logout429ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 	return err
 }
 
+type Logout503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response Logout503ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type LogoutdefaultResponseHeaders struct {
 	RateLimit       *string
 	RateLimitPolicy *string
@@ -14452,6 +15544,34 @@ func (response LogoutAll429ApplicationProblemPlusJSONResponse) VisitLogoutAllRes
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type LogoutAll503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response LogoutAll503ApplicationProblemPlusJSONResponse) VisitLogoutAllResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -14688,6 +15808,34 @@ func (response RefreshTokens429ApplicationProblemPlusJSONResponse) VisitRefreshT
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RefreshTokens503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RefreshTokens503ApplicationProblemPlusJSONResponse) VisitRefreshTokensResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -15063,6 +16211,34 @@ func (response GetMe429ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w 
 	return err
 }
 
+type GetMe503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response GetMe503ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type GetMedefaultResponseHeaders struct {
 	RateLimit       *string
 	RateLimitPolicy *string
@@ -15295,6 +16471,34 @@ func (response UpdateMe429ApplicationProblemPlusJSONResponse) VisitUpdateMeRespo
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateMe503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response UpdateMe503ApplicationProblemPlusJSONResponse) VisitUpdateMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -15696,6 +16900,34 @@ func (response ListMySessions429ApplicationProblemPlusJSONResponse) VisitListMyS
 	return err
 }
 
+type ListMySessions503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response ListMySessions503ApplicationProblemPlusJSONResponse) VisitListMySessionsResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type ListMySessionsdefaultResponseHeaders struct {
 	RateLimit       *string
 	RateLimitPolicy *string
@@ -15858,6 +17090,34 @@ func (response RevokeMySession429ApplicationProblemPlusJSONResponse) VisitRevoke
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(429)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type RevokeMySession503ApplicationProblemPlusJSONResponse struct {
+	UnavailableApplicationProblemPlusJSONResponse
+}
+
+func (response RevokeMySession503ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.RetryAfter != nil {
+		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(503)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -17044,118 +18304,121 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H0JUxs52vBfUfX3fpVQ2223DyCYmqplCMmSgUA4JpPEvFh0P7YV2lJHkjFOiv/+lo6+7PYFZMJks1s1",
-	"Fdw6n/uS9M0J2CBmFKgUTuub0wccAtf/PMESDsiASPVHCCLgJJaEUaflnPUBcSwBReo7CiImQEgkGYLb",
-	"Ph4K1Qw9DznuSo+A7Hp9KWMcE0910n08O9FaCxEpEMUDcNtUqnHhyxCEFIjDABNKaA897/DOGsI0RKqB",
-	"gIDRUKAhlSTSvUeEhmyEOAiQAj3vyM5apU0d14FbPIgjcFpO2yFx29nmv9W3trblbxu+4zoi6MMAq90N",
-	"8O0B0J7sO636+obryHGsOgnJCe05d3duBgzvmEUkGE/DZO8G+DgPlVg3RDiOIwKhAk5ue8tCp001aNCX",
-	"IZMYPe98sYCwWyY0Bcfzzqiz5qKADQbYExBjNVo4Aw5ffmv4/vbotw3fRW0nYj1CPfthw/w+Cz41v94s",
-	"BRBIPvZ2uhL4NGxO7RolQyNMJLqCLuMKFpKPNYJPXu2irVrNX9tGWKIIsJCoVkGnQCUaEdlHoKHbrG/p",
-	"3a/7DdRhN8AjhkMIO5X8Hht+YemEksFw4LRq6aoJldADrpf9l3diEOLtv5xB5+b7M4FI6CJG7VI4iJhR",
-	"AS2N1SAiQFUbNqKokx+0g0Z9oIhIRASqKQhsNNs06GOOAwlcINZFnR3vI8LeV+R7W6iCLlELeR0XYdTl",
-	"IPro/Hz/JWKyD3xEBFTQAesJF+FhSKRaDJVCAaVNY86uIhgIFGDOx4jISeT7V+tQ79YCbzNsYq8JzYa3",
-	"hdfXvUa3HtYCH7auNmuz8L7RdBUsUzJwnRhLCVyB6X8/7XgfsffV97Yqly3v4lvN3Wje/Y8zTSd3qhvH",
-	"A5BWyOwOuWC8HPIdCrfyMtAtOgpOCtIxhxvChgLFuAcK70Q1/zIEPnZcRzGL03JMn/kkXNzMNEHPEH3H",
-	"uAdIkK8z59YMXJg6hC4eRtJprfuuWoehx7rvu4uo81wA3w/VGHqmGMt+NtFQAL8koeM6ikQJh9BpST6E",
-	"/NRdxgdYqsZD3TIHhcZGKXoSutbYOUpZTP0VMCqBaphooRZgBZOqJbt/fRYKQN8yelM9QjV+xqmO64Qg",
-	"MYmclmNkOb8hASjewBIFOMYBkeNtIxmQ6DMuo7EGtJCYBmqwKo5J9aZWxUPZr2rJZSEAQipwLE/mEsuh",
-	"UFhpuI4kUrPIqV3QOcU3mET4KoKMjJWcFq1qNWZcBsMoIqISwk0CAFHN7fMuj4X/4dB1Ws7/q2a6tmq+",
-	"iuqx6WyAP0lqQowYD1Efi74Sk0UooeeTYnBtG1EmddMRFijoY9qDsIK0bEZYyeY27eQkdSfRHkZSzFL+",
-	"Zeu3batZwxlacqnOSftpRTK3e65piSyf17XQVsM+QcRDCP0GRyTUjb0uJtE0vSfaP2QgFK7QAMugrwXb",
-	"zvE+EjEEpGvnU6Kbc6bw8elbNoxhVj0CfZYfwPA6ajvKborajuM6XQKR4gj9i3N3MZuROPSIUHB8GC81",
-	"lVBLeOl3HCIL5eV5aBqEj8FKOxRpE6O5vonsVJWnQvAPI9t0xAfKaGUtepEdKE+1jKEBpuPULk+Ec4QN",
-	"uXxP0dysb2XkdMYYOlQrsSAQyxNVYXOPQU9nk1BBz5v1rbUWwnkPgIjEH4JQOTG5VXS2rR3JYuAaR4iI",
-	"NrVfUQzc2pRo/9hFgg0A4Ugw/QEHARtSuYYY1waphrSrZYD9pGaOWHANYSL1UzQapkLKdhvE2luyfTzT",
-	"obNW0Bfol7oo47uUhvTud8IBobscsARlsSUyT/FgGBKFXBwdc4VpSZRh1cWRANeJcz99szJ6AUnuGUHu",
-	"Ot1hFF0aQ3B+j1fDKHqr2t25DhGXN8BJlxhZkdqldj2Wma4YiwBTR9vqxgJZyClJO2VAsmjhok5UmztX",
-	"m7DLbOI8aWcs1MTa/WSBlhsot2a7lIt0Y+zqMwSa8DTCzuNwRYQNCM3/WptEYQEpEwoIWb2tQxSKVVW7",
-	"bUSHUYSCCDAXymErmujaRVAttBlqjfsJm11jFQeS3OhZp3E4gfTpBt8dYdPgV67r3k2ip5bnEbXPCQWm",
-	"l1RJlM2EwzoFKxxIpp2mxb7RQrgnKnLWDgrdss0vNfk0kuNLHIYchCjxyxculQXBkHMIL7EsTK4YwJNE",
-	"880i0LGhDJjBPFDlsn5yxDAI1IpcR2mVIc8zW9YxbwCsvnSJeQ8e2Nn8XowBLINh7WHjnqXTXO/1Wn1h",
-	"9wlJpbGcx0OOGN2EsIsrzm8+g3+BFgprLIA6pc+LuQx4jHuwIhMSCYPiP+ZJghyvZ6IAc4619s5FeNRA",
-	"K4JUz18cpGy3u9oPTnTU/bSzxhuVl3mNmLJRTuWsFmZSax9drq5lJwAxtbiJccuAspeYG5N6Ko4wocgS",
-	"mA6+sqFEIRFxhMdaayHG0ahPJIgYB7CNhpR8GSrftod5GKlerIsikMp8DLCAQnTWwSH+t/2rErCBEh4J",
-	"HBNtXgjHF2HYKMYd/7fdvvV9r92+rfvt9u1m99/toe83Av1faDvuduv5Wrv9qd2+aLfb7Yt//Xv1LiVx",
-	"TNd5pTzrPeWer0hImdaYGtN662WhUNbtAg2V/aAbISwQRm9Oj96iGMu+xhKh+fyCi8Qw6Kt2HQ3VjkJa",
-	"54qFYx0sn89YZiFzJUhqVhZ08U6I0QG7gQgHUGLKTO34P4Aj9XUlCCbOYaaH2HWJ4pnYk+1Vtpc37/9Y",
-	"pMUnzJCoV6JOpnYX8Jtlml1P6bZa/UVZOzleZrihgGWa3S4x5wQI1QLMcl0NAjPXDIierojVaxgvr1QU",
-	"xqa0yeRq1YBliztQtuKyWmAix3eLAxmNEaOg8zY51kos445rEladRPpqfnuIq/fYKufBTtdcvXKcW20R",
-	"eC+QZKhWf4Fyya/n55QELASk/xMzQqVYq6BdNhgwipKJBMI6W9gdCggreY0xAwyKlnNQKOOmXLh3HuMv",
-	"DCMiIySnkRz0IbgWs8f/VuZR5Cc7oogDDglVGtUa2MKEeZQw0xQIOOijEGKgIdBgnBPtGUZMgK/MIVWm",
-	"losGOOgTCp6aTP2CdNTZYKSoRDyJr4F2Kkt4C3PUXBLUXpLXc5q2xIDMoo/fVvQ8plpnemUyE5fGIBcP",
-	"IjkOwE44/XHaD5lRbpBnt8QX0EtIl2nxWsaCJwnVrGrjrk6xU3OXKmfXGebSacuqajdZUPkedW78fsY8",
-	"N50vJbsGWoaQRbnh/GqLg5Wv1eRWnmxc8D5hvu8auiuFog1TJXSl+ilBxELgWOpsPw4HRKNgkfFzCkLY",
-	"QNIq/KEjvA8KolhPrcTI50OdwbMVTnp5hXqhERZogEPQ1kVOzucCeXAbEw7iIev7EcGpCAt5qTT7Qxb+",
-	"6KGaHLInllgAdIbSMpq1dHZAVub61YIsCT0vsonNYGUrPVPS6xgTvnJENgAhMkk6aWS8eX+2jQTQEBGp",
-	"DYmdoewzTr7qnFcL/Q6YA0fGBdejGD980sho+ltllJdggtDZRWemTtBmx5QtpadBtmuOlXL6PhHqq41v",
-	"e60ywQzAHcX4yxB0rZsgtBcBGpo4ygLTwXWs7Li8Hyfr5aTx0kTUGiQtVtwFYigMVsDU5O5LwV3YSRnF",
-	"mvTNIfyzkzePk1BRX/9+ZfYAy2T1JNf9FNPfmRrT9PhgJfYgm0oDpcSwymBv95QHTREOE5ovt6uLGYT3",
-	"3VMImroXJw+mi+e0wknqRxPjSvXSxaOWf62dpVR8WlP6ffIQ5zn0FhfbQJKhRt0GzYWLQtIjUrioc9lx",
-	"UadiQkxe5x6x9gkuqc+LpqdVvJcV7+Jbw23US4t4lWgOhpzI8anCkEHpldYRSrtnf71KmODN+zOnJJZS",
-	"0MddzgYoVzqktpzUpmntUEFnyjYOWAwCYZqrnImIkCZGJPvQpjHwAdG6Q+jjAQGOIuDPBFKkjwZDIVGf",
-	"RSF6LgDQyd7Oy8O9yiBMCUS30rGRte3CPG2qI3uUJYugAKFAjEZjhJEgPQqhRyjSGWldIaMpWMsUo0EL",
-	"BUumrojQLiuh3rSQSRd96iFdpKABVNqiLm0daJeHCGkhYetpK23apuZAggnmEA2xNHbVmVUb1kEhC4aD",
-	"tOwe2ygR6gQshE6lTXdyODMw3wtfnu54ZvvK3tMnMMZxC2H5r88j2VnbRlq6jBV0B4h1uxGhxo/R8L6G",
-	"sUBYtmmnWhlBFHnXlI1o9fPoWlT0miroJG9YmVmZtpDcnHnkaoBwZmJjWZ2+IR6Nj4gEQE183BZR78Q4",
-	"6INXr/hK2PEoV0w2Go0qWH+uMN6r2r6ierC/u/f2dE/3yUJDOZQ5rnMD3DiYTq3im3YsBopjori94lca",
-	"2t2Vfc075ftWX3qgtUlKgvuh03Jeg9QB9oli7brvz6kALKn8MyH3Tzaf4Wg8OjZt4eyF9fX12pYN+Lec",
-	"g7/23r/jwUDsvfv9Ax3H3sZovBX0z15uvn53fHh2tUPe/+fV+j4+3d9zbK7COfrj2CYJWo4gPUdnHZy9",
-	"k6X/79xdLF2tp0FSVvpp8mTv4Qr9AWN0CtIcN9lcr22uVdC+TMQHojBSxJicTpF9LPXfirTFRLnoriab",
-	"XUYlZ1ExCRYPryISuGiAbz3cg98avj/vUMVUDf6d6zTrW7O2m6K8mq/81Lu21VyL+mVljZkgd1qfLlxH",
-	"DAcDzMc252j2YdhTw8JycV5q6xpM3BM60JcQqXAu1NhpNagSUVV9XMUzx1VmUrauy1LeclY1IJzikZFP",
-	"5dvLmlST8sKFDe3ZE9Wy7CBHrjzj3gcqZgxdrPLIRp+IbVkPaHFEa8E8E3tYQICzwWFKVO5xPAh7Xy8r",
-	"c44FzZgyK5fpmlrjEjwsb18vnMXw/YOnuXioXLZG8aes3q1Y5JYVsTl+baux0W2A9+Kqjr3NoBl6W7De",
-	"9Xxcu6oHjbAJ691cNfc360nZfs2G1/TXa95mfaPhbYWbTe8FbHVt30ax0qjl1H2luGq1RmVzopRJfatv",
-	"eH7Nq62f1fyWv96q1T/mapZauVKx+9SD54rAlt1yofQrYah8lNA5ZF9JFOHqesVHz/+q1bbRAaHDW3T7",
-	"YuNyo7mGXhEOXXZbrTXWlQa/mHA4lI+wtHKaKLgqUVNHFLT7oez5/NG+ipLtTUNCS8p11b62YvvGau1/",
-	"gH4quhifHA2kFgccOhd3BeWlFEgBhq5S7SAk6hIupKvgTKhya9HVGKVnBRM9ZrMI0ypMUU9edxUR+AeM",
-	"BchkbB3cjJUPOnWKkSWYznunkqEeyNRBraAdNMLRNaLKim1TcU1ioTwiDjFgba1wNnL1/tCoT4wFzI1p",
-	"bB14FA510IpI4zmZqZQrwNLoYptesSFNDyd3BOOyg8hkukEbzzNU9bmGyo9S0jaasRwXmlDNrKHyEZFs",
-	"vMmg0JzeuRjK/P6TnB+NLfYSzGGpcG0OYMi+cgJ1mlvOPO+ahGweS08uXGFqIy+/uEdSr1Or28UCPEIF",
-	"UEEU+pAYXtl4LesiHQ1zURIMU3DtDqPIRnA7/7+jvcbOZSc7STcQEN2YwH3Zfr7MPlfsL0wdlxOPYrvy",
-	"I8OOVwjHJQZi4ceJJjb855XEAb3034tNykc0Y/Kx5ryp4G+1Gn7L9z+myy4tD80Cx5MFhqsYBLlYsAnq",
-	"FaK/NkxpAr6puZAL6c5adxaz1dG2KTPBgfGbr/ufGTl4/3b88f0r/+P7k+6Hv96Rg903dfX74eed8Vvi",
-	"jw5P/du3f74bHZ2xr4cv2ejwFVNtYt3m5d764dePg8P6uTx6vT/+cOo3Pnw9uT44i6K37z/Iw9d7tx8+",
-	"v/l8WH/nfzz7c7BP/eWPuaUx3AVWiRYAv8yRGeaIhs5sc0R/dlGXRBI4hC5SLK8kPQ2XNEdcJ2Zils+c",
-	"HT7LLOzfWThejWMTHuxxHMAEF2Y1Ig5GEaM9vfQhHYohjrSlE/c5FmmGoVWozMhxiR58eeqccbburhiE",
-	"Vxx9NyWwaqttfxUxVQainKBSzkHR1ap7jW7T9zZr63XvRbDR8DbD1NmqryieCpBdTUatCH2Teik5/9o3",
-	"Bqe5Z8DA7WmKBn9rtfa1Fcevra8oqurfXbStLwOjo8JdFd9HGo44kTApDg0v25xGkmWwZvxyLlj1m736",
-	"5M6YShFIKD82oZN6hq1MpgQFmFIm0RUg0y9Ez5v+1lql3L95qdukYrUgXJrlU+pdEZEM/0SZovl9mejJ",
-	"6ONSCjRYTShQqTGTKkrK7sxNQ4SLUi08O3D9GmQ5qfjfTw/9083lx1JEPwefPWk79gRwaJmm3DxdKQBk",
-	"r7ZSU8TK8S6RpvgaBIJuFwKZVGmoyZ8JU8ORVMamqd7kLEAFvQRNu1gSZacaPudww65BtGmB2U1obL6e",
-	"GDClJxhHYTJsqjZQUhIt2hRzMOE6JECiPnCYGTfLrh54iLle4EjDpFMG4mp29vSVCEvZ2T+ffJsBzVIZ",
-	"V/f82lmt3vK/q4wz8/5Esu7JGeZP2mYxZ9itLLOlTK45B+aaxLxluBmhznsY11UrIsU8K3sHpdyBBnis",
-	"hKgpiLICOxkjDSDpkiojY3UJ05hReCYq6Ci53xI1/UabdggVw26XBASo9HIVXZ2ZQvVEC3jFRKfJwpcx",
-	"2vdKbL/UijdKI/xlXTwShSfk0DKAnTYx1K/T5vgcq6M0F/eEqDJJkc2mye8aVk8PHFmLPX9GKNVftWYh",
-	"a58PW/leLayDt9lt+N4L3Kx561cbgQ1d+fMrBIrnemaVCDwkJe/OgoF/5r/I9PFyMKid1V606kmfPAxq",
-	"Xh0aXW/Tb9a8rav1updCANdqEzAwgb9ZW68X5shvXVcTLF/slj9YNMcreiYSqzah+GIq/Jdce3y5Nqse",
-	"YQZCHtOVWlqjV79lh2vu/qnqfemQXKJIfunzH6TPGYUltfn9CN8tvR87d37sEa/ILjBZds9p61uanisS",
-	"4GvF7LDUvSHJAwdJqq2CdigaUl0Wnt7sqYv+23TEGe2lLdPaIaHsfkzFSJmvNPtJkkFpNOKgeEnr/VOG",
-	"0356LmEYMM4hkKjPuAB0pQtDx8p5iaMVclGFe1u+R1yieJbVgfGb/tXrgByRN68+7p2cvTvdF/sDGX/c",
-	"3d/Yv779cPJneBIM3srA//PkXXRNDnbf+PDXjmrfD3fll7DxjnTfVWD85mv4fp8ckf3R4dn117eDD18/",
-	"nr7ZqgT1iF4NXvnhX2+ig/dbg4P3fzY/vK+Nrl6fF89LtrZ8v/xIan19q+7nPyZrj7m8bHype5ujnaX+",
-	"VzxuubT1lz8umpwSXRqf2ZHjEgvm1BwnIXTbFuYn8mOEBWIx0KcqxJ9gmOIH5AMLWmDv1txEjwIOIVBJ",
-	"cCT0aSucHgHTUq14fjqvH5S2KQYsrORlQ5kXvVPCTX1/iJnwU1wRvjLN/3jDotyOkKaKVTlzCbaWpRIP",
-	"R9EiStmJokeMGP0inadEOmUZ3okjm4tJycqn2cbe2dQlEEQgESt6vRqbYtkAR1EFHXMQShLq9JRpUOyH",
-	"e5jQLGelVjvqsyiTUs+bfg11bCdPd/I4DAWEnTUXwW0AsUzuhcTmJRWki3+Sp6PsxfC21tus4Xnn+Ojk",
-	"bPf84GD/9PJk79XJ3ul/Lk/2zk/3Ll+f7OzudVxksYVqvlhz0agPHBBGAaMJY5rXAVjXLFpbvtYG1Rvr",
-	"gRSo6W9NrR0H0Mm98WV2KSQeC0SoxIEss1/twdCz5Czave3YBxtQS5s9EzdX/TJkf25Ddkdbr4b2Y0z4",
-	"dvKKleJ/CGeIi7/Jtv2VgivqCnN2HE8ihUpmvZAMj8toC/ukzkyzI7kY7rHqdldKli/rn98/nz15792P",
-	"rtn9VSuVPRDz8LrdX3W1f7cfnVTOpsHAuTLIxP7NbTOzrpE4hF/Fin8zA05cE+P8JE4WDud7VObsrAnx",
-	"l1b7neiCFk0phXoWExpSyCVynCvLs48bmjq7Kb8guRzuIVq1QJvD3lBIjBSN/pHctLccLUxcU/fEC+om",
-	"9/kj+PBnLaj7ZW3PlyK2xm1ajjwTC4vaEvlSogCr+euNy+M2JqKnn1heENfbLgQhdWJT4rGYlkDFR2ce",
-	"Ioemn55ZZLAXH5VxMBoMg74+tAc8d1QPyT6m9iT38kxV/prOUmJtRuA9zWKS7M3a/87czn/D2bAVmD73",
-	"usMyfJ6vVy21eA+IkIfjH12JZzTjr0K8/5ZCvLkVeFafJDdUspGOAQ4wv4ZQ3w6jANb5SdwEXQhXyumz",
-	"i+KWYfg55WyTATelxFMRMH1rzd9XRvTki9eaP0fiz5ZclVLdAnLr69fJvs4LoNgHzB6qSZJXUxx2vbwh",
-	"ZueeIXViznRlBREIR+QGKk8iwn5AboCC0GWiYgQ8e2BQsmHQ1w/bJ68ZEZh7u6S9T3XhValHMdCd4/03",
-	"p0dvH67x7WW9D7/z9a6A5hUekC3Htt1kenvv08D2Wd/ks4JcNEcgi4mFiB3jQbQEYj/sHB6shthk4OzK",
-	"VjtlC2k0tanCc6tNEdKIbqEMz+pHi+gW0nhu04mbmyZxoxaIJNxKXfsak8IGXXQ1lublF/WPwuNmV4Ri",
-	"fUvU1BWx/3QSsDibSQIccDieK3izN64eHDxLX72KmZA9DlYOq3FDkhPK95HR2TJLsGaiDtnrbVYmJhr+",
-	"/t7djM3nL/peGQj5F7zSR+UcyqR+N26cu2RU/ahfrhu30Cfd/QLle+cfbUtRfb97QROcrPuN7CLuU3MH",
-	"OjovzJm7eF20qtU45ehKCDcJaEQ129DSOM7YoCT5n8MuEShkI7qNOgbaHR3DEmjUJ0G/8vjJ7IT0tpGZ",
-	"Dx0b1J6+O9BB9RON2VlcuISpBfwmsZvNzelVfZzfjjcV4NfZYG4Pqeqqedfm05N0u1qVKder5O4dVlNO",
-	"3/p3VmbQTRbKJwZebjhj4E2Pd65v2E+sbZ100DeIFi/Y3zYvLmZPDxgU6pKOwqsD9m0AbF4gMMCzzwbk",
-	"96YPPkwvxph2bvb+o2tvyU/KowoClUgBUTc3bA6Tdxd3/xcAAP//",
+	"7H0JUxs52vBfUfX3fpVQ223aBxBMTdWyCcmSgUA4JpPEvFh0P7YV2lJHUmOcFP/9LR192e0LyEySyW7V",
+	"VHDrfO5L0lcnYMOYUaBSOO2vzgBwCFz/8wRLOCBDItUfIYiAk1gSRp22czYAxLEEFKnvKIiYACGRZAhu",
+	"BzgRqhl6GnLckx4B2fMGUsY4Jp7qpPt4dqK1NiJSIIqH4HaoVOPC5wSEFIjDEBNKaB897fLuGsI0RKqB",
+	"gIDRUKCEShLp3iNCQzZCHARIgZ52ZXet1qGO68AtHsYROG2n45C44+zw3xrb2zvyt03fcR0RDGCI1e6G",
+	"+PYAaF8OnHZjY9N15DhWnYTkhPaduzs3B4Z3zCISjKdhsncDfFyESqwbIhzHEYFQAaewvWWh06EaNOhz",
+	"wiRGT7ufLSDslgnNwPG0O+quuShgwyH2BMRYjRbOgMPn35q+vzP6bdN3UceJWJ9Qz37YNL/Pgk/db7Qq",
+	"AQSSj73dngQ+DZtTu0bJ0AgTia6gx7iCheRjjeCTl8/Rdr3ur+0gLFEEWEhUr6FToBKNiBwg0NBtNbZd",
+	"vX3z54bfRFeJtHDFIaEgBIo5u4InAnUpk576edytFWHQ9EtbI5QMk6HTrme7IlRCH7je1p/eiUGYt/9i",
+	"Bh+Y708EIqGLGLVr4yBiRgW09eqCiABVbdiIom5x0C4aDYAiIhERqK4gtNnq0GCAOQ4kcIFYD3V3vQ8I",
+	"e1+Q722jGrpEbeR1XYRRj4MYoPPz/ReIyQHwERFQQwesL1yEk5BItRgqhYJZhyrARDAUKMCcjxGRk8Th",
+	"X21Ao1cPvK2whb0WtJreNt7Y8Jq9RlgPfNi+2qrPoovNlqtgmZGJ68RYSuAKTP/7cdf7gL0vvrddu2x7",
+	"F1/r7mbr7n+caTq6U904HoK0Quh5wgXj1ZDvUriVl4Fu0VVwUpCOOdwQlggU4z4ovBPV/HMCfOy4jmIm",
+	"p+2YPvNJvLyZaYKfIRqPcR+QIF9mzq0ZvDR1CD2cRNJpb/iuWoehx4bvu4uo81wA3w/VGHqmGMtBPlEi",
+	"gF+S0HEdRaKEQ+i0JU+gOHWP8SGWqnGiWxag0NysRE9K1xo7RzfAI4ZD0GsIGJVANUy00Auwgsm6Jbt/",
+	"fRIKQF9zelM9QjU+y4dxnRAkJpHTdoys5zckAMUbWKIAxzggcrxjJAcSA8ZlNNaAFhLTQA22jmOyflNf",
+	"x4kcrGvJZiEAQipwLE/mEstEKKw0XUcSqVnk1C7onOIbTCJ8FUFOxkqOi/b6esy4DJIoIqIWwk0KALFe",
+	"2OddEQv/w6HntJ3/t57r4nXzVawfm84G+JOkJsSI8RANsBgoMVqGEnqq5GM3n7S7gyiTuuUICxQMMO1D",
+	"uOYixtExE7LP4fTtASKiQ5N8e3aYwi9dFwkAzW3dAhy6mcxbqyGtDhBW6qBDuwXl0E0VlhE+s+yNKpDY",
+	"tut5wxmKeanOaftp3TW3e6FphXqY17XUVqMzxe1DeOcGRyTUjb0eJtE0C6UGR8hAKPyjIZbBQGNv93gf",
+	"iRgC0rPzKW3AOVP4+Pg1H8bwvx6BPikOYMQH6jjKVIs6juM6PQKRYjL9i3N3MZs3OfSJUHB8GHu2lJxM",
+	"2fM/OEQWysuz5TQIH4M7dynSVk1rYwvZqWrfC8E/jGyzER8o9pWB6kV2oCLVMoaGmI4zVyCV9xE25PIt",
+	"pb0yMTNyOmMMHaqVWBCI5YmqtLnHoKezSaigp63G9lob4aLTQUTqgkGo/KbCKro71jRlMXCNIy3q7VcU",
+	"A7dmKto/dpFgQ0A4Ekx/wEHAEirXEOPaxtWQdrUMsJ/UzBELriFMpX6GRsNUSJmDw1g7aLaPZzp0y/oC",
+	"/VIX1XxXtDkewndJyXYpKYsQS3yFhTa4Cs2WMriUvSnWh/DdmFvFfT6KvZXbSAGmSpVeab8zGEDoKohx",
+	"EBJzqXQl44glUjklAaMUAjWE0JbWFWfXUAwFPBEdKjmmAutWygXkIFh0AwijEHCouKTCCvvFNUtwTYZ3",
+	"vfvdcEjocw5YgnKdUktBcVAYEgV9HB1zJR8lUR5OD0cCXCcu/PTVWjYLyGjPmD+u00ui6NJ4ZPN7vEyi",
+	"6I1qd+c6RFzeACc9YjRs5iDa9Vj6v2IsAkwd7TQbV2AhdaftlCfHooWLOmGGdxRvL7OJ87SdcRVTt/Oj",
+	"BVphoMKa7VIuso2xq08QaMLTCDuPwxURNiS0+Gt9EoUlpEyYbchauzqWqNhUtdtBNIkiFESAuUBE1sq+",
+	"svbVVQsjm42XPeE8a6wqFr/Rs07jcALp0w2+OcKmwZ+ERO7dpFpmeR4xoqykfvSSaqmJNhE5moIVDiTT",
+	"0YvFQYqFcE813KwdlLrlm19q8mkkx5c4DDkIUREgW7hUFgQJ5xBeYlmaXDGAJ4nmm0WgY4kMmME80GSo",
+	"uE8kQaBW5DrKFkt4kdnyjkWtvfrSJeZ9eGBn83s5GLcMhnWoC/ctnRZ6b9QbC7tPSCqN5SIeCsTopoRd",
+	"XnFx8zn8S7RQWmMJ1Bl9XsxlwGPchxWZkEgYlv8xTxIUeD0XBZhzrLV3IdSqBloRpHr+8iBVu32uI1Kp",
+	"jrqfdtZ4o/KyqBEzNiqonNXivWrto8vVtewEIKYWNzFuFVD2UnNjUk/FESYUWQLTWRJlcYZExBEea62l",
+	"zM3RgEgQMQ5gByWUfE6U3dnHPIxUL9ZDEUhlPgZYQClN4uAQ/9v+VQvYUAmPFI6pNi/lzcowbJYTAP/b",
+	"6dz6vtfp3Db8Tud2q/fvTuL7zUD/FzqOu9N+utbpfOx0LjqdTufiX/9evUtFQsF1XhKIwj3ODd2uQEi5",
+	"1pga08a4qnISrNcDGir7QTdCWCCMXp8evUExlgONJUKL1r+LRBIMVLuuhmpXIa17xWzWaj5jmYXMlSCZ",
+	"WVnSxbshRgfsBiIcQIUpM7Xj/wKO1NeVIJh6dLkeYtcVimdiT7ZX1V5ev/t9kRafMEOifoU6mdpdwG+W",
+	"aXY9pdvqjWdV7eR4meESAcs0u11izgkQqgWY5boaBGauGRA9XRGr1zBeXqkojE1pk8nVqgGrFnegbMVl",
+	"tcBEMv4WBzIaI0ZBJ1ALrJVaxl3XZJa7qfTV/PYQV++xVc6Dna65euW4sNoy8J4hyVC98QwVstBPzykJ",
+	"WAhI/ydmhEqxVkPP2XDIKEonEgjrtH4vERDWihpjBhgULRegUMVNhSTJPMZfGHxHRkhOIzkYQHAtZo//",
+	"tcqjKE52RAvVB9bAFiY4qoSZpkDAwQCFEAMNgQbjgmjPMWLCc1UOqTK1XDTEwYBQ0DUNOjOnczUGI2Ul",
+	"4kl8DbRbW8JbmKPm0lTQkrxe0LQVBmQeMPy6oucx1TrXK5Mp8SxwuHgQyXEAdsLpj9N+yIy6oCK7pb6A",
+	"XkK2TIvXKhY8SalmVRt3dYqdmrtSObul2PCyqtpNF1S9R12kcj9jnpvOl5JdA61CyKIijeJqy4NVr9Vk",
+	"JL/buOB9wnzfNHRXCUUbpkrpSvVTgoiFwLHUZTc4HBKNgkXGzykIYQNJq/CHjvA+KIhiPbUKI58nOu9t",
+	"SxH18kqFfSMs0BCHoK2LgpwvBPLgNiYcxEPW93cEpyIs5KXS7A9Z+KOHagrInlhiCdA5Sqto1tLZAVmZ",
+	"61cLsqT0vMgmNoNVrfRMSa9jTPjKEdkAhMgl6aSR8frd2Q4SQENEpDYkdhM5YJx80VnFNvoPYA4cGRdc",
+	"j2L88Ekjo+VvV1FeiglCZ1eHmoJem1NWtpSeBtmuBVYq6PtUqK82vu21ygQzAHcU488J6JpUQWg/ApSY",
+	"OMoC08F1rOy4vB8n6+Vk8dJU1BokLVbcJWIoDVbC1OTuK8Fd2kkVxZr0zSH82Mmbx0moqK9/vTJ7gGWy",
+	"epLrforpr0yNaXp8sBJ7kE2lgVJhWOWwt3sqgqYMhwnNV9jVxQzC++YpBE3di5MH01WsWuGkhdypcaV6",
+	"6Spuy7/WzlIqPivu/jZ5iPMCesuLbSLJULNhg+bCRSHpEylc1L3suqhbMyEmr3uPWPsElzTmRdOzcvrL",
+	"mnfxtek2G5XV9Eo0BwkncnyqMGRQeqV1hNLu+V8vUyZ4/e7MqYillPRxj7MhKhTcqS2nFZ1aO9TQmbKN",
+	"AxaDQJgW6s0iIqSJEckBdGgMfEi07hD6HE+Aowj4E4EU6aNhIiQasChETwUAOtnbfXG4VxuGGYHoVjo2",
+	"srZTmqdDdWSPsnQRFCAUiNFojDASpE8h9AhFOiOtK2Q0BWuZYjRoqcbI1AIR2mMV1JvVHunqaz2kixQ0",
+	"gEpbkqWtA+3yECEtJGxhe61DO9ScHDLBHKIhlsWuurMqu7ooZEEyzM7HYBslQt2AhdCtdehuAWcG5nvh",
+	"i9Ndz2xf2Xv6qNQ4biMs//VpJLtrO0hLl7GC7hCxXi8i1PgxGt7XMBYIyw7trtdGEEXeNWUjuv5pdC1q",
+	"ek01dFI0rMysTFtIbsE8Mkd4ODOxsfzAjCEejY+IBEBNfNyeZtiNcTAAr1HzlbDjUaH+azQa1bD+XGO8",
+	"v277ivWD/ed7b073dJ88NFRAmeM6N8CNg+nUa75px2KgOCaK22t+randXTnQvFO9b/WlD1qbZCS4Hzpt",
+	"5xVIHWCfODXR8P059XsVdXsm5P7R5jMcjUfHpi2cvbCxsVHftgH/tnPw5967tzwYir23/3lPx7G3ORpv",
+	"B4OzF1uv3h4fnl3tknf/fbmxj0/39xybq3COfj+2SYK2I0jf0VkHZ+9k6f87dxdLV9hpkFQVTJs82Tu4",
+	"Qr/DGJ2CNOfCtjbqW2s1tC9T8YEojBQxpsfI5ABL/bcibTFRZP1ck81zRiVnUTkJFidXEQlcNMS3Hu7D",
+	"b03fn3e6aeowzJ3rtBrbs7aboXy9WC+td22ruRb1y0sRc0HutD9euI5IhkPMxzbnaPZh2FPDwnJxUWrr",
+	"ymXcFzrQlxKpcC7U2FkNtRJR6/rcmGfOjc2kbF2XpbzlvGpAOOWzWx+rt5c3WU/LCxc2tIfAVMuqE1WF",
+	"8ox7n2yaMXS5yiMffSK2ZT2gxRGtBfNM7GEBAc4GhylRucc5Pex9uazNOZ83Y8q8XKZnKvQr8LC8fb1w",
+	"FsP3D57m4qFy2RrFH/N6t3KRW17E5vj17eZmrwnes6sG9raCVuhtw0bP83H9qhE0wxZs9ArF2F+tJ2X7",
+	"tZpey9+oe1uNzaa3HW61vGew3bN9m+VKo7bT8JXiqtebta2JUib1rbHp+XWvvnFW99v+Rrve+FCoWWoX",
+	"SsXuU8RdKAJbdsul0q+UoYpRQueQfSFRhNc3aj56+me9voMOCE1u0e2zzcvN1hp6STj02O16vbmhNPjF",
+	"hMOhfISlldNEwVWFmjqioN0PZc8Xz9jWlGxvGRJaUq6r9vUV2zdXa38P/bSxzBzn5dr6h+q0slvy0dGA",
+	"bXPAoXNxV1J4SumU4O4qcwCERD3ChXQVbghVrjC6GqPsoG+q+2zmYVrt6dMLBX1XRvrvMBYg07F1QDRW",
+	"fuvUEWSWUkfRo5UM9UFmTm0N7aIRjq4RVZZvh4prEgvlRXGIAWsLh7ORq/eHRgNirGZuzGnr9KMw0YEu",
+	"Io23ZaZS7gPLIpIdesUSmt080BWMyy4ikykKbXDPUO/nGip/l2K3EZDlONeEd2YNVYyi5ONNBpLm9C7E",
+	"Xeb3n5QW0dhiL8UclgrX5tCGHCjHUafG5czD6mmY57F068IVZnb18ot7JJU8tbrnWIBHqAAqiEIfEsmV",
+	"jfGyHtIRNBelATQF114SRTbq2/3/Xe1pdi+7+ZnVoYDoxgT7q/bzefalAP7CdHM18Si2qz7v73ilEF5q",
+	"VJZ+nGhiQ4ZeRezQy/692Ax9RNOnGJ8umhf+drvpt33/Q7bsypLSPNg8WZS4ihFRiB+bQGApYmxDmyZI",
+	"nJkYhTDwrHXncV4doZsyLRwYv/6y/4mRg3dvxh/evfQ/vDvpvf/zLTl4/rqhfj/8tDt+Q/zR4al/++aP",
+	"t6OjM/bl8AUbHb5kqk2s27zY2zj88mF42DiXR6/2x+9P/eb7LyfXB2dR9Obde3n4au/2/afXnw4bb/0P",
+	"Z38M96m//HG2LO67wJLRAuCXCfOIJoyG6GwTRn92UY9EEjiELlJiQmkHGi5pwrhOzMQs3zw/5JZb8v9h",
+	"4Xg1Lk/5ts9xABOcm9eiOBhFjPb10hOaiARH2jqKBxyLLJPRLlWAFDhLD748Rc84w3dXDvYrKXA3JeTq",
+	"q21/FdFWBaKCcFNOSNmla3jNXsv3tuobDe9ZsNn0tsLMqWusKNJKkF1Nrq0IfZPiqTidPjBGqrlZxMDt",
+	"+xQn/vZq7esrjl/fWFG8Nb4PcXhUupzm20jDEScSJsWh4WWbO0mzGdb0X85tW/9q7zq6M+ZVBBKqj2fo",
+	"5KFhK5ORKZzkNv1C9LTlb6/Vqn2iF7pNJlZLwqVVPaXeFRHp8N8pU7S+LRP90Dq8kmoNJaRUm99Jl5YE",
+	"muvICBeVmnt2UP0VyGry8r+d7vrRzfLHUl4/B2/+dPbyCeDQMlq1GbxScMremaemiLEMBhVSG1+DQNDr",
+	"QSDTqhM1+RNhalLSSt8sdZ2ebaihF6DpHes7QKxs4HDDrkF0aElAmLDdfH00ZEofMY7CdNhMPaG0xFt0",
+	"KOZgQolIgEQD4DAzppdfpfAQt6DExYaxpwzR1ez56SselrLnfz6ZOAOalXKx4fn1s3qj7X9TuWjm/Ynk",
+	"43fnAPx0tpE5x2/lny3ncs1ZONcUJ1gmnRG6vYfhv27FqpjnAeyijKPQEI+V4DVFYVbIp2NkATFdVmbk",
+	"si7jGjMKT0QNHaWX7aKW3+zQLqEi6fVIQIBKr1DV1p0piE+0UlCMd5oufBmHYq/Cxsw8DKNowl9WzN/I",
+	"FSkJtQ0ypk0Z9eu0qzDHuqnMR35HlJymCWfT8TdNLWQHtaw3UTxblenJeqtU7VAMw/lePWyAt9Vr+t4z",
+	"3Kp7G1ebgQ3F+fMrK8rnoWaVVjyklMGdBQP/zH+W6/3lYFA/qz9rN9I+RRjUvQY0e96W36p721cbDS+D",
+	"AK7XJ2BgApmztt4ozVHcuq7CWL5IsHgga47H9kSk1nNK8eVygF+y8PuQhbPqOGYg8THdvKUth/Wv+UGm",
+	"ux/VjFg6LJkqn192ww9kNzAKS1oN92MWt/IhgcL5vkd8S6DEmPntze2vWVqzTLSvlICApe51SV+KSVOU",
+	"NbRLUUJ12X52X7E+lNGhI85oP2uZ1WkJ5ZNgKkbKtKb5T5IMK6MrB+Wrp++fap2OOxQSrQHjHAKJBowL",
+	"QFe6cHesHKt4lStuS/fqfIs4S/mssQPj14OrVwE5Iq9fftg7OXt7ui/2hzL+8Hx/c//69v3JH+FJMHwj",
+	"A/+Pk7fRNTl4/tqHP3dV+0H4XH4Om29J720Nxq+/hO/2yRHZHx2eXX95M3z/5cPp6+1a0Ijo1fClH/75",
+	"Ojp4tz08ePdH6/27+ujq1Xn5PGt72/erjww3NrYbfvFjuvaYy8vm54a3Ndpd6n/l47BLW5nF47zpKd6l",
+	"8ZkfCa+wlE7NcR9Cd+zBiVR+jLBALAb6vQr+HzXs8rh51JIW2Ls1b3aggEMIVBIcCX0aDmdH9LRUK59v",
+	"L+oHpW3KwRQreVkii6J3Srip7w8xLX6Khw9Wpvkf0xiptj2kqTJWjmaK4WUpy8NRtIi6dqPoESNgv8jt",
+	"Rye3qmz6xNHdxeRn5eBso/Js6jIQIpCIFY1fjU0BdICjqIaOOQglcXVazzQo98N9TGie61OrHQ1YlEvD",
+	"py2/jrq2k6c7eRwSAWF3zUVwG0As0/tBsXlpAenirPStP/ushq3fN2t42j0+Ojl7fn5wsH96ebL38mTv",
+	"9L+XJ3vnp3uXr052n+91XWSxheq+WHPRaAAcEEYBoykzm6cdWM8sWlvY1tbVG+uDFKjlb0+tHQfQLTzK",
+	"aHYpJB4LRKjEgayyk+0B4bP0TOK97eUHG2pLm1cTN5j9Mph/boN5V1vJhvZjTPhO+qyg4n8IZ4iLv8iG",
+	"/pW6fLARfWLuHcCTiKSSWQ8px/0yGsY+YjbTvEkvFXysWuyVChOWjR3cv3Zg8s7Ev7sO+1ctW/4k18Nr",
+	"sX/VSv/VPn5aDZ0FKufKoOzNrTlXkBzCr2LSv5gBJ64Ycv7BzhwO53tu5ty1SVlUVmOe6OIhTV2l2iET",
+	"6lIEQeS4UDZpn7U1dZBT/kd6GeFDNHGJnpN+IiRGiq5/T292XI5+Jq5F/M4LHif3+Xfw7s9a8PjLqn98",
+	"yWNrEKdlzxOxsOgwlUkVina9eAV3dUzJRCj1e/wL4pQ7paCqTu5KPBbTUqv8MNJDZNf080iLHIPyw0cO",
+	"RsMkGOgDn8ALxzyRHGBqbw5YnhGrX3xaShTOSD5kmVySvXD+D81v/RPOFa7A9IUXSJbh82I9caVlfUCE",
+	"PBz/3VWPRpv+Knr8pxQ9zq12tPokvUWVjXR8coj5NYT6NiIFsO4/2B3RRYeV0mF2AeIyQmJO6eBkMFAp",
+	"/kxsTN+s9NeVX333hYKtf27y05a3VVLqAhId6Jf6vswLCNnH/B6qsdIXhBx2vbzBZ+eeId1iznQVCxEI",
+	"R+QGas73cMfqAbkBCkKX8YoR8PyxTcmSYEBoP3/Zi8Dcm1bt3cILrw0+ioHuHu+/Pj1683DLwl5c/fD7",
+	"j+9KaF7hMeVqbNtNZjdZfx/YPhuYnF5QiDQJZDGxELFjPIyWQOz73cOD1RCbDpxfX2ynbCONpg5VeG53",
+	"KEIa0W2U41n9aBHdRhrPHTpxI9kkbtQCkYRbqeuMY1LaoIuuxtK8gqT+UXro74pQrG8/m7ou+UcnAYuz",
+	"mSTAAYfjuYI3f+/twYG97AW4mAnZ52DlsBo3JAWhfB8ZnS+zAmsmupG/ZGhlYmoV3F8Lz9h88dL7lYGQ",
+	"lHW3eWDRoUzqNxTHhQt31Y/6FcdxG33U3S9QsXfxAcMM1fe7IzfFyYbfzC+lPzXvAaDz0pyFRwhEe309",
+	"zji6FsJNChqxnm9oaRznbFBRAFHALhEoZCO6g7oG2l0dKxNoNCDBoPb4yfmU9HaQmQ8dG9Sevj3QAf8T",
+	"jdlZXLiEqQX8JrW1zSsC6/oqCDveVPJBZ7e5PaysTyi4tj4gLR9QqzJljrXCHdxqyunbLM+qDLrJQwmp",
+	"gVcYzhh40+Od69cmUgtdJ0T0zbjlxyZ2zOuj+TMcBoW6rKX0Aod9JwOb1zgM8OwTGsW96UMm04sxpp2b",
+	"v4Xq2hcj0hKxkkAlUkDUKwxbwOTdxd3/BQAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

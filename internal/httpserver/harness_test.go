@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers"
 	"github.com/getkin/kin-openapi/routers/gorillamux"
@@ -174,8 +175,36 @@ func (v *specValidator) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err := openapi3filter.ValidateResponse(context.Background(), in); err != nil {
 		v.t.Errorf("%s %s → %d does not match the spec: %v\nbody: %s", req.Method, req.URL.Path, resp.StatusCode, err, body)
 	}
+	// kin-openapi checks the headers a response declares, not the ones it sends: those that
+	// tell a client what to do must be documented where they are sent.
+	for _, name := range documentedHeaders {
+		if resp.Header.Get(name) != "" && !declaresHeader(route.Operation, resp.StatusCode, name) {
+			v.t.Errorf("%s %s → %d sends %s: %q, which the spec does not declare for that answer", req.Method, req.URL.Path, resp.StatusCode, name, resp.Header.Get(name))
+		}
+	}
 	v.validated.Add(1)
 	return resp, nil
+}
+
+// documentedHeaders are the response headers that must be declared where they are sent.
+var documentedHeaders = []string{"Retry-After"}
+
+// declaresHeader reports whether op declares header name on its response for status (or on its
+// default response, when status has none of its own).
+func declaresHeader(op *openapi3.Operation, status int, name string) bool {
+	r := op.Responses.Status(status)
+	if r == nil {
+		r = op.Responses.Default()
+	}
+	if r == nil || r.Value == nil {
+		return false
+	}
+	for h := range r.Value.Headers {
+		if strings.EqualFold(h, name) {
+			return true
+		}
+	}
+	return false
 }
 
 // bearer authenticates one call.

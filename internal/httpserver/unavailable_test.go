@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 
 	"github.com/google/uuid"
@@ -14,7 +15,8 @@ import (
 )
 
 // With PostgreSQL unreachable, every operation that needs it answers 503 `unavailable` with
-// Retry-After, and a secured one does not call the caller's good token invalid.
+// Retry-After, which its spec declares (the validating client checks the header), and a
+// secured one does not call the caller's good token invalid.
 func TestEveryOperationIsUnavailableWithoutPostgres(t *testing.T) {
 	cfg := testenv.Config(t)
 	u, err := url.Parse(cfg.Postgres.URL)
@@ -190,6 +192,9 @@ func TestEveryOperationIsUnavailableWithoutPostgres(t *testing.T) {
 			continue
 		}
 		wantProblem(t, r, body, http.StatusServiceUnavailable, "unavailable")
+		if !declaresStatus(t, op, http.StatusServiceUnavailable) {
+			t.Errorf("%s: the spec leaves its 503 to `default`", op)
+		}
 		if h.Get("Retry-After") == "" {
 			t.Errorf("%s: 503 without Retry-After", op)
 		}
@@ -198,4 +203,22 @@ func TestEveryOperationIsUnavailableWithoutPostgres(t *testing.T) {
 			t.Errorf("%s: 503 with WWW-Authenticate %q", op, v)
 		}
 	}
+}
+
+// declaresStatus reports whether the spec names status among operationID's responses.
+func declaresStatus(t testing.TB, operationID string, status int) bool {
+	t.Helper()
+	spec, err := api.GetSwagger()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, item := range spec.Paths.Map() {
+		for _, op := range item.Operations() {
+			if strings.EqualFold(op.OperationID, operationID) { // the embedded copy renames them
+				return op.Responses.Status(status) != nil
+			}
+		}
+	}
+	t.Fatalf("no operation %s", operationID)
+	return false
 }

@@ -629,7 +629,8 @@ export interface components {
             };
         };
         /**
-         * @description Password hashing is at capacity (503 `overloaded`); nothing was changed. Retry after
+         * @description Password hashing is at capacity (503 `overloaded`; nothing was changed), or PostgreSQL is
+         *     unavailable (503 `unavailable`, see the `Unavailable` response). Retry after
          *     `Retry-After` seconds.
          */
         Overloaded: {
@@ -649,6 +650,33 @@ export interface components {
                  *       "code": "overloaded",
                  *       "detail": "the service is at capacity; retry shortly",
                  *       "instance": "/api/v1/auth/login",
+                 *       "request_id": "0b5e2f1c-7d4a-4e43-9a55-3f2d1c0e9b71"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description PostgreSQL cannot be reached, is restarting or out of connections, or broke the request's
+         *     transaction to resolve a deadlock (503 `unavailable`). Retry after `Retry-After` seconds.
+         */
+        Unavailable: {
+            headers: {
+                "Retry-After": components["headers"]["Retry-After"];
+                "X-Request-ID": components["headers"]["X-Request-ID"];
+                RateLimit: components["headers"]["RateLimit"];
+                "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://portcullis.dev/problems/unavailable",
+                 *       "title": "Service Unavailable",
+                 *       "status": 503,
+                 *       "code": "unavailable",
+                 *       "detail": "the database is unavailable; retry shortly",
+                 *       "instance": "/api/v1/users/me",
                  *       "request_id": "0b5e2f1c-7d4a-4e43-9a55-3f2d1c0e9b71"
                  *     }
                  */
@@ -685,7 +713,7 @@ export interface components {
          */
         "RateLimit-Policy": string;
         /**
-         * @description Seconds to wait before retrying (RFC 9110); at least 1. Sent with every 429 and 503 `overloaded`.
+         * @description Seconds to wait before retrying (RFC 9110); at least 1. Sent with every 429, and every 503 but the readiness probe's `not-ready`.
          * @example 30
          */
         "Retry-After": number;
@@ -838,6 +866,7 @@ export interface operations {
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -862,6 +891,7 @@ export interface operations {
             };
             401: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -886,6 +916,7 @@ export interface operations {
             };
             401: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -922,6 +953,7 @@ export interface operations {
             };
             401: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -971,6 +1003,7 @@ export interface operations {
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1055,6 +1088,7 @@ export interface operations {
             };
             401: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1080,6 +1114,7 @@ export interface operations {
             401: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1138,6 +1173,7 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1234,6 +1270,7 @@ export interface operations {
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1261,6 +1298,7 @@ export interface operations {
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1315,6 +1353,7 @@ export interface operations {
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1367,6 +1406,7 @@ export interface operations {
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1393,6 +1433,7 @@ export interface operations {
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1420,6 +1461,7 @@ export interface operations {
             403: components["responses"]["Problem"];
             404: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1476,6 +1518,7 @@ export interface operations {
             401: components["responses"]["Problem"];
             403: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];
+            503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
         };
     };
