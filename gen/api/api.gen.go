@@ -432,11 +432,17 @@ type Limit = int
 // UserId defines model for UserId.
 type UserId = openapi_types.UUID
 
+// Forbidden An RFC 9457 problem detail.
+type Forbidden = Problem
+
 // Overloaded An RFC 9457 problem detail.
 type Overloaded = Problem
 
 // RateLimited An RFC 9457 problem detail.
 type RateLimited = Problem
+
+// Unauthorized An RFC 9457 problem detail.
+type Unauthorized = Problem
 
 // Unavailable An RFC 9457 problem detail.
 type Unavailable = Problem
@@ -3110,6 +3116,7 @@ type AdminListAuditEventsResponse400Headers struct {
 type AdminListAuditEventsResponse401Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -3117,6 +3124,7 @@ type AdminListAuditEventsResponse401Headers struct {
 type AdminListAuditEventsResponse403Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -3151,9 +3159,9 @@ type AdminListAuditEventsResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
+	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *Problem
+	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -3185,12 +3193,12 @@ func (r AdminListAuditEventsResponse) GetApplicationproblemJSON400() *Problem {
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r AdminListAuditEventsResponse) GetApplicationproblemJSON401() *Problem {
+func (r AdminListAuditEventsResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r AdminListAuditEventsResponse) GetApplicationproblemJSON403() *Problem {
+func (r AdminListAuditEventsResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
 }
 
@@ -3249,6 +3257,7 @@ type AdminListUsersResponse400Headers struct {
 type AdminListUsersResponse401Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -3256,6 +3265,7 @@ type AdminListUsersResponse401Headers struct {
 type AdminListUsersResponse403Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -3290,9 +3300,9 @@ type AdminListUsersResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
+	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *Problem
+	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -3324,12 +3334,12 @@ func (r AdminListUsersResponse) GetApplicationproblemJSON400() *Problem {
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r AdminListUsersResponse) GetApplicationproblemJSON401() *Problem {
+func (r AdminListUsersResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r AdminListUsersResponse) GetApplicationproblemJSON403() *Problem {
+func (r AdminListUsersResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
 }
 
@@ -3388,6 +3398,7 @@ type AdminCreateUserResponse400Headers struct {
 type AdminCreateUserResponse401Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -3395,6 +3406,7 @@ type AdminCreateUserResponse401Headers struct {
 type AdminCreateUserResponse403Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -3457,9 +3469,9 @@ type AdminCreateUserResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
+	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *Problem
+	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -3507,12 +3519,12 @@ func (r AdminCreateUserResponse) GetApplicationproblemJSON400() *Problem {
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r AdminCreateUserResponse) GetApplicationproblemJSON401() *Problem {
+func (r AdminCreateUserResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r AdminCreateUserResponse) GetApplicationproblemJSON403() *Problem {
+func (r AdminCreateUserResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
 }
 
@@ -3591,6 +3603,7 @@ type AdminDeleteUserResponse400Headers struct {
 type AdminDeleteUserResponse401Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -3598,6 +3611,7 @@ type AdminDeleteUserResponse401Headers struct {
 type AdminDeleteUserResponse403Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -3644,9 +3658,9 @@ type AdminDeleteUserResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
+	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *Problem
+	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
@@ -3681,12 +3695,12 @@ func (r AdminDeleteUserResponse) GetApplicationproblemJSON400() *Problem {
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r AdminDeleteUserResponse) GetApplicationproblemJSON401() *Problem {
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r AdminDeleteUserResponse) GetApplicationproblemJSON403() *Problem {
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
 }
 
@@ -3755,6 +3769,7 @@ type AdminGetUserResponse400Headers struct {
 type AdminGetUserResponse401Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -3762,6 +3777,7 @@ type AdminGetUserResponse401Headers struct {
 type AdminGetUserResponse403Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -3803,9 +3819,9 @@ type AdminGetUserResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
+	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *Problem
+	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
@@ -3841,12 +3857,12 @@ func (r AdminGetUserResponse) GetApplicationproblemJSON400() *Problem {
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r AdminGetUserResponse) GetApplicationproblemJSON401() *Problem {
+func (r AdminGetUserResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r AdminGetUserResponse) GetApplicationproblemJSON403() *Problem {
+func (r AdminGetUserResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
 }
 
@@ -3910,6 +3926,7 @@ type AdminUpdateUserResponse400Headers struct {
 type AdminUpdateUserResponse401Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -3917,6 +3934,7 @@ type AdminUpdateUserResponse401Headers struct {
 type AdminUpdateUserResponse403Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -3979,9 +3997,9 @@ type AdminUpdateUserResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
+	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *Problem
+	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
@@ -4029,12 +4047,12 @@ func (r AdminUpdateUserResponse) GetApplicationproblemJSON400() *Problem {
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r AdminUpdateUserResponse) GetApplicationproblemJSON401() *Problem {
+func (r AdminUpdateUserResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r AdminUpdateUserResponse) GetApplicationproblemJSON403() *Problem {
+func (r AdminUpdateUserResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
 }
 
@@ -4113,6 +4131,7 @@ type AdminRevokeUserSessionsResponse400Headers struct {
 type AdminRevokeUserSessionsResponse401Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -4120,6 +4139,7 @@ type AdminRevokeUserSessionsResponse401Headers struct {
 type AdminRevokeUserSessionsResponse403Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -4159,9 +4179,9 @@ type AdminRevokeUserSessionsResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
+	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *Problem
+	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
@@ -4192,12 +4212,12 @@ func (r AdminRevokeUserSessionsResponse) GetApplicationproblemJSON400() *Problem
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r AdminRevokeUserSessionsResponse) GetApplicationproblemJSON401() *Problem {
+func (r AdminRevokeUserSessionsResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r AdminRevokeUserSessionsResponse) GetApplicationproblemJSON403() *Problem {
+func (r AdminRevokeUserSessionsResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
 }
 
@@ -4261,6 +4281,7 @@ type AdminListUserSessionsResponse400Headers struct {
 type AdminListUserSessionsResponse401Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -4268,6 +4289,7 @@ type AdminListUserSessionsResponse401Headers struct {
 type AdminListUserSessionsResponse403Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -4309,9 +4331,9 @@ type AdminListUserSessionsResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
+	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *Problem
+	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
@@ -4347,12 +4369,12 @@ func (r AdminListUserSessionsResponse) GetApplicationproblemJSON400() *Problem {
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r AdminListUserSessionsResponse) GetApplicationproblemJSON401() *Problem {
+func (r AdminListUserSessionsResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r AdminListUserSessionsResponse) GetApplicationproblemJSON403() *Problem {
+func (r AdminListUserSessionsResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
 }
 
@@ -4416,6 +4438,7 @@ type AdminRevokeUserSessionResponse400Headers struct {
 type AdminRevokeUserSessionResponse401Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -4423,6 +4446,7 @@ type AdminRevokeUserSessionResponse401Headers struct {
 type AdminRevokeUserSessionResponse403Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -4462,9 +4486,9 @@ type AdminRevokeUserSessionResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
+	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
-	ApplicationproblemJSON403 *Problem
+	ApplicationproblemJSON403 *Forbidden
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
@@ -4495,12 +4519,12 @@ func (r AdminRevokeUserSessionResponse) GetApplicationproblemJSON400() *Problem 
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r AdminRevokeUserSessionResponse) GetApplicationproblemJSON401() *Problem {
+func (r AdminRevokeUserSessionResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
 }
 
 // GetApplicationproblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
-func (r AdminRevokeUserSessionResponse) GetApplicationproblemJSON403() *Problem {
+func (r AdminRevokeUserSessionResponse) GetApplicationproblemJSON403() *Forbidden {
 	return r.ApplicationproblemJSON403
 }
 
@@ -4735,6 +4759,7 @@ type LogoutResponse204Headers struct {
 type LogoutResponse401Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -4765,7 +4790,7 @@ type LogoutResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
+	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -4785,7 +4810,7 @@ type LogoutResponse struct {
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r LogoutResponse) GetApplicationproblemJSON401() *Problem {
+func (r LogoutResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
 }
 
@@ -4844,6 +4869,7 @@ type LogoutAllResponse204Headers struct {
 type LogoutAllResponse401Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -4874,7 +4900,7 @@ type LogoutAllResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
+	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -4894,7 +4920,7 @@ type LogoutAllResponse struct {
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r LogoutAllResponse) GetApplicationproblemJSON401() *Problem {
+func (r LogoutAllResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
 }
 
@@ -5288,6 +5314,7 @@ func (r RegisterUserResponse) ContentType() string {
 type GetMeResponse401Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -5320,7 +5347,7 @@ type GetMeResponse struct {
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *User
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
+	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -5343,7 +5370,7 @@ func (r GetMeResponse) GetJSON200() *User {
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r GetMeResponse) GetApplicationproblemJSON401() *Problem {
+func (r GetMeResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
 }
 
@@ -5402,6 +5429,7 @@ type UpdateMeResponse400Headers struct {
 type UpdateMeResponse401Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -5457,7 +5485,7 @@ type UpdateMeResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
+	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -5499,7 +5527,7 @@ func (r UpdateMeResponse) GetApplicationproblemJSON400() *Problem {
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r UpdateMeResponse) GetApplicationproblemJSON401() *Problem {
+func (r UpdateMeResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
 }
 
@@ -5573,6 +5601,7 @@ type ChangePasswordResponse400Headers struct {
 type ChangePasswordResponse401Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -5633,7 +5662,7 @@ type ChangePasswordResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
+	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON403 the response for an HTTP 403 `application/problem+json` response
 	ApplicationproblemJSON403 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
@@ -5674,7 +5703,7 @@ func (r ChangePasswordResponse) GetApplicationproblemJSON400() *Problem {
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r ChangePasswordResponse) GetApplicationproblemJSON401() *Problem {
+func (r ChangePasswordResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
 }
 
@@ -5746,6 +5775,7 @@ func (r ChangePasswordResponse) ContentType() string {
 type ListMySessionsResponse401Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -5778,7 +5808,7 @@ type ListMySessionsResponse struct {
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *SessionList
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
+	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -5801,7 +5831,7 @@ func (r ListMySessionsResponse) GetJSON200() *SessionList {
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r ListMySessionsResponse) GetApplicationproblemJSON401() *Problem {
+func (r ListMySessionsResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
 }
 
@@ -5860,6 +5890,7 @@ type RevokeMySessionResponse400Headers struct {
 type RevokeMySessionResponse401Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
+	WWWAuthenticate *string
 	XRequestID      *string
 }
 
@@ -5899,7 +5930,7 @@ type RevokeMySessionResponse struct {
 	// ApplicationproblemJSON400 the response for an HTTP 400 `application/problem+json` response
 	ApplicationproblemJSON400 *Problem
 	// ApplicationproblemJSON401 the response for an HTTP 401 `application/problem+json` response
-	ApplicationproblemJSON401 *Problem
+	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON404 the response for an HTTP 404 `application/problem+json` response
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
@@ -5928,7 +5959,7 @@ func (r RevokeMySessionResponse) GetApplicationproblemJSON400() *Problem {
 }
 
 // GetApplicationproblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
-func (r RevokeMySessionResponse) GetApplicationproblemJSON401() *Problem {
+func (r RevokeMySessionResponse) GetApplicationproblemJSON401() *Unauthorized {
 	return r.ApplicationproblemJSON401
 }
 
@@ -6871,14 +6902,14 @@ func ParseAdminListAuditEventsResponse(rsp *http.Response) (*AdminListAuditEvent
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
+		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest Problem
+		var dest Forbidden
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -6948,6 +6979,13 @@ func ParseAdminListAuditEventsResponse(rsp *http.Response) (*AdminListAuditEvent
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -6971,6 +7009,13 @@ func ParseAdminListAuditEventsResponse(rsp *http.Response) (*AdminListAuditEvent
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
 		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
@@ -7100,14 +7145,14 @@ func ParseAdminListUsersResponse(rsp *http.Response) (*AdminListUsersResponse, e
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
+		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest Problem
+		var dest Forbidden
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -7177,6 +7222,13 @@ func ParseAdminListUsersResponse(rsp *http.Response) (*AdminListUsersResponse, e
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7200,6 +7252,13 @@ func ParseAdminListUsersResponse(rsp *http.Response) (*AdminListUsersResponse, e
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
 		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
@@ -7329,14 +7388,14 @@ func ParseAdminCreateUserResponse(rsp *http.Response) (*AdminCreateUserResponse,
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
+		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest Problem
+		var dest Forbidden
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -7434,6 +7493,13 @@ func ParseAdminCreateUserResponse(rsp *http.Response) (*AdminCreateUserResponse,
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7457,6 +7523,13 @@ func ParseAdminCreateUserResponse(rsp *http.Response) (*AdminCreateUserResponse,
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
 		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
@@ -7678,14 +7751,14 @@ func ParseAdminDeleteUserResponse(rsp *http.Response) (*AdminDeleteUserResponse,
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
+		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest Problem
+		var dest Forbidden
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -7769,6 +7842,13 @@ func ParseAdminDeleteUserResponse(rsp *http.Response) (*AdminDeleteUserResponse,
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -7792,6 +7872,13 @@ func ParseAdminDeleteUserResponse(rsp *http.Response) (*AdminDeleteUserResponse,
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
 		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
@@ -7969,14 +8056,14 @@ func ParseAdminGetUserResponse(rsp *http.Response) (*AdminGetUserResponse, error
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
+		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest Problem
+		var dest Forbidden
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -8053,6 +8140,13 @@ func ParseAdminGetUserResponse(rsp *http.Response) (*AdminGetUserResponse, error
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -8076,6 +8170,13 @@ func ParseAdminGetUserResponse(rsp *http.Response) (*AdminGetUserResponse, error
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
 		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
@@ -8229,14 +8330,14 @@ func ParseAdminUpdateUserResponse(rsp *http.Response) (*AdminUpdateUserResponse,
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
+		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest Problem
+		var dest Forbidden
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -8334,6 +8435,13 @@ func ParseAdminUpdateUserResponse(rsp *http.Response) (*AdminUpdateUserResponse,
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -8357,6 +8465,13 @@ func ParseAdminUpdateUserResponse(rsp *http.Response) (*AdminUpdateUserResponse,
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
 		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
@@ -8578,14 +8693,14 @@ func ParseAdminRevokeUserSessionsResponse(rsp *http.Response) (*AdminRevokeUserS
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
+		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest Problem
+		var dest Forbidden
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -8662,6 +8777,13 @@ func ParseAdminRevokeUserSessionsResponse(rsp *http.Response) (*AdminRevokeUserS
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -8685,6 +8807,13 @@ func ParseAdminRevokeUserSessionsResponse(rsp *http.Response) (*AdminRevokeUserS
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
 		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
@@ -8838,14 +8967,14 @@ func ParseAdminListUserSessionsResponse(rsp *http.Response) (*AdminListUserSessi
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
+		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest Problem
+		var dest Forbidden
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -8922,6 +9051,13 @@ func ParseAdminListUserSessionsResponse(rsp *http.Response) (*AdminListUserSessi
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -8945,6 +9081,13 @@ func ParseAdminListUserSessionsResponse(rsp *http.Response) (*AdminListUserSessi
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
 		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
@@ -9094,14 +9237,14 @@ func ParseAdminRevokeUserSessionResponse(rsp *http.Response) (*AdminRevokeUserSe
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
+		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
 		response.ApplicationproblemJSON401 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
-		var dest Problem
+		var dest Forbidden
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -9178,6 +9321,13 @@ func ParseAdminRevokeUserSessionResponse(rsp *http.Response) (*AdminRevokeUserSe
 			}
 			headers.RateLimitPolicy = &value
 		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
+		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
@@ -9201,6 +9351,13 @@ func ParseAdminRevokeUserSessionResponse(rsp *http.Response) (*AdminRevokeUserSe
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
 		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
@@ -9634,7 +9791,7 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 		break // No content-type
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
+		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -9703,6 +9860,13 @@ func ParseLogoutResponse(rsp *http.Response) (*LogoutResponse, error) {
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
 		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
@@ -9821,7 +9985,7 @@ func ParseLogoutAllResponse(rsp *http.Response) (*LogoutAllResponse, error) {
 		break // No content-type
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
+		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -9890,6 +10054,13 @@ func ParseLogoutAllResponse(rsp *http.Response) (*LogoutAllResponse, error) {
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
 		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
@@ -10594,7 +10765,7 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
+		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -10639,6 +10810,13 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
 		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
@@ -10768,7 +10946,7 @@ func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
+		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -10858,6 +11036,13 @@ func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
 		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
@@ -11055,7 +11240,7 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
+		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -11152,6 +11337,13 @@ func ParseChangePasswordResponse(rsp *http.Response) (*ChangePasswordResponse, e
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
 		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
@@ -11370,7 +11562,7 @@ func ParseListMySessionsResponse(rsp *http.Response) (*ListMySessionsResponse, e
 		response.JSON200 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
+		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -11415,6 +11607,13 @@ func ParseListMySessionsResponse(rsp *http.Response) (*ListMySessionsResponse, e
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
 		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
@@ -11540,7 +11739,7 @@ func ParseRevokeMySessionResponse(rsp *http.Response) (*RevokeMySessionResponse,
 		response.ApplicationproblemJSON400 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
-		var dest Problem
+		var dest Unauthorized
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
 			return nil, err
 		}
@@ -11616,6 +11815,13 @@ func ParseRevokeMySessionResponse(rsp *http.Response) (*RevokeMySessionResponse,
 				return nil, err
 			}
 			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = &value
 		}
 		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
 			var value string
@@ -12690,6 +12896,18 @@ func RegisterHandlersWithOptions(router EchoRouter, si ServerInterface, options 
 
 }
 
+type ForbiddenResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+	XRequestID      *string
+}
+type ForbiddenApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers ForbiddenResponseHeaders
+}
+
 type OverloadedResponseHeaders struct {
 	RateLimit       *string
 	RateLimitPolicy *string
@@ -12723,6 +12941,18 @@ type RateLimitedApplicationProblemPlusJSONResponse struct {
 	Body Problem
 
 	Headers RateLimitedResponseHeaders
+}
+
+type UnauthorizedResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	WWWAuthenticate *string
+	XRequestID      *string
+}
+type UnauthorizedApplicationProblemPlusJSONResponse struct {
+	Body Problem
+
+	Headers UnauthorizedResponseHeaders
 }
 
 type UnavailableResponseHeaders struct {
@@ -12870,15 +13100,8 @@ func (response AdminListAuditEvents400ApplicationProblemPlusJSONResponse) VisitA
 	return err
 }
 
-type AdminListAuditEvents401ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type AdminListAuditEvents401ApplicationProblemPlusJSONResponse struct {
-	Body    Problem
-	Headers AdminListAuditEvents401ResponseHeaders
+	UnauthorizedApplicationProblemPlusJSONResponse
 }
 
 func (response AdminListAuditEvents401ApplicationProblemPlusJSONResponse) VisitAdminListAuditEventsResponse(w http.ResponseWriter) error {
@@ -12894,6 +13117,9 @@ func (response AdminListAuditEvents401ApplicationProblemPlusJSONResponse) VisitA
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -12902,15 +13128,8 @@ func (response AdminListAuditEvents401ApplicationProblemPlusJSONResponse) VisitA
 	return err
 }
 
-type AdminListAuditEvents403ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type AdminListAuditEvents403ApplicationProblemPlusJSONResponse struct {
-	Body    Problem
-	Headers AdminListAuditEvents403ResponseHeaders
+	ForbiddenApplicationProblemPlusJSONResponse
 }
 
 func (response AdminListAuditEvents403ApplicationProblemPlusJSONResponse) VisitAdminListAuditEventsResponse(w http.ResponseWriter) error {
@@ -12925,6 +13144,9 @@ func (response AdminListAuditEvents403ApplicationProblemPlusJSONResponse) VisitA
 	}
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -13070,15 +13292,8 @@ func (response AdminListUsers400ApplicationProblemPlusJSONResponse) VisitAdminLi
 	return err
 }
 
-type AdminListUsers401ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type AdminListUsers401ApplicationProblemPlusJSONResponse struct {
-	Body    Problem
-	Headers AdminListUsers401ResponseHeaders
+	UnauthorizedApplicationProblemPlusJSONResponse
 }
 
 func (response AdminListUsers401ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
@@ -13094,6 +13309,9 @@ func (response AdminListUsers401ApplicationProblemPlusJSONResponse) VisitAdminLi
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -13102,15 +13320,8 @@ func (response AdminListUsers401ApplicationProblemPlusJSONResponse) VisitAdminLi
 	return err
 }
 
-type AdminListUsers403ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type AdminListUsers403ApplicationProblemPlusJSONResponse struct {
-	Body    Problem
-	Headers AdminListUsers403ResponseHeaders
+	ForbiddenApplicationProblemPlusJSONResponse
 }
 
 func (response AdminListUsers403ApplicationProblemPlusJSONResponse) VisitAdminListUsersResponse(w http.ResponseWriter) error {
@@ -13125,6 +13336,9 @@ func (response AdminListUsers403ApplicationProblemPlusJSONResponse) VisitAdminLi
 	}
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -13270,15 +13484,8 @@ func (response AdminCreateUser400ApplicationProblemPlusJSONResponse) VisitAdminC
 	return err
 }
 
-type AdminCreateUser401ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type AdminCreateUser401ApplicationProblemPlusJSONResponse struct {
-	Body    Problem
-	Headers AdminCreateUser401ResponseHeaders
+	UnauthorizedApplicationProblemPlusJSONResponse
 }
 
 func (response AdminCreateUser401ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
@@ -13294,6 +13501,9 @@ func (response AdminCreateUser401ApplicationProblemPlusJSONResponse) VisitAdminC
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -13302,15 +13512,8 @@ func (response AdminCreateUser401ApplicationProblemPlusJSONResponse) VisitAdminC
 	return err
 }
 
-type AdminCreateUser403ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type AdminCreateUser403ApplicationProblemPlusJSONResponse struct {
-	Body    Problem
-	Headers AdminCreateUser403ResponseHeaders
+	ForbiddenApplicationProblemPlusJSONResponse
 }
 
 func (response AdminCreateUser403ApplicationProblemPlusJSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
@@ -13325,6 +13528,9 @@ func (response AdminCreateUser403ApplicationProblemPlusJSONResponse) VisitAdminC
 	}
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -13592,15 +13798,8 @@ func (response AdminDeleteUser400ApplicationProblemPlusJSONResponse) VisitAdminD
 	return err
 }
 
-type AdminDeleteUser401ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type AdminDeleteUser401ApplicationProblemPlusJSONResponse struct {
-	Body    Problem
-	Headers AdminDeleteUser401ResponseHeaders
+	UnauthorizedApplicationProblemPlusJSONResponse
 }
 
 func (response AdminDeleteUser401ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
@@ -13616,6 +13815,9 @@ func (response AdminDeleteUser401ApplicationProblemPlusJSONResponse) VisitAdminD
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -13624,15 +13826,8 @@ func (response AdminDeleteUser401ApplicationProblemPlusJSONResponse) VisitAdminD
 	return err
 }
 
-type AdminDeleteUser403ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type AdminDeleteUser403ApplicationProblemPlusJSONResponse struct {
-	Body    Problem
-	Headers AdminDeleteUser403ResponseHeaders
+	ForbiddenApplicationProblemPlusJSONResponse
 }
 
 func (response AdminDeleteUser403ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
@@ -13647,6 +13842,9 @@ func (response AdminDeleteUser403ApplicationProblemPlusJSONResponse) VisitAdminD
 	}
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -13856,15 +14054,8 @@ func (response AdminGetUser400ApplicationProblemPlusJSONResponse) VisitAdminGetU
 	return err
 }
 
-type AdminGetUser401ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type AdminGetUser401ApplicationProblemPlusJSONResponse struct {
-	Body    Problem
-	Headers AdminGetUser401ResponseHeaders
+	UnauthorizedApplicationProblemPlusJSONResponse
 }
 
 func (response AdminGetUser401ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
@@ -13880,6 +14071,9 @@ func (response AdminGetUser401ApplicationProblemPlusJSONResponse) VisitAdminGetU
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -13888,15 +14082,8 @@ func (response AdminGetUser401ApplicationProblemPlusJSONResponse) VisitAdminGetU
 	return err
 }
 
-type AdminGetUser403ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type AdminGetUser403ApplicationProblemPlusJSONResponse struct {
-	Body    Problem
-	Headers AdminGetUser403ResponseHeaders
+	ForbiddenApplicationProblemPlusJSONResponse
 }
 
 func (response AdminGetUser403ApplicationProblemPlusJSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
@@ -13911,6 +14098,9 @@ func (response AdminGetUser403ApplicationProblemPlusJSONResponse) VisitAdminGetU
 	}
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -14089,15 +14279,8 @@ func (response AdminUpdateUser400ApplicationProblemPlusJSONResponse) VisitAdminU
 	return err
 }
 
-type AdminUpdateUser401ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type AdminUpdateUser401ApplicationProblemPlusJSONResponse struct {
-	Body    Problem
-	Headers AdminUpdateUser401ResponseHeaders
+	UnauthorizedApplicationProblemPlusJSONResponse
 }
 
 func (response AdminUpdateUser401ApplicationProblemPlusJSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
@@ -14113,6 +14296,9 @@ func (response AdminUpdateUser401ApplicationProblemPlusJSONResponse) VisitAdminU
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -14121,15 +14307,8 @@ func (response AdminUpdateUser401ApplicationProblemPlusJSONResponse) VisitAdminU
 	return err
 }
 
-type AdminUpdateUser403ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type AdminUpdateUser403ApplicationProblemPlusJSONResponse struct {
-	Body    Problem
-	Headers AdminUpdateUser403ResponseHeaders
+	ForbiddenApplicationProblemPlusJSONResponse
 }
 
 func (response AdminUpdateUser403ApplicationProblemPlusJSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
@@ -14144,6 +14323,9 @@ func (response AdminUpdateUser403ApplicationProblemPlusJSONResponse) VisitAdminU
 	}
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -14411,15 +14593,8 @@ func (response AdminRevokeUserSessions400ApplicationProblemPlusJSONResponse) Vis
 	return err
 }
 
-type AdminRevokeUserSessions401ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type AdminRevokeUserSessions401ApplicationProblemPlusJSONResponse struct {
-	Body    Problem
-	Headers AdminRevokeUserSessions401ResponseHeaders
+	UnauthorizedApplicationProblemPlusJSONResponse
 }
 
 func (response AdminRevokeUserSessions401ApplicationProblemPlusJSONResponse) VisitAdminRevokeUserSessionsResponse(w http.ResponseWriter) error {
@@ -14435,6 +14610,9 @@ func (response AdminRevokeUserSessions401ApplicationProblemPlusJSONResponse) Vis
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -14443,15 +14621,8 @@ func (response AdminRevokeUserSessions401ApplicationProblemPlusJSONResponse) Vis
 	return err
 }
 
-type AdminRevokeUserSessions403ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type AdminRevokeUserSessions403ApplicationProblemPlusJSONResponse struct {
-	Body    Problem
-	Headers AdminRevokeUserSessions403ResponseHeaders
+	ForbiddenApplicationProblemPlusJSONResponse
 }
 
 func (response AdminRevokeUserSessions403ApplicationProblemPlusJSONResponse) VisitAdminRevokeUserSessionsResponse(w http.ResponseWriter) error {
@@ -14466,6 +14637,9 @@ func (response AdminRevokeUserSessions403ApplicationProblemPlusJSONResponse) Vis
 	}
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -14643,15 +14817,8 @@ func (response AdminListUserSessions400ApplicationProblemPlusJSONResponse) Visit
 	return err
 }
 
-type AdminListUserSessions401ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type AdminListUserSessions401ApplicationProblemPlusJSONResponse struct {
-	Body    Problem
-	Headers AdminListUserSessions401ResponseHeaders
+	UnauthorizedApplicationProblemPlusJSONResponse
 }
 
 func (response AdminListUserSessions401ApplicationProblemPlusJSONResponse) VisitAdminListUserSessionsResponse(w http.ResponseWriter) error {
@@ -14667,6 +14834,9 @@ func (response AdminListUserSessions401ApplicationProblemPlusJSONResponse) Visit
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -14675,15 +14845,8 @@ func (response AdminListUserSessions401ApplicationProblemPlusJSONResponse) Visit
 	return err
 }
 
-type AdminListUserSessions403ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type AdminListUserSessions403ApplicationProblemPlusJSONResponse struct {
-	Body    Problem
-	Headers AdminListUserSessions403ResponseHeaders
+	ForbiddenApplicationProblemPlusJSONResponse
 }
 
 func (response AdminListUserSessions403ApplicationProblemPlusJSONResponse) VisitAdminListUserSessionsResponse(w http.ResponseWriter) error {
@@ -14698,6 +14861,9 @@ func (response AdminListUserSessions403ApplicationProblemPlusJSONResponse) Visit
 	}
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -14870,15 +15036,8 @@ func (response AdminRevokeUserSession400ApplicationProblemPlusJSONResponse) Visi
 	return err
 }
 
-type AdminRevokeUserSession401ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type AdminRevokeUserSession401ApplicationProblemPlusJSONResponse struct {
-	Body    Problem
-	Headers AdminRevokeUserSession401ResponseHeaders
+	UnauthorizedApplicationProblemPlusJSONResponse
 }
 
 func (response AdminRevokeUserSession401ApplicationProblemPlusJSONResponse) VisitAdminRevokeUserSessionResponse(w http.ResponseWriter) error {
@@ -14894,6 +15053,9 @@ func (response AdminRevokeUserSession401ApplicationProblemPlusJSONResponse) Visi
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
 	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
+	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
@@ -14902,15 +15064,8 @@ func (response AdminRevokeUserSession401ApplicationProblemPlusJSONResponse) Visi
 	return err
 }
 
-type AdminRevokeUserSession403ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type AdminRevokeUserSession403ApplicationProblemPlusJSONResponse struct {
-	Body    Problem
-	Headers AdminRevokeUserSession403ResponseHeaders
+	ForbiddenApplicationProblemPlusJSONResponse
 }
 
 func (response AdminRevokeUserSession403ApplicationProblemPlusJSONResponse) VisitAdminRevokeUserSessionResponse(w http.ResponseWriter) error {
@@ -14925,6 +15080,9 @@ func (response AdminRevokeUserSession403ApplicationProblemPlusJSONResponse) Visi
 	}
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -15351,7 +15509,7 @@ func (response Logout204Response) VisitLogoutResponse(w http.ResponseWriter) err
 }
 
 type Logout401ApplicationProblemPlusJSONResponse struct {
-	ProblemApplicationProblemPlusJSONResponse
+	UnauthorizedApplicationProblemPlusJSONResponse
 }
 
 func (response Logout401ApplicationProblemPlusJSONResponse) VisitLogoutResponse(w http.ResponseWriter) error {
@@ -15366,6 +15524,9 @@ func (response Logout401ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 	}
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -15431,15 +15592,9 @@ func (response Logout503ApplicationProblemPlusJSONResponse) VisitLogoutResponse(
 	return err
 }
 
-type LogoutdefaultResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type LogoutdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
-	Headers    LogoutdefaultResponseHeaders
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -15496,7 +15651,7 @@ func (response LogoutAll204Response) VisitLogoutAllResponse(w http.ResponseWrite
 }
 
 type LogoutAll401ApplicationProblemPlusJSONResponse struct {
-	ProblemApplicationProblemPlusJSONResponse
+	UnauthorizedApplicationProblemPlusJSONResponse
 }
 
 func (response LogoutAll401ApplicationProblemPlusJSONResponse) VisitLogoutAllResponse(w http.ResponseWriter) error {
@@ -15511,6 +15666,9 @@ func (response LogoutAll401ApplicationProblemPlusJSONResponse) VisitLogoutAllRes
 	}
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -15576,15 +15734,9 @@ func (response LogoutAll503ApplicationProblemPlusJSONResponse) VisitLogoutAllRes
 	return err
 }
 
-type LogoutAlldefaultResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type LogoutAlldefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
-	Headers    LogoutAlldefaultResponseHeaders
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -16159,7 +16311,7 @@ func (response GetMe200JSONResponse) VisitGetMeResponse(w http.ResponseWriter) e
 }
 
 type GetMe401ApplicationProblemPlusJSONResponse struct {
-	ProblemApplicationProblemPlusJSONResponse
+	UnauthorizedApplicationProblemPlusJSONResponse
 }
 
 func (response GetMe401ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w http.ResponseWriter) error {
@@ -16174,6 +16326,9 @@ func (response GetMe401ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w 
 	}
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -16239,15 +16394,9 @@ func (response GetMe503ApplicationProblemPlusJSONResponse) VisitGetMeResponse(w 
 	return err
 }
 
-type GetMedefaultResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type GetMedefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
-	Headers    GetMedefaultResponseHeaders
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -16319,15 +16468,8 @@ func (response UpdateMe400ApplicationProblemPlusJSONResponse) VisitUpdateMeRespo
 	return err
 }
 
-type UpdateMe401ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type UpdateMe401ApplicationProblemPlusJSONResponse struct {
-	Body    Problem
-	Headers UpdateMe401ResponseHeaders
+	UnauthorizedApplicationProblemPlusJSONResponse
 }
 
 func (response UpdateMe401ApplicationProblemPlusJSONResponse) VisitUpdateMeResponse(w http.ResponseWriter) error {
@@ -16342,6 +16484,9 @@ func (response UpdateMe401ApplicationProblemPlusJSONResponse) VisitUpdateMeRespo
 	}
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -16577,15 +16722,8 @@ func (response ChangePassword400ApplicationProblemPlusJSONResponse) VisitChangeP
 	return err
 }
 
-type ChangePassword401ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type ChangePassword401ApplicationProblemPlusJSONResponse struct {
-	Body    Problem
-	Headers ChangePassword401ResponseHeaders
+	UnauthorizedApplicationProblemPlusJSONResponse
 }
 
 func (response ChangePassword401ApplicationProblemPlusJSONResponse) VisitChangePasswordResponse(w http.ResponseWriter) error {
@@ -16600,6 +16738,9 @@ func (response ChangePassword401ApplicationProblemPlusJSONResponse) VisitChangeP
 	}
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -16848,7 +16989,7 @@ func (response ListMySessions200JSONResponse) VisitListMySessionsResponse(w http
 }
 
 type ListMySessions401ApplicationProblemPlusJSONResponse struct {
-	ProblemApplicationProblemPlusJSONResponse
+	UnauthorizedApplicationProblemPlusJSONResponse
 }
 
 func (response ListMySessions401ApplicationProblemPlusJSONResponse) VisitListMySessionsResponse(w http.ResponseWriter) error {
@@ -16863,6 +17004,9 @@ func (response ListMySessions401ApplicationProblemPlusJSONResponse) VisitListMyS
 	}
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -16928,15 +17072,9 @@ func (response ListMySessions503ApplicationProblemPlusJSONResponse) VisitListMyS
 	return err
 }
 
-type ListMySessionsdefaultResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type ListMySessionsdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
-	Headers    ListMySessionsdefaultResponseHeaders
+	Headers    ProblemResponseHeaders
 	StatusCode int
 }
 
@@ -17002,15 +17140,8 @@ func (response RevokeMySession400ApplicationProblemPlusJSONResponse) VisitRevoke
 	return err
 }
 
-type RevokeMySession401ResponseHeaders struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	XRequestID      *string
-}
-
 type RevokeMySession401ApplicationProblemPlusJSONResponse struct {
-	Body    Problem
-	Headers RevokeMySession401ResponseHeaders
+	UnauthorizedApplicationProblemPlusJSONResponse
 }
 
 func (response RevokeMySession401ApplicationProblemPlusJSONResponse) VisitRevokeMySessionResponse(w http.ResponseWriter) error {
@@ -17025,6 +17156,9 @@ func (response RevokeMySession401ApplicationProblemPlusJSONResponse) VisitRevoke
 	}
 	if response.Headers.RateLimitPolicy != nil {
 		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.WWWAuthenticate != nil {
+		w.Header().Set("WWW-Authenticate", fmt.Sprint(*response.Headers.WWWAuthenticate))
 	}
 	if response.Headers.XRequestID != nil {
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
@@ -18304,121 +18438,129 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H0JUxs52vBfUfX3fpVQ223aBxBMTdWyCcmSgUA4JpPEvFh0P7YV2lJHUmOcFP/9LR192e0LyEySyW7V",
-	"VHDrfO5L0lcnYMOYUaBSOO2vzgBwCFz/8wRLOCBDItUfIYiAk1gSRp22czYAxLEEFKnvKIiYACGRZAhu",
-	"BzgRqhl6GnLckx4B2fMGUsY4Jp7qpPt4dqK1NiJSIIqH4HaoVOPC5wSEFIjDEBNKaB897fLuGsI0RKqB",
-	"gIDRUKCEShLp3iNCQzZCHARIgZ52ZXet1qGO68AtHsYROG2n45C44+zw3xrb2zvyt03fcR0RDGCI1e6G",
-	"+PYAaF8OnHZjY9N15DhWnYTkhPaduzs3B4Z3zCISjKdhsncDfFyESqwbIhzHEYFQAaewvWWh06EaNOhz",
-	"wiRGT7ufLSDslgnNwPG0O+quuShgwyH2BMRYjRbOgMPn35q+vzP6bdN3UceJWJ9Qz37YNL/Pgk/db7Qq",
-	"AQSSj73dngQ+DZtTu0bJ0AgTia6gx7iCheRjjeCTl8/Rdr3ur+0gLFEEWEhUr6FToBKNiBwg0NBtNbZd",
-	"vX3z54bfRFeJtHDFIaEgBIo5u4InAnUpk576edytFWHQ9EtbI5QMk6HTrme7IlRCH7je1p/eiUGYt/9i",
-	"Bh+Y708EIqGLGLVr4yBiRgW09eqCiABVbdiIom5x0C4aDYAiIhERqK4gtNnq0GCAOQ4kcIFYD3V3vQ8I",
-	"e1+Q722jGrpEbeR1XYRRj4MYoPPz/ReIyQHwERFQQwesL1yEk5BItRgqhYJZhyrARDAUKMCcjxGRk8Th",
-	"X21Ao1cPvK2whb0WtJreNt7Y8Jq9RlgPfNi+2qrPoovNlqtgmZGJ68RYSuAKTP/7cdf7gL0vvrddu2x7",
-	"F1/r7mbr7n+caTq6U904HoK0Quh5wgXj1ZDvUriVl4Fu0VVwUpCOOdwQlggU4z4ovBPV/HMCfOy4jmIm",
-	"p+2YPvNJvLyZaYKfIRqPcR+QIF9mzq0ZvDR1CD2cRNJpb/iuWoehx4bvu4uo81wA3w/VGHqmGMtBPlEi",
-	"gF+S0HEdRaKEQ+i0JU+gOHWP8SGWqnGiWxag0NysRE9K1xo7RzfAI4ZD0GsIGJVANUy00Auwgsm6Jbt/",
-	"fRIKQF9zelM9QjU+y4dxnRAkJpHTdoys5zckAMUbWKIAxzggcrxjJAcSA8ZlNNaAFhLTQA22jmOyflNf",
-	"x4kcrGvJZiEAQipwLE/mEstEKKw0XUcSqVnk1C7onOIbTCJ8FUFOxkqOi/b6esy4DJIoIqIWwk0KALFe",
-	"2OddEQv/w6HntJ3/t57r4nXzVawfm84G+JOkJsSI8RANsBgoMVqGEnqq5GM3n7S7gyiTuuUICxQMMO1D",
-	"uOYixtExE7LP4fTtASKiQ5N8e3aYwi9dFwkAzW3dAhy6mcxbqyGtDhBW6qBDuwXl0E0VlhE+s+yNKpDY",
-	"tut5wxmKeanOaftp3TW3e6FphXqY17XUVqMzxe1DeOcGRyTUjb0eJtE0C6UGR8hAKPyjIZbBQGNv93gf",
-	"iRgC0rPzKW3AOVP4+Pg1H8bwvx6BPikOYMQH6jjKVIs6juM6PQKRYjL9i3N3MZs3OfSJUHB8GHu2lJxM",
-	"2fM/OEQWysuz5TQIH4M7dynSVk1rYwvZqWrfC8E/jGyzER8o9pWB6kV2oCLVMoaGmI4zVyCV9xE25PIt",
-	"pb0yMTNyOmMMHaqVWBCI5YmqtLnHoKezSaigp63G9lob4aLTQUTqgkGo/KbCKro71jRlMXCNIy3q7VcU",
-	"A7dmKto/dpFgQ0A4Ekx/wEHAEirXEOPaxtWQdrUMsJ/UzBELriFMpX6GRsNUSJmDw1g7aLaPZzp0y/oC",
-	"/VIX1XxXtDkewndJyXYpKYsQS3yFhTa4Cs2WMriUvSnWh/DdmFvFfT6KvZXbSAGmSpVeab8zGEDoKohx",
-	"EBJzqXQl44glUjklAaMUAjWE0JbWFWfXUAwFPBEdKjmmAutWygXkIFh0AwijEHCouKTCCvvFNUtwTYZ3",
-	"vfvdcEjocw5YgnKdUktBcVAYEgV9HB1zJR8lUR5OD0cCXCcu/PTVWjYLyGjPmD+u00ui6NJ4ZPN7vEyi",
-	"6I1qd+c6RFzeACc9YjRs5iDa9Vj6v2IsAkwd7TQbV2AhdaftlCfHooWLOmGGdxRvL7OJ87SdcRVTt/Oj",
-	"BVphoMKa7VIuso2xq08QaMLTCDuPwxURNiS0+Gt9EoUlpEyYbchauzqWqNhUtdtBNIkiFESAuUBE1sq+",
-	"svbVVQsjm42XPeE8a6wqFr/Rs07jcALp0w2+OcKmwZ+ERO7dpFpmeR4xoqykfvSSaqmJNhE5moIVDiTT",
-	"0YvFQYqFcE813KwdlLrlm19q8mkkx5c4DDkIUREgW7hUFgQJ5xBeYlmaXDGAJ4nmm0WgY4kMmME80GSo",
-	"uE8kQaBW5DrKFkt4kdnyjkWtvfrSJeZ9eGBn83s5GLcMhnWoC/ctnRZ6b9QbC7tPSCqN5SIeCsTopoRd",
-	"XnFx8zn8S7RQWmMJ1Bl9XsxlwGPchxWZkEgYlv8xTxIUeD0XBZhzrLV3IdSqBloRpHr+8iBVu32uI1Kp",
-	"jrqfdtZ4o/KyqBEzNiqonNXivWrto8vVtewEIKYWNzFuFVD2UnNjUk/FESYUWQLTWRJlcYZExBEea62l",
-	"zM3RgEgQMQ5gByWUfE6U3dnHPIxUL9ZDEUhlPgZYQClN4uAQ/9v+VQvYUAmPFI6pNi/lzcowbJYTAP/b",
-	"6dz6vtfp3Db8Tud2q/fvTuL7zUD/FzqOu9N+utbpfOx0LjqdTufiX/9evUtFQsF1XhKIwj3ODd2uQEi5",
-	"1pga08a4qnISrNcDGir7QTdCWCCMXp8evUExlgONJUKL1r+LRBIMVLuuhmpXIa17xWzWaj5jmYXMlSCZ",
-	"WVnSxbshRgfsBiIcQIUpM7Xj/wKO1NeVIJh6dLkeYtcVimdiT7ZX1V5ev/t9kRafMEOifoU6mdpdwG+W",
-	"aXY9pdvqjWdV7eR4meESAcs0u11izgkQqgWY5boaBGauGRA9XRGr1zBeXqkojE1pk8nVqgGrFnegbMVl",
-	"tcBEMv4WBzIaI0ZBJ1ALrJVaxl3XZJa7qfTV/PYQV++xVc6Dna65euW4sNoy8J4hyVC98QwVstBPzykJ",
-	"WAhI/ydmhEqxVkPP2XDIKEonEgjrtH4vERDWihpjBhgULRegUMVNhSTJPMZfGHxHRkhOIzkYQHAtZo//",
-	"tcqjKE52RAvVB9bAFiY4qoSZpkDAwQCFEAMNgQbjgmjPMWLCc1UOqTK1XDTEwYBQ0DUNOjOnczUGI2Ul",
-	"4kl8DbRbW8JbmKPm0lTQkrxe0LQVBmQeMPy6oucx1TrXK5Mp8SxwuHgQyXEAdsLpj9N+yIy6oCK7pb6A",
-	"XkK2TIvXKhY8SalmVRt3dYqdmrtSObul2PCyqtpNF1S9R12kcj9jnpvOl5JdA61CyKIijeJqy4NVr9Vk",
-	"JL/buOB9wnzfNHRXCUUbpkrpSvVTgoiFwLHUZTc4HBKNgkXGzykIYQNJq/CHjvA+KIhiPbUKI58nOu9t",
-	"SxH18kqFfSMs0BCHoK2LgpwvBPLgNiYcxEPW93cEpyIs5KXS7A9Z+KOHagrInlhiCdA5Sqto1tLZAVmZ",
-	"61cLsqT0vMgmNoNVrfRMSa9jTPjKEdkAhMgl6aSR8frd2Q4SQENEpDYkdhM5YJx80VnFNvoPYA4cGRdc",
-	"j2L88Ekjo+VvV1FeiglCZ1eHmoJem1NWtpSeBtmuBVYq6PtUqK82vu21ygQzAHcU488J6JpUQWg/ApSY",
-	"OMoC08F1rOy4vB8n6+Vk8dJU1BokLVbcJWIoDVbC1OTuK8Fd2kkVxZr0zSH82Mmbx0moqK9/vTJ7gGWy",
-	"epLrforpr0yNaXp8sBJ7kE2lgVJhWOWwt3sqgqYMhwnNV9jVxQzC++YpBE3di5MH01WsWuGkhdypcaV6",
-	"6Spuy7/WzlIqPivu/jZ5iPMCesuLbSLJULNhg+bCRSHpEylc1L3suqhbMyEmr3uPWPsElzTmRdOzcvrL",
-	"mnfxtek2G5XV9Eo0BwkncnyqMGRQeqV1hNLu+V8vUyZ4/e7MqYillPRxj7MhKhTcqS2nFZ1aO9TQmbKN",
-	"AxaDQJgW6s0iIqSJEckBdGgMfEi07hD6HE+Aowj4E4EU6aNhIiQasChETwUAOtnbfXG4VxuGGYHoVjo2",
-	"srZTmqdDdWSPsnQRFCAUiNFojDASpE8h9AhFOiOtK2Q0BWuZYjRoqcbI1AIR2mMV1JvVHunqaz2kixQ0",
-	"gEpbkqWtA+3yECEtJGxhe61DO9ScHDLBHKIhlsWuurMqu7ooZEEyzM7HYBslQt2AhdCtdehuAWcG5nvh",
-	"i9Ndz2xf2Xv6qNQ4biMs//VpJLtrO0hLl7GC7hCxXi8i1PgxGt7XMBYIyw7trtdGEEXeNWUjuv5pdC1q",
-	"ek01dFI0rMysTFtIbsE8Mkd4ODOxsfzAjCEejY+IBEBNfNyeZtiNcTAAr1HzlbDjUaH+azQa1bD+XGO8",
-	"v277ivWD/ed7b073dJ88NFRAmeM6N8CNg+nUa75px2KgOCaK22t+randXTnQvFO9b/WlD1qbZCS4Hzpt",
-	"5xVIHWCfODXR8P059XsVdXsm5P7R5jMcjUfHpi2cvbCxsVHftgH/tnPw5967tzwYir23/3lPx7G3ORpv",
-	"B4OzF1uv3h4fnl3tknf/fbmxj0/39xybq3COfj+2SYK2I0jf0VkHZ+9k6f87dxdLV9hpkFQVTJs82Tu4",
-	"Qr/DGJ2CNOfCtjbqW2s1tC9T8YEojBQxpsfI5ABL/bcibTFRZP1ck81zRiVnUTkJFidXEQlcNMS3Hu7D",
-	"b03fn3e6aeowzJ3rtBrbs7aboXy9WC+td22ruRb1y0sRc0HutD9euI5IhkPMxzbnaPZh2FPDwnJxUWrr",
-	"ymXcFzrQlxKpcC7U2FkNtRJR6/rcmGfOjc2kbF2XpbzlvGpAOOWzWx+rt5c3WU/LCxc2tIfAVMuqE1WF",
-	"8ox7n2yaMXS5yiMffSK2ZT2gxRGtBfNM7GEBAc4GhylRucc5Pex9uazNOZ83Y8q8XKZnKvQr8LC8fb1w",
-	"FsP3D57m4qFy2RrFH/N6t3KRW17E5vj17eZmrwnes6sG9raCVuhtw0bP83H9qhE0wxZs9ArF2F+tJ2X7",
-	"tZpey9+oe1uNzaa3HW61vGew3bN9m+VKo7bT8JXiqtebta2JUib1rbHp+XWvvnFW99v+Rrve+FCoWWoX",
-	"SsXuU8RdKAJbdsul0q+UoYpRQueQfSFRhNc3aj56+me9voMOCE1u0e2zzcvN1hp6STj02O16vbmhNPjF",
-	"hMOhfISlldNEwVWFmjqioN0PZc8Xz9jWlGxvGRJaUq6r9vUV2zdXa38P/bSxzBzn5dr6h+q0slvy0dGA",
-	"bXPAoXNxV1J4SumU4O4qcwCERD3ChXQVbghVrjC6GqPsoG+q+2zmYVrt6dMLBX1XRvrvMBYg07F1QDRW",
-	"fuvUEWSWUkfRo5UM9UFmTm0N7aIRjq4RVZZvh4prEgvlRXGIAWsLh7ORq/eHRgNirGZuzGnr9KMw0YEu",
-	"Io23ZaZS7gPLIpIdesUSmt080BWMyy4ikykKbXDPUO/nGip/l2K3EZDlONeEd2YNVYyi5ONNBpLm9C7E",
-	"Xeb3n5QW0dhiL8UclgrX5tCGHCjHUafG5czD6mmY57F068IVZnb18ot7JJU8tbrnWIBHqAAqiEIfEsmV",
-	"jfGyHtIRNBelATQF114SRTbq2/3/Xe1pdi+7+ZnVoYDoxgT7q/bzefalAP7CdHM18Si2qz7v73ilEF5q",
-	"VJZ+nGhiQ4ZeRezQy/692Ax9RNOnGJ8umhf+drvpt33/Q7bsypLSPNg8WZS4ihFRiB+bQGApYmxDmyZI",
-	"nJkYhTDwrHXncV4doZsyLRwYv/6y/4mRg3dvxh/evfQ/vDvpvf/zLTl4/rqhfj/8tDt+Q/zR4al/++aP",
-	"t6OjM/bl8AUbHb5kqk2s27zY2zj88mF42DiXR6/2x+9P/eb7LyfXB2dR9Obde3n4au/2/afXnw4bb/0P",
-	"Z38M96m//HG2LO67wJLRAuCXCfOIJoyG6GwTRn92UY9EEjiELlJiQmkHGi5pwrhOzMQs3zw/5JZb8v9h",
-	"4Xg1Lk/5ts9xABOcm9eiOBhFjPb10hOaiARH2jqKBxyLLJPRLlWAFDhLD748Rc84w3dXDvYrKXA3JeTq",
-	"q21/FdFWBaKCcFNOSNmla3jNXsv3tuobDe9ZsNn0tsLMqWusKNJKkF1Nrq0IfZPiqTidPjBGqrlZxMDt",
-	"+xQn/vZq7esrjl/fWFG8Nb4PcXhUupzm20jDEScSJsWh4WWbO0mzGdb0X85tW/9q7zq6M+ZVBBKqj2fo",
-	"5KFhK5ORKZzkNv1C9LTlb6/Vqn2iF7pNJlZLwqVVPaXeFRHp8N8pU7S+LRP90Dq8kmoNJaRUm99Jl5YE",
-	"muvICBeVmnt2UP0VyGry8r+d7vrRzfLHUl4/B2/+dPbyCeDQMlq1GbxScMremaemiLEMBhVSG1+DQNDr",
-	"QSDTqhM1+RNhalLSSt8sdZ2ebaihF6DpHes7QKxs4HDDrkF0aElAmLDdfH00ZEofMY7CdNhMPaG0xFt0",
-	"KOZgQolIgEQD4DAzppdfpfAQt6DExYaxpwzR1ez56SselrLnfz6ZOAOalXKx4fn1s3qj7X9TuWjm/Ynk",
-	"43fnAPx0tpE5x2/lny3ncs1ZONcUJ1gmnRG6vYfhv27FqpjnAeyijKPQEI+V4DVFYVbIp2NkATFdVmbk",
-	"si7jGjMKT0QNHaWX7aKW3+zQLqEi6fVIQIBKr1DV1p0piE+0UlCMd5oufBmHYq/Cxsw8DKNowl9WzN/I",
-	"FSkJtQ0ypk0Z9eu0qzDHuqnMR35HlJymCWfT8TdNLWQHtaw3UTxblenJeqtU7VAMw/lePWyAt9Vr+t4z",
-	"3Kp7G1ebgQ3F+fMrK8rnoWaVVjyklMGdBQP/zH+W6/3lYFA/qz9rN9I+RRjUvQY0e96W36p721cbDS+D",
-	"AK7XJ2BgApmztt4ozVHcuq7CWL5IsHgga47H9kSk1nNK8eVygF+y8PuQhbPqOGYg8THdvKUth/Wv+UGm",
-	"ux/VjFg6LJkqn192ww9kNzAKS1oN92MWt/IhgcL5vkd8S6DEmPntze2vWVqzTLSvlICApe51SV+KSVOU",
-	"NbRLUUJ12X52X7E+lNGhI85oP2uZ1WkJ5ZNgKkbKtKb5T5IMK6MrB+Wrp++fap2OOxQSrQHjHAKJBowL",
-	"QFe6cHesHKt4lStuS/fqfIs4S/mssQPj14OrVwE5Iq9fftg7OXt7ui/2hzL+8Hx/c//69v3JH+FJMHwj",
-	"A/+Pk7fRNTl4/tqHP3dV+0H4XH4Om29J720Nxq+/hO/2yRHZHx2eXX95M3z/5cPp6+1a0Ijo1fClH/75",
-	"Ojp4tz08ePdH6/27+ujq1Xn5PGt72/erjww3NrYbfvFjuvaYy8vm54a3Ndpd6n/l47BLW5nF47zpKd6l",
-	"8ZkfCa+wlE7NcR9Cd+zBiVR+jLBALAb6vQr+HzXs8rh51JIW2Ls1b3aggEMIVBIcCX0aDmdH9LRUK59v",
-	"L+oHpW3KwRQreVkii6J3Srip7w8xLX6Khw9Wpvkf0xiptj2kqTJWjmaK4WUpy8NRtIi6dqPoESNgv8jt",
-	"Rye3qmz6xNHdxeRn5eBso/Js6jIQIpCIFY1fjU0BdICjqIaOOQglcXVazzQo98N9TGie61OrHQ1YlEvD",
-	"py2/jrq2k6c7eRwSAWF3zUVwG0As0/tBsXlpAenirPStP/ushq3fN2t42j0+Ojl7fn5wsH96ebL38mTv",
-	"9L+XJ3vnp3uXr052n+91XWSxheq+WHPRaAAcEEYBoykzm6cdWM8sWlvY1tbVG+uDFKjlb0+tHQfQLTzK",
-	"aHYpJB4LRKjEgayyk+0B4bP0TOK97eUHG2pLm1cTN5j9Mph/boN5V1vJhvZjTPhO+qyg4n8IZ4iLv8iG",
-	"/pW6fLARfWLuHcCTiKSSWQ8px/0yGsY+YjbTvEkvFXysWuyVChOWjR3cv3Zg8s7Ev7sO+1ctW/4k18Nr",
-	"sX/VSv/VPn5aDZ0FKufKoOzNrTlXkBzCr2LSv5gBJ64Ycv7BzhwO53tu5ty1SVlUVmOe6OIhTV2l2iET",
-	"6lIEQeS4UDZpn7U1dZBT/kd6GeFDNHGJnpN+IiRGiq5/T292XI5+Jq5F/M4LHif3+Xfw7s9a8PjLqn98",
-	"yWNrEKdlzxOxsOgwlUkVina9eAV3dUzJRCj1e/wL4pQ7paCqTu5KPBbTUqv8MNJDZNf080iLHIPyw0cO",
-	"RsMkGOgDn8ALxzyRHGBqbw5YnhGrX3xaShTOSD5kmVySvXD+D81v/RPOFa7A9IUXSJbh82I9caVlfUCE",
-	"PBz/3VWPRpv+Knr8pxQ9zq12tPokvUWVjXR8coj5NYT6NiIFsO4/2B3RRYeV0mF2AeIyQmJO6eBkMFAp",
-	"/kxsTN+s9NeVX333hYKtf27y05a3VVLqAhId6Jf6vswLCNnH/B6qsdIXhBx2vbzBZ+eeId1iznQVCxEI",
-	"R+QGas73cMfqAbkBCkKX8YoR8PyxTcmSYEBoP3/Zi8Dcm1bt3cILrw0+ioHuHu+/Pj1683DLwl5c/fD7",
-	"j+9KaF7hMeVqbNtNZjdZfx/YPhuYnF5QiDQJZDGxELFjPIyWQOz73cOD1RCbDpxfX2ynbCONpg5VeG53",
-	"KEIa0W2U41n9aBHdRhrPHTpxI9kkbtQCkYRbqeuMY1LaoIuuxtK8gqT+UXro74pQrG8/m7ou+UcnAYuz",
-	"mSTAAYfjuYI3f+/twYG97AW4mAnZ52DlsBo3JAWhfB8ZnS+zAmsmupG/ZGhlYmoV3F8Lz9h88dL7lYGQ",
-	"lHW3eWDRoUzqNxTHhQt31Y/6FcdxG33U3S9QsXfxAcMM1fe7IzfFyYbfzC+lPzXvAaDz0pyFRwhEe309",
-	"zji6FsJNChqxnm9oaRznbFBRAFHALhEoZCO6g7oG2l0dKxNoNCDBoPb4yfmU9HaQmQ8dG9Sevj3QAf8T",
-	"jdlZXLiEqQX8JrW1zSsC6/oqCDveVPJBZ7e5PaysTyi4tj4gLR9QqzJljrXCHdxqyunbLM+qDLrJQwmp",
-	"gVcYzhh40+Od69cmUgtdJ0T0zbjlxyZ2zOuj+TMcBoW6rKX0Aod9JwOb1zgM8OwTGsW96UMm04sxpp2b",
-	"v4Xq2hcj0hKxkkAlUkDUKwxbwOTdxd3/BQAA//8=",
+	"7D2Jbtu4tr9C6N2HJriSLW9J46DAzaRpbzpJm2aZTFvnRrRE22xkUiWpOG4R4H3N+7D3JQ9ctNnyFqcz",
+	"nU7uBQaNxfXs5/Ac8pvl02FECSKCW+1v1gDBADH1z1Mo0BEeYiH/CBD3GY4EpsRqW+cDBBgUCITyO/BD",
+	"yhEXQFCA7gYw5rIZ2AgY7AkHI9FzBkJEMMKO7KT6OGaizTbAggMCh8juECHHRV9ixAUHDA0hJpj0wYbH",
+	"vE0ASQBkA458SgIOYiJwqHqPMAnoCDDEkeBgwxPeZqVDLNtCd3AYhchqWx0LRx1rl72o7+zsihdbrmVb",
+	"3B+gIZS7G8K7I0T6YmC1660t2xLjSHbigmHSt+7v7QwYzgkNsT+ehsnBLWLjPFQi1RDAKAoxCiRwcttb",
+	"FjodokADvsRUQLDhfTGAMFvGJAXHhjfyNm3g0+EQOhxFUI4WzIDDlxcN190dvdhybdCxQtrHxDEftvTv",
+	"s+BTc+vNUgAhwcbOXk8gNg2bM7NGQcEIYgG6qEeZhIVgY4Xg01f7YKdWczd3ARQgRJALUKuAM0QEGGEx",
+	"AEhBt1nfsdX29Z8ttwG6sTBwhQEmiHMQMdpFzzjwCBWO/HnsVfIwaLiFrWGCh/HQatfSXWEiUB8xta3L",
+	"y0tnLxYDRAT2oUDlvPALggwx4A9gGCLSR4D2gNzS1nbLbQPPfGYIhsMXHSuiTPhxGGLesTy1PRoLAIGg",
+	"N4jYHaI27CHGKHvRsTC5hSEOrtVX2aFHWdIYiAEUAHNgGgHKALqLMEPqn6MB5ZJfOJf8OIC8QxAJUKBh",
+	"SAlouo38RDzu9bCPERHX3KcR6lg2UP940bH+73/+V05O4FAiTEI8QmyI1dBc/t0hNEIMKtYnCAV8kvTm",
+	"QMEGM3a7Ipf+7pxq9nIOX86QWvr7Mw5wYEsQaEpiiEeUcNRWO/NDCYNnHNARAV5+UA+MBogArIBek/S8",
+	"1ewQfwAZ9AViXCLe23M+Auh8Ba6zAyrgGrSB49kAgh5DfAAuLg5fAioGiI0wRxVwRPvcBjAOsJCLIYJL",
+	"7HSIJOMQDTnwIWNjgMUkPN1uC9V7Nd/ZDprQaaJmw9mBrZbT6NWDmu+ine52bRb8tpq2pPyUqW0rgkIg",
+	"JsH0n097zkfofHWdncp127n6VrO3mvf/sKYBfi+7MThEwqiM/Zhxysoh7xF0J6591cKTcFI0xNAtpjEH",
+	"EewjyaVYNv8SIza2bEuKPqtt6T7zBVJxM9OUMUORncA+Ahx/nTm3EseFqQPUg3EorHbLteU6tPSou669",
+	"SJZccMQOAzmGmimCYpBNFHPErnFg2ZYkUcnBVluwGOWn7lE2hEI2jlXLHBQaW6XoSehaYecVZV0cBIjI",
+	"P3xKBCIKJEpD+Ypzq4bq/vmZU9UsJTfZI9A7ysSEk5MBlm0FSEAcWm1rTGMGGA0RCCjigFABYBjSERAD",
+	"zEEqJxTMuYDElwNXYYSrt7UqDIaYVCU8uIEG4kKCZnmSF1DE3Go33YZtCSwUu2S7TyEl9S5vV6uZKKoE",
+	"6DaBAa/O3Op9Hiv/YKhnta3/qmaWVFV/5dUTPZRGxjRP+FJfsGdcwyqE/g0HMCdYFY9kYjXEXHBbSvYh",
+	"HGuo+gKoZph3iICsjwTYUFJ91tq9zQq4lDKsMA/mQP2T9O0O8SaVnhL7iOvVEIlQhAIUgI25uiMxwmaZ",
+	"lGVwM22rWcMZttdSnZP2M/T4vDGm2pdol3n9C20V9t/dIhZSGKBgLfaj2TA5htN2MbvFPpK4hAL4MII+",
+	"FuNdbWUBPqBMhOMZLBeLQVVZgWtyXCvPcWdmQRcE3kIcwm6Ilue93D4fg9tOIOcjygJpBQ2kBVOEEtiQ",
+	"tqSXTertSv5SLUeQS8uO9FGwqZjvhHLRZ+js/RGQbBdn2zPD5H7xbMARUpzj5eDgpRbHZgUo0xlAaTp3",
+	"iJczpL3EuP+BGGnCzp/bPdd0bfZJcLsO7yjTUjV2ehCH0yyUOGep1hpC4Q8U9vZODgGPkI97Zj5pi0np",
+	"x632p2/ZMFr7qhHIs/wAWnmDjiXd2lCZtj2MQslk6hfr/mo2bzLUx1zCcV2F6Gbs+QsMgIHy8mw5DcLH",
+	"4M49otylnWZrG5ipKj8Kwa9HtumIa4p96cw7oRkoT7WUgiEk4zRsksj7EGpy+Z7SXrrjKTmdUwqO5UoM",
+	"CPjyRFXY3KPYVpNQARvN+s5mG8B8gAbzJFylbJn8Krxd4xhmxpcU9eartJyMkwgOT2zA6RABGHKqPkDf",
+	"pzERm4Ay5WEqSNtKBphPcuaQ+jcoSKR+ikbNVEA6Y8NIBbNMH0d38Ir6Ajypi3K+uyCSyinDX9dkPBOQ",
+	"cFRAYlJfQN9HnJtYTGkYppwDlXNTHaK1xXkt47/CjldwcfLbewzee0uBBkJXx3sKMKI9AEGIb7Oo1EbT",
+	"rW22gWfcD70Qz5YOTG5lXodsTAO3DRjSQRWs2A14ZlSHoVsquQVscNwnABMA+xCTzQrYh4xhJN0sHY9S",
+	"0RsTtcMETPs+T05Mka1SU34drooLLkGBpwIoYBdy5cfkmi3lxzwSXz2eF5Pf56O4MZnr4UMiLdSuCn37",
+	"AxTYEmIMcQGZkCYoZYDGQrKcTwlBvhxCRw+6jN6g/GnEM94hgkHCoWoFBJUD0fAWAQgCBAOpfEqcmydl",
+	"tATXpHhXu98LhpjsMwQFuuCIJQa45KAgwBL6MDxh0uwQGHGr3YMhR7YV5X76ZhyGBWR0oL0K2+rFYXit",
+	"w4zze7yKw/CtbHdvW5hf3yKGe1jrzzTqadZj6L9LaYigUhyR8bAXUnfS7t62GA0XLuqUat6RvL3MJi6S",
+	"djr+mcRSPxmg5QbKrdks5SrdGO1+Rr4iPIWwiyhYEWFDTPK/1iZRWEDKhDcEjBOpjjMlm8p2u4DEYQj8",
+	"EEHGARaVYgBYBaBlCy2bdeh4IiKssCpZ/FbNOo3DCaRPN/juCJsGfxxgcXCbaJnleUSLsoL6UUuqJJ7P",
+	"xHHIFKygL6gKyS+OvC+Ee6LhZu2g0C3b/FKTTyM5uoZBwBDnJac+C5dKfT9mDAXXUBQmlwzgCKz4ZhHo",
+	"aCx8qjGPSDyU3MdjZQdatiVdnJjlmS3rmNfaqy9dB8DX66x/L54wLYNhdX4D+4ZOc71btfrC7hOSSmE5",
+	"j4ccMdoJYRdXnN98Bv8CLRTWWAB1Sp9XcxnwBPbRikyIBRoW/zFPEuR4PRMFkDGotHfu/FAOtCJI1fzF",
+	"Qcp2u68CvYmOeph2Vngj4jqvEVM2yqmc1Q4x5dpH16tr2QlATC1uYtwyoBwk5saknopCKF0rTWBpJkOA",
+	"eRTCsdJaOg0BC8Qj6KNdEBP8JZZ2Zx+yIJS9aA+ESEjz0YccFTI1LBjAf5m/Kj4dSuGRwDHR5oWkgCIM",
+	"G8VT7f90Oneu63Q6d3W307nb7v2rE7tuw1f/RR3L3m1vbHY6nzqdq06n07n6579W71JySm5brzAKgwPG",
+	"NN2uQEiZ1pga04SOyw7aaa+HSCDtB9UIQOnsvjl79xZEUAwUljDJW/824LE/kO08BVVPudJdahJn5jOW",
+	"XshcCZKalQVdvBdAcERvUQh9VGLKTO343wiG8utKEEw8ukwP0ZsSxTOxJ9OrbC9vLn9dpMUnzJCwX6JO",
+	"pnbns9tlmt1M6bZa/XlZOzFeZriYo2Wa3S0x5wQI5QL0cm0FAj3XDIierYjVGzReXqlIjE1pk8nVygHL",
+	"FnckbcVltcBEPuAd9EU4BpSodLA8ayWWsWfr5DYvkb6K39Zx9R5b5aztdM3VKye51RaB9xwICmr15yCX",
+	"WrVxQbBPAwTUfyKKieCbFbBPh0NKQDIRB1BlFvZijoJKXmPMAIOk5RwUyrgpd/Y4j/EXnmkBLSSnkewP",
+	"kH/DZ4//rcyjyE/2juQSII2BzfWZgxRmigIR9AcgQBEiASL+OCfaM4zo8FyZQypNLRsMoT/ABKm0SnXg",
+	"rY5ANUaKSsQR8AYRr7KEtzBHzSUnrEvyek7TlhiQWcDw24qex1TrTK9M5nmlgcPFgwgGfWQmnP447YfM",
+	"SHrMs1viC6glpMs0eC1jwdOEala1cVen2Km5S5WzXYgNL6uq7WRB5XtUhwQPM+bNCYNOSC1DyKLMw/xq",
+	"i4OVr1Uf9P+wccGHhPm+a+iuFIomTJXQlewnBRENEINC5ZKqLEPZeZHxc6aPlFblDxXhXSuIYjy1EiOf",
+	"xSqdxFRDZJmCSfrKCHIwhAFS1kVOzucCefoEja+zvj8jOBVCLq6lZl9n4Y8eqskhe2KJBUBnKC2jWUNn",
+	"R3hlrl8tyJLQ8yKbWA9WttJzKb1OIGYrR2R9xHkmSSeNjDeX57uAIxIALJQhsWcOtNWpYjupstAuuC4Q",
+	"UH74pJHRdHfKKC/BBCazC1R0TdHU0b7pmmOlnL5PhPpq4ycn1ytMMANw7yL4JUaqpINj0g8RiHUcZYHp",
+	"YFtGdlw/jJPVctJ4aSJqNZIWK+4CMRQGK2Bqcvel4C7spIxi9fHNMfprH948zoGK/PrHK7M1LJPVD7ke",
+	"ppj+yKMxRY9rK7G1bCoFlBLDKoO92VMeNEU4TGi+3K6uZhDedz9CUNS9+PBgOjlcKZykOikxrmQvVZpk",
+	"+NfYWVLFpxVL3+cc4iKH3uJiG0BQ0KiboDm3QYD7WHAbeNeeDbyKDjE53gNi7RNcUp8XTU9rxK4rztW3",
+	"ht2ol5aISdHsxwyL8ZnEkEapzgyT2j3761XCBG8uz62SWEpBH/cYHYJcHqvccpIorbRDBZxL29inEeIA",
+	"kskaGhUjUjWL+SJGLPhERc4w5gIMaBiADY4QOD3Ye3l8UBkGKYGoVio2srlbmMdUcRKaLEKVRAJKwjGA",
+	"gOM+QYGDCVAn0ipDRlGwkilagxZyjHQuECY9WkK9ae6RKmpQQ9oAZnlfctvSOlAuD+bCQMLUi1Q6pEN0",
+	"8bIO5mAFsTR25c3K7PJAQP14mJboQhMlAp5PA5U3t5fDmYb5QfDybM/R25f2nqrWHkdtAMU/P4+Et7kL",
+	"lHQZS+gOAe31Qky0H6PgfYPGHEDRIV61MkJh6NwQOiLVz6MbXlFrqoDTvGGlZ6XKQrJz5pGugGVUx8ay",
+	"KlBNPAofIfYR0fFxU6K3F0F/gJx6xZXCjoW5/K/RaFSB6nOFsn7V9OXVo8P9g7dnB6pPFhrKocyyrVvE",
+	"tINp1SqubkcjRGCEJbdX3EpDubtioHinfN/ySx8pbZKS4GFgta3XSKgA+0QpYN115+TvleTt6ZD7J3Oe",
+	"YSk8WubYwjoI6q1WbccE/NvW0e8Hl++ZP+QH73/5QMaRszUa7/iD85fbr9+fHJ939/Dlv1+1DuHZ4YFl",
+	"ziqsd7+emEOCtsVx31KnDtbB6dL/t+6vls6wUyApq0PQ52SXqAt+RWNwhoQuTd9u1bY3K+BQJOIDEDSS",
+	"xJhUsqs6bPm3JG0+Ubuwr8hmnxLBaFg8BIviboh9GwzhnQP76EXDdeeV7E5VeN7bVrO+M2u7Kcqr+TIE",
+	"tWuTzbWoX5aKmAlyq/3pyrZ4PBxCNjZnjnofmj0VLAwX56W2KgiAfa4CfQmRcutKjl2s/VTF0I4uhp5J",
+	"2SovS3rLWdYAt4oFyZ/Kt5c1qSbphQsbmspm2bKsTDiXnvHgct0ZQxezPLLRJ2JbxgNaHNFaMM/EHhYQ",
+	"4Gxw6BSVBxSfQ+frdWVO0fmMKbN0mZ4ufCnBw/L29cJZNN+vPc3VunLZGMWfsny3YpJblsRmubWdxlav",
+	"gZzn3Tp0tv1m4OygVs9xYa1b9xtBE7V6uWTsb8aTMv2aDafptmrOdn2r4ewE203nOdrpmb6NYqZR26q7",
+	"UnHVao3K9kQqk/xW33LcmlNrndfctttq1+ofczlL7Vyq2EOSuHNJYMtuuZD6lTBUPkpoHdOvOAxhtVVx",
+	"wcbvtdouOMIkvgN3z7eut5qb4BVmqEfvqrVGS2rwqwmHQ/oISyuniYSrEjX1jiDlfqhyitzFERUp25ua",
+	"hJaU67J9bXH7QnGJ6tRY3CmruH+gmmotM8tFMcV+XdVW9E4+WQq+bYZgYF3dF/Se1D0F8NvSKkBcgB5m",
+	"XNgSRZhIjxh0xyC9xCJRgeYAYlr76ZsPMrVXxP2vaMyRSMZWcdFIuq9T12vQhEjyjq2goI9E6ttWwB4Y",
+	"wfAGEGkAdwi/wRGXzhRDEYLK0GF0ZKv9gdEAa+OZaava+P4giFW8CwvtdOmpgLrnIQlMdkiXxiS9A8nj",
+	"lAkP4MmTCmV3z9DyF+Y+iD9Hv5tAyHIMrKM8s4bKB1Oy8SbjSXN658Iv8/tPCo1wbLCXYA4KiWtdu6Fu",
+	"5tAn5GLmRSxJtOexVOzCFabm9fKLeyTNPLW6fciRgwlHhGOhKtjirgn10h5QgTQbJHE0CddeHIYm+Ov9",
+	"t6ccTu/ayyrChxyFtzrmX7afL7MvvHEXnjqXE49ku/K7bCynEMlLbMvCjxNNTOTQKQkhOum/F1ujj2gB",
+	"5cPUeSvD3Wk33LbrfkyXXZpZmsWcJ3MTV7ElcmFkHQ8sBI5NhFPHilNLIxcNnrXuLNyrAnVTFoaFxm++",
+	"Hn6m+Ojy7fjj5Sv34+Vp78Pv7/HR/pu6/P348974LXZHx2fu3dvf3o/endOvxy/p6PgVlW0i1eblQev4",
+	"68fhcf1CvHt9OP5w5jY+fD29OToPw7eXH8Tx64O7D5/ffD6uv3c/nv82PCTu8lVtafh3gUGjBMCTJfP4",
+	"lowC7GxLRn22QQ+HAjEU2EBKC6kkSLCkJWNbEeWzPPWs5C2z63+hwXg1Zk/Yt8+gjyYYOMtMsSAIKemr",
+	"pcck5jEMlZEUDRjk6blGu5APkmMwNfjyhD2jou++GPqXwuB+StbVVtv+KhKuDEQ5GSddkqKDV3cavabr",
+	"bNdadee5v9VwtoPUxauvKNkKkF1NvK0IfX3gU369lhxVX9+j4fZDSxV3Z7Vl1Rortm+t1r5eX7H9d5KK",
+	"7woXQX0foThiWKBJqahZ2hyoJEccxhFYzomrfjO3+t1rYytEsy4QVSeKmrv0MU2uvFv3C8BG093ZrJR7",
+	"SC9Vm1S6FmRMs3xKtSvMk+F/bN5orrisnR+Ddv8QjV5KvJogEuLNrsxN0gX1/ZuY8VI9Pjvg/hqJcipz",
+	"v58m+6vb6o+lyn4qFv3pjOhTBAPDb+W28UqBK3NXrJwigsIflMhweIM4QL0eSu4A1VTyjOu0lSQZOD3d",
+	"TsofKuAlUmQP1TUhRkToG3N4hxTkhA7pzddOQyr0ddNBMmyqrECSBc47BDKkw4yAIwEGiKGZ8b7stoV1",
+	"fIUCM2v+nrJOVzPyp2+BWMrI//lE4wxolorHuuPWzmv1tvtdxaOe9+cTkz+cV/DTWUq64t+IQZP4Zeuq",
+	"OVunMRhenRHdfYA3UDXSlc9zC/ZAyljqumd91bMqKM0XfvA0ZqYS0LR4VglfY0rQM14B75K75kHTbXTI",
+	"7JuhZ8rjU6UbJP+dofSy78VexkGJxZm6HeaGtieb5s9njoSS2hon04aN/HXaf5hj65SeXP5ABJ0cKM4m",
+	"5+96CJFWdhkXI1+MlWrNWrOQHpGP1LlOLagjZ7vXcJ3nsFlzWt0t30Tr3PmpGMUCqlm5GOvkPtizYOCe",
+	"u88zK2A5GNTOa8/b9aRPHgY1p44aPWfbbdacnW6r7qQQgLXaBAx0rHPW1uuFOfJbV2kby2cV5iu45rhx",
+	"z3hiSycUX0wceBKJP5RInJX4MQOXj+n7LW1HVL9lBVD3f1WjYunIZaKDnqyIv54VQQla0oZ4GM/YpY/r",
+	"5MoDH/F9nQJ/Zneqt7+l56BF2n0t5QRa6lqY5K275EyzAvYIiInK+k9vEVc1HR0yYpT005ZpfheXjgok",
+	"fCTtbZL9JPCwNPJyVLwQ/uFns9MxidzJrE8ZQ74AA8o4Al2V9zuW3la0yg25hWt5vkcMpliqbKHxm0H3",
+	"tY/f4TevPh6cnr8/O+SHQxF93D/cOry5+3D6W3DqD98K3/3t9H14g4/237jo9z3ZfhDsiy9B4z3uva+g",
+	"8ZuvweUhfocPR8fnN1/fDj98/Xj2Zqfi10PSHb5yg9/fhEeXO8Ojy9+aHy5ro+7ri2I5bHvHdcsrjuut",
+	"nbqb/5isPWLiuvGl7myP9pb6X7GadmmbM18NnBQBL43PrKK8xG4609VCmOyauotEfoygekuKfE/5X2jf",
+	"+HvEYh73xLWgBQ7u9Es6wGcoQERgGHL9oGFa4aekWrE8Pq8fpLYpRliM5KWxyIveKeEmv69jYfwUz5E8",
+	"zOb5a1ok5QaI0CnK0vdM0LwseTkwDBeR2F4YPmJs7InmfgqaKzt6n6gBXkyDRiLONi/Pp24VwRzwSBJ6",
+	"d6xTqH0YhhVwwhCXslcd/ukGxX7qrYzsRFCudjSgYfHRDuCZTvqFDoehmKPA27QBuvNRJJKLRqF+sgGo",
+	"vK7k3WLz7I2pANBr2PBO3p2e718cHR2eXZ8evDo9OPv39enBxdnB9evTvf0DzwYGW6Dm8k0bjAaIIQCB",
+	"T0nC0fqNCNrTi1a2trF61cb6SHDQdHem1g595OUemNa75AKOOcBEQF+UWcym0vg8KW58sOW8tsm2tKE1",
+	"cRXak+n8c5vOe8pe1rQfQcx2k0d3Jf+jYIa4+IOs6aeTzbXN6VN9gQGcRCQR1PhKGe6X0TDmkcGZNk5y",
+	"O+FjpXGvlL6wbBTh4RkGk5cv/tkp3E+Jb9mTeeuncT/lV//R3n6SQZ2GLOfKoPTxrjl3mRyjp8zTP5gB",
+	"J+4qsv7uHh0M5rtvunxbn2CUJm6eqgQjRWKF/CId+ZJUgcU4l2Fp3p7WKZNTTkhyteE66rhA1HE/5gIC",
+	"Sdy/JvdELkdEE5cs/uC5kZP7/DMY+KfOjXyy7x9f/JhkxWkB9IwvzE5MBFOJyq3mb/Uujy7pgCUVA5XA",
+	"PS9suVuIsaoDXwHHfFp0Fd9aWkeATb+4tMhFKL6lZEEwjP2BqhpFLFcrCsQAEnMLwfLcWP6I1FLycMaB",
+	"RHq6i3miD36wnIcn0/nP4/zcyybLMHs++7jU0D7CXByP/+zkSK1Xn3Ij/y65kXOTIo1SSW5npSMVrhxC",
+	"doMCdb2RBJj3d/dOVGZiqYiYnaW4jKSYk184GSCUJkAqO6bva/rjkrP+GtmEzb+hEZtLBSw9C33GF9Hp",
+	"QL0F+HVepMg8F7iu7kreKLLozfL2n5l7hpyLGFWJLpgDGOJbVLF+hFtcj/AtIoirhF8+Qix7zlPQ2B9g",
+	"0s/eDsNo7l2u5vbihRcTv4sQ2Ts5fHP27u36Noa5Gnv9G5bvC2he4bnmcmybTaZ3Zf8Y2D4f6MM+Pxd9",
+	"4sBgYiFix3AYLoHYD3vHR6shNhk4uyDZTNkGCk0dIvHc7hAAFKLbIMOz/NEgug0Unjtk4rKzSdzIBQKB",
+	"7oRKRY5wYYM26I6FfmdJ/qPwlGAXE6guVpu6kPmvTgIGZzNJgCEYjOcK3uxFubWDfekbcxHlos+QkcNy",
+	"3ADnhPJDZHS2zBKs6WBH9laikYmJafBwLTxj8/lr9VcGQlzU3foJR4tQoV5pHOeu9JU/qncix23wSXW/",
+	"Avne+ScSU1Q/7BbeBCctt5Fde3+mXxwAF4U5c88c8Ha1GqUcXQnQbQIaXs02tDSOMzYoyYzIYRdzENAR",
+	"2QWehranQmccjAbYH1Qe/9Q+Ib1doOcDJxq1Z++P1CHAqcLsLC5cwtRC7DYxuPU7BVV1k4QZb+pAQh17",
+	"M1PkrIoYbJM4kOQVyFXpJMhK7pZvOeX0RZnnZQbdZN1CYuDlhtMG3vR4F+o9i8RMV4ck6tLd4nMWu/p9",
+	"0+yhD41Cle9SeOPDvMQB9XsfGnjmkY783lQdyvRitGlnZ6+t2uZNiiR3rCBQseAo7OWGzWHy/ur+/wMA",
+	"AP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -187,7 +187,7 @@ func (v *specValidator) RoundTrip(req *http.Request) (*http.Response, error) {
 }
 
 // documentedHeaders are the response headers that must be declared where they are sent.
-var documentedHeaders = []string{"Retry-After"}
+var documentedHeaders = []string{"Retry-After", "WWW-Authenticate"}
 
 // declaresHeader reports whether op declares header name on its response for status (or on its
 // default response, when status has none of its own).

@@ -601,6 +601,62 @@ export interface components {
             };
         };
         /**
+         * @description No valid bearer access token of a live session (401): `missing-token`, `invalid-token`
+         *     (invalid or expired: refresh it) or `session-revoked` (sign in again). Carries a Bearer
+         *     challenge in `WWW-Authenticate`.
+         */
+        Unauthorized: {
+            headers: {
+                "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                "X-Request-ID": components["headers"]["X-Request-ID"];
+                RateLimit: components["headers"]["RateLimit"];
+                "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://portcullis.dev/problems/invalid-token",
+                 *       "title": "Unauthorized",
+                 *       "status": 401,
+                 *       "code": "invalid-token",
+                 *       "detail": "the access token is invalid or expired",
+                 *       "instance": "/api/v1/users/me",
+                 *       "request_id": "0b5e2f1c-7d4a-4e43-9a55-3f2d1c0e9b71"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
+         * @description The caller's role lacks a permission the operation lists, or may not act on this
+         *     target (403 `insufficient-permissions`). When a permission is missing,
+         *     `WWW-Authenticate` names the ones needed (`error="insufficient_scope"`).
+         */
+        Forbidden: {
+            headers: {
+                "WWW-Authenticate": components["headers"]["WWW-Authenticate"];
+                "X-Request-ID": components["headers"]["X-Request-ID"];
+                RateLimit: components["headers"]["RateLimit"];
+                "RateLimit-Policy": components["headers"]["RateLimit-Policy"];
+                [name: string]: unknown;
+            };
+            content: {
+                /**
+                 * @example {
+                 *       "type": "https://portcullis.dev/problems/insufficient-permissions",
+                 *       "title": "Forbidden",
+                 *       "status": 403,
+                 *       "code": "insufficient-permissions",
+                 *       "detail": "your role does not allow this operation",
+                 *       "instance": "/api/v1/admin/users",
+                 *       "request_id": "0b5e2f1c-7d4a-4e43-9a55-3f2d1c0e9b71"
+                 *     }
+                 */
+                "application/problem+json": components["schemas"]["Problem"];
+            };
+        };
+        /**
          * @description Too many requests (429): a rate limit is exhausted (`rate-limited`; every operation is
          *     limited per client IP, some also per account) or, on login, the account is locked after
          *     too many failed attempts (`account-locked`). Retry after `Retry-After` seconds.
@@ -712,6 +768,14 @@ export interface components {
          * @example "ip";q=300;w=60, "login-ip";q=60;w=60
          */
         "RateLimit-Policy": string;
+        /**
+         * @description The Bearer challenge of RFC 6750: `Bearer realm="portcullis"` without a token,
+         *     with `error="invalid_token"` for a token that is invalid or expired or whose session has
+         *     ended, and on 403 `error="insufficient_scope", scope="…"` naming the permissions the
+         *     operation needs.
+         * @example Bearer realm="portcullis", error="invalid_token"
+         */
+        "WWW-Authenticate": string;
         /**
          * @description Seconds to wait before retrying (RFC 9110); at least 1. Sent with every 429, and every 503 but the readiness probe's `not-ready`.
          * @example 30
@@ -889,7 +953,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            401: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
@@ -914,7 +978,7 @@ export interface operations {
                 };
                 content?: never;
             };
-            401: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
@@ -951,7 +1015,7 @@ export interface operations {
                     "application/json": components["schemas"]["User"];
                 };
             };
-            401: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
@@ -998,7 +1062,7 @@ export interface operations {
                 };
             };
             400: components["responses"]["Problem"];
-            401: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
             409: components["responses"]["Problem"];
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
@@ -1034,7 +1098,7 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["Problem"];
-            401: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
             403: components["responses"]["Problem"];
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
@@ -1086,7 +1150,7 @@ export interface operations {
                     "application/json": components["schemas"]["SessionList"];
                 };
             };
-            401: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
@@ -1111,7 +1175,7 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["Problem"];
-            401: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
             404: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
@@ -1170,8 +1234,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["Problem"];
-            401: components["responses"]["Problem"];
-            403: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
@@ -1221,8 +1285,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["Problem"];
-            401: components["responses"]["Problem"];
-            403: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             409: components["responses"]["Problem"];
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
@@ -1266,8 +1330,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["Problem"];
-            401: components["responses"]["Problem"];
-            403: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
@@ -1293,8 +1357,8 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["Problem"];
-            401: components["responses"]["Problem"];
-            403: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];
@@ -1346,8 +1410,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["Problem"];
-            401: components["responses"]["Problem"];
-            403: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
             413: components["responses"]["Problem"];
@@ -1402,8 +1466,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["Problem"];
-            401: components["responses"]["Problem"];
-            403: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
@@ -1429,8 +1493,8 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["Problem"];
-            401: components["responses"]["Problem"];
-            403: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
@@ -1457,8 +1521,8 @@ export interface operations {
                 content?: never;
             };
             400: components["responses"]["Problem"];
-            401: components["responses"]["Problem"];
-            403: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             404: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
@@ -1515,8 +1579,8 @@ export interface operations {
                 };
             };
             400: components["responses"]["Problem"];
-            401: components["responses"]["Problem"];
-            403: components["responses"]["Problem"];
+            401: components["responses"]["Unauthorized"];
+            403: components["responses"]["Forbidden"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
