@@ -68,6 +68,7 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 }
 
 func TestEnsureDatabaseCreatesItOnce(t *testing.T) {
+	testenv.SkipShort(t)
 	ctx := context.Background()
 	name := fmt.Sprintf("pc_ensure_%d", time.Now().UnixNano()) // lower case: unquoted DROP finds it
 	url := testenv.DatabaseURL(name)

@@ -78,9 +78,19 @@ func DatabaseURL(name string) string {
 	return u.String()
 }
 
+// SkipShort skips t under -short: `make test-short` runs the unit tests without PostgreSQL and
+// Redis, so every test that needs either skips.
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("needs PostgreSQL and Redis; skipped with -short")
+	}
+}
+
 // NewDB creates a fresh, migrated database for t, dropped when t ends, and returns its URL.
 func NewDB(t testing.TB) string {
 	t.Helper()
+	SkipShort(t)
 	ctx := context.Background()
 	templateOnce.Do(func() { templateName, templateErr = createTemplate(ctx) })
 	if templateErr != nil {
@@ -139,6 +149,7 @@ func withAdmin(ctx context.Context, fn func(*pgx.Conn) error) error {
 // RedisPrefix returns a key prefix unique to t; its keys are deleted when t ends.
 func RedisPrefix(t testing.TB) string {
 	t.Helper()
+	SkipShort(t)
 	prefix := "pc_test:" + randomHex(6) + ":"
 	t.Cleanup(func() { deleteKeys(t, prefix) })
 	return prefix

@@ -1,0 +1,25 @@
+package testenv
+
+import "testing"
+
+// Under -short (make test-short, which starts no services) the helpers that need PostgreSQL or
+// Redis skip the test that calls them instead of failing it.
+func TestShortSkipsTestsThatNeedServices(t *testing.T) {
+	if !testing.Short() {
+		t.Skip("checks -short")
+	}
+	for name, need := range map[string]func(testing.TB){
+		"NewDB":       func(t testing.TB) { NewDB(t) },
+		"RedisPrefix": func(t testing.TB) { RedisPrefix(t) },
+		"Config":      func(t testing.TB) { Config(t) },
+	} {
+		var skipped bool
+		t.Run(name, func(t *testing.T) {
+			defer func() { skipped = t.Skipped() }()
+			need(t)
+		})
+		if !skipped {
+			t.Errorf("%s under -short: the test was not skipped", name)
+		}
+	}
+}
