@@ -102,7 +102,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		if err := a.Tokens.Rotate(ctx, true); err != nil {
 			return err
 		}
-		logger.InfoContext(ctx, "signing key published", "signing_kid", a.Tokens.SigningKeyID())
+		kid, at := a.Tokens.NewestKey()
+		logger.InfoContext(ctx, "signing key published", "published_kid", kid, "signs_from", at.UTC().Format(time.RFC3339),
+			"signing_kid", a.Tokens.SigningKeyID())
 		return nil
 	case "healthcheck":
 		return healthcheck(ctx, cfg, args[1:], stdout)

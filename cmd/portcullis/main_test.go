@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"math/big"
@@ -535,5 +536,46 @@ func TestAdminSetPasswordWithoutRedisSaysWhatItMissed(t *testing.T) {
 	}
 	if strings.Contains(out.String(), "refuse the ended sessions at once") {
 		t.Fatalf("set-password without Redis claims the instances were told: %q", out.String())
+	}
+}
+
+// keys rotate names the key it published, and when it will sign, apart from the key that signs
+// until then.
+func TestKeysRotateNamesThePublishedKey(t *testing.T) {
+	url := testenv.NewDB(t)
+	vars := map[string]string{"DATABASE_URL": url, "PORTCULLIS_REDIS_PREFIX": testenv.RedisPrefix(t)}
+	ctx := context.Background()
+	var out bytes.Buffer
+	if err := run(ctx, []string{"keys", "rotate"}, env(vars), strings.NewReader(""), &out); err != nil {
+		t.Fatal(err)
+	}
+	var line struct {
+		Msg          string    `json:"msg"`
+		PublishedKID string    `json:"published_kid"`
+		SignsFrom    time.Time `json:"signs_from"`
+		SigningKID   string    `json:"signing_kid"`
+	}
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.Contains(l, `"signing key published"`) {
+			if err := json.Unmarshal([]byte(l), &line); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	pool, err := postgres.Open(ctx, url, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	var newest string
+	var activates time.Time
+	if err := pool.QueryRow(ctx, "SELECT kid, activates_at FROM signing_keys ORDER BY activates_at DESC LIMIT 1").Scan(&newest, &activates); err != nil {
+		t.Fatal(err)
+	}
+	if line.PublishedKID != newest || line.PublishedKID == line.SigningKID || !line.SignsFrom.Equal(activates.Truncate(time.Second)) {
+		t.Fatalf("keys rotate logged %+v; want published_kid %s (not the signing one) signing from %s\n%s", line, newest, activates, out.String())
+	}
+	if until := time.Until(line.SignsFrom); until < 9*time.Minute || until > 11*time.Minute {
+		t.Fatalf("the published key signs in %s, want PORTCULLIS_JWKS_PREPUBLISH (10m)", until)
 	}
 }

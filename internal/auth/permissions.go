@@ -30,7 +30,8 @@ var roleRank = map[string]int{"user": 0, "moderator": 1, "admin": 2}
 
 // MayManage reports whether a caller with role may act on the account of a user with target's
 // role: an administrator on anyone, anyone else on lower ranks only, so a moderator cannot
-// read an administrator's addresses or keep signing them out.
+// list an administrator's sessions (their IP addresses) or keep signing them out. Reading user
+// records is users:read, which moderators have for every role.
 func MayManage(role, target string) bool {
 	r, ok := roleRank[role]
 	t, known := roleRank[target]

@@ -184,6 +184,14 @@ func (s *Service) JWKS() jwk.Set {
 // SigningKeyID returns the kid of the key that signs now.
 func (s *Service) SigningKeyID() string { return s.signer(s.now()).kid }
 
+// NewestKey returns the kid of the newest loaded key and when it signs (or began to): after a
+// forced Rotate, the key just published.
+func (s *Service) NewestKey() (kid string, activatesAt time.Time) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.signers[0].kid, s.signers[0].activatesAt // listed newest activation first
+}
+
 // Issue signs an access token for a session.
 //
 // The token is built by hand rather than through jwx: it is a fixed shape, signed on every
