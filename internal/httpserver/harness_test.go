@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -102,6 +103,21 @@ func start(t testing.TB, edit ...func(*config.Config)) *instance {
 }
 
 // startWith runs a service on cfg: a second instance sharing a first one's database and Redis.
+// startBehindPostgresProxy starts an instance that reaches PostgreSQL through a proxy the test
+// can cut, to see what it answers while PostgreSQL is unreachable.
+func startBehindPostgresProxy(t testing.TB) (*instance, *testenv.Proxy) {
+	t.Helper()
+	cfg := testenv.Config(t)
+	u, err := url.Parse(cfg.Postgres.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	cfg.Postgres.URL = u.String()
+	return startWith(t, cfg), proxy
+}
+
 func startWith(t testing.TB, cfg config.Config) *instance {
 	t.Helper()
 	a, err := app.New(context.Background(), cfg, testenv.Logger(t))

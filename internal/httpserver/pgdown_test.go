@@ -2,26 +2,15 @@ package httpserver_test
 
 import (
 	"net/http"
-	"net/url"
 	"strconv"
 	"testing"
 	"time"
-
-	"github.com/portcullis/portcullis/internal/testenv"
 )
 
 // PostgreSQL unreachable mid-flight: a request that needs it is a 503 "unavailable" with
 // Retry-After, which clients and load balancers retry, not a 500 that reads as a bug.
 func TestPostgresOutageIsUnavailable(t *testing.T) {
-	cfg := testenv.Config(t)
-	u, err := url.Parse(cfg.Postgres.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.NewProxy(t, u.Host)
-	u.Host = proxy.Addr()
-	cfg.Postgres.URL = u.String()
-	a := startWith(t, cfg)
+	a, proxy := startBehindPostgresProxy(t)
 	_, admin := a.createWithRole(t, "admin")
 	auth := "Bearer " + admin.AccessToken
 	if resp, body := a.raw(t, "GET", "/api/v1/admin/users", "", nil, "Authorization", auth); resp.StatusCode != http.StatusOK {

@@ -3,7 +3,6 @@ package httpserver_test
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 
@@ -11,22 +10,13 @@ import (
 	"github.com/oapi-codegen/nullable"
 
 	api "github.com/portcullis/portcullis/gen/api"
-	"github.com/portcullis/portcullis/internal/testenv"
 )
 
 // With PostgreSQL unreachable, every operation that needs it answers 503 `unavailable` with
 // Retry-After, which its spec declares (the validating client checks the header), and a
 // secured one does not call the caller's good token invalid.
 func TestEveryOperationIsUnavailableWithoutPostgres(t *testing.T) {
-	cfg := testenv.Config(t)
-	u, err := url.Parse(cfg.Postgres.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.NewProxy(t, u.Host)
-	u.Host = proxy.Addr()
-	cfg.Postgres.URL = u.String()
-	in := startWith(t, cfg)
+	in, proxy := startBehindPostgresProxy(t)
 	acct := in.register(t)
 	pair := in.login(t, acct)
 	_, adminPair := in.createWithRole(t, "admin")
