@@ -73,6 +73,11 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 			return nil, fmt.Errorf("migrate: %w", err)
 		}
 	}
+	if ok, err := postgres.LowersBeyondASCII(ctx, pool); err == nil && !ok {
+		logger.WarnContext(ctx, "the database's LC_CTYPE lower-cases ASCII letters only: emails and usernames are unique "+
+			"regardless of case, and the admin search ignores case, for ASCII letters only; create the database with a "+
+			"UTF-8 locale such as C.UTF-8 or en_US.UTF-8")
+	}
 	a.Metrics = telemetry.NewMetrics(pool)
 	if a.redis, err = redis.Open(cfg.Redis, logger, redis.WithMeterProvider(a.Metrics.MeterProvider)); err != nil {
 		return nil, err

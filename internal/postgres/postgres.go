@@ -182,6 +182,16 @@ func Unavailable(err error) bool {
 		errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, io.EOF)
 }
 
+// LowersBeyondASCII reports whether the database's lower() folds letters beyond ASCII (É to é,
+// Α to α) as Go's strings.ToLower does. Under LC_CTYPE C it does not: the case-insensitive
+// uniqueness of emails and usernames (unique indexes on lower()) and the admin search's
+// case-insensitivity then hold for ASCII letters only.
+func LowersBeyondASCII(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
+	var ok bool
+	err := pool.QueryRow(ctx, `SELECT lower(U&'\00C9\0391') = U&'\00E9\03B1'`).Scan(&ok)
+	return ok, err
+}
+
 // IsUniqueViolation reports whether err violates the unique constraint or index named constraint.
 func IsUniqueViolation(err error, constraint string) bool {
 	var pgErr *pgconn.PgError

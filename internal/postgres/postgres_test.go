@@ -6,9 +6,11 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -173,5 +175,37 @@ func downTo(t *testing.T, pool *pgxpool.Pool, version int64) {
 		if err := postgres.Migrate(ctx, pool, "down", quiet()); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A database created with LC_CTYPE C lower-cases ASCII only, which serve warns about; the
+// test databases (C.UTF-8, like the server's default here) fold É and Α as Go does.
+func TestLowersBeyondASCII(t *testing.T) {
+	ctx := context.Background()
+	pool, err := postgres.Open(ctx, testenv.NewDB(t), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if ok, err := postgres.LowersBeyondASCII(ctx, pool); !ok || err != nil {
+		t.Fatalf("on a C.UTF-8 database: %v, %v; want true", ok, err)
+	}
+	admin, err := pgx.Connect(ctx, testenv.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	name := "pc_ctype_c_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = admin.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)") })
+	c, err := postgres.Open(ctx, testenv.DatabaseURL(name), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ok, err := postgres.LowersBeyondASCII(ctx, c); ok || err != nil {
+		t.Fatalf("on an LC_CTYPE C database: %v, %v; want false", ok, err)
 	}
 }
