@@ -337,7 +337,13 @@ func requireJSON(next echo.HandlerFunc) echo.HandlerFunc {
 		}
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
-			return err // *http.MaxBytesError: 413
+			var tooLarge *http.MaxBytesError
+			if errors.As(err, &tooLarge) {
+				return err // 413
+			}
+			// The client went away or stalled mid-body (unexpected EOF, a read timeout): its
+			// fault, and not PostgreSQL's, which the mapper would read such a network error as.
+			return echo.NewHTTPError(http.StatusBadRequest, "the request body could not be read")
 		}
 		if err := strictjson.Check(body); err != nil {
 			return hostileJSON(err)
