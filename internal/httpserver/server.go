@@ -416,7 +416,8 @@ func ipExtractor(trusted []string) (echo.IPExtractor, error) {
 	return func(r *http.Request) string {
 		// Some proxies (Azure Application Gateway) append the client's port; echo cannot parse
 		// such an entry and would answer with the proxy's address, one bucket for everyone
-		// behind it. The entries are read without their ports, from a copy of the header.
+		// behind it. The entries are read without their ports, from a copy of that header alone
+		// (echo reads no other).
 		vs := r.Header.Values(echo.HeaderXForwardedFor)
 		if !slices.ContainsFunc(vs, func(v string) bool { return strings.Contains(v, ":") }) {
 			return xff(r)
@@ -430,8 +431,7 @@ func ipExtractor(trusted []string) (echo.IPExtractor, error) {
 			bare[i] = strings.Join(parts, ", ")
 		}
 		r2 := *r
-		r2.Header = r.Header.Clone()
-		r2.Header[echo.HeaderXForwardedFor] = bare
+		r2.Header = http.Header{echo.HeaderXForwardedFor: bare}
 		return xff(&r2)
 	}, nil
 }
