@@ -270,6 +270,10 @@ func (c Config) validate() error {
 		// url.Parse takes '*' in a host, and Echo's CORS would read it as a wildcard.
 		check(err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" && !strings.Contains(u.Host, "*") && u.Path == "" && u.RawQuery == "" && o == u.Scheme+"://"+u.Host,
 			"PORTCULLIS_CORS_ORIGINS: %q is not an exact origin such as https://app.example.com (no wildcards, no null)", o)
+		// Origins are matched exactly, and browsers send them lower-case without a default port:
+		// any other spelling would never match, silently.
+		check(err != nil || o == strings.ToLower(o) && u.Port() != map[string]string{"https": "443", "http": "80"}[u.Scheme],
+			"PORTCULLIS_CORS_ORIGINS: %q is not written as browsers send it (lower case, no default port)", o)
 	}
 	for _, u := range []struct{ name, raw string }{{"DATABASE_URL", c.Postgres.URL}, {"REDIS_URL", c.Redis.URL}} {
 		_, err := url.Parse(u.raw)

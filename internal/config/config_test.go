@@ -44,6 +44,9 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"trailing wildcard origin", "PORTCULLIS_CORS_ORIGINS", "https://app.example.com,http://a*", "exact origin"},
 		// Refused at load, before the database is created or migrated.
 		{"proxy not a cidr", "PORTCULLIS_TRUSTED_PROXIES", "10.0.0.0/8,10.1.2.3", "PORTCULLIS_TRUSTED_PROXIES"},
+		// Browsers send origins lower-case and without a default port; another spelling never matches.
+		{"upper-case origin", "PORTCULLIS_CORS_ORIGINS", "https://App.example.com", "as browsers send it"},
+		{"origin with its default port", "PORTCULLIS_CORS_ORIGINS", "https://app.example.com:443", "as browsers send it"},
 		{"half of tls", "PORTCULLIS_TLS_CERT_FILE", "/x.pem", "set together"},
 		{"unknown log level", "PORTCULLIS_LOG_LEVEL", "warning", "PORTCULLIS_LOG_LEVEL"},
 		// net/http reads a zero or negative timeout as none: the slow-client protection would be
