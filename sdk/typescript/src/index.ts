@@ -56,7 +56,9 @@ export interface PortcullisAuth {
   /**
    * Spend the stored refresh token for a new pair and store it. Calls made while one refresh
    * is under way share it: refresh tokens are single use, and a second concurrent refresh with
-   * the same token would get 409 refresh-token-race. Resolves to undefined when there is no
+   * the same token would get 409 refresh-token-race. A refresh that gets it all the same (a
+   * client sharing the store, in another tab, spent the token first) waits up to 5 s for the
+   * winner's pair to reach the store and resolves to it. Resolves to undefined when there is no
    * refresh token or the server refuses it (on 401 the stored pair is cleared).
    */
   refresh(): Promise<TokenPair | undefined>;
@@ -104,8 +106,12 @@ export function createPortcullisClient(baseUrl: string, opts: PortcullisClientOp
         store(data);
         return data;
       }
+      // 409 refresh-token-race: another client sharing the store (another browser tab, with
+      // the pair in localStorage) spent this refresh token a moment ago. The session is intact,
+      // and the winner's pair reaches the store once its answer arrives: wait for it.
+      if (response.status === 409) return raceWinner(tokens, current.refresh_token);
       // 401: the refresh token is expired, reused or its session revoked; sign in again.
-      // Other failures (409 race, 429, 5xx) leave the pair alone.
+      // Other failures (429, 5xx) leave the pair alone.
       // Compare the tokens, not the objects: a store that serializes returns a new one each time.
       if (response.status === 401 && tokens.get()?.refresh_token === current.refresh_token) store(undefined);
       return undefined;
@@ -161,6 +167,24 @@ export function createPortcullisClient(baseUrl: string, opts: PortcullisClientOp
     refresh,
   };
   return Object.assign(client, { auth });
+}
+
+/** How long a refresh that lost a race waits for the winner's pair, and how often it looks. */
+const RACE_WAIT_MS = 5000;
+const RACE_POLL_MS = 50;
+
+/**
+ * Resolves to the pair in tokens once it holds a refresh token other than spent, or to undefined
+ * when it is cleared or RACE_WAIT_MS passes first.
+ */
+async function raceWinner(tokens: TokenStore, spent: string): Promise<TokenPair | undefined> {
+  for (let waited = 0; ; waited += RACE_POLL_MS) {
+    const pair = tokens.get();
+    if (pair === undefined) return undefined;
+    if (pair.refresh_token !== spent) return pair;
+    if (waited >= RACE_WAIT_MS) return undefined;
+    await new Promise((resolve) => setTimeout(resolve, RACE_POLL_MS));
+  }
 }
 
 async function problemCode(response: Response): Promise<string | undefined> {

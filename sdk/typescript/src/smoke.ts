@@ -134,6 +134,35 @@ const steps: Array<[string, () => Promise<string>]> = [
     },
   ],
   [
+    "two tabs sharing one store: the tab that loses the refresh race takes the winner's pair",
+    async () => {
+      const before = client.auth.tokens;
+      assert.ok(before);
+      // Two browser tabs keeping the pair in localStorage: two clients, one serialized store,
+      // each unaware of the other's refresh in flight.
+      let saved = JSON.stringify({ ...before, access_token: spoil(before.access_token) });
+      const shared = {
+        get: () => JSON.parse(saved) as TokenPair,
+        set: (pair: TokenPair | undefined) => {
+          saved = JSON.stringify(pair ?? null);
+        },
+      };
+      const refreshes = wire.refreshes;
+      const tabs = [0, 1].map(() => createPortcullisClient(baseUrl, { fetch: countingFetch, tokens: shared }));
+      const answers = await Promise.all(tabs.map((tab) => tab.GET("/api/v1/users/me")));
+      for (const [i, r] of answers.entries()) {
+        assert.equal(r.error, undefined, `tab ${i + 1}: me failed: ${JSON.stringify(r.error)}`);
+        assert.equal(r.data?.id, user?.id);
+      }
+      const after = shared.get();
+      assert.notEqual(after.refresh_token, before.refresh_token, "the shared pair was not replaced");
+      client.auth.set(after);
+      const { error } = await client.GET("/api/v1/users/me");
+      assert.equal(error, undefined, `the session did not survive the race: ${JSON.stringify(error)}`);
+      return `both tabs answered 200 after ${wire.refreshes - refreshes} refreshes; the session is intact`;
+    },
+  ],
+  [
     "problem+json as a typed Problem",
     async () => {
       const { data, error, response } = await client.POST("/api/v1/auth/register", {
