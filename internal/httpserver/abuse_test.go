@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -481,6 +482,20 @@ func TestCORSAllowList(t *testing.T) {
 			}
 		})
 	}
+	// A browser that propagates its trace (OpenTelemetry's fetch instrumentation) sends
+	// traceparent and tracestate, which the server continues; it may read X-Trace-Id back.
+	resp, _ := in.raw(t, "OPTIONS", "/api/v1/users/me", "", nil, "Origin", "https://app.example.com",
+		"Access-Control-Request-Method", "PATCH", "Access-Control-Request-Headers", "authorization,content-type,traceparent,tracestate")
+	allowed := strings.Split(strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")), ",")
+	for _, h := range []string{"authorization", "content-type", "x-request-id", "traceparent", "tracestate"} {
+		if !slices.Contains(allowed, h) {
+			t.Errorf("preflight: Access-Control-Allow-Headers %q lacks %s", resp.Header.Get("Access-Control-Allow-Headers"), h)
+		}
+	}
+	resp, _ = in.raw(t, "GET", "/api/v1/users/me", "", nil, "Origin", "https://app.example.com")
+	if exposed := strings.Split(strings.ToLower(resp.Header.Get("Access-Control-Expose-Headers")), ","); !slices.Contains(exposed, "x-trace-id") {
+		t.Errorf("Access-Control-Expose-Headers %q lacks X-Trace-Id", resp.Header.Get("Access-Control-Expose-Headers"))
+	}
 	// The allow-list is matched exactly, whatever it holds: Echo's own matching would read '*'
 	// in an entry as a wildcard (the configuration refuses one, but it is not the only guard).
 	pattern := start(t, func(c *config.Config) { c.HTTP.CORSOrigins = []string{"https://*.example.com", "http://a*"} })
@@ -491,7 +506,7 @@ func TestCORSAllowList(t *testing.T) {
 		}
 	}
 	none := start(t)
-	resp, _ := none.raw(t, "GET", "/healthz", "", nil, "Origin", "https://app.example.com")
+	resp, _ = none.raw(t, "GET", "/healthz", "", nil, "Origin", "https://app.example.com")
 	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
 		t.Fatal("CORS headers with no origins configured")
 	}

@@ -56,11 +56,13 @@ func cors(cfg config.HTTP) echo.MiddlewareFunc {
 	for _, o := range cfg.CORSOrigins {
 		allowed[o] = true
 	}
+	// Traceparent and Tracestate: a page that propagates its trace (OpenTelemetry's fetch
+	// instrumentation) sends them, and every call of it fails if the preflight leaves them out.
 	return middleware.CORSWithConfig(middleware.CORSConfig{
 		AllowOriginFunc:  func(origin string) (bool, error) { return allowed[origin], nil },
 		AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete},
-		AllowHeaders:     []string{echo.HeaderAuthorization, echo.HeaderContentType, echo.HeaderXRequestID},
-		ExposeHeaders:    []string{echo.HeaderXRequestID, "RateLimit", "RateLimit-Policy", echo.HeaderRetryAfter, echo.HeaderWWWAuthenticate, "Deprecation", "Sunset"},
+		AllowHeaders:     []string{echo.HeaderAuthorization, echo.HeaderContentType, echo.HeaderXRequestID, "Traceparent", "Tracestate"},
+		ExposeHeaders:    []string{echo.HeaderXRequestID, "X-Trace-Id", "RateLimit", "RateLimit-Policy", echo.HeaderRetryAfter, echo.HeaderWWWAuthenticate, "Deprecation", "Sunset"},
 		AllowCredentials: cfg.CORSAllowCredentials,
 		MaxAge:           600,
 	})
