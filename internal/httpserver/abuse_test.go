@@ -430,10 +430,13 @@ func TestSecurityHeadersOnEveryResponse(t *testing.T) {
 		resp, _ := in.raw(t, tt.method, tt.path, tt.ctype, strings.NewReader(tt.body))
 		h := resp.Header
 		for name, want := range map[string]string{
-			"Cache-Control":           "no-store",
-			"X-Content-Type-Options":  "nosniff",
-			"Referrer-Policy":         "no-referrer",
-			"Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+			"Cache-Control":                "no-store",
+			"X-Content-Type-Options":       "nosniff",
+			"Referrer-Policy":              "no-referrer",
+			"Content-Security-Policy":      "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'",
+			"X-Frame-Options":              "DENY",
+			"Cross-Origin-Resource-Policy": "same-origin",
+			"Cross-Origin-Opener-Policy":   "same-origin",
 		} {
 			if h.Get(name) != want {
 				t.Errorf("%s %s: %s = %q, want %q", tt.method, tt.path, name, h.Get(name), want)

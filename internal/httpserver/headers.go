@@ -21,8 +21,10 @@ const apiCSP = "default-src 'none'; frame-ancestors 'none'; base-uri 'none'; for
 func securityHeaders(cfg config.HTTP) echo.MiddlewareFunc {
 	// Names canonicalised once and values set straight into the header map: Header.Set would
 	// canonicalise each name and allocate each value on every request.
-	names := []string{"Cache-Control", "X-Content-Type-Options", "Referrer-Policy", "Content-Security-Policy", "Cross-Origin-Resource-Policy", "X-Frame-Options"}
-	values := []string{"no-store", "nosniff", "no-referrer", apiCSP, "same-origin", "DENY"}
+	// Cross-Origin-Opener-Policy isolates the one page served (/docs, where a token may be typed
+	// in) from any window that opened it or that it opens.
+	names := []string{"Cache-Control", "X-Content-Type-Options", "Referrer-Policy", "Content-Security-Policy", "Cross-Origin-Resource-Policy", "Cross-Origin-Opener-Policy", "X-Frame-Options"}
+	values := []string{"no-store", "nosniff", "no-referrer", apiCSP, "same-origin", "same-origin", "DENY"}
 	if cfg.HSTSMaxAge > 0 && (cfg.TLSCertFile != "" || cfg.ForceHSTS) {
 		names = append(names, "Strict-Transport-Security")
 		values = append(values, fmt.Sprintf("max-age=%d; includeSubDomains", int(cfg.HSTSMaxAge.Seconds())))
