@@ -27,11 +27,23 @@ func (s *Service) Purge(ctx context.Context) (int64, error) {
 
 // purge deletes the sessions that ended before before, purgeBatch at a time.
 func (s *Store) purge(ctx context.Context, before time.Time) (int64, error) {
-	n, err := postgres.DeleteInBatches(ctx, purgeBatch, func(ctx context.Context, batch int32) (int64, error) {
+	return inBatches(ctx, "ended sessions", func(ctx context.Context, batch int32) (int64, error) {
 		return s.q.PurgeEndedSessions(ctx, dbgen.PurgeEndedSessionsParams{EndedBefore: before, BatchSize: batch})
 	})
+}
+
+// purgeSpent deletes the refresh tokens spent before before, purgeBatch at a time.
+func (s *Store) purgeSpent(ctx context.Context, before time.Time) (int64, error) {
+	return inBatches(ctx, "spent refresh tokens", func(ctx context.Context, batch int32) (int64, error) {
+		return s.q.PurgeSpentRefreshTokens(ctx, dbgen.PurgeSpentRefreshTokensParams{SpentBefore: before, BatchSize: batch})
+	})
+}
+
+// inBatches runs del until it deletes fewer than purgeBatch rows, naming what in its error.
+func inBatches(ctx context.Context, what string, del func(context.Context, int32) (int64, error)) (int64, error) {
+	n, err := postgres.DeleteInBatches(ctx, purgeBatch, del)
 	if err != nil {
-		return n, fmt.Errorf("purge ended sessions: %w", err)
+		return n, fmt.Errorf("purge %s: %w", what, err)
 	}
 	return n, nil
 }
@@ -48,14 +60,7 @@ func (s *Service) PurgeSpent(ctx context.Context) (int64, error) {
 	if s.cfg.SessionRetention <= 0 {
 		return 0, nil
 	}
-	before := s.now().UTC().Add(-s.cfg.RefreshTokenTTL - s.cfg.SessionRetention)
-	n, err := postgres.DeleteInBatches(ctx, purgeBatch, func(ctx context.Context, batch int32) (int64, error) {
-		return s.store.q.PurgeSpentRefreshTokens(ctx, dbgen.PurgeSpentRefreshTokensParams{SpentBefore: before, BatchSize: batch})
-	})
-	if err != nil {
-		return n, fmt.Errorf("purge spent refresh tokens: %w", err)
-	}
-	return n, nil
+	return s.store.purgeSpent(ctx, s.now().UTC().Add(-s.cfg.RefreshTokenTTL-s.cfg.SessionRetention))
 }
 
 // RunPurge purges ended sessions and long-expired spent refresh tokens every interval until
