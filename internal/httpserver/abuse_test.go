@@ -74,22 +74,26 @@ func TestSpoofedForwardingHeadersGetNoNewBucket(t *testing.T) {
 	}
 }
 
-// Behind a configured proxy the forwarded address is believed, and only then.
-func TestTrustedProxyForwardedAddress(t *testing.T) {
+// behindTrustedProxy starts an instance that believes X-Forwarded-For from loopback and allows
+// 2 requests a minute per client, and returns a request from the client the header names, by
+// its status.
+func behindTrustedProxy(t *testing.T) func(xff string) int {
+	t.Helper()
 	in := start(t, func(c *config.Config) {
 		c.HTTP.TrustedProxies = []string{"127.0.0.0/8"}
 		c.Limits.IP = "2/1m"
 	})
-	statuses := func(xff string) []int {
-		var out []int
-		for range 3 {
-			resp, _ := in.raw(t, "GET", "/healthz", "", nil, "X-Forwarded-For", xff)
-			out = append(out, resp.StatusCode)
-		}
-		return out
+	return func(xff string) int {
+		resp, _ := in.raw(t, "GET", "/healthz", "", nil, "X-Forwarded-For", xff)
+		return resp.StatusCode
 	}
+}
+
+// Behind a configured proxy the forwarded address is believed, and only then.
+func TestTrustedProxyForwardedAddress(t *testing.T) {
+	from := behindTrustedProxy(t)
 	for _, client := range []string{"198.51.100.1", "198.51.100.2"} {
-		got := statuses(client)
+		got := []int{from(client), from(client), from(client)}
 		if got[0] != 200 || got[1] != 200 || got[2] != 429 {
 			t.Fatalf("client %s behind the trusted proxy: %v, want [200 200 429]", client, got)
 		}
@@ -100,14 +104,7 @@ func TestTrustedProxyForwardedAddress(t *testing.T) {
 // X-Forwarded-For. Such an entry is still the client: read without its port, not dropped for
 // the proxy's own address, which would put every client behind the proxy in one bucket.
 func TestForwardedAddressWithPort(t *testing.T) {
-	in := start(t, func(c *config.Config) {
-		c.HTTP.TrustedProxies = []string{"127.0.0.0/8"}
-		c.Limits.IP = "2/1m"
-	})
-	from := func(xff string) int {
-		resp, _ := in.raw(t, "GET", "/healthz", "", nil, "X-Forwarded-For", xff)
-		return resp.StatusCode
-	}
+	from := behindTrustedProxy(t)
 	for _, client := range [][]string{
 		{"198.51.100.7:50123", "198.51.100.7:50124", "198.51.100.7"},
 		{"[2001:db8:7::1]:443", "2001:db8:7::2", "[2001:db8:7::3]:8443"},
@@ -123,14 +120,7 @@ func TestForwardedAddressWithPort(t *testing.T) {
 // An IPv6 client is limited by its /64, the block one subscriber is handed, not by each of its
 // 2^64 addresses; an IPv4-mapped address counts as the IPv4 one.
 func TestIPv6ClientsAreLimitedByPrefix(t *testing.T) {
-	in := start(t, func(c *config.Config) {
-		c.HTTP.TrustedProxies = []string{"127.0.0.0/8"}
-		c.Limits.IP = "2/1m"
-	})
-	from := func(xff string) int {
-		resp, _ := in.raw(t, "GET", "/healthz", "", nil, "X-Forwarded-For", xff)
-		return resp.StatusCode
-	}
+	from := behindTrustedProxy(t)
 	got := []int{from("2001:db8:1:3::1"), from("2001:db8:1:3::b1"), from("2001:db8:1:3:ffff::9")}
 	if got[0] != 200 || got[1] != 200 || got[2] != 429 {
 		t.Fatalf("three addresses of one /64: %v, want [200 200 429]", got)
