@@ -46,11 +46,11 @@ func createAdmin(ctx context.Context, cfg config.Config, args []string, stdin io
 	if err != nil {
 		return err
 	}
-	svc, _, closeDB, err := usersService(ctx, cfg)
+	svc, pool, err := usersService(ctx, cfg)
 	if err != nil {
 		return err
 	}
-	defer closeDB()
+	defer pool.Close()
 	nu := users.AdminNewUser{NewUser: users.NewUser{Email: *email, Username: *username, Password: pw}, Role: users.RoleAdmin, IsVerified: true}
 	if *fullName != "" {
 		nu.FullName = fullName
@@ -92,11 +92,11 @@ func setPassword(ctx context.Context, cfg config.Config, args []string, stdin io
 		return err
 	}
 	defer rc.Close()
-	svc, pool, closeDB, err := usersService(ctx, cfg, users.WithCache(rc, cfg.Redis.SessionCacheTTL))
+	svc, pool, err := usersService(ctx, cfg, users.WithCache(rc, cfg.Redis.SessionCacheTTL))
 	if err != nil {
 		return err
 	}
-	defer closeDB()
+	defer pool.Close()
 	if err := showGenerated(stdout, pw, generated, "the password was not changed"); err != nil {
 		return err
 	}
@@ -187,20 +187,20 @@ func showGenerated(stdout io.Writer, pw string, generated bool, unshown string) 
 }
 
 // usersService opens the database, migrated first when so configured, and the users domain on
-// it with the configured hashing parameters and opts; closeDB releases it.
-func usersService(ctx context.Context, cfg config.Config, opts ...users.Option) (svc *users.Service, pool *pgxpool.Pool, closeDB func(), err error) {
+// it with the configured hashing parameters and opts; the caller closes pool.
+func usersService(ctx context.Context, cfg config.Config, opts ...users.Option) (svc *users.Service, pool *pgxpool.Pool, err error) {
 	pool, err = postgres.Open(ctx, cfg.Postgres.URL, 2)
 	if err != nil {
-		return nil, nil, nil, err
+		return nil, nil, err
 	}
 	if cfg.Postgres.AutoMigrate {
 		if err := postgres.Migrate(ctx, pool, "up", quiet); err != nil {
 			pool.Close()
-			return nil, nil, nil, fmt.Errorf("migrate: %w", err)
+			return nil, nil, fmt.Errorf("migrate: %w", err)
 		}
 	}
 	hasher := password.NewHasher(password.Params{MemoryKiB: cfg.Password.MemoryKiB, Iterations: cfg.Password.Iterations, Parallelism: cfg.Password.Parallelism})
-	return users.NewService(users.NewStore(pool), hasher, password.NewGate(1, 0), quiet, opts...), pool, pool.Close, nil
+	return users.NewService(users.NewStore(pool), hasher, password.NewGate(1, 0), quiet, opts...), pool, nil
 }
 
 // describe spells out a domain error of doing something for a terminal, naming the offending
