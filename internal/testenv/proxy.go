@@ -1,21 +1,23 @@
 package testenv
 
 import (
-	"io"
+	"bytes"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
 // Proxy is a TCP proxy in front of a real server that a test can cut, to see what the service
-// does when that server becomes unreachable mid-flight, and restore.
+// does when that server becomes unreachable mid-flight, and restore; or make lose one reply.
 type Proxy struct {
 	ln     net.Listener
 	target string
 
-	mu    sync.Mutex
-	cut   bool
-	conns map[net.Conn]struct{}
+	mu     sync.Mutex
+	cut    bool
+	conns  map[net.Conn]struct{}
+	marker []byte // LoseReplyTo's, until a client message holds it
 }
 
 // NewProxy listens on a loopback port and forwards to target until t ends.
@@ -45,6 +47,27 @@ func (p *Proxy) Cut() {
 	clear(p.conns)
 }
 
+// LoseReplyTo makes the proxy forward the next client message that contains marker (ASCII,
+// matched without regard to case) and lose the server's reply to it: the reply is read, dropped,
+// and the connection closed, as when a network fails after a request arrived. With "commit" in
+// front of PostgreSQL, the client cannot know whether its transaction committed; it did.
+func (p *Proxy) LoseReplyTo(marker string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.marker = bytes.ToLower([]byte(marker))
+}
+
+// takeMarker reports whether chunk holds the armed marker, disarming it.
+func (p *Proxy) takeMarker(chunk []byte) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.marker == nil || !bytes.Contains(bytes.ToLower(chunk), p.marker) {
+		return false
+	}
+	p.marker = nil
+	return true
+}
+
 // Restore accepts connections again.
 func (p *Proxy) Restore() {
 	p.mu.Lock()
@@ -72,13 +95,34 @@ func (p *Proxy) serve() {
 		}
 		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
 		p.mu.Unlock()
-		go pipe(c, up)
-		go pipe(up, c)
+		var lose atomic.Bool // set before the marked message is sent, so its reply is the next read
+		go pipe(up, c, func(chunk []byte) bool {
+			if p.takeMarker(chunk) {
+				lose.Store(true)
+			}
+			return true
+		})
+		go pipe(c, up, func([]byte) bool { return !lose.Load() })
 	}
 }
 
-func pipe(dst, src net.Conn) {
-	_, _ = io.Copy(dst, src)
-	dst.Close()
-	src.Close()
+// pipe copies src to dst while pass approves each chunk read, then closes both.
+func pipe(dst, src net.Conn, pass func(chunk []byte) bool) {
+	defer dst.Close()
+	defer src.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if !pass(buf[:n]) {
+				return
+			}
+			if _, err := dst.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
 }
