@@ -136,7 +136,14 @@ func queryName(stmt string) string {
 	return "query"
 }
 
-// InTx runs fn in a transaction, committing when it returns nil and rolling back otherwise.
+// ErrCommitUnknown is in the error of a transaction whose COMMIT was sent and got no answer: the
+// connection failed, or the context ended, before PostgreSQL replied. The transaction may have
+// committed. A caller that keeps caches of what it changed must treat it as committed (see
+// MayHaveCommitted), and the rows it read inside the transaction are returned with the error.
+var ErrCommitUnknown = errors.New("the commit's outcome is unknown")
+
+// InTx runs fn in a transaction, committing when it returns nil and rolling back otherwise. The
+// error of a commit whose outcome is unknown wraps ErrCommitUnknown.
 func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(q *dbgen.Queries) error) error {
 	tx, err := pool.Begin(ctx)
 	if err != nil {
@@ -147,10 +154,23 @@ func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(q *dbgen.Queries) err
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
+		var pgErr *pgconn.PgError
+		// Only PostgreSQL's own answer (an error, or ROLLBACK for a failed transaction) says
+		// nothing committed. pgconn.SafeToRetry cannot say it: a COMMIT whose reply was lost
+		// comes back as pgconn's "conn closed", which claims to be safe to retry (pgx v5.12.0,
+		// TestChangeWhoseCommitReplyIsLost). So every other error leaves the outcome unknown.
+		if !errors.As(err, &pgErr) && !errors.Is(err, pgx.ErrTxCommitRollback) {
+			return fmt.Errorf("commit: %w: %w", ErrCommitUnknown, err)
+		}
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
 }
+
+// MayHaveCommitted reports whether a write that returned err may have changed the database: it
+// succeeded, or its commit's outcome is unknown. Caches of what it changed must then be
+// invalidated; a write that surely failed changed nothing.
+func MayHaveCommitted(err error) bool { return err == nil || errors.Is(err, ErrCommitUnknown) }
 
 // IsCode reports whether err is a PostgreSQL error with the SQLSTATE code.
 func IsCode(err error, code string) bool {
