@@ -102,6 +102,9 @@ func setPassword(ctx context.Context, cfg config.Config, args []string, stdin io
 	}
 	u, revoked, err := svc.ResetPassword(ctx, nil, *email, pw)
 	if err != nil {
+		// A reset whose commit went unanswered may have ended these sessions: the running
+		// instances re-read them from PostgreSQL rather than trust their cached states.
+		sessions.NewService(sessions.NewStore(pool), rc, cfg.Redis.SessionCacheTTL, cfg.Auth, quiet).Unsure(ctx, err, revoked...)
 		return unapplied(describe(err, "set the password"), generated)
 	}
 	_, err = fmt.Fprintf(stdout, "password set for %s (%s); %d sessions ended\n", u.Username, u.Email, len(revoked))
@@ -150,8 +153,12 @@ func reachInstances(ctx context.Context, cfg config.Config, rc *redis.Client, po
 // quiet discards the logs of the services the CLI borrows: it reports to the operator itself.
 var quiet = slog.New(slog.DiscardHandler)
 
-// unapplied says, when a generated password was shown, that it was not applied.
+// unapplied says, when a generated password was shown, that it was not applied; when the commit
+// went unanswered, that the change may have been.
 func unapplied(err error, generated bool) error {
+	if errors.Is(err, postgres.ErrCommitUnknown) {
+		return fmt.Errorf("%w (PostgreSQL did not answer the commit: the change may have been applied; check before running the command again)", err)
+	}
 	if generated {
 		return fmt.Errorf("%w (the password shown above was not applied)", err)
 	}

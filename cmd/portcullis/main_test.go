@@ -12,9 +12,11 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"maps"
 	"math/big"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -436,43 +438,7 @@ func TestAdminSetPasswordReachesRunningInstances(t *testing.T) {
 	}
 	ctx := context.Background()
 	const old, next = "the first admin passphrase", "the recovered admin passphrase"
-	if err := run(ctx, []string{"admin", "create", "-email", "root@example.com", "-username", "root", "-password-stdin"}, env(vars), strings.NewReader(old+"\n"), &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
-	s := startServe(t, vars, http.DefaultClient, "http")
-	defer s.stop(t)
-	c, err := api.NewClientWithResponses("http://" + s.addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	email := api.Email("root@example.com")
-	login := func(pw string) *api.LoginResponse {
-		t.Helper()
-		r, err := c.LoginWithResponse(ctx, api.LoginJSONRequestBody{Email: &email, Password: pw})
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
-	}
-	signedIn := login(old)
-	if signedIn.JSON200 == nil {
-		t.Fatalf("login: %d %s", signedIn.StatusCode(), signedIn.Body)
-	}
-	bearer := func(_ context.Context, r *http.Request) error {
-		r.Header.Set("Authorization", "Bearer "+signedIn.JSON200.AccessToken)
-		return nil
-	}
-	me := func() int {
-		t.Helper()
-		r, err := c.GetMeWithResponse(ctx, bearer)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r.StatusCode()
-	}
-	if got := me(); got != http.StatusOK { // the instance now holds the session's state
-		t.Fatalf("GET /users/me: %d", got)
-	}
+	login, me := serveSignedInRoot(t, vars, old)
 	for range 2 {
 		if r := login("a wrong passphrase here"); r.StatusCode() != http.StatusUnauthorized {
 			t.Fatalf("wrong password: %d %s", r.StatusCode(), r.Body)
@@ -578,4 +544,97 @@ func TestKeysRotateNamesThePublishedKey(t *testing.T) {
 	if until := time.Until(line.SignsFrom); until < 9*time.Minute || until > 11*time.Minute {
 		t.Fatalf("the published key signs in %s, want PORTCULLIS_JWKS_PREPUBLISH (10m)", until)
 	}
+}
+
+// A set-password whose COMMIT reply is lost has, here, set the password. The command cannot know:
+// it must say so rather than claim the password shown was not applied, and the running instances
+// must re-read the sessions it may have ended instead of trusting their cached states.
+func TestAdminSetPasswordWhoseCommitReplyIsLost(t *testing.T) {
+	db := testenv.NewDB(t)
+	vars := map[string]string{
+		"DATABASE_URL":                 db,
+		"REDIS_URL":                    testenv.RedisURL(),
+		"PORTCULLIS_REDIS_PREFIX":      testenv.RedisPrefix(t),
+		"PORTCULLIS_ARGON2_MEMORY_KIB": "64",
+		"PORTCULLIS_ARGON2_ITERATIONS": "1",
+	}
+	ctx := context.Background()
+	login, me := serveSignedInRoot(t, vars, "the first admin passphrase")
+
+	u, err := url.Parse(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	cli := maps.Clone(vars)
+	cli["DATABASE_URL"], cli["PORTCULLIS_AUTO_MIGRATE"] = u.String(), "false"
+	proxy.LoseReplyTo("commit")
+	var out bytes.Buffer
+	err = run(ctx, []string{"admin", "set-password", "-email", "root@example.com"}, env(cli), strings.NewReader(""), &out)
+	if !errors.Is(err, postgres.ErrCommitUnknown) {
+		t.Fatalf("set-password with its commit's reply lost: %v; want postgres.ErrCommitUnknown", err)
+	}
+	if strings.Contains(err.Error(), "not applied") || !strings.Contains(err.Error(), "may have been applied") {
+		t.Errorf("set-password said %q; want it to say the password may have been applied", err)
+	}
+	_, generated, ok := strings.Cut(strings.TrimSpace(out.String()), "password (shown once, store it now): ")
+	if !ok {
+		t.Fatalf("set-password printed %q; want the generated password", out.String())
+	}
+	deadline := time.Now().Add(time.Second)
+	for me() != http.StatusUnauthorized {
+		if time.Now().After(deadline) {
+			t.Fatal("the instance still accepts a session the unanswered set-password ended")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if r := login(generated); r.JSON200 == nil { // it was applied
+		t.Fatalf("the generated password: %d %s, want 200", r.StatusCode(), r.Body)
+	}
+}
+
+// serveSignedInRoot creates the admin root@example.com with password pw, runs serve on vars until
+// t ends, and signs root in there. login signs root in with a password; me calls GET /users/me
+// with the first session, which is live and cached by the instance when this returns.
+func serveSignedInRoot(t *testing.T, vars map[string]string, pw string) (login func(pw string) *api.LoginResponse, me func() int) {
+	t.Helper()
+	ctx := context.Background()
+	if err := run(ctx, []string{"admin", "create", "-email", "root@example.com", "-username", "root", "-password-stdin"}, env(vars), strings.NewReader(pw+"\n"), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	s := startServe(t, vars, http.DefaultClient, "http")
+	t.Cleanup(func() { s.stop(t) })
+	c, err := api.NewClientWithResponses("http://" + s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	email := api.Email("root@example.com")
+	login = func(pw string) *api.LoginResponse {
+		t.Helper()
+		r, err := c.LoginWithResponse(ctx, api.LoginJSONRequestBody{Email: &email, Password: pw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	signedIn := login(pw)
+	if signedIn.JSON200 == nil {
+		t.Fatalf("login: %d %s", signedIn.StatusCode(), signedIn.Body)
+	}
+	me = func() int {
+		t.Helper()
+		r, err := c.GetMeWithResponse(ctx, func(_ context.Context, r *http.Request) error {
+			r.Header.Set("Authorization", "Bearer "+signedIn.JSON200.AccessToken)
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.StatusCode()
+	}
+	if got := me(); got != http.StatusOK {
+		t.Fatalf("GET /users/me: %d", got)
+	}
+	return login, me
 }

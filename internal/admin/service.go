@@ -66,6 +66,8 @@ func (s *Service) UpdateUser(ctx context.Context, id uuid.UUID, p users.AdminPat
 		return users.User{}, err
 	}
 	res, err := s.users.AdminUpdate(ctx, a, id, p)
+	// A change whose commit went unanswered may have ended or restated these sessions.
+	s.sessions.Unsure(ctx, err, append(res.RevokedSessions, res.Restated...)...)
 	if err != nil {
 		return users.User{}, err
 	}
@@ -82,6 +84,7 @@ func (s *Service) DeleteUser(ctx context.Context, id uuid.UUID) error {
 		return err
 	}
 	live, err := s.users.Delete(ctx, a, id)
+	s.sessions.Unsure(ctx, err, live...)
 	if err != nil {
 		return err
 	}

@@ -166,6 +166,7 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 		return ErrNotAuthenticated
 	}
 	revoked, err := s.users.ChangePassword(ctx, p.UserID, current, next, p.SessionID)
+	s.sessions.Unsure(ctx, err, revoked...)
 	if err != nil {
 		return err
 	}

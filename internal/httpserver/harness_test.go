@@ -107,7 +107,13 @@ func start(t testing.TB, edit ...func(*config.Config)) *instance {
 // can cut, to see what it answers while PostgreSQL is unreachable.
 func startBehindPostgresProxy(t testing.TB) (*instance, *testenv.Proxy) {
 	t.Helper()
-	cfg := testenv.Config(t)
+	cfg, proxy := behindPostgresProxy(t, testenv.Config(t))
+	return startWith(t, cfg), proxy
+}
+
+// behindPostgresProxy returns cfg with PostgreSQL reached through a proxy the test controls.
+func behindPostgresProxy(t testing.TB, cfg config.Config) (config.Config, *testenv.Proxy) {
+	t.Helper()
 	u, err := url.Parse(cfg.Postgres.URL)
 	if err != nil {
 		t.Fatal(err)
@@ -115,7 +121,7 @@ func startBehindPostgresProxy(t testing.TB) (*instance, *testenv.Proxy) {
 	proxy := testenv.NewProxy(t, u.Host)
 	u.Host = proxy.Addr()
 	cfg.Postgres.URL = u.String()
-	return startWith(t, cfg), proxy
+	return cfg, proxy
 }
 
 func startWith(t testing.TB, cfg config.Config) *instance {

@@ -10,6 +10,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/config"
+	"github.com/portcullis/portcullis/internal/postgres"
 	"github.com/portcullis/portcullis/internal/redis"
 )
 
@@ -153,6 +154,7 @@ func (s *Service) state(ctx context.Context, id uuid.UUID, now time.Time) (State
 func (s *Service) Revoke(ctx context.Context, id uuid.UUID, reason string, ev audit.Event) error {
 	ok, err := s.store.revoke(ctx, id, reason, s.now().UTC(), ev)
 	if err != nil {
+		s.Unsure(ctx, err, id)
 		return err
 	}
 	if ok {
@@ -166,6 +168,7 @@ func (s *Service) Revoke(ctx context.Context, id uuid.UUID, reason string, ev au
 func (s *Service) RevokeOwned(ctx context.Context, userID, id uuid.UUID, reason string, ev audit.Event) error {
 	ok, err := s.store.revokeOwned(ctx, userID, id, reason, s.now().UTC(), ev)
 	if err != nil {
+		s.Unsure(ctx, err, id)
 		return err
 	}
 	if !ok {
@@ -180,6 +183,7 @@ func (s *Service) RevokeOwned(ctx context.Context, userID, id uuid.UUID, reason 
 func (s *Service) RevokeAll(ctx context.Context, userID, keep uuid.UUID, reason string, ev audit.Event) error {
 	ids, err := s.store.revokeAll(ctx, userID, keep, reason, s.now().UTC(), ev)
 	if err != nil {
+		s.Unsure(ctx, err, ids...)
 		return err
 	}
 	s.Revoked(ctx, reason, ids...)
@@ -218,6 +222,15 @@ func (s *Service) Forget(ctx context.Context, ids ...uuid.UUID) error {
 func (s *Service) Refresh(ctx context.Context, ids ...uuid.UUID) {
 	if err := s.cache.markStale(ctx, ids...); err != nil {
 		s.logger.WarnContext(ctx, "session cache refresh failed; will retry", "error", err, "sessions", len(ids))
+	}
+}
+
+// Unsure makes every instance re-read sessions ids from PostgreSQL when a change to them failed
+// with err after it may have committed (postgres.ErrCommitUnknown): their cached states may be
+// stale, and only PostgreSQL knows. A change that surely failed leaves the caches alone.
+func (s *Service) Unsure(ctx context.Context, err error, ids ...uuid.UUID) {
+	if errors.Is(err, postgres.ErrCommitUnknown) {
+		s.Refresh(ctx, ids...)
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/apperr"
 	"github.com/portcullis/portcullis/internal/audit"
+	"github.com/portcullis/portcullis/internal/postgres"
 )
 
 // ErrLastAdmin is returned when a change would leave no active admin.
@@ -68,7 +69,7 @@ func (s *Service) AdminUpdate(ctx context.Context, actor, id uuid.UUID, p AdminP
 		return AdminResult{}, err
 	}
 	res, err := s.store.adminUpdate(ctx, id, p, s.now().UTC(), &actor)
-	if err == nil {
+	if postgres.MayHaveCommitted(err) {
 		s.changed(ctx, id)
 	}
 	return res, err
@@ -78,7 +79,7 @@ func (s *Service) AdminUpdate(ctx context.Context, actor, id uuid.UUID, p AdminP
 // were live. It returns ErrNotFound or ErrLastAdmin.
 func (s *Service) Delete(ctx context.Context, actor, id uuid.UUID) ([]uuid.UUID, error) {
 	live, err := s.store.delete(ctx, id, &actor)
-	if err == nil {
+	if postgres.MayHaveCommitted(err) {
 		s.changed(ctx, id)
 	}
 	return live, err

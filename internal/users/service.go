@@ -17,6 +17,7 @@ import (
 	"github.com/portcullis/portcullis/internal/apperr"
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/password"
+	"github.com/portcullis/portcullis/internal/postgres"
 	"github.com/portcullis/portcullis/internal/redis"
 )
 
@@ -276,7 +277,7 @@ func (s *Service) UpdateProfile(ctx context.Context, id uuid.UUID, p ProfileUpda
 		return User{}, err
 	}
 	u, err := s.store.updateProfile(ctx, id, p, s.now().UTC(), audit.Event{Action: audit.ActionProfileUpdate, Actor: &id})
-	if err == nil {
+	if postgres.MayHaveCommitted(err) {
 		s.changed(ctx, id)
 	}
 	return u, err
@@ -309,7 +310,7 @@ func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current, nex
 		return nil, err
 	}
 	revoked, err := s.store.setPasswordRevokingSessions(ctx, id, hash, keep, s.now().UTC(), audit.Event{Action: audit.ActionPasswordChange, Actor: &id})
-	if err == nil {
+	if postgres.MayHaveCommitted(err) {
 		s.changed(ctx, id)
 	}
 	return revoked, err
@@ -329,10 +330,12 @@ func (s *Service) ResetPassword(ctx context.Context, actor *uuid.UUID, email, ne
 		return User{}, nil, err
 	}
 	revoked, err := s.store.setPasswordRevokingSessions(ctx, rec.ID, hash, uuid.Nil, s.now().UTC(), audit.Event{Action: audit.ActionPasswordReset, Actor: actor})
-	if err != nil {
-		return User{}, nil, err
+	if postgres.MayHaveCommitted(err) {
+		s.changed(ctx, rec.ID)
 	}
-	s.changed(ctx, rec.ID)
+	if err != nil {
+		return User{}, revoked, err
+	}
 	return rec.User, revoked, nil
 }
 

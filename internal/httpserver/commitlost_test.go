@@ -1,0 +1,184 @@
+package httpserver_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+
+	api "github.com/portcullis/portcullis/gen/api"
+	"github.com/portcullis/portcullis/internal/testenv"
+)
+
+// A change whose COMMIT reply is lost may have committed, and in this test it has. The instance
+// that made it cannot know and answers 503; every other instance must still stop serving what
+// the change ended or replaced from its caches, on its next request, as after a change that
+// answered. Instance A reaches PostgreSQL through a proxy that loses the reply to the next
+// COMMIT; instance B shares the database and Redis directly and has cached the state first.
+func TestChangeWhoseCommitReplyIsLost(t *testing.T) {
+	direct := testenv.Config(t)
+	proxied, proxy := behindPostgresProxy(t, direct)
+	a := startWith(t, proxied)
+	b := startWith(t, direct)
+	_, admin := a.createWithRole(t, "admin")
+	ctx := context.Background()
+
+	// lost arms the proxy and makes the change on A, which must answer 503 unavailable.
+	lost := func(t *testing.T, change func() (statusCoder, []byte)) {
+		t.Helper()
+		proxy.LoseReplyTo("commit")
+		r, body := change()
+		wantProblem(t, r, body, http.StatusServiceUnavailable, "unavailable")
+	}
+	// wantStatusOnB waits (invalidationBound) for B to answer GET /users/me with status.
+	wantStatusOnB := func(t *testing.T, token string, status int) {
+		t.Helper()
+		soon(t, "GET /users/me on B", func() error {
+			if got := b.me(t, token); got != status {
+				return fmt.Errorf("status %d, want %d", got, status)
+			}
+			return nil
+		})
+	}
+	// signedIn registers an account and opens n sessions, each seen live by B (so cached there).
+	signedIn := func(t *testing.T, n int) (account, []api.TokenPair) {
+		t.Helper()
+		acct := a.register(t)
+		pairs := make([]api.TokenPair, n)
+		for i := range pairs {
+			pairs[i] = a.login(t, acct)
+			if got := b.me(t, pairs[i].AccessToken); got != http.StatusOK {
+				t.Fatalf("B before the change: %d", got)
+			}
+		}
+		return acct, pairs
+	}
+	asAdmin := bearer(admin.AccessToken)
+
+	t.Run("logout", func(t *testing.T) {
+		_, p := signedIn(t, 1)
+		lost(t, func() (statusCoder, []byte) {
+			r, err := a.client.LogoutWithResponse(ctx, bearer(p[0].AccessToken))
+			must(t, err)
+			return r, r.Body
+		})
+		wantStatusOnB(t, p[0].AccessToken, http.StatusUnauthorized)
+	})
+	t.Run("logout everywhere", func(t *testing.T) {
+		_, p := signedIn(t, 2)
+		lost(t, func() (statusCoder, []byte) {
+			r, err := a.client.LogoutAllWithResponse(ctx, bearer(p[0].AccessToken))
+			must(t, err)
+			return r, r.Body
+		})
+		wantStatusOnB(t, p[1].AccessToken, http.StatusUnauthorized)
+	})
+	t.Run("revoke own session", func(t *testing.T) {
+		_, p := signedIn(t, 2)
+		lost(t, func() (statusCoder, []byte) {
+			r, err := a.client.RevokeMySessionWithResponse(ctx, p[1].SessionId, bearer(p[0].AccessToken))
+			must(t, err)
+			return r, r.Body
+		})
+		wantStatusOnB(t, p[1].AccessToken, http.StatusUnauthorized)
+	})
+	t.Run("password change", func(t *testing.T) {
+		acct, p := signedIn(t, 2)
+		lost(t, func() (statusCoder, []byte) {
+			r, err := a.client.ChangePasswordWithResponse(ctx, api.ChangePasswordJSONRequestBody{
+				CurrentPassword: acct.Password, NewPassword: acct.Password + " changed",
+			}, bearer(p[0].AccessToken))
+			must(t, err)
+			return r, r.Body
+		})
+		wantStatusOnB(t, p[1].AccessToken, http.StatusUnauthorized)
+	})
+	t.Run("profile edit", func(t *testing.T) {
+		acct, p := signedIn(t, 1)
+		renamed := acct.User.Username + "x"
+		lost(t, func() (statusCoder, []byte) {
+			r, err := a.client.UpdateMeWithResponse(ctx, api.UpdateMeJSONRequestBody{Username: &renamed}, bearer(p[0].AccessToken))
+			must(t, err)
+			return r, r.Body
+		})
+		soon(t, "the new username on B", func() error {
+			r, err := b.client.GetMeWithResponse(ctx, bearer(p[0].AccessToken))
+			if err != nil {
+				return err
+			}
+			if r.JSON200 == nil || r.JSON200.Username != renamed {
+				return fmt.Errorf("status %d, body %s; want username %q", r.StatusCode(), r.Body, renamed)
+			}
+			return nil
+		})
+	})
+	t.Run("admin deactivates", func(t *testing.T) {
+		acct, p := signedIn(t, 1)
+		off := false
+		lost(t, func() (statusCoder, []byte) {
+			r, err := a.client.AdminUpdateUserWithResponse(ctx, acct.User.Id, api.AdminUpdateUserJSONRequestBody{IsActive: &off}, asAdmin)
+			must(t, err)
+			return r, r.Body
+		})
+		wantStatusOnB(t, p[0].AccessToken, http.StatusUnauthorized)
+	})
+	t.Run("admin demotes", func(t *testing.T) {
+		demoted, p := a.createWithRole(t, "admin")
+		list := func() int {
+			r, err := b.client.AdminListUsersWithResponse(ctx, &api.AdminListUsersParams{}, bearer(p.AccessToken))
+			if err != nil {
+				t.Fatal(err)
+			}
+			return r.StatusCode()
+		}
+		if got := list(); got != http.StatusOK {
+			t.Fatalf("B before the demotion: %d", got)
+		}
+		user := api.Role("user")
+		lost(t, func() (statusCoder, []byte) {
+			r, err := a.client.AdminUpdateUserWithResponse(ctx, demoted.User.Id, api.AdminUpdateUserJSONRequestBody{Role: &user}, asAdmin)
+			must(t, err)
+			return r, r.Body
+		})
+		soon(t, "the demoted admin on B", func() error {
+			if got := list(); got != http.StatusForbidden {
+				return fmt.Errorf("GET /admin/users status %d, want 403", got)
+			}
+			return nil
+		})
+	})
+	t.Run("admin deletes", func(t *testing.T) {
+		acct, p := signedIn(t, 1)
+		lost(t, func() (statusCoder, []byte) {
+			r, err := a.client.AdminDeleteUserWithResponse(ctx, acct.User.Id, asAdmin)
+			must(t, err)
+			return r, r.Body
+		})
+		wantStatusOnB(t, p[0].AccessToken, http.StatusUnauthorized)
+	})
+	t.Run("admin ends all sessions", func(t *testing.T) {
+		acct, p := signedIn(t, 1)
+		lost(t, func() (statusCoder, []byte) {
+			r, err := a.client.AdminRevokeUserSessionsWithResponse(ctx, acct.User.Id, asAdmin)
+			must(t, err)
+			return r, r.Body
+		})
+		wantStatusOnB(t, p[0].AccessToken, http.StatusUnauthorized)
+	})
+	t.Run("admin ends one session", func(t *testing.T) {
+		acct, p := signedIn(t, 1)
+		lost(t, func() (statusCoder, []byte) {
+			r, err := a.client.AdminRevokeUserSessionWithResponse(ctx, acct.User.Id, p[0].SessionId, asAdmin)
+			must(t, err)
+			return r, r.Body
+		})
+		wantStatusOnB(t, p[0].AccessToken, http.StatusUnauthorized)
+	})
+}
+
+func must(t testing.TB, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
