@@ -87,3 +87,39 @@ func TestInTxTellsAnUnknownCommitFromARefusedOne(t *testing.T) {
 		t.Error("the unanswered commit's row is not stored; the test needs it to have committed")
 	}
 }
+
+// A request whose context ends while its COMMIT runs gets ErrCommitUnknown (PostgreSQL goes on
+// and commits), and the HTTP layer must answer it 503 unavailable like every other unknown
+// commit (postgres.Unavailable), never 500 internal, which says the service has a bug.
+func TestAnUnknownCommitIsUnavailable(t *testing.T) {
+	ctx := context.Background()
+	dsn := testenv.NewDB(t)
+	pool, err := postgres.Open(ctx, dsn, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	// A deferred constraint trigger makes COMMIT take a second.
+	if _, err := pool.Exec(ctx, `
+		CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN PERFORM pg_sleep(1); RETURN NULL; END $$;
+		CREATE CONSTRAINT TRIGGER slow AFTER INSERT ON users DEFERRABLE INITIALLY DEFERRED
+			FOR EACH ROW EXECUTE FUNCTION slow()`); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	time.AfterFunc(300*time.Millisecond, cancel) // the client hangs up during COMMIT
+	err = postgres.InTx(rctx, pool, func(q *dbgen.Queries) error {
+		_, err := q.CreateUser(rctx, dbgen.CreateUserParams{
+			ID: uuid.New(), Email: "slow@example.com", Username: "slow", HashedPassword: "x",
+			Role: "user", IsActive: true, CreatedAt: time.Now(),
+		})
+		return err
+	})
+	if !errors.Is(err, postgres.ErrCommitUnknown) {
+		t.Fatalf("a commit whose context ended while it ran: %v; want ErrCommitUnknown", err)
+	}
+	if !postgres.Unavailable(err) {
+		t.Errorf("postgres.Unavailable(%q) = false: the HTTP layer answers 500 internal; want 503", err)
+	}
+}

@@ -184,6 +184,9 @@ func IsCode(err error, code string) bool {
 // retry shortly may succeed, so the HTTP layer answers 503 with Retry-After, not 500 (which
 // says the service has a bug). Errors of the statement itself (constraints, bad input) are not.
 func Unavailable(err error) bool {
+	if errors.Is(err, ErrCommitUnknown) { // whatever ended the wait for the answer
+		return true
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch class := pgErr.Code[:min(2, len(pgErr.Code))]; {
