@@ -3,11 +3,13 @@ package sessions
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	dbgen "github.com/portcullis/portcullis/gen/db"
 )
@@ -131,7 +133,10 @@ func (s *Store) runBatch(batch []*rotation) {
 // fails, each member is tried on its own, so that one bad member cannot fail the others.
 func (s *Store) answer(ctx context.Context, batch []*rotation) {
 	results, err := s.rotateBatch(ctx, batch)
-	if err != nil && len(batch) > 1 && ctx.Err() == nil {
+	// Only PostgreSQL's own refusal says the batch changed nothing: a batch whose reply was lost
+	// may have spent every token, and trying its members again would find them spent by it.
+	var refused *pgconn.PgError
+	if err != nil && len(batch) > 1 && ctx.Err() == nil && errors.As(err, &refused) {
 		for _, r := range batch {
 			s.answer(ctx, []*rotation{r})
 		}

@@ -103,6 +103,7 @@ func (s *Service) Rotate(ctx context.Context, token string) (Issued, error) {
 	// A spent token came back: it was stolen, or the client is broken. End the family.
 	ev := audit.Event{Action: audit.ActionRefreshReuse, Failed: true, Detail: map[string]any{"user_id": spent.UserID.String()}}
 	if _, err := s.store.revoke(ctx, spent.SessionID, ReasonRefreshReused, now, ev); err != nil {
+		s.Unsure(ctx, err, spent.SessionID)
 		return Issued{}, err
 	}
 	s.revoked(ReasonRefreshReused, 1)
