@@ -1,0 +1,82 @@
+package httpserver_test
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	api "github.com/portcullis/portcullis/gen/api"
+	"github.com/portcullis/portcullis/internal/testenv"
+)
+
+// A spent refresh token presented after the grace revokes its session (theft), in a transaction
+// of its own. When that commit's reply is lost the session is revoked in PostgreSQL, and every
+// other instance must stop serving it from its cache, as after the other revocations
+// (TestChangeWhoseCommitReplyIsLost). A reaches PostgreSQL through the proxy; B has cached the
+// session live.
+func TestRefreshReuseWhoseCommitReplyIsLost(t *testing.T) {
+	ctx := context.Background()
+	direct := testenv.Config(t)
+	direct.Auth.RefreshReuseGrace = 0
+	proxied, proxy := behindPostgresProxy(t, direct)
+	a := startWith(t, proxied)
+	b := startWith(t, direct)
+	acct := a.register(t)
+	pair := a.login(t, acct)
+	r, err := b.client.RefreshTokensWithResponse(ctx, api.RefreshTokensJSONRequestBody{RefreshToken: pair.RefreshToken})
+	must(t, err)
+	wantStatus(t, r, r.Body, http.StatusOK)
+	stolen := r.JSON200.AccessToken // the thief's access token, of the session reuse will end
+	if got := b.me(t, stolen); got != http.StatusOK {
+		t.Fatalf("B before the reuse: %d", got)
+	}
+	time.Sleep(10 * time.Millisecond)
+
+	proxy.LoseReplyTo("commit")
+	reuse, err := a.client.RefreshTokensWithResponse(ctx, api.RefreshTokensJSONRequestBody{RefreshToken: pair.RefreshToken})
+	must(t, err)
+	t.Logf("the reuse on A: %d %s", reuse.StatusCode(), reuse.Body)
+	var revoked bool
+	must(t, b.app.Pool.QueryRow(ctx, "SELECT revoked_at IS NOT NULL FROM user_sessions WHERE id = $1", pair.SessionId).Scan(&revoked))
+	if !revoked {
+		t.Fatal("the session is not revoked; the test needs the lost commit to have committed")
+	}
+	soon(t, "GET /users/me on B with the revoked session", func() error {
+		if got := b.me(t, stolen); got != http.StatusUnauthorized {
+			return fmt.Errorf("status %d, want 401", got)
+		}
+		return nil
+	})
+}
+
+// A login that upgrades a weaker password hash writes the new hash in an autocommit statement.
+// When its reply is lost the hash may have been replaced, and the login's session insert, which
+// checks the hash it verified, then finds none: the right password must not be answered 401
+// invalid-credentials.
+func TestLoginWhoseHashUpgradeReplyIsLost(t *testing.T) {
+	ctx := context.Background()
+	weak := testenv.Config(t)
+	w := startWith(t, weak)
+	acct := w.register(t)
+	var old string
+	must(t, w.app.Pool.QueryRow(ctx, "SELECT hashed_password FROM users WHERE id = $1", acct.User.Id).Scan(&old))
+
+	stronger := weak
+	stronger.Password.Iterations++
+	proxied, proxy := behindPostgresProxy(t, stronger)
+	a := startWith(t, proxied)
+	proxy.LoseReplyTo(old[len(old)-16:]) // in the upgrade's parameters, and in no earlier message
+	email := acct.User.Email
+	r, err := a.client.LoginWithResponse(ctx, api.LoginJSONRequestBody{Email: &email, Password: acct.Password})
+	must(t, err)
+	var now string
+	must(t, w.app.Pool.QueryRow(ctx, "SELECT hashed_password FROM users WHERE id = $1", acct.User.Id).Scan(&now))
+	if now == old {
+		t.Fatal("the hash was not upgraded; the test needs the lost reply's statement to have committed")
+	}
+	if r.StatusCode() == http.StatusUnauthorized {
+		t.Fatalf("login with the right password whose hash upgrade reply was lost: %d %s; want 200 (or 503)", r.StatusCode(), r.Body)
+	}
+}
