@@ -104,7 +104,10 @@ func setPassword(ctx context.Context, cfg config.Config, args []string, stdin io
 	if err != nil {
 		// A reset whose commit went unanswered may have ended these sessions: the running
 		// instances re-read them from PostgreSQL rather than trust their cached states.
-		sessions.NewService(sessions.NewStore(pool), rc, cfg.Redis.SessionCacheTTL, cfg.Auth, quiet).Unsure(ctx, err, revoked...)
+		sess := sessions.NewService(sessions.NewStore(pool), rc, cfg.Redis.SessionCacheTTL, cfg.Auth, quiet)
+		if rerr := sess.Unsure(ctx, err, revoked...); rerr != nil {
+			err = fmt.Errorf("%w; and Redis could not be told (%v): running instances that cached a session it may have ended may accept it for up to %s", err, rerr, cfg.Redis.SessionCacheTTL)
+		}
 		return unapplied(describe(err, "set the password"), generated)
 	}
 	_, err = fmt.Fprintf(stdout, "password set for %s (%s); %d sessions ended\n", u.Username, u.Email, len(revoked))

@@ -472,25 +472,8 @@ func TestAdminSetPasswordReachesRunningInstances(t *testing.T) {
 // Without Redis, set-password still sets the password in PostgreSQL and says what it could not
 // carry to the running instances.
 func TestAdminSetPasswordWithoutRedisSaysWhatItMissed(t *testing.T) {
-	vars := map[string]string{
-		"DATABASE_URL":                 testenv.NewDB(t),
-		"REDIS_URL":                    "redis://127.0.0.1:1/0", // nothing listens on port 1
-		"PORTCULLIS_ARGON2_MEMORY_KIB": "64",
-		"PORTCULLIS_ARGON2_ITERATIONS": "1",
-	}
+	vars := signedInRootWithoutRedis(t)
 	ctx := context.Background()
-	if err := run(ctx, []string{"admin", "create", "-email", "root@example.com", "-username", "root", "-password-stdin"}, env(vars), strings.NewReader("the first admin passphrase\n"), &bytes.Buffer{}); err != nil {
-		t.Fatal(err)
-	}
-	pool, err := postgres.Open(ctx, vars["DATABASE_URL"], 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
-	if _, err := pool.Exec(ctx, `INSERT INTO user_sessions (id, user_id, refresh_token_hash, created_at, last_used_at, expires_at)
-		SELECT gen_random_uuid(), id, sha256('r'::bytea), now(), now(), now() + interval '1 day' FROM users`); err != nil {
-		t.Fatal(err)
-	}
 	var out bytes.Buffer
 	if err := run(ctx, []string{"admin", "set-password", "-email", "root@example.com", "-password-stdin"}, env(vars), strings.NewReader("the recovered admin passphrase\n"), &out); err != nil {
 		t.Fatal(err)
@@ -637,4 +620,51 @@ func serveSignedInRoot(t *testing.T, vars map[string]string, pw string) (login f
 		t.Fatalf("GET /users/me: %d", got)
 	}
 	return login, me
+}
+
+// When set-password's commit goes unanswered and Redis cannot be reached either, the operator is
+// told that running instances may keep accepting the sessions it may have ended.
+func TestAdminSetPasswordWhoseCommitReplyIsLostWithoutRedis(t *testing.T) {
+	vars := signedInRootWithoutRedis(t)
+	db := vars["DATABASE_URL"]
+	ctx := context.Background()
+	u, err := url.Parse(db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, u.Host)
+	u.Host = proxy.Addr()
+	vars["DATABASE_URL"], vars["PORTCULLIS_AUTO_MIGRATE"] = u.String(), "false"
+	proxy.LoseReplyTo("commit")
+	err = run(ctx, []string{"admin", "set-password", "-email", "root@example.com", "-password-stdin"}, env(vars), strings.NewReader("the recovered admin passphrase\n"), &bytes.Buffer{})
+	if !errors.Is(err, postgres.ErrCommitUnknown) || !strings.Contains(err.Error(), "Redis could not be told") || !strings.Contains(err.Error(), "may accept it for up to 30s") {
+		t.Fatalf("set-password with its commit's reply lost and no Redis: %v; want ErrCommitUnknown and what Redis was not told", err)
+	}
+}
+
+// signedInRootWithoutRedis returns the settings of a fresh database holding the admin
+// root@example.com with one live session (inserted as a login would have, without a server) and
+// of a Redis that cannot be reached.
+func signedInRootWithoutRedis(t *testing.T) map[string]string {
+	t.Helper()
+	vars := map[string]string{
+		"DATABASE_URL":                 testenv.NewDB(t),
+		"REDIS_URL":                    "redis://127.0.0.1:1/0", // nothing listens on port 1
+		"PORTCULLIS_ARGON2_MEMORY_KIB": "64",
+		"PORTCULLIS_ARGON2_ITERATIONS": "1",
+	}
+	ctx := context.Background()
+	if err := run(ctx, []string{"admin", "create", "-email", "root@example.com", "-username", "root", "-password-stdin"}, env(vars), strings.NewReader("the first admin passphrase\n"), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	pool, err := postgres.Open(ctx, vars["DATABASE_URL"], 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pool.Close()
+	if _, err := pool.Exec(ctx, `INSERT INTO user_sessions (id, user_id, refresh_token_hash, created_at, last_used_at, expires_at)
+		SELECT gen_random_uuid(), id, sha256('r'::bytea), now(), now(), now() + interval '1 day' FROM users`); err != nil {
+		t.Fatal(err)
+	}
+	return vars
 }

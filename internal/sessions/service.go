@@ -219,20 +219,25 @@ func (s *Service) Forget(ctx context.Context, ids ...uuid.UUID) error {
 // Refresh makes every instance re-read the state of sessions ids from PostgreSQL on their next
 // request: after a role change, say. Cached states are replaced by "stale" markers that no
 // cache fill can overwrite, so an instance that read the old state just before the change
-// cannot put it back. When Redis cannot take the markers, this instance retries them (pending).
-func (s *Service) Refresh(ctx context.Context, ids ...uuid.UUID) {
-	if err := s.cache.markStale(ctx, ids...); err != nil {
+// cannot put it back. When Redis cannot take the markers, this instance retries them (pending),
+// and the error is returned for callers that report it (the CLI), as Forget's.
+func (s *Service) Refresh(ctx context.Context, ids ...uuid.UUID) error {
+	err := s.cache.markStale(ctx, ids...)
+	if err != nil {
 		s.logger.WarnContext(ctx, "session cache refresh failed; will retry", "error", err, "sessions", len(ids))
 	}
+	return err
 }
 
 // Unsure makes every instance re-read sessions ids from PostgreSQL when a change to them failed
 // with err after it may have committed (postgres.ErrCommitUnknown): their cached states may be
-// stale, and only PostgreSQL knows. A change that surely failed leaves the caches alone.
-func (s *Service) Unsure(ctx context.Context, err error, ids ...uuid.UUID) {
-	if errors.Is(err, postgres.ErrCommitUnknown) {
-		s.Refresh(ctx, ids...)
+// stale, and only PostgreSQL knows. A change that surely failed leaves the caches alone. It
+// returns Refresh's error.
+func (s *Service) Unsure(ctx context.Context, err error, ids ...uuid.UUID) error {
+	if !errors.Is(err, postgres.ErrCommitUnknown) {
+		return nil
 	}
+	return s.Refresh(ctx, ids...)
 }
 
 func (s *Service) isPending(id uuid.UUID) bool { return s.cache.c.IsPending(id.String()) }
