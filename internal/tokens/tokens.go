@@ -275,8 +275,20 @@ func (s *Service) Verify(ctx context.Context, token string) (Claims, error) {
 	if err != nil {
 		return Claims{}, err
 	}
-	s.verified.put(key, c)
+	s.remember(key, c)
 	return c.claims, nil
+}
+
+// remember caches a verified token while its key is still loaded. A reload that removed the
+// key while the token was being verified has already run forgetKeys, and nothing would forget
+// the token until the next one: checked and put under the read lock, the put either sees the
+// new set (and is skipped) or lands before the swap (and the reload's forgetKeys drops it).
+func (s *Service) remember(key [32]byte, c verifiedToken) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if _, ok := s.verifiers.LookupKeyID(c.kid); ok {
+		s.verified.put(key, c)
+	}
 }
 
 // verify is Verify without the cache.
