@@ -120,6 +120,13 @@ func (h *Hasher) Verify(password, encoded string) (ok, needsRehash bool, err err
 	return ok, ok && weaker, nil
 }
 
+// Current reports whether encoded was made with h's memory, iterations and parallelism, the
+// parameters that set a hash's time; false for a malformed hash.
+func (h *Hasher) Current(encoded string) bool {
+	p, _, _, err := decode(encoded)
+	return err == nil && p.MemoryKiB == h.p.MemoryKiB && p.Iterations == h.p.Iterations && p.Parallelism == h.p.Parallelism
+}
+
 // VerifyDummy spends the same time as Verify on a real hash made with h's params,
 // and always returns false. Login calls it for unknown users so that an unknown
 // email and a wrong password take the same time.

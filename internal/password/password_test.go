@@ -92,6 +92,13 @@ func TestNeedsRehash(t *testing.T) {
 		if ok, rehash, _ := strong.Verify(pw+"x", enc); ok || rehash {
 			t.Errorf("%s: Verify(wrong) = %v, %v; want false, false", name, ok, rehash)
 		}
+		// Current tells hashes of another time cost (salt and key length set none).
+		if got, want := strong.Current(enc), name == "salt" || name == "key"; got != want {
+			t.Errorf("%s: Current = %v; want %v", name, got, want)
+		}
+	}
+	if same, _ := strong.Hash(pw); !strong.Current(same) || strong.Current("$argon2id$v=19$m=x") {
+		t.Error("Current: want true for strong's own hash and false for a malformed one")
 	}
 	same, _ := strong.Hash(pw)
 	if ok, rehash, err := strong.Verify(pw, same); err != nil || !ok || rehash {

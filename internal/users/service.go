@@ -37,6 +37,7 @@ type Service struct {
 	logger *slog.Logger
 	now    func() time.Time
 	cache  *redis.Coherent // nil: every Get reads PostgreSQL
+	clock  hashClock       // how long a hash at the current parameters takes
 }
 
 // NewService returns a Service storing users in store and hashing with hasher, at most as many
@@ -63,19 +64,32 @@ func (s *Service) hash(ctx context.Context, pw string) (hash string, err error) 
 	return hash, err
 }
 
-func (s *Service) verify(ctx context.Context, pw, encoded string) (ok, needsRehash bool, err error) {
+// verify also returns how long the hash took; one at the current parameters is timed for
+// padWrongPassword.
+func (s *Service) verify(ctx context.Context, pw, encoded string) (ok, needsRehash bool, took time.Duration, err error) {
 	ctx, span := tracer().Start(ctx, "password.Verify")
 	defer span.End()
-	if gerr := s.gate.Do(ctx, func() { ok, needsRehash, err = s.hasher.Verify(pw, encoded) }); gerr != nil {
-		return false, false, gateError(gerr)
+	if gerr := s.gate.Do(ctx, func() {
+		start := time.Now()
+		ok, needsRehash, err = s.hasher.Verify(pw, encoded)
+		took = time.Since(start)
+	}); gerr != nil {
+		return false, false, 0, gateError(gerr)
 	}
-	return ok, needsRehash, err
+	if err == nil && s.hasher.Current(encoded) {
+		s.clock.observe(took)
+	}
+	return ok, needsRehash, took, err
 }
 
 func (s *Service) verifyDummy(ctx context.Context, pw string) error {
 	ctx, span := tracer().Start(ctx, "password.Verify")
 	defer span.End()
-	return gateError(s.gate.Do(ctx, func() { s.hasher.VerifyDummy(pw) }))
+	return gateError(s.gate.Do(ctx, func() {
+		start := time.Now()
+		s.hasher.VerifyDummy(pw)
+		s.clock.observe(time.Since(start))
+	}))
 }
 
 func gateError(err error) error {
@@ -179,7 +193,7 @@ func (s *Service) Authenticate(ctx context.Context, a Account, pass string) (Ver
 		return Verified{}, s.loginFailed(ctx, nil, "unknown_account", ErrInvalidCredentials)
 	}
 	rec := a.rec
-	ok, needsRehash, err := s.verify(ctx, pw, rec.PasswordHash)
+	ok, needsRehash, took, err := s.verify(ctx, pw, rec.PasswordHash)
 	if errors.Is(err, ErrOverloaded) {
 		return Verified{}, err
 	}
@@ -187,6 +201,9 @@ func (s *Service) Authenticate(ctx context.Context, a Account, pass string) (Ver
 		return Verified{}, fmt.Errorf("verify password of %s: %w", rec.ID, err)
 	}
 	if !ok {
+		if !s.hasher.Current(rec.PasswordHash) {
+			s.padWrongPassword(ctx, pw, took)
+		}
 		return Verified{}, s.loginFailed(ctx, &rec.ID, "wrong_password", ErrInvalidCredentials)
 	}
 	if !rec.IsActive {
@@ -205,7 +222,10 @@ func (s *Service) loginFailed(ctx context.Context, id *uuid.UUID, reason string,
 	if id != nil {
 		ev = audit.UserTarget(ev, *id)
 	}
-	if err := s.store.record(ctx, ev); err != nil {
+	// The password has been tested: the failure is recorded even when the client has hung up
+	// meanwhile, or the guess would go unaudited (and auth.Login could not tell it from one
+	// that tested nothing).
+	if err := s.store.record(context.WithoutCancel(ctx), ev); err != nil {
 		return fmt.Errorf("audit failed login: %w", err)
 	}
 	return result
@@ -218,7 +238,7 @@ func (s *Service) RecordLockout(ctx context.Context, a Account, lockedFor time.D
 	if a.found {
 		ev = audit.UserTarget(ev, a.rec.ID)
 	}
-	if err := s.store.record(ctx, ev); err != nil {
+	if err := s.store.record(context.WithoutCancel(ctx), ev); err != nil {
 		return fmt.Errorf("audit lockout: %w", err)
 	}
 	return nil
@@ -241,7 +261,7 @@ func (s *Service) upgradeHash(ctx context.Context, id uuid.UUID, old, pw string)
 		return hash
 	case errors.Is(err, ErrNotFound): // old was replaced meanwhile
 		if rec, gerr := s.store.get(ctx, id); gerr == nil {
-			if ok, _, verr := s.verify(ctx, pw, rec.PasswordHash); verr == nil && ok {
+			if ok, _, _, verr := s.verify(ctx, pw, rec.PasswordHash); verr == nil && ok {
 				return rec.PasswordHash
 			}
 		}
@@ -300,7 +320,7 @@ func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current, nex
 	if err != nil {
 		return nil, err
 	}
-	ok, _, err := s.verify(ctx, password.Normalize(current), rec.PasswordHash)
+	ok, _, _, err := s.verify(ctx, password.Normalize(current), rec.PasswordHash)
 	if errors.Is(err, ErrOverloaded) {
 		return nil, err
 	}
