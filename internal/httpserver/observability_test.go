@@ -187,8 +187,10 @@ func TestMetricsAreBoundedAndCountOutcomes(t *testing.T) {
 // span (named by its route template) has SQL, Redis and password-hash spans beneath it.
 func TestTracesNameRoutesAndReachTheDatabases(t *testing.T) {
 	rec := tracetest.NewSpanRecorder()
-	telemetry.UseTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
+	t.Cleanup(telemetry.UseTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))))
+	prev := otel.GetTextMapPropagator()
 	otel.SetTextMapPropagator(propagation.TraceContext{}) // as telemetry.SetupTracing does
+	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
 	var logs syncBuffer
 	in, _ := startObserved(t, &logs)
 	acct := in.register(t)

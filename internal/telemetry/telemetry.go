@@ -18,6 +18,7 @@ import (
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
 	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 )
 
 // tracing is set once a real tracer provider is installed.
@@ -28,10 +29,16 @@ var tracing atomic.Bool
 // making them.
 func Tracing() bool { return tracing.Load() }
 
-// UseTracerProvider installs tp as the global tracer provider and turns Tracing on.
-func UseTracerProvider(tp trace.TracerProvider) {
+// UseTracerProvider installs tp as the global tracer provider and turns Tracing on. The
+// function it returns puts a no-op provider back and turns Tracing off, for a test that must
+// not leave tracing on for the tests after it.
+func UseTracerProvider(tp trace.TracerProvider) (undo func()) {
 	otel.SetTracerProvider(tp)
 	tracing.Store(true)
+	return func() {
+		otel.SetTracerProvider(noop.NewTracerProvider())
+		tracing.Store(false)
+	}
 }
 
 // SetupTracing installs the global tracer provider and the W3C trace-context propagator, and
