@@ -29,15 +29,19 @@ func TestRefreshReuseWhoseCommitReplyIsLost(t *testing.T) {
 	must(t, err)
 	wantStatus(t, r, r.Body, http.StatusOK)
 	stolen := r.JSON200.AccessToken // the thief's access token, of the session reuse will end
-	if got := b.me(t, stolen); got != http.StatusOK {
-		t.Fatalf("B before the reuse: %d", got)
+	// The second read keeps the session in B's memory.
+	for range 2 {
+		if got := b.me(t, stolen); got != http.StatusOK {
+			t.Fatalf("B before the reuse: %d", got)
+		}
 	}
 	time.Sleep(10 * time.Millisecond)
 
 	proxy.LoseReplyTo("commit")
 	reuse, err := a.client.RefreshTokensWithResponse(ctx, api.RefreshTokensJSONRequestBody{RefreshToken: pair.RefreshToken})
 	must(t, err)
-	t.Logf("the reuse on A: %d %s", reuse.StatusCode(), reuse.Body)
+	// A cannot know whether its revocation committed: an unknown commit is 503, never 401.
+	wantProblem(t, reuse, reuse.Body, http.StatusServiceUnavailable, "unavailable")
 	var revoked bool
 	must(t, b.app.Pool.QueryRow(ctx, "SELECT revoked_at IS NOT NULL FROM user_sessions WHERE id = $1", pair.SessionId).Scan(&revoked))
 	if !revoked {
@@ -76,7 +80,7 @@ func TestLoginWhoseHashUpgradeReplyIsLost(t *testing.T) {
 	if now == old {
 		t.Fatal("the hash was not upgraded; the test needs the lost reply's statement to have committed")
 	}
-	if r.StatusCode() == http.StatusUnauthorized {
+	if r.StatusCode() != http.StatusOK && r.StatusCode() != http.StatusServiceUnavailable {
 		t.Fatalf("login with the right password whose hash upgrade reply was lost: %d %s; want 200 (or 503)", r.StatusCode(), r.Body)
 	}
 }

@@ -76,9 +76,13 @@ func TestEnsureDatabaseCreatesItOnce(t *testing.T) {
 	url := testenv.DatabaseURL(name)
 	t.Cleanup(func() {
 		c, err := pgx.Connect(ctx, testenv.AdminURL())
-		if err == nil {
-			c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			c.Close(ctx)
+		if err != nil {
+			t.Errorf("drop %s: %v", name, err)
+			return
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop %s: %v", name, err)
 		}
 	})
 	for i := 0; i < 2; i++ { // the second call finds it and does nothing

@@ -200,7 +200,7 @@ func TestLoginWaitsForAPasswordChangeInFlight(t *testing.T) {
 	// Wait until the insert is seen waiting on a lock; if it finishes first, it did not wait.
 	for deadline := time.Now().Add(5 * time.Second); ; {
 		var waiting int
-		if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO user_sessions%'").Scan(&waiting); err != nil {
+		if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%INSERT INTO user_sessions%'").Scan(&waiting); err != nil {
 			t.Fatal(err)
 		}
 		if waiting > 0 {

@@ -106,7 +106,7 @@ func NewDB(t testing.TB) string {
 	}
 	t.Cleanup(func() {
 		if err := dropDatabase(context.Background(), name); err != nil {
-			t.Logf("drop %s: %v", name, err)
+			t.Errorf("drop %s: %v (the database is left behind)", name, err)
 		}
 	})
 	return DatabaseURL(name)
