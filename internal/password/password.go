@@ -127,6 +127,11 @@ func (h *Hasher) Current(encoded string) bool {
 	return err == nil && p.MemoryKiB == h.p.MemoryKiB && p.Iterations == h.p.Iterations && p.Parallelism == h.p.Parallelism
 }
 
+// Warm reports whether a hash at h's params now would run in working memory h keeps; a cold
+// one (the first, or the first after a pause, see argon2.KeepIdle) takes two to three times as
+// long.
+func (h *Hasher) Warm() bool { return h.pool.Warm() }
+
 // VerifyDummy spends the same time as Verify on a real hash made with h's params,
 // and always returns false. Login calls it for unknown users so that an unknown
 // email and a wrong password take the same time.
