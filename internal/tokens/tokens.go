@@ -115,6 +115,10 @@ func (s *Service) Rotate(ctx context.Context, force bool) error {
 	if err != nil {
 		return fmt.Errorf("rotate signing keys: %w", err)
 	}
+	// Under reloadLock, as verifierFor's reloads: two reloads at once could swap in the older
+	// list last, bringing back a key deleted between their reads until the next reload.
+	s.reloadLock.Lock()
+	defer s.reloadLock.Unlock()
 	return s.reload(ctx)
 }
 
@@ -128,6 +132,7 @@ func (s *Service) Run(ctx context.Context, interval time.Duration) {
 	})
 }
 
+// reload reads the keys and swaps them in; callers hold reloadLock.
 func (s *Service) reload(ctx context.Context) error {
 	keys, err := s.store.list(ctx)
 	if err != nil {
