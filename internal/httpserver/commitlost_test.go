@@ -134,9 +134,12 @@ func TestChangeWhoseCommitReplyIsLost(t *testing.T) {
 			}
 			return r.StatusCode()
 		}
-		for range 2 {
+		for range 2 { // B holds the session and the user record in memory from the second reads
 			if got := list(); got != http.StatusOK {
 				t.Fatalf("B before the demotion: %d", got)
+			}
+			if got := b.me(t, p.AccessToken); got != http.StatusOK {
+				t.Fatalf("B before the demotion: GET /users/me %d", got)
 			}
 		}
 		user := api.Role("user")
@@ -148,6 +151,14 @@ func TestChangeWhoseCommitReplyIsLost(t *testing.T) {
 		soon(t, "the demoted admin on B", func() error {
 			if got := list(); got != http.StatusForbidden {
 				return fmt.Errorf("GET /admin/users status %d, want 403", got)
+			}
+			// The user record, cached apart from the session, shows the new role too.
+			r, err := b.client.GetMeWithResponse(ctx, bearer(p.AccessToken))
+			if err != nil {
+				return err
+			}
+			if r.JSON200 == nil || r.JSON200.Role != user {
+				return fmt.Errorf("GET /users/me: %d %s, want role %q", r.StatusCode(), r.Body, user)
 			}
 			return nil
 		})
