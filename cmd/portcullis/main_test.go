@@ -16,7 +16,6 @@ import (
 	"math/big"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -544,17 +543,13 @@ func TestAdminSetPasswordWhoseCommitReplyIsLost(t *testing.T) {
 	ctx := context.Background()
 	login, me := serveSignedInRoot(t, vars, "the first admin passphrase")
 
-	u, err := url.Parse(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.NewProxy(t, u.Host)
-	u.Host = proxy.Addr()
 	cli := maps.Clone(vars)
-	cli["DATABASE_URL"], cli["PORTCULLIS_AUTO_MIGRATE"] = u.String(), "false"
+	var proxy *testenv.Proxy
+	cli["DATABASE_URL"], proxy = testenv.BehindProxy(t, db)
+	cli["PORTCULLIS_AUTO_MIGRATE"] = "false"
 	proxy.LoseReplyTo("commit")
 	var out bytes.Buffer
-	err = run(ctx, []string{"admin", "set-password", "-email", "root@example.com"}, env(cli), strings.NewReader(""), &out)
+	err := run(ctx, []string{"admin", "set-password", "-email", "root@example.com"}, env(cli), strings.NewReader(""), &out)
 	if !errors.Is(err, postgres.ErrCommitUnknown) {
 		t.Fatalf("set-password with its commit's reply lost: %v; want postgres.ErrCommitUnknown", err)
 	}
@@ -630,15 +625,11 @@ func TestAdminSetPasswordWhoseCommitReplyIsLostWithoutRedis(t *testing.T) {
 	vars := signedInRootWithoutRedis(t)
 	db := vars["DATABASE_URL"]
 	ctx := context.Background()
-	u, err := url.Parse(db)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.NewProxy(t, u.Host)
-	u.Host = proxy.Addr()
-	vars["DATABASE_URL"], vars["PORTCULLIS_AUTO_MIGRATE"] = u.String(), "false"
+	var proxy *testenv.Proxy
+	vars["DATABASE_URL"], proxy = testenv.BehindProxy(t, db)
+	vars["PORTCULLIS_AUTO_MIGRATE"] = "false"
 	proxy.LoseReplyTo("commit")
-	err = run(ctx, []string{"admin", "set-password", "-email", "root@example.com", "-password-stdin"}, env(vars), strings.NewReader("the recovered admin passphrase\n"), &bytes.Buffer{})
+	err := run(ctx, []string{"admin", "set-password", "-email", "root@example.com", "-password-stdin"}, env(vars), strings.NewReader("the recovered admin passphrase\n"), &bytes.Buffer{})
 	if !errors.Is(err, postgres.ErrCommitUnknown) || !strings.Contains(err.Error(), "Redis could not be told") || !strings.Contains(err.Error(), "may accept it for up to 30s") {
 		t.Fatalf("set-password with its commit's reply lost and no Redis: %v; want ErrCommitUnknown and what Redis was not told", err)
 	}

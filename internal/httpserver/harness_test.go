@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -119,13 +118,8 @@ func startBehindPostgresProxy(t testing.TB) (*instance, *testenv.Proxy) {
 // behindPostgresProxy returns cfg with PostgreSQL reached through a proxy the test controls.
 func behindPostgresProxy(t testing.TB, cfg config.Config) (config.Config, *testenv.Proxy) {
 	t.Helper()
-	u, err := url.Parse(cfg.Postgres.URL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.NewProxy(t, u.Host)
-	u.Host = proxy.Addr()
-	cfg.Postgres.URL = u.String()
+	var proxy *testenv.Proxy
+	cfg.Postgres.URL, proxy = testenv.BehindProxy(t, cfg.Postgres.URL)
 	return cfg, proxy
 }
 

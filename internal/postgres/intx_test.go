@@ -3,7 +3,6 @@ package postgres_test
 import (
 	"context"
 	"errors"
-	"net/url"
 	"testing"
 	"time"
 
@@ -26,13 +25,8 @@ func TestInTxTellsAnUnknownCommitFromARefusedOne(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer direct.Close()
-	u, err := url.Parse(dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.NewProxy(t, u.Host)
-	u.Host = proxy.Addr()
-	proxied, err := postgres.Open(ctx, u.String(), 2)
+	proxiedURL, proxy := testenv.BehindProxy(t, dsn)
+	proxied, err := postgres.Open(ctx, proxiedURL, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

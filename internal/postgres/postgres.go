@@ -154,17 +154,22 @@ func InTx(ctx context.Context, pool *pgxpool.Pool, fn func(q *dbgen.Queries) err
 		return err
 	}
 	if err := tx.Commit(ctx); err != nil {
-		var pgErr *pgconn.PgError
-		// Only PostgreSQL's own answer (an error, or ROLLBACK for a failed transaction) says
-		// nothing committed. pgconn.SafeToRetry cannot say it: a COMMIT whose reply was lost
-		// comes back as pgconn's "conn closed", which claims to be safe to retry (pgx v5.12.0,
-		// TestChangeWhoseCommitReplyIsLost). So every other error leaves the outcome unknown.
-		if !errors.As(err, &pgErr) && !errors.Is(err, pgx.ErrTxCommitRollback) {
+		if !Refused(err) {
 			return fmt.Errorf("commit: %w: %w", ErrCommitUnknown, err)
 		}
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
+}
+
+// Refused reports whether err is PostgreSQL's own answer to a statement or a commit (an error,
+// or ROLLBACK for a failed transaction), which says it changed nothing. Any other error (a lost
+// connection, an ended context) leaves the outcome unknown once the statement may have been
+// sent. pgconn.SafeToRetry cannot tell: a COMMIT whose reply was lost comes back as pgconn's
+// "conn closed", which claims to be safe to retry (pgx v5.12.0, TestChangeWhoseCommitReplyIsLost).
+func Refused(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) || errors.Is(err, pgx.ErrTxCommitRollback)
 }
 
 // MayHaveCommitted reports whether a write that returned err may have changed the database: it

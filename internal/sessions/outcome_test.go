@@ -2,7 +2,6 @@ package sessions
 
 import (
 	"context"
-	"net/url"
 	"testing"
 	"time"
 
@@ -22,13 +21,8 @@ func TestBatchWhoseReplyIsLostIsNotRetriedMemberByMember(t *testing.T) {
 	ada := e.user(t, "ada")
 	issued := []Issued{open(t, s, ada, Client{}), open(t, s, ada, Client{})}
 
-	u, err := url.Parse(e.pool.Config().ConnString())
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testenv.NewProxy(t, u.Host)
-	u.Host = proxy.Addr()
-	pool, err := postgres.Open(context.Background(), u.String(), 2)
+	proxied, proxy := testenv.BehindProxy(t, e.pool.Config().ConnString())
+	pool, err := postgres.Open(context.Background(), proxied, 2)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,15 +3,14 @@ package sessions
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	dbgen "github.com/portcullis/portcullis/gen/db"
+	"github.com/portcullis/portcullis/internal/postgres"
 )
 
 // Refresh-token rotations are group-committed: the requests that arrive while a batch runs
@@ -135,8 +134,7 @@ func (s *Store) answer(ctx context.Context, batch []*rotation) {
 	results, err := s.rotateBatch(ctx, batch)
 	// Only PostgreSQL's own refusal says the batch changed nothing: a batch whose reply was lost
 	// may have spent every token, and trying its members again would find them spent by it.
-	var refused *pgconn.PgError
-	if err != nil && len(batch) > 1 && ctx.Err() == nil && errors.As(err, &refused) {
+	if err != nil && len(batch) > 1 && ctx.Err() == nil && postgres.Refused(err) {
 		for _, r := range batch {
 			s.answer(ctx, []*rotation{r})
 		}

@@ -3,6 +3,7 @@ package testenv
 import (
 	"bytes"
 	"net"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,6 +32,19 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	go p.serve()
 	t.Cleanup(func() { ln.Close(); p.Cut() })
 	return p
+}
+
+// BehindProxy returns rawURL (a PostgreSQL or Redis URL) with its host replaced by a Proxy in
+// front of that host, and the Proxy.
+func BehindProxy(t testing.TB, rawURL string) (string, *Proxy) {
+	t.Helper()
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := NewProxy(t, u.Host)
+	u.Host = p.Addr()
+	return u.String(), p
 }
 
 // Addr is the proxy's host:port.

@@ -352,7 +352,8 @@ func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current, nex
 // ResetPassword sets the password of the account with email, without the current one (the
 // command line's recovery of a lost admin password), and revokes all its sessions in the same
 // transaction, audited with actor. It returns the user and the revoked session ids, or
-// ErrNotFound and the errors of the password policy.
+// ErrNotFound and the errors of the password policy. With an error wrapping
+// postgres.ErrCommitUnknown it still returns the ids the reset may have revoked.
 func (s *Service) ResetPassword(ctx context.Context, actor *uuid.UUID, email, next string) (User, []uuid.UUID, error) {
 	rec, err := s.store.getByEmail(ctx, normalizeEmail(email))
 	if err != nil {
