@@ -454,15 +454,7 @@ func TestAdminSetPasswordReachesRunningInstances(t *testing.T) {
 	if !strings.Contains(out.String(), "running instances refuse the ended sessions at once") {
 		t.Fatalf("set-password said %q", out.String())
 	}
-	// Redis pushes the tombstone to the instance before set-password returns; the push may still
-	// be in the instance's socket, so a moment is allowed (the cached state would last 30 s).
-	deadline := time.Now().Add(time.Second)
-	for me() != http.StatusUnauthorized {
-		if time.Now().After(deadline) {
-			t.Fatal("the instance still accepts a session set-password ended")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	untilRefused(t, me, "a session set-password ended")
 	if r := login(next); r.JSON200 == nil {
 		t.Fatalf("the new password after set-password: %d %s, want 200 (the lockout lifted)", r.StatusCode(), r.Body)
 	}
@@ -560,13 +552,7 @@ func TestAdminSetPasswordWhoseCommitReplyIsLost(t *testing.T) {
 	if !ok {
 		t.Fatalf("set-password printed %q; want the generated password", out.String())
 	}
-	deadline := time.Now().Add(time.Second)
-	for me() != http.StatusUnauthorized {
-		if time.Now().After(deadline) {
-			t.Fatal("the instance still accepts a session the unanswered set-password ended")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	untilRefused(t, me, "a session the unanswered set-password ended")
 	if r := login(generated); r.JSON200 == nil { // it was applied
 		t.Fatalf("the generated password: %d %s, want 200", r.StatusCode(), r.Body)
 	}
@@ -660,4 +646,18 @@ func signedInRootWithoutRedis(t *testing.T) map[string]string {
 		t.Fatal(err)
 	}
 	return vars
+}
+
+// untilRefused waits up to a second for me to answer 401. Redis pushes an invalidation to the
+// instance before the command that wrote it returns; the push may still be in the instance's
+// socket, so a moment is allowed (the cached state would last 30 s).
+func untilRefused(t *testing.T, me func() int, what string) {
+	t.Helper()
+	deadline := time.Now().Add(time.Second)
+	for me() != http.StatusUnauthorized {
+		if time.Now().After(deadline) {
+			t.Fatalf("the instance still accepts %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
