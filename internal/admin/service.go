@@ -66,9 +66,9 @@ func (s *Service) UpdateUser(ctx context.Context, id uuid.UUID, p users.AdminPat
 		return users.User{}, err
 	}
 	res, err := s.users.AdminUpdate(ctx, a, id, p)
-	// A change whose commit went unanswered may have ended or restated these sessions.
-	s.sessions.Unsure(ctx, err, append(res.RevokedSessions, res.Restated...)...)
 	if err != nil {
+		// A change whose commit went unanswered may have ended or restated these sessions.
+		s.sessions.Unsure(ctx, err, append(res.RevokedSessions, res.Restated...)...)
 		return users.User{}, err
 	}
 	s.sessions.Revoked(ctx, "user_deactivated", res.RevokedSessions...)
@@ -84,8 +84,8 @@ func (s *Service) DeleteUser(ctx context.Context, id uuid.UUID) error {
 		return err
 	}
 	live, err := s.users.Delete(ctx, a, id)
-	s.sessions.Unsure(ctx, err, live...)
 	if err != nil {
+		s.sessions.Unsure(ctx, err, live...)
 		return err
 	}
 	s.sessions.Revoked(ctx, "user_deleted", live...)

@@ -168,8 +168,8 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 		return ErrNotAuthenticated
 	}
 	revoked, err := s.users.ChangePassword(ctx, p.UserID, current, next, p.SessionID)
-	s.sessions.Unsure(ctx, err, revoked...)
 	if err != nil {
+		s.sessions.Unsure(ctx, err, revoked...)
 		return err
 	}
 	s.sessions.Revoked(ctx, sessions.ReasonPasswordChange, revoked...)
