@@ -74,10 +74,11 @@ func (s *Service) Login(ctx context.Context, c users.Credentials, client session
 			}
 		}
 		return TokenPair{}, err
-	case errors.Is(err, users.ErrAccountDisabled), errors.Is(err, users.ErrOverloaded), ctx.Err() != nil && errors.Is(err, ctx.Err()):
-		// The right password of a disabled account, or no password tested (the client left
-		// while the guess waited for a hashing slot): the slot goes back. A client that leaves
-		// once its guess is hashing gets no refund: that password has been tested.
+	case errors.Is(err, users.ErrAccountDisabled), errors.Is(err, users.ErrOverloaded), errors.Is(err, users.ErrNotHashed):
+		// The right password of a disabled account, or no password tested (the server was at
+		// capacity, or the client left while the guess waited for a hashing slot): the slot goes
+		// back. A client that leaves once its guess is hashing gets no refund: that password
+		// has been tested.
 		s.limiter.Refund(settle, s.failures, key)
 		return TokenPair{}, err
 	case err != nil:

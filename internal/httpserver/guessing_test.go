@@ -180,3 +180,50 @@ func loginBody(email, password string) api.LoginJSONRequestBody {
 	e := api.Email(email)
 	return api.LoginJSONRequestBody{Email: &e, Password: password}
 }
+
+// A guess whose client hangs up while it still waits for a hashing slot has tested no password:
+// it gives its failure slot back, so an owner's budget is not spent by requests that a busy
+// server never got to (the other half of TestAbandonedGuessesKeepTheirFailureSlot).
+func TestGuessAbandonedBeforeItsHashKeepsTheBudget(t *testing.T) {
+	in := start(t, func(c *config.Config) {
+		c.Limits.LoginAccountFailures = "2/15m"
+		c.Password = config.Password{MemoryKiB: 16 << 10, Iterations: 8, Parallelism: 1, Concurrency: 1, Queue: 1}
+	})
+	busy, owner := in.register(t), in.register(t)
+	// Another account's login holds the only hashing slot.
+	held := make(chan int, 1)
+	go func() { held <- in.loginWith(t, busy.User.Email, busy.Password).StatusCode() }()
+	waitUntil(t, "the other login hashes", func() bool { return in.metric(t, "portcullis_password_hashes_running") == 1 })
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	body := fmt.Sprintf(`{"email":%q,"password":"a guess that waits"}`, owner.User.Email)
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, in.url+"/api/v1/auth/login", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	logins := in.metric(t, "portcullis_http_requests_total", "route", "/api/v1/auth/login")
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			resp.Body.Close()
+		}
+	}()
+	waitUntil(t, "the guess waits for the slot", func() bool { return in.metric(t, "portcullis_password_hashes_queued") == 1 })
+	cancel()
+	<-done
+	if got := <-held; got != http.StatusOK {
+		t.Fatalf("the other account's login: %d", got)
+	}
+	waitUntil(t, "the server ends both logins", func() bool {
+		return in.metric(t, "portcullis_http_requests_total", "route", "/api/v1/auth/login") == logins+2
+	})
+	// The whole budget is left: two failures, then the lock.
+	for i, want := range []int{http.StatusUnauthorized, http.StatusUnauthorized, http.StatusTooManyRequests} {
+		if got := in.loginWith(t, owner.User.Email, "an ordinary wrong guess").StatusCode(); got != want {
+			t.Fatalf("guess %d after the abandoned one: %d, want %d (an untested guess kept its slot)", i+1, got, want)
+		}
+	}
+}

@@ -97,11 +97,19 @@ func (s *Service) verifyDummy(ctx context.Context, pw string) error {
 	}))
 }
 
+// ErrNotHashed is in the error of a call whose request ended while it waited for a hashing
+// slot: no password was hashed. auth.Login gives such a guess its failure slot back; a guess
+// whose password was hashed keeps it, whatever happens to its request afterwards.
+var ErrNotHashed = errors.New("the request ended before its password was hashed")
+
 func gateError(err error) error {
-	if errors.Is(err, password.ErrBusy) {
+	switch {
+	case errors.Is(err, password.ErrBusy):
 		return ErrOverloaded
+	case err != nil:
+		return fmt.Errorf("%w: %w", ErrNotHashed, err)
 	}
-	return err
+	return nil
 }
 
 // Register creates an account with the user role. It returns an Invalid error naming the field
