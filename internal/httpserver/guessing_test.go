@@ -220,6 +220,10 @@ func TestGuessAbandonedBeforeItsHashKeepsTheBudget(t *testing.T) {
 	waitUntil(t, "the server ends both logins", func() bool {
 		return in.metric(t, "portcullis_http_requests_total", "route", "/api/v1/auth/login") == logins+2
 	})
+	// A client that left is not the server's failure: no 5xx to count or alert on.
+	if n := in.metric(t, "portcullis_http_requests_total", "route", "/api/v1/auth/login", "status_class", "5xx"); n != 0 {
+		t.Errorf("%v login requests counted as 5xx; want none (the abandoned guess is the client's doing)", n)
+	}
 	// The whole budget is left: two failures, then the lock.
 	for i, want := range []int{http.StatusUnauthorized, http.StatusUnauthorized, http.StatusTooManyRequests} {
 		if got := in.loginWith(t, owner.User.Email, "an ordinary wrong guess").StatusCode(); got != want {

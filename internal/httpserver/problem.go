@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,9 @@ import (
 	"github.com/portcullis/portcullis/internal/apperr"
 	"github.com/portcullis/portcullis/internal/postgres"
 )
+
+// statusClientClosed is the status recorded for a request its client closed first (nginx's 499).
+const statusClientClosed = 499
 
 // problemBase prefixes every problem type; the code completes it.
 const problemBase = "https://portcullis.dev/problems/"
@@ -95,6 +99,10 @@ func (s *Server) toProblem(err error, c echo.Context) api.Problem {
 		if ae.Kind == apperr.Internal {
 			detail = "an internal error occurred"
 		}
+	case errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil:
+		// The client closed the request before its answer: nobody reads this one, and it is no
+		// failure of the service's to count as a 5xx or log as an error. 499 is nginx's code.
+		status, code, detail = statusClientClosed, "client-closed-request", "the client closed the request"
 	case postgres.Unavailable(err):
 		// PostgreSQL unreachable, restarting or full, or a deadlock: retry, not a bug.
 		status, code, detail = http.StatusServiceUnavailable, "unavailable", "the database is unavailable; retry shortly"
