@@ -124,7 +124,12 @@ func (h *Hasher) Verify(password, encoded string) (ok, needsRehash bool, err err
 // parameters that set a hash's time; false for a malformed hash.
 func (h *Hasher) Current(encoded string) bool {
 	p, _, _, err := decode(encoded)
-	return err == nil && p.MemoryKiB == h.p.MemoryKiB && p.Iterations == h.p.Iterations && p.Parallelism == h.p.Parallelism
+	return err == nil && h.sameCost(p)
+}
+
+// sameCost reports whether p hashes at h's memory, iterations and parallelism.
+func (h *Hasher) sameCost(p Params) bool {
+	return p.MemoryKiB == h.p.MemoryKiB && p.Iterations == h.p.Iterations && p.Parallelism == h.p.Parallelism
 }
 
 // Warm reports whether a hash at h's params now would run in working memory h keeps; a cold
@@ -141,7 +146,7 @@ func (h *Hasher) VerifyDummy(password string) bool {
 }
 
 func (h *Hasher) idKey(password string, salt []byte, p Params) []byte {
-	if p.MemoryKiB == h.p.MemoryKiB && p.Iterations == h.p.Iterations && p.Parallelism == h.p.Parallelism {
+	if h.sameCost(p) {
 		return h.pool.IDKey([]byte(password), salt, p.KeyLen)
 	}
 	return argon2.IDKey([]byte(password), salt, p.Iterations, p.MemoryKiB, p.Parallelism, p.KeyLen)
