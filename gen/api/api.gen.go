@@ -1127,6 +1127,8 @@ type ClientInterface interface {
 
 	// GetHealth Liveness; answers without touching dependencies
 	//
+	// Never rate limited, and spends nothing of the caller's per-IP budget: a probe from an address that also carries clients' traffic must not read a 429 as a dead instance.
+	//
 	// Corresponds with GET /healthz (the `GetHealth` operationId).
 	GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
@@ -1141,6 +1143,8 @@ type ClientInterface interface {
 	GetOpenAPIYAML(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// GetReadiness Readiness; checks PostgreSQL and Redis
+	//
+	// Never rate limited, like `/healthz`. One check runs at a time (each dependency for at most 1 s); probes that arrive while it runs share its result.
 	//
 	// Corresponds with GET /readyz (the `GetReadiness` operationId).
 	GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1628,6 +1632,8 @@ func (c *Client) RevokeMySession(ctx context.Context, sessionId openapi_types.UU
 
 // GetHealth Liveness; answers without touching dependencies
 //
+// Never rate limited, and spends nothing of the caller's per-IP budget: a probe from an address that also carries clients' traffic must not read a 429 as a dead instance.
+//
 // Corresponds with GET /healthz (the `GetHealth` operationId).
 func (c *Client) GetHealth(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewGetHealthRequest(c.Server)
@@ -1672,6 +1678,8 @@ func (c *Client) GetOpenAPIYAML(ctx context.Context, reqEditors ...RequestEditor
 }
 
 // GetReadiness Readiness; checks PostgreSQL and Redis
+//
+// Never rate limited, like `/healthz`. One check runs at a time (each dependency for at most 1 s); probes that arrive while it runs share its result.
 //
 // Corresponds with GET /readyz (the `GetReadiness` operationId).
 func (c *Client) GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2997,6 +3005,8 @@ type ClientWithResponsesInterface interface {
 
 	// GetHealthWithResponse Liveness; answers without touching dependencies
 	//
+	// Never rate limited, and spends nothing of the caller's per-IP budget: a probe from an address that also carries clients' traffic must not read a 429 as a dead instance.
+	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with GET /healthz (the `GetHealth` operationId).
@@ -3017,6 +3027,8 @@ type ClientWithResponsesInterface interface {
 	GetOpenAPIYAMLWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetOpenAPIYAMLResponse, error)
 
 	// GetReadinessWithResponse Readiness; checks PostgreSQL and Redis
+	//
+	// Never rate limited, like `/healthz`. One check runs at a time (each dependency for at most 1 s); probes that arrive while it runs share its result.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6012,14 +6024,6 @@ func (r RevokeMySessionResponse) ContentType() string {
 	return ""
 }
 
-// GetHealthResponse429Headers the declared response headers of an HTTP 429 response for GetHealth
-type GetHealthResponse429Headers struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	RetryAfter      *int
-	XRequestID      *string
-}
-
 // GetHealthResponseDefaultHeaders the declared response headers of an HTTP default response for GetHealth
 type GetHealthResponseDefaultHeaders struct {
 	RateLimit       *string
@@ -6032,12 +6036,8 @@ type GetHealthResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *Health
-	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
-	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
-	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *GetHealthResponse429Headers
 	// HeadersDefault the parsed response headers for an HTTP default response
 	HeadersDefault *GetHealthResponseDefaultHeaders
 }
@@ -6045,11 +6045,6 @@ type GetHealthResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetHealthResponse) GetJSON200() *Health {
 	return r.JSON200
-}
-
-// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
-func (r GetHealthResponse) GetApplicationproblemJSON429() *RateLimited {
-	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSONDefault returns the response for an HTTP default `application/problem+json` response
@@ -6234,14 +6229,6 @@ func (r GetOpenAPIYAMLResponse) ContentType() string {
 	return ""
 }
 
-// GetReadinessResponse429Headers the declared response headers of an HTTP 429 response for GetReadiness
-type GetReadinessResponse429Headers struct {
-	RateLimit       *string
-	RateLimitPolicy *string
-	RetryAfter      *int
-	XRequestID      *string
-}
-
 // GetReadinessResponseDefaultHeaders the declared response headers of an HTTP default response for GetReadiness
 type GetReadinessResponseDefaultHeaders struct {
 	RateLimit       *string
@@ -6254,14 +6241,10 @@ type GetReadinessResponse struct {
 	HTTPResponse *http.Response
 	// JSON200 the response for an HTTP 200 `application/json` response
 	JSON200 *Readiness
-	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
-	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationproblemJSON503 *Problem
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
-	// Headers429 the parsed response headers for an HTTP 429 response
-	Headers429 *GetReadinessResponse429Headers
 	// HeadersDefault the parsed response headers for an HTTP default response
 	HeadersDefault *GetReadinessResponseDefaultHeaders
 }
@@ -6269,11 +6252,6 @@ type GetReadinessResponse struct {
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
 func (r GetReadinessResponse) GetJSON200() *Readiness {
 	return r.JSON200
-}
-
-// GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
-func (r GetReadinessResponse) GetApplicationproblemJSON429() *RateLimited {
-	return r.ApplicationproblemJSON429
 }
 
 // GetApplicationproblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
@@ -6715,6 +6693,8 @@ func (c *ClientWithResponses) RevokeMySessionWithResponse(ctx context.Context, s
 
 // GetHealthWithResponse Liveness; answers without touching dependencies
 //
+// Never rate limited, and spends nothing of the caller's per-IP budget: a probe from an address that also carries clients' traffic must not read a 429 as a dead instance.
+//
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with GET /healthz (the `GetHealth` operationId).
@@ -6753,6 +6733,8 @@ func (c *ClientWithResponses) GetOpenAPIYAMLWithResponse(ctx context.Context, re
 }
 
 // GetReadinessWithResponse Readiness; checks PostgreSQL and Redis
+//
+// Never rate limited, like `/healthz`. One check runs at a time (each dependency for at most 1 s); probes that arrive while it runs share its result.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -11967,13 +11949,6 @@ func ParseGetHealthResponse(rsp *http.Response) (*GetHealthResponse, error) {
 		}
 		response.JSON200 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
-		var dest RateLimited
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON429 = &dest
-
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && true:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -11984,37 +11959,6 @@ func ParseGetHealthResponse(rsp *http.Response) (*GetHealthResponse, error) {
 	}
 
 	switch {
-	case rsp.StatusCode == 429:
-		var headers GetHealthResponse429Headers
-		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.RateLimit = &value
-		}
-		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.RateLimitPolicy = &value
-		}
-		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.RetryAfter = &value
-		}
-		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.XRequestID = &value
-		}
-		response.Headers429 = &headers
 	case true:
 		var headers GetHealthResponseDefaultHeaders
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -12261,13 +12205,6 @@ func ParseGetReadinessResponse(rsp *http.Response) (*GetReadinessResponse, error
 		}
 		response.JSON200 = &dest
 
-	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
-		var dest RateLimited
-		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
-			return nil, err
-		}
-		response.ApplicationproblemJSON429 = &dest
-
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -12285,37 +12222,6 @@ func ParseGetReadinessResponse(rsp *http.Response) (*GetReadinessResponse, error
 	}
 
 	switch {
-	case rsp.StatusCode == 429:
-		var headers GetReadinessResponse429Headers
-		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.RateLimit = &value
-		}
-		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.RateLimitPolicy = &value
-		}
-		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
-			var value int
-			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "integer", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.RetryAfter = &value
-		}
-		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
-			var value string
-			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
-				return nil, err
-			}
-			headers.XRequestID = &value
-		}
-		response.Headers429 = &headers
 	case true:
 		var headers GetReadinessResponseDefaultHeaders
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -17310,34 +17216,6 @@ func (response GetHealth200JSONResponse) VisitGetHealthResponse(w http.ResponseW
 	return err
 }
 
-type GetHealth429ApplicationProblemPlusJSONResponse struct {
-	RateLimitedApplicationProblemPlusJSONResponse
-}
-
-func (response GetHealth429ApplicationProblemPlusJSONResponse) VisitGetHealthResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RateLimit != nil {
-		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
-	}
-	if response.Headers.RateLimitPolicy != nil {
-		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
-	}
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(429)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
 type GetHealthdefaultApplicationProblemPlusJSONResponse struct {
 	Body       Problem
 	Headers    ProblemResponseHeaders
@@ -17540,34 +17418,6 @@ func (response GetReadiness200JSONResponse) VisitGetReadinessResponse(w http.Res
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(200)
-	_, err := buf.WriteTo(w)
-	return err
-}
-
-type GetReadiness429ApplicationProblemPlusJSONResponse struct {
-	RateLimitedApplicationProblemPlusJSONResponse
-}
-
-func (response GetReadiness429ApplicationProblemPlusJSONResponse) VisitGetReadinessResponse(w http.ResponseWriter) error {
-
-	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
-		return err
-	}
-	w.Header().Set("Content-Type", "application/problem+json")
-	if response.Headers.RateLimit != nil {
-		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
-	}
-	if response.Headers.RateLimitPolicy != nil {
-		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
-	}
-	if response.Headers.RetryAfter != nil {
-		w.Header().Set("Retry-After", fmt.Sprint(*response.Headers.RetryAfter))
-	}
-	if response.Headers.XRequestID != nil {
-		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
-	}
-	w.WriteHeader(429)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -18438,129 +18288,131 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7D2Jbtu4tr9C6N2HJriSLW9J46DAzaRpbzpJm2aZTFvnRrRE22xkUiWpOG4R4H3N+7D3JQ9ctNnyFqcz",
-	"nU7uBQaNxfXs5/Ac8pvl02FECSKCW+1v1gDBADH1z1Mo0BEeYiH/CBD3GY4EpsRqW+cDBBgUCITyO/BD",
-	"yhEXQFCA7gYw5rIZ2AgY7AkHI9FzBkJEMMKO7KT6OGaizTbAggMCh8juECHHRV9ixAUHDA0hJpj0wYbH",
-	"vE0ASQBkA458SgIOYiJwqHqPMAnoCDDEkeBgwxPeZqVDLNtCd3AYhchqWx0LRx1rl72o7+zsihdbrmVb",
-	"3B+gIZS7G8K7I0T6YmC1660t2xLjSHbigmHSt+7v7QwYzgkNsT+ehsnBLWLjPFQi1RDAKAoxCiRwcttb",
-	"FjodokADvsRUQLDhfTGAMFvGJAXHhjfyNm3g0+EQOhxFUI4WzIDDlxcN190dvdhybdCxQtrHxDEftvTv",
-	"s+BTc+vNUgAhwcbOXk8gNg2bM7NGQcEIYgG6qEeZhIVgY4Xg01f7YKdWczd3ARQgRJALUKuAM0QEGGEx",
-	"AEhBt1nfsdX29Z8ttwG6sTBwhQEmiHMQMdpFzzjwCBWO/HnsVfIwaLiFrWGCh/HQatfSXWEiUB8xta3L",
-	"y0tnLxYDRAT2oUDlvPALggwx4A9gGCLSR4D2gNzS1nbLbQPPfGYIhsMXHSuiTPhxGGLesTy1PRoLAIGg",
-	"N4jYHaI27CHGKHvRsTC5hSEOrtVX2aFHWdIYiAEUAHNgGgHKALqLMEPqn6MB5ZJfOJf8OIC8QxAJUKBh",
-	"SAlouo38RDzu9bCPERHX3KcR6lg2UP940bH+73/+V05O4FAiTEI8QmyI1dBc/t0hNEIMKtYnCAV8kvTm",
-	"QMEGM3a7Ipf+7pxq9nIOX86QWvr7Mw5wYEsQaEpiiEeUcNRWO/NDCYNnHNARAV5+UA+MBogArIBek/S8",
-	"1ewQfwAZ9AViXCLe23M+Auh8Ba6zAyrgGrSB49kAgh5DfAAuLg5fAioGiI0wRxVwRPvcBjAOsJCLIYJL",
-	"7HSIJOMQDTnwIWNjgMUkPN1uC9V7Nd/ZDprQaaJmw9mBrZbT6NWDmu+ine52bRb8tpq2pPyUqW0rgkIg",
-	"JsH0n097zkfofHWdncp127n6VrO3mvf/sKYBfi+7MThEwqiM/Zhxysoh7xF0J6591cKTcFI0xNAtpjEH",
-	"EewjyaVYNv8SIza2bEuKPqtt6T7zBVJxM9OUMUORncA+Ahx/nTm3EseFqQPUg3EorHbLteU6tPSou669",
-	"SJZccMQOAzmGmimCYpBNFHPErnFg2ZYkUcnBVluwGOWn7lE2hEI2jlXLHBQaW6XoSehaYecVZV0cBIjI",
-	"P3xKBCIKJEpD+Ypzq4bq/vmZU9UsJTfZI9A7ysSEk5MBlm0FSEAcWm1rTGMGGA0RCCjigFABYBjSERAD",
-	"zEEqJxTMuYDElwNXYYSrt7UqDIaYVCU8uIEG4kKCZnmSF1DE3Go33YZtCSwUu2S7TyEl9S5vV6uZKKoE",
-	"6DaBAa/O3Op9Hiv/YKhnta3/qmaWVFV/5dUTPZRGxjRP+FJfsGdcwyqE/g0HMCdYFY9kYjXEXHBbSvYh",
-	"HGuo+gKoZph3iICsjwTYUFJ91tq9zQq4lDKsMA/mQP2T9O0O8SaVnhL7iOvVEIlQhAIUgI25uiMxwmaZ",
-	"lGVwM22rWcMZttdSnZP2M/T4vDGm2pdol3n9C20V9t/dIhZSGKBgLfaj2TA5htN2MbvFPpK4hAL4MII+",
-	"FuNdbWUBPqBMhOMZLBeLQVVZgWtyXCvPcWdmQRcE3kIcwm6Ilue93D4fg9tOIOcjygJpBQ2kBVOEEtiQ",
-	"tqSXTertSv5SLUeQS8uO9FGwqZjvhHLRZ+js/RGQbBdn2zPD5H7xbMARUpzj5eDgpRbHZgUo0xlAaTp3",
-	"iJczpL3EuP+BGGnCzp/bPdd0bfZJcLsO7yjTUjV2ehCH0yyUOGep1hpC4Q8U9vZODgGPkI97Zj5pi0np",
-	"x632p2/ZMFr7qhHIs/wAWnmDjiXd2lCZtj2MQslk6hfr/mo2bzLUx1zCcV2F6Gbs+QsMgIHy8mw5DcLH",
-	"4M49otylnWZrG5ipKj8Kwa9HtumIa4p96cw7oRkoT7WUgiEk4zRsksj7EGpy+Z7SXrrjKTmdUwqO5UoM",
-	"CPjyRFXY3KPYVpNQARvN+s5mG8B8gAbzJFylbJn8Krxd4xhmxpcU9eartJyMkwgOT2zA6RABGHKqPkDf",
-	"pzERm4Ay5WEqSNtKBphPcuaQ+jcoSKR+ikbNVEA6Y8NIBbNMH0d38Ir6Ajypi3K+uyCSyinDX9dkPBOQ",
-	"cFRAYlJfQN9HnJtYTGkYppwDlXNTHaK1xXkt47/CjldwcfLbewzee0uBBkJXx3sKMKI9AEGIb7Oo1EbT",
-	"rW22gWfcD70Qz5YOTG5lXodsTAO3DRjSQRWs2A14ZlSHoVsquQVscNwnABMA+xCTzQrYh4xhJN0sHY9S",
-	"0RsTtcMETPs+T05Mka1SU34drooLLkGBpwIoYBdy5cfkmi3lxzwSXz2eF5Pf56O4MZnr4UMiLdSuCn37",
-	"AxTYEmIMcQGZkCYoZYDGQrKcTwlBvhxCRw+6jN6g/GnEM94hgkHCoWoFBJUD0fAWAQgCBAOpfEqcmydl",
-	"tATXpHhXu98LhpjsMwQFuuCIJQa45KAgwBL6MDxh0uwQGHGr3YMhR7YV5X76ZhyGBWR0oL0K2+rFYXit",
-	"w4zze7yKw/CtbHdvW5hf3yKGe1jrzzTqadZj6L9LaYigUhyR8bAXUnfS7t62GA0XLuqUat6RvL3MJi6S",
-	"djr+mcRSPxmg5QbKrdks5SrdGO1+Rr4iPIWwiyhYEWFDTPK/1iZRWEDKhDcEjBOpjjMlm8p2u4DEYQj8",
-	"EEHGARaVYgBYBaBlCy2bdeh4IiKssCpZ/FbNOo3DCaRPN/juCJsGfxxgcXCbaJnleUSLsoL6UUuqJJ7P",
-	"xHHIFKygL6gKyS+OvC+Ee6LhZu2g0C3b/FKTTyM5uoZBwBDnJac+C5dKfT9mDAXXUBQmlwzgCKz4ZhHo",
-	"aCx8qjGPSDyU3MdjZQdatiVdnJjlmS3rmNfaqy9dB8DX66x/L54wLYNhdX4D+4ZOc71btfrC7hOSSmE5",
-	"j4ccMdoJYRdXnN98Bv8CLRTWWAB1Sp9XcxnwBPbRikyIBRoW/zFPEuR4PRMFkDGotHfu/FAOtCJI1fzF",
-	"Qcp2u68CvYmOeph2Vngj4jqvEVM2yqmc1Q4x5dpH16tr2QlATC1uYtwyoBwk5saknopCKF0rTWBpJkOA",
-	"eRTCsdJaOg0BC8Qj6KNdEBP8JZZ2Zx+yIJS9aA+ESEjz0YccFTI1LBjAf5m/Kj4dSuGRwDHR5oWkgCIM",
-	"G8VT7f90Oneu63Q6d3W307nb7v2rE7tuw1f/RR3L3m1vbHY6nzqdq06n07n6579W71JySm5brzAKgwPG",
-	"NN2uQEiZ1pga04SOyw7aaa+HSCDtB9UIQOnsvjl79xZEUAwUljDJW/824LE/kO08BVVPudJdahJn5jOW",
-	"XshcCZKalQVdvBdAcERvUQh9VGLKTO343wiG8utKEEw8ukwP0ZsSxTOxJ9OrbC9vLn9dpMUnzJCwX6JO",
-	"pnbns9tlmt1M6bZa/XlZOzFeZriYo2Wa3S0x5wQI5QL0cm0FAj3XDIierYjVGzReXqlIjE1pk8nVygHL",
-	"FnckbcVltcBEPuAd9EU4BpSodLA8ayWWsWfr5DYvkb6K39Zx9R5b5aztdM3VKye51RaB9xwICmr15yCX",
-	"WrVxQbBPAwTUfyKKieCbFbBPh0NKQDIRB1BlFvZijoJKXmPMAIOk5RwUyrgpd/Y4j/EXnmkBLSSnkewP",
-	"kH/DZ4//rcyjyE/2juQSII2BzfWZgxRmigIR9AcgQBEiASL+OCfaM4zo8FyZQypNLRsMoT/ABKm0SnXg",
-	"rY5ANUaKSsQR8AYRr7KEtzBHzSUnrEvyek7TlhiQWcDw24qex1TrTK9M5nmlgcPFgwgGfWQmnP447YfM",
-	"SHrMs1viC6glpMs0eC1jwdOEala1cVen2Km5S5WzXYgNL6uq7WRB5XtUhwQPM+bNCYNOSC1DyKLMw/xq",
-	"i4OVr1Uf9P+wccGHhPm+a+iuFIomTJXQlewnBRENEINC5ZKqLEPZeZHxc6aPlFblDxXhXSuIYjy1EiOf",
-	"xSqdxFRDZJmCSfrKCHIwhAFS1kVOzucCefoEja+zvj8jOBVCLq6lZl9n4Y8eqskhe2KJBUBnKC2jWUNn",
-	"R3hlrl8tyJLQ8yKbWA9WttJzKb1OIGYrR2R9xHkmSSeNjDeX57uAIxIALJQhsWcOtNWpYjupstAuuC4Q",
-	"UH74pJHRdHfKKC/BBCazC1R0TdHU0b7pmmOlnL5PhPpq4ycn1ytMMANw7yL4JUaqpINj0g8RiHUcZYHp",
-	"YFtGdlw/jJPVctJ4aSJqNZIWK+4CMRQGK2Bqcvel4C7spIxi9fHNMfprH948zoGK/PrHK7M1LJPVD7ke",
-	"ppj+yKMxRY9rK7G1bCoFlBLDKoO92VMeNEU4TGi+3K6uZhDedz9CUNS9+PBgOjlcKZykOikxrmQvVZpk",
-	"+NfYWVLFpxVL3+cc4iKH3uJiG0BQ0KiboDm3QYD7WHAbeNeeDbyKDjE53gNi7RNcUp8XTU9rxK4rztW3",
-	"ht2ol5aISdHsxwyL8ZnEkEapzgyT2j3761XCBG8uz62SWEpBH/cYHYJcHqvccpIorbRDBZxL29inEeIA",
-	"kskaGhUjUjWL+SJGLPhERc4w5gIMaBiADY4QOD3Ye3l8UBkGKYGoVio2srlbmMdUcRKaLEKVRAJKwjGA",
-	"gOM+QYGDCVAn0ipDRlGwkilagxZyjHQuECY9WkK9ae6RKmpQQ9oAZnlfctvSOlAuD+bCQMLUi1Q6pEN0",
-	"8bIO5mAFsTR25c3K7PJAQP14mJboQhMlAp5PA5U3t5fDmYb5QfDybM/R25f2nqrWHkdtAMU/P4+Et7kL",
-	"lHQZS+gOAe31Qky0H6PgfYPGHEDRIV61MkJh6NwQOiLVz6MbXlFrqoDTvGGlZ6XKQrJz5pGugGVUx8ay",
-	"KlBNPAofIfYR0fFxU6K3F0F/gJx6xZXCjoW5/K/RaFSB6nOFsn7V9OXVo8P9g7dnB6pPFhrKocyyrVvE",
-	"tINp1SqubkcjRGCEJbdX3EpDubtioHinfN/ySx8pbZKS4GFgta3XSKgA+0QpYN115+TvleTt6ZD7J3Oe",
-	"YSk8WubYwjoI6q1WbccE/NvW0e8Hl++ZP+QH73/5QMaRszUa7/iD85fbr9+fHJ939/Dlv1+1DuHZ4YFl",
-	"ziqsd7+emEOCtsVx31KnDtbB6dL/t+6vls6wUyApq0PQ52SXqAt+RWNwhoQuTd9u1bY3K+BQJOIDEDSS",
-	"xJhUsqs6bPm3JG0+Ubuwr8hmnxLBaFg8BIviboh9GwzhnQP76EXDdeeV7E5VeN7bVrO+M2u7Kcqr+TIE",
-	"tWuTzbWoX5aKmAlyq/3pyrZ4PBxCNjZnjnofmj0VLAwX56W2KgiAfa4CfQmRcutKjl2s/VTF0I4uhp5J",
-	"2SovS3rLWdYAt4oFyZ/Kt5c1qSbphQsbmspm2bKsTDiXnvHgct0ZQxezPLLRJ2JbxgNaHNFaMM/EHhYQ",
-	"4Gxw6BSVBxSfQ+frdWVO0fmMKbN0mZ4ufCnBw/L29cJZNN+vPc3VunLZGMWfsny3YpJblsRmubWdxlav",
-	"gZzn3Tp0tv1m4OygVs9xYa1b9xtBE7V6uWTsb8aTMv2aDafptmrOdn2r4ewE203nOdrpmb6NYqZR26q7",
-	"UnHVao3K9kQqk/xW33LcmlNrndfctttq1+ofczlL7Vyq2EOSuHNJYMtuuZD6lTBUPkpoHdOvOAxhtVVx",
-	"wcbvtdouOMIkvgN3z7eut5qb4BVmqEfvqrVGS2rwqwmHQ/oISyuniYSrEjX1jiDlfqhyitzFERUp25ua",
-	"hJaU67J9bXH7QnGJ6tRY3CmruH+gmmotM8tFMcV+XdVW9E4+WQq+bYZgYF3dF/Se1D0F8NvSKkBcgB5m",
-	"XNgSRZhIjxh0xyC9xCJRgeYAYlr76ZsPMrVXxP2vaMyRSMZWcdFIuq9T12vQhEjyjq2goI9E6ttWwB4Y",
-	"wfAGEGkAdwi/wRGXzhRDEYLK0GF0ZKv9gdEAa+OZaava+P4giFW8CwvtdOmpgLrnIQlMdkiXxiS9A8nj",
-	"lAkP4MmTCmV3z9DyF+Y+iD9Hv5tAyHIMrKM8s4bKB1Oy8SbjSXN658Iv8/tPCo1wbLCXYA4KiWtdu6Fu",
-	"5tAn5GLmRSxJtOexVOzCFabm9fKLeyTNPLW6fciRgwlHhGOhKtjirgn10h5QgTQbJHE0CddeHIYm+Ov9",
-	"t6ccTu/ayyrChxyFtzrmX7afL7MvvHEXnjqXE49ku/K7bCynEMlLbMvCjxNNTOTQKQkhOum/F1ujj2gB",
-	"5cPUeSvD3Wk33LbrfkyXXZpZmsWcJ3MTV7ElcmFkHQ8sBI5NhFPHilNLIxcNnrXuLNyrAnVTFoaFxm++",
-	"Hn6m+Ojy7fjj5Sv34+Vp78Pv7/HR/pu6/P348974LXZHx2fu3dvf3o/endOvxy/p6PgVlW0i1eblQev4",
-	"68fhcf1CvHt9OP5w5jY+fD29OToPw7eXH8Tx64O7D5/ffD6uv3c/nv82PCTu8lVtafh3gUGjBMCTJfP4",
-	"lowC7GxLRn22QQ+HAjEU2EBKC6kkSLCkJWNbEeWzPPWs5C2z63+hwXg1Zk/Yt8+gjyYYOMtMsSAIKemr",
-	"pcck5jEMlZEUDRjk6blGu5APkmMwNfjyhD2jou++GPqXwuB+StbVVtv+KhKuDEQ5GSddkqKDV3cavabr",
-	"bNdadee5v9VwtoPUxauvKNkKkF1NvK0IfX3gU369lhxVX9+j4fZDSxV3Z7Vl1Rortm+t1r5eX7H9d5KK",
-	"7woXQX0foThiWKBJqahZ2hyoJEccxhFYzomrfjO3+t1rYytEsy4QVSeKmrv0MU2uvFv3C8BG093ZrJR7",
-	"SC9Vm1S6FmRMs3xKtSvMk+F/bN5orrisnR+Ddv8QjV5KvJogEuLNrsxN0gX1/ZuY8VI9Pjvg/hqJcipz",
-	"v58m+6vb6o+lyn4qFv3pjOhTBAPDb+W28UqBK3NXrJwigsIflMhweIM4QL0eSu4A1VTyjOu0lSQZOD3d",
-	"TsofKuAlUmQP1TUhRkToG3N4hxTkhA7pzddOQyr0ddNBMmyqrECSBc47BDKkw4yAIwEGiKGZ8b7stoV1",
-	"fIUCM2v+nrJOVzPyp2+BWMrI//lE4wxolorHuuPWzmv1tvtdxaOe9+cTkz+cV/DTWUq64t+IQZP4Zeuq",
-	"OVunMRhenRHdfYA3UDXSlc9zC/ZAyljqumd91bMqKM0XfvA0ZqYS0LR4VglfY0rQM14B75K75kHTbXTI",
-	"7JuhZ8rjU6UbJP+dofSy78VexkGJxZm6HeaGtieb5s9njoSS2hon04aN/HXaf5hj65SeXP5ABJ0cKM4m",
-	"5+96CJFWdhkXI1+MlWrNWrOQHpGP1LlOLagjZ7vXcJ3nsFlzWt0t30Tr3PmpGMUCqlm5GOvkPtizYOCe",
-	"u88zK2A5GNTOa8/b9aRPHgY1p44aPWfbbdacnW6r7qQQgLXaBAx0rHPW1uuFOfJbV2kby2cV5iu45rhx",
-	"z3hiSycUX0wceBKJP5RInJX4MQOXj+n7LW1HVL9lBVD3f1WjYunIZaKDnqyIv54VQQla0oZ4GM/YpY/r",
-	"5MoDH/F9nQJ/Zneqt7+l56BF2n0t5QRa6lqY5K275EyzAvYIiInK+k9vEVc1HR0yYpT005ZpfheXjgok",
-	"fCTtbZL9JPCwNPJyVLwQ/uFns9MxidzJrE8ZQ74AA8o4Al2V9zuW3la0yg25hWt5vkcMpliqbKHxm0H3",
-	"tY/f4TevPh6cnr8/O+SHQxF93D/cOry5+3D6W3DqD98K3/3t9H14g4/237jo9z3ZfhDsiy9B4z3uva+g",
-	"8ZuvweUhfocPR8fnN1/fDj98/Xj2Zqfi10PSHb5yg9/fhEeXO8Ojy9+aHy5ro+7ri2I5bHvHdcsrjuut",
-	"nbqb/5isPWLiuvGl7myP9pb6X7GadmmbM18NnBQBL43PrKK8xG4609VCmOyauotEfoygekuKfE/5X2jf",
-	"+HvEYh73xLWgBQ7u9Es6wGcoQERgGHL9oGFa4aekWrE8Pq8fpLYpRliM5KWxyIveKeEmv69jYfwUz5E8",
-	"zOb5a1ok5QaI0CnK0vdM0LwseTkwDBeR2F4YPmJs7InmfgqaKzt6n6gBXkyDRiLONi/Pp24VwRzwSBJ6",
-	"d6xTqH0YhhVwwhCXslcd/ukGxX7qrYzsRFCudjSgYfHRDuCZTvqFDoehmKPA27QBuvNRJJKLRqF+sgGo",
-	"vK7k3WLz7I2pANBr2PBO3p2e718cHR2eXZ8evDo9OPv39enBxdnB9evTvf0DzwYGW6Dm8k0bjAaIIQCB",
-	"T0nC0fqNCNrTi1a2trF61cb6SHDQdHem1g595OUemNa75AKOOcBEQF+UWcym0vg8KW58sOW8tsm2tKE1",
-	"cRXak+n8c5vOe8pe1rQfQcx2k0d3Jf+jYIa4+IOs6aeTzbXN6VN9gQGcRCQR1PhKGe6X0TDmkcGZNk5y",
-	"O+FjpXGvlL6wbBTh4RkGk5cv/tkp3E+Jb9mTeeuncT/lV//R3n6SQZ2GLOfKoPTxrjl3mRyjp8zTP5gB",
-	"J+4qsv7uHh0M5rtvunxbn2CUJm6eqgQjRWKF/CId+ZJUgcU4l2Fp3p7WKZNTTkhyteE66rhA1HE/5gIC",
-	"Sdy/JvdELkdEE5cs/uC5kZP7/DMY+KfOjXyy7x9f/JhkxWkB9IwvzE5MBFOJyq3mb/Uujy7pgCUVA5XA",
-	"PS9suVuIsaoDXwHHfFp0Fd9aWkeATb+4tMhFKL6lZEEwjP2BqhpFLFcrCsQAEnMLwfLcWP6I1FLycMaB",
-	"RHq6i3miD36wnIcn0/nP4/zcyybLMHs++7jU0D7CXByP/+zkSK1Xn3Ij/y65kXOTIo1SSW5npSMVrhxC",
-	"doMCdb2RBJj3d/dOVGZiqYiYnaW4jKSYk184GSCUJkAqO6bva/rjkrP+GtmEzb+hEZtLBSw9C33GF9Hp",
-	"QL0F+HVepMg8F7iu7kreKLLozfL2n5l7hpyLGFWJLpgDGOJbVLF+hFtcj/AtIoirhF8+Qix7zlPQ2B9g",
-	"0s/eDsNo7l2u5vbihRcTv4sQ2Ts5fHP27u36Noa5Gnv9G5bvC2he4bnmcmybTaZ3Zf8Y2D4f6MM+Pxd9",
-	"4sBgYiFix3AYLoHYD3vHR6shNhk4uyDZTNkGCk0dIvHc7hAAFKLbIMOz/NEgug0Unjtk4rKzSdzIBQKB",
-	"7oRKRY5wYYM26I6FfmdJ/qPwlGAXE6guVpu6kPmvTgIGZzNJgCEYjOcK3uxFubWDfekbcxHlos+QkcNy",
-	"3ADnhPJDZHS2zBKs6WBH9laikYmJafBwLTxj8/lr9VcGQlzU3foJR4tQoV5pHOeu9JU/qncix23wSXW/",
-	"Avne+ScSU1Q/7BbeBCctt5Fde3+mXxwAF4U5c88c8Ha1GqUcXQnQbQIaXs02tDSOMzYoyYzIYRdzENAR",
-	"2QWehranQmccjAbYH1Qe/9Q+Ib1doOcDJxq1Z++P1CHAqcLsLC5cwtRC7DYxuPU7BVV1k4QZb+pAQh17",
-	"M1PkrIoYbJM4kOQVyFXpJMhK7pZvOeX0RZnnZQbdZN1CYuDlhtMG3vR4F+o9i8RMV4ck6tLd4nMWu/p9",
-	"0+yhD41Cle9SeOPDvMQB9XsfGnjmkY783lQdyvRitGlnZ6+t2uZNiiR3rCBQseAo7OWGzWHy/ur+/wMA",
-	"AP//",
+	"7H2Jbhs50+CrEL3/Ija+brl12I5lDPB5EiefM3bi+BhPEuWzqO6SxLhFKiTbshIY2KfZB9snWfDoS2pd",
+	"ljOTyWQGCCyJZ91VrCK/OgEbDBkFKoXT/Or0AYfA9Z9nWMIxGRCpPoQgAk6GkjDqNJ2LPiCOJaBI/Y6C",
+	"iAkQEkmG4K6PY6GaoY2Q4670CMiu15dyiIfEU510H89OtNlERApE8QDcFpVqXPgcg5ACcRhgQgntoY02",
+	"b28iTEOkGggIGA0Fiqkkke49IjRkI8RBgBRooy3bm5UWdVwH7vBgGIHTdFoOGbacff5LbW9vX/6y4zuu",
+	"I4I+DLDa3QDfHQPtyb7TrG3vuI4cD1UnITmhPef+3s2A4Z2yiATjaZgc3gIf56Ey1A0RHg4jAqECTm57",
+	"y0KnRTVo0OeYSYw22p8tIOyWCU3BsdEetTddFLDBAHsChliNFs6Aw+df6r6/P/plx3dRy4lYj1DP/rBj",
+	"vp8Fn6pfa5QCCCQfewddCXwaNud2jZKhESYSdaDLuIKF5GON4LMXz9Betepv7iMsUQRYSFStoHOgEo2I",
+	"7CPQ0G3U9ly9ffNx26+jTiwtXHFIKAiBhpx14IlAbcqkp74etyt5GNT9wtYIJYN44DSr6a4IldADrrd1",
+	"dXXlHcSyD1SSAEso54VfAXPgKOjjKALaA8S6SG1pZ3fbb6K2/ZkDjga/tJwh4zKIo4iIltPW22OxRBhJ",
+	"dgPUbVG94TZwzvgvLYfQWxyR8Fr/qjp0GU8aI9nHEhGBbCPEOIK7IeGg/xz1mVD8IoTixz4WLQo0hNDA",
+	"kFHU8Ov5iUTc7ZKAAJXXImBDaDku0n/80nL+3//5v2pyigcKYQriQ+ADoocW6nOLsiFwrFmfAoRikvTm",
+	"QMFFM3a7Ipf+4Z0Z9vKOns+QWub3JwKR0FUgMJTEQQwZFdDUOwsiBYMnArERRe38oG006gNFRAO9quh5",
+	"p9GiQR9zHEjgQiG+feC9R9j7gnxvD1XQNWoir+0ijLocRB9dXh49R0z2gY+IgAo6Zj3hIhyHRKrFUCkU",
+	"dlpUkXEEA4ECzPkYETkJT7+zDbVuNfB2wwb2GtCoe3t4e9urd2thNfBhr7NbnQW/nYarKD9latcZYimB",
+	"KzD998OB9x57X3xvr3Ld9D5+rbo7jfv/caYBfq+6cTwAaVXGs5gLxssh36ZwJ68D3aKt4KRpiMMtYbFA",
+	"Q9wDxaVENf8cAx87rqNEn9N0TJ/5Aqm4mWnKmKHITnEPkCBfZs6txXFh6hC6OI6k09z2XbUOIz1qvu8u",
+	"kiWXAvhRqMbQMw2x7GcTxQL4NQkd11EkqjjYaUoeQ37qLuMDLFXjWLfMQaG+U4qehK41dl4w3iFhCFR9",
+	"CBiVQDVItIYKNOduWar71yfBdLOU3FSP0OwoExNeTgY4rhOCxCRyms6YxRxxFgEKGQhEmUQ4itgIyT4R",
+	"KJUTGuZCYhqogbfwkGzdVrdwOCB0S8FDWGiAkAo0y5O8xDIWTrPh111HEqnZJdt9Cimld0VzaysTRZUQ",
+	"bhMYiK2ZW73PY+V/OHSdpvO/tjJLasv8KrZOzVAGGdM8ESh9wZ8IA6sIBzcC4Zxg1TySidWICClcJdkH",
+	"eGygGkikmxHRohLzHki0oaX6rLW3NyvoSsmwwjxEIP0n7bkt2p5UelrsgzCroQqhACGEaGOu7kiMsFkm",
+	"ZRncbNutrOEM22upzkn7GXp83hhT7Uu0y7z+hbYa+29ugUcMhxCuxX4sGybHcMYu5rckAIVLLFGAhzgg",
+	"crxvrCwk+ozLaDyD5WLZ39JW4Joct53nuHO7oEuKbzGJcCeC5Xkvt8/H4LZTLMSI8VBZQX1lwRShhDaU",
+	"LdnOJm3vK/7SLUdYKMuO9iDc1Mx3yoTscTh/e4wU28XZ9uwwuW/aLhIAmnPaOTi0U4tjs4K06YywMp1b",
+	"tJ0zpNuJcf8dMdKEnT+3e67p2uyT4HYd3tGmpW7sdTGJplkocc5SrTXAMuhr7B2cHiExhIB07XzKFlPS",
+	"TzjND1+zYYz21SPQJ/kBjPJGLUe5tZE2bbsEIsVk+hvn/uNs3uTQI0LBcV2F6Gfs+SsOkYXy8mw5DcLH",
+	"4M4Dqt2lvcb2LrJTVb4Xgl+PbNMR1xT7ypn3IjtQnmoZQwNMx2nYJJH3ETbk8i2lvXLHU3K6YAydqJVY",
+	"EIjliaqwuUexrSahgjYatb3NJsL5AA0RSbhK2zL5VbT3rWOYGV9K1NtfleVknUR0dOoiwQaAcCSY/gEH",
+	"AYup3ESMaw9TQ9rVMsD+pGaOWHADYSL1UzQapkLKGRsMdTDL9vFMh3ZRX6Cf6qKc7y6ponLGyZc1Gc8G",
+	"JDwdkJjUFzgIQAgbiykNw5RzoHZutgawtjivZvxX2PEKLk5+e4/Be68ZMkDomHhPAUasizCKyG0Wldpo",
+	"+NXNJmpb98MspO0qBya3snaLbkwDt4k4mKAK0eyG2nZUj8MtU9yCNgTpUUQowj1M6GYFPcOcE1BulolH",
+	"6eiNjdoRiqZ9n59OTJGtUlN+Ha6KCy5BgadCLHEHC+3H5Jot5cc8El89nheT3+ejuDGZ6xFgqizUjg59",
+	"B30IXQUxDkJiLpUJyjhisVQsFzBKIVBDmOhBh7MbyJ9GPBEtKjmmAutWSDI1EItuAWEUAg6V8ilxbn4q",
+	"oyW4JsW73v1BOCD0GQcs4VIATwxwxUFhSBT0cXTKldkhCQin2cWRANcZ5r76ah2GBWR0aLwK1+nGUXRt",
+	"wozze7yIo+i1anfvOkRc3wInXWL0Zxr1tOux9N9hLAKsFcfQetgLqTtpd+86nEULF3XGDO8o3l5mE5dJ",
+	"OxP/TGKpHyzQcgPl1myX8jHdGOt8gkATnkbY5TBcEWEDQvPfVidRWEDKhDeErBOpjzMVm6p2+4jGUYSC",
+	"CDAXiMhKMQCsA9CqhZHNJnQ8ERHWWFUsfqtnncbhBNKnG3xzhE2DPw6JPLxNtMzyPGJEWUH96CVVEs9n",
+	"4jhkClY4kEyH5BdH3hfCPdFws3ZQ6JZtfqnJp5E8vMZhyEGIklOfhUtlQRBzDuE1loXJFQN4kmi+WQQ6",
+	"FsuAGcwDjQeK+0Ss7UDHdZSLE/M8s2Ud81p79aWbAPh6nc33xROmZTCsz29wz9Jprvd2tbaw+4Sk0ljO",
+	"4yFHjG5C2MUV5zefwb9AC4U1FkCd0ufHuQx4inuwIhMSCYPiH/MkQY7XM1GAOcdae+fOD9VAK4JUz18c",
+	"pGy3z3SgN9FRD9POGm9UXuc1YspGOZWz2iGmWvvoenUtOwGIqcVNjFsGlMPE3JjUU8MIK9fKEFiayRAS",
+	"MYzwWGstk4ZAJIghDmAfxZR8jpXd2cM8jFQv1kURSGU+BlhAIVPDwSH+t/1UCdhACY8Ejok2LyQFFGFY",
+	"L55q/7fVuvN9r9W6q/mt1t1u99+t2Pfrgf4XWo6739zYbLU+tFofW61W6+O//r16l5JTctd5QSAKDzk3",
+	"dLsCIWVaY2pMGzouO2hn3S7QUNkPuhHCytl9df7mNRpi2ddYIjRv/btIxEFftWtrqLa1K91hNnFmPmOZ",
+	"hcyVIKlZWdDFByFGx+wWIhxAiSkzteP/AI7UrytBMPHoMj3EbkoUz8SebK+yvby6+m2RFp8wQ6JeiTqZ",
+	"2l3Ab5dpdjOl26q1p2Xt5HiZ4WIByzS7W2LOCRCqBZjluhoEZq4ZED1fEas3MF5eqSiMTWmTydWqAcsW",
+	"d6xsxWW1wEQ+4B0OZDRGjOp0sDxrJZZx2zXJbe1E+mp+W8fVe2yVs7bTNVevnOZWWwTeUyQZqtaeolxq",
+	"1cYlJQELAel/hoxQKTYr6BkbDBhFyUQCYZ1Z2I0FhJW8xpgBBkXLOSiUcVPu7HEe4y8800JGSE4jOehD",
+	"cCNmj/+1zKPIT/aG5hIgrYEtzJmDEmaaAgEHfRTCEGgINBjnRHuGEROeK3NIlanlogEO+oSCTqvUB976",
+	"CNRgpKhEPIlvgLYrS3gLc9RccsK6JK/nNG2JAZkFDL+u6HlMtc70ymSeVxo4XDyI5DgAO+H0j9N+yIyk",
+	"xzy7Jb6AXkK6TIvXMhY8S6hmVRt3dYqdmrtUObuF2PCyqtpNFlS+R31I8DBj3p4wmITUMoQsyjzMr7Y4",
+	"WPlazUH/dxsXfEiY75uG7kqhaMNUCV2pfkoQsRA4ljqXVGcZqs6LjJ9zc6S0Kn/oCO9aQRTrqZUY+TzW",
+	"6SS2GiLLFEzSV0ZYoAEOQVsXOTmfC+SZEzSxzvr+iuBUhIW8Vpp9nYU/eqgmh+yJJRYAnaG0jGYtnR2T",
+	"lbl+tSBLQs+LbGIzWNlKL5T0OsWErxyRDUCITJJOGhmvri72kQAaIiK1IXFgD7T1qWIzqbIwLrgpENB+",
+	"+KSR0fD3yigvwQShswtUTE3R1NG+7ZpjpZy+T4T6auMnJ9crTDADcG+G+HMMuqRDENqLAMUmjrLAdHAd",
+	"KzuuH8bJejlpvDQRtQZJixV3gRgKgxUwNbn7UnAXdlJGseb45gT+3oc3j3Ogon7985XZGpbJ6odcD1NM",
+	"f+bRmKbHtZXYWjaVBkqJYZXB3u4pD5oiHCY0X25XH2cQ3jc/QtDUvfjwYDo5XCucpDopMa5UL12aZPnX",
+	"2llKxacVS9/mHOIyh97iYutIMlSv2aC5cFFIekQKF7Wv2y5qV0yIyWs/INY+wSW1edH0tEbsuuJ9/Fp3",
+	"67XSEjElmoOYEzk+VxgyKDWZYUq7Z59eJEzw6urCKYmlFPRxl7MByuWxqi0nidJaO1TQhbKNAzYEgTCd",
+	"rKHRMSJds5gvYiRSTFTkDGIhUZ9FIdoQAOjs8OD5yWFlEKYEolvp2MjmfmEeW8VJWbIIXRKJGI3GCCNB",
+	"ehRCj1CkT6R1hoymYC1TjAYt5BiZXCBCu6yEetPcI13UoId0Ec7yvtS2lXWgXR4ipIWErReptGiLmuJl",
+	"E8whGmJp7Ko9K7OrjUIWxIO0RBfbKBFqByzUeXMHOZwZmB+Gz88PPLN9Ze/pau3xsImw/NenkWxv7iMt",
+	"XcYKugPEut2IUOPHaHjfwFggLFu0vVUZQRR5N5SN6Nan0Y2o6DVV0FnesDKzMm0huTnzyFTAcmZiY1kV",
+	"qCEejY+IBEBNfNyW6B0McdAHr1bxlbDjUS7/azQaVbD+ucJ4b8v2FVvHR88OX58f6j5ZaCiHMsd1boEb",
+	"B9OpVnzTjg2B4iFR3F7xK3Xt7sq+5p3yfatfeqC1SUqCR6HTdF6C1AH2iVLAmu/Pyd8rydszIfcP9jzD",
+	"0Xh07LGFcxjWtrerezbg33SO/zi8esuDgTh8++s7Oh56O6PxXtC/eL778u3pyUXngFz958X2ET4/OnTs",
+	"WYXz5rdTe0jQdATpOfrUwTk8W/p/5/7j0hl2GiRldQjmnOwKOug3GKNzkKY0fXe7urtZQUcyER+IwkgR",
+	"Y1LJruuw1WdF2mKiduGZJptnjErOouIh2DDuRCRw0QDfebgHv9R9f17J7lSF573rNGp7s7abonwrX4ag",
+	"d22zuRb1y1IRM0HuND98dB0RDwaYj+2Zo9mHYU8NC8vFeamtCwJwT+hAX0Kkwvmoxi7WfupiaM8UQ8+k",
+	"bJ2XpbzlLGtAOMWC5A/l28uabCXphQsb2spm1bKsTDiXnvHgct0ZQxezPLLRJ2Jb1gNaHNFaMM/EHhYQ",
+	"4GxwmBSVBxSfY+/LdWVO0fmMKbN0ma4pfCnBw/L29cJZDN+vPc3HdeWyNYo/ZPluxSS3LInN8at79Z1u",
+	"HbynnRr2doNG6O3BdtfzcbVTC+phA7a7uWTsr9aTsv0ada/hb1e93dpO3dsLdxveU9jr2r71YqZR06n5",
+	"SnFVq/XK7kQqk/qttuP5Va+6fVH1m/52s1p7n8tZauZSxR6SxJ1LAlt2y4XUr4Sh8lFC54R9IVGEt7Yr",
+	"Ptr4o1rdR8eExnfo7unO9U5jE70gHLrsbqta31Ya/OOEw6F8hKWV00TCVYmaekNBux+6nCJ3cURFyfaG",
+	"IaEl5bpqX13cvlBcojvVF3fKKu4fqKa2l5nlsphiv65qK3onHxwN3yYHHDof7wt6T+meAvhdZRWAkKhL",
+	"uJCuQhGhyiNGnTFKL7FIVKA9gJjWfubmg0ztFXH/G4wFyGRsHRcdKvd16noNlhBJ3rGVDPVApr5tBR2g",
+	"EY5uEFUGcIuKGzIUypniMASsDR3ORq7eHxr1iTGeubGqre+PwljHu4g0TpeZCul7HpLAZIt2WEzTO5Da",
+	"gnHZRmTypELb3TO0/KW9D+Kv0e82ELIcA5soz6yh8sGUbLzJeNKc3rnwy/z+k0IjGlvsJZjDUuHa1G7o",
+	"mznMCbmceRFLEu15LBW7cIWpeb384h5JM0+t7hkW4BEqgAoidQVb3LGhXtZFOpDmoiSOpuDajaPIBn/b",
+	"/7utHc72dTurCB8IiG5NzL9sP59nX3jjLzx1LicexXbld9k4XiGSl9iWhS8nmtjIoVcSQvTSvxdbo49o",
+	"AeXD1Hkrw99r1v2m779Pl12aWZrFnCdzE1exJXJhZBMPLASObYTTxIpTSyMXDZ617izcqwN1UxaGA+NX",
+	"X44+MXJ89Xr8/uqF//7qrPvuj7fk+Nmrmvr+5NPB+DXxRyfn/t3r39+O3lywLyfP2ejkBVNthrrN88Pt",
+	"ky/vBye1S/nm5dH43blff/fl7Ob4IopeX72TJy8P7959evXppPbWf3/x++CI+stXtaXh3wUGjRYAPy2Z",
+	"x7dkNGBnWzL6Zxd1SSSBQ+giJS2UkqDhkpaM6wyZmOWpZyVvmV3/KwvHqzF7wr49jgOYYOAsM8XBKGK0",
+	"p5ce01jEONJG0rDPsUjPNZqFfJAcg+nBlyfsGRV998XQvxIG91Oyrrra9leRcGUgysk45ZIUHbyaV+82",
+	"fG+3ul3zngY7dW83TF282oqSrQDZ1cTbitA3Bz7l12upUc31PQZu37VU8fdWW1a1vmL77dXa12ortv9G",
+	"UvFN4SKobyMUR5xImJSKhqXtgUpyxGEdgeWcuK2v9la/e2NsRTDrAlF9omi4yxzT5Mq7Tb8QbTT8vc1K",
+	"uYf0XLdJpWtBxjTKp9S7IiIZ/vvmjcaKy9r7Pmj3T9HopcRrCCIh3uzK3CRd0Ny/Sbgo1eOzA+4vQZZT",
+	"mf/tNNnf3VZ/LFX2Q7HoD2dEnwEOLb+V28YrBa7sXbFqiiGWQb9EhuMbEAi6XUjuADVU8kSYtJUkGTg9",
+	"3U7KHyroOWiyx/qaECsizI05okULcsKE9OZrpwGT5rrpMBk2VVYoyQIXLYo5mDAjEiBRHzjMjPdlty2s",
+	"4ysUmNnw95R1upqRP30LxFJG/o8nGmdAs1Q81jy/elGtNf1vKh7NvD+emPzuvIIfzlIyFf9WDNrEL9dU",
+	"zbkmjcHy6ozo7gO8gS0rXcU8t+AApYylr3s2Vz3rgtJ84YdIY2Y6Ac2IZ53wNWYUnogKepPcNY8afr1F",
+	"Z98MPVMen2ndoPjvHNLLvhd7GYclFmfqdtgb2n7aNH89cySU1DQ4mTZs1LfT/sMcW6f05PI7IujkQHE2",
+	"OX/TQ4i0ssu6GPlirFRrVhuF9Ih8pM73qmENvN1u3fee4kbV2+7sBDZa589PxSgWUM3KxVgn98GdBQP/",
+	"wn+aWQHLwaB6UX3arCV98jCoejWod71dv1H19jrbNS+FAK5WJ2BgYp2ztl4rzJHfuk7bWD6rMF/BNceN",
+	"eyISWzqh+GLiwE+R+F2JxFmJHzNw+Zi+39J2xNbXrADq/u9qVCwduUx00E8r4u9nRTAKS9oQD+MZt/Rx",
+	"nVx54CO+r1Pgz+xO9ebX9By0SLsvlZyApa6FSd66S840K+iAopjqrP/0FnFd09GiI85oL22Z5ncJ5ahg",
+	"KkbK3qbZV5IMSiMvx8UL4R9+Njsdk8idzAaMcwgk6jMuAHV03u9YeVvDVW7ILVzL8y1iMMVSZQfGr/qd",
+	"lwF5Q169eH94dvH2/EgcDeTw/bOjnaObu3dnv4dnweC1DPzfz95GN+T42Ssf/jhQ7fvhM/k5rL8l3bcV",
+	"GL/6El4dkTfkaHRycfPl9eDdl/fnr/YqQS2incELP/zjVXR8tTc4vvq98e6qOuq8vCyWwzb3fL+84ri2",
+	"vVfz8z8max9yeV3/XPN2RwdL/Vespl3a5sxXAydFwEvjM6soL7Gbzk21EKH7tu4ikR8jrN+Sot9S/hfa",
+	"1/8ZsZjHPXEtaIHDO/OSDgo4hEAlwZEwDxqmFX5aqhXL4/P6QWmbYoTFSl4Wy7zonRJu6vd1LIwf4jmS",
+	"h9k8f0+LpNwAkSZFWfmeCZqXJS8PR9EiEjuIokeMjf2kuR+C5sqO3idqgBfToJWIs83Li6lbRYhAYqgI",
+	"vTM2KdQBjqIKOuUglOzVh3+mQbGffisjOxFUqx31WVR8tAO1bSfzQofHIRYQtjddBHcBDGVy0Sg2TzYg",
+	"ndeVvFtsn72xFQBmDRvt0zdnF88uj4+Pzq/PDl+cHZ7/5/rs8PL88Prl2cGzw7aLLLZQ1RebLhr1gQPC",
+	"KGA04WjzRgTrmkVrW9tavXpjPZACNfy9qbXjANq5B6bNLoXEY4EIlTiQZRazrTS+SIobH2w5r22yLW1o",
+	"TVyF9tN0/rFN5wNtLxvaH2LC95NHdxX/QzhDXPxJ1vTPk821zekzc4EBnkQklcz6Shnul9Ew9pHBmTZO",
+	"cjvhY6Vxr5S+sGwU4eEZBpOXL/7VKdw/E9+yJ/PWT+P+mV/9Z3v7SQZ1GrKcK4PSx7vm3GVyAj8zT/9k",
+	"Bpy4q8j5p3t0OJzvvpnybXOCUZq4eaYTjDSJFfKLTORLUQWR41yGpX172qRMTjkhydWG66jjAlHHvVhI",
+	"jBRx/5bcE7kcEU1csvid50ZO7vOvYOAfOjfyp33/+OLHJitOC6AnYmF2YiKYSlTuVv5W7/LokglYMtnX",
+	"Cdzzwpb7hRirPvCVeCymRVfxraV1BNj0i0uLXITiW0oORoM46OuqUeC5WlEk+5jaWwiW58byR6SWkocz",
+	"DiTS010iEn3wneU8/DSd/zrOz71ssgyz57OPSw3tYyLkyfivTo40evVnbuQ/JTdyblKkVSrJ7axspMOV",
+	"A8xvINTXGymAtf/p3onOTCwVEbOzFJeRFHPyCycDhMoESGXH9H1Nf15y1t8jm7DxDzRic6mApWehT8Qi",
+	"Ou3rtwC/zLwk7bWuM+RYAooMJExKnRgCDQWiTPbtvU0FqTIE7h2dok4c9kA2EdbvdoG5bRpn71zqC05x",
+	"JBgKMOcEBAoiogDzBEmOu10SmIujlf/OTVVoo7Zn3mEM1ee0EnPKJH4J0r5zuK7STR5XctjN8oarnXuG",
+	"gB5ypjN0iEA4IrdQefSA4TG5BQpCZx2LEfDsTVHJ4kDjLH3AjMDcC2XtFcoLb0d+MwR6cHr06vzN6/UN",
+	"HXs/9/rXPN8XULbCm9HlmLObTC/srjjfx8XB5sQxyIXABLKYWIjYMR5ESyD23cHJ8WqITQbObmm2UzaR",
+	"RlOLKjw3WxQhjegmyvCsvrSIbiKN5xaduHFtEjdqgUjCndT50ENS2KCLOmNpHntSfxTeM+wQivXtblO3",
+	"Qv/dScDibCYJKKE6Xk36R+QGUDtRHO0KekMB6TfjEI+pQEqi69RotDHxTqJJT5RowIREVSQ2941aSPQA",
+	"58qwMpdjEmlGE33MQb8nwEHEkSwV9NnTe2tHRdPH+IZMyB4HK/fVuCHJKYGH6IRsmSWUZaJCOWAZuW1t",
+	"KGt6zNhI/i2BlTcUFw0W826lQ5nUT1OOc/cYO4kaHjfRB939I8r3zr8LmZLWw64eTuC77dezu/7PzTML",
+	"6LIwZ+5tB9Hc2hqmEqQSwm0CGrGVbWhpfGVsV5IOksMUEShkI7qP2gbabR0vFIqSg/7jq/aUjPYN2wl0",
+	"alB7/vZY22ZnGrOzuH4J+xL4beJlmMcZtvT1GXa8qVMYfdbPbWW3rtxwbbZEkkyhVmUyPyu5q83VlNO3",
+	"g16UWbGTxRqJVZsbzli10+Nd6kc8Et9Enwzpm4aLb3jsm0dds9dNDAp1kk/hYRP7/Ag2j5wY4NmXSfJ7",
+	"08U304sxZqGbPTHr2oc4koS5ggAnUkDUzQ2bw+T9x/v/HwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

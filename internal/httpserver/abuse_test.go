@@ -48,8 +48,8 @@ func TestRateLimitAnswers429WithHeaders(t *testing.T) {
 		t.Fatalf("Retry-After = %q", r.HTTPResponse.Header.Get("Retry-After"))
 	}
 	// Other routes keep their own budget.
-	if h, err := in.client.GetHealthWithResponse(ctx); err != nil || h.StatusCode() != http.StatusOK {
-		t.Fatalf("healthz while login is limited: %v %v", h.StatusCode(), err)
+	if h, err := in.client.GetJWKSWithResponse(ctx); err != nil || h.StatusCode() != http.StatusOK {
+		t.Fatalf("jwks while login is limited: %v %v", h.StatusCode(), err)
 	}
 }
 
@@ -64,7 +64,7 @@ func TestSpoofedForwardingHeadersGetNoNewBucket(t *testing.T) {
 		if name == "Forwarded" {
 			value = "for=" + value
 		}
-		resp, _ := in.raw(t, "GET", "/healthz", "", nil, name, value)
+		resp, _ := in.raw(t, "GET", "/.well-known/jwks.json", "", nil, name, value)
 		if resp.StatusCode == http.StatusTooManyRequests {
 			limited++
 		}
@@ -84,7 +84,7 @@ func behindTrustedProxy(t *testing.T) func(xff string) int {
 		c.Limits.IP = "2/1m"
 	})
 	return func(xff string) int {
-		resp, _ := in.raw(t, "GET", "/healthz", "", nil, "X-Forwarded-For", xff)
+		resp, _ := in.raw(t, "GET", "/.well-known/jwks.json", "", nil, "X-Forwarded-For", xff)
 		return resp.StatusCode
 	}
 }
@@ -266,7 +266,7 @@ func TestRateLimitsHoldWithoutRedis(t *testing.T) {
 	})
 	var got []int
 	for range 6 {
-		resp, _ := in.raw(t, "GET", "/healthz", "", nil)
+		resp, _ := in.raw(t, "GET", "/.well-known/jwks.json", "", nil)
 		got = append(got, resp.StatusCode)
 	}
 	if got[3] != 200 || got[4] != 429 || got[5] != 429 {

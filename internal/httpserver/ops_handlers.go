@@ -5,9 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"strconv"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	api "github.com/portcullis/portcullis/gen/api"
 	"github.com/portcullis/portcullis/internal/config"
@@ -21,6 +24,7 @@ const readyTimeout = time.Second
 type opsHandler struct {
 	tokens   *tokens.Service
 	ready    map[string]Pinger
+	checking *singleflight.Group // one readiness check at a time, shared
 	specJSON map[string]any
 	specYAML []byte
 }
@@ -30,27 +34,44 @@ func (h opsHandler) GetHealth(context.Context, api.GetHealthRequestObject) (api.
 }
 
 func (h opsHandler) GetReadiness(ctx context.Context, _ api.GetReadinessRequestObject) (api.GetReadinessResponseObject, error) {
-	checks := make(map[string]string, len(h.ready))
-	var down []string
+	// /readyz is not rate limited (unlessProbe), so the probes that arrive while a check runs
+	// share it rather than each pinging PostgreSQL and Redis. The check runs free of the
+	// probe's cancellation, so a probe that hangs up does not fail the others'.
+	v, _, _ := h.checking.Do("", func() (any, error) { return h.check(context.WithoutCancel(ctx)), nil })
+	r := v.(readiness)
+	if len(r.down) == 0 {
+		return api.GetReadiness200JSONResponse{Status: "ok", Checks: r.checks}, nil
+	}
+	checks := maps.Clone(r.checks) // the response keeps a pointer to its map
+	detail := fmt.Sprintf("not ready: %v unavailable", r.down)
+	return api.GetReadiness503ApplicationProblemPlusJSONResponse{
+		Type: problemBase + "not-ready", Title: http.StatusText(http.StatusServiceUnavailable), Status: http.StatusServiceUnavailable,
+		Code: "not-ready", Detail: &detail, Instance: ptr("/readyz"), RequestId: ptr(requestID(ctx)), Checks: &checks,
+	}, nil
+}
+
+// readiness is the outcome of one check of every dependency: each one's state by name, and the
+// names of those down.
+type readiness struct {
+	checks map[string]string
+	down   []string
+}
+
+// check pings every dependency, each for at most readyTimeout.
+func (h opsHandler) check(ctx context.Context) readiness {
+	r := readiness{checks: make(map[string]string, len(h.ready))}
 	for name, p := range h.ready {
 		cctx, cancel := context.WithTimeout(ctx, readyTimeout)
 		err := p.Ping(cctx)
 		cancel()
 		if err != nil {
-			checks[name] = "unavailable"
-			down = append(down, name)
+			r.checks[name] = "unavailable"
+			r.down = append(r.down, name)
 			continue
 		}
-		checks[name] = "ok"
+		r.checks[name] = "ok"
 	}
-	if len(down) == 0 {
-		return api.GetReadiness200JSONResponse{Status: "ok", Checks: checks}, nil
-	}
-	detail := fmt.Sprintf("not ready: %v unavailable", down)
-	return api.GetReadiness503ApplicationProblemPlusJSONResponse{
-		Type: problemBase + "not-ready", Title: http.StatusText(http.StatusServiceUnavailable), Status: http.StatusServiceUnavailable,
-		Code: "not-ready", Detail: &detail, Instance: ptr("/readyz"), RequestId: ptr(requestID(ctx)), Checks: &checks,
-	}, nil
+	return r
 }
 
 func (h opsHandler) GetJWKS(context.Context, api.GetJWKSRequestObject) (api.GetJWKSResponseObject, error) {

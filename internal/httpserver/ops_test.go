@@ -192,7 +192,8 @@ func TestRevocationHoldsWhenRedisDropsMidFlight(t *testing.T) {
 }
 
 // Each operation's documented errors, through the typed client: secured ones refuse a missing
-// token, and every route, operational ones included, answers 429 past its per-IP limit.
+// token, and every route but the two probes (TestProbesAnswerPastTheClientsLimit), operational
+// ones included, answers 429 past its per-IP limit.
 func TestEveryOperationAnswersItsDocumentedErrors(t *testing.T) {
 	in := start(t)
 	ctx := context.Background()
@@ -220,16 +221,8 @@ func TestEveryOperationAnswersItsDocumentedErrors(t *testing.T) {
 	}
 
 	limited := start(t, func(c *config.Config) { c.Limits.IP = "1/1m" })
-	limited.raw(t, "GET", "/healthz", "", nil) // spends the one request the limit allows
+	limited.raw(t, "GET", "/.well-known/jwks.json", "", nil) // spends the one request the limit allows
 	for name, call := range map[string]func() (statusCoder, []byte, error){
-		"healthz": func() (statusCoder, []byte, error) {
-			r, err := limited.client.GetHealthWithResponse(ctx)
-			return r, r.Body, err
-		},
-		"readyz": func() (statusCoder, []byte, error) {
-			r, err := limited.client.GetReadinessWithResponse(ctx)
-			return r, r.Body, err
-		},
 		"jwks": func() (statusCoder, []byte, error) {
 			r, err := limited.client.GetJWKSWithResponse(ctx)
 			return r, r.Body, err
@@ -248,6 +241,52 @@ func TestEveryOperationAnswersItsDocumentedErrors(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 		wantProblem(t, r, body, http.StatusTooManyRequests, "rate-limited")
+	}
+}
+
+// The probes answer whatever their address has spent, and spend nothing of it: a kubelet or load
+// balancer probing from an address that also carries clients' traffic (a node port's SNAT, a
+// proxy not listed in PORTCULLIS_TRUSTED_PROXIES) would read a 429 as a dead or unready instance,
+// restart it or drain it, and so turn a busy client into an outage.
+func TestProbesAnswerPastTheClientsLimit(t *testing.T) {
+	in := start(t, func(c *config.Config) { c.Limits.IP = "2/1m" })
+	ctx := context.Background()
+	jwks := func() int {
+		r, err := in.client.GetJWKSWithResponse(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.StatusCode()
+	}
+	probes := func(when string) {
+		t.Helper()
+		for range 5 {
+			h, err := in.client.GetHealthWithResponse(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if h.StatusCode() != http.StatusOK || h.JSON200 == nil || h.JSON200.Status != api.HealthStatusOk {
+				t.Fatalf("/healthz %s: %d %s, want 200", when, h.StatusCode(), h.Body)
+			}
+			if h.HTTPResponse.Header.Get("RateLimit") != "" {
+				t.Fatalf("/healthz %s carries RateLimit %q: it is not limited", when, h.HTTPResponse.Header.Get("RateLimit"))
+			}
+			r, err := in.client.GetReadinessWithResponse(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.StatusCode() != http.StatusOK || r.JSON200 == nil || r.JSON200.Status != "ok" {
+				t.Fatalf("/readyz %s: %d %s, want 200", when, r.StatusCode(), r.Body)
+			}
+		}
+	}
+	probes("before any other request") // ten probes, and the budget of 2 is still whole:
+	if got := []int{jwks(), jwks(), jwks()}; got[0] != 200 || got[1] != 200 || got[2] != 429 {
+		t.Fatalf("jwks after the probes: %v, want [200 200 429]: the probes spent the budget", got)
+	}
+	probes("past the address's limit")
+	if got := jwks(); got != http.StatusTooManyRequests {
+		t.Fatalf("jwks after the probes: %d, want 429 still", got)
 	}
 }
 

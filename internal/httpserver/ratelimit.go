@@ -54,6 +54,32 @@ func (s *Server) limitBy(lim ratelimit.Limit, keyOf func(echo.Context) string) e
 	}
 }
 
+// unlessProbe runs m on every route but the probes, /healthz and /readyz. A kubelet or load
+// balancer probing from an address that also carries clients' traffic (a node port's SNAT, a
+// proxy not among the trusted ones) would read a 429 as a dead or unready instance, and restart
+// or drain it. The probes cost little to answer whatever the rate: /healthz touches nothing, and
+// /readyz runs one check at a time, shared by every probe that arrives meanwhile.
+func unlessProbe(m echo.MiddlewareFunc) echo.MiddlewareFunc {
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		limited := m(next)
+		return func(c echo.Context) error {
+			if isProbe(c) {
+				return next(c)
+			}
+			return limited(c)
+		}
+	}
+}
+
+// isProbe reports whether c is routed to /healthz or /readyz.
+func isProbe(c echo.Context) bool {
+	switch c.Path() {
+	case "/healthz", "/readyz":
+		return true
+	}
+	return false
+}
+
 // appliedLimit is a limit checked for this request, and its RateLimit-Policy item.
 type appliedLimit struct {
 	ratelimit.Result

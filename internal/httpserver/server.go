@@ -28,6 +28,7 @@ import (
 	"github.com/labstack/echo/v4/middleware"
 	oapimw "github.com/oapi-codegen/echo-middleware"
 	"go.opentelemetry.io/contrib/instrumentation/github.com/labstack/echo/otelecho"
+	"golang.org/x/sync/singleflight"
 
 	apispec "github.com/portcullis/portcullis/api"
 	api "github.com/portcullis/portcullis/gen/api"
@@ -111,7 +112,7 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 		authHandler:  authHandler{auth: d.Auth, users: d.Users},
 		usersHandler: usersHandler{auth: d.Auth, users: d.Users, sessions: d.Sessions},
 		adminHandler: adminHandler{admin: d.Admin},
-		opsHandler:   opsHandler{tokens: d.Tokens, ready: d.Ready, specJSON: specDoc, specYAML: apispec.OpenAPIYAML},
+		opsHandler:   opsHandler{tokens: d.Tokens, ready: d.Ready, checking: new(singleflight.Group), specJSON: specDoc, specYAML: apispec.OpenAPIYAML},
 		logger:       d.Logger,
 		limiter:      d.Limiter,
 		users:        d.Users,
@@ -128,8 +129,7 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 	// Spans are named by the route template (otelecho uses c.Path()); an incoming traceparent
 	// continues its trace.
 	e.Use(otelecho.Middleware("portcullis", otelecho.WithSkipper(func(c echo.Context) bool {
-		switch c.Path() {
-		case "/healthz", "/readyz": // probes every few seconds would drown the traces
+		if isProbe(c) { // probes every few seconds would drown the traces
 			return true
 		}
 		// With tracing off the span is a no-op, and only an incoming traceparent (echoed as
@@ -153,7 +153,7 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 	e.Use(securityHeaders(cfg))
 	e.Use(s.requestContext)
 	e.Use(cors(cfg))
-	e.Use(s.limitBy(d.Limits.IP, s.byIP))
+	e.Use(unlessProbe(s.limitBy(d.Limits.IP, s.byIP)))
 
 	validator := oapimw.OapiRequestValidatorWithOptions(spec, &oapimw.Options{
 		SilenceServersWarning: true,

@@ -319,7 +319,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Liveness; answers without touching dependencies */
+        /**
+         * Liveness; answers without touching dependencies
+         * @description Never rate limited, and spends nothing of the caller's per-IP budget: a probe from an address that also carries clients' traffic must not read a 429 as a dead instance.
+         */
         get: operations["getHealth"];
         put?: never;
         post?: never;
@@ -336,7 +339,10 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** Readiness; checks PostgreSQL and Redis */
+        /**
+         * Readiness; checks PostgreSQL and Redis
+         * @description Never rate limited, like `/healthz`. One check runs at a time (each dependency for at most 1 s); probes that arrive while it runs share its result.
+         */
         get: operations["getReadiness"];
         put?: never;
         post?: never;
@@ -1647,7 +1653,6 @@ export interface operations {
                     "application/json": components["schemas"]["Health"];
                 };
             };
-            429: components["responses"]["RateLimited"];
             default: components["responses"]["Problem"];
         };
     };
@@ -1678,7 +1683,6 @@ export interface operations {
                     "application/json": components["schemas"]["Readiness"];
                 };
             };
-            429: components["responses"]["RateLimited"];
             /** @description A dependency is down; `checks` names which. */
             503: {
                 headers: {
