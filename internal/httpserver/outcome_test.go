@@ -7,6 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	api "github.com/portcullis/portcullis/gen/api"
 	"github.com/portcullis/portcullis/internal/testenv"
 )
@@ -82,5 +84,47 @@ func TestLoginWhoseHashUpgradeReplyIsLost(t *testing.T) {
 	}
 	if r.StatusCode() != http.StatusOK && r.StatusCode() != http.StatusServiceUnavailable {
 		t.Fatalf("login with the right password whose hash upgrade reply was lost: %d %s; want 200 (or 503)", r.StatusCode(), r.Body)
+	}
+}
+
+// A login's session and its audit event are one autocommit statement. When its reply is lost
+// the session may exist though no client holds its tokens: the owner would find a session they
+// never received listed as live until it expired, which is what users are told to read as a
+// break-in. The login answers 503 and ends that session.
+func TestLoginWhoseSessionInsertReplyIsLost(t *testing.T) {
+	ctx := context.Background()
+	proxied, proxy := behindPostgresProxy(t, testenv.Config(t))
+	a := startWith(t, proxied)
+	acct := a.register(t)
+	agent := "lost-login-" + uuid.NewString() // in the insert's parameters, and in no earlier message
+	proxy.LoseReplyTo(agent)
+	email := acct.User.Email
+	r, err := a.client.LoginWithResponse(ctx, api.LoginJSONRequestBody{Email: &email, Password: acct.Password},
+		func(_ context.Context, req *http.Request) error { req.Header.Set("User-Agent", agent); return nil })
+	must(t, err)
+	wantProblem(t, r, r.Body, http.StatusServiceUnavailable, "unavailable")
+
+	var inserted, live int
+	must(t, a.app.Pool.QueryRow(ctx, "SELECT count(*), count(*) FILTER (WHERE revoked_at IS NULL) FROM user_sessions WHERE user_agent = $1",
+		agent).Scan(&inserted, &live))
+	if inserted != 1 {
+		t.Fatalf("%d sessions with the login's user agent; the test needs the lost insert to have committed", inserted)
+	}
+	if live != 0 {
+		t.Fatal("the session of a login whose answer was lost is still live")
+	}
+	var recorded int
+	must(t, a.app.Pool.QueryRow(ctx, `SELECT count(*) FROM audit_events a JOIN user_sessions s ON a.target_id = s.id::text
+		WHERE s.user_agent = $1 AND a.action = 'session.revoke' AND a.detail->>'reason' = 'login_unanswered'`, agent).Scan(&recorded))
+	if recorded != 1 {
+		t.Fatalf("%d session.revoke events with reason login_unanswered, want 1", recorded)
+	}
+	// The owner's own list shows only the sessions they hold.
+	pair := a.login(t, acct)
+	list, err := a.client.ListMySessionsWithResponse(ctx, bearer(pair.AccessToken))
+	must(t, err)
+	wantStatus(t, list, list.Body, http.StatusOK)
+	if n := len(list.JSON200.Items); n != 1 {
+		t.Fatalf("the owner lists %d sessions, want 1 (the one they hold)", n)
 	}
 }

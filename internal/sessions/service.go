@@ -21,7 +21,13 @@ const (
 	ReasonRevokedByUser  = "revoked_by_user"
 	ReasonRefreshReused  = "refresh_token_reused"
 	ReasonPasswordChange = "password_changed"
+	// ReasonLoginUnanswered ends a session whose insert's reply was lost: no client got its
+	// tokens (Open).
+	ReasonLoginUnanswered = "login_unanswered"
 )
+
+// unansweredTimeout bounds the ending of a session whose login was not answered.
+const unansweredTimeout = 5 * time.Second
 
 // Service is the sessions domain.
 type Service struct {
@@ -68,9 +74,32 @@ func (s *Service) Open(ctx context.Context, userID uuid.UUID, role, passwordHash
 		sess.IPAddress = &ip
 	}
 	if err := s.store.insert(ctx, sess, hash, passwordHash); err != nil {
+		if !postgres.Refused(err) && !errors.Is(err, ErrUserChanged) {
+			s.endUnanswered(ctx, sess)
+		}
 		return Issued{}, err
 	}
 	return Issued{SessionID: sess.ID, UserID: userID, Role: role, RefreshToken: token, RefreshExpiresAt: sess.ExpiresAt}, nil
+}
+
+// endUnanswered ends sess, whose insert failed without PostgreSQL's own answer: it may have
+// committed with its reply lost (a broken connection, an ended request). No client holds its
+// tokens, and left alone it would be listed to its owner as live until it expired, as a
+// session they never opened. It runs whether or not the request still waits, for at most
+// unansweredTimeout; a session that was never written is not found, and nothing is recorded.
+func (s *Service) endUnanswered(ctx context.Context, sess Session) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unansweredTimeout)
+	defer cancel()
+	ev := audit.Event{Action: audit.ActionSessionRevoke, Detail: map[string]any{"user_id": sess.UserID.String(), "reason": ReasonLoginUnanswered}}
+	ended, err := s.store.revoke(ctx, sess.ID, ReasonLoginUnanswered, s.now().UTC(), ev)
+	if err != nil {
+		s.logger.WarnContext(ctx, "could not end the session of a login that was not answered; it is listed as live until it expires",
+			"session_id", sess.ID, "user_id", sess.UserID, "error", err)
+		return
+	}
+	if ended {
+		s.revoked(ReasonLoginUnanswered, 1)
+	}
 }
 
 // Rotate spends a refresh token and returns its successor. It returns ErrInvalidRefreshToken
