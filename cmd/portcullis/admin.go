@@ -108,6 +108,14 @@ func setPassword(ctx context.Context, cfg config.Config, args []string, stdin io
 		if rerr := sess.Unsure(ctx, err, revoked...); rerr != nil {
 			err = fmt.Errorf("%w; and Redis could not be told (%v): running instances that cached a session it may have ended may accept it for up to %s", err, rerr, cfg.Redis.SessionCacheTTL)
 		}
+		// The new password may be the account's now: lift the lockout as an answered reset
+		// does, or its owner would be refused it until the budget refilled. If the reset did
+		// not commit, the lockout is lifted all the same, as the operator meant it to be.
+		if errors.Is(err, postgres.ErrCommitUnknown) {
+			if m := liftLockout(ctx, cfg, rc, svc, *email); m != "" {
+				err = fmt.Errorf("%w; and %s", err, m)
+			}
+		}
 		return unapplied(describe(err, "set the password"), generated)
 	}
 	_, err = fmt.Fprintf(stdout, "password set for %s (%s); %d sessions ended\n", u.Username, u.Email, len(revoked))
@@ -139,6 +147,15 @@ func reachInstances(ctx context.Context, cfg config.Config, rc *redis.Client, po
 	if err := sess.Forget(ctx, revoked...); err != nil {
 		missed = append(missed, fmt.Sprintf("Redis could not be told (%v): running instances that cached an ended session may accept it for up to %s", err, cfg.Redis.SessionCacheTTL))
 	}
+	if m := liftLockout(ctx, cfg, rc, svc, email); m != "" {
+		missed = append(missed, m)
+	}
+	return missed
+}
+
+// liftLockout resets the failed sign-in budget of the account with email, in the instances'
+// shared Redis, and returns what went wrong, for the operator to read, or "".
+func liftLockout(ctx context.Context, cfg config.Config, rc *redis.Client, svc *users.Service, email string) string {
 	_, failures, err := app.ParseLimits(cfg.Limits)
 	var acct users.Account
 	if err == nil {
@@ -148,9 +165,9 @@ func reachInstances(ctx context.Context, cfg config.Config, rc *redis.Client, po
 		err = ratelimit.New(rc, quiet).Reset(ctx, failures, acct.FailureKey())
 	}
 	if err != nil {
-		missed = append(missed, fmt.Sprintf("the failed sign-ins could not be forgotten (%v): an account locked by them stays locked until its failure budget refills", err))
+		return fmt.Sprintf("the failed sign-ins could not be forgotten (%v): an account locked by them stays locked until its failure budget refills", err)
 	}
-	return missed
+	return ""
 }
 
 // quiet discards the logs of the services the CLI borrows: it reports to the operator itself.

@@ -526,14 +526,23 @@ func TestKeysRotateNamesThePublishedKey(t *testing.T) {
 func TestAdminSetPasswordWhoseCommitReplyIsLost(t *testing.T) {
 	db := testenv.NewDB(t)
 	vars := map[string]string{
-		"DATABASE_URL":                 db,
-		"REDIS_URL":                    testenv.RedisURL(),
-		"PORTCULLIS_REDIS_PREFIX":      testenv.RedisPrefix(t),
-		"PORTCULLIS_ARGON2_MEMORY_KIB": "64",
-		"PORTCULLIS_ARGON2_ITERATIONS": "1",
+		"DATABASE_URL":                                 db,
+		"REDIS_URL":                                    testenv.RedisURL(),
+		"PORTCULLIS_REDIS_PREFIX":                      testenv.RedisPrefix(t),
+		"PORTCULLIS_ARGON2_MEMORY_KIB":                 "64",
+		"PORTCULLIS_ARGON2_ITERATIONS":                 "1",
+		"PORTCULLIS_RATE_LIMIT_LOGIN_ACCOUNT_FAILURES": "2/1h",
 	}
 	ctx := context.Background()
 	login, me := serveSignedInRoot(t, vars, "the first admin passphrase")
+	for range 2 {
+		if r := login("a wrong passphrase here"); r.StatusCode() != http.StatusUnauthorized {
+			t.Fatalf("wrong password: %d %s", r.StatusCode(), r.Body)
+		}
+	}
+	if r := login("the first admin passphrase"); r.StatusCode() != http.StatusTooManyRequests {
+		t.Fatalf("the right password past the failure budget: %d %s, want 429 account-locked", r.StatusCode(), r.Body)
+	}
 
 	cli := maps.Clone(vars)
 	var proxy *testenv.Proxy
@@ -553,8 +562,8 @@ func TestAdminSetPasswordWhoseCommitReplyIsLost(t *testing.T) {
 		t.Fatalf("set-password printed %q; want the generated password", out.String())
 	}
 	untilRefused(t, me, "a session the unanswered set-password ended")
-	if r := login(generated); r.JSON200 == nil { // it was applied
-		t.Fatalf("the generated password: %d %s, want 200", r.StatusCode(), r.Body)
+	if r := login(generated); r.JSON200 == nil { // it was applied, and the lockout lifted
+		t.Fatalf("the generated password: %d %s, want 200 (applied, and the lockout lifted as by a set-password that was answered)", r.StatusCode(), r.Body)
 	}
 }
 
