@@ -220,6 +220,10 @@ func usersService(ctx context.Context, cfg config.Config, opts ...users.Option) 
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := postgres.RequireCaseFolding(ctx, pool, cfg.Postgres.AllowASCIICaseFolding, quiet); err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
 	if cfg.Postgres.AutoMigrate {
 		if err := postgres.Migrate(ctx, pool, "up", quiet); err != nil {
 			pool.Close()

@@ -88,6 +88,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return err
 		}
 		defer pool.Close()
+		if err := postgres.RequireCaseFolding(ctx, pool, cfg.Postgres.AllowASCIICaseFolding, logger); err != nil {
+			return err
+		}
 		return postgres.Migrate(ctx, pool, args[1], logger)
 	case "keys":
 		if len(args) != 2 || args[1] != "rotate" {

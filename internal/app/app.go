@@ -68,15 +68,14 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 			a.Close()
 		}
 	}()
+	// Before the schema is touched: the unique indexes on lower() are only as good as it.
+	if err := postgres.RequireCaseFolding(ctx, pool, cfg.Postgres.AllowASCIICaseFolding, logger); err != nil {
+		return nil, err
+	}
 	if cfg.Postgres.AutoMigrate {
 		if err := postgres.Migrate(ctx, pool, "up", logger); err != nil {
 			return nil, fmt.Errorf("migrate: %w", err)
 		}
-	}
-	if ok, err := postgres.LowersBeyondASCII(ctx, pool); err == nil && !ok {
-		logger.WarnContext(ctx, "the database's LC_CTYPE lower-cases ASCII letters only: emails and usernames are unique "+
-			"regardless of case, and the admin search ignores case, for ASCII letters only; create the database with a "+
-			"UTF-8 locale such as C.UTF-8 or en_US.UTF-8")
 	}
 	a.Metrics = telemetry.NewMetrics(pool)
 	if a.redis, err = redis.Open(cfg.Redis, logger, redis.WithMeterProvider(a.Metrics.MeterProvider)); err != nil {

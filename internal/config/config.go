@@ -88,6 +88,9 @@ type Postgres struct {
 	// CreateDatabase creates the database named in URL when it is missing (used by make run).
 	CreateDatabase bool
 	MaxConns       int32
+	// AllowASCIICaseFolding accepts a database whose lower() folds ASCII letters only
+	// (LC_CTYPE C), which is otherwise refused (postgres.RequireCaseFolding).
+	AllowASCIICaseFolding bool
 }
 
 // Redis configures the cache.
@@ -159,6 +162,8 @@ func load(r reader) (Config, error) {
 			AutoMigrate:    r.bool("PORTCULLIS_AUTO_MIGRATE", true),
 			CreateDatabase: r.bool("PORTCULLIS_CREATE_DATABASE", false),
 			MaxConns:       int32(r.intUpTo("PORTCULLIS_DB_MAX_CONNS", 16, math.MaxInt32)),
+
+			AllowASCIICaseFolding: r.bool("PORTCULLIS_ALLOW_ASCII_CASE_FOLDING", false),
 		},
 		Redis: Redis{
 			URL:             r.str("REDIS_URL", "redis://127.0.0.1:6379/0"),

@@ -220,6 +220,30 @@ func LowersBeyondASCII(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
 	return ok, err
 }
 
+// ErrASCIICaseFolding is the error of RequireCaseFolding on a database whose lower() folds
+// ASCII letters only.
+var ErrASCIICaseFolding = errors.New("the database's LC_CTYPE lower-cases ASCII letters only, so emails and usernames " +
+	"would be unique regardless of case for ASCII letters only (É@x and é@x could be two accounts) and the admin search " +
+	"case-blind for ASCII only: create the database with a UTF-8 locale such as C.UTF-8 or en_US.UTF-8, or set " +
+	"PORTCULLIS_ALLOW_ASCII_CASE_FOLDING=true to accept that")
+
+// RequireCaseFolding returns ErrASCIICaseFolding when the database's lower() does not fold
+// letters beyond ASCII (LowersBeyondASCII), or the error of finding out. With allow, it logs the
+// hazard as a warning instead.
+func RequireCaseFolding(ctx context.Context, pool *pgxpool.Pool, allow bool, logger *slog.Logger) error {
+	ok, err := LowersBeyondASCII(ctx, pool)
+	switch {
+	case err != nil: // a SQL_ASCII database cannot even be asked
+		return fmt.Errorf("check the database's case folding: %w", err)
+	case ok:
+		return nil
+	case allow:
+		logger.WarnContext(ctx, ErrASCIICaseFolding.Error()+" (accepted by PORTCULLIS_ALLOW_ASCII_CASE_FOLDING)")
+		return nil
+	}
+	return ErrASCIICaseFolding
+}
+
 // IsUniqueViolation reports whether err violates the unique constraint or index named constraint.
 func IsUniqueViolation(err error, constraint string) bool {
 	var pgErr *pgconn.PgError

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -10,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -194,26 +194,40 @@ func TestLowersBeyondASCII(t *testing.T) {
 	if ok, err := postgres.LowersBeyondASCII(ctx, pool); !ok || err != nil {
 		t.Fatalf("on a C.UTF-8 database: %v, %v; want true", ok, err)
 	}
-	admin, err := pgx.Connect(ctx, testenv.AdminURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { admin.Close(ctx) }) // after the drop below: cleanups run last first
-	name := "pc_ctype_c_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if _, err := admin.Exec(context.Background(), "DROP DATABASE "+name+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop %s: %v", name, err)
-		}
-	})
-	c, err := postgres.Open(ctx, testenv.DatabaseURL(name), 2)
+	c, err := postgres.Open(ctx, testenv.NewCTypeCDB(t), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	if ok, err := postgres.LowersBeyondASCII(ctx, c); ok || err != nil {
 		t.Fatalf("on an LC_CTYPE C database: %v, %v; want false", ok, err)
+	}
+}
+
+// A database whose lower() folds ASCII only would let "Émile@x" register beside "émile@x": the
+// service refuses it unless the operator accepts that, and then warns.
+func TestRequireCaseFolding(t *testing.T) {
+	ctx := context.Background()
+	var logs strings.Builder
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	good, err := postgres.Open(ctx, testenv.NewDB(t), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer good.Close()
+	if err := postgres.RequireCaseFolding(ctx, good, false, logger); err != nil || logs.Len() != 0 {
+		t.Fatalf("on a C.UTF-8 database: %v, logged %q; want nil and nothing", err, logs.String())
+	}
+	bad, err := postgres.Open(ctx, testenv.NewCTypeCDB(t), 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	err = postgres.RequireCaseFolding(ctx, bad, false, logger)
+	if !errors.Is(err, postgres.ErrASCIICaseFolding) || !strings.Contains(err.Error(), "PORTCULLIS_ALLOW_ASCII_CASE_FOLDING") {
+		t.Fatalf("on an LC_CTYPE C database: %v; want ErrASCIICaseFolding naming the setting that accepts it", err)
+	}
+	if err := postgres.RequireCaseFolding(ctx, bad, true, logger); err != nil || !strings.Contains(logs.String(), "level=WARN") {
+		t.Fatalf("accepted: %v, logged %q; want nil and a warning", err, logs.String())
 	}
 }

@@ -96,13 +96,28 @@ func NewDB(t testing.TB) string {
 	if templateErr != nil {
 		t.Fatalf("postgresql template: %v (is PostgreSQL running? try `make services`)", templateErr)
 	}
-	name := "pc_test_" + randomHex(8)
+	return createDB(t, "pc_test_"+randomHex(8), "TEMPLATE "+templateName)
+}
+
+// NewCTypeCDB creates an empty database for t whose LC_CTYPE is C, in which PostgreSQL's lower()
+// folds ASCII letters only, dropped when t ends, and returns its URL.
+func NewCTypeCDB(t testing.TB) string {
+	t.Helper()
+	SkipShort(t)
+	return createDB(t, "pc_ctype_c_"+randomHex(8), "TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'")
+}
+
+// createDB creates the database name with the CREATE DATABASE options given, dropped when t
+// ends, and returns its URL.
+func createDB(t testing.TB, name, options string) string {
+	t.Helper()
+	ctx := context.Background()
 	err := withAdmin(ctx, func(c *pgx.Conn) error {
-		_, err := c.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s TEMPLATE %s", name, templateName))
+		_, err := c.Exec(ctx, fmt.Sprintf("CREATE DATABASE %s %s", name, options))
 		return err
 	})
 	if err != nil {
-		t.Fatalf("clone template: %v", err)
+		t.Fatalf("create database %s: %v", name, err)
 	}
 	t.Cleanup(func() {
 		if err := dropDatabase(context.Background(), name); err != nil {
