@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -99,7 +100,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	a.Users = userSvc
 	sessionSvc := sessions.NewService(sessions.NewStore(pool), a.redis, cfg.Redis.SessionCacheTTL, cfg.Auth, logger)
 	sessionSvc.OnRevoke(func(reason string, n int) { a.Metrics.Revocations.WithLabelValues(reason).Add(float64(n)) })
-	ready := map[string]httpserver.Pinger{"postgres": pool, "redis": a.redis, "server": pingFunc(a.checkServing)}
+	ready := map[string]httpserver.Pinger{"postgres": pool, "redis": a.redis}
+	serving := pingFunc(a.checkServing)
 	srv, err := httpserver.New(cfg.HTTP, httpserver.Deps{
 		Auth:     auth.NewService(userSvc, sessionSvc, a.Tokens, limiter, loginFailures),
 		Limiter:  limiter,
@@ -109,6 +111,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 		Sessions: sessionSvc,
 		Tokens:   a.Tokens,
 		Ready:    ready,
+		Serving:  serving,
 		Metrics:  a.Metrics,
 		Logger:   logger,
 	})
@@ -125,7 +128,9 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	go func() { defer a.wg.Done(); sessionSvc.RunPurge(bg, time.Hour) }()
 	go func() { defer a.wg.Done(); audit.RunPurge(bg, pool, cfg.AuditRetention, time.Hour, logger) }()
 	go func() { defer a.wg.Done(); userSvc.RunCache(bg, time.Second) }()
-	go func() { defer a.wg.Done(); a.sample(bg, ready, sessionSvc) }()
+	deps := maps.Clone(ready)
+	deps["server"] = serving
+	go func() { defer a.wg.Done(); a.sample(bg, deps, sessionSvc) }()
 	ok = true
 	return a, nil
 }

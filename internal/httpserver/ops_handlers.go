@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"time"
 
@@ -24,7 +25,8 @@ const readyTimeout = time.Second
 type opsHandler struct {
 	tokens   *tokens.Service
 	ready    map[string]Pinger
-	checking *singleflight.Group // one readiness check at a time, shared
+	serving  Pinger              // asked by every probe itself (Deps.Serving)
+	checking *singleflight.Group // one readiness check of ready at a time, shared
 	specJSON map[string]any
 	specYAML []byte
 }
@@ -39,11 +41,20 @@ func (h opsHandler) GetReadiness(ctx context.Context, _ api.GetReadinessRequestO
 	// probe's cancellation, so a probe that hangs up does not fail the others'.
 	v, _, _ := h.checking.Do("", func() (any, error) { return h.check(context.WithoutCancel(ctx)), nil })
 	r := v.(readiness)
-	if len(r.down) == 0 {
-		return api.GetReadiness200JSONResponse{Status: "ok", Checks: r.checks}, nil
+	checks, down := r.checks, r.down
+	if h.serving != nil { // the shared result is only read: this probe's own answer is a copy
+		checks, down = maps.Clone(checks), slices.Clip(down)
+		if err := h.serving.Ping(ctx); err != nil {
+			checks["server"], down = "unavailable", append(down, "server")
+		} else {
+			checks["server"] = "ok"
+		}
 	}
-	checks := maps.Clone(r.checks) // the response keeps a pointer to its map
-	detail := fmt.Sprintf("not ready: %v unavailable", r.down)
+	if len(down) == 0 {
+		return api.GetReadiness200JSONResponse{Status: "ok", Checks: checks}, nil
+	}
+	checks = maps.Clone(checks) // the response keeps a pointer to its map
+	detail := fmt.Sprintf("not ready: %v unavailable", down)
 	return api.GetReadiness503ApplicationProblemPlusJSONResponse{
 		Type: problemBase + "not-ready", Title: http.StatusText(http.StatusServiceUnavailable), Status: http.StatusServiceUnavailable,
 		Code: "not-ready", Detail: &detail, Instance: ptr("/readyz"), RequestId: ptr(requestID(ctx)), Checks: &checks,

@@ -2,6 +2,8 @@ package httpserver
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -143,3 +145,67 @@ func TestReadinessCheckOutlivesTheProbeThatStartedIt(t *testing.T) {
 		t.Fatalf("the probe that stayed: %d, want 200: the first one's hang-up failed the shared check", got)
 	}
 }
+
+// A probe sent after the drain began is not ready, even when it joins a check that began before:
+// load balancers must stop sending at once (PORTCULLIS_SHUTDOWN_DRAIN). The drain flag is read by
+// every probe itself, outside the shared check.
+func TestProbeAfterTheDrainBeganIsNotReady(t *testing.T) {
+	p := &slowPinger{release: make(chan struct{})}
+	var draining atomic.Bool
+	s, err := New(config.HTTP{MaxBodyBytes: 1 << 16}, Deps{
+		Limiter: ratelimit.New(nil, slog.New(slog.DiscardHandler)),
+		Limits:  Limits{IP: ratelimit.Limit{Name: "ip", Count: 1000, Period: time.Minute}},
+		Ready:   map[string]Pinger{"slow": p},
+		Serving: pingerFunc(func(context.Context) error {
+			if draining.Load() {
+				return errors.New("draining")
+			}
+			return nil
+		}),
+		Metrics: telemetry.NewMetrics(nil),
+		Logger:  slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s)
+	t.Cleanup(srv.Close)
+	get := func(out chan<- *http.Response) {
+		resp, err := http.Get(srv.URL + "/readyz")
+		if err != nil {
+			t.Error(err)
+		}
+		out <- resp
+	}
+	before, after := make(chan *http.Response, 1), make(chan *http.Response, 1)
+	go get(before)
+	for deadline := time.Now().Add(5 * time.Second); p.calls.Load() == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("no check started")
+		}
+	}
+	draining.Store(true) // SIGTERM: App.Drain
+	go get(after)
+	time.Sleep(200 * time.Millisecond) // the second probe joins the check in flight
+	close(p.release)
+	(<-before).Body.Close()
+	resp := <-after
+	if resp == nil {
+		t.FailNow()
+	}
+	defer resp.Body.Close()
+	var problem struct{ Checks map[string]string }
+	if err := json.NewDecoder(resp.Body).Decode(&problem); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusServiceUnavailable || problem.Checks["server"] != "unavailable" || problem.Checks["slow"] != "ok" {
+		t.Fatalf("a probe after the drain began: %d %v, want 503 with server unavailable and slow ok", resp.StatusCode, problem.Checks)
+	}
+	if got := p.calls.Load(); got != 1 {
+		t.Fatalf("%d checks, want 1 shared", got)
+	}
+}
+
+type pingerFunc func(context.Context) error
+
+func (f pingerFunc) Ping(ctx context.Context) error { return f(ctx) }

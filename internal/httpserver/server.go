@@ -62,9 +62,14 @@ type Deps struct {
 	Limits   Limits
 	// Metrics, when set, receives the RED and business metrics.
 	Metrics *telemetry.Metrics
-	// Ready lists the dependencies /readyz checks, by name.
-	Ready  map[string]Pinger
-	Logger *slog.Logger
+	// Ready lists the dependencies /readyz checks, by name. Probes that arrive while a check of
+	// them runs share it.
+	Ready map[string]Pinger
+	// Serving, when set, says whether this instance still takes traffic (it fails while
+	// draining). Every probe asks it itself, as "server": a probe sent after the drain began
+	// must not be answered by a shared check that began before.
+	Serving Pinger
+	Logger  *slog.Logger
 }
 
 // Server is the HTTP API.
@@ -112,7 +117,7 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 		authHandler:  authHandler{auth: d.Auth, users: d.Users},
 		usersHandler: usersHandler{auth: d.Auth, users: d.Users, sessions: d.Sessions},
 		adminHandler: adminHandler{admin: d.Admin},
-		opsHandler:   opsHandler{tokens: d.Tokens, ready: d.Ready, checking: new(singleflight.Group), specJSON: specDoc, specYAML: apispec.OpenAPIYAML},
+		opsHandler:   opsHandler{tokens: d.Tokens, ready: d.Ready, serving: d.Serving, checking: new(singleflight.Group), specJSON: specDoc, specYAML: apispec.OpenAPIYAML},
 		logger:       d.Logger,
 		limiter:      d.Limiter,
 		users:        d.Users,
