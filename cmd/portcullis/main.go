@@ -88,8 +88,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return err
 		}
 		defer pool.Close()
-		if err := postgres.RequireCaseFolding(ctx, pool, cfg.Postgres.AllowASCIICaseFolding, logger); err != nil {
-			return err
+		if strings.HasPrefix(args[1], "up") || args[1] == "redo" { // builds the schema
+			if err := postgres.RequireCaseFolding(ctx, pool, cfg.Postgres.AllowASCIICaseFolding, logger); err != nil {
+				return err
+			}
 		}
 		return postgres.Migrate(ctx, pool, args[1], logger)
 	case "keys":

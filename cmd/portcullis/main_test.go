@@ -657,7 +657,7 @@ func untilRefused(t *testing.T, me func() int, what string) {
 // setting that accepts the hazard; with it they run.
 func TestADatabaseThatFoldsASCIIOnlyIsRefused(t *testing.T) {
 	vars := map[string]string{
-		"DATABASE_URL":                 testenv.NewCTypeCDB(t),
+		"DATABASE_URL":                 testenv.NewEmptyDB(t, "UTF8", "C"),
 		"REDIS_URL":                    testenv.RedisURL(),
 		"PORTCULLIS_REDIS_PREFIX":      testenv.RedisPrefix(t),
 		"PORTCULLIS_HTTP_ADDR":         "127.0.0.1:0",

@@ -69,7 +69,15 @@ func EnsureDatabase(ctx context.Context, url string) error {
 	if exists {
 		return nil
 	}
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil && !IsCode(err, "42P04") {
+	// UTF-8, with a locale whose lower() folds every letter (RequireCaseFolding), whatever the
+	// cluster's default; where the system lacks C.UTF-8 (42809, invalid locale name), the
+	// cluster's default.
+	create := "CREATE DATABASE " + pgx.Identifier{name}.Sanitize()
+	_, err = conn.Exec(ctx, create+" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'")
+	if IsCode(err, "42809") {
+		_, err = conn.Exec(ctx, create)
+	}
+	if err != nil && !IsCode(err, "42P04") {
 		return fmt.Errorf("create database %q: %w", name, err)
 	}
 	return nil
@@ -227,13 +235,25 @@ var ErrASCIICaseFolding = errors.New("the database's LC_CTYPE lower-cases ASCII 
 	"case-blind for ASCII only: create the database with a UTF-8 locale such as C.UTF-8 or en_US.UTF-8, or set " +
 	"PORTCULLIS_ALLOW_ASCII_CASE_FOLDING=true to accept that")
 
-// RequireCaseFolding returns ErrASCIICaseFolding when the database's lower() does not fold
-// letters beyond ASCII (LowersBeyondASCII), or the error of finding out. With allow, it logs the
-// hazard as a warning instead.
+// ErrNotUTF8 is the error of RequireCaseFolding on a database whose encoding is not UTF8.
+var ErrNotUTF8 = errors.New("the database's encoding is not UTF8, so emails and usernames beyond ASCII cannot be " +
+	"stored and compared as written: create the database with ENCODING 'UTF8' and a UTF-8 locale such as C.UTF-8")
+
+// RequireCaseFolding returns ErrNotUTF8 for a database whose encoding is not UTF8, and
+// ErrASCIICaseFolding for one whose lower() does not fold letters beyond ASCII
+// (LowersBeyondASCII), or the error of finding out. With allow, it logs the second hazard as a
+// warning instead; the first it refuses always.
 func RequireCaseFolding(ctx context.Context, pool *pgxpool.Pool, allow bool, logger *slog.Logger) error {
+	var encoding string
+	if err := pool.QueryRow(ctx, "SHOW server_encoding").Scan(&encoding); err != nil {
+		return fmt.Errorf("read the database's encoding: %w", err)
+	}
+	if encoding != "UTF8" {
+		return fmt.Errorf("%w (it is %s)", ErrNotUTF8, encoding)
+	}
 	ok, err := LowersBeyondASCII(ctx, pool)
 	switch {
-	case err != nil: // a SQL_ASCII database cannot even be asked
+	case err != nil:
 		return fmt.Errorf("check the database's case folding: %w", err)
 	case ok:
 		return nil

@@ -94,7 +94,19 @@ func TestEnsureDatabaseCreatesItOnce(t *testing.T) {
 	if err != nil {
 		t.Fatalf("open the created database: %v", err)
 	}
-	pool.Close()
+	defer pool.Close()
+	// UTF-8 with a locale that folds every letter, whatever the cluster's default (on this
+	// machine's clusters the default is C.UTF-8 too, so only the refusal below would tell).
+	var encoding, ctype string
+	if err := pool.QueryRow(ctx, "SELECT pg_encoding_to_char(encoding), datctype FROM pg_database WHERE datname = current_database()").Scan(&encoding, &ctype); err != nil {
+		t.Fatal(err)
+	}
+	if encoding != "UTF8" || ctype != "C.UTF-8" {
+		t.Fatalf("created with encoding %s, LC_CTYPE %s; want UTF8, C.UTF-8", encoding, ctype)
+	}
+	if err := postgres.RequireCaseFolding(ctx, pool, false, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("the created database is refused: %v", err)
+	}
 }
 
 func TestOpenSaysWhereItFailed(t *testing.T) {
@@ -194,7 +206,7 @@ func TestLowersBeyondASCII(t *testing.T) {
 	if ok, err := postgres.LowersBeyondASCII(ctx, pool); !ok || err != nil {
 		t.Fatalf("on a C.UTF-8 database: %v, %v; want true", ok, err)
 	}
-	c, err := postgres.Open(ctx, testenv.NewCTypeCDB(t), 2)
+	c, err := postgres.Open(ctx, testenv.NewEmptyDB(t, "UTF8", "C"), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +230,7 @@ func TestRequireCaseFolding(t *testing.T) {
 	if err := postgres.RequireCaseFolding(ctx, good, false, logger); err != nil || logs.Len() != 0 {
 		t.Fatalf("on a C.UTF-8 database: %v, logged %q; want nil and nothing", err, logs.String())
 	}
-	bad, err := postgres.Open(ctx, testenv.NewCTypeCDB(t), 2)
+	bad, err := postgres.Open(ctx, testenv.NewEmptyDB(t, "UTF8", "C"), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,5 +241,17 @@ func TestRequireCaseFolding(t *testing.T) {
 	}
 	if err := postgres.RequireCaseFolding(ctx, bad, true, logger); err != nil || !strings.Contains(logs.String(), "level=WARN") {
 		t.Fatalf("accepted: %v, logged %q; want nil and a warning", err, logs.String())
+	}
+	// A database that is not UTF-8 cannot store or compare such names at all: refused even with
+	// the override, with a remedy (the case-folding query itself fails there).
+	for _, enc := range []string{"SQL_ASCII", "LATIN1"} {
+		other, err := postgres.Open(ctx, testenv.NewEmptyDB(t, enc, "C"), 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer other.Close()
+		if err := postgres.RequireCaseFolding(ctx, other, true, logger); !errors.Is(err, postgres.ErrNotUTF8) || !strings.Contains(err.Error(), enc) {
+			t.Fatalf("on a %s database with the override: %v; want ErrNotUTF8 naming %s", enc, err, enc)
+		}
 	}
 }

@@ -99,12 +99,13 @@ func NewDB(t testing.TB) string {
 	return createDB(t, "pc_test_"+randomHex(8), "TEMPLATE "+templateName)
 }
 
-// NewCTypeCDB creates an empty database for t whose LC_CTYPE is C, in which PostgreSQL's lower()
-// folds ASCII letters only, dropped when t ends, and returns its URL.
-func NewCTypeCDB(t testing.TB) string {
+// NewEmptyDB creates an empty database for t with encoding and, for LC_COLLATE and LC_CTYPE,
+// locale, dropped when t ends, and returns its URL. Under locale C PostgreSQL's lower() folds
+// ASCII letters only.
+func NewEmptyDB(t testing.TB, encoding, locale string) string {
 	t.Helper()
 	SkipShort(t)
-	return createDB(t, "pc_ctype_c_"+randomHex(8), "TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C' LC_CTYPE 'C'")
+	return createDB(t, "pc_empty_"+randomHex(8), fmt.Sprintf("TEMPLATE template0 ENCODING '%s' LC_COLLATE '%s' LC_CTYPE '%s'", encoding, locale, locale))
 }
 
 // createDB creates the database name with the CREATE DATABASE options given, dropped when t
