@@ -34,16 +34,21 @@ func (p *slowPinger) Ping(ctx context.Context) error {
 	}
 }
 
-// readyServer serves New's handler over real HTTP with one dependency, p.
-func readyServer(t *testing.T, p Pinger) *httptest.Server {
+// readyServer serves New's handler over real HTTP with one dependency, p, as "slow", and
+// serving, if any, as Deps.Serving.
+func readyServer(t *testing.T, p Pinger, serving ...Pinger) *httptest.Server {
 	t.Helper()
-	s, err := New(config.HTTP{MaxBodyBytes: 1 << 16}, Deps{
+	d := Deps{
 		Limiter: ratelimit.New(nil, slog.New(slog.DiscardHandler)),
 		Limits:  Limits{IP: ratelimit.Limit{Name: "ip", Count: 1000, Period: time.Minute}},
 		Ready:   map[string]Pinger{"slow": p},
 		Metrics: telemetry.NewMetrics(nil),
 		Logger:  slog.New(slog.DiscardHandler),
-	})
+	}
+	if len(serving) > 0 {
+		d.Serving = serving[0]
+	}
+	s, err := New(config.HTTP{MaxBodyBytes: 1 << 16}, d)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,24 +157,12 @@ func TestReadinessCheckOutlivesTheProbeThatStartedIt(t *testing.T) {
 func TestProbeAfterTheDrainBeganIsNotReady(t *testing.T) {
 	p := &slowPinger{release: make(chan struct{})}
 	var draining atomic.Bool
-	s, err := New(config.HTTP{MaxBodyBytes: 1 << 16}, Deps{
-		Limiter: ratelimit.New(nil, slog.New(slog.DiscardHandler)),
-		Limits:  Limits{IP: ratelimit.Limit{Name: "ip", Count: 1000, Period: time.Minute}},
-		Ready:   map[string]Pinger{"slow": p},
-		Serving: pingerFunc(func(context.Context) error {
-			if draining.Load() {
-				return errors.New("draining")
-			}
-			return nil
-		}),
-		Metrics: telemetry.NewMetrics(nil),
-		Logger:  slog.New(slog.DiscardHandler),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv := httptest.NewServer(s)
-	t.Cleanup(srv.Close)
+	srv := readyServer(t, p, pingerFunc(func(context.Context) error {
+		if draining.Load() {
+			return errors.New("draining")
+		}
+		return nil
+	}))
 	get := func(out chan<- *http.Response) {
 		resp, err := http.Get(srv.URL + "/readyz")
 		if err != nil {
