@@ -128,3 +128,45 @@ func TestLoginWhoseSessionInsertReplyIsLost(t *testing.T) {
 		t.Fatalf("the owner lists %d sessions, want 1 (the one they hold)", n)
 	}
 }
+
+// A client that hangs up while its login's session insert waits for PostgreSQL's reply leaves a
+// session that may have been written; the service ends it all the same, once the request is
+// gone (its context ended). The insert committed here; its reply is withheld until pgx gives up.
+func TestLoginAbandonedWhileItsSessionInsertWaitsEndsThatSession(t *testing.T) {
+	proxied, proxy := behindPostgresProxy(t, testenv.Config(t))
+	a := startWith(t, proxied)
+	acct := a.register(t)
+	agent := "abandoned-login-" + uuid.NewString()
+	sent := proxy.WithholdReplyTo(agent)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	email := acct.User.Email
+	answered := make(chan error, 1)
+	go func() {
+		_, err := a.client.LoginWithResponse(ctx, api.LoginJSONRequestBody{Email: &email, Password: acct.Password},
+			func(_ context.Context, req *http.Request) error { req.Header.Set("User-Agent", agent); return nil })
+		answered <- err
+	}()
+	select {
+	case <-sent:
+	case err := <-answered:
+		t.Fatalf("the login was answered (%v) before its session insert was sent", err)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the login's session insert was never sent")
+	}
+	cancel() // the client hangs up
+	<-answered
+	// The handler goes on after the hang-up until pgx gives up on the withheld reply: poll for
+	// up to 10 s (it took ~20 ms here).
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var inserted, live int
+		must(t, a.app.Pool.QueryRow(context.Background(), "SELECT count(*), count(*) FILTER (WHERE revoked_at IS NULL) FROM user_sessions WHERE user_agent = $1",
+			agent).Scan(&inserted, &live))
+		if inserted == 1 && live == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d sessions with the login's user agent, %d live; want 1 (the insert committed) and 0 live", inserted, live)
+		}
+	}
+}

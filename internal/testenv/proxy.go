@@ -18,7 +18,9 @@ type Proxy struct {
 	mu     sync.Mutex
 	cut    bool
 	conns  map[net.Conn]struct{}
-	marker []byte // LoseReplyTo's, until a client message holds it
+	marker []byte  // LoseReplyTo's or WithholdReplyTo's, until a client message holds it
+	mode   verdict // what becomes of the reply to the marked message: drop or hangUp
+	sent   chan struct{}
 }
 
 // NewProxy listens on a loopback port and forwards to target until t ends.
@@ -65,21 +67,32 @@ func (p *Proxy) Cut() {
 // matched without regard to case) and lose the server's reply to it: the reply is read, dropped,
 // and the connection closed, as when a network fails after a request arrived. With "commit" in
 // front of PostgreSQL, the client cannot know whether its transaction committed; it did.
-func (p *Proxy) LoseReplyTo(marker string) {
+func (p *Proxy) LoseReplyTo(marker string) { p.arm(marker, hangUp) }
+
+// WithholdReplyTo makes the proxy forward the next client message that contains marker (as
+// LoseReplyTo) and never deliver the server's reply to it, nor anything after on that
+// connection, which it keeps open, as a stalled network would, until the client gives up. The
+// channel it returns is closed once that message has been forwarded.
+func (p *Proxy) WithholdReplyTo(marker string) <-chan struct{} { return p.arm(marker, drop) }
+
+func (p *Proxy) arm(marker string, mode verdict) <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.marker = bytes.ToLower([]byte(marker))
+	p.marker, p.mode, p.sent = bytes.ToLower([]byte(marker)), mode, make(chan struct{})
+	return p.sent
 }
 
-// takeMarker reports whether chunk holds the armed marker, disarming it.
-func (p *Proxy) takeMarker(chunk []byte) bool {
+// takeMarker returns what becomes of the replies once chunk is forwarded: forward, or the armed
+// mode when chunk holds the armed marker, disarming it. done is to be called once chunk is sent.
+func (p *Proxy) takeMarker(chunk []byte) (mode verdict, done func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.marker == nil || !bytes.Contains(bytes.ToLower(chunk), p.marker) {
-		return false
+		return forward, func() {}
 	}
 	p.marker = nil
-	return true
+	sent := p.sent
+	return p.mode, sync.OnceFunc(func() { close(sent) })
 }
 
 // Restore accepts connections again.
@@ -109,30 +122,44 @@ func (p *Proxy) serve() {
 		}
 		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
 		p.mu.Unlock()
-		var lose atomic.Bool // set before the marked message is sent, so its reply is the next read
-		go pipe(up, c, func(chunk []byte) bool {
-			if p.takeMarker(chunk) {
-				lose.Store(true)
+		var replies atomic.Int32 // set before the marked message is sent, so its reply is the next read
+		go pipe(up, c, func(chunk []byte) (verdict, func()) {
+			mode, done := p.takeMarker(chunk)
+			if mode != forward {
+				replies.Store(int32(mode))
 			}
-			return true
+			return forward, done
 		})
-		go pipe(c, up, func([]byte) bool { return !lose.Load() })
+		go pipe(c, up, func([]byte) (verdict, func()) { return verdict(replies.Load()), func() {} })
 	}
 }
 
-// pipe copies src to dst while pass approves each chunk read, then closes both.
-func pipe(dst, src net.Conn, pass func(chunk []byte) bool) {
+// verdict is what pipe does with a chunk read.
+type verdict int32
+
+const (
+	forward verdict = iota // write it on
+	drop                   // discard it, and go on reading
+	hangUp                 // discard it and close both connections
+)
+
+// pipe copies src to dst as judge says of each chunk read (calling its done once the chunk is
+// written), until either side fails or judge says hangUp, then closes both.
+func pipe(dst, src net.Conn, judge func(chunk []byte) (verdict, func())) {
 	defer dst.Close()
 	defer src.Close()
 	buf := make([]byte, 32<<10)
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
-			if !pass(buf[:n]) {
+			switch v, done := judge(buf[:n]); v {
+			case hangUp:
 				return
-			}
-			if _, err := dst.Write(buf[:n]); err != nil {
-				return
+			case forward:
+				if _, err := dst.Write(buf[:n]); err != nil {
+					return
+				}
+				done()
 			}
 		}
 		if err != nil {
