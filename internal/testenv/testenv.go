@@ -16,6 +16,8 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"regexp"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -96,7 +98,7 @@ func NewDB(t testing.TB) string {
 	if templateErr != nil {
 		t.Fatalf("postgresql template: %v (is PostgreSQL running? try `make services`)", templateErr)
 	}
-	return createDB(t, "pc_test_"+randomHex(8), "TEMPLATE "+templateName)
+	return createDB(t, dbName("test", time.Now()), "TEMPLATE "+templateName)
 }
 
 // NewEmptyDB creates an empty database for t with encoding and, for LC_COLLATE and LC_CTYPE,
@@ -105,7 +107,7 @@ func NewDB(t testing.TB) string {
 func NewEmptyDB(t testing.TB, encoding, locale string) string {
 	t.Helper()
 	SkipShort(t)
-	return createDB(t, "pc_empty_"+randomHex(8), fmt.Sprintf("TEMPLATE template0 ENCODING '%s' LC_COLLATE '%s' LC_CTYPE '%s'", encoding, locale, locale))
+	return createDB(t, dbName("empty", time.Now()), fmt.Sprintf("TEMPLATE template0 ENCODING '%s' LC_COLLATE '%s' LC_CTYPE '%s'", encoding, locale, locale))
 }
 
 // createDB creates the database name with the CREATE DATABASE options given, dropped when t
@@ -129,7 +131,8 @@ func createDB(t testing.TB, name, options string) string {
 }
 
 func createTemplate(ctx context.Context) (string, error) {
-	name := "pc_tmpl_" + randomHex(8)
+	_, _ = dropStale(ctx, time.Now()) // best effort: a failure here shows again in what follows
+	name := dbName("tmpl", time.Now())
 	if err := withAdmin(ctx, func(c *pgx.Conn) error {
 		_, err := c.Exec(ctx, "CREATE DATABASE "+name)
 		return err
@@ -142,6 +145,50 @@ func createTemplate(ctx context.Context) (string, error) {
 	}
 	defer pool.Close()
 	return name, postgres.Migrate(ctx, pool, "up", slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// dbName names a test database of kind created at: pc_<kind>_<unix seconds>_<random>, so that
+// dropStale can tell its age.
+func dbName(kind string, at time.Time) string {
+	return fmt.Sprintf("pc_%s_%d_%s", kind, at.Unix(), randomHex(4))
+}
+
+// staleAfter is the age past which a test database that nobody is connected to was left behind
+// by a test binary that was killed (a -timeout panic skips every cleanup): make test takes
+// minutes, so a concurrently running package's databases are far younger.
+const staleAfter = 2 * time.Hour
+
+var testDBName = regexp.MustCompile(`^pc_(test|tmpl|empty)_([0-9]+)_[0-9a-f]+$`)
+
+// dropStale drops the test databases (dbName) created before now less staleAfter that nobody is
+// connected to, and returns their names. One in use is left: DROP without FORCE refuses it.
+func dropStale(ctx context.Context, now time.Time) (dropped []string, err error) {
+	err = withAdmin(ctx, func(c *pgx.Conn) error {
+		// Those with a connection are left at once (DROP would wait 5 s for it to go).
+		rows, err := c.Query(ctx, `SELECT datname FROM pg_database d WHERE datname LIKE 'pc\_%'
+			AND NOT EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.datid = d.oid)`)
+		if err != nil {
+			return err
+		}
+		names, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		for _, name := range names {
+			m := testDBName.FindStringSubmatch(name)
+			if m == nil {
+				continue
+			}
+			if secs, err := strconv.ParseInt(m[2], 10, 64); err != nil || now.Sub(time.Unix(secs, 0)) < staleAfter {
+				continue
+			}
+			if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name); err == nil {
+				dropped = append(dropped, name)
+			}
+		}
+		return nil
+	})
+	return dropped, err
 }
 
 func dropDatabase(ctx context.Context, name string) error {
