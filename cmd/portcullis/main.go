@@ -88,7 +88,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return err
 		}
 		defer pool.Close()
-		if strings.HasPrefix(args[1], "up") || args[1] == "redo" { // builds the schema
+		if args[1] == "up" { // builds the schema
 			if err := postgres.RequireCaseFolding(ctx, pool, cfg.Postgres.AllowASCIICaseFolding, logger); err != nil {
 				return err
 			}

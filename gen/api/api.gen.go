@@ -1144,7 +1144,7 @@ type ClientInterface interface {
 
 	// GetReadiness Readiness; checks PostgreSQL and Redis
 	//
-	// Never rate limited, like `/healthz`. One check runs at a time (each dependency for at most 1 s); probes that arrive while it runs share its result.
+	// Never rate limited, like `/healthz`. One check of the dependencies runs at a time (each for at most 1 s), and the probes that arrive while it runs share its result; whether the instance is draining each probe reads for itself.
 	//
 	// Corresponds with GET /readyz (the `GetReadiness` operationId).
 	GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1679,7 +1679,7 @@ func (c *Client) GetOpenAPIYAML(ctx context.Context, reqEditors ...RequestEditor
 
 // GetReadiness Readiness; checks PostgreSQL and Redis
 //
-// Never rate limited, like `/healthz`. One check runs at a time (each dependency for at most 1 s); probes that arrive while it runs share its result.
+// Never rate limited, like `/healthz`. One check of the dependencies runs at a time (each for at most 1 s), and the probes that arrive while it runs share its result; whether the instance is draining each probe reads for itself.
 //
 // Corresponds with GET /readyz (the `GetReadiness` operationId).
 func (c *Client) GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3028,7 +3028,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetReadinessWithResponse Readiness; checks PostgreSQL and Redis
 	//
-	// Never rate limited, like `/healthz`. One check runs at a time (each dependency for at most 1 s); probes that arrive while it runs share its result.
+	// Never rate limited, like `/healthz`. One check of the dependencies runs at a time (each for at most 1 s), and the probes that arrive while it runs share its result; whether the instance is draining each probe reads for itself.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6734,7 +6734,7 @@ func (c *ClientWithResponses) GetOpenAPIYAMLWithResponse(ctx context.Context, re
 
 // GetReadinessWithResponse Readiness; checks PostgreSQL and Redis
 //
-// Never rate limited, like `/healthz`. One check runs at a time (each dependency for at most 1 s); probes that arrive while it runs share its result.
+// Never rate limited, like `/healthz`. One check of the dependencies runs at a time (each for at most 1 s), and the probes that arrive while it runs share its result; whether the instance is draining each probe reads for itself.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -18406,13 +18406,14 @@ var swaggerSpec = []string{
 	"gB5ypjN0iEA4IrdQefSA4TG5BQpCZx2LEfDsTVHJ4kDjLH3AjMDcC2XtFcoLb0d+MwR6cHr06vzN6/UN",
 	"HXs/9/rXPN8XULbCm9HlmLObTC/srjjfx8XB5sQxyIXABLKYWIjYMR5ESyD23cHJ8WqITQbObmm2UzaR",
 	"RlOLKjw3WxQhjegmyvCsvrSIbiKN5xaduHFtEjdqgUjCndT50ENS2KCLOmNpHntSfxTeM+wQivXtblO3",
-	"Qv/dScDibCYJKKE6Xk36R+QGUDtRHO0KekMB6TfjEI+pQEqi69RotDHxTqJJT5RowIREVSQ2941aSPQA",
-	"58qwMpdjEmlGE33MQb8nwEHEkSwV9NnTe2tHRdPH+IZMyB4HK/fVuCHJKYGH6IRsmSWUZaJCOWAZuW1t",
-	"KGt6zNhI/i2BlTcUFw0W826lQ5nUT1OOc/cYO4kaHjfRB939I8r3zr8LmZLWw64eTuC77dezu/7PzTML",
-	"6LIwZ+5tB9Hc2hqmEqQSwm0CGrGVbWhpfGVsV5IOksMUEShkI7qP2gbabR0vFIqSg/7jq/aUjPYN2wl0",
-	"alB7/vZY22ZnGrOzuH4J+xL4beJlmMcZtvT1GXa8qVMYfdbPbWW3rtxwbbZEkkyhVmUyPyu5q83VlNO3",
-	"g16UWbGTxRqJVZsbzli10+Nd6kc8Et9Enwzpm4aLb3jsm0dds9dNDAp1kk/hYRP7/Ag2j5wY4NmXSfJ7",
-	"08U304sxZqGbPTHr2oc4koS5ggAnUkDUzQ2bw+T9x/v/HwAA//8=",
+	"Qv/dScDibCYJKKE6Xk36R+QGUDtRHO0KekMB6TfjEi2QFyyIx1QgJeV1ujTa0G8n6jxFiQZMSFRFYjOX",
+	"pq30RKIYOFeWlrktk0gzlOhjDvqBAQ4ijuQ+GvVBx1JU90Qf6OtYOCZUCTo9pVFAar8mTZJIAVG3VG9k",
+	"L/mtHWRN3/YbMiF7HKwaUeOGJKdTHqJismWWEKoJMmVvVFo1YE0ya8nM2Ej+aYKVNxQX7R/zDKZDmdQv",
+	"XY5z1yI7iVYfN9EH3f0jyvfOPzOZUurDbjJO4Lvt17OnA87Nqw3osjBn7qkI0dzaGqYCqRLCbQIasZVt",
+	"aGl8ZVxckl2Sw5QiXTai+6htoN3W4Ueh+CDoP76lkJLRvuFigU4Nas/fHmu2PNOYnSVEljBXgd8mTot5",
+	"62FL38Zhx5s61NGpA9wWiutCENcmXyS5GWpVJpG0krspXU05fdnoRZlRPFn7kRjJueGMkTw93qV+EyRx",
+	"dfRBk764uPgkyL4ROtljKQaFWsIV3kmxr5lg82aKAZ596CS/N13LM70YY2W62Yu1rn3XI8m/K+iDTOQl",
+	"d7BnmLz/eP//AwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

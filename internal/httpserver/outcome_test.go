@@ -154,6 +154,18 @@ func TestLoginAbandonedWhileItsSessionInsertWaitsEndsThatSession(t *testing.T) {
 	case <-time.After(20 * time.Second):
 		t.Fatal("the login's session insert was never sent")
 	}
+	// Hang up only once the insert has committed: until then pgx's close of the abandoned
+	// connection (a CancelRequest) could cancel it, or endUnanswered could run before it lands.
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		var n int
+		must(t, a.app.Pool.QueryRow(context.Background(), "SELECT count(*) FROM user_sessions WHERE user_agent = $1", agent).Scan(&n))
+		if n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the login's session insert never committed")
+		}
+	}
 	cancel() // the client hangs up
 	<-answered
 	// The handler goes on after the hang-up until pgx gives up on the withheld reply: poll for

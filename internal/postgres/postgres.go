@@ -48,6 +48,9 @@ func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error
 	return pool, nil
 }
 
+// createLocale is EnsureDatabase's LC_COLLATE and LC_CTYPE (a variable for the tests).
+var createLocale = "C.UTF-8"
+
 // EnsureDatabase creates the database that url names when it does not exist yet, connecting to
 // the server's "postgres" maintenance database to do so.
 func EnsureDatabase(ctx context.Context, url string) error {
@@ -70,12 +73,18 @@ func EnsureDatabase(ctx context.Context, url string) error {
 		return nil
 	}
 	// UTF-8, with a locale whose lower() folds every letter (RequireCaseFolding), whatever the
-	// cluster's default; where the system lacks C.UTF-8 (42809, invalid locale name), the
-	// cluster's default.
+	// cluster's default. Where the system lacks that locale (42809, invalid locale name), UTF-8
+	// with the cluster's default locale; where that locale does not fit UTF-8 (22023), the
+	// cluster's default, which RequireCaseFolding then judges.
 	create := "CREATE DATABASE " + pgx.Identifier{name}.Sanitize()
-	_, err = conn.Exec(ctx, create+" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE 'C.UTF-8' LC_CTYPE 'C.UTF-8'")
-	if IsCode(err, "42809") {
-		_, err = conn.Exec(ctx, create)
+	for _, options := range []string{
+		fmt.Sprintf(" TEMPLATE template0 ENCODING 'UTF8' LC_COLLATE '%s' LC_CTYPE '%[1]s'", createLocale),
+		" TEMPLATE template0 ENCODING 'UTF8'",
+		"",
+	} {
+		if _, err = conn.Exec(ctx, create+options); !IsCode(err, "42809") && !IsCode(err, "22023") {
+			break
+		}
 	}
 	if err != nil && !IsCode(err, "42P04") {
 		return fmt.Errorf("create database %q: %w", name, err)

@@ -1,6 +1,7 @@
 package postgres_test
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -252,6 +253,40 @@ func TestRequireCaseFolding(t *testing.T) {
 		defer other.Close()
 		if err := postgres.RequireCaseFolding(ctx, other, true, logger); !errors.Is(err, postgres.ErrNotUTF8) || !strings.Contains(err.Error(), enc) {
 			t.Fatalf("on a %s database with the override: %v; want ErrNotUTF8 naming %s", enc, err, enc)
+		}
+	}
+}
+
+// EnsureDatabase asks for its locale (C here, unlike this cluster's default C.UTF-8, so the
+// options are seen to apply), and falls back on the cluster's default where the system lacks
+// it (42809).
+func TestEnsureDatabaseLocaleAndFallback(t *testing.T) {
+	testenv.SkipShort(t)
+	ctx := context.Background()
+	for _, c := range []struct{ locale, want string }{{"C", "C"}, {"xx_NOPE.UTF-8", ""}} {
+		name := fmt.Sprintf("pc_ensure_loc_%d", time.Now().UnixNano())
+		t.Cleanup(func() {
+			if a, err := pgx.Connect(ctx, testenv.AdminURL()); err == nil {
+				defer a.Close(ctx)
+				_, _ = a.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			}
+		})
+		postgres.SetCreateLocale(t, c.locale)
+		if err := postgres.EnsureDatabase(ctx, testenv.DatabaseURL(name)); err != nil {
+			t.Fatalf("locale %s: %v", c.locale, err)
+		}
+		a, err := pgx.Connect(ctx, testenv.AdminURL())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var ctype, def string
+		err = a.QueryRow(ctx, "SELECT (SELECT datctype FROM pg_database WHERE datname = $1), (SELECT datctype FROM pg_database WHERE datname = 'template1')", name).Scan(&ctype, &def)
+		a.Close(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := cmp.Or(c.want, def); ctype != want {
+			t.Fatalf("asked for %s: LC_CTYPE %s, want %s", c.locale, ctype, want)
 		}
 	}
 }

@@ -10,7 +10,8 @@ import (
 )
 
 // Proxy is a TCP proxy in front of a real server that a test can cut, to see what the service
-// does when that server becomes unreachable mid-flight, and restore; or make lose one reply.
+// does when that server becomes unreachable mid-flight, and restore; or make lose or withhold
+// the reply to one message.
 type Proxy struct {
 	ln     net.Listener
 	target string

@@ -341,7 +341,7 @@ export interface paths {
         };
         /**
          * Readiness; checks PostgreSQL and Redis
-         * @description Never rate limited, like `/healthz`. One check runs at a time (each dependency for at most 1 s); probes that arrive while it runs share its result.
+         * @description Never rate limited, like `/healthz`. One check of the dependencies runs at a time (each for at most 1 s), and the probes that arrive while it runs share its result; whether the instance is draining each probe reads for itself.
          */
         get: operations["getReadiness"];
         put?: never;
