@@ -416,25 +416,9 @@ func TestShutdownLetsInFlightRequestsFinish(t *testing.T) {
 // next request, not after PORTCULLIS_SESSION_CACHE_TTL (30 s) of cached trust, and an owner
 // locked out by failed sign-ins gets in with the new password at once.
 func TestAdminSetPasswordReachesRunningInstances(t *testing.T) {
-	vars := map[string]string{
-		"DATABASE_URL":                                 testenv.NewDB(t),
-		"REDIS_URL":                                    testenv.RedisURL(),
-		"PORTCULLIS_REDIS_PREFIX":                      testenv.RedisPrefix(t),
-		"PORTCULLIS_ARGON2_MEMORY_KIB":                 "64",
-		"PORTCULLIS_ARGON2_ITERATIONS":                 "1",
-		"PORTCULLIS_RATE_LIMIT_LOGIN_ACCOUNT_FAILURES": "2/1h",
-	}
 	ctx := context.Background()
-	const old, next = "the first admin passphrase", "the recovered admin passphrase"
-	login, me := serveSignedInRoot(t, vars, old)
-	for range 2 {
-		if r := login("a wrong passphrase here"); r.StatusCode() != http.StatusUnauthorized {
-			t.Fatalf("wrong password: %d %s", r.StatusCode(), r.Body)
-		}
-	}
-	if r := login(old); r.StatusCode() != http.StatusTooManyRequests || !strings.Contains(string(r.Body), "account-locked") {
-		t.Fatalf("the right password past the failure budget: %d %s, want 429 account-locked", r.StatusCode(), r.Body)
-	}
+	const next = "the recovered admin passphrase"
+	vars, login, me := lockedOutRoot(t)
 
 	var out bytes.Buffer
 	if err := run(ctx, []string{"admin", "set-password", "-email", "root@example.com", "-password-stdin"}, env(vars), strings.NewReader(next+"\n"), &out); err != nil {
@@ -509,29 +493,11 @@ func TestKeysRotateNamesThePublishedKey(t *testing.T) {
 // it must say so rather than claim the password shown was not applied, and the running instances
 // must re-read the sessions it may have ended instead of trusting their cached states.
 func TestAdminSetPasswordWhoseCommitReplyIsLost(t *testing.T) {
-	db := testenv.NewDB(t)
-	vars := map[string]string{
-		"DATABASE_URL":                                 db,
-		"REDIS_URL":                                    testenv.RedisURL(),
-		"PORTCULLIS_REDIS_PREFIX":                      testenv.RedisPrefix(t),
-		"PORTCULLIS_ARGON2_MEMORY_KIB":                 "64",
-		"PORTCULLIS_ARGON2_ITERATIONS":                 "1",
-		"PORTCULLIS_RATE_LIMIT_LOGIN_ACCOUNT_FAILURES": "2/1h",
-	}
 	ctx := context.Background()
-	login, me := serveSignedInRoot(t, vars, "the first admin passphrase")
-	for range 2 {
-		if r := login("a wrong passphrase here"); r.StatusCode() != http.StatusUnauthorized {
-			t.Fatalf("wrong password: %d %s", r.StatusCode(), r.Body)
-		}
-	}
-	if r := login("the first admin passphrase"); r.StatusCode() != http.StatusTooManyRequests {
-		t.Fatalf("the right password past the failure budget: %d %s, want 429 account-locked", r.StatusCode(), r.Body)
-	}
-
+	vars, login, me := lockedOutRoot(t)
 	cli := maps.Clone(vars)
 	var proxy *testenv.Proxy
-	cli["DATABASE_URL"], proxy = testenv.BehindProxy(t, db)
+	cli["DATABASE_URL"], proxy = testenv.BehindProxy(t, vars["DATABASE_URL"])
 	cli["PORTCULLIS_AUTO_MIGRATE"] = "false"
 	proxy.LoseReplyTo("commit")
 	var out bytes.Buffer
@@ -550,6 +516,32 @@ func TestAdminSetPasswordWhoseCommitReplyIsLost(t *testing.T) {
 	if r := login(generated); r.JSON200 == nil { // it was applied, and the lockout lifted
 		t.Fatalf("the generated password: %d %s, want 200 (applied, and the lockout lifted as by a set-password that was answered)", r.StatusCode(), r.Body)
 	}
+}
+
+// lockedOutRoot runs serve on a fresh database whose admin root@example.com (password "the first
+// admin passphrase") is signed in and then locked out by two failed sign-ins against a budget of
+// two, and returns serve's settings and serveSignedInRoot's login and me.
+func lockedOutRoot(t *testing.T) (vars map[string]string, login func(pw string) *api.LoginResponse, me func() int) {
+	t.Helper()
+	vars = map[string]string{
+		"DATABASE_URL":                                 testenv.NewDB(t),
+		"REDIS_URL":                                    testenv.RedisURL(),
+		"PORTCULLIS_REDIS_PREFIX":                      testenv.RedisPrefix(t),
+		"PORTCULLIS_ARGON2_MEMORY_KIB":                 "64",
+		"PORTCULLIS_ARGON2_ITERATIONS":                 "1",
+		"PORTCULLIS_RATE_LIMIT_LOGIN_ACCOUNT_FAILURES": "2/1h",
+	}
+	const pw = "the first admin passphrase"
+	login, me = serveSignedInRoot(t, vars, pw)
+	for range 2 {
+		if r := login("a wrong passphrase here"); r.StatusCode() != http.StatusUnauthorized {
+			t.Fatalf("wrong password: %d %s", r.StatusCode(), r.Body)
+		}
+	}
+	if r := login(pw); r.StatusCode() != http.StatusTooManyRequests || !strings.Contains(string(r.Body), "account-locked") {
+		t.Fatalf("the right password past the failure budget: %d %s, want 429 account-locked", r.StatusCode(), r.Body)
+	}
+	return vars, login, me
 }
 
 // serveSignedInRoot creates the admin root@example.com with password pw, runs serve on vars until
