@@ -41,9 +41,9 @@ func (h opsHandler) GetReadiness(ctx context.Context, _ api.GetReadinessRequestO
 	// probe's cancellation, so a probe that hangs up does not fail the others'.
 	v, _, _ := h.checking.Do("", func() (any, error) { return h.check(context.WithoutCancel(ctx)), nil })
 	r := v.(readiness)
-	checks, down := r.checks, r.down
-	if h.serving != nil { // the shared result is only read: this probe's own answer is a copy
-		checks, down = maps.Clone(checks), slices.Clip(down)
+	// The shared result is only read: this probe's answer is a copy, with the drain flag.
+	checks, down := maps.Clone(r.checks), slices.Clip(r.down)
+	if h.serving != nil {
 		if err := h.serving.Ping(ctx); err != nil {
 			checks["server"], down = "unavailable", append(down, "server")
 		} else {
@@ -53,7 +53,6 @@ func (h opsHandler) GetReadiness(ctx context.Context, _ api.GetReadinessRequestO
 	if len(down) == 0 {
 		return api.GetReadiness200JSONResponse{Status: "ok", Checks: checks}, nil
 	}
-	checks = maps.Clone(checks) // the response keeps a pointer to its map
 	detail := fmt.Sprintf("not ready: %v unavailable", down)
 	return api.GetReadiness503ApplicationProblemPlusJSONResponse{
 		Type: problemBase + "not-ready", Title: http.StatusText(http.StatusServiceUnavailable), Status: http.StatusServiceUnavailable,

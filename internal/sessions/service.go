@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/config"
@@ -74,7 +75,8 @@ func (s *Service) Open(ctx context.Context, userID uuid.UUID, role, passwordHash
 		sess.IPAddress = &ip
 	}
 	if err := s.store.insert(ctx, sess, hash, passwordHash); err != nil {
-		if !postgres.Refused(err) && !errors.Is(err, ErrUserChanged) {
+		var notConnected *pgconn.ConnectError // nothing was sent: no session to end
+		if !postgres.Refused(err) && !errors.Is(err, ErrUserChanged) && !errors.As(err, &notConnected) {
 			s.endUnanswered(ctx, sess)
 		}
 		return Issued{}, err
