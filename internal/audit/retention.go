@@ -22,9 +22,18 @@ func Purge(ctx context.Context, pool *pgxpool.Pool, before time.Time) (int64, er
 	n, err := postgres.DeleteInBatches(ctx, purgeBatch, func(ctx context.Context, batch int32) (int64, error) {
 		return q.PurgeAuditEvents(ctx, dbgen.PurgeAuditEventsParams{RecordedBefore: before, BatchSize: batch})
 	})
-	if n > 0 {
-		ev := Event{Action: ActionAuditPurge, Detail: map[string]any{"deleted": n, "recorded_before": before.UTC().Format(time.RFC3339)}}
-		if rerr := Record(ctx, q, ev); err == nil {
+	// A DELETE whose reply was lost may have removed its batch: the purge is recorded all the
+	// same, its count marked unconfirmed, or events would leave the trail without a trace.
+	// It is recorded free of ctx's end (a shutdown mid-DELETE), for at most 5 s.
+	unknown := postgres.Unanswered(err)
+	if n > 0 || unknown {
+		detail := map[string]any{"deleted": n, "recorded_before": before.UTC().Format(time.RFC3339)}
+		if unknown {
+			detail["count_unknown"] = true
+		}
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if rerr := Record(rctx, q, Event{Action: ActionAuditPurge, Detail: detail}); err == nil {
 			err = rerr
 		}
 	}

@@ -2,6 +2,7 @@ package audit_test
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"testing"
 	"time"
@@ -69,5 +70,57 @@ func TestPurgeDeletesEventsBeforeTheCutoffAndRecordsIt(t *testing.T) {
 	}
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE action = 'audit.purge'`).Scan(&purges); err != nil || purges != 1 {
 		t.Fatalf("purge events after a purge that removed nothing = %d (%v), want still 1", purges, err)
+	}
+}
+
+// A DELETE whose reply is lost may have removed its batch: the purge must still leave a record,
+// saying its count is unconfirmed, or events would vanish from the trail without a trace.
+func TestPurgeWhoseReplyIsLostIsStillRecorded(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL")
+	}
+	ctx := context.Background()
+	url := testenv.NewDB(t)
+	direct, err := postgres.Open(ctx, url, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(direct.Close)
+	proxiedURL, proxy := testenv.BehindProxy(t, url)
+	proxied, err := postgres.Open(ctx, proxiedURL, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(proxied.Close)
+	cutoff := time.Now().UTC().Truncate(time.Second).Add(-30 * 24 * time.Hour)
+	const old = 10
+	if _, err := direct.Exec(ctx, `INSERT INTO audit_events (id, occurred_at, action, outcome, detail)
+		SELECT gen_random_uuid(), $1::timestamptz - i * interval '1 second', 'user.login', 'success', '{}' FROM generate_series(1, $2::int) i`,
+		cutoff, old); err != nil {
+		t.Fatal(err)
+	}
+	// The DELETE's cutoff parameter as pgx sends it: microseconds since 2000-01-01 UTC, binary.
+	marker := make([]byte, 8)
+	binary.BigEndian.PutUint64(marker, uint64(cutoff.Sub(time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)).Microseconds()))
+	proxy.LoseReplyTo(string(marker))
+
+	n, err := audit.Purge(ctx, proxied, cutoff)
+	if err == nil {
+		t.Fatalf("Purge with its DELETE's reply lost = %d, nil; want an error", n)
+	}
+	var left int
+	if err := direct.QueryRow(ctx, `SELECT count(*) FROM audit_events WHERE action = 'user.login'`).Scan(&left); err != nil || left != 0 {
+		t.Fatalf("%d old events left (%v); the test needs the lost DELETE to have committed", left, err)
+	}
+	var detail []byte
+	if err := direct.QueryRow(ctx, `SELECT detail FROM audit_events WHERE action = 'audit.purge'`).Scan(&detail); err != nil {
+		t.Fatalf("a purge whose DELETE's reply was lost removed %d events and left no record: %v", old, err)
+	}
+	var d struct {
+		Deleted      int64 `json:"deleted"`
+		CountUnknown bool  `json:"count_unknown"`
+	}
+	if err := json.Unmarshal(detail, &d); err != nil || d.Deleted != n || !d.CountUnknown {
+		t.Fatalf("purge event detail %s (%v); want deleted %d (the confirmed ones) and count_unknown", detail, err, n)
 	}
 }

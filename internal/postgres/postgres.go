@@ -189,6 +189,14 @@ func Refused(err error) bool {
 	return errors.As(err, &pgErr) || errors.Is(err, pgx.ErrTxCommitRollback)
 }
 
+// Unanswered reports whether err is the failure of a statement that may have been sent and got
+// no answer from PostgreSQL (a lost connection, an ended context): it may have taken effect.
+// PostgreSQL's own refusals (Refused) and failures to connect, which send nothing, are not.
+func Unanswered(err error) bool {
+	var notConnected *pgconn.ConnectError
+	return err != nil && !Refused(err) && !errors.As(err, &notConnected)
+}
+
 // MayHaveCommitted reports whether a write that returned err may have changed the database: it
 // succeeded, or its commit's outcome is unknown. Caches of what it changed must then be
 // invalidated; a write that surely failed changed nothing.

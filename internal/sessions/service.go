@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/config"
@@ -75,8 +74,7 @@ func (s *Service) Open(ctx context.Context, userID uuid.UUID, role, passwordHash
 		sess.IPAddress = &ip
 	}
 	if err := s.store.insert(ctx, sess, hash, passwordHash); err != nil {
-		var notConnected *pgconn.ConnectError // nothing was sent: no session to end
-		if !postgres.Refused(err) && !errors.Is(err, ErrUserChanged) && !errors.As(err, &notConnected) {
+		if postgres.Unanswered(err) && !errors.Is(err, ErrUserChanged) { // the latter was answered
 			s.endUnanswered(ctx, sess)
 		}
 		return Issued{}, err
