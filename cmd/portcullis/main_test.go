@@ -25,7 +25,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/portcullis/portcullis/gen/api"
 	"github.com/portcullis/portcullis/internal/password"
@@ -213,7 +212,7 @@ func TestAdminCreate(t *testing.T) {
 		t.Fatalf("a password from stdin was echoed: %q", out.String())
 	}
 
-	pool := openPool(t, url)
+	pool := testenv.Pool(t, url)
 	var admins, audited int
 	if err := pool.QueryRow(ctx, "SELECT count(*) FROM users WHERE role = 'admin' AND is_active AND is_verified").Scan(&admins); err != nil || admins != 2 {
 		t.Fatalf("active admins = %d (%v), want 2", admins, err)
@@ -252,7 +251,7 @@ func TestAdminSetPassword(t *testing.T) {
 	if err := run(ctx, []string{"admin", "create", "-email", "root@example.com", "-username", "root", "-password-stdin"}, env(cheap), strings.NewReader(old+"\n"), &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	pool := openPool(t, url)
+	pool := testenv.Pool(t, url)
 	svc := users.NewService(users.NewStore(pool), password.NewHasher(password.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1}), password.NewGate(1, 0), testenv.Logger(t))
 	var id uuid.UUID
 	if err := pool.QueryRow(ctx, "SELECT id FROM users WHERE email = 'root@example.com'").Scan(&id); err != nil {
@@ -322,7 +321,7 @@ func TestAdminCreateNeedsToShowTheGeneratedPassword(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "no space left") {
 		t.Fatalf("admin create with an unwritable stdout = %v, want the write error", err)
 	}
-	pool := openPool(t, url)
+	pool := testenv.Pool(t, url)
 	var n int
 	if err := pool.QueryRow(ctx, "SELECT count(*) FROM users").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("users after the failed create = %d (%v), want 0", n, err)
@@ -475,7 +474,7 @@ func TestKeysRotateNamesThePublishedKey(t *testing.T) {
 			}
 		}
 	}
-	pool := openPool(t, url)
+	pool := testenv.Pool(t, url)
 	var newest string
 	var activates time.Time
 	if err := pool.QueryRow(ctx, "SELECT kid, activates_at FROM signing_keys ORDER BY activates_at DESC LIMIT 1").Scan(&newest, &activates); err != nil {
@@ -622,7 +621,7 @@ func signedInRootWithoutRedis(t *testing.T) map[string]string {
 	if err := run(ctx, []string{"admin", "create", "-email", "root@example.com", "-username", "root", "-password-stdin"}, env(vars), strings.NewReader("the first admin passphrase\n"), &bytes.Buffer{}); err != nil {
 		t.Fatal(err)
 	}
-	pool := openPool(t, vars["DATABASE_URL"])
+	pool := testenv.Pool(t, vars["DATABASE_URL"])
 	if _, err := pool.Exec(ctx, `INSERT INTO user_sessions (id, user_id, refresh_token_hash, created_at, last_used_at, expires_at)
 		SELECT gen_random_uuid(), id, sha256('r'::bytea), now(), now(), now() + interval '1 day' FROM users`); err != nil {
 		t.Fatal(err)
@@ -672,7 +671,7 @@ func TestADatabaseThatFoldsASCIIOnlyIsRefused(t *testing.T) {
 	if err := run(ctx, []string{"migrate", "up"}, env(vars), strings.NewReader(""), &bytes.Buffer{}); !errors.Is(err, postgres.ErrASCIICaseFolding) {
 		t.Fatalf("migrate up on an LC_CTYPE C database: %v; want ErrASCIICaseFolding", err)
 	}
-	pool := openPool(t, vars["DATABASE_URL"])
+	pool := testenv.Pool(t, vars["DATABASE_URL"])
 	var tables int
 	if err := pool.QueryRow(ctx, "SELECT count(*) FROM pg_tables WHERE schemaname = 'public'").Scan(&tables); err != nil || tables != 0 {
 		t.Fatalf("%d tables (%v) after the refusals; want none: the schema was touched", tables, err)
@@ -681,15 +680,4 @@ func TestADatabaseThatFoldsASCIIOnlyIsRefused(t *testing.T) {
 	if err := create(); err != nil {
 		t.Fatalf("admin create with the hazard accepted: %v", err)
 	}
-}
-
-// openPool opens a pool on the database at url, closed when t ends.
-func openPool(t *testing.T, url string) *pgxpool.Pool {
-	t.Helper()
-	pool, err := postgres.Open(context.Background(), url, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	return pool
 }

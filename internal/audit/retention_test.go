@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/portcullis/portcullis/internal/audit"
-	"github.com/portcullis/portcullis/internal/postgres"
 	"github.com/portcullis/portcullis/internal/testenv"
 )
 
@@ -22,11 +21,7 @@ func TestPurgeDeletesEventsBeforeTheCutoffAndRecordsIt(t *testing.T) {
 		t.Skip("needs PostgreSQL")
 	}
 	ctx := context.Background()
-	pool, err := postgres.Open(ctx, testenv.NewDB(t), 4)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	pool := testenv.Pool(t, testenv.NewDB(t))
 	now := time.Now().UTC().Truncate(time.Second)
 	cutoff := now.Add(-30 * 24 * time.Hour)
 	const old = 1000 + 5 // more than one DELETE's worth
@@ -81,17 +76,9 @@ func TestPurgeWhoseReplyIsLostIsStillRecorded(t *testing.T) {
 	}
 	ctx := context.Background()
 	url := testenv.NewDB(t)
-	direct, err := postgres.Open(ctx, url, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(direct.Close)
+	direct := testenv.Pool(t, url)
 	proxiedURL, proxy := testenv.BehindProxy(t, url)
-	proxied, err := postgres.Open(ctx, proxiedURL, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(proxied.Close)
+	proxied := testenv.Pool(t, proxiedURL)
 	cutoff := time.Now().UTC().Truncate(time.Second).Add(-30 * 24 * time.Hour)
 	const old = 10
 	if _, err := direct.Exec(ctx, `INSERT INTO audit_events (id, occurred_at, action, outcome, detail)

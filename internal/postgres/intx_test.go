@@ -20,17 +20,9 @@ import (
 func TestInTxTellsAnUnknownCommitFromARefusedOne(t *testing.T) {
 	ctx := context.Background()
 	dsn := testenv.NewDB(t)
-	direct, err := postgres.Open(ctx, dsn, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer direct.Close()
+	direct := testenv.Pool(t, dsn)
 	proxiedURL, proxy := testenv.BehindProxy(t, dsn)
-	proxied, err := postgres.Open(ctx, proxiedURL, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer proxied.Close()
+	proxied := testenv.Pool(t, proxiedURL)
 	// A deferred constraint trigger refuses, at COMMIT, any user named "refused".
 	if _, err := direct.Exec(ctx, `
 		CREATE FUNCTION refuse() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -63,7 +55,7 @@ func TestInTxTellsAnUnknownCommitFromARefusedOne(t *testing.T) {
 		t.Fatalf("an answered commit: %v, stored %v", err, stored("answered"))
 	}
 
-	err = postgres.InTx(ctx, proxied, insert("refused"))
+	err := postgres.InTx(ctx, proxied, insert("refused"))
 	var pgErr *pgconn.PgError
 	if !errors.As(err, &pgErr) || errors.Is(err, postgres.ErrCommitUnknown) || postgres.MayHaveCommitted(err) {
 		t.Errorf("a commit PostgreSQL refused: %v; want its PgError, not ErrCommitUnknown", err)
@@ -88,11 +80,7 @@ func TestInTxTellsAnUnknownCommitFromARefusedOne(t *testing.T) {
 func TestAnUnknownCommitIsUnavailable(t *testing.T) {
 	ctx := context.Background()
 	dsn := testenv.NewDB(t)
-	pool, err := postgres.Open(ctx, dsn, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := testenv.Pool(t, dsn)
 	// A deferred constraint trigger makes COMMIT take a second.
 	if _, err := pool.Exec(ctx, `
 		CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -103,7 +91,7 @@ func TestAnUnknownCommitIsUnavailable(t *testing.T) {
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	time.AfterFunc(300*time.Millisecond, cancel) // the client hangs up during COMMIT
-	err = postgres.InTx(rctx, pool, func(q *dbgen.Queries) error {
+	err := postgres.InTx(rctx, pool, func(q *dbgen.Queries) error {
 		_, err := q.CreateUser(rctx, dbgen.CreateUserParams{
 			ID: uuid.New(), Email: "slow@example.com", Username: "slow", HashedPassword: "x",
 			Role: "user", IsActive: true, CreatedAt: time.Now(),

@@ -17,11 +17,7 @@ import (
 func TestInstancesMigratingAtOnceAllSucceed(t *testing.T) {
 	ctx := context.Background()
 	url := testenv.NewDB(t)
-	pool, err := postgres.Open(ctx, url, 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := testenv.Pool(t, url)
 	downTo(t, pool, 0) // every migration pending again, the version table in place
 	migrations, err := fs.Glob(db.Migrations, "migrations/*.sql")
 	if err != nil {
@@ -32,11 +28,7 @@ func TestInstancesMigratingAtOnceAllSucceed(t *testing.T) {
 	var start, wg sync.WaitGroup
 	start.Add(1)
 	for i := range instances {
-		p, err := postgres.Open(ctx, url, 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer p.Close()
+		p := testenv.Pool(t, url)
 		wg.Add(1)
 		go func() {
 			defer wg.Done()

@@ -28,11 +28,7 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // Every migration rolls back cleanly and applies again: Down sections are real.
 func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 	ctx := context.Background()
-	pool, err := postgres.Open(ctx, testenv.NewDB(t), 2) // a clone of the migrated template
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := testenv.Pool(t, testenv.NewDB(t))
 	tables := func() int {
 		var n int
 		if err := pool.QueryRow(ctx, "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'public' AND table_name <> 'goose_db_version'").Scan(&n); err != nil {
@@ -122,11 +118,7 @@ func TestOpenSaysWhereItFailed(t *testing.T) {
 // NFC form.
 func TestEmailMigrationFoldsToNFCWithoutCollisions(t *testing.T) {
 	ctx := context.Background()
-	pool, err := postgres.Open(ctx, testenv.NewDB(t), 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := testenv.Pool(t, testenv.NewDB(t))
 	downTo(t, pool, 5) // back before 00006
 	rows := []struct{ name, email string }{
 		{"lone_nfd", "e\u0301mile@example.com"},    // moves
@@ -199,19 +191,11 @@ func downTo(t *testing.T, pool *pgxpool.Pool, version int64) {
 // test databases (C.UTF-8, like the server's default here) fold É and Α as Go does.
 func TestLowersBeyondASCII(t *testing.T) {
 	ctx := context.Background()
-	pool, err := postgres.Open(ctx, testenv.NewDB(t), 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pool.Close()
+	pool := testenv.Pool(t, testenv.NewDB(t))
 	if ok, err := postgres.LowersBeyondASCII(ctx, pool); !ok || err != nil {
 		t.Fatalf("on a C.UTF-8 database: %v, %v; want true", ok, err)
 	}
-	c, err := postgres.Open(ctx, testenv.NewEmptyDB(t, "UTF8", "C"), 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := testenv.Pool(t, testenv.NewEmptyDB(t, "UTF8", "C"))
 	if ok, err := postgres.LowersBeyondASCII(ctx, c); ok || err != nil {
 		t.Fatalf("on an LC_CTYPE C database: %v, %v; want false", ok, err)
 	}
@@ -223,20 +207,12 @@ func TestRequireCaseFolding(t *testing.T) {
 	ctx := context.Background()
 	var logs strings.Builder
 	logger := slog.New(slog.NewTextHandler(&logs, nil))
-	good, err := postgres.Open(ctx, testenv.NewDB(t), 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer good.Close()
+	good := testenv.Pool(t, testenv.NewDB(t))
 	if err := postgres.RequireCaseFolding(ctx, good, false, logger); err != nil || logs.Len() != 0 {
 		t.Fatalf("on a C.UTF-8 database: %v, logged %q; want nil and nothing", err, logs.String())
 	}
-	bad, err := postgres.Open(ctx, testenv.NewEmptyDB(t, "UTF8", "C"), 2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer bad.Close()
-	err = postgres.RequireCaseFolding(ctx, bad, false, logger)
+	bad := testenv.Pool(t, testenv.NewEmptyDB(t, "UTF8", "C"))
+	err := postgres.RequireCaseFolding(ctx, bad, false, logger)
 	if !errors.Is(err, postgres.ErrASCIICaseFolding) || !strings.Contains(err.Error(), "PORTCULLIS_ALLOW_ASCII_CASE_FOLDING") {
 		t.Fatalf("on an LC_CTYPE C database: %v; want ErrASCIICaseFolding naming the setting that accepts it", err)
 	}
@@ -246,11 +222,7 @@ func TestRequireCaseFolding(t *testing.T) {
 	// A database that is not UTF-8 cannot store or compare such names at all: refused even with
 	// the override, with a remedy (the case-folding query itself fails there).
 	for _, enc := range []string{"SQL_ASCII", "LATIN1"} {
-		other, err := postgres.Open(ctx, testenv.NewEmptyDB(t, enc, "C"), 2)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer other.Close()
+		other := testenv.Pool(t, testenv.NewEmptyDB(t, enc, "C"))
 		if err := postgres.RequireCaseFolding(ctx, other, true, logger); !errors.Is(err, postgres.ErrNotUTF8) || !strings.Contains(err.Error(), enc) {
 			t.Fatalf("on a %s database with the override: %v; want ErrNotUTF8 naming %s", enc, err, enc)
 		}

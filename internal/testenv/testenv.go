@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/redis/rueidis"
 
 	"github.com/portcullis/portcullis/internal/config"
@@ -99,6 +100,17 @@ func NewDB(t testing.TB) string {
 		t.Fatalf("postgresql template: %v (is PostgreSQL running? try `make services`)", templateErr)
 	}
 	return createDB(t, dbName("test", time.Now()), "TEMPLATE "+templateName)
+}
+
+// Pool opens a small pool on the database at url, closed when t ends.
+func Pool(t testing.TB, url string) *pgxpool.Pool {
+	t.Helper()
+	pool, err := postgres.Open(context.Background(), url, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }
 
 // NewEmptyDB creates an empty database for t with encoding and, for LC_COLLATE and LC_CTYPE,
