@@ -143,6 +143,7 @@ func serveAsset(c echo.Context) error {
 func serve(c echo.Context, f *file) error {
 	w, r := c.Response(), c.Request()
 	h := w.Header()
+	apiCSP, apiCache := h.Get("Content-Security-Policy"), h.Get("Cache-Control")
 	h.Set("Content-Security-Policy", CSP)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set(echo.HeaderContentType, f.contentType)
@@ -159,8 +160,48 @@ func serve(c echo.Context, f *file) error {
 		h.Set("ETag", `"`+etag+`"`)
 	}
 	// ServeContent answers If-None-Match with 304, ranges with 206, and HEAD without a body.
-	http.ServeContent(w, r, "", time.Time{}, bytes.NewReader(body))
-	return nil
+	ref := &refusal{ResponseWriter: w}
+	http.ServeContent(ref, r, "", time.Time{}, bytes.NewReader(body))
+	if ref.status == 0 {
+		return nil
+	}
+	// A refusal is an error like any other, for e's error handler: no docs page, so it is under
+	// the API's headers again, with no validator or coding of the file's (Content-Range stays:
+	// a 416 needs it).
+	h.Set("Content-Security-Policy", apiCSP)
+	h.Set("Cache-Control", apiCache)
+	for _, k := range []string{echo.HeaderContentType, "ETag", echo.HeaderContentEncoding} {
+		h.Del(k)
+	}
+	return echo.NewHTTPError(ref.status, refusals[ref.status])
+}
+
+// refusals are the errors http.ServeContent answers with, and what the problem's detail says.
+var refusals = map[int]string{
+	http.StatusRequestedRangeNotSatisfiable: "the requested range lies outside the file",
+	http.StatusPreconditionFailed:           "the file does not match If-Match",
+}
+
+// refusal passes a response through to ResponseWriter except an error status, which it records
+// in status, and the text/plain body ServeContent writes after it, which it drops.
+type refusal struct {
+	http.ResponseWriter
+	status int
+}
+
+func (r *refusal) WriteHeader(code int) {
+	if code >= http.StatusBadRequest {
+		r.status = code
+		return
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *refusal) Write(b []byte) (int, error) {
+	if r.status != 0 {
+		return len(b), nil
+	}
+	return r.ResponseWriter.Write(b)
 }
 
 // acceptsGzip reports whether an Accept-Encoding header allows gzip (RFC 9110, 12.5.3).

@@ -16,7 +16,7 @@ import (
 
 // problemCodes are the problem codes the service's source can emit, found where they are made:
 // domain sentinels (apperr.New, apperr.Invalidf), the hostile-JSON refusals, problems built by
-// hand and the codes the error mapper picks itself.
+// hand, the codes the error mapper picks itself and those it gives Echo's and net/http's errors.
 var problemCodes = []*regexp.Regexp{
 	regexp.MustCompile(`apperr\.New\(apperr\.\w+, "([a-z0-9-]+)"`),
 	regexp.MustCompile(`New\(Invalid, "([a-z0-9-]+)"`),
@@ -25,6 +25,7 @@ var problemCodes = []*regexp.Regexp{
 	regexp.MustCompile(`code(?:, detail)? = (?:[\w.]+, )?"([a-z0-9-]+)"`),
 	regexp.MustCompile(`return "([a-z0-9-]+)", "`),
 	regexp.MustCompile(`status, code, detail = [\w.]+, "([a-z0-9-]+)"`),
+	regexp.MustCompile(`http\.Status\w+: +"([a-z0-9-]+)"`), // statusCodes
 }
 
 // Every problem code the service can emit is documented in README.md's Errors section, where

@@ -3,6 +3,7 @@ package httpserver_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"os"
 	"strings"
@@ -303,5 +304,51 @@ func TestDocsPageHasItsOwnExactCSP(t *testing.T) {
 	api, _ := in.raw(t, "GET", "/healthz", "", nil)
 	if got := api.Header.Get("Content-Security-Policy"); got == docs.CSP || !strings.Contains(got, "default-src 'none'") {
 		t.Fatalf("API CSP = %q", got)
+	}
+}
+
+// The docs are served with http.ServeContent, which answers a range past the end with 416 and a
+// failed If-Match with 412 in text/plain, dropping Cache-Control. Those answers are errors like
+// any other: problem+json, not stored, under the API's policy. A range within the file still
+// gets its 206.
+func TestDocsRefusalsAreProblems(t *testing.T) {
+	in := start(t)
+	const asset = "/docs/init.js"
+	whole, body := in.raw(t, "GET", asset, "", nil)
+	if whole.StatusCode != http.StatusOK || len(body) < 10 {
+		t.Fatalf("GET %s: %d, %d bytes", asset, whole.StatusCode, len(body))
+	}
+	part, partBody := in.raw(t, "GET", asset, "", nil, "Range", "bytes=0-9")
+	if part.StatusCode != http.StatusPartialContent || string(partBody) != string(body[:10]) {
+		t.Fatalf("GET %s bytes=0-9: %d %q", asset, part.StatusCode, partBody)
+	}
+	for _, tc := range []struct {
+		name, header, value string
+		status              int
+		code                string
+	}{
+		{"range past the end", "Range", fmt.Sprintf("bytes=%d-", len(body)+100), http.StatusRequestedRangeNotSatisfiable, "range-not-satisfiable"},
+		{"If-Match of another version", "If-Match", `"not-this-one"`, http.StatusPreconditionFailed, "precondition-failed"},
+	} {
+		resp, b := in.raw(t, "GET", asset, "", nil, tc.header, tc.value)
+		if got := resp.Header.Get("Content-Type"); got != "application/problem+json" {
+			t.Errorf("%s: Content-Type %q, body %q", tc.name, got, b)
+			continue
+		}
+		wantProblem(t, rawStatus{resp}, b, tc.status, tc.code)
+		if got := resp.Header.Get("Cache-Control"); got != "no-store" {
+			t.Errorf("%s: Cache-Control %q, want no-store", tc.name, got)
+		}
+		if got := resp.Header.Get("Content-Security-Policy"); got == docs.CSP || !strings.Contains(got, "default-src 'none'") {
+			t.Errorf("%s: Content-Security-Policy %q, want the API's", tc.name, got)
+		}
+		if resp.Header.Get("ETag") != "" || resp.Header.Get("Content-Encoding") != "" {
+			t.Errorf("%s: ETag %q, Content-Encoding %q on a refusal", tc.name, resp.Header.Get("ETag"), resp.Header.Get("Content-Encoding"))
+		}
+		if tc.status == http.StatusRequestedRangeNotSatisfiable {
+			if got, want := resp.Header.Get("Content-Range"), fmt.Sprintf("bytes */%d", len(body)); got != want {
+				t.Errorf("%s: Content-Range %q, want %q", tc.name, got, want)
+			}
+		}
 	}
 }

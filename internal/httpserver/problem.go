@@ -38,15 +38,15 @@ var kindStatus = map[apperr.Kind]int{
 
 // statusCodes are the codes of errors raised by the HTTP layer itself rather than a domain.
 var statusCodes = map[int]string{
-	http.StatusBadRequest:            "invalid-request",
-	http.StatusUnauthorized:          "unauthenticated",
-	http.StatusForbidden:             "forbidden",
-	http.StatusNotFound:              "not-found",
-	http.StatusMethodNotAllowed:      "method-not-allowed",
-	http.StatusRequestEntityTooLarge: "body-too-large",
-	http.StatusUnsupportedMediaType:  "unsupported-media-type",
-	http.StatusTooManyRequests:       "rate-limited",
-	http.StatusServiceUnavailable:    "unavailable",
+	http.StatusBadRequest:                   "invalid-request",
+	http.StatusNotFound:                     "not-found",
+	http.StatusMethodNotAllowed:             "method-not-allowed",
+	http.StatusPreconditionFailed:           "precondition-failed",
+	http.StatusRequestEntityTooLarge:        "body-too-large",
+	http.StatusRequestedRangeNotSatisfiable: "range-not-satisfiable",
+	http.StatusUnsupportedMediaType:         "unsupported-media-type",
+	http.StatusTooManyRequests:              "rate-limited",
+	http.StatusServiceUnavailable:           "unavailable",
 }
 
 // handleError is the only place that turns errors into HTTP statuses. Every non-2xx answer is
