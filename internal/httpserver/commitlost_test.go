@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	api "github.com/portcullis/portcullis/gen/api"
 	"github.com/portcullis/portcullis/internal/testenv"
@@ -197,4 +198,82 @@ func must(t testing.TB, err error) {
 	if err != nil {
 		t.Fatal(err)
 	}
+}
+
+// lateBy is how long after its client gave it up for lost a commit lands in
+// TestACommitThatLandsLateIsSeenByEveryInstance: past a stale marker's life (5 s), within the
+// cache TTL (30 s by default).
+const lateBy = 6 * time.Second
+
+// A change whose COMMIT got no answer may land much later than its instance gave it up: the
+// commit waits on a slow disk or a lock while the connection is gone. Until it lands every
+// instance rightly reads the old state from PostgreSQL; once it lands, every instance must see
+// the change on its next request, however late that is, and not a copy cached in between.
+func TestACommitThatLandsLateIsSeenByEveryInstance(t *testing.T) {
+	direct := testenv.Config(t)
+	proxied, proxy := behindPostgresProxy(t, direct)
+	a := startWith(t, proxied)
+	b := startWith(t, direct)
+	db := testenv.Pool(t, direct.Postgres.URL)
+	ctx := context.Background()
+
+	// late makes the change on A, which must answer 503 at once. Until the commit lands, B reads
+	// the state (seen, which must not see the change yet) so that it caches what it may cache
+	// meanwhile. Then the change must be in PostgreSQL (committed) and soon seen on B.
+	late := func(t *testing.T, change func() (statusCoder, []byte), seen func() error, committed string, args ...any) {
+		t.Helper()
+		landed := proxy.DeliverLate("commit", lateBy)
+		r, body := change()
+		wantProblem(t, r, body, http.StatusServiceUnavailable, "unavailable")
+		for reads := 0; ; reads++ {
+			select {
+			case <-landed:
+				t.Logf("B read the old state %d times before the commit landed", reads)
+				var ok bool
+				must(t, db.QueryRow(ctx, committed, args...).Scan(&ok))
+				if !ok {
+					t.Fatal("the late commit did not land")
+				}
+				soon(t, "the change on B after its late commit", seen)
+				return
+			case <-time.After(100 * time.Millisecond):
+				if seen() == nil {
+					t.Fatal("B saw the change before its commit landed")
+				}
+			}
+		}
+	}
+
+	t.Run("logout", func(t *testing.T) {
+		p := a.login(t, a.register(t))
+		late(t, func() (statusCoder, []byte) {
+			r, err := a.client.LogoutWithResponse(ctx, bearer(p.AccessToken))
+			must(t, err)
+			return r, r.Body
+		}, func() error {
+			if got := b.me(t, p.AccessToken); got != http.StatusUnauthorized {
+				return fmt.Errorf("GET /users/me status %d, want 401", got)
+			}
+			return nil
+		}, `SELECT revoked_at IS NOT NULL FROM user_sessions WHERE id = $1`, p.SessionId)
+	})
+	t.Run("profile edit", func(t *testing.T) {
+		acct := a.register(t)
+		p := a.login(t, acct)
+		renamed := acct.User.Username + "x"
+		late(t, func() (statusCoder, []byte) {
+			r, err := a.client.UpdateMeWithResponse(ctx, api.UpdateMeJSONRequestBody{Username: &renamed}, bearer(p.AccessToken))
+			must(t, err)
+			return r, r.Body
+		}, func() error {
+			r, err := b.client.GetMeWithResponse(ctx, bearer(p.AccessToken))
+			if err != nil {
+				return err
+			}
+			if r.JSON200 == nil || r.JSON200.Username != renamed {
+				return fmt.Errorf("GET /users/me: %d %s, want username %q", r.StatusCode(), r.Body, renamed)
+			}
+			return nil
+		}, `SELECT username = $2 FROM users WHERE id = $1`, acct.User.Id, renamed)
+	})
 }

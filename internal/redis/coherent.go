@@ -28,8 +28,9 @@ const maxMarkerTTL = 5 * time.Second
 // a tombstone (Put), which fills cannot overwrite while it lives; so a reader that read the old
 // row just before the write cannot bring it back. A reader whose read of the source took longer
 // than half a marker's life does not fill at all: a marker written after that read may already
-// be gone. When Redis cannot take an invalidation, the key is pending: this instance ignores
-// the cache for it and retries (Run) until Redis takes it.
+// be gone. A write whose commit got no answer may land later than a marker lives, so its marker
+// (Doubt) lives as long as a value. When Redis cannot take an invalidation, the key is pending:
+// this instance ignores the cache for it and retries (Run) until Redis takes it.
 //
 // A nil *Coherent caches nothing.
 type Coherent struct {
@@ -39,12 +40,12 @@ type Coherent struct {
 	markerTTL time.Duration
 
 	mu      sync.Mutex
-	pending map[string]struct{}
+	pending map[string]time.Duration // id: the life of the stale marker Redis has yet to take
 }
 
 // NewCoherent returns a cache of keys namespace+id in rc whose values live at most ttl.
 func NewCoherent(rc *Client, namespace string, ttl time.Duration) *Coherent {
-	return &Coherent{rc: rc, namespace: namespace, ttl: ttl, markerTTL: min(ttl, maxMarkerTTL), pending: map[string]struct{}{}}
+	return &Coherent{rc: rc, namespace: namespace, ttl: ttl, markerTTL: min(ttl, maxMarkerTTL), pending: map[string]time.Duration{}}
 }
 
 // Key returns the Redis key of id.
@@ -87,6 +88,13 @@ func (c *Coherent) Invalidate(ctx context.Context, ids ...string) error {
 	return c.set(ctx, ids, func(string) string { return staleMarker }, c.markerTTL)
 }
 
+// Doubt makes every instance read ids from the source of truth for as long as a value lives (the
+// TTL), after a write whose commit got no answer: it may still land, seconds later, and a fill
+// that read the old row meanwhile must not outlive the marker by much.
+func (c *Coherent) Doubt(ctx context.Context, ids ...string) error {
+	return c.set(ctx, ids, func(string) string { return staleMarker }, c.ttl)
+}
+
 func (c *Coherent) set(ctx context.Context, ids []string, value func(string) string, ttl time.Duration) error {
 	if c == nil || len(ids) == 0 {
 		return nil
@@ -96,7 +104,7 @@ func (c *Coherent) set(ctx context.Context, ids []string, value func(string) str
 		c.mu.Lock()
 		defer c.mu.Unlock()
 		for _, id := range ids {
-			c.pending[id] = struct{}{}
+			c.pending[id] = max(c.pending[id], ttl)
 		}
 		return err
 	}
@@ -130,22 +138,24 @@ func (c *Coherent) Run(ctx context.Context, interval time.Duration) {
 
 // RetryPending invalidates the pending ids once more, and forgets them when Redis takes it.
 // A stale marker is right for every pending id: a tombstoned one reads as such from the source.
+// It lives as long as the value or marker that Redis could not take would have.
 func (c *Coherent) RetryPending(ctx context.Context) {
 	c.mu.Lock()
-	ids := make([]string, 0, len(c.pending))
-	for id := range c.pending {
-		ids = append(ids, id)
+	byTTL := map[time.Duration][]string{}
+	for id, ttl := range c.pending {
+		byTTL[ttl] = append(byTTL[ttl], id)
 	}
 	c.mu.Unlock()
-	if len(ids) == 0 {
-		return
-	}
-	if c.write(ctx, ids, func(string) string { return staleMarker }, c.markerTTL) != nil {
-		return
-	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	for _, id := range ids {
-		delete(c.pending, id)
+	for ttl, ids := range byTTL {
+		if c.write(ctx, ids, func(string) string { return staleMarker }, ttl) != nil {
+			return
+		}
+		c.mu.Lock()
+		for _, id := range ids {
+			if c.pending[id] <= ttl { // not since failed again with a longer marker
+				delete(c.pending, id)
+			}
+		}
+		c.mu.Unlock()
 	}
 }

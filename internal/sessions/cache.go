@@ -44,6 +44,12 @@ func (c cache) markStale(ctx context.Context, ids ...uuid.UUID) error {
 	return c.c.Invalidate(ctx, strs(ids)...)
 }
 
+// doubt makes every instance re-read the states of ids from PostgreSQL for the cache TTL, after a
+// change whose commit got no answer and may still land.
+func (c cache) doubt(ctx context.Context, ids ...uuid.UUID) error {
+	return c.c.Doubt(ctx, strs(ids)...)
+}
+
 func strs(ids []uuid.UUID) []string {
 	out := make([]string, len(ids))
 	for i, id := range ids {

@@ -260,13 +260,18 @@ func (s *Service) Refresh(ctx context.Context, ids ...uuid.UUID) error {
 
 // Unsure makes every instance re-read sessions ids from PostgreSQL when a change to them failed
 // with err after it may have committed (postgres.ErrCommitUnknown): their cached states may be
-// stale, and only PostgreSQL knows. A change that surely failed leaves the caches alone. It
-// returns Refresh's error.
+// stale, and only PostgreSQL knows. As Refresh, but for the cache TTL rather than a marker's
+// seconds: the commit may land late, after other instances read and could have cached the old
+// state. A change that surely failed leaves the caches alone. Errors are as Refresh's.
 func (s *Service) Unsure(ctx context.Context, err error, ids ...uuid.UUID) error {
 	if !errors.Is(err, postgres.ErrCommitUnknown) {
 		return nil
 	}
-	return s.Refresh(ctx, ids...)
+	err = s.cache.doubt(ctx, ids...)
+	if err != nil {
+		s.logger.WarnContext(ctx, "session cache refresh failed; will retry", "error", err, "sessions", len(ids))
+	}
+	return err
 }
 
 func (s *Service) isPending(id uuid.UUID) bool { return s.cache.c.IsPending(id.String()) }

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // Proxy is a TCP proxy in front of a real server that a test can cut, to see what the service
@@ -19,9 +20,10 @@ type Proxy struct {
 	mu     sync.Mutex
 	cut    bool
 	conns  map[net.Conn]struct{}
-	marker []byte  // LoseReplyTo's or WithholdReplyTo's, until a client message holds it
-	mode   verdict // what becomes of the reply to the marked message: drop or hangUp
+	marker []byte  // LoseReplyTo's, WithholdReplyTo's or DeliverLate's, until a client message holds it
+	mode   verdict // what becomes of the reply to the marked message: drop, hangUp or late
 	sent   chan struct{}
+	after  time.Duration // DeliverLate's delay
 }
 
 // NewProxy listens on a loopback port and forwards to target until t ends.
@@ -76,6 +78,18 @@ func (p *Proxy) LoseReplyTo(marker string) { p.arm(marker, hangUp) }
 // channel it returns is closed once that message has been forwarded.
 func (p *Proxy) WithholdReplyTo(marker string) <-chan struct{} { return p.arm(marker, drop) }
 
+// DeliverLate makes the proxy hang up on the client as soon as it sends the next message that
+// contains marker (as LoseReplyTo matches it), and forward that message to the server only
+// after the delay: with "commit" in front of PostgreSQL, a transaction whose client gave it up
+// for lost commits that much later. The channel it returns is closed once the server has
+// answered the message (the commit has landed), or has closed the connection instead.
+func (p *Proxy) DeliverLate(marker string, after time.Duration) <-chan struct{} {
+	p.mu.Lock()
+	p.after = after
+	p.mu.Unlock()
+	return p.arm(marker, late)
+}
+
 func (p *Proxy) arm(marker string, mode verdict) <-chan struct{} {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -84,16 +98,17 @@ func (p *Proxy) arm(marker string, mode verdict) <-chan struct{} {
 }
 
 // takeMarker returns what becomes of the replies once chunk is forwarded: forward, or the armed
-// mode when chunk holds the armed marker, disarming it. done is to be called once chunk is sent.
-func (p *Proxy) takeMarker(chunk []byte) (mode verdict, done func()) {
+// mode when chunk holds the armed marker, disarming it; and, for late, the delay. done is to be
+// called once chunk is sent (for late: once the server has answered it).
+func (p *Proxy) takeMarker(chunk []byte) (mode verdict, after time.Duration, done func()) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.marker == nil || !bytes.Contains(bytes.ToLower(chunk), p.marker) {
-		return forward, func() {}
+		return forward, 0, func() {}
 	}
 	p.marker = nil
 	sent := p.sent
-	return p.mode, sync.OnceFunc(func() { close(sent) })
+	return p.mode, p.after, sync.OnceFunc(func() { close(sent) })
 }
 
 // Restore accepts connections again.
@@ -123,15 +138,44 @@ func (p *Proxy) serve() {
 		}
 		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
 		p.mu.Unlock()
-		var replies atomic.Int32 // set before the marked message is sent, so its reply is the next read
+		var (
+			replies atomic.Int32 // set before the marked message is sent, so its reply is the next read
+			landed  = func() {}  // for late: closes DeliverLate's channel; set before replies
+		)
 		go pipe(up, c, func(chunk []byte) (verdict, func()) {
-			mode, done := p.takeMarker(chunk)
-			if mode != forward {
-				replies.Store(int32(mode))
+			mode, after, done := p.takeMarker(chunk)
+			if mode != late {
+				if mode != forward {
+					replies.Store(int32(mode))
+				}
+				return forward, done
 			}
-			return forward, done
+			answered := make(chan struct{})
+			landed = sync.OnceFunc(func() { done(); close(answered) })
+			replies.Store(int32(late))
+			c.Close()
+			time.Sleep(after)
+			if _, err := up.Write(chunk); err != nil {
+				landed()
+			}
+			<-answered // the reply pipe saw the answer, or the server hang up
+			return hangUp, func() {}
 		})
-		go pipe(c, up, func([]byte) (verdict, func()) { return verdict(replies.Load()), func() {} })
+		go func() {
+			defer func() {
+				if verdict(replies.Load()) == late {
+					landed()
+				}
+			}()
+			pipe(c, up, func([]byte) (verdict, func()) {
+				v := verdict(replies.Load())
+				if v == late {
+					landed()
+					return hangUp, func() {}
+				}
+				return v, func() {}
+			})
+		}()
 	}
 }
 
@@ -142,6 +186,7 @@ const (
 	forward verdict = iota // write it on
 	drop                   // discard it, and go on reading
 	hangUp                 // discard it and close both connections
+	late                   // DeliverLate's: the reply tells the marked message landed; then hangUp
 )
 
 // pipe copies src to dst as judge says of each chunk read (calling its done once the chunk is

@@ -7,7 +7,6 @@ import (
 
 	"github.com/portcullis/portcullis/internal/apperr"
 	"github.com/portcullis/portcullis/internal/audit"
-	"github.com/portcullis/portcullis/internal/postgres"
 )
 
 // ErrLastAdmin is returned when a change would leave no active admin.
@@ -69,9 +68,7 @@ func (s *Service) AdminUpdate(ctx context.Context, actor, id uuid.UUID, p AdminP
 		return AdminResult{}, err
 	}
 	res, err := s.store.adminUpdate(ctx, id, p, s.now().UTC(), &actor)
-	if postgres.MayHaveCommitted(err) {
-		s.changed(ctx, id)
-	}
+	s.changed(ctx, err, id)
 	return res, err
 }
 
@@ -79,9 +76,7 @@ func (s *Service) AdminUpdate(ctx context.Context, actor, id uuid.UUID, p AdminP
 // were live. It returns ErrNotFound or ErrLastAdmin.
 func (s *Service) Delete(ctx context.Context, actor, id uuid.UUID) ([]uuid.UUID, error) {
 	live, err := s.store.delete(ctx, id, &actor)
-	if postgres.MayHaveCommitted(err) {
-		s.changed(ctx, id)
-	}
+	s.changed(ctx, err, id)
 	return live, err
 }
 

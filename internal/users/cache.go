@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/portcullis/portcullis/internal/postgres"
 	"github.com/portcullis/portcullis/internal/redis"
 )
 
@@ -107,17 +108,24 @@ func flag(b bool) string {
 	return "0"
 }
 
-// changed makes every instance re-read ids from PostgreSQL: call it after each committed write
-// to a user. When Redis cannot be told, this instance ignores its cache for them and retries.
-func (s *Service) changed(ctx context.Context, ids ...uuid.UUID) {
-	if len(ids) == 0 || s.cache == nil {
+// changed makes every instance re-read ids from PostgreSQL: call it after each write to a user,
+// with the write's error. A write that surely failed changes nothing; one whose commit got no
+// answer (postgres.ErrCommitUnknown) may land late, so instances re-read for the cache TTL
+// rather than a marker's seconds. When Redis cannot be told, this instance ignores its cache for
+// them and retries.
+func (s *Service) changed(ctx context.Context, werr error, ids ...uuid.UUID) {
+	if len(ids) == 0 || s.cache == nil || !postgres.MayHaveCommitted(werr) {
 		return
 	}
 	strs := make([]string, len(ids))
 	for i, id := range ids {
 		strs[i] = id.String()
 	}
-	if err := s.cache.Invalidate(ctx, strs...); err != nil {
+	mark := s.cache.Invalidate
+	if werr != nil {
+		mark = s.cache.Doubt
+	}
+	if err := mark(ctx, strs...); err != nil {
 		s.logger.WarnContext(ctx, "user cache invalidation failed; will retry", "error", err, "users", len(ids))
 	}
 }

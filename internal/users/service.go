@@ -17,7 +17,6 @@ import (
 	"github.com/portcullis/portcullis/internal/apperr"
 	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/password"
-	"github.com/portcullis/portcullis/internal/postgres"
 	"github.com/portcullis/portcullis/internal/redis"
 )
 
@@ -270,7 +269,7 @@ func (s *Service) upgradeHash(ctx context.Context, id uuid.UUID, old, pw string)
 	}
 	switch {
 	case err == nil:
-		s.changed(ctx, id)
+		s.changed(ctx, nil, id)
 		return hash
 	case errors.Is(err, ErrNotFound): // old was replaced meanwhile
 		if rec, gerr := s.store.get(ctx, id); gerr == nil {
@@ -285,7 +284,7 @@ func (s *Service) upgradeHash(ctx context.Context, id uuid.UUID, old, pw string)
 		// hash, and only it opens a session.
 		if hash != "" {
 			if rec, gerr := s.store.get(ctx, id); gerr == nil && rec.PasswordHash == hash {
-				s.changed(ctx, id)
+				s.changed(ctx, nil, id)
 				return hash
 			}
 		}
@@ -318,9 +317,7 @@ func (s *Service) UpdateProfile(ctx context.Context, id uuid.UUID, p ProfileUpda
 		return User{}, err
 	}
 	u, err := s.store.updateProfile(ctx, id, p, s.now().UTC(), audit.Event{Action: audit.ActionProfileUpdate, Actor: &id})
-	if postgres.MayHaveCommitted(err) {
-		s.changed(ctx, id)
-	}
+	s.changed(ctx, err, id)
 	return u, err
 }
 
@@ -351,9 +348,7 @@ func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current, nex
 		return nil, err
 	}
 	revoked, err := s.store.setPasswordRevokingSessions(ctx, id, hash, keep, s.now().UTC(), audit.Event{Action: audit.ActionPasswordChange, Actor: &id})
-	if postgres.MayHaveCommitted(err) {
-		s.changed(ctx, id)
-	}
+	s.changed(ctx, err, id)
 	return revoked, err
 }
 
@@ -372,9 +367,7 @@ func (s *Service) ResetPassword(ctx context.Context, actor *uuid.UUID, email, ne
 		return User{}, nil, err
 	}
 	revoked, err := s.store.setPasswordRevokingSessions(ctx, rec.ID, hash, uuid.Nil, s.now().UTC(), audit.Event{Action: audit.ActionPasswordReset, Actor: actor})
-	if postgres.MayHaveCommitted(err) {
-		s.changed(ctx, rec.ID)
-	}
+	s.changed(ctx, err, rec.ID)
 	if err != nil {
 		return User{}, revoked, err
 	}
