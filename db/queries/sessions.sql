@@ -81,6 +81,19 @@ WHERE t.token_hash = @token_hash;
 UPDATE user_sessions SET revoked_at = @now::timestamptz, revoked_reason = @reason
 WHERE id = @id AND revoked_at IS NULL;
 
+-- name: EndUnansweredSession :one
+-- Ends session @id of a login whose insert got no answer, whatever became of that insert: a row
+-- that is there is revoked, one still being written is waited for and revoked, and in place of
+-- one not written yet goes a revoked placeholder with the insert's id and refresh token hash, on
+-- which that insert, should it still arrive, fails (it opens nothing and records nothing).
+-- Returns whether a live session ended: false for a placeholder (it expires as it is written) and
+-- no row at all for a session already revoked.
+INSERT INTO user_sessions AS s (id, user_id, refresh_token_hash, created_at, last_used_at, expires_at, revoked_at, revoked_reason)
+VALUES (@id, @user_id, @refresh_token_hash, @now::timestamptz, @now::timestamptz, @now::timestamptz, @now::timestamptz, @reason)
+ON CONFLICT (id) DO UPDATE SET revoked_at = excluded.revoked_at, revoked_reason = excluded.revoked_reason
+WHERE s.revoked_at IS NULL
+RETURNING s.expires_at > @now::timestamptz AS ended;
+
 -- name: RevokeUserSession :execrows
 UPDATE user_sessions SET revoked_at = @now::timestamptz, revoked_reason = @reason
 WHERE id = @id AND user_id = @user_id AND revoked_at IS NULL AND expires_at > @now;

@@ -96,6 +96,41 @@ func (q *Queries) CreateSessionAudited(ctx context.Context, arg CreateSessionAud
 	return result.RowsAffected(), nil
 }
 
+const endUnansweredSession = `-- name: EndUnansweredSession :one
+INSERT INTO user_sessions AS s (id, user_id, refresh_token_hash, created_at, last_used_at, expires_at, revoked_at, revoked_reason)
+VALUES ($1, $2, $3, $4::timestamptz, $4::timestamptz, $4::timestamptz, $4::timestamptz, $5)
+ON CONFLICT (id) DO UPDATE SET revoked_at = excluded.revoked_at, revoked_reason = excluded.revoked_reason
+WHERE s.revoked_at IS NULL
+RETURNING s.expires_at > $4::timestamptz AS ended
+`
+
+type EndUnansweredSessionParams struct {
+	ID               uuid.UUID
+	UserID           uuid.UUID
+	RefreshTokenHash []byte
+	Now              time.Time
+	Reason           *string
+}
+
+// Ends session @id of a login whose insert got no answer, whatever became of that insert: a row
+// that is there is revoked, one still being written is waited for and revoked, and in place of
+// one not written yet goes a revoked placeholder with the insert's id and refresh token hash, on
+// which that insert, should it still arrive, fails (it opens nothing and records nothing).
+// Returns whether a live session ended: false for a placeholder (it expires as it is written) and
+// no row at all for a session already revoked.
+func (q *Queries) EndUnansweredSession(ctx context.Context, arg EndUnansweredSessionParams) (bool, error) {
+	row := q.db.QueryRow(ctx, endUnansweredSession,
+		arg.ID,
+		arg.UserID,
+		arg.RefreshTokenHash,
+		arg.Now,
+		arg.Reason,
+	)
+	var ended bool
+	err := row.Scan(&ended)
+	return ended, err
+}
+
 const getSessionState = `-- name: GetSessionState :one
 SELECT s.id, s.user_id, s.expires_at, s.revoked_at, u.role, u.is_active AS user_is_active
 FROM user_sessions s

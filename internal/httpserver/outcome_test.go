@@ -182,3 +182,46 @@ func TestLoginAbandonedWhileItsSessionInsertWaitsEndsThatSession(t *testing.T) {
 		}
 	}
 }
+
+// A login whose session insert got no answer because it has not reached PostgreSQL yet (held up
+// in the network, say) finds nothing to end at once; the insert must not open a session when it
+// lands later. Here it lands 2 s after the login answered 503.
+func TestLoginWhoseSessionInsertLandsLateOpensNothing(t *testing.T) {
+	ctx := context.Background()
+	proxied, proxy := behindPostgresProxy(t, testenv.Config(t))
+	a := startWith(t, proxied)
+	acct := a.register(t)
+	agent := "late-login-" + uuid.NewString() // in the insert's parameters, and in no earlier message
+	landed := proxy.DeliverLate(agent, 2*time.Second)
+	email := acct.User.Email
+	r, err := a.client.LoginWithResponse(ctx, api.LoginJSONRequestBody{Email: &email, Password: acct.Password},
+		func(_ context.Context, req *http.Request) error { req.Header.Set("User-Agent", agent); return nil })
+	must(t, err)
+	wantProblem(t, r, r.Body, http.StatusServiceUnavailable, "unavailable")
+	select {
+	case <-landed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the login's session insert never reached PostgreSQL")
+	}
+
+	var live int
+	must(t, a.app.Pool.QueryRow(ctx, `SELECT count(*) FROM user_sessions
+		WHERE user_id = $1 AND revoked_at IS NULL AND expires_at > now()`, acct.User.Id).Scan(&live))
+	if live != 0 {
+		t.Fatalf("%d live sessions after a login answered 503 and its insert landed late; nobody holds their tokens", live)
+	}
+	var recorded int
+	must(t, a.app.Pool.QueryRow(ctx, `SELECT count(*) FROM audit_events
+		WHERE action = 'user.login' AND outcome = 'success' AND actor_id = $1
+		   OR action = 'session.revoke' AND detail->>'user_id' = $2`, acct.User.Id, acct.User.Id.String()).Scan(&recorded))
+	if recorded != 0 {
+		t.Fatalf("%d sign-ins or revocations recorded for a session nobody ever held", recorded)
+	}
+	pair := a.login(t, acct) // the owner still signs in, and lists only the session they hold
+	list, err := a.client.ListMySessionsWithResponse(ctx, bearer(pair.AccessToken))
+	must(t, err)
+	wantStatus(t, list, list.Body, http.StatusOK)
+	if n := len(list.JSON200.Items); n != 1 {
+		t.Fatalf("the owner lists %d sessions, want 1 (the one they hold)", n)
+	}
+}

@@ -75,23 +75,24 @@ func (s *Service) Open(ctx context.Context, userID uuid.UUID, role, passwordHash
 	}
 	if err := s.store.insert(ctx, sess, hash, passwordHash); err != nil {
 		if postgres.Unanswered(err) && !errors.Is(err, ErrUserChanged) { // the latter was answered
-			s.endUnanswered(ctx, sess)
+			s.endUnanswered(ctx, sess, hash)
 		}
 		return Issued{}, err
 	}
 	return Issued{SessionID: sess.ID, UserID: userID, Role: role, RefreshToken: token, RefreshExpiresAt: sess.ExpiresAt}, nil
 }
 
-// endUnanswered ends sess, whose insert failed without PostgreSQL's own answer: it may have
-// committed with its reply lost (a broken connection, an ended request). No client holds its
-// tokens, and left alone it would be listed to its owner as live until it expired, as a
-// session they never opened. It runs whether or not the request still waits, for at most
-// unansweredTimeout; a session that was never written is not found, and nothing is recorded.
-func (s *Service) endUnanswered(ctx context.Context, sess Session) {
+// endUnanswered ends sess, whose insert (of refresh token hash refreshHash) failed without
+// PostgreSQL's own answer: it may have committed with its reply lost (a broken connection, an
+// ended request), or may still land (held up on its way). No client holds its tokens, and left
+// alone it would be listed to its owner as live until it expired, as a session they never
+// opened. It runs whether or not the request still waits, for at most unansweredTimeout. A
+// session not written yet is forestalled by a revoked placeholder, and nothing is recorded.
+func (s *Service) endUnanswered(ctx context.Context, sess Session, refreshHash []byte) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unansweredTimeout)
 	defer cancel()
 	ev := audit.Event{Action: audit.ActionSessionRevoke, Detail: map[string]any{"user_id": sess.UserID.String(), "reason": ReasonLoginUnanswered}}
-	ended, err := s.store.revoke(ctx, sess.ID, ReasonLoginUnanswered, s.now().UTC(), ev)
+	ended, err := s.store.endUnanswered(ctx, sess, refreshHash, ReasonLoginUnanswered, s.now().UTC(), ev)
 	if err != nil {
 		s.logger.WarnContext(ctx, "could not end the session of a login that was not answered; it is listed as live until it expires",
 			"session_id", sess.ID, "user_id", sess.UserID, "error", err)

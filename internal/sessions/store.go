@@ -118,6 +118,29 @@ func (s *Store) revoke(ctx context.Context, id uuid.UUID, reason string, now tim
 	return n > 0, err
 }
 
+// endUnanswered ends sess, whose insert (with refresh token hash refreshHash) got no answer, and
+// records ev when it was live; else it leaves a revoked placeholder on which that insert fails,
+// should it land later. It reports whether a live session ended.
+func (s *Store) endUnanswered(ctx context.Context, sess Session, refreshHash []byte, reason string, now time.Time, ev audit.Event) (bool, error) {
+	var ended bool
+	err := postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
+		var err error
+		ended, err = q.EndUnansweredSession(ctx, dbgen.EndUnansweredSessionParams{
+			ID: sess.ID, UserID: sess.UserID, RefreshTokenHash: refreshHash, Now: now, Reason: &reason,
+		})
+		switch {
+		case errors.Is(err, pgx.ErrNoRows): // already revoked
+			return nil
+		case err != nil:
+			return fmt.Errorf("end unanswered session: %w", err)
+		case !ended:
+			return nil
+		}
+		return audit.Record(ctx, q, audit.SessionTarget(ev, sess.ID))
+	})
+	return ended, err
+}
+
 // revokeOwned ends one of userID's live sessions and records ev; false when there is none.
 func (s *Store) revokeOwned(ctx context.Context, userID, id uuid.UUID, reason string, now time.Time, ev audit.Event) (bool, error) {
 	var n int64
