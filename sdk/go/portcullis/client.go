@@ -213,30 +213,41 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if err != nil {
 		return nil, err
 	}
-	resp, err := t.send(req, body)
-	if err != nil || resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "invalid_token") {
-		return resp, err
+	resp, sent, err := t.send(req, body)
+	if err != nil || sent == "" || resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "invalid_token") {
+		return resp, err // sent == "": the caller's own token, not the stored pair's
 	}
 	p, _ := peekProblem(resp)
 	if p == nil || p.Code != "invalid-token" { // a revoked session will not come back by refreshing
 		return resp, nil
 	}
-	if err := t.c.Refresh(req.Context()); err != nil {
-		return resp, nil //nolint:nilerr // the caller sees the original 401
+	// A refresh that ended since this call went out has already replaced the token: retry with
+	// it rather than spend the new refresh token on a second refresh.
+	if latest := t.c.Tokens().AccessToken; latest == sent || latest == "" {
+		if err := t.c.Refresh(req.Context()); err != nil {
+			return resp, nil //nolint:nilerr // the caller sees the original 401
+		}
 	}
 	resp.Body.Close()
-	return t.send(req, body)
+	resp, _, err = t.send(req, body)
+	return resp, err
 }
 
-func (t *transport) send(req *http.Request, body []byte) (*http.Response, error) {
+// send sends a copy of req with the stored access token, unless req carries an Authorization
+// header of its own, and returns the token it added ("" for none).
+func (t *transport) send(req *http.Request, body []byte) (*http.Response, string, error) {
 	r := req.Clone(req.Context())
 	if body != nil {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
-	if tok := t.c.Tokens().AccessToken; tok != "" && r.Header.Get("Authorization") == "" {
-		r.Header.Set("Authorization", "Bearer "+tok)
+	tok := ""
+	if r.Header.Get("Authorization") == "" {
+		if tok = t.c.Tokens().AccessToken; tok != "" {
+			r.Header.Set("Authorization", "Bearer "+tok)
+		}
 	}
-	return t.next.RoundTrip(r)
+	resp, err := t.next.RoundTrip(r)
+	return resp, tok, err
 }
 
 func bodyBytes(req *http.Request) ([]byte, error) {

@@ -300,3 +300,82 @@ func TestLogoutSaysWhenTheSessionMayStillBeAlive(t *testing.T) {
 		t.Fatalf("Logout kept the tokens: %+v", got)
 	}
 }
+
+// gate counts refreshes and can hold the answer of the next GET /api/v1/users/me until released,
+// as a slow network would.
+type gate struct {
+	next      http.RoundTripper
+	refreshes atomic.Int32
+	holdNext  atomic.Bool
+	held      chan struct{} // receives when an answer is held
+	release   chan struct{}
+}
+
+func newGate() *gate {
+	return &gate{next: http.DefaultTransport, held: make(chan struct{}, 1), release: make(chan struct{})}
+}
+
+func (g *gate) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Path == "/api/v1/auth/refresh" {
+		g.refreshes.Add(1)
+	}
+	resp, err := g.next.RoundTrip(r)
+	if r.URL.Path == "/api/v1/users/me" && g.holdNext.CompareAndSwap(true, false) {
+		g.held <- struct{}{}
+		<-g.release
+	}
+	return resp, err
+}
+
+// A call whose 401 arrives after another call's refresh has ended retries with the new access
+// token: it does not spend the new refresh token on a second refresh.
+func TestALate401ReusesTheRefreshThatEnded(t *testing.T) {
+	g := newGate()
+	c := signedIn(t, &http.Client{Transport: g})
+	ctx := context.Background()
+	expired := c.Tokens()
+	expired.AccessToken = "eyJhbGciOiJFZERTQSJ9.eyJ9.c2ln"
+	c.SetTokens(expired)
+
+	g.holdNext.Store(true)
+	late := make(chan int, 1)
+	go func() {
+		r, err := c.API.GetMeWithResponse(ctx)
+		if err != nil {
+			t.Error(err)
+			late <- 0
+			return
+		}
+		late <- r.StatusCode()
+	}()
+	<-g.held // its 401 is on the way
+	if r, err := c.API.GetMeWithResponse(ctx); err != nil || r.StatusCode() != http.StatusOK {
+		t.Fatalf("a call after expiry: %v %d", err, r.StatusCode())
+	}
+	close(g.release)
+	if s := <-late; s != http.StatusOK {
+		t.Fatalf("the call whose 401 came late: %d", s)
+	}
+	if n := g.refreshes.Load(); n != 1 {
+		t.Fatalf("%d refreshes for one expired access token, want 1", n)
+	}
+}
+
+// A call that brings its own Authorization header is not the stored pair's: its 401 does not
+// spend the stored refresh token.
+func TestACallersOwnTokenIsNotRefreshed(t *testing.T) {
+	g := newGate()
+	c := signedIn(t, &http.Client{Transport: g})
+	ctx := context.Background()
+	before := c.Tokens()
+	own := func(_ context.Context, req *http.Request) error {
+		req.Header.Set("Authorization", "Bearer eyJhbGciOiJFZERTQSJ9.eyJ9.c2ln")
+		return nil
+	}
+	if r, err := c.API.GetMeWithResponse(ctx, own); err != nil || r.StatusCode() != http.StatusUnauthorized {
+		t.Fatalf("a call with a bad token of its own: %v %d", err, r.StatusCode())
+	}
+	if n := g.refreshes.Load(); n != 0 || c.Tokens().RefreshToken != before.RefreshToken {
+		t.Fatalf("the stored pair was refreshed (%d refreshes) for a token the caller supplied", n)
+	}
+}
