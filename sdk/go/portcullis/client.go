@@ -124,8 +124,8 @@ func (c *Client) Tokens() api.TokenPair {
 // even when ctx ends first: a rotation abandoned after the service made it would leave this
 // client with a spent refresh token, whose next use the service treats as theft and answers by
 // revoking the session. ctx bounds only how long this caller waits. When the service refuses
-// the refresh token (401), the stored pair is dropped and the error holds ErrNotSignedIn and the
-// *Problem.
+// the refresh token (401, or 409 refresh-token-race: another holder of the pair spent it first),
+// the stored pair is dropped and the error holds ErrNotSignedIn and the *Problem.
 func (c *Client) Refresh(ctx context.Context) error {
 	c.mu.Lock()
 	refresh := c.tokens.RefreshToken
@@ -169,9 +169,11 @@ func (c *Client) rotate(ctx context.Context, f *flight) {
 		f.err = err
 	case r.JSON200 == nil:
 		f.err = problemOf(r.HTTPResponse, r.Body)
-		if r.StatusCode() == http.StatusUnauthorized {
+		// 401: a dead pair; 409: a token someone else spent a moment ago, whose next use after
+		// the grace window would revoke the session as theft. Every later call would try it again.
+		if s := r.StatusCode(); s == http.StatusUnauthorized || s == http.StatusConflict {
 			f.err = fmt.Errorf("%w: %w", ErrNotSignedIn, f.err)
-			if current { // a dead pair: every later call would try it again
+			if current {
 				c.tokens = api.TokenPair{}
 			}
 		}

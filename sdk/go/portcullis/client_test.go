@@ -13,6 +13,7 @@ import (
 
 	api "github.com/portcullis/portcullis/gen/api"
 	"github.com/portcullis/portcullis/internal/app"
+	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/testenv"
 	"github.com/portcullis/portcullis/sdk/go/portcullis"
 )
@@ -21,7 +22,15 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 func serve(t *testing.T) string {
 	t.Helper()
-	a, err := app.New(context.Background(), testenv.Config(t), testenv.Logger(t))
+	return serveWith(t, func(*config.Config) {})
+}
+
+// serveWith is serve with a configuration that edit changes.
+func serveWith(t *testing.T, edit func(*config.Config)) string {
+	t.Helper()
+	cfg := testenv.Config(t)
+	edit(&cfg)
+	a, err := app.New(context.Background(), cfg, testenv.Logger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,8 +125,14 @@ func (s *slowRefresh) RoundTrip(r *http.Request) (*http.Response, error) {
 
 func signedIn(t *testing.T, hc *http.Client) *portcullis.Client {
 	t.Helper()
+	return signedInAt(t, serve(t), hc)
+}
+
+// signedInAt is signedIn at the service at url.
+func signedInAt(t *testing.T, url string, hc *http.Client) *portcullis.Client {
+	t.Helper()
 	ctx := context.Background()
-	c, err := portcullis.New(serve(t), hc)
+	c, err := portcullis.New(url, hc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -377,5 +392,36 @@ func TestACallersOwnTokenIsNotRefreshed(t *testing.T) {
 	}
 	if n := g.refreshes.Load(); n != 0 || c.Tokens().RefreshToken != before.RefreshToken {
 		t.Fatalf("the stored pair was refreshed (%d refreshes) for a token the caller supplied", n)
+	}
+}
+
+// A refresh that loses a race (409: another process sharing the persisted pair has just spent
+// the same refresh token) drops the spent token: sent again after the grace window, it would be
+// taken as theft and revoke the session the winner now holds.
+func TestARefreshThatLostARaceDropsTheSpentToken(t *testing.T) {
+	const grace = time.Second
+	url := serveWith(t, func(cfg *config.Config) { cfg.Auth.RefreshReuseGrace = grace })
+	ctx := context.Background()
+	c := signedInAt(t, url, nil)
+	winner, err := portcullis.New(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	winner.SetTokens(c.Tokens())
+	if err := winner.Refresh(ctx); err != nil {
+		t.Fatalf("the winner's refresh: %v", err)
+	}
+	lost := c.Refresh(ctx)
+	time.Sleep(grace + 100*time.Millisecond)
+	_ = c.Refresh(ctx) // a later refresh, after the window
+	if r, err := winner.API.GetMeWithResponse(ctx); err != nil || r.StatusCode() != http.StatusOK {
+		t.Fatalf("the winner's session did not survive the loser's later refresh: %v %d %s", err, r.StatusCode(), r.Body)
+	}
+	var p *portcullis.Problem
+	if !errors.Is(lost, portcullis.ErrNotSignedIn) || !errors.As(lost, &p) || p.Code != "refresh-token-race" {
+		t.Fatalf("the refresh that lost = %v, want ErrNotSignedIn and the refresh-token-race problem", lost)
+	}
+	if got := c.Tokens(); got.RefreshToken != "" {
+		t.Fatalf("the loser still holds a refresh token: %+v", got)
 	}
 }
