@@ -17,6 +17,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -63,7 +64,11 @@ func New(baseURL string, hc *http.Client) (*Client, error) {
 	if c.anon, err = api.NewClientWithResponses(baseURL, api.WithHTTPClient(hc)); err != nil {
 		return nil, err
 	}
-	authed := &http.Client{Transport: &transport{c: c, next: transportOf(hc)}, Timeout: hc.Timeout, Jar: hc.Jar}
+	base, err := url.Parse(baseURL)
+	if err != nil {
+		return nil, err
+	}
+	authed := &http.Client{Transport: &transport{c: c, host: base.Host, next: transportOf(hc)}, Timeout: hc.Timeout, Jar: hc.Jar}
 	if c.API, err = api.NewClientWithResponses(baseURL, api.WithHTTPClient(authed)); err != nil {
 		return nil, err
 	}
@@ -204,9 +209,12 @@ func (c *Client) Logout(ctx context.Context) error {
 	return err
 }
 
-// transport adds the access token and, on an expired one, refreshes once and retries.
+// transport adds the access token to requests for host and, on an expired one, refreshes once
+// and retries. Other hosts (a redirect's target) never get the token: Go's client drops the
+// Authorization header on such a redirect, and this transport must not put it back.
 type transport struct {
 	c    *Client
+	host string
 	next http.RoundTripper
 }
 
@@ -243,7 +251,7 @@ func (t *transport) send(req *http.Request, body []byte) (*http.Response, string
 		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
 	tok := ""
-	if r.Header.Get("Authorization") == "" {
+	if r.Header.Get("Authorization") == "" && r.URL.Host == t.host {
 		if tok = t.c.Tokens().AccessToken; tok != "" {
 			r.Header.Set("Authorization", "Bearer "+tok)
 		}

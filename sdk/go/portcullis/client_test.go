@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -423,5 +424,36 @@ func TestARefreshThatLostARaceDropsTheSpentToken(t *testing.T) {
 	}
 	if got := c.Tokens(); got.RefreshToken != "" {
 		t.Fatalf("the loser still holds a refresh token: %+v", got)
+	}
+}
+
+// The access token goes only to the service: a redirect to another host (which Go's client
+// follows without the Authorization header it was given) does not get it either.
+func TestTheTokenDoesNotFollowARedirectToAnotherHost(t *testing.T) {
+	var leaked atomic.Value
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		leaked.Store(r.Header.Get("Authorization"))
+		w.WriteHeader(http.StatusNotFound)
+	}))
+	defer elsewhere.Close()
+	_, port, _ := strings.Cut(strings.TrimPrefix(elsewhere.URL, "http://"), ":")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "http://localhost:"+port+r.URL.Path, http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	c, err := portcullis.New(srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetTokens(api.TokenPair{AccessToken: "A1", RefreshToken: "RA1"})
+	if _, err := c.API.GetMeWithResponse(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := leaked.Load().(string)
+	if !ok {
+		t.Fatal("the redirect was not followed")
+	}
+	if got != "" {
+		t.Fatalf("another host got Authorization %q", got)
 	}
 }
