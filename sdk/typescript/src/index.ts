@@ -59,7 +59,8 @@ export interface PortcullisAuth {
    * the same token would get 409 refresh-token-race. A refresh that gets it all the same (a
    * client sharing the store, in another tab, spent the token first) waits up to 5 s for the
    * winner's pair to reach the store and resolves to it. Resolves to undefined when there is no
-   * refresh token or the server refuses it (on 401 the stored pair is cleared).
+   * refresh token or the server refuses it (on 401 the stored pair is cleared), and when the
+   * pair is set or cleared while the refresh is under way (the pair set then stays).
    */
   refresh(): Promise<TokenPair | undefined>;
 }
@@ -94,31 +95,41 @@ export function createPortcullisClient(baseUrl: string, opts: PortcullisClientOp
     onTokens?.(pair);
   };
 
-  let inflight: Promise<TokenPair | undefined> | undefined;
+  // The refresh under way and the refresh token it spends: a pair set meanwhile (another
+  // sign-in) gets a refresh of its own, never the old pair's successor.
+  let inflight: { from: string; pair: Promise<TokenPair | undefined> } | undefined;
   const refresh = (): Promise<TokenPair | undefined> => {
-    inflight ??= (async () => {
-      const current = tokens.get();
-      if (current === undefined) return undefined;
-      const { data, response } = await refresher.POST("/api/v1/auth/refresh", {
-        body: { refresh_token: current.refresh_token },
-      });
-      if (data !== undefined) {
-        store(data);
-        return data;
-      }
-      // 409 refresh-token-race: another client sharing the store (another browser tab, with
-      // the pair in localStorage) spent this refresh token a moment ago. The session is intact,
-      // and the winner's pair reaches the store once its answer arrives: wait for it.
-      if (response.status === 409) return raceWinner(tokens, current.refresh_token);
-      // 401: the refresh token is expired, reused or its session revoked; sign in again.
-      // Other failures (429, 5xx) leave the pair alone.
-      // Compare the tokens, not the objects: a store that serializes returns a new one each time.
-      if (response.status === 401 && tokens.get()?.refresh_token === current.refresh_token) store(undefined);
-      return undefined;
-    })().finally(() => {
-      inflight = undefined;
-    });
-    return inflight;
+    const current = tokens.get();
+    if (current === undefined) return Promise.resolve(undefined);
+    if (inflight?.from === current.refresh_token) return inflight.pair;
+    const flight = {
+      from: current.refresh_token,
+      pair: (async () => {
+        const { data, response } = await refresher.POST("/api/v1/auth/refresh", {
+          body: { refresh_token: current.refresh_token },
+        });
+        // Compare the tokens, not the objects: a store that serializes returns a new one each time.
+        const still = tokens.get()?.refresh_token === current.refresh_token;
+        if (data !== undefined) {
+          // A pair set or cleared meanwhile stays: the successor of the one it replaced is dropped.
+          if (!still) return undefined;
+          store(data);
+          return data;
+        }
+        // 409 refresh-token-race: another client sharing the store (another browser tab, with
+        // the pair in localStorage) spent this refresh token a moment ago. The session is intact,
+        // and the winner's pair reaches the store once its answer arrives: wait for it.
+        if (response.status === 409) return raceWinner(tokens, current.refresh_token);
+        // 401: the refresh token is expired, reused or its session revoked; sign in again.
+        // Other failures (429, 5xx) leave the pair alone.
+        if (response.status === 401 && still) store(undefined);
+        return undefined;
+      })().finally(() => {
+        if (inflight === flight) inflight = undefined;
+      }),
+    };
+    inflight = flight;
+    return flight.pair;
   };
 
   const pending = new Map<string, Pending>();

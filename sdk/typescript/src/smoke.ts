@@ -163,6 +163,68 @@ const steps: Array<[string, () => Promise<string>]> = [
     },
   ],
   [
+    "a refresh under way never brings back a pair replaced or cleared meanwhile",
+    async () => {
+      const login = async (): Promise<TokenPair> => {
+        const { data, error } = await client.POST("/api/v1/auth/login", { body: { email, password } });
+        assert.ok(data, `login failed: ${JSON.stringify(error)}`);
+        return data;
+      };
+      // A fetch that can hold the answer of the next refresh, and tells when a 401 comes back.
+      let hold: { entered: () => void; released: Promise<void> } | undefined;
+      let on401: (() => void) | undefined;
+      const heldFetch: typeof fetch = async (input, init) => {
+        const response = await countingFetch(input, init);
+        const path = new URL(input instanceof Request ? input.url : String(input)).pathname;
+        if (response.status === 401) on401?.();
+        const h = hold;
+        if (h !== undefined && path === "/api/v1/auth/refresh") {
+          hold = undefined;
+          h.entered();
+          await h.released;
+        }
+        return response;
+      };
+      const holdNextRefresh = (): { entered: Promise<void>; release: () => void } => {
+        let entered = (): void => undefined;
+        let release = (): void => undefined;
+        const e = new Promise<void>((resolve) => (entered = resolve));
+        hold = { entered, released: new Promise<void>((resolve) => (release = resolve)) };
+        return { entered: e, release };
+      };
+      const a = await login();
+      const b = await login();
+      const pc = createPortcullisClient(baseUrl, { fetch: heldFetch });
+
+      // Replaced: a new pair is set (another sign-in) while the old pair's refresh is under way;
+      // a call with the new pair's expired token refreshes that pair, not the old one.
+      pc.auth.set(a);
+      let gate = holdNextRefresh();
+      const old = pc.auth.refresh();
+      await gate.entered;
+      pc.auth.set({ ...b, access_token: spoil(b.access_token) });
+      const got401 = new Promise<void>((resolve) => (on401 = resolve));
+      const me = pc.GET("/api/v1/users/me");
+      await got401;
+      await new Promise((resolve) => setTimeout(resolve, 50)); // the call is now after a refresh
+      gate.release();
+      assert.equal(await old, undefined, "the refresh of a replaced pair resolved to a pair");
+      const { error } = await me;
+      assert.equal(error, undefined, `me with the new pair failed: ${JSON.stringify(error)}`);
+      assert.equal(pc.auth.tokens?.session_id, b.session_id, "the old pair's refresh overwrote the new pair");
+
+      // Cleared: signed out while a refresh is under way.
+      gate = holdNextRefresh();
+      const late = pc.auth.refresh();
+      await gate.entered;
+      pc.auth.clear();
+      gate.release();
+      assert.equal(await late, undefined, "the refresh of a cleared pair resolved to a pair");
+      assert.equal(pc.auth.tokens, undefined, "a refresh brought a cleared pair back");
+      return "the pair set last stays; a cleared pair stays cleared";
+    },
+  ],
+  [
     "problem+json as a typed Problem",
     async () => {
       const { data, error, response } = await client.POST("/api/v1/auth/register", {
