@@ -68,8 +68,9 @@ func New(baseURL string, hc *http.Client) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	authed := &http.Client{Transport: &transport{c: c, host: base.Host, next: transportOf(hc)}, Timeout: hc.Timeout, Jar: hc.Jar}
-	if c.API, err = api.NewClientWithResponses(baseURL, api.WithHTTPClient(authed)); err != nil {
+	authed := *hc // its redirect policy, jar and timeout hold for authenticated calls too
+	authed.Transport = &transport{c: c, host: base.Host, next: transportOf(hc)}
+	if c.API, err = api.NewClientWithResponses(baseURL, api.WithHTTPClient(&authed)); err != nil {
 		return nil, err
 	}
 	return c, nil

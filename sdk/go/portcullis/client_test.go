@@ -457,3 +457,29 @@ func TestTheTokenDoesNotFollowARedirectToAnotherHost(t *testing.T) {
 		t.Fatalf("another host got Authorization %q", got)
 	}
 }
+
+// The http.Client given to New keeps its redirect policy for authenticated calls too.
+func TestTheCallersRedirectPolicyHolds(t *testing.T) {
+	var followed atomic.Bool
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/elsewhere" {
+			followed.Store(true)
+			return
+		}
+		http.Redirect(w, r, "/elsewhere", http.StatusTemporaryRedirect)
+	}))
+	defer srv.Close()
+	noRedirects := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	c, err := portcullis.New(srv.URL, noRedirects)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetTokens(api.TokenPair{AccessToken: "A1", RefreshToken: "RA1"})
+	r, err := c.API.GetMeWithResponse(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if followed.Load() || r.StatusCode() != http.StatusTemporaryRedirect {
+		t.Fatalf("an authenticated call followed a redirect its http.Client refuses (status %d)", r.StatusCode())
+	}
+}
