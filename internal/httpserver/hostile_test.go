@@ -1432,6 +1432,30 @@ func TestControlCharactersInQueryAreRefused(t *testing.T) {
 	}
 }
 
+// A path parameter that is not what the spec says is a 400 validation-failed naming it, on the
+// operations that declare their parameters on the path (the admin ones) as on the others: not an
+// invalid-request about "the body" that quotes the generated binder and its Go types.
+func TestMalformedPathParametersNameThemselves(t *testing.T) {
+	in := start(t)
+	_, adminPair := in.createWithRole(t, "admin")
+	auth := "Bearer " + adminPair.AccessToken
+	id := uuid.Must(uuid.NewV7()).String()
+	for _, c := range []struct{ method, path, field string }{
+		{"GET", "/api/v1/admin/users/not-a-uuid", "user_id"},
+		{"DELETE", "/api/v1/admin/users/not-a-uuid", "user_id"},
+		{"GET", "/api/v1/admin/users/%2e%2e/sessions", "user_id"},
+		{"DELETE", "/api/v1/admin/users/" + id + "/sessions/not-a-uuid", "session_id"},
+		{"DELETE", "/api/v1/users/me/sessions/not-a-uuid", "session_id"},
+	} {
+		resp, body := in.raw(t, c.method, c.path, "", nil, "Authorization", auth)
+		p := wantProblem(t, rawStatus{resp}, body, http.StatusBadRequest, "validation-failed")
+		wantField(t, p, c.field)
+		if strings.Contains(string(body), "uuid.UUID") || strings.Contains(string(body), "unmarshaling") {
+			t.Errorf("%s %s: the problem quotes the binder: %s", c.method, c.path, body)
+		}
+	}
+}
+
 // A query parameter that does not parse, or comes twice, is a 400 naming it (not "the body"),
 // never the first of two values taken silently.
 func TestMalformedOrRepeatedQueryParametersNameThemselves(t *testing.T) {

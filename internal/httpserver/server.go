@@ -198,8 +198,10 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 				mws = append(mws, requireJSON)
 			}
 			// An operation with no parameters and no body has nothing to validate: skipping the
-			// validator spares those requests (GET /users/me among them) its route lookup.
-			if op.RequestBody == nil && len(op.Parameters) == 0 && !strings.Contains(path, "{") {
+			// validator spares those requests (GET /users/me among them) its route lookup. A path
+			// parameter may be declared on the path rather than the operation (the admin ones are),
+			// and path is Echo's form of the route, which writes it ":name".
+			if op.RequestBody == nil && len(op.Parameters) == 0 && !strings.Contains(path, ":") {
 				return mws
 			}
 			return append(mws, plainQuery(op), validator)
