@@ -107,6 +107,19 @@ func TestTransportLevelProblems(t *testing.T) {
 	}
 }
 
+// A media type's name is case-insensitive (RFC 9110, 8.3.1): a JSON body declared as
+// "Application/JSON" is JSON, all the way to the handler, and not a 415 from the binder after
+// every check before it took it for JSON.
+func TestJSONMediaTypeInAnyCase(t *testing.T) {
+	in := start(t)
+	n := uniqueName()
+	body := object("email", jsonString(n+"@example.com"), "username", jsonString(n), "password", jsonString(strongPassword))
+	resp, b := in.raw(t, "POST", "/api/v1/auth/register", "Application/JSON; Charset=UTF-8", strings.NewReader(body))
+	wantStatus(t, rawStatus{resp}, b, http.StatusCreated)
+	resp, b = in.raw(t, "POST", "/api/v1/auth/login", "APPLICATION/JSON", strings.NewReader(object("email", jsonString(n+"@example.com"), "password", jsonString(strongPassword))))
+	wantStatus(t, rawStatus{resp}, b, http.StatusOK)
+}
+
 func TestEverySecuredOperationRefusesMissingAndBadTokens(t *testing.T) {
 	in := start(t)
 	spec, err := api.GetSwagger()

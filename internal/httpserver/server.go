@@ -330,7 +330,7 @@ func plainQuery(op *openapi3.Operation) echo.MiddlewareFunc {
 // requireJSON answers 415 to a body that is not declared as JSON, and 400 to JSON that is
 // syntactically valid but hostile: nested too deep, not UTF-8, a repeated key (which parsers
 // resolve differently), or a NUL character (which PostgreSQL text refuses). The body is read
-// once here, within the body limit, and handed on unchanged.
+// once here, within the body limit, and handed on unchanged, declared as application/json.
 func requireJSON(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
@@ -356,6 +356,9 @@ func requireJSON(next echo.HandlerFunc) echo.HandlerFunc {
 			return hostileJSON(err)
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
+		// Media types are case-insensitive, Echo's binder is not: "Application/JSON" would be
+		// a 415 from it after every check here took it for JSON.
+		r.Header.Set(echo.HeaderContentType, echo.MIMEApplicationJSON)
 		return next(c)
 	}
 }
