@@ -146,22 +146,36 @@ func serve(c echo.Context, f *file) error {
 	apiCSP, apiCache := h.Get("Content-Security-Policy"), h.Get("Cache-Control")
 	h.Set("Content-Security-Policy", CSP)
 	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set(echo.HeaderContentType, f.contentType)
-	h.Set("Cache-Control", f.cacheControl)
-	body, etag := f.body, f.etag
+	body, etag, gzipped := f.body, f.etag, false
 	if f.gzipped != nil {
 		h.Add(echo.HeaderVary, echo.HeaderAcceptEncoding)
 		if acceptsGzip(r.Header.Get(echo.HeaderAcceptEncoding)) {
-			body, etag = f.gzipped(), etag+"-gzip"
-			h.Set(echo.HeaderContentEncoding, "gzip")
+			body, etag, gzipped = f.gzipped(), etag+"-gzip", true
 		}
 	}
-	if f.cacheControl != pageCacheControl {
-		h.Set("ETag", `"`+etag+`"`)
+	// The representation's headers, which a refusal of ServeContent's removes.
+	represent := func() {
+		h.Set(echo.HeaderContentType, f.contentType)
+		h.Set("Cache-Control", f.cacheControl)
+		if gzipped {
+			h.Set(echo.HeaderContentEncoding, "gzip")
+		}
+		if f.cacheControl != pageCacheControl {
+			h.Set("ETag", `"`+etag+`"`)
+		}
 	}
+	represent()
 	// ServeContent answers If-None-Match with 304, ranges with 206, and HEAD without a body.
 	ref := &refusal{ResponseWriter: w}
 	http.ServeContent(ref, r, "", time.Time{}, bytes.NewReader(body))
+	if ref.status == http.StatusRequestedRangeNotSatisfiable && h.Get("Content-Range") == "" {
+		// A Range ServeContent cannot parse (another unit, bytes=9-0) is refused like one past
+		// the end, but with no Content-Range. RFC 9110 (14.2) has it ignored: the whole file.
+		r.Header.Del("Range")
+		represent()
+		ref = &refusal{ResponseWriter: w}
+		http.ServeContent(ref, r, "", time.Time{}, bytes.NewReader(body))
+	}
 	if ref.status == 0 {
 		return nil
 	}

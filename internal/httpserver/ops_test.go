@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -348,6 +349,31 @@ func TestDocsRefusalsAreProblems(t *testing.T) {
 		if tc.status == http.StatusRequestedRangeNotSatisfiable {
 			if got, want := resp.Header.Get("Content-Range"), fmt.Sprintf("bytes */%d", len(body)); got != want {
 				t.Errorf("%s: Content-Range %q, want %q", tc.name, got, want)
+			}
+		}
+	}
+}
+
+// A Range the docs cannot parse (another unit, a last byte before the first, no numbers) is
+// ignored, as RFC 9110 (14.2) has it: the whole file, not a 416 that says the range lies past
+// the end and, with no Content-Range, does not say where the end is.
+func TestDocsIgnoreARangeTheyCannotParse(t *testing.T) {
+	in := start(t)
+	for _, asset := range []string{"/docs/init.js", "/docs/swagger-ui.css"} {
+		whole, body := in.raw(t, "GET", asset, "", nil, "Accept-Encoding", "gzip")
+		if whole.StatusCode != http.StatusOK || len(body) < 10 {
+			t.Fatalf("GET %s: %d, %d bytes", asset, whole.StatusCode, len(body))
+		}
+		for _, rng := range []string{"items=0-9", "bytes=9-0", "bytes=garbage"} {
+			resp, b := in.raw(t, "GET", asset, "", nil, "Range", rng, "Accept-Encoding", "gzip")
+			if resp.StatusCode != http.StatusOK || string(b) != string(body) {
+				t.Errorf("GET %s with Range %s: %d, %d bytes (%.120s), want 200 and the whole file", asset, rng, resp.StatusCode, len(b), b)
+				continue
+			}
+			for _, k := range []string{"Content-Type", "Content-Encoding", "ETag", "Cache-Control", "Content-Security-Policy", "Vary"} {
+				if got, want := resp.Header.Values(k), whole.Header.Values(k); !slices.Equal(got, want) {
+					t.Errorf("GET %s with Range %s: %s %q, want %q", asset, rng, k, got, want)
+				}
 			}
 		}
 	}
