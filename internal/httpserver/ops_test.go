@@ -378,3 +378,19 @@ func TestDocsIgnoreARangeTheyCannotParse(t *testing.T) {
 		}
 	}
 }
+
+// A HEAD is answered with the headers a GET would get (RFC 9110, 9.3.2), an error's
+// application/problem+json among them, without the body.
+func TestHeadErrorsCarryTheProblemType(t *testing.T) {
+	in := start(t)
+	for _, path := range []string{"/docs/nope.js", "/api/v1/users/me", "/nowhere"} {
+		get, _ := in.raw(t, "GET", path, "", nil)
+		head, body := in.raw(t, "HEAD", path, "", nil)
+		if head.StatusCode < 400 || len(body) != 0 {
+			t.Errorf("HEAD %s: %d with %d bytes, want an error with no body", path, head.StatusCode, len(body))
+		}
+		if got := head.Header.Get("Content-Type"); got != "application/problem+json" {
+			t.Errorf("HEAD %s: %d with Content-Type %q (GET: %d, %q)", path, head.StatusCode, got, get.StatusCode, get.Header.Get("Content-Type"))
+		}
+	}
+}

@@ -59,7 +59,8 @@ func (s *Server) handleError(err error, c echo.Context) {
 	if p.Status >= 500 {
 		s.logger.ErrorContext(c.Request().Context(), "request failed", "error", err, "method", c.Request().Method, "route", c.Path())
 	}
-	if c.Request().Method == http.MethodHead {
+	if c.Request().Method == http.MethodHead { // a GET's headers, without the body
+		c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
 		c.Response().WriteHeader(p.Status)
 		return
 	}
