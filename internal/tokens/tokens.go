@@ -5,7 +5,6 @@
 package tokens
 
 import (
-	"bytes"
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
@@ -26,6 +25,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/every"
+	"github.com/portcullis/portcullis/internal/strictjson"
 )
 
 // TokenType is the JOSE "typ" of access tokens (RFC 9068).
@@ -393,13 +393,33 @@ func parseHeader(seg string) (header, error) {
 	if err != nil {
 		return header{}, fmt.Errorf("header: %w", err)
 	}
+	// Read the header as jwx does, or these checks and the signature check could read two
+	// headers: encoding/json keeps the last of a repeated member and takes "KID" (or "Kid") for
+	// kid, where jwx reads only "kid", so a token could be remembered under a key that did not
+	// sign it, and outlive that key's removal.
+	if err := strictjson.Check(raw); err != nil {
+		return header{}, fmt.Errorf("header: %w", err)
+	}
+	var members map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &members); err != nil {
+		return header{}, fmt.Errorf("header: %w", err)
+	}
+	for name := range members {
+		for _, known := range headerMembers {
+			if name != known && strings.EqualFold(name, known) {
+				return header{}, fmt.Errorf("header member %q is not %q", name, known)
+			}
+		}
+	}
 	var h header
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(&h); err != nil {
+	if err := json.Unmarshal(raw, &h); err != nil {
 		return header{}, fmt.Errorf("header: %w", err)
 	}
 	return h, nil
 }
+
+// headerMembers are the JSON names of header's fields.
+var headerMembers = []string{"alg", "typ", "kid", "jwk", "jku", "x5u", "x5c", "cty"}
 
 func base64url(b []byte) string { return base64.RawURLEncoding.EncodeToString(b) }
 
