@@ -98,6 +98,11 @@ RETURNING s.expires_at > @now::timestamptz AS ended;
 UPDATE user_sessions SET revoked_at = @now::timestamptz, revoked_reason = @reason
 WHERE id = @id AND user_id = @user_id AND revoked_at IS NULL AND expires_at > @now;
 
+-- name: LockSessionOwnerRole :one
+-- The role of the user whose sessions staff act on, share-locked until the transaction ends: a
+-- role change waits for the act, so the role checked is still the user's when it lands.
+SELECT role FROM users WHERE id = @id FOR SHARE;
+
 -- name: RevokeUserSessions :many
 -- Revokes every live session of a user except keep_id (pass a nil UUID to keep none).
 UPDATE user_sessions SET revoked_at = @now::timestamptz, revoked_reason = @reason

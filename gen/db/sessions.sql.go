@@ -265,6 +265,19 @@ func (q *Queries) ListLiveSessionIDsByUser(ctx context.Context, arg ListLiveSess
 	return items, nil
 }
 
+const lockSessionOwnerRole = `-- name: LockSessionOwnerRole :one
+SELECT role FROM users WHERE id = $1 FOR SHARE
+`
+
+// The role of the user whose sessions staff act on, share-locked until the transaction ends: a
+// role change waits for the act, so the role checked is still the user's when it lands.
+func (q *Queries) LockSessionOwnerRole(ctx context.Context, id uuid.UUID) (string, error) {
+	row := q.db.QueryRow(ctx, lockSessionOwnerRole, id)
+	var role string
+	err := row.Scan(&role)
+	return role, err
+}
+
 const purgeEndedSessions = `-- name: PurgeEndedSessions :execrows
 DELETE FROM user_sessions
 WHERE id IN (

@@ -94,25 +94,35 @@ func (s *Service) DeleteUser(ctx context.Context, id uuid.UUID) error {
 
 // managed returns the caller and checks that they may act on the sessions of user id: it
 // returns users.ErrNotFound, or auth.ErrForbidden when the user's role is not below the
-// caller's (auth.MayManage).
-func (s *Service) managed(ctx context.Context, id uuid.UUID) (uuid.UUID, error) {
+// caller's (auth.MayManage). The check comes again with the act (may), against the role the
+// user holds then: a promotion can land between the two.
+func (s *Service) managed(ctx context.Context, id uuid.UUID) (uuid.UUID, sessions.OwnerCheck, error) {
 	p, ok := auth.PrincipalFrom(ctx)
 	if !ok {
-		return uuid.Nil, auth.ErrNotAuthenticated
+		return uuid.Nil, nil, auth.ErrNotAuthenticated
 	}
 	u, err := s.users.Get(ctx, id)
 	if err != nil {
-		return uuid.Nil, err
+		return uuid.Nil, nil, err
 	}
-	if !auth.MayManage(p.Role, u.Role) {
-		return uuid.Nil, auth.ErrForbidden
+	may := func(role string) error {
+		switch {
+		case role == "": // deleted meanwhile
+			return users.ErrNotFound
+		case !auth.MayManage(p.Role, role):
+			return auth.ErrForbidden
+		}
+		return nil
 	}
-	return p.UserID, nil
+	if err := may(u.Role); err != nil {
+		return uuid.Nil, nil, err
+	}
+	return p.UserID, may, nil
 }
 
 // ListSessions returns a user's live sessions. It returns the errors of managed.
 func (s *Service) ListSessions(ctx context.Context, id uuid.UUID) ([]sessions.Session, error) {
-	if _, err := s.managed(ctx, id); err != nil {
+	if _, _, err := s.managed(ctx, id); err != nil {
 		return nil, err
 	}
 	return s.sessions.List(ctx, id)
@@ -120,21 +130,21 @@ func (s *Service) ListSessions(ctx context.Context, id uuid.UUID) ([]sessions.Se
 
 // RevokeSessions ends every session of a user. It returns the errors of managed.
 func (s *Service) RevokeSessions(ctx context.Context, id uuid.UUID) error {
-	a, err := s.managed(ctx, id)
+	a, may, err := s.managed(ctx, id)
 	if err != nil {
 		return err
 	}
-	return s.sessions.RevokeAll(ctx, id, uuid.Nil, reasonRevokedByAdmin, audit.Event{Action: audit.ActionAdminRevokeAll, Actor: &a})
+	return s.sessions.RevokeAll(ctx, id, uuid.Nil, may, reasonRevokedByAdmin, audit.Event{Action: audit.ActionAdminRevokeAll, Actor: &a})
 }
 
 // RevokeSession ends one session of a user. It returns the errors of managed, and
 // sessions.ErrNotFound when the session is not a live session of that user.
 func (s *Service) RevokeSession(ctx context.Context, userID, sessionID uuid.UUID) error {
-	a, err := s.managed(ctx, userID)
+	a, may, err := s.managed(ctx, userID)
 	if err != nil {
 		return err
 	}
-	return s.sessions.RevokeOwned(ctx, userID, sessionID, reasonRevokedByAdmin, audit.Event{Action: audit.ActionAdminRevokeOne, Actor: &a})
+	return s.sessions.RevokeOwned(ctx, userID, sessionID, may, reasonRevokedByAdmin, audit.Event{Action: audit.ActionAdminRevokeOne, Actor: &a})
 }
 
 // ListAuditEvents returns one page of the audit trail.

@@ -148,7 +148,7 @@ func (s *Service) LogoutAll(ctx context.Context) error {
 	if !ok {
 		return ErrNotAuthenticated
 	}
-	return s.sessions.RevokeAll(ctx, p.UserID, uuid.Nil, sessions.ReasonLogoutAll, audit.Event{Action: audit.ActionLogoutAll, Actor: &p.UserID})
+	return s.sessions.RevokeAll(ctx, p.UserID, uuid.Nil, nil, sessions.ReasonLogoutAll, audit.Event{Action: audit.ActionLogoutAll, Actor: &p.UserID})
 }
 
 // RevokeSession ends one of the caller's own sessions. It returns sessions.ErrNotFound for a
@@ -158,7 +158,7 @@ func (s *Service) RevokeSession(ctx context.Context, id uuid.UUID) error {
 	if !ok {
 		return ErrNotAuthenticated
 	}
-	return s.sessions.RevokeOwned(ctx, p.UserID, id, sessions.ReasonRevokedByUser, audit.Event{Action: audit.ActionSessionRevoke, Actor: &p.UserID})
+	return s.sessions.RevokeOwned(ctx, p.UserID, id, nil, sessions.ReasonRevokedByUser, audit.Event{Action: audit.ActionSessionRevoke, Actor: &p.UserID})
 }
 
 // ChangePassword changes the caller's password and ends their other sessions. It returns the

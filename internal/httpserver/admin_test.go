@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/oapi-codegen/nullable"
@@ -458,5 +459,121 @@ func TestSelfServiceCannotAssignPrivileges(t *testing.T) {
 	var n int
 	if err := in.app.Pool.QueryRow(ctx, "SELECT count(*) FROM users WHERE username = 'mallory'").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("mallory exists: %d %v", n, err)
+	}
+}
+
+// A moderator's revocation and a promotion of its target that race are serialised: the role
+// that allowed the revocation is still the target's when the sessions end. Here the revocation
+// is held up at the session's row (a lock the test takes) after its role check, while an admin
+// promotes the user. Either the promotion waits for the revocation (which then ended a user's
+// session), or it lands first and the moderator is refused: never does a moderator end the
+// session of a user who is an admin by then.
+func TestModeratorRevocationRacingAPromotion(t *testing.T) {
+	in := start(t)
+	ctx := context.Background()
+	_, adminPair := in.createWithRole(t, "admin")
+	_, modPair := in.createWithRole(t, "moderator")
+	waiting := func() int {
+		t.Helper()
+		var n int
+		if err := in.app.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	for _, tt := range []struct {
+		name   string
+		revoke func(user, session uuid.UUID) (statusCoder, []byte, error)
+	}{
+		{"one session", func(user, session uuid.UUID) (statusCoder, []byte, error) {
+			r, err := in.client.AdminRevokeUserSessionWithResponse(ctx, user, session, bearer(modPair.AccessToken))
+			if err != nil {
+				return nil, nil, err
+			}
+			return r, r.Body, nil
+		}},
+		{"every session", func(user, _ uuid.UUID) (statusCoder, []byte, error) {
+			r, err := in.client.AdminRevokeUserSessionsWithResponse(ctx, user, bearer(modPair.AccessToken))
+			if err != nil {
+				return nil, nil, err
+			}
+			return r, r.Body, nil
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			acct := in.register(t)
+			pair := in.login(t, acct)
+			tx, err := in.app.Pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer tx.Rollback(ctx) //nolint:errcheck // released below; a no-op then
+			if _, err := tx.Exec(ctx, "SELECT 1 FROM user_sessions WHERE id = $1 FOR UPDATE", pair.SessionId); err != nil {
+				t.Fatal(err)
+			}
+			type answer struct {
+				status int
+				body   []byte
+			}
+			revoked := make(chan answer, 1)
+			go func() {
+				r, b, err := tt.revoke(acct.User.Id, pair.SessionId)
+				if err != nil {
+					t.Error(err)
+					revoked <- answer{}
+					return
+				}
+				revoked <- answer{r.StatusCode(), b}
+			}()
+			for deadline := time.Now().Add(5 * time.Second); waiting() < 1; time.Sleep(5 * time.Millisecond) {
+				if time.Now().After(deadline) {
+					t.Fatal("the revocation never waited for the session's row")
+				}
+			}
+			promoted := make(chan answer, 1)
+			go func() {
+				r, err := in.client.AdminUpdateUserWithResponse(ctx, acct.User.Id, api.AdminUpdateUserJSONRequestBody{Role: new(api.RoleAdmin)}, bearer(adminPair.AccessToken))
+				if err != nil {
+					t.Error(err)
+					promoted <- answer{}
+					return
+				}
+				promoted <- answer{r.StatusCode(), r.Body}
+			}()
+			// The promotion either completes or waits for the revocation.
+			var first *answer
+			for deadline := time.Now().Add(5 * time.Second); first == nil && waiting() < 2; time.Sleep(5 * time.Millisecond) {
+				select {
+				case a := <-promoted:
+					first = &a
+				default:
+				}
+				if time.Now().After(deadline) {
+					t.Fatal("the promotion neither completed nor waited")
+				}
+			}
+			if err := tx.Rollback(ctx); err != nil {
+				t.Fatal(err)
+			}
+			rev := <-revoked
+			if first == nil {
+				a := <-promoted
+				// The promotion came second: the moderator ended a user's session.
+				if rev.status != http.StatusNoContent || a.status != http.StatusOK {
+					t.Fatalf("revocation then promotion: %d %s, %d %s", rev.status, rev.body, a.status, a.body)
+				}
+				return
+			}
+			if first.status != http.StatusOK {
+				t.Fatalf("promotion: %d %s", first.status, first.body)
+			}
+			if rev.status != http.StatusForbidden || !strings.Contains(string(rev.body), `"code":"insufficient-permissions"`) {
+				t.Fatalf("a moderator's revocation that ended after the user became an admin: %d %s, want 403", rev.status, rev.body)
+			}
+			if got := in.me(t, pair.AccessToken); got != http.StatusOK {
+				t.Fatalf("the new admin's session after the moderator's refused revocation: %d, want 200", got)
+			}
+		})
 	}
 }

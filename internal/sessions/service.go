@@ -195,9 +195,16 @@ func (s *Service) Revoke(ctx context.Context, id uuid.UUID, reason string, ev au
 	return nil
 }
 
-// RevokeOwned ends one of userID's live sessions, recording ev, or returns ErrNotFound.
-func (s *Service) RevokeOwned(ctx context.Context, userID, id uuid.UUID, reason string, ev audit.Event) error {
-	ok, err := s.store.revokeOwned(ctx, userID, id, reason, s.now().UTC(), ev)
+// OwnerCheck decides from the role of the user whose sessions are acted on ("" when the user is
+// gone) whether the act may go ahead, and returns its error otherwise. It runs in the act's
+// transaction with that user's row share-locked, so a role change cannot land between the
+// check and the act. Nil allows every role (a user acting on their own sessions).
+type OwnerCheck func(ownerRole string) error
+
+// RevokeOwned ends one of userID's live sessions, recording ev, or returns ErrNotFound, or the
+// error of check.
+func (s *Service) RevokeOwned(ctx context.Context, userID, id uuid.UUID, check OwnerCheck, reason string, ev audit.Event) error {
+	ok, err := s.store.revokeOwned(ctx, userID, id, check, reason, s.now().UTC(), ev)
 	if err != nil {
 		s.Unsure(ctx, err, id)
 		return err
@@ -210,9 +217,10 @@ func (s *Service) RevokeOwned(ctx context.Context, userID, id uuid.UUID, reason 
 	return nil
 }
 
-// RevokeAll ends every live session of userID except keep (uuid.Nil keeps none), recording ev.
-func (s *Service) RevokeAll(ctx context.Context, userID, keep uuid.UUID, reason string, ev audit.Event) error {
-	ids, err := s.store.revokeAll(ctx, userID, keep, reason, s.now().UTC(), ev)
+// RevokeAll ends every live session of userID except keep (uuid.Nil keeps none), recording ev,
+// or returns the error of check.
+func (s *Service) RevokeAll(ctx context.Context, userID, keep uuid.UUID, check OwnerCheck, reason string, ev audit.Event) error {
+	ids, err := s.store.revokeAll(ctx, userID, keep, check, reason, s.now().UTC(), ev)
 	if err != nil {
 		s.Unsure(ctx, err, ids...)
 		return err

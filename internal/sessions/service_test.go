@@ -553,7 +553,7 @@ func TestRevokeAllKeepsOne(t *testing.T) {
 		mustCheck(t, s, iss)
 	}
 
-	if err := s.RevokeAll(context.Background(), ada.ID, keep.SessionID, ReasonLogoutAll, testEvent); err != nil {
+	if err := s.RevokeAll(context.Background(), ada.ID, keep.SessionID, nil, ReasonLogoutAll, testEvent); err != nil {
 		t.Fatal(err)
 	}
 	e.wantNoLiveEntry(t, other1.SessionID, "RevokeAll")
@@ -566,7 +566,7 @@ func TestRevokeAllKeepsOne(t *testing.T) {
 		t.Errorf("revoked_reason = %v; want %q", r.revokedReason, ReasonLogoutAll)
 	}
 
-	if err := s.RevokeAll(context.Background(), ada.ID, uuid.Nil, ReasonPasswordChange, testEvent); err != nil {
+	if err := s.RevokeAll(context.Background(), ada.ID, uuid.Nil, nil, ReasonPasswordChange, testEvent); err != nil {
 		t.Fatal(err)
 	}
 	wantRevoked(t, s, keep)
@@ -582,22 +582,22 @@ func TestRevokeOwned(t *testing.T) {
 	adas, bobs := open(t, s, ada, Client{}), open(t, s, bob, Client{})
 	mustCheck(t, s, bobs)
 
-	if err := s.RevokeOwned(ctx, ada.ID, bobs.SessionID, ReasonRevokedByUser, testEvent); !errors.Is(err, ErrNotFound) {
+	if err := s.RevokeOwned(ctx, ada.ID, bobs.SessionID, nil, ReasonRevokedByUser, testEvent); !errors.Is(err, ErrNotFound) {
 		t.Errorf("RevokeOwned(another user's session) error = %v; want ErrNotFound", err)
 	}
 	mustCheck(t, s, bobs)
 	if r := e.row(t, bobs.SessionID); r.revokedAt != nil {
 		t.Errorf("bob's session revoked_at = %v; want nil", r.revokedAt)
 	}
-	if err := s.RevokeOwned(ctx, ada.ID, uuid.New(), ReasonRevokedByUser, testEvent); !errors.Is(err, ErrNotFound) {
+	if err := s.RevokeOwned(ctx, ada.ID, uuid.New(), nil, ReasonRevokedByUser, testEvent); !errors.Is(err, ErrNotFound) {
 		t.Errorf("RevokeOwned(unknown session) error = %v; want ErrNotFound", err)
 	}
 
-	if err := s.RevokeOwned(ctx, ada.ID, adas.SessionID, ReasonRevokedByUser, testEvent); err != nil {
+	if err := s.RevokeOwned(ctx, ada.ID, adas.SessionID, nil, ReasonRevokedByUser, testEvent); err != nil {
 		t.Fatalf("RevokeOwned(own session) = %v", err)
 	}
 	wantRevoked(t, s, adas)
-	if err := s.RevokeOwned(ctx, ada.ID, adas.SessionID, ReasonRevokedByUser, testEvent); !errors.Is(err, ErrNotFound) {
+	if err := s.RevokeOwned(ctx, ada.ID, adas.SessionID, nil, ReasonRevokedByUser, testEvent); !errors.Is(err, ErrNotFound) {
 		t.Errorf("RevokeOwned(already revoked) error = %v; want ErrNotFound", err)
 	}
 }

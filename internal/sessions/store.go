@@ -141,10 +141,27 @@ func (s *Store) endUnanswered(ctx context.Context, sess Session, refreshHash []b
 	return ended, err
 }
 
-// revokeOwned ends one of userID's live sessions and records ev; false when there is none.
-func (s *Store) revokeOwned(ctx context.Context, userID, id uuid.UUID, reason string, now time.Time, ev audit.Event) (bool, error) {
+// checkOwner runs check, when there is one, on the role of userID, locked for the rest of the
+// transaction ("" for a user who is gone).
+func checkOwner(ctx context.Context, q *dbgen.Queries, userID uuid.UUID, check OwnerCheck) error {
+	if check == nil {
+		return nil
+	}
+	role, err := q.LockSessionOwnerRole(ctx, userID)
+	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
+		return fmt.Errorf("lock session owner: %w", err)
+	}
+	return check(role)
+}
+
+// revokeOwned ends one of userID's live sessions and records ev, if check allows; false when
+// there is none.
+func (s *Store) revokeOwned(ctx context.Context, userID, id uuid.UUID, check OwnerCheck, reason string, now time.Time, ev audit.Event) (bool, error) {
 	var n int64
 	err := postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
+		if err := checkOwner(ctx, q, userID, check); err != nil {
+			return err
+		}
 		var err error
 		n, err = q.RevokeUserSession(ctx, dbgen.RevokeUserSessionParams{ID: id, UserID: userID, Reason: &reason, Now: now})
 		if err != nil {
@@ -158,10 +175,14 @@ func (s *Store) revokeOwned(ctx context.Context, userID, id uuid.UUID, reason st
 	return n > 0, err
 }
 
-// revokeAll ends every live session of userID but keep and records ev about the user.
-func (s *Store) revokeAll(ctx context.Context, userID, keep uuid.UUID, reason string, now time.Time, ev audit.Event) ([]uuid.UUID, error) {
+// revokeAll ends every live session of userID but keep and records ev about the user, if check
+// allows.
+func (s *Store) revokeAll(ctx context.Context, userID, keep uuid.UUID, check OwnerCheck, reason string, now time.Time, ev audit.Event) ([]uuid.UUID, error) {
 	var ids []uuid.UUID
 	err := postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
+		if err := checkOwner(ctx, q, userID, check); err != nil {
+			return err
+		}
 		var err error
 		ids, err = q.RevokeUserSessions(ctx, dbgen.RevokeUserSessionsParams{UserID: userID, KeepID: keep, Reason: &reason, Now: now})
 		if err != nil {
