@@ -15,6 +15,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/password"
 )
 
 // How a new signing key reaches verifiers: the JWKS is served with a max-age of JWKSMaxAge and
@@ -242,7 +244,11 @@ func (c Config) validate() error {
 	check(c.Auth.JWKSPrepublish < c.Auth.SigningKeyRotation, "PORTCULLIS_JWKS_PREPUBLISH must be shorter than the rotation period")
 	check(c.Auth.KeyEncryptionKey == nil || len(c.Auth.KeyEncryptionKey) == 32, "PORTCULLIS_KEY_ENCRYPTION_KEY must be 32 bytes, base64 encoded")
 	check(c.Auth.Issuer != "" && c.Auth.Audience != "", "PORTCULLIS_ISSUER and PORTCULLIS_AUDIENCE must be set")
-	check(c.Password.MemoryKiB >= 8 && c.Password.Iterations >= 1 && c.Password.Parallelism >= 1, "argon2 parameters must be positive")
+	// The bounds Verify accepts: past them NewHasher would panic, and its hashes never verify.
+	check(c.Password.MemoryKiB >= 8 && c.Password.MemoryKiB <= password.MaxMemoryKiB, "PORTCULLIS_ARGON2_MEMORY_KIB must be between 8 and %d", password.MaxMemoryKiB)
+	check(c.Password.Iterations >= 1 && c.Password.Iterations <= password.MaxIterations, "PORTCULLIS_ARGON2_ITERATIONS must be between 1 and %d", password.MaxIterations)
+	check(c.Password.Parallelism >= 1 && c.Password.Parallelism <= password.MaxParallelism, "PORTCULLIS_ARGON2_PARALLELISM must be between 1 and %d", password.MaxParallelism)
+	check(c.Password.MemoryKiB >= 8*uint32(c.Password.Parallelism), "PORTCULLIS_ARGON2_MEMORY_KIB must be at least 8 × PORTCULLIS_ARGON2_PARALLELISM (8 KiB a lane)")
 	check(c.HTTP.MaxBodyBytes >= 1024, "PORTCULLIS_HTTP_MAX_BODY_BYTES must be at least 1024")
 	check(c.Postgres.MaxConns >= 2, "PORTCULLIS_DB_MAX_CONNS must be at least 2")
 	check(c.Redis.Timeout > 0, "PORTCULLIS_REDIS_TIMEOUT must be positive")

@@ -61,6 +61,12 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"argon2 memory overflow", "PORTCULLIS_ARGON2_MEMORY_KIB", "4294967304", "PORTCULLIS_ARGON2_MEMORY_KIB"},
 		{"argon2 parallelism overflow", "PORTCULLIS_ARGON2_PARALLELISM", "257", "PORTCULLIS_ARGON2_PARALLELISM"},
 		{"db conns overflow", "PORTCULLIS_DB_MAX_CONNS", "4294967298", "PORTCULLIS_DB_MAX_CONNS"},
+		// Past the bounds Verify accepts, NewHasher panicked in serve, after the migrations ran.
+		{"argon2 iterations beyond verify's bound", "PORTCULLIS_ARGON2_ITERATIONS", "101", "PORTCULLIS_ARGON2_ITERATIONS"},
+		{"argon2 parallelism beyond verify's bound", "PORTCULLIS_ARGON2_PARALLELISM", "65", "PORTCULLIS_ARGON2_PARALLELISM"},
+		{"argon2 memory beyond verify's bound", "PORTCULLIS_ARGON2_MEMORY_KIB", "4194305", "PORTCULLIS_ARGON2_MEMORY_KIB"},
+		{"argon2 memory under 8 KiB", "PORTCULLIS_ARGON2_MEMORY_KIB", "7", "PORTCULLIS_ARGON2_MEMORY_KIB"},
+		{"no argon2 iterations", "PORTCULLIS_ARGON2_ITERATIONS", "0", "PORTCULLIS_ARGON2_ITERATIONS"},
 		{"retention too short", "PORTCULLIS_SESSION_RETENTION", "10m", "PORTCULLIS_SESSION_RETENTION must be 0"},
 		{"negative retention", "PORTCULLIS_SESSION_RETENTION", "-1h", "PORTCULLIS_SESSION_RETENTION must be 0"},
 		{"audit retention too short", "PORTCULLIS_AUDIT_RETENTION", "12h", "PORTCULLIS_AUDIT_RETENTION must be 0"},
@@ -78,6 +84,15 @@ func TestLoadRejectsBadValues(t *testing.T) {
 				t.Fatalf("Load() error = %v, want it to mention %q", err, tt.want)
 			}
 		})
+	}
+}
+
+// argon2id needs 8 KiB of memory a lane: fewer made NewHasher panic in serve, after the
+// migrations ran, rather than an error naming the variables.
+func TestLoadRejectsArgon2MemoryBelowItsLanes(t *testing.T) {
+	_, err := Load(env(map[string]string{"PORTCULLIS_ARGON2_MEMORY_KIB": "8", "PORTCULLIS_ARGON2_PARALLELISM": "2"}))
+	if err == nil || !strings.Contains(err.Error(), "PORTCULLIS_ARGON2_MEMORY_KIB") || !strings.Contains(err.Error(), "PORTCULLIS_ARGON2_PARALLELISM") {
+		t.Fatalf("Load() error = %v, want it to name PORTCULLIS_ARGON2_MEMORY_KIB and PORTCULLIS_ARGON2_PARALLELISM", err)
 	}
 }
 

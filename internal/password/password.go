@@ -35,11 +35,12 @@ var OWASP = Params{MemoryKiB: 19456, Iterations: 2, Parallelism: 1, SaltLen: 16,
 var ErrMalformedHash = errors.New("malformed password hash")
 
 // Bounds on the parameters of a hash that Verify accepts, so that a hostile
-// stored string cannot make it allocate or compute absurdly.
+// stored string cannot make it allocate or compute absurdly. A Hasher's own
+// parameters must be within them too (and MemoryKiB at least 8 × Parallelism).
 const (
-	maxMemoryKiB   = 4 << 20 // 4 GiB
-	maxIterations  = 100
-	maxParallelism = 64
+	MaxMemoryKiB   = 4 << 20 // 4 GiB
+	MaxIterations  = 100
+	MaxParallelism = 64
 	minSaltLen     = 8
 	maxSaltLen     = 64
 	minKeyLen      = 16
@@ -153,9 +154,9 @@ func (h *Hasher) idKey(password string, salt []byte, p Params) []byte {
 }
 
 func (p Params) valid() bool {
-	return p.Iterations >= 1 && p.Iterations <= maxIterations &&
-		p.Parallelism >= 1 && p.Parallelism <= maxParallelism &&
-		p.MemoryKiB >= 8*uint32(p.Parallelism) && p.MemoryKiB <= maxMemoryKiB &&
+	return p.Iterations >= 1 && p.Iterations <= MaxIterations &&
+		p.Parallelism >= 1 && p.Parallelism <= MaxParallelism &&
+		p.MemoryKiB >= 8*uint32(p.Parallelism) && p.MemoryKiB <= MaxMemoryKiB &&
 		p.SaltLen >= minSaltLen && p.SaltLen <= maxSaltLen &&
 		p.KeyLen >= minKeyLen && p.KeyLen <= maxKeyLen
 }
