@@ -681,3 +681,35 @@ func TestADatabaseThatFoldsASCIIOnlyIsRefused(t *testing.T) {
 		t.Fatalf("admin create with the hazard accepted: %v", err)
 	}
 }
+
+// A connection string pgx cannot parse is quoted in its error with a best-effort redaction,
+// which leaves a password written in some forms the configuration log hides: that error goes
+// to stderr, and from there to the log shipper.
+func TestStartupErrorsHideTheDatabasePassword(t *testing.T) {
+	for _, db := range []string{
+		"host=127.0.0.1 password = 'hunter2 with spaces' sslmode=bogus",
+		`host=127.0.0.1 password=hunter2\ escaped sslmode=bogus`,
+		"postgres://u:hunter2@127.0.0.1/x?sslmode=bogus",
+	} {
+		for _, tt := range []struct {
+			args []string
+			env  map[string]string
+		}{
+			{[]string{"serve"}, nil},
+			{[]string{"serve"}, map[string]string{"PORTCULLIS_CREATE_DATABASE": "true"}},
+			{[]string{"migrate", "up"}, nil},
+			{[]string{"admin", "create", "-email", "root@example.com", "-username", "root", "-password-stdin"}, nil},
+		} {
+			vars := map[string]string{"DATABASE_URL": db, "PORTCULLIS_METRICS_ADDR": "off"}
+			maps.Copy(vars, tt.env)
+			var out bytes.Buffer
+			err := run(context.Background(), tt.args, env(vars), strings.NewReader("a long admin password\n"), &out)
+			if err == nil {
+				t.Fatalf("%v with DATABASE_URL %q succeeded", tt.args, db)
+			}
+			if msg := err.Error() + out.String(); strings.Contains(msg, "hunter2") || strings.Contains(msg, "escaped") {
+				t.Errorf("%v %v with DATABASE_URL %q shows its password: %v\n%s", tt.args, tt.env, db, err, out.String())
+			}
+		}
+	}
+}

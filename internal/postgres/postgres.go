@@ -30,7 +30,7 @@ import (
 func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
-		return nil, fmt.Errorf("parse database url: %w", err)
+		return nil, fmt.Errorf("parse database url: %w", parseError(err))
 	}
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
@@ -48,6 +48,22 @@ func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error
 	return pool, nil
 }
 
+// parseError is the error of parsing a connection string without the string itself. pgx quotes
+// it with a best-effort redaction that leaves some spellings of a password whole ("password =
+// 'a b'", "password=a\ b"), and this error reaches stderr and the logs; the reason is kept.
+func parseError(err error) error {
+	var pe *pgconn.ParseConfigError
+	if !errors.As(err, &pe) {
+		return err
+	}
+	// Error() is "cannot parse `<string>`: <reason>"; the reason holds no backquote.
+	msg := err.Error()
+	if i := strings.LastIndex(msg, "`: "); i >= 0 {
+		return errors.New("cannot parse it: " + msg[i+len("`: "):])
+	}
+	return errors.New("cannot parse it")
+}
+
 // createLocale is EnsureDatabase's LC_COLLATE and LC_CTYPE (a variable for the tests).
 var createLocale = "C.UTF-8"
 
@@ -56,7 +72,7 @@ var createLocale = "C.UTF-8"
 func EnsureDatabase(ctx context.Context, url string) error {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
-		return fmt.Errorf("parse database url: %w", err)
+		return fmt.Errorf("parse database url: %w", parseError(err))
 	}
 	name := cfg.Database
 	cfg.Database = "postgres"
