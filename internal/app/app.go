@@ -46,8 +46,10 @@ type App struct {
 }
 
 // New connects to PostgreSQL and Redis, migrates when configured to, and builds the handler.
+// What it logs with a request's context carries the request's trace_id and span_id.
 // Background work (key rotation, cache invalidation retries) runs until Close.
 func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, error) {
+	logger = slog.New(telemetry.LogHandler(logger.Handler()))
 	// Malformed limits are refused before anything is created or migrated.
 	limits, loginFailures, err := ParseLimits(cfg.Limits)
 	if err != nil {

@@ -20,6 +20,7 @@ import (
 
 	api "github.com/portcullis/portcullis/gen/api"
 	"github.com/portcullis/portcullis/internal/app"
+	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/telemetry"
 	"github.com/portcullis/portcullis/internal/testenv"
 )
@@ -42,10 +43,13 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// startObserved runs a service whose JSON logs go to logs.
-func startObserved(t *testing.T, logs io.Writer) (*instance, *app.App) {
+// startObserved runs a service whose JSON logs go to logs; edit adjusts the configuration.
+func startObserved(t *testing.T, logs io.Writer, edit ...func(*config.Config)) (*instance, *app.App) {
 	t.Helper()
 	cfg := testenv.Config(t)
+	for _, e := range edit {
+		e(&cfg)
+	}
 	a, err := app.New(context.Background(), cfg, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatal(err)
@@ -120,6 +124,48 @@ func TestLogsHoldNoSecretsAndOneLinePerRequest(t *testing.T) {
 	}
 	if access != 7 {
 		t.Fatalf("%d access lines for 7 requests", access)
+	}
+}
+
+// Every line logged while a request is served carries its trace_id and span_id, not only its
+// access line: PortcullisRefreshTokenReuse sends on-call from the WARN line of a reuse to its
+// trace, and a 500's "request failed" line is found by it.
+func TestLogsOfARequestCarryItsTrace(t *testing.T) {
+	var logs syncBuffer
+	prev := otel.GetTextMapPropagator()
+	otel.SetTextMapPropagator(propagation.TraceContext{}) // as telemetry.SetupTracing does
+	t.Cleanup(func() { otel.SetTextMapPropagator(prev) })
+	in, _ := startObserved(t, &logs, func(c *config.Config) { c.Auth.RefreshReuseGrace = 0 })
+	ctx := context.Background()
+	pair := in.login(t, in.register(t))
+	if r, err := in.client.RefreshTokensWithResponse(ctx, api.RefreshTokensJSONRequestBody{RefreshToken: pair.RefreshToken}); err != nil || r.StatusCode() != 200 {
+		t.Fatalf("refresh: %v", err)
+	}
+	const traceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+	r, err := in.client.RefreshTokensWithResponse(ctx, api.RefreshTokensJSONRequestBody{RefreshToken: pair.RefreshToken},
+		header("Traceparent", "00-"+traceID+"-00f067aa0ba902b7-01"))
+	if err != nil || r.StatusCode() != 401 {
+		t.Fatalf("reused refresh: %v", err)
+	}
+	var found bool
+	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
+		var rec map[string]any
+		if err := json.Unmarshal([]byte(line), &rec); err != nil {
+			t.Fatalf("a log line is not JSON: %q", line)
+		}
+		if rec["msg"] == "request" && rec["status"] == float64(401) && rec["trace_id"] != traceID {
+			t.Errorf("the access line of the reuse has no trace_id %s: %s", traceID, line)
+		}
+		if rec["msg"] != "refresh token reuse detected; session revoked" {
+			continue
+		}
+		found = true
+		if rec["trace_id"] != traceID || rec["span_id"] == nil {
+			t.Errorf("the reuse line has no trace_id %s and span_id: %s", traceID, line)
+		}
+	}
+	if !found {
+		t.Fatalf("no reuse line in the logs:\n%s", logs.String())
 	}
 }
 

@@ -55,9 +55,6 @@ func (s *Server) observe(m *telemetry.Metrics) echo.MiddlewareFunc {
 				"duration_ms", float64(elapsed.Microseconds()) / 1000,
 				"request_id", c.Response().Header().Get(echo.HeaderXRequestID),
 			}
-			if sc.IsValid() {
-				attrs = append(attrs, "trace_id", sc.TraceID().String(), "span_id", sc.SpanID().String())
-			}
 			if p, ok := auth.PrincipalFrom(ctx); ok {
 				attrs = append(attrs, "user_id", p.UserID.String())
 			}
