@@ -264,6 +264,7 @@ func (c Config) validate() error {
 	} {
 		check(d.v > 0, "%s must be positive", d.name)
 	}
+	check(c.HTTP.HSTSMaxAge == 0 || c.HTTP.HSTSMaxAge >= time.Second, "PORTCULLIS_HSTS_MAX_AGE must be 0 (none) or at least 1s")
 	check(c.ShutdownDrain >= 0, "PORTCULLIS_SHUTDOWN_DRAIN must not be negative")
 	check(c.Redis.SessionCacheTTL >= time.Second, "PORTCULLIS_SESSION_CACHE_TTL must be at least 1s")
 	check((c.HTTP.TLSCertFile == "") == (c.HTTP.TLSKeyFile == ""), "PORTCULLIS_TLS_CERT_FILE and PORTCULLIS_TLS_KEY_FILE must be set together")

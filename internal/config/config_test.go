@@ -56,6 +56,10 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"no write timeout", "PORTCULLIS_HTTP_WRITE_TIMEOUT", "0s", "PORTCULLIS_HTTP_WRITE_TIMEOUT must be positive"},
 		{"negative idle timeout", "PORTCULLIS_HTTP_IDLE_TIMEOUT", "-5m", "PORTCULLIS_HTTP_IDLE_TIMEOUT must be positive"},
 		{"no shutdown timeout", "PORTCULLIS_HTTP_SHUTDOWN_TIMEOUT", "0s", "PORTCULLIS_HTTP_SHUTDOWN_TIMEOUT must be positive"},
+		// A negative max-age sent no HSTS without a word; under a second sent "max-age=0", which
+		// tells browsers to forget the policy.
+		{"negative hsts max-age", "PORTCULLIS_HSTS_MAX_AGE", "-1h", "PORTCULLIS_HSTS_MAX_AGE"},
+		{"sub-second hsts max-age", "PORTCULLIS_HSTS_MAX_AGE", "500ms", "PORTCULLIS_HSTS_MAX_AGE"},
 		{"negative drain", "PORTCULLIS_SHUTDOWN_DRAIN", "-5s", "PORTCULLIS_SHUTDOWN_DRAIN must not be negative"},
 		// A number too large for its field wrapped around to a small one.
 		{"argon2 memory overflow", "PORTCULLIS_ARGON2_MEMORY_KIB", "4294967304", "PORTCULLIS_ARGON2_MEMORY_KIB"},
