@@ -17,6 +17,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	api "github.com/portcullis/portcullis/gen/api"
 	"github.com/portcullis/portcullis/internal/app"
@@ -226,6 +227,37 @@ func TestMetricsAreBoundedAndCountOutcomes(t *testing.T) {
 		if strings.Contains(after, leak) {
 			t.Fatalf("a metric label holds %q", leak)
 		}
+	}
+}
+
+// A request's span names the client as the rate limits and the audit trail do: otelecho reads
+// http.client_ip from X-Forwarded-For whoever sent it, so a trace showed any address a client
+// chose to write there.
+func TestSpansNameTheClientTheServiceBelieves(t *testing.T) {
+	rec := tracetest.NewSpanRecorder()
+	t.Cleanup(telemetry.UseTracerProvider(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))))
+	var logs syncBuffer
+	in, _ := startObserved(t, &logs)
+	resp, _ := in.raw(t, "GET", "/api/v1/users/me", "", nil, "X-Forwarded-For", "203.0.113.9")
+	if resp.StatusCode != 401 {
+		t.Fatalf("me without a token: %d", resp.StatusCode)
+	}
+	var found bool
+	for _, s := range rec.Ended() {
+		if s.SpanKind() != trace.SpanKindServer {
+			continue
+		}
+		for _, kv := range s.Attributes() {
+			if kv.Key == "http.client_ip" {
+				found = true
+				if got := kv.Value.AsString(); got != "127.0.0.1" {
+					t.Errorf("the span's http.client_ip is %q, want the peer 127.0.0.1 (no proxy is trusted)", got)
+				}
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no server span with http.client_ip")
 	}
 }
 

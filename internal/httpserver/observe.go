@@ -37,7 +37,9 @@ func (s *Server) observe(m *telemetry.Metrics) echo.MiddlewareFunc {
 			method := methodLabel(c.Request().Method)
 			if span := trace.SpanFromContext(c.Request().Context()); span.IsRecording() {
 				span.SetName(method + " " + route)
-				span.SetAttributes(attribute.String("http.route", route))
+				// otelecho took http.client_ip from X-Forwarded-For whoever sent it: the client is
+				// the one the limits and the audit trail see (PORTCULLIS_TRUSTED_PROXIES).
+				span.SetAttributes(attribute.String("http.route", route), attribute.String("http.client_ip", c.RealIP()))
 			}
 			status := c.Response().Status
 			elapsed := time.Since(begin)
