@@ -155,7 +155,7 @@ func (res *results) table(o options, m machine) string {
 		"(the server's own password.Hasher.Verify with its parameters on every core, server idle, measured right before and right after each round of the waiting clients' login run and averaged over all rounds; " +
 		"x/crypto's argon2.IDKey is measured the same way, the two interleaved so that a drift of the machine's speed cancels, and its rate shown beside; " +
 		"the interval is Student's t over the rounds' own ratios). " +
-		"errors: non-2xx responses and socket errors. CPU: average cores kept busy by the server, by the load generators (wrk or this harness's workers), by the stores (every postgres and redis-server process), which share the machine, and by everything else the machine ran meanwhile (other: its busy time in /proc/stat less the first three, mostly kernel threads); what the four leave of the CPU count was idle. " +
+		"errors: non-2xx responses and socket errors; req/s counts 2xx answers only, and a judged row with any error misses its target. CPU: average cores kept busy by the server, by the load generators (wrk or this harness's workers), by the stores (every postgres and redis-server process), which share the machine, and by everything else the machine ran meanwhile (other: its busy time in /proc/stat less the first three, mostly kernel threads); what the four leave of the CPU count was idle. " +
 		"steal: cores' worth of time the hypervisor gave to other guests while this machine's CPUs wanted to run (/proc/stat), time none of the four got. " +
 		"Targets are reported, never enforced. Before each scenario the harness runs VACUUM (ANALYZE) on the tables logins and refreshes write, as autovacuum would.\n")
 	return b.String()

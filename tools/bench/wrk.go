@@ -30,6 +30,15 @@ type wrkStats struct {
 	cpu          time.Duration // wrk's own CPU time (user and system)
 }
 
+// successRate is the 2xx answers per second: wrk's Requests/sec counts every answer, errors
+// included.
+func (st wrkStats) successRate() float64 {
+	if st.requests <= 0 {
+		return 0
+	}
+	return st.rps * float64(st.requests-st.non2xx) / float64(st.requests)
+}
+
 // run drives the job for d (wrk counts whole seconds) and parses wrk's report.
 func (j wrkJob) run(ctx context.Context, baseURL string, d time.Duration) (wrkStats, error) {
 	args := []string{

@@ -36,3 +36,23 @@ Transfer/sec:    500.66KB
 		t.Error("parseWrk accepted a report without figures")
 	}
 }
+
+// A row's rate counts only successes, and any error fails its target: an expired token's 401s
+// are fast, and would otherwise raise req/s and lower p99.
+func TestErrorsNeverPass(t *testing.T) {
+	t.Parallel()
+	st := wrkStats{requests: 1000, rps: 500, non2xx: 400}
+	if got := st.successRate(); got != 300 {
+		t.Errorf("successRate = %v, want 300 (600 of 1000 answers were 2xx)", got)
+	}
+	if got := (wrkStats{}).successRate(); got != 0 {
+		t.Errorf("successRate of nothing = %v", got)
+	}
+	r := judged(row{name: "admin-first", ok: 600, failed: 400, p99: time.Millisecond}, "p99 <= 20ms", true)
+	if r.pass == nil || *r.pass {
+		t.Errorf("a row with 400 failed requests passed: %+v", r)
+	}
+	if r = judged(row{name: "admin-first", ok: 600, p99: time.Millisecond}, "p99 <= 20ms", true); r.pass == nil || !*r.pass {
+		t.Errorf("a row without errors that meets its target missed: %+v", r)
+	}
+}
