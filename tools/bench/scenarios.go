@@ -207,7 +207,11 @@ func (r *runner) me(ctx context.Context) error {
 	for i, a := range r.e.accounts {
 		tokens[i] = a.access
 	}
-	script, err := tokenScript(dir, tokens)
+	script, err := tokenScript(dir, tokens, 0)
+	if err != nil {
+		return err
+	}
+	ipsScript, err := tokenScript(dir, tokens, clientIPs)
 	if err != nil {
 		return err
 	}
@@ -235,8 +239,23 @@ func (r *runner) me(ctx context.Context) error {
 	}
 	row256.target = "peak RSS: see below"
 	r.res.add(row256)
-	r.res.rssHWM, _, err = memory(pid)
-	return err
+	if r.res.rssHWM, _, err = memory(pid); err != nil {
+		return err
+	}
+
+	// The rows above come from one address, whose raised per-IP bucket is busy enough to lease
+	// 32 events per Redis call. Real clients are many addresses, each too slow to lease: every
+	// request of theirs is checked in Redis. This row is that traffic, through a trusted proxy.
+	job.conns, job.script = 32, ipsScript
+	rowIPs, err := r.wrk(ctx, "me-ips", fmt.Sprintf("GET /api/v1/users/me from %s client addresses (X-Forwarded-For)", thousands(clientIPs)), job)
+	if err != nil {
+		return err
+	}
+	if r.bareRPS > 0 {
+		target = fmt.Sprintf(">= %d req/s, p99 <= %v (bare net/http here: %.2f of it)", targetMeRPS, targetMeP99, rowIPs.rps/r.bareRPS)
+	}
+	r.res.add(judged(rowIPs, target, rowIPs.rps >= targetMeRPS && rowIPs.p99 <= targetMeP99))
+	return nil
 }
 
 // refresh is POST /auth/refresh, each worker following its own session's token chain.

@@ -78,6 +78,9 @@ func startServer(ctx context.Context, o options, db *benchDB, tmp string) (*serv
 	for _, name := range []string{"IP", "LOGIN_IP", "LOGIN_ACCOUNT_FAILURES", "REGISTER_IP", "REFRESH_IP", "PASSWORD_IP", "PASSWORD_ACCOUNT"} {
 		vars["PORTCULLIS_RATE_LIMIT_"+name] = unlimited
 	}
+	// The me-ips scenario's requests carry an X-Forwarded-For, as behind a load balancer; the
+	// others send none and are limited by their peer address, 127.0.0.1.
+	vars["PORTCULLIS_TRUSTED_PROXIES"] = "127.0.0.1/32"
 	if o.pprof {
 		vars["PORTCULLIS_DEBUG_ADDR"] = fmt.Sprintf("127.0.0.1:%d", ports[2])
 		s.debugURL = fmt.Sprintf("http://127.0.0.1:%d", ports[2])

@@ -119,9 +119,16 @@ func wrkLatency(re *regexp.Regexp, out string) (time.Duration, error) {
 	return time.Duration(v * float64(unit)), nil
 }
 
+// clientIPs is how many client addresses the me-ips scenario's requests come from: each
+// address recurs every few seconds, as a real client's would, so its per-IP rate-limit bucket is
+// never busy enough to lease and every request is checked in Redis.
+const clientIPs = 100_000
+
 // tokenScript writes a wrk Lua script that sends each request with the next of tokens as its
-// bearer token; each wrk thread starts at a different place in the list.
-func tokenScript(dir string, tokens []string) (string, error) {
+// bearer token; each wrk thread starts at a different place in the list. With ips > 0 (at most
+// 131,072) each request also carries an X-Forwarded-For, the next of that many addresses of
+// 198.18.0.0/15 (RFC 2544's benchmarking range), each thread walking its own share.
+func tokenScript(dir string, tokens []string, ips int) (string, error) {
 	var b strings.Builder
 	b.WriteString("local tokens = {\n")
 	for _, t := range tokens {
@@ -129,19 +136,33 @@ func tokenScript(dir string, tokens []string) (string, error) {
 	}
 	b.WriteString(`}
 local threads = 0
+local ips = ` + strconv.Itoa(ips) + `
 function setup(thread)
   thread:set("offset", threads * 7919)
+  thread:set("ipfrom", threads)
   threads = threads + 1
 end
 local i = 0
+local k = 0
 function init(args)
   i = (offset or 0) % #tokens
+  k = ipfrom or 0
 end
 function request()
   i = i % #tokens + 1
-  return wrk.format(nil, nil, { ["Authorization"] = tokens[i] })
+  local headers = { ["Authorization"] = tokens[i] }
+  if ips > 0 then
+    -- threads take every other address (2 threads): thread t sends t, t+2, t+4, ...
+    k = (k + 2) % ips
+    headers["X-Forwarded-For"] = "198." .. (18 + math.floor(k / 65536)) .. "." .. (math.floor(k / 256) % 256) .. "." .. (k % 256)
+  end
+  return wrk.format(nil, nil, headers)
 end
 `)
-	path := filepath.Join(dir, "tokens.lua")
+	name := "tokens.lua"
+	if ips > 0 {
+		name = "tokens-ips.lua"
+	}
+	path := filepath.Join(dir, name)
 	return path, os.WriteFile(path, []byte(b.String()), 0o600)
 }

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"fmt"
+	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -54,5 +57,28 @@ func TestErrorsNeverPass(t *testing.T) {
 	}
 	if r = judged(row{name: "admin-first", ok: 600, p99: time.Millisecond}, "p99 <= 20ms", true); r.pass == nil || !*r.pass {
 		t.Errorf("a row without errors that meets its target missed: %+v", r)
+	}
+}
+
+// The me-ips script sends an X-Forwarded-For from the benchmarking range; the others send none.
+func TestTokenScriptAddresses(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, ips := range []int{0, clientIPs} {
+		path, err := tokenScript(dir, []string{"a", "b"}, ips)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := string(b)
+		if !strings.Contains(s, `"Bearer a"`) || !strings.Contains(s, fmt.Sprintf("local ips = %d\n", ips)) {
+			t.Errorf("ips %d: script lacks its tokens or its address count:\n%s", ips, s)
+		}
+	}
+	if clientIPs > 2*65536 {
+		t.Errorf("clientIPs %d overflows 198.18.0.0/15", clientIPs)
 	}
 }
