@@ -79,13 +79,13 @@ func (s *Service) Login(ctx context.Context, c users.Credentials, client session
 		// capacity, or the client left while the guess waited for a hashing slot): the slot goes
 		// back. A client that leaves once its guess is hashing gets no refund: that password
 		// has been tested.
-		s.limiter.Refund(settle, s.failures, key)
+		s.limiter.Refund(settle, slot, key)
 		return TokenPair{}, err
 	case err != nil:
 		return TokenPair{}, err // a store error: the slot stays spent, which errs on the safe side
 	case slot.Remaining == slot.Limit.Count-1:
 		// The slot was the bucket's only event: give it back.
-		s.limiter.Refund(settle, s.failures, key)
+		s.limiter.Refund(settle, slot, key)
 	default:
 		// The right password forgets the account's earlier failures, this slot with them.
 		s.limiter.Reset(settle, s.failures, key)

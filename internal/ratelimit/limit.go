@@ -54,6 +54,9 @@ type Result struct {
 	// RetryAfter is, when !Allowed, how long to wait before an event is admitted; it is then
 	// positive. It is zero when Allowed.
 	RetryAfter time.Duration
+	// local is set when the in-process limiter decided (Redis could not be reached), so
+	// Refund gives the event back there.
+	local bool
 }
 
 // params are a Limit in the algorithm's integer microseconds: emission interval t and burst

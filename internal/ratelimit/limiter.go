@@ -144,28 +144,33 @@ func (l *Limiter) Reset(ctx context.Context, lim Limit, key string) error {
 	return err
 }
 
-// Refund gives back one event recorded by Allow for key under lim, for an event that turned out
-// not to count (a login admitted against a failure budget whose password proved right, or that
-// got no verdict). Unlike Reset it leaves the bucket's other events, such as failures recorded
-// meanwhile, in place. It is best effort like Reset; when Redis fails it refunds the local
-// limiter, which is where Allow recorded the event then.
-func (l *Limiter) Refund(ctx context.Context, lim Limit, key string) {
-	p, ok := paramsOf(lim)
-	if !ok {
+// Refund gives back the event slot recorded by Allow for key, for an event that turned out not
+// to count (a login admitted against a failure budget whose password proved right, or that got
+// no verdict). Unlike Reset it leaves the bucket's other events, such as failures recorded
+// meanwhile, in place. The event goes back where it was recorded: to Redis, or to the local
+// limiter when Redis could not be reached then. A refund elsewhere would give back an event
+// never charged there (Redis back from an outage would lose one of the failures it holds). It
+// is best effort like Reset: a Redis failure leaves the event spent.
+func (l *Limiter) Refund(ctx context.Context, slot Result, key string) {
+	p, ok := paramsOf(slot.Limit)
+	if !ok || !slot.Allowed {
 		return
 	}
-	name := bucket(lim, key)
-	if l.tryRedis() {
-		l.redisCalls.Add(1)
-		err := l.rc.Do(ctx, func(ctx context.Context, rc rueidis.Client) error {
-			return refundScript.Exec(ctx, rc, []string{l.rc.Key(name)}, []string{strconv.FormatInt(p.t, 10), strconv.FormatInt(p.tau, 10)}).Error()
-		})
-		if err == nil {
-			return
-		}
+	name := bucket(slot.Limit, key)
+	if slot.local {
+		l.local.refund(name, l.now().UnixMicro(), p)
+		return
+	}
+	if !l.tryRedis() {
+		return
+	}
+	l.redisCalls.Add(1)
+	err := l.rc.Do(ctx, func(ctx context.Context, rc rueidis.Client) error {
+		return refundScript.Exec(ctx, rc, []string{l.rc.Key(name)}, []string{strconv.FormatInt(p.t, 10), strconv.FormatInt(p.tau, 10)}).Error()
+	})
+	if err != nil {
 		l.warn(ctx, "rate limit refund: redis failed", err)
 	}
-	l.local.refund(name, l.now().UnixMicro(), p)
 }
 
 func bucket(lim Limit, key string) string { return "rl:" + lim.Name + ":" + key }
@@ -185,7 +190,9 @@ func (l *Limiter) check(ctx context.Context, lim Limit, key string, record bool)
 	if d, ok := l.checkRedis(ctx, name, p, record); ok {
 		return d.result(lim)
 	}
-	return l.local.check(name, l.now().UnixMicro(), p, record).result(lim)
+	r := l.local.check(name, l.now().UnixMicro(), p, record).result(lim)
+	r.local = true
+	return r
 }
 
 // checkRedis runs gcraLua, reporting false when Redis is not to be used or failed.

@@ -93,7 +93,7 @@ func TestLocalGCRA(t *testing.T) {
 		} else {
 			got = l.Allow(t.Context(), lim, "k")
 		}
-		s.want.Limit = lim
+		s.want.Limit, s.want.local = lim, true // a Limiter without Redis decides in process
 		if got != s.want {
 			t.Errorf("%s: got %+v, want %+v", s.name, got, s.want)
 		}
@@ -236,22 +236,22 @@ func TestRefund(t *testing.T) {
 	down := New(openRedis(t, "redis://127.0.0.1:1/0", testenv.RedisPrefix(t)), testenv.Logger(t))
 	raw := rawRedis(t)
 	for name, l := range map[string]*Limiter{"redis": l, "local": down} {
-		l.Allow(t.Context(), lim, "k")
-		l.Allow(t.Context(), lim, "k")
-		l.Refund(t.Context(), lim, "k")
+		first := l.Allow(t.Context(), lim, "k")
+		second := l.Allow(t.Context(), lim, "k")
+		l.Refund(t.Context(), second, "k")
 		if r := l.Peek(t.Context(), lim, "k"); r.Remaining != 2 {
 			t.Fatalf("%s: after two events and a refund, Peek = %+v, want Remaining 2", name, r)
 		}
-		l.Refund(t.Context(), lim, "k")
+		l.Refund(t.Context(), first, "k")
 		if r := l.Peek(t.Context(), lim, "k"); r.Remaining != 3 {
 			t.Fatalf("%s: after two refunds, Peek = %+v, want a full bucket", name, r)
 		}
-		l.Refund(t.Context(), lim, "k") // nothing left to give back: stays full, never above
+		l.Refund(t.Context(), first, "k") // nothing left to give back: stays full, never above
 		if r := l.Allow(t.Context(), lim, "k"); r.Remaining != 2 {
 			t.Fatalf("%s: Allow after a refund of a full bucket = %+v, want Remaining 2", name, r)
 		}
 	}
-	l.Refund(t.Context(), lim, "k")
+	l.Refund(t.Context(), Result{Allowed: true, Limit: lim}, "k")
 	if exists(t, raw, prefix+"rl:refund:k") {
 		t.Fatal("a bucket refunded to full is still in Redis")
 	}
@@ -468,4 +468,42 @@ func exists(t testing.TB, c rueidis.Client, key string) bool {
 		t.Fatal(err)
 	}
 	return n == 1
+}
+
+// A refund goes back where its event was recorded. An event that the local limiter recorded
+// while Redis was unreachable, refunded once Redis answers again (a login that hashed through
+// the end of the outage), must not move the shared bucket back: that gave back one of the
+// failures Redis holds, a slot never charged there, so an account's spent budget reopened by
+// one guess with every such refund.
+func TestRefundAfterRedisReturnsGoesWhereTheEventWasRecorded(t *testing.T) {
+	t.Parallel()
+	skipShort(t)
+	lim := Limit{Name: "refund-where", Count: 3, Period: time.Minute}
+	p := testenv.NewProxy(t, "127.0.0.1:6379")
+	prefix := testenv.RedisPrefix(t)
+	l := New(openRedis(t, "redis://"+p.Addr()+"/0", prefix), testenv.Logger(t))
+	l.backoff = 50 * time.Millisecond
+	shared := New(openRedis(t, testenv.RedisURL(), prefix), testenv.Logger(t))
+	for range lim.Count {
+		if r := l.Allow(t.Context(), lim, "k"); !r.Allowed {
+			t.Fatalf("Allow through the proxy = %+v, want admitted", r)
+		}
+	}
+	p.Cut()
+	slot := l.Allow(t.Context(), lim, "k") // recorded locally: the local limiter has its own budget
+	if !slot.Allowed {
+		t.Fatalf("Allow while Redis is cut = %+v, want admitted by the local limiter", slot)
+	}
+	p.Restore()
+	deadline := time.Now().Add(5 * time.Second)
+	for l.Peek(t.Context(), lim, "probe"); l.redisDownUntil.Load() != 0; l.Peek(t.Context(), lim, "probe") {
+		if time.Now().After(deadline) {
+			t.Fatal("Redis not back within 5s of Restore")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	l.Refund(t.Context(), slot, "k")
+	if r := shared.Peek(t.Context(), lim, "k"); r.Allowed {
+		t.Fatalf("after three events in Redis and a refund of one recorded in process, Redis admits again: %+v", r)
+	}
 }
