@@ -190,6 +190,11 @@ func (l *Limiter) check(ctx context.Context, lim Limit, key string, record bool)
 	if d, ok := l.checkRedis(ctx, name, p, record); ok {
 		return d.result(lim)
 	}
+	if ctx.Err() != nil {
+		// The caller gave up, perhaps while Redis had its event: the local limiter's budget is
+		// not Redis's, and an event admitted there would count nowhere that matters.
+		return Result{Limit: lim, RetryAfter: time.Second}
+	}
 	r := l.local.check(name, l.now().UnixMicro(), p, record).result(lim)
 	r.local = true
 	return r

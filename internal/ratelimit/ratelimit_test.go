@@ -507,3 +507,33 @@ func TestRefundAfterRedisReturnsGoesWhereTheEventWasRecorded(t *testing.T) {
 		t.Fatalf("after three events in Redis and a refund of one recorded in process, Redis admits again: %+v", r)
 	}
 }
+
+// A caller that gives up while its event is in Redis's hands is refused, not admitted by the
+// local limiter's own budget: that event would count nowhere that matters (a login whose client
+// hangs up at that moment could still have its password tested, uncounted, and a right one
+// would show by lifting the lock). Here Redis holds the spent bucket and its reply is withheld.
+func TestAGoneCallerIsRefusedNotAdmittedLocally(t *testing.T) {
+	t.Parallel()
+	skipShort(t)
+	lim := Limit{Name: "gone", Count: 2, Period: time.Minute}
+	p := testenv.NewProxy(t, "127.0.0.1:6379")
+	l := New(openRedis(t, "redis://"+p.Addr()+"/0", testenv.RedisPrefix(t)), testenv.Logger(t))
+	for range lim.Count {
+		if r := l.Allow(t.Context(), lim, "k"); !r.Allowed {
+			t.Fatalf("Allow before the budget was spent = %+v", r)
+		}
+	}
+	sent := p.WithholdReplyTo("evalsha")
+	ctx, cancel := context.WithCancel(t.Context())
+	answered := make(chan Result, 1)
+	go func() { answered <- l.Allow(ctx, lim, "k") }()
+	select {
+	case <-sent:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the script never reached Redis")
+	}
+	cancel()
+	if r := <-answered; r.Allowed {
+		t.Fatalf("Allow whose caller gave up while Redis held the spent bucket = %+v, want refused", r)
+	}
+}
