@@ -98,9 +98,7 @@ func TestLoginWhoseSessionInsertReplyIsLost(t *testing.T) {
 	acct := a.register(t)
 	agent := "lost-login-" + uuid.NewString() // in the insert's parameters, and in no earlier message
 	proxy.LoseReplyTo(agent)
-	email := acct.User.Email
-	r, err := a.client.LoginWithResponse(ctx, api.LoginJSONRequestBody{Email: &email, Password: acct.Password},
-		func(_ context.Context, req *http.Request) error { req.Header.Set("User-Agent", agent); return nil })
+	r, err := a.loginAs(ctx, acct, agent)
 	must(t, err)
 	wantProblem(t, r, r.Body, http.StatusServiceUnavailable, "unavailable")
 
@@ -140,11 +138,9 @@ func TestLoginAbandonedWhileItsSessionInsertWaitsEndsThatSession(t *testing.T) {
 	sent := proxy.WithholdReplyTo(agent)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	email := acct.User.Email
 	answered := make(chan error, 1)
 	go func() {
-		_, err := a.client.LoginWithResponse(ctx, api.LoginJSONRequestBody{Email: &email, Password: acct.Password},
-			func(_ context.Context, req *http.Request) error { req.Header.Set("User-Agent", agent); return nil })
+		_, err := a.loginAs(ctx, acct, agent)
 		answered <- err
 	}()
 	select {
@@ -193,9 +189,7 @@ func TestLoginWhoseSessionInsertLandsLateOpensNothing(t *testing.T) {
 	acct := a.register(t)
 	agent := "late-login-" + uuid.NewString() // in the insert's parameters, and in no earlier message
 	landed := proxy.DeliverLate(agent, 2*time.Second)
-	email := acct.User.Email
-	r, err := a.client.LoginWithResponse(ctx, api.LoginJSONRequestBody{Email: &email, Password: acct.Password},
-		func(_ context.Context, req *http.Request) error { req.Header.Set("User-Agent", agent); return nil })
+	r, err := a.loginAs(ctx, acct, agent)
 	must(t, err)
 	wantProblem(t, r, r.Body, http.StatusServiceUnavailable, "unavailable")
 	select {
@@ -224,4 +218,12 @@ func TestLoginWhoseSessionInsertLandsLateOpensNothing(t *testing.T) {
 	if n := len(list.JSON200.Items); n != 1 {
 		t.Fatalf("the owner lists %d sessions, want 1 (the one they hold)", n)
 	}
+}
+
+// loginAs signs acct in on in with the User-Agent agent, which the session insert carries: a
+// marker for the proxy that no earlier message holds.
+func (in *instance) loginAs(ctx context.Context, acct account, agent string) (*api.LoginResponse, error) {
+	email := acct.User.Email
+	return in.client.LoginWithResponse(ctx, api.LoginJSONRequestBody{Email: &email, Password: acct.Password},
+		func(_ context.Context, req *http.Request) error { req.Header.Set("User-Agent", agent); return nil })
 }
