@@ -261,3 +261,60 @@ func TestProfileChangesAreSeenByEveryInstanceAtOnce(t *testing.T) {
 		return nil
 	})
 }
+
+// A PATCH that changes nothing writes nothing: updated_at stays, and no profile_update event
+// claims a change that did not happen. A real change (a new letter case included) still does.
+func TestNoOpProfilePatchWritesNothing(t *testing.T) {
+	in := start(t)
+	ctx := context.Background()
+	_, admin := in.createWithRole(t, "admin")
+	a := in.register(t)
+	tok := in.login(t, a).AccessToken
+	profileEvents := func() int {
+		t.Helper()
+		id, action := a.User.Id.String(), "user.profile_update"
+		r, err := in.client.AdminListAuditEventsWithResponse(ctx, &api.AdminListAuditEventsParams{TargetId: &id, Action: &action}, bearer(admin.AccessToken))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, r, r.Body, http.StatusOK)
+		return len(r.JSON200.Items)
+	}
+	patch := func(body string) api.User {
+		t.Helper()
+		r, err := in.client.UpdateMeWithBodyWithResponse(ctx, "application/json", strings.NewReader(body), bearer(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, r, r.Body, http.StatusOK)
+		return *r.JSON200
+	}
+	named := patch(`{"full_name":"Ada King"}`)
+	if n := profileEvents(); n != 1 {
+		t.Fatalf("after a change: %d profile_update events, want 1", n)
+	}
+	for _, body := range []string{
+		`{"username":"` + a.User.Username + `"}`,
+		`{"full_name":"Ada King"}`,
+		`{"username":"` + a.User.Username + `","full_name":"Ada King"}`,
+	} {
+		got := patch(body)
+		if !got.UpdatedAt.Equal(named.UpdatedAt) || got.Username != a.User.Username || got.FullName.MustGet() != "Ada King" {
+			t.Fatalf("%s: %+v; want it unchanged, updated_at %v", body, got, named.UpdatedAt)
+		}
+	}
+	if n := profileEvents(); n != 1 {
+		t.Fatalf("after no-op patches: %d profile_update events, want 1", n)
+	}
+	cleared := patch(`{"full_name":null}`)
+	if again := patch(`{"full_name":null}`); !again.UpdatedAt.Equal(cleared.UpdatedAt) || !again.FullName.IsNull() {
+		t.Fatalf("clearing a cleared name: %+v; want updated_at %v", again, cleared.UpdatedAt)
+	}
+	upper := patch(`{"username":"` + strings.ToUpper(a.User.Username) + `"}`)
+	if upper.Username != strings.ToUpper(a.User.Username) || !upper.UpdatedAt.After(cleared.UpdatedAt) {
+		t.Fatalf("a new letter case is a change: %+v", upper)
+	}
+	if n := profileEvents(); n != 3 {
+		t.Fatalf("%d profile_update events, want 3 (name, clear, username case)", n)
+	}
+}

@@ -310,8 +310,9 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID) (User, error) {
 	return rec.User, nil
 }
 
-// UpdateProfile changes a user's username and full name. It returns an Invalid error naming
-// the field, ErrUsernameTaken or ErrNotFound.
+// UpdateProfile changes a user's username and full name; one that changes neither writes
+// nothing and returns the user as stored. It returns an Invalid error naming the field,
+// ErrUsernameTaken or ErrNotFound.
 func (s *Service) UpdateProfile(ctx context.Context, id uuid.UUID, p ProfileUpdate) (User, error) {
 	if err := p.validate(); err != nil {
 		return User{}, err

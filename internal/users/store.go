@@ -71,6 +71,14 @@ func (s *Store) getByUsername(ctx context.Context, username string) (userRecord,
 func (s *Store) updateProfile(ctx context.Context, id uuid.UUID, p ProfileUpdate, now time.Time, ev audit.Event) (User, error) {
 	var out User
 	err := postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
+		before, err := lockUser(ctx, q, id)
+		if err != nil {
+			return err
+		}
+		if !p.changes(before) {
+			out = before
+			return nil
+		}
 		row, err := q.UpdateUserProfile(ctx, dbgen.UpdateUserProfileParams{
 			ID: id, Username: p.Username, SetFullName: p.SetFullName, FullName: p.FullName, UpdatedAt: now,
 		})

@@ -59,6 +59,22 @@ type ProfileUpdate struct {
 
 const maxFullName = 200
 
+// changes reports whether applying p to u changes anything: a PATCH that restates the current
+// values is answered with the user as it is, writing nothing (no updated_at, no audit event).
+// A username in another letter case is a change.
+func (p ProfileUpdate) changes(u User) bool {
+	if p.Username != nil && *p.Username != u.Username {
+		return true
+	}
+	if !p.SetFullName {
+		return false
+	}
+	if p.FullName == nil || u.FullName == nil {
+		return (p.FullName == nil) != (u.FullName == nil)
+	}
+	return *p.FullName != *u.FullName
+}
+
 // validate checks the fields p sets.
 func (p ProfileUpdate) validate() error {
 	if p.Username != nil {
