@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/oapi-codegen/nullable"
@@ -316,5 +317,67 @@ func TestNoOpProfilePatchWritesNothing(t *testing.T) {
 	}
 	if n := profileEvents(); n != 3 {
 		t.Fatalf("%d profile_update events, want 3 (name, clear, username case)", n)
+	}
+}
+
+// A password change is authorised by the password it verified: when another change (the owner
+// locking out whoever else knew the old password) commits while this one hashes, this one is
+// refused as a wrong current password, not written over the newer password.
+func TestPasswordChangeRacingAnotherIsRefused(t *testing.T) {
+	in := start(t)
+	ctx := context.Background()
+	a := in.register(t)
+	pair := in.login(t, a)
+	tx, err := in.app.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, "UPDATE users SET hashed_password = 'changed elsewhere' WHERE id = $1", a.User.Id); err != nil {
+		t.Fatal(err)
+	}
+	type answer struct {
+		r   *api.ChangePasswordResponse
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		r, err := in.client.ChangePasswordWithResponse(ctx, api.ChangePasswordJSONRequestBody{
+			CurrentPassword: a.Password, NewPassword: "the password of whoever came second",
+		}, bearer(pair.AccessToken))
+		done <- answer{r, err}
+	}()
+	for deadline := time.Now().Add(5 * time.Second); ; {
+		var waiting int
+		if err := in.app.Pool.QueryRow(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'").Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		select {
+		case got := <-done:
+			t.Fatalf("the change finished (%v, %v) while another was in flight, without waiting for it", got.r.StatusCode(), got.err)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the change neither waited on the row lock nor finished in 5s")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got := <-done
+	if got.err != nil {
+		t.Fatal(got.err)
+	}
+	wantProblem(t, got.r, got.r.Body, http.StatusForbidden, "current-password-incorrect")
+	var stored string
+	if err := in.app.Pool.QueryRow(ctx, "SELECT hashed_password FROM users WHERE id = $1", a.User.Id).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if stored != "changed elsewhere" {
+		t.Fatal("the change authorised by the old password overwrote the newer one")
 	}
 }

@@ -323,7 +323,8 @@ func (s *Service) UpdateProfile(ctx context.Context, id uuid.UUID, p ProfileUpda
 }
 
 // ChangePassword replaces the password after checking the current one, and revokes every
-// session of the user except keep, in the same transaction. It returns the revoked session ids,
+// session of the user except keep, in the same transaction. A change that lands while the
+// current password is checked makes it ErrWrongPassword: it is no longer the current one. It returns the revoked session ids,
 // or ErrWrongPassword, ErrPasswordUnchanged, ErrPasswordTooShort, ErrPasswordTooLong,
 // ErrPasswordCommon or ErrNotFound.
 func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current, next string, keep uuid.UUID) ([]uuid.UUID, error) {
@@ -348,7 +349,7 @@ func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current, nex
 	if err != nil {
 		return nil, err
 	}
-	revoked, err := s.store.setPasswordRevokingSessions(ctx, id, hash, keep, s.now().UTC(), audit.Event{Action: audit.ActionPasswordChange, Actor: &id})
+	revoked, err := s.store.setPasswordRevokingSessions(ctx, id, rec.PasswordHash, hash, keep, s.now().UTC(), audit.Event{Action: audit.ActionPasswordChange, Actor: &id})
 	s.changed(ctx, err, id)
 	return revoked, err
 }
@@ -367,7 +368,7 @@ func (s *Service) ResetPassword(ctx context.Context, actor *uuid.UUID, email, ne
 	if err != nil {
 		return User{}, nil, err
 	}
-	revoked, err := s.store.setPasswordRevokingSessions(ctx, rec.ID, hash, uuid.Nil, s.now().UTC(), audit.Event{Action: audit.ActionPasswordReset, Actor: actor})
+	revoked, err := s.store.setPasswordRevokingSessions(ctx, rec.ID, "", hash, uuid.Nil, s.now().UTC(), audit.Event{Action: audit.ActionPasswordReset, Actor: actor})
 	s.changed(ctx, err, rec.ID)
 	if err != nil {
 		return User{}, revoked, err

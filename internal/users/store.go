@@ -108,10 +108,22 @@ func (s *Store) upgradePassword(ctx context.Context, id uuid.UUID, old, hash str
 }
 
 // setPasswordRevokingSessions stores a new hash and, in the same transaction, revokes every
-// live session of the user but keep. It returns the revoked session ids.
-func (s *Store) setPasswordRevokingSessions(ctx context.Context, id uuid.UUID, hash string, keep uuid.UUID, now time.Time, ev audit.Event) ([]uuid.UUID, error) {
+// live session of the user but keep. It returns the revoked session ids. With verified (the
+// hash the caller checked the current password against) it returns ErrWrongPassword, writing
+// nothing, when that is no longer the stored hash: another change landed meanwhile.
+func (s *Store) setPasswordRevokingSessions(ctx context.Context, id uuid.UUID, verified, hash string, keep uuid.UUID, now time.Time, ev audit.Event) ([]uuid.UUID, error) {
 	var revoked []uuid.UUID
 	err := postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
+		if verified != "" {
+			row, err := q.GetUserForUpdate(ctx, id)
+			rec, err := recordOrNotFound(row, err, "lock user")
+			if err != nil {
+				return err
+			}
+			if rec.PasswordHash != verified {
+				return ErrWrongPassword
+			}
+		}
 		n, err := q.UpdateUserPassword(ctx, dbgen.UpdateUserPasswordParams{ID: id, HashedPassword: hash, UpdatedAt: now})
 		if err != nil {
 			return fmt.Errorf("update password: %w", err)
