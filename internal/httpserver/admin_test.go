@@ -577,3 +577,52 @@ WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err 
 		})
 	}
 }
+
+// An admin PATCH that changes nothing writes nothing: no updated_at bump and no
+// admin.user_update event, whose detail would claim a change (full_name "changed" for a name
+// sent as it was).
+func TestNoOpAdminPatchWritesNothing(t *testing.T) {
+	in := start(t)
+	ctx := context.Background()
+	_, admin := in.createWithRole(t, "admin")
+	a := in.register(t)
+	asAdmin := bearer(admin.AccessToken)
+	updates := func() int {
+		t.Helper()
+		id, action := a.User.Id.String(), "admin.user_update"
+		r, err := in.client.AdminListAuditEventsWithResponse(ctx, &api.AdminListAuditEventsParams{TargetId: &id, Action: &action}, asAdmin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, r, r.Body, http.StatusOK)
+		return len(r.JSON200.Items)
+	}
+	patch := func(body string) api.User {
+		t.Helper()
+		r, err := in.client.AdminUpdateUserWithBodyWithResponse(ctx, a.User.Id, "application/json", strings.NewReader(body), asAdmin)
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, r, r.Body, http.StatusOK)
+		return *r.JSON200
+	}
+	named := patch(`{"full_name":"Ada King"}`)
+	if n := updates(); n != 1 {
+		t.Fatalf("after a change: %d admin.user_update events, want 1", n)
+	}
+	for _, body := range []string{
+		`{"full_name":"Ada King"}`,
+		`{"role":"user","is_active":true}`,
+		`{"username":"` + a.User.Username + `","is_verified":` + fmt.Sprint(a.User.IsVerified) + `}`,
+	} {
+		if got := patch(body); !got.UpdatedAt.Equal(named.UpdatedAt) {
+			t.Fatalf("%s: updated_at %v, want it unchanged (%v)", body, got.UpdatedAt, named.UpdatedAt)
+		}
+	}
+	if n := updates(); n != 1 {
+		t.Fatalf("after no-op patches: %d admin.user_update events, want 1", n)
+	}
+	if got := patch(`{"role":"moderator"}`); got.Role != "moderator" || !got.UpdatedAt.After(named.UpdatedAt) {
+		t.Fatalf("a real change: %+v", got)
+	}
+}

@@ -95,7 +95,7 @@ func (p AdminPatch) changes(before User) map[string]any {
 	if p.Username != nil && *p.Username != before.Username {
 		d["username"] = "changed"
 	}
-	if p.SetFullName {
+	if (ProfileUpdate{SetFullName: p.SetFullName, FullName: p.FullName}).changes(before) {
 		d["full_name"] = "changed"
 	}
 	return d

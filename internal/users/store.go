@@ -181,6 +181,11 @@ func (s *Store) adminUpdate(ctx context.Context, id uuid.UUID, p AdminPatch, now
 		if err != nil {
 			return err
 		}
+		changes := p.changes(before)
+		if len(changes) == 0 { // nothing to write, nor to record as changed
+			res.User = before
+			return nil
+		}
 		if p.removesAdmin(before) {
 			if err := guardLastAdmin(ctx, q); err != nil {
 				return err
@@ -205,7 +210,6 @@ func (s *Store) adminUpdate(ctx context.Context, id uuid.UUID, p AdminPatch, now
 				return fmt.Errorf("revoke sessions: %w", err)
 			}
 		}
-		changes := p.changes(before)
 		if role, ok := changes["role"]; ok {
 			ev := audit.Event{Action: audit.ActionAdminRoleChange, Actor: actor, Detail: map[string]any{"role": role}}
 			if err := audit.Record(ctx, q, audit.UserTarget(ev, id)); err != nil {
