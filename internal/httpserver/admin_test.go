@@ -587,16 +587,7 @@ func TestNoOpAdminPatchWritesNothing(t *testing.T) {
 	_, admin := in.createWithRole(t, "admin")
 	a := in.register(t)
 	asAdmin := bearer(admin.AccessToken)
-	updates := func() int {
-		t.Helper()
-		id, action := a.User.Id.String(), "admin.user_update"
-		r, err := in.client.AdminListAuditEventsWithResponse(ctx, &api.AdminListAuditEventsParams{TargetId: &id, Action: &action}, asAdmin)
-		if err != nil {
-			t.Fatal(err)
-		}
-		wantStatus(t, r, r.Body, http.StatusOK)
-		return len(r.JSON200.Items)
-	}
+	updates := func() int { return in.auditEvents(t, admin.AccessToken, a.User.Id.String(), "admin.user_update") }
 	patch := func(body string) api.User {
 		t.Helper()
 		r, err := in.client.AdminUpdateUserWithBodyWithResponse(ctx, a.User.Id, "application/json", strings.NewReader(body), asAdmin)

@@ -431,3 +431,16 @@ func (in *instance) createWithRole(t testing.TB, role string) (account, api.Toke
 	a := account{User: api.User{Id: u.ID, Email: api.Email(u.Email), Username: u.Username, Role: api.Role(u.Role)}, Password: pw}
 	return a, in.login(t, a)
 }
+
+// auditEvents counts the audit events of action about target (at most a page), read through
+// the API with an admin's access token.
+func (in *instance) auditEvents(t testing.TB, adminToken, target, action string) int {
+	t.Helper()
+	r, err := in.client.AdminListAuditEventsWithResponse(context.Background(),
+		&api.AdminListAuditEventsParams{TargetId: &target, Action: &action}, bearer(adminToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r, r.Body, http.StatusOK)
+	return len(r.JSON200.Items)
+}

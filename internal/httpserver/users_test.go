@@ -271,16 +271,7 @@ func TestNoOpProfilePatchWritesNothing(t *testing.T) {
 	_, admin := in.createWithRole(t, "admin")
 	a := in.register(t)
 	tok := in.login(t, a).AccessToken
-	profileEvents := func() int {
-		t.Helper()
-		id, action := a.User.Id.String(), "user.profile_update"
-		r, err := in.client.AdminListAuditEventsWithResponse(ctx, &api.AdminListAuditEventsParams{TargetId: &id, Action: &action}, bearer(admin.AccessToken))
-		if err != nil {
-			t.Fatal(err)
-		}
-		wantStatus(t, r, r.Body, http.StatusOK)
-		return len(r.JSON200.Items)
-	}
+	profileEvents := func() int { return in.auditEvents(t, admin.AccessToken, a.User.Id.String(), "user.profile_update") }
 	patch := func(body string) api.User {
 		t.Helper()
 		r, err := in.client.UpdateMeWithBodyWithResponse(ctx, "application/json", strings.NewReader(body), bearer(tok))
