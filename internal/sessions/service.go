@@ -260,9 +260,14 @@ func (s *Service) Forget(ctx context.Context, ids ...uuid.UUID) error {
 // cannot put it back. When Redis cannot take the markers, this instance retries them (pending),
 // and the error is returned for callers that report it (the CLI), as Forget's.
 func (s *Service) Refresh(ctx context.Context, ids ...uuid.UUID) error {
-	err := s.cache.markStale(ctx, ids...)
+	return s.marked(ctx, s.cache.markStale(ctx, ids...), len(ids))
+}
+
+// marked logs err, the failure of marking n sessions stale, which this instance retries, and
+// returns it.
+func (s *Service) marked(ctx context.Context, err error, n int) error {
 	if err != nil {
-		s.logger.WarnContext(ctx, "session cache refresh failed; will retry", "error", err, "sessions", len(ids))
+		s.logger.WarnContext(ctx, "session cache refresh failed; will retry", "error", err, "sessions", n)
 	}
 	return err
 }
@@ -276,11 +281,7 @@ func (s *Service) Unsure(ctx context.Context, err error, ids ...uuid.UUID) error
 	if !errors.Is(err, postgres.ErrCommitUnknown) {
 		return nil
 	}
-	err = s.cache.doubt(ctx, ids...)
-	if err != nil {
-		s.logger.WarnContext(ctx, "session cache refresh failed; will retry", "error", err, "sessions", len(ids))
-	}
-	return err
+	return s.marked(ctx, s.cache.doubt(ctx, ids...), len(ids))
 }
 
 func (s *Service) isPending(id uuid.UUID) bool { return s.cache.c.IsPending(id.String()) }

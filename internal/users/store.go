@@ -115,8 +115,7 @@ func (s *Store) setPasswordRevokingSessions(ctx context.Context, id uuid.UUID, v
 	var revoked []uuid.UUID
 	err := postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
 		if verified != "" {
-			row, err := q.GetUserForUpdate(ctx, id)
-			rec, err := recordOrNotFound(row, err, "lock user")
+			rec, err := lockRecord(ctx, q, id)
 			if err != nil {
 				return err
 			}
@@ -247,10 +246,16 @@ func (s *Store) delete(ctx context.Context, id uuid.UUID, actor *uuid.UUID) ([]u
 	return live, err
 }
 
+// lockUser reads user id's row, locked until the transaction ends, or returns ErrNotFound.
 func lockUser(ctx context.Context, q *dbgen.Queries, id uuid.UUID) (User, error) {
-	row, err := q.GetUserForUpdate(ctx, id)
-	rec, err := recordOrNotFound(row, err, "lock user")
+	rec, err := lockRecord(ctx, q, id)
 	return rec.User, err
+}
+
+// lockRecord is lockUser with the stored password hash.
+func lockRecord(ctx context.Context, q *dbgen.Queries, id uuid.UUID) (userRecord, error) {
+	row, err := q.GetUserForUpdate(ctx, id)
+	return recordOrNotFound(row, err, "lock user")
 }
 
 // guardLastAdmin fails with ErrLastAdmin unless another active admin remains. The advisory lock
