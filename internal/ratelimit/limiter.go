@@ -2,7 +2,6 @@ package ratelimit
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"strconv"
 	"sync/atomic"
@@ -12,37 +11,6 @@ import (
 
 	"github.com/portcullis/portcullis/internal/redis"
 )
-
-// gcraLua is gcra run atomically in Redis against Redis's own clock, so instances with skewed
-// clocks agree. KEYS[1] holds the bucket's TAT in microseconds and expires when the bucket is
-// full again. ARGV: emission interval µs, burst tolerance µs, "1" to record events or "0" to
-// peek, and how many events to record at most (a lease; see lease.go). It admits as many of
-// them as fit, at least one or none. It returns {allowed 0|1, remaining, reset µs, retry after
-// µs, events recorded}. Values stay below 2^53, exact in Lua's doubles; string.format writes
-// them as integers, never in exponent form.
-const gcraLua = `
-local t = tonumber(ARGV[1])
-local tau = tonumber(ARGV[2])
-local want = tonumber(ARGV[4]) or 1
-local now = redis.call('TIME')
-now = tonumber(now[1]) * 1000000 + tonumber(now[2])
-local tat = tonumber(redis.call('GET', KEYS[1]) or 0) or 0
-if tat < now then tat = now end
-local fit = math.floor((tau - (tat - now)) / t)
-local allowed = fit >= 1
-local retry = 0
-local n = 0
-if allowed and ARGV[3] == '1' then
-  n = math.min(fit, want)
-  tat = tat + n * t
-  redis.call('SET', KEYS[1], string.format('%d', tat), 'PX', string.format('%d', math.ceil((tat - now) / 1000)))
-elseif not allowed then
-  retry = tat + t - tau - now
-end
-return {allowed and 1 or 0, math.floor((tau - (tat - now)) / t), tat - now, retry, n}
-`
-
-var gcraScript = rueidis.NewLuaScript(gcraLua)
 
 // refundLua gives one event back to KEYS[1]: its TAT moves back by ARGV[1] µs (the emission
 // interval), never before Redis's now; a bucket that is full again is deleted. It returns the
@@ -88,6 +56,7 @@ type Limiter struct {
 	start   time.Time
 	backoff time.Duration
 	leases  leases
+	batch   batcher
 	// redisCalls counts round trips to Redis (tests).
 	redisCalls atomic.Int64
 	// redisDownUntil is when Redis may be tried again after a failure; zero while Redis works.
@@ -98,7 +67,7 @@ type Limiter struct {
 // New returns a Limiter keeping its buckets in rc. A nil rc gives a Limiter that only ever
 // limits in process.
 func New(rc *redis.Client, logger *slog.Logger) *Limiter {
-	return &Limiter{
+	l := &Limiter{
 		rc:      rc,
 		logger:  logger,
 		local:   newLocal(maxLocalEntries),
@@ -107,6 +76,8 @@ func New(rc *redis.Client, logger *slog.Logger) *Limiter {
 		backoff: redisBackoff,
 		leases:  newLeases(),
 	}
+	l.batch.l = l
+	return l
 }
 
 // Allow records one event for key under lim and reports whether it is admitted. key is any
@@ -200,26 +171,17 @@ func (l *Limiter) check(ctx context.Context, lim Limit, key string, record bool)
 	return r
 }
 
-// checkRedis runs gcraLua, reporting false when Redis is not to be used or failed.
+// checkRedis runs gcraLua for the bucket (batched with concurrent checks), reporting false when Redis is not to be used or failed.
 func (l *Limiter) checkRedis(ctx context.Context, name string, p params, record bool) (decision, bool) {
 	if !l.tryRedis() {
 		return decision{}, false
 	}
-	args := []string{strconv.FormatInt(p.t, 10), strconv.FormatInt(p.tau, 10), "0", "1"}
+	var want int64 = 1
 	if record {
-		args[2], args[3] = "1", strconv.FormatInt(l.leases.size(name, l.since()), 10)
+		want = l.leases.size(name, l.since())
 	}
-	var v []int64
-	l.redisCalls.Add(1)
-	err := l.rc.Do(ctx, func(ctx context.Context, rc rueidis.Client) error {
-		var err error
-		v, err = gcraScript.Exec(ctx, rc, []string{l.rc.Key(name)}, args).AsIntSlice()
-		return err
-	})
-	if err == nil && len(v) != 5 {
-		err = fmt.Errorf("rate limit script returned %d values", len(v))
-	}
-	if err != nil {
+	c := newCheck(l.rc.Key(name), p, record, want)
+	if err := l.batch.do(ctx, c); err != nil {
 		if ctx.Err() == nil { // the caller giving up says nothing about Redis
 			l.redisDownUntil.Store(l.since() + int64(l.backoff))
 		}
@@ -229,9 +191,9 @@ func (l *Limiter) checkRedis(ctx context.Context, name string, p params, record 
 	if l.redisDownUntil.Load() != 0 && l.redisDownUntil.Swap(0) != 0 {
 		l.logger.InfoContext(ctx, "rate limit: redis is back")
 	}
-	d := decision{allowed: v[0] == 1, remaining: v[1], reset: v[2], retry: v[3]}
+	d := decision{allowed: c.v[0] == 1, remaining: c.v[1], reset: c.v[2], retry: c.v[3]}
 	if record && d.allowed {
-		d = l.leases.grant(name, d, v[4], l.since())
+		d = l.leases.grant(name, d, c.v[4], l.since())
 	}
 	return d, true
 }
