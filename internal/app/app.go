@@ -213,6 +213,10 @@ func ParseLimits(c config.Limits) (httpserver.Limits, ratelimit.Limit, error) {
 		}
 		*p.into = lim
 	}
+	// The limit on every request guards against floods, and is checked on every request: it
+	// may admit before Redis has recorded (see ratelimit.Limit.Deferred). The others guard
+	// passwords, accounts and tokens, and stay exact.
+	l.IP.Deferred = true
 	return l, fail, errors.Join(errs...)
 }
 

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 
@@ -13,8 +14,11 @@ import (
 // clocks agree. It decides several buckets in one call, in order (a bucket named twice sees its
 // first event): KEYS[i] holds bucket i's TAT in microseconds and expires when the bucket is full
 // again. ARGV holds four values per bucket: emission interval µs, burst tolerance µs, "1" to
-// record events or "0" to peek, and how many events to record at most (a lease; see lease.go).
-// It admits as many of them as fit, at least one or none. It returns five values per bucket:
+// record events, "0" to peek or "2" to record events admitted already (see credit.go), and how
+// many events to record: at most (a lease; see lease.go), or all of them for "2". Under "1" it
+// admits as many as fit, at least one or none; under "2" it records them all, even past the
+// limit, so that the bucket refuses until it has refilled by as much (remaining then goes
+// negative). It returns five values per bucket:
 // allowed 0|1, remaining, reset µs, retry after µs, events recorded. Values stay below 2^53,
 // exact in Lua's doubles; string.format writes them as integers, never in exponent form.
 const gcraLua = `
@@ -32,7 +36,14 @@ for i = 1, #KEYS do
   local allowed = fit >= 1
   local retry = 0
   local n = 0
-  if allowed and ARGV[a + 3] == '1' then
+  if ARGV[a + 3] == '2' then
+    allowed = true
+    n = want
+    if n > 0 then
+      tat = tat + n * t
+      redis.call('SET', KEYS[i], string.format('%d', tat), 'PX', string.format('%d', math.ceil((tat - now) / 1000)))
+    end
+  elseif allowed and ARGV[a + 3] == '1' then
     n = math.min(fit, want)
     tat = tat + n * t
     redis.call('SET', KEYS[i], string.format('%d', tat), 'PX', string.format('%d', math.ceil((tat - now) / 1000)))
@@ -69,25 +80,41 @@ type batcher struct {
 	running bool
 }
 
-// check is one bucket's request to Redis, and, once done is closed, its answer.
+// check is one bucket's request to Redis, and, once done is closed, its answer. A posted check
+// has no waiter: prepare sets its arguments as its call is built (false leaves it out) and
+// finish receives its answer.
 type check struct {
-	key  string
-	args [4]string
-	done chan struct{}
-	v    [5]int64
-	err  error
+	key     string
+	args    [4]string
+	prepare func(*check) bool
+	finish  func(v [5]int64, err error)
+	done    chan struct{}
+	v       [5]int64
+	err     error
+}
+
+// post queues c for the next call without waiting for it.
+func (b *batcher) post(c *check) {
+	if b.enqueue(c) {
+		go b.drain(context.Background())
+	}
+}
+
+// enqueue queues c and reports whether no call was being made: the caller must then make it.
+func (b *batcher) enqueue(c *check) (lead bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.queue = append(b.queue, c)
+	lead = !b.running
+	b.running = true
+	return lead
 }
 
 // do sends c with whatever checks are waiting and waits for its answer, or for ctx to end
 // (an abandoned check is still sent: it may already be).
 func (b *batcher) do(ctx context.Context, c *check) error {
 	c.done = make(chan struct{})
-	b.mu.Lock()
-	b.queue = append(b.queue, c)
-	lead := !b.running
-	b.running = true
-	b.mu.Unlock()
-	if lead {
+	if b.enqueue(c) {
 		// This caller sends the call; the next, if checks came meanwhile, goes from a goroutine
 		// of its own so that this caller is not kept for others.
 		if b.send(context.WithoutCancel(ctx)) {
@@ -120,7 +147,8 @@ func (b *batcher) send(ctx context.Context) bool {
 	b.queue = b.queue[:rest]
 	b.mu.Unlock()
 
-	if n > 0 {
+	batch = slices.DeleteFunc(batch, func(c *check) bool { return c.prepare != nil && !c.prepare(c) })
+	if n = len(batch); n > 0 {
 		keys := make([]string, n)
 		args := make([]string, 0, 4*n)
 		for i, c := range batch {
@@ -141,7 +169,11 @@ func (b *batcher) send(ctx context.Context) bool {
 			if c.err = err; err == nil {
 				c.v = [5]int64(v[5*i : 5*i+5])
 			}
-			close(c.done)
+			if c.finish != nil {
+				c.finish(c.v, c.err)
+			} else {
+				close(c.done)
+			}
 		}
 	}
 

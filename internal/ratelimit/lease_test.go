@@ -29,21 +29,7 @@ func TestLeasesNeverOverAdmit(t *testing.T) {
 	t.Parallel()
 	limiters := instances(t, 2)
 	lim := Limit{Name: "shared-busy", Count: 2000, Period: time.Hour}
-	var admitted atomic.Int64
-	var wg sync.WaitGroup
-	for _, l := range limiters {
-		for range 8 {
-			wg.Go(func() {
-				for range 500 {
-					if l.Allow(t.Context(), lim, "k").Allowed {
-						admitted.Add(1)
-					}
-				}
-			})
-		}
-	}
-	wg.Wait()
-	if got := admitted.Load(); got > int64(lim.Count) || got < int64(lim.Count-2*maxLease) {
+	if got := hammer(t, limiters, lim, 500); got > int64(lim.Count) || got < int64(lim.Count-2*maxLease) {
 		t.Fatalf("admitted %d of 8000 events, want at most %d and at least %d", got, lim.Count, lim.Count-2*maxLease)
 	}
 }
@@ -69,4 +55,25 @@ func TestSlowClientIsCheckedOneByOne(t *testing.T) {
 	if r := l.Peek(t.Context(), lim, "k"); r.Remaining != lim.Count-4 {
 		t.Fatalf("Peek after 4 slow events = %+v, want Remaining %d (nothing leased)", r, lim.Count-4)
 	}
+}
+
+// hammer runs 8 goroutines on each of limiters, each making each Allows of lim's bucket "k", and
+// returns how many were admitted.
+func hammer(t *testing.T, limiters []*Limiter, lim Limit, each int) int64 {
+	t.Helper()
+	var admitted atomic.Int64
+	var wg sync.WaitGroup
+	for _, l := range limiters {
+		for range 8 {
+			wg.Go(func() {
+				for range each {
+					if l.Allow(t.Context(), lim, "k").Allowed {
+						admitted.Add(1)
+					}
+				}
+			})
+		}
+	}
+	wg.Wait()
+	return admitted.Load()
 }

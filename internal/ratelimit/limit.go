@@ -17,6 +17,11 @@ type Limit struct {
 	Name   string
 	Count  int
 	Period time.Duration
+	// Deferred lets an instance admit an event before Redis has recorded it, when Redis said
+	// recently that the bucket had ample room (see credit.go): no wait for Redis, at the price
+	// of a bounded overdraft when other instances spent the bucket meanwhile. For limits against
+	// floods (every request per IP), never for budgets that guard secrets (logins, passwords).
+	Deferred bool
 }
 
 // ParseLimit parses a limit written as count/period, such as "300/1m", "10/15m" or "60/1s";

@@ -56,6 +56,7 @@ type Limiter struct {
 	start   time.Time
 	backoff time.Duration
 	leases  leases
+	credits credits
 	batch   batcher
 	// redisCalls counts round trips to Redis (tests).
 	redisCalls atomic.Int64
@@ -75,6 +76,7 @@ func New(rc *redis.Client, logger *slog.Logger) *Limiter {
 		start:   time.Now(),
 		backoff: redisBackoff,
 		leases:  newLeases(),
+		credits: newCredits(),
 	}
 	l.batch.l = l
 	return l
@@ -103,6 +105,7 @@ func (l *Limiter) Reset(ctx context.Context, lim Limit, key string) error {
 	name := bucket(lim, key)
 	l.local.reset(name)
 	l.leases.drop(name)
+	l.credits.drop(name)
 	if l.rc == nil {
 		return nil
 	}
@@ -154,11 +157,20 @@ func (l *Limiter) check(ctx context.Context, lim Limit, key string, record bool)
 	}
 	name := bucket(lim, key)
 	if record && l.rc != nil {
-		if d, ok := l.leases.take(name, l.since()); ok {
+		if lim.Deferred {
+			if l.redisDownUntil.Load() == 0 {
+				if d, post, ok := l.credits.take(name, l.since(), p); ok {
+					if post != nil {
+						l.postCredit(name, post, p)
+					}
+					return d.result(lim)
+				}
+			}
+		} else if d, ok := l.leases.take(name, l.since()); ok {
 			return d.result(lim)
 		}
 	}
-	if d, ok := l.checkRedis(ctx, name, p, record); ok {
+	if d, ok := l.checkRedis(ctx, name, p, record, lim.Deferred); ok {
 		return d.result(lim)
 	}
 	if ctx.Err() != nil {
@@ -172,12 +184,12 @@ func (l *Limiter) check(ctx context.Context, lim Limit, key string, record bool)
 }
 
 // checkRedis runs gcraLua for the bucket (batched with concurrent checks), reporting false when Redis is not to be used or failed.
-func (l *Limiter) checkRedis(ctx context.Context, name string, p params, record bool) (decision, bool) {
+func (l *Limiter) checkRedis(ctx context.Context, name string, p params, record, deferred bool) (decision, bool) {
 	if !l.tryRedis() {
 		return decision{}, false
 	}
 	var want int64 = 1
-	if record {
+	if record && !deferred {
 		want = l.leases.size(name, l.since())
 	}
 	c := newCheck(l.rc.Key(name), p, record, want)
@@ -192,7 +204,10 @@ func (l *Limiter) checkRedis(ctx context.Context, name string, p params, record 
 		l.logger.InfoContext(ctx, "rate limit: redis is back")
 	}
 	d := decision{allowed: c.v[0] == 1, remaining: c.v[1], reset: c.v[2], retry: c.v[3]}
-	if record && d.allowed {
+	switch {
+	case record && deferred:
+		l.credits.learn(name, d, l.since())
+	case record && d.allowed:
 		d = l.leases.grant(name, d, c.v[4], l.since())
 	}
 	return d, true

@@ -243,9 +243,9 @@ func (r *runner) me(ctx context.Context) error {
 		return err
 	}
 
-	// The rows above come from one address, whose raised per-IP bucket is busy enough to lease
-	// 32 events per Redis call. Real clients are many addresses, each too slow to lease: every
-	// request of theirs is checked in Redis. This row is that traffic, through a trusted proxy.
+	// The rows above come from one address: one raised per-IP bucket, always in this instance's
+	// memory. Real clients are many addresses, each first seen (and checked in Redis before it is
+	// admitted) every so often. This row is that traffic, through a trusted proxy.
 	job.conns, job.script = 32, ipsScript
 	rowIPs, err := r.wrk(ctx, "me-ips", fmt.Sprintf("GET /api/v1/users/me from %s client addresses (X-Forwarded-For)", thousands(clientIPs)), job)
 	if err != nil {

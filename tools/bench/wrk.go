@@ -120,8 +120,9 @@ func wrkLatency(re *regexp.Regexp, out string) (time.Duration, error) {
 }
 
 // clientIPs is how many client addresses the me-ips scenario's requests come from: each
-// address recurs every few seconds, as a real client's would, so its per-IP rate-limit bucket is
-// never busy enough to lease and every request is checked in Redis.
+// address recurs every few seconds, as a real client's would, and its per-IP rate-limit bucket is
+// one of 100,000: the first request of each in the run waits for Redis, and the limiter holds
+// them all in memory.
 const clientIPs = 100_000
 
 // tokenScript writes a wrk Lua script that sends each request with the next of tokens as its

@@ -1,0 +1,218 @@
+package ratelimit
+
+import (
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portcullis/portcullis/internal/testenv"
+)
+
+// hold marks l's batcher busy, as if a call were in flight, so that nothing reaches Redis until
+// release, which sends whatever queued meanwhile.
+func hold(l *Limiter) (release func()) {
+	l.batch.mu.Lock()
+	l.batch.running = true
+	l.batch.mu.Unlock()
+	return func() { l.batch.drain(context.Background()) }
+}
+
+// waitRecorded waits until Redis, asked by l, has recorded want events of key under lim. Past
+// the limit it counts them by the bucket's Reset, which the test's duration must not refill
+// by a whole event.
+func waitRecorded(t *testing.T, l *Limiter, lim Limit, key string, want int) Result {
+	t.Helper()
+	p, _ := paramsOf(lim)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r := l.Peek(t.Context(), lim, key)
+		got := lim.Count - r.Remaining
+		if want >= lim.Count {
+			got = int((r.Reset.Microseconds() + p.t - 1) / p.t)
+		}
+		if got == want {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Redis holds %d events of %s (%+v), want %d", got, key, r, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// Once Redis has answered for a bucket of a deferred limit, the bucket's next events are
+// admitted without waiting for Redis, and recorded there after.
+func TestDeferredLimitAdmitsWithoutWaitingForRedis(t *testing.T) {
+	t.Parallel()
+	limiters := instances(t, 2)
+	l, other := limiters[0], limiters[1]
+	lim := Limit{Name: "deferred", Count: 1600, Period: time.Hour, Deferred: true}
+	if r := l.Allow(t.Context(), lim, "k"); !r.Allowed || r.Remaining != lim.Count-1 || r.local {
+		t.Fatalf("first Allow = %+v, want admitted by Redis with Remaining %d", r, lim.Count-1)
+	}
+	release := hold(l)
+	answered := make(chan Result, 1)
+	go func() { answered <- l.Allow(t.Context(), lim, "k") }()
+	select {
+	case r := <-answered:
+		if !r.Allowed || r.Remaining != lim.Count-2 || r.local {
+			t.Fatalf("second Allow = %+v, want admitted on credit with Remaining %d", r, lim.Count-2)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatal("the second Allow waited for Redis")
+	}
+	if r := other.Peek(t.Context(), lim, "k"); r.Remaining != lim.Count-1 {
+		t.Fatalf("before its check was sent, Redis holds %d events, want 1", lim.Count-r.Remaining)
+	}
+	release()
+	waitRecorded(t, other, lim, "k", 2)
+}
+
+// A busy bucket of a deferred limit costs far fewer Redis calls than events, and every event is
+// recorded.
+func TestDeferredLimitRecordsEveryEvent(t *testing.T) {
+	t.Parallel()
+	limiters := instances(t, 2)
+	l, other := limiters[0], limiters[1]
+	lim := Limit{Name: "deferred-busy", Count: 100_000, Period: 1000 * time.Hour, Deferred: true}
+	const n = 1000
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range n / 4 {
+				if r := l.Allow(t.Context(), lim, "k"); !r.Allowed || r.local {
+					t.Errorf("Allow = %+v, want admitted by Redis or on credit", r)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	waitRecorded(t, other, lim, "k", n)
+	if calls := l.redisCalls.Load(); calls >= n/2 {
+		t.Fatalf("%d events took %d Redis calls, want fewer than %d", n, calls, n/2)
+	}
+}
+
+// Instances admitting one bucket at once on credit admit about the limit, never much more, and
+// every admitted event ends up in Redis.
+func TestDeferredLimitAcrossInstances(t *testing.T) {
+	t.Parallel()
+	limiters := instances(t, 4)
+	lim := Limit{Name: "deferred-shared", Count: 320, Period: time.Hour, Deferred: true}
+	got := 0
+	for _, l := range limiters { // each instance hears from Redis first: credit from the start
+		if l.Allow(t.Context(), lim, "k").Allowed {
+			got++
+		}
+	}
+	got += int(hammer(t, limiters, lim, 100))
+	if bound := lim.Count + (len(limiters)-1)*lim.Count/creditFraction; got < lim.Count || got > bound {
+		t.Fatalf("admitted %d of 3204 events, want at least the limit %d and at most %d", got, lim.Count, bound)
+	}
+	// Every admitted event is recorded: the bucket is overdrawn by the excess and refuses for
+	// as long. (Its refill during the test, one event per 11 s, is under one event.)
+	waitRecorded(t, limiters[0], lim, "k", got)
+}
+
+// The overdraft's bound: an instance that last heard of a bucket with room to spare admits at
+// most 1/creditFraction of that room after other instances spent it, and the overdraft is
+// recorded, so the bucket refuses for longer.
+func TestDeferredOverdraftIsBoundedAndRepaid(t *testing.T) {
+	t.Parallel()
+	limiters := instances(t, 2)
+	a, b := limiters[0], limiters[1]
+	lim := Limit{Name: "deferred-stale", Count: 64, Period: time.Hour, Deferred: true}
+	if r := b.Allow(t.Context(), lim, "k"); !r.Allowed || r.Remaining != 63 {
+		t.Fatalf("B's first Allow = %+v, want admitted with Remaining 63", r)
+	}
+	spent := 1
+	for a.Allow(t.Context(), lim, "k").Allowed { // A spends the bucket
+		spent++
+		if spent > 2*lim.Count {
+			t.Fatal("A was never refused")
+		}
+	}
+	waitRecorded(t, a, lim, "k", spent)
+	if spent < lim.Count {
+		t.Fatalf("A was refused after %d events, want the bucket spent (%d)", spent, lim.Count)
+	}
+
+	release := hold(b) // B still believes 63 were left: 63/16 of them may go on credit
+	var onCredit int
+	for onCredit = 0; onCredit < 10; onCredit++ {
+		answered := make(chan Result, 1)
+		go func() { answered <- b.Allow(t.Context(), lim, "k") }()
+		var r Result
+		select {
+		case r = <-answered:
+		case <-time.After(time.Second): // waiting for Redis: credit spent
+			release()
+			if r = <-answered; r.Allowed {
+				t.Fatalf("B's Allow once its credit was spent = %+v, want refused by Redis", r)
+			}
+		}
+		if !r.Allowed {
+			break
+		}
+	}
+	if want := 63 / creditFraction; onCredit != want {
+		t.Fatalf("B admitted %d events on credit of a spent bucket, want %d (63/%d)", onCredit, want, creditFraction)
+	}
+	waitRecorded(t, a, lim, "k", spent+onCredit)
+	p, _ := paramsOf(lim)
+	if r := a.Peek(t.Context(), lim, "k"); r.RetryAfter < time.Duration(onCredit*int(p.t))*time.Microsecond {
+		t.Fatalf("after an overdraft of %d events, Peek = %+v, want RetryAfter at least %d emission intervals", onCredit, r, onCredit)
+	}
+}
+
+// A bucket of a deferred limit with fewer than creditFraction events left is checked in Redis
+// on every event, exactly; a limit that is not deferred never takes credit.
+func TestNoCreditNearTheLimitOrForExactLimits(t *testing.T) {
+	t.Parallel()
+	for _, lim := range []Limit{
+		{Name: "deferred-small", Count: creditFraction, Period: time.Hour, Deferred: true},
+		{Name: "exact", Count: 1000, Period: 24 * time.Hour},
+	} {
+		l, _ := newLimiter(t)
+		for i := range 4 {
+			if i > 0 && !lim.Deferred {
+				time.Sleep(leaseTTL/4 + 50*time.Millisecond) // too slow to lease
+			}
+			if r := l.Allow(t.Context(), lim, "k"); !r.Allowed || r.Remaining != lim.Count-1-i {
+				t.Fatalf("%s: Allow #%d = %+v, want admitted with Remaining %d", lim.Name, i+1, r, lim.Count-1-i)
+			}
+		}
+		if calls := l.redisCalls.Load(); calls != 4 {
+			t.Fatalf("%s: 4 events took %d Redis calls, want 4", lim.Name, calls)
+		}
+	}
+}
+
+// When Redis fails, the check of events admitted on credit fails with it: the credit is
+// forgotten and the bucket's next events go to the local limiter.
+func TestCreditEndsWhenRedisFails(t *testing.T) {
+	t.Parallel()
+	skipShort(t)
+	lim := Limit{Name: "deferred-down", Count: 64, Period: time.Hour, Deferred: true}
+	p := testenv.NewProxy(t, "127.0.0.1:6379")
+	l := New(openRedis(t, "redis://"+p.Addr()+"/0", testenv.RedisPrefix(t)), testenv.Logger(t))
+	if r := l.Allow(t.Context(), lim, "k"); !r.Allowed || r.local {
+		t.Fatalf("first Allow = %+v, want admitted by Redis", r)
+	}
+	p.Cut()
+	if r := l.Allow(t.Context(), lim, "k"); !r.Allowed || r.local {
+		t.Fatalf("Allow on credit = %+v, want admitted on credit", r)
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for l.redisDownUntil.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the failed check of the credit's event went unnoticed")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if r := l.Allow(t.Context(), lim, "k"); !r.Allowed || !r.local || r.Remaining != lim.Count-1 {
+		t.Fatalf("Allow once Redis failed = %+v, want admitted by the local limiter with Remaining %d", r, lim.Count-1)
+	}
+}
