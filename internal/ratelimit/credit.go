@@ -14,7 +14,8 @@ import (
 // fit in a small share of what Redis said was left (at most 1/creditFraction, counting those
 // admitted since) and that answer is at most creditTTL old, and sends them to Redis after the
 // fact: the first such event posts a check that records every event admitted by the time its
-// call is sent, recorded even past the limit, and brings back Redis's new answer. Unknown
+// call is sent, recorded even past the limit, and brings back Redis's new answer (so a client
+// that keeps coming keeps its credit). Unknown
 // buckets, stale answers and buckets near their limit (under creditFraction events left) are
 // checked in Redis before admitting, as other limits are.
 //
@@ -43,12 +44,16 @@ type credit struct {
 	queued     bool
 }
 
-type credits struct{ c *otter.Cache[string, *credit] }
+type credits struct {
+	c *otter.Cache[string, *credit]
+	// ttl is how long an answer of Redis is good for (creditTTL; shorter in tests).
+	ttl int64
+}
 
-func newCredits() credits {
-	return credits{c: otter.Must(&otter.Options[string, *credit]{
+func newCredits(ttl time.Duration) credits {
+	return credits{ttl: int64(ttl), c: otter.Must(&otter.Options[string, *credit]{
 		MaximumSize:      maxCredits,
-		ExpiryCalculator: otter.ExpiryWriting[string, *credit](creditTTL),
+		ExpiryCalculator: otter.ExpiryAccessing[string, *credit](ttl),
 	})}
 }
 
@@ -61,7 +66,7 @@ func (cs credits) take(bucket string, now int64, p params) (decision, *credit, b
 	}
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
-	if now-cr.answered >= int64(creditTTL) || (cr.owed+cr.sent+1)*creditFraction > cr.remaining {
+	if now-cr.answered >= cs.ttl || (cr.owed+cr.sent+1)*creditFraction > cr.remaining {
 		return decision{}, nil, false
 	}
 	cr.owed++

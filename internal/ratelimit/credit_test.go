@@ -216,3 +216,35 @@ func TestCreditEndsWhenRedisFails(t *testing.T) {
 		t.Fatalf("Allow once Redis failed = %+v, want admitted by the local limiter with Remaining %d", r, lim.Count-1)
 	}
 }
+
+// A client that keeps coming keeps its credit: each answer to the check of its events renews
+// the credit's life, so only a client silent for creditTTL waits for Redis again.
+func TestCreditLivesWhileTheClientKeepsComing(t *testing.T) {
+	t.Parallel()
+	l, _ := newLimiter(t)
+	ttl := 300 * time.Millisecond
+	l.credits = newCredits(ttl)
+	lim := Limit{Name: "deferred-renewed", Count: 1000, Period: time.Hour, Deferred: true}
+	l.Allow(t.Context(), lim, "k") // learns: credit until ttl from now
+	for i := range 4 {
+		time.Sleep(ttl / 2)
+		release := hold(l)
+		answered := make(chan Result, 1)
+		go func() { answered <- l.Allow(t.Context(), lim, "k") }()
+		select {
+		case r := <-answered:
+			if !r.Allowed || r.local {
+				t.Fatalf("Allow #%d, %v after the last = %+v, want admitted on credit", i+2, ttl/2, r)
+			}
+		case <-time.After(time.Second):
+			release()
+			t.Fatalf("Allow #%d, %v after the last, waited for Redis: its credit was not renewed", i+2, ttl/2)
+		}
+		release()
+	}
+	time.Sleep(ttl + 50*time.Millisecond)
+	calls := l.redisCalls.Load()
+	if r := l.Allow(t.Context(), lim, "k"); !r.Allowed || l.redisCalls.Load() != calls+1 {
+		t.Fatalf("Allow after %v of silence = %+v with %d Redis calls, want admitted by Redis in 1", ttl, r, l.redisCalls.Load()-calls)
+	}
+}

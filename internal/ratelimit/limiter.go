@@ -76,7 +76,7 @@ func New(rc *redis.Client, logger *slog.Logger) *Limiter {
 		start:   time.Now(),
 		backoff: redisBackoff,
 		leases:  newLeases(),
-		credits: newCredits(),
+		credits: newCredits(creditTTL),
 	}
 	l.batch.l = l
 	return l
