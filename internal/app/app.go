@@ -90,7 +90,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	hasher := password.NewHasherFor(password.Params{
 		MemoryKiB: cfg.Password.MemoryKiB, Iterations: cfg.Password.Iterations, Parallelism: cfg.Password.Parallelism,
 	}, cfg.Password.Concurrency)
-	limiter := ratelimit.New(a.redis, logger)
+	limiter := ratelimit.New(a.redis, logger, ratelimit.WithMeterProvider(a.Metrics.MeterProvider))
 	gate := password.NewGate(cfg.Password.Concurrency, cfg.Password.Queue)
 	gate.OnDone(func(wait, run time.Duration) {
 		a.Metrics.HashWait.Observe(wait.Seconds())

@@ -209,6 +209,8 @@ func TestMetricsAreBoundedAndCountOutcomes(t *testing.T) {
 		`portcullis_db_pool_connections{state="max"}`,
 		`rueidis_dial_success`, // the Redis client's own metrics, through the OpenTelemetry meter provider
 		`portcullis_redis_cached_reads_total{answered_from="redis"}`,
+		`portcullis_ratelimit_decisions_total{allowed="true",decided_by="redis",limit="login-ip"} 2`,
+		`portcullis_ratelimit_decisions_total{allowed="true",decided_by="credit",limit="ip"}`,
 		`go_goroutines`,
 	} {
 		if !strings.Contains(before, want) {

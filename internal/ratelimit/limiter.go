@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/redis/rueidis"
+	"go.opentelemetry.io/otel/metric"
 
 	"github.com/portcullis/portcullis/internal/redis"
 )
@@ -58,6 +59,7 @@ type Limiter struct {
 	leases  leases
 	credits credits
 	batch   batcher
+	metrics *metrics
 	// redisCalls counts round trips to Redis (tests).
 	redisCalls atomic.Int64
 	// redisDownUntil is when Redis may be tried again after a failure; zero while Redis works.
@@ -65,9 +67,17 @@ type Limiter struct {
 	nextWarn       atomic.Int64
 }
 
+// Option configures a Limiter.
+type Option func(*Limiter)
+
+// WithMeterProvider records the Limiter's metrics with mp rather than the global provider.
+func WithMeterProvider(mp metric.MeterProvider) Option {
+	return func(l *Limiter) { l.metrics = newMetrics(mp) }
+}
+
 // New returns a Limiter keeping its buckets in rc. A nil rc gives a Limiter that only ever
 // limits in process.
-func New(rc *redis.Client, logger *slog.Logger) *Limiter {
+func New(rc *redis.Client, logger *slog.Logger, opts ...Option) *Limiter {
 	l := &Limiter{
 		rc:      rc,
 		logger:  logger,
@@ -79,6 +89,12 @@ func New(rc *redis.Client, logger *slog.Logger) *Limiter {
 		credits: newCredits(creditTTL),
 	}
 	l.batch.l = l
+	for _, o := range opts {
+		o(l)
+	}
+	if l.metrics == nil {
+		l.metrics = newMetrics(nil)
+	}
 	return l
 }
 
@@ -88,7 +104,9 @@ func New(rc *redis.Client, logger *slog.Logger) *Limiter {
 // limiter and logs a warning at most once per 10s. A Limit that ParseLimit would reject admits
 // nothing.
 func (l *Limiter) Allow(ctx context.Context, lim Limit, key string) Result {
-	return l.check(ctx, lim, key, true)
+	r, by := l.check(ctx, lim, key, true)
+	l.metrics.count(lim.Name, by, r.Allowed)
+	return r
 }
 
 // Peek reports the state of key under lim without recording an event, for refusing work before
@@ -96,7 +114,8 @@ func (l *Limiter) Allow(ctx context.Context, lim Limit, key string) Result {
 // that would be (so an untouched key reports Count) and Reset is measured from now. It falls back
 // like Allow.
 func (l *Limiter) Peek(ctx context.Context, lim Limit, key string) Result {
-	return l.check(ctx, lim, key, false)
+	r, _ := l.check(ctx, lim, key, false)
+	return r
 }
 
 // Reset forgets key under lim, in Redis and in the local limiter. It is best effort: a Redis
@@ -149,11 +168,13 @@ func (l *Limiter) Refund(ctx context.Context, slot Result, key string) {
 
 func bucket(lim Limit, key string) string { return "rl:" + lim.Name + ":" + key }
 
-func (l *Limiter) check(ctx context.Context, lim Limit, key string, record bool) Result {
+// check decides, and says what decided: a lease, a credit, Redis, the local limiter, or none
+// (an invalid limit, or a caller that gave up).
+func (l *Limiter) check(ctx context.Context, lim Limit, key string, record bool) (Result, decider) {
 	p, ok := paramsOf(lim)
 	if !ok {
 		l.logger.ErrorContext(ctx, "invalid rate limit; refusing", "limit", lim.Name, "count", lim.Count, "period", lim.Period)
-		return Result{Limit: lim, RetryAfter: max(lim.Period, time.Second)}
+		return Result{Limit: lim, RetryAfter: max(lim.Period, time.Second)}, byNone
 	}
 	name := bucket(lim, key)
 	if record && l.rc != nil {
@@ -163,24 +184,24 @@ func (l *Limiter) check(ctx context.Context, lim Limit, key string, record bool)
 					if post != nil {
 						l.postCredit(name, post, p)
 					}
-					return d.result(lim)
+					return d.result(lim), byCredit
 				}
 			}
 		} else if d, ok := l.leases.take(name, l.since()); ok {
-			return d.result(lim)
+			return d.result(lim), byLease
 		}
 	}
 	if d, ok := l.checkRedis(ctx, name, p, record, lim.Deferred); ok {
-		return d.result(lim)
+		return d.result(lim), byRedis
 	}
 	if ctx.Err() != nil {
 		// The caller gave up, perhaps while Redis had its event: the local limiter's budget is
 		// not Redis's, and an event admitted there would count nowhere that matters.
-		return Result{Limit: lim, RetryAfter: time.Second}
+		return Result{Limit: lim, RetryAfter: time.Second}, byNone
 	}
 	r := l.local.check(name, l.now().UnixMicro(), p, record).result(lim)
 	r.local = true
-	return r
+	return r, byLocal
 }
 
 // checkRedis runs gcraLua for the bucket (batched with concurrent checks), reporting false when Redis is not to be used or failed.

@@ -1,14 +1,17 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/http"
 	"net/url"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,7 +40,43 @@ type row struct {
 	cpu            cpuUse
 	ratio          float64 // 0: none
 	target         string
-	pass           *bool // nil: no target
+	pass           *bool  // nil: no target
+	limiter        string // what decided the per-IP limit's checks during the run (decisionShares)
+}
+
+// decisionShares says what decided limit's checks between two scrapes of the server's metrics
+// (portcullis_ratelimit_decisions_total), as shares: "credit 64.0%, redis 36.0%". It is empty
+// when the limit made no decision.
+func decisionShares(before, after map[string]float64, limit string) string {
+	by := map[string]float64{}
+	var total float64
+	suffix := `,limit="` + limit + `"}`
+	for k, v := range after {
+		rest, ok := strings.CutPrefix(k, "portcullis_ratelimit_decisions_total{")
+		if !ok || !strings.HasSuffix(rest, suffix) {
+			continue
+		}
+		_, decider, ok := strings.Cut(rest, `decided_by="`)
+		if !ok {
+			continue
+		}
+		decider, _, _ = strings.Cut(decider, `"`)
+		n := v - before[k]
+		by[decider] += n
+		total += n
+	}
+	if total == 0 {
+		return ""
+	}
+	names := slices.Sorted(maps.Keys(by))
+	slices.SortStableFunc(names, func(a, b string) int { return cmp.Compare(by[b], by[a]) })
+	parts := make([]string, 0, len(names))
+	for _, n := range names {
+		if by[n] > 0 {
+			parts = append(parts, fmt.Sprintf("%s %.1f%%", n, 100*by[n]/total))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // results are the whole run's measurements.
@@ -104,6 +143,7 @@ func (r *runner) wrk(ctx context.Context, name, endpoint string, job wrkJob) (ro
 			return row{}, err
 		}
 	}
+	before, _ := scrape(ctx, r.srv.metricsURL) // best effort: the limiter's decisions
 	finish := r.srv.profile(r.o.profileDir, name, r.o.duration)
 	cpu := startCPU(r.srv.pid())
 	st, err := job.run(ctx, r.srv.url, r.o.duration)
@@ -112,9 +152,10 @@ func (r *runner) wrk(ctx context.Context, name, endpoint string, job wrkJob) (ro
 	if err != nil {
 		return row{}, err
 	}
+	after, _ := scrape(ctx, r.srv.metricsURL)
 	rps := st.successRate()
 	out := row{name: name, endpoint: endpoint, conc: job.conns, ok: st.requests - st.non2xx, failed: st.non2xx + st.socketErrors, rps: rps, p50: st.p50, p99: st.p99,
-		errors: strconv.FormatInt(st.non2xx+st.socketErrors, 10), ratio: r.httpRatio(rps), cpu: use}
+		errors: strconv.FormatInt(st.non2xx+st.socketErrors, 10), ratio: r.httpRatio(rps), cpu: use, limiter: decisionShares(before, after, "ip")}
 	if st.socketErrors > 0 {
 		out.errors = fmt.Sprintf("%d (non-2xx %d, socket %d)", st.non2xx+st.socketErrors, st.non2xx, st.socketErrors)
 	}
@@ -224,7 +265,7 @@ func (r *runner) me(ctx context.Context) error {
 	if r.bareRPS > 0 {
 		target += fmt.Sprintf(" (bare net/http here: %.2f of it)", row32.rps/r.bareRPS)
 	}
-	r.res.add(judged(row32, target, row32.rps >= targetMeRPS && row32.p99 <= targetMeP99))
+	r.res.add(judged(row32, target+limiterNote(row32), row32.rps >= targetMeRPS && row32.p99 <= targetMeP99))
 
 	job.conns = 256
 	pid := r.srv.pid()
@@ -254,7 +295,7 @@ func (r *runner) me(ctx context.Context) error {
 	if r.bareRPS > 0 {
 		target = fmt.Sprintf(">= %d req/s, p99 <= %v (bare net/http here: %.2f of it)", targetMeRPS, targetMeP99, rowIPs.rps/r.bareRPS)
 	}
-	r.res.add(judged(rowIPs, target, rowIPs.rps >= targetMeRPS && rowIPs.p99 <= targetMeP99))
+	r.res.add(judged(rowIPs, target+limiterNote(rowIPs), rowIPs.rps >= targetMeRPS && rowIPs.p99 <= targetMeP99))
 	return nil
 }
 
@@ -482,6 +523,14 @@ func (r *runner) admin(ctx context.Context) error {
 // judged returns r with its target and whether it meets it. A row with errors misses whatever
 // its figures: wrk's latencies and rate include the errors' answers (a 401 of an expired token
 // is fast), and a target is about answering requests, not refusing them.
+// limiterNote is r's limiter shares as a note for its target column.
+func limiterNote(r row) string {
+	if r.limiter == "" {
+		return ""
+	}
+	return "; per-IP limit decided by " + r.limiter
+}
+
 func judged(r row, target string, ok bool) row {
 	if r.failed > 0 {
 		ok = false

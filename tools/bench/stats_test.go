@@ -39,3 +39,23 @@ func TestStudentT975(t *testing.T) {
 		prev = q
 	}
 }
+
+// The limiter's shares come from the decisions made between two scrapes, for the one limit,
+// largest first.
+func TestDecisionShares(t *testing.T) {
+	series := func(by, limit string) string {
+		return `portcullis_ratelimit_decisions_total{allowed="true",decided_by="` + by + `",limit="` + limit + `"}`
+	}
+	before := map[string]float64{series("credit", "ip"): 100, series("redis", "ip"): 50}
+	after := map[string]float64{
+		series("credit", "ip"): 400, series("redis", "ip"): 150, series("lease", "ip"): 0,
+		series("redis", "login-ip"): 1000, "go_goroutines": 20,
+		`portcullis_ratelimit_decisions_total{allowed="false",decided_by="redis",limit="ip"}`: 100,
+	}
+	if got, want := decisionShares(before, after, "ip"), "credit 60.0%, redis 40.0%"; got != want {
+		t.Fatalf("decisionShares = %q, want %q", got, want)
+	}
+	if got := decisionShares(after, after, "ip"); got != "" {
+		t.Fatalf("decisionShares with no decisions = %q, want empty", got)
+	}
+}
