@@ -81,8 +81,10 @@ type batcher struct {
 }
 
 // check is one bucket's request to Redis, and, once done is closed, its answer. A posted check
-// has no waiter: prepare sets its arguments as its call is built (false leaves it out) and
-// finish receives its answer.
+// has no waiter (nor done): prepare sets its arguments as its call is built (false leaves it
+// out). finish, if set, receives the answer as soon as the call returns, in the order of the
+// call's buckets, before any waiter wakes and whether or not its caller still waits (a credit
+// must see Redis's answers in the order Redis gave them; see credit.go).
 type check struct {
 	key     string
 	args    [4]string
@@ -171,7 +173,8 @@ func (b *batcher) send(ctx context.Context) bool {
 			}
 			if c.finish != nil {
 				c.finish(c.v, c.err)
-			} else {
+			}
+			if c.done != nil {
 				close(c.done)
 			}
 		}

@@ -39,9 +39,11 @@ type credit struct {
 	// answered when it arrived (monotonic ns since the Limiter's start).
 	remaining, reset, answered int64
 	// owed counts events admitted here and not yet sent, sent those on their way to Redis;
-	// queued is set while a check that will send the owed ones waits for its call.
-	owed, sent int64
-	queued     bool
+	// queued is set while a check that will send the owed ones waits for its call. pending
+	// counts this instance's checks of the bucket decided in Redis whose answers have not
+	// arrived: each may take an event that the last answer still counted as left.
+	owed, sent, pending int64
+	queued              bool
 }
 
 type credits struct {
@@ -66,7 +68,7 @@ func (cs credits) take(bucket string, now int64, p params) (decision, *credit, b
 	}
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
-	if now-cr.answered >= cs.ttl || (cr.owed+cr.sent+1)*creditFraction > cr.remaining {
+	if now-cr.answered >= cs.ttl || (cr.owed+cr.sent+cr.pending+1)*creditFraction > cr.remaining {
 		return decision{}, nil, false
 	}
 	cr.owed++
@@ -79,10 +81,29 @@ func (cs credits) take(bucket string, now int64, p params) (decision, *credit, b
 	return decision{allowed: true, remaining: cr.remaining - unrecorded, reset: max(cr.reset-elapsed, 0) + unrecorded*p.t}, post, true
 }
 
-// learn keeps Redis's answer d for bucket, arrived at now.
-func (cs credits) learn(bucket string, d decision, now int64) {
-	cr, _ := cs.c.SetIfAbsent(bucket, &credit{remaining: d.remaining, reset: d.reset, answered: now})
-	cr.update(d.remaining, d.reset, now, 0)
+// expect returns bucket's credit (one that admits nothing until Redis has answered, if there
+// was none) counting one more check of the bucket on its way to Redis: the caller must settle
+// it once the check's call returns, in the call's order (check.finish).
+func (cs credits) expect(bucket string) *credit {
+	cr, ok := cs.c.GetIfPresent(bucket)
+	if !ok {
+		cr, _ = cs.c.SetIfAbsent(bucket, &credit{})
+	}
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	cr.pending++
+	return cr
+}
+
+// settle ends a check counted by expect, keeping Redis's answer v to it, arrived at now, unless
+// the check failed.
+func (cr *credit) settle(v [5]int64, err error, now int64) {
+	cr.mu.Lock()
+	defer cr.mu.Unlock()
+	cr.pending--
+	if err == nil {
+		cr.remaining, cr.reset, cr.answered = v[1], v[2], now
+	}
 }
 
 // update keeps an answer of Redis arrived at now, which recorded landed of the events sent.

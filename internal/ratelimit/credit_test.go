@@ -2,7 +2,9 @@ package ratelimit
 
 import (
 	"context"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -246,5 +248,33 @@ func TestCreditLivesWhileTheClientKeepsComing(t *testing.T) {
 	calls := l.redisCalls.Load()
 	if r := l.Allow(t.Context(), lim, "k"); !r.Allowed || l.redisCalls.Load() != calls+1 {
 		t.Fatalf("Allow after %v of silence = %+v with %d Redis calls, want admitted by Redis in 1", ttl, r, l.redisCalls.Load()-calls)
+	}
+}
+
+// One instance alone never admits more than the limit on credit: its own checks of the bucket
+// that are on their way to Redis (sent when the credit was used up) count against its credit
+// as the events it admitted do, and an older answer of Redis never replaces a newer one. Here
+// a flood from one client, many requests at once, meets the bucket's end.
+func TestOneInstanceNeverAdmitsMoreThanTheLimit(t *testing.T) {
+	t.Parallel()
+	l, _ := newLimiter(t)
+	lim := Limit{Name: "deferred-flood", Count: 320, Period: 100 * time.Hour, Deferred: true}
+	for round := range 20 {
+		key := fmt.Sprint("k", round)
+		var admitted atomic.Int64
+		var wg sync.WaitGroup
+		for range 64 {
+			wg.Go(func() {
+				for range 20 {
+					if l.Allow(t.Context(), lim, key).Allowed {
+						admitted.Add(1)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		if got := admitted.Load(); got > int64(lim.Count) {
+			t.Fatalf("round %d: one instance admitted %d of 1280 events at once, want at most the limit %d", round, got, lim.Count)
+		}
 	}
 }

@@ -214,6 +214,12 @@ func (l *Limiter) checkRedis(ctx context.Context, name string, p params, record,
 		want = l.leases.size(name, l.since())
 	}
 	c := newCheck(l.rc.Key(name), p, record, want)
+	if record && deferred {
+		// The credit learns the answer where Redis gave it, in the call's order, even if this
+		// caller gives up: until then it counts the check as an event that may be admitted.
+		cr := l.credits.expect(name)
+		c.finish = func(v [5]int64, err error) { cr.settle(v, err, l.since()) }
+	}
 	if err := l.batch.do(ctx, c); err != nil {
 		if ctx.Err() == nil { // the caller giving up says nothing about Redis
 			l.redisDownUntil.Store(l.since() + int64(l.backoff))
@@ -225,10 +231,7 @@ func (l *Limiter) checkRedis(ctx context.Context, name string, p params, record,
 		l.logger.InfoContext(ctx, "rate limit: redis is back")
 	}
 	d := decision{allowed: c.v[0] == 1, remaining: c.v[1], reset: c.v[2], retry: c.v[3]}
-	switch {
-	case record && deferred:
-		l.credits.learn(name, d, l.since())
-	case record && d.allowed:
+	if record && !deferred && d.allowed {
 		d = l.leases.grant(name, d, c.v[4], l.since())
 	}
 	return d, true
