@@ -71,7 +71,8 @@ const maxBatch = 64
 // and go together in the next. So an idle service adds no delay, and a busy one makes one
 // round trip, one write and one script call for many checks rather than one each: per check,
 // that is less CPU for this process and for Redis (a script call costs Redis ~12 µs, a bucket in
-// a shared one ~4 µs). A check waits for at most the call in flight and its own.
+// a shared one ~4 µs). A check waits for the call in flight and its own, or, with more than
+// maxBatch checks waiting before it, for as many calls more as it takes.
 type batcher struct {
 	l  *Limiter
 	mu sync.Mutex
@@ -86,8 +87,10 @@ type batcher struct {
 // call's buckets, before any waiter wakes and whether or not its caller still waits (a credit
 // must see Redis's answers in the order Redis gave them; see credit.go).
 type check struct {
-	key     string
-	args    [4]string
+	key  string
+	args [4]string
+	// ctx is the waiter's: a check whose caller gave up before its call was built is not sent.
+	ctx     context.Context
 	prepare func(*check) bool
 	finish  func(v [5]int64, err error)
 	done    chan struct{}
@@ -112,10 +115,10 @@ func (b *batcher) enqueue(c *check) (lead bool) {
 	return lead
 }
 
-// do sends c with whatever checks are waiting and waits for its answer, or for ctx to end
-// (an abandoned check is still sent: it may already be).
+// do sends c with whatever checks are waiting and waits for its answer, or for ctx to end (a
+// check abandoned before its call is built is left out; after, it is sent all the same).
 func (b *batcher) do(ctx context.Context, c *check) error {
-	c.done = make(chan struct{})
+	c.done, c.ctx = make(chan struct{}), ctx
 	if b.enqueue(c) {
 		// This caller sends the call; the next, if checks came meanwhile, goes from a goroutine
 		// of its own so that this caller is not kept for others.
@@ -128,6 +131,16 @@ func (b *batcher) do(ctx context.Context, c *check) error {
 		return c.err
 	case <-ctx.Done():
 		return ctx.Err()
+	}
+}
+
+// complete hands c's answer (or error) to its finish, then to its waiter.
+func (c *check) complete() {
+	if c.finish != nil {
+		c.finish(c.v, c.err)
+	}
+	if c.done != nil {
+		close(c.done)
 	}
 }
 
@@ -149,7 +162,15 @@ func (b *batcher) send(ctx context.Context) bool {
 	b.queue = b.queue[:rest]
 	b.mu.Unlock()
 
-	batch = slices.DeleteFunc(batch, func(c *check) bool { return c.prepare != nil && !c.prepare(c) })
+	batch = slices.DeleteFunc(batch, func(c *check) bool {
+		if c.ctx != nil && c.ctx.Err() != nil {
+			// Its caller gave up before it was sent, and was refused: it records nothing.
+			c.err = c.ctx.Err()
+			c.complete()
+			return true
+		}
+		return c.prepare != nil && !c.prepare(c)
+	})
 	if n = len(batch); n > 0 {
 		keys := make([]string, n)
 		args := make([]string, 0, 4*n)
@@ -171,12 +192,7 @@ func (b *batcher) send(ctx context.Context) bool {
 			if c.err = err; err == nil {
 				c.v = [5]int64(v[5*i : 5*i+5])
 			}
-			if c.finish != nil {
-				c.finish(c.v, c.err)
-			}
-			if c.done != nil {
-				close(c.done)
-			}
+			c.complete()
 		}
 	}
 

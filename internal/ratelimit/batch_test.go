@@ -154,8 +154,9 @@ func TestManySlowClientsAtOnce(t *testing.T) {
 	}
 }
 
-// A check whose caller gives up while it waits for the next call is refused at once; the call
-// still goes, and the others in it get their answers.
+// A check whose caller gives up while it waits for the next call is refused at once and left
+// out of the call (a refused caller's event counts nowhere); the call still goes, and the others
+// in it get their answers.
 func TestAbandonedCheckLeavesTheCallToOthers(t *testing.T) {
 	t.Parallel()
 	l, _ := newLimiter(t)
@@ -182,5 +183,8 @@ func TestAbandonedCheckLeavesTheCallToOthers(t *testing.T) {
 	results := drain()
 	if r := results[1]; !r.Allowed || r.Remaining != lim.Count-1 || r.local {
 		t.Fatalf("the other check of the call = %+v, want admitted by Redis with Remaining %d", r, lim.Count-1)
+	}
+	if r := l.Peek(t.Context(), lim, "gone"); r.Remaining != lim.Count {
+		t.Fatalf("the refused caller's bucket after the call: %+v, want nothing recorded", r)
 	}
 }

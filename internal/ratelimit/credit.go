@@ -114,7 +114,16 @@ func (cr *credit) update(remaining, reset, now, landed int64) {
 	cr.remaining, cr.reset, cr.answered = remaining, reset, now
 }
 
-func (cs credits) drop(bucket string) { cs.c.Invalidate(bucket) }
+// drop forgets bucket's credit, and its events not yet sent: a check already queued for them
+// sends none.
+func (cs credits) drop(bucket string) {
+	if cr, ok := cs.c.GetIfPresent(bucket); ok {
+		cr.mu.Lock()
+		cr.owed = 0
+		cr.mu.Unlock()
+	}
+	cs.c.Invalidate(bucket)
+}
 
 // postCredit queues the check that sends cr's owed events of bucket name to Redis. If it fails
 // the credit is forgotten (the bucket's next events go to Redis, or to the local limiter while

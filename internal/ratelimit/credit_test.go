@@ -278,3 +278,22 @@ func TestOneInstanceNeverAdmitsMoreThanTheLimit(t *testing.T) {
 		}
 	}
 }
+
+// Reset forgets the events admitted on credit and not yet sent: a reset bucket starts empty.
+func TestResetForgetsEventsNotYetSent(t *testing.T) {
+	t.Parallel()
+	l, _ := newLimiter(t)
+	lim := Limit{Name: "deferred-reset", Count: 1000, Period: time.Hour, Deferred: true}
+	l.Allow(t.Context(), lim, "k")
+	release := hold(l)
+	if r := l.Allow(t.Context(), lim, "k"); !r.Allowed || r.local {
+		t.Fatalf("Allow on credit = %+v", r)
+	}
+	if err := l.Reset(t.Context(), lim, "k"); err != nil {
+		t.Fatal(err)
+	}
+	release()
+	if r := l.Peek(t.Context(), lim, "k"); r.Remaining != lim.Count {
+		t.Fatalf("after Reset, Peek = %+v: an event admitted before it was recorded after", r)
+	}
+}
