@@ -16,8 +16,9 @@ import (
 type wrkJob struct {
 	path           string
 	threads, conns int
-	header         string // sent with every request, such as "Authorization: Bearer …"
-	script         string // a Lua script, such as tokenScript's
+	header         string        // sent with every request, such as "Authorization: Bearer …"
+	script         string        // a Lua script, such as tokenScript's
+	warmup         time.Duration // unmeasured load before the run, when longer than -warmup
 }
 
 // wrkStats is what wrk reports.
@@ -121,8 +122,8 @@ func wrkLatency(re *regexp.Regexp, out string) (time.Duration, error) {
 
 // clientIPs is how many client addresses the me-ips scenario's requests come from: each
 // address recurs every few seconds, as a real client's would, and its per-IP rate-limit bucket is
-// one of 100,000: the first request of each in the run waits for Redis, and the limiter holds
-// them all in memory.
+// one of 100,000 that the limiter holds in memory. The scenario's warm-up sends each at least
+// once, so that the measured run sees clients seen before.
 const clientIPs = 100_000
 
 // tokenScript writes a wrk Lua script that sends each request with the next of tokens as its
