@@ -26,11 +26,20 @@ import (
 	"github.com/portcullis/portcullis/internal/every"
 )
 
+// DefaultConnectTimeout bounds a connection's start (dial, TLS, authentication) when the URL sets
+// no connect_timeout (or 0). pgx's own default is none: a server that accepts and never answers
+// held the service's start, and every request needing a new connection, as long as its caller
+// waited.
+const DefaultConnectTimeout = 5 * time.Second
+
 // Open connects a pool to url and checks that the server answers.
 func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", parseError(err))
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
 	}
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
@@ -73,6 +82,9 @@ func EnsureDatabase(ctx context.Context, url string) error {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return fmt.Errorf("parse database url: %w", parseError(err))
+	}
+	if cfg.ConnectTimeout == 0 {
+		cfg.ConnectTimeout = DefaultConnectTimeout
 	}
 	name := cfg.Database
 	cfg.Database = "postgres"

@@ -8,6 +8,7 @@ import (
 	"io"
 	"io/fs"
 	"log/slog"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -259,6 +260,51 @@ func TestEnsureDatabaseLocaleAndFallback(t *testing.T) {
 		}
 		if want := cmp.Or(c.want, def); ctype != want {
 			t.Fatalf("asked for %s: LC_CTYPE %s, want %s", c.locale, ctype, want)
+		}
+	}
+}
+
+// A PostgreSQL that accepts connections and never answers (a hung server, a proxy whose backend
+// is gone) fails Open within the default connect timeout, naming where it failed, rather than
+// holding the service's start, or any request that needs a new connection, for as long as the
+// caller waits. connect_timeout in the URL still sets it.
+func TestOpenGivesUpOnAServerThatNeverAnswers(t *testing.T) {
+	t.Parallel()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			t.Cleanup(func() { c.Close() }) // held open, never answered
+		}
+	}()
+	for _, tt := range []struct {
+		query string
+		want  time.Duration
+	}{
+		{"", postgres.DefaultConnectTimeout},
+		{"?connect_timeout=1", time.Second},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		start := time.Now()
+		_, err := postgres.Open(ctx, "postgres://u@"+ln.Addr().String()+"/db"+tt.query, 2)
+		took := time.Since(start)
+		outerEnded := ctx.Err() != nil
+		cancel()
+		if err == nil || outerEnded {
+			t.Fatalf("Open%s against a server that never answers: %v after %v, want its own timeout", tt.query, err, took)
+		}
+		if took < tt.want-100*time.Millisecond || took > tt.want+2*time.Second {
+			t.Fatalf("Open%s gave up after %v, want about %v", tt.query, took, tt.want)
+		}
+		if !strings.Contains(err.Error(), "127.0.0.1") {
+			t.Errorf("Open's error %q does not say where it failed", err)
 		}
 	}
 }
