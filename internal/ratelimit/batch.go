@@ -18,9 +18,9 @@ import (
 // many events to record: at most (a lease; see lease.go), or all of them for "2". Under "1" it
 // admits as many as fit, at least one or none; under "2" it records them all, even past the
 // limit, so that the bucket refuses until it has refilled by as much (remaining then goes
-// negative). It returns five values per bucket:
-// allowed 0|1, remaining, reset µs, retry after µs, events recorded. Values stay below 2^53,
-// exact in Lua's doubles; string.format writes them as integers, never in exponent form.
+// negative). It returns five values per bucket: allowed 0|1, remaining, reset µs, retry after
+// µs, events recorded. Values stay below 2^53, exact in Lua's doubles; string.format writes them
+// as integers, never in exponent form.
 const gcraLua = `
 local now = redis.call('TIME')
 now = tonumber(now[1]) * 1000000 + tonumber(now[2])

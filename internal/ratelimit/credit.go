@@ -15,9 +15,9 @@ import (
 // admitted since) and that answer is at most creditTTL old, and sends them to Redis after the
 // fact: the first such event posts a check that records every event admitted by the time its
 // call is sent, recorded even past the limit, and brings back Redis's new answer (so a client
-// that keeps coming keeps its credit). Unknown
-// buckets, stale answers and buckets near their limit (under creditFraction events left) are
-// checked in Redis before admitting, as other limits are.
+// that keeps coming keeps its credit). Unknown buckets, stale answers and buckets near their
+// limit (under creditFraction events left) are checked in Redis before admitting, as other
+// limits are; until such a check is answered it counts against the credit as an event would.
 //
 // What that gives up: while an instance's answer is current, the instances together admit no
 // more than the limit, since each admits at most 1/creditFraction of what is left; but events
