@@ -1099,7 +1099,7 @@ type ClientInterface interface {
 
 	// ChangePasswordWithBody Change the signed-in user's password
 	//
-	// Every other session of the user is revoked; the current one stays.
+	// Every other session of the user is revoked; the current one stays. A wrong current password spends the account's failed-login budget, as a wrong password on login does: past it the account is locked for both (429 `account-locked`), and a right one forgets the failures.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -1108,7 +1108,7 @@ type ClientInterface interface {
 
 	// ChangePassword Change the signed-in user's password
 	//
-	// Every other session of the user is revoked; the current one stays.
+	// Every other session of the user is revoked; the current one stays. A wrong current password spends the account's failed-login budget, as a wrong password on login does: past it the account is locked for both (429 `account-locked`), and a right one forgets the failures.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -1564,7 +1564,7 @@ func (c *Client) UpdateMe(ctx context.Context, body UpdateMeJSONRequestBody, req
 
 // ChangePasswordWithBody Change the signed-in user's password
 //
-// Every other session of the user is revoked; the current one stays.
+// Every other session of the user is revoked; the current one stays. A wrong current password spends the account's failed-login budget, as a wrong password on login does: past it the account is locked for both (429 `account-locked`), and a right one forgets the failures.
 //
 // Takes any type of body and a specified content type.
 //
@@ -1583,7 +1583,7 @@ func (c *Client) ChangePasswordWithBody(ctx context.Context, contentType string,
 
 // ChangePassword Change the signed-in user's password
 //
-// Every other session of the user is revoked; the current one stays.
+// Every other session of the user is revoked; the current one stays. A wrong current password spends the account's failed-login budget, as a wrong password on login does: past it the account is locked for both (429 `account-locked`), and a right one forgets the failures.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2973,7 +2973,7 @@ type ClientWithResponsesInterface interface {
 
 	// ChangePasswordWithBodyWithResponse Change the signed-in user's password
 	//
-	// Every other session of the user is revoked; the current one stays.
+	// Every other session of the user is revoked; the current one stays. A wrong current password spends the account's failed-login budget, as a wrong password on login does: past it the account is locked for both (429 `account-locked`), and a right one forgets the failures.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -2982,7 +2982,7 @@ type ClientWithResponsesInterface interface {
 
 	// ChangePasswordWithResponse Change the signed-in user's password
 	//
-	// Every other session of the user is revoked; the current one stays.
+	// Every other session of the user is revoked; the current one stays. A wrong current password spends the account's failed-login budget, as a wrong password on login does: past it the account is locked for both (429 `account-locked`), and a right one forgets the failures.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -6637,7 +6637,7 @@ func (c *ClientWithResponses) UpdateMeWithResponse(ctx context.Context, body Upd
 
 // ChangePasswordWithBodyWithResponse Change the signed-in user's password
 //
-// Every other session of the user is revoked; the current one stays.
+// Every other session of the user is revoked; the current one stays. A wrong current password spends the account's failed-login budget, as a wrong password on login does: past it the account is locked for both (429 `account-locked`), and a right one forgets the failures.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -6652,7 +6652,7 @@ func (c *ClientWithResponses) ChangePasswordWithBodyWithResponse(ctx context.Con
 
 // ChangePasswordWithResponse Change the signed-in user's password
 //
-// Every other session of the user is revoked; the current one stays.
+// Every other session of the user is revoked; the current one stays. A wrong current password spends the account's failed-login budget, as a wrong password on login does: past it the account is locked for both (429 `account-locked`), and a right one forgets the failures.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -18288,132 +18288,133 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H2Jbhs50+CrEL3/Ija+brl12I5lDPB5EiefM3bi+BhPEuWzqO6SxLhFKiTbshIY2KfZB9snWfDoS2pd",
-	"ljOTyWQGCCyJZ91VrCK/OgEbDBkFKoXT/Or0AYfA9Z9nWMIxGRCpPoQgAk6GkjDqNJ2LPiCOJaBI/Y6C",
-	"iAkQEkmG4K6PY6GaoY2Q4670CMiu15dyiIfEU510H89OtNlERApE8QDcFpVqXPgcg5ACcRhgQgntoY02",
-	"b28iTEOkGggIGA0Fiqkkke49IjRkI8RBgBRooy3bm5UWdVwH7vBgGIHTdFoOGbacff5LbW9vX/6y4zuu",
-	"I4I+DLDa3QDfHQPtyb7TrG3vuI4cD1UnITmhPef+3s2A4Z2yiATjaZgc3gIf56Ey1A0RHg4jAqECTm57",
-	"y0KnRTVo0OeYSYw22p8tIOyWCU3BsdEetTddFLDBAHsChliNFs6Aw+df6r6/P/plx3dRy4lYj1DP/rBj",
-	"vp8Fn6pfa5QCCCQfewddCXwaNud2jZKhESYSdaDLuIKF5GON4LMXz9Betepv7iMsUQRYSFStoHOgEo2I",
-	"7CPQ0G3U9ly9ffNx26+jTiwtXHFIKAiBhpx14IlAbcqkp74etyt5GNT9wtYIJYN44DSr6a4IldADrrd1",
-	"dXXlHcSyD1SSAEso54VfAXPgKOjjKALaA8S6SG1pZ3fbb6K2/ZkDjga/tJwh4zKIo4iIltPW22OxRBhJ",
-	"dgPUbVG94TZwzvgvLYfQWxyR8Fr/qjp0GU8aI9nHEhGBbCPEOIK7IeGg/xz1mVD8IoTixz4WLQo0hNDA",
-	"kFHU8Ov5iUTc7ZKAAJXXImBDaDku0n/80nL+3//5v2pyigcKYQriQ+ADoocW6nOLsiFwrFmfAoRikvTm",
-	"QMFFM3a7Ipf+4Z0Z9vKOns+QWub3JwKR0FUgMJTEQQwZFdDUOwsiBYMnArERRe38oG006gNFRAO9quh5",
-	"p9GiQR9zHEjgQiG+feC9R9j7gnxvD1XQNWoir+0ijLocRB9dXh49R0z2gY+IgAo6Zj3hIhyHRKrFUCkU",
-	"dlpUkXEEA4ECzPkYETkJT7+zDbVuNfB2wwb2GtCoe3t4e9urd2thNfBhr7NbnQW/nYarKD9latcZYimB",
-	"KzD998OB9x57X3xvr3Ld9D5+rbo7jfv/caYBfq+6cTwAaVXGs5gLxssh36ZwJ68D3aKt4KRpiMMtYbFA",
-	"Q9wDxaVENf8cAx87rqNEn9N0TJ/5Aqm4mWnKmKHITnEPkCBfZs6txXFh6hC6OI6k09z2XbUOIz1qvu8u",
-	"kiWXAvhRqMbQMw2x7GcTxQL4NQkd11EkqjjYaUoeQ37qLuMDLFXjWLfMQaG+U4qehK41dl4w3iFhCFR9",
-	"CBiVQDVItIYKNOduWar71yfBdLOU3FSP0OwoExNeTgY4rhOCxCRyms6YxRxxFgEKGQhEmUQ4itgIyT4R",
-	"KJUTGuZCYhqogbfwkGzdVrdwOCB0S8FDWGiAkAo0y5O8xDIWTrPh111HEqnZJdt9Cimld0VzaysTRZUQ",
-	"bhMYiK2ZW73PY+V/OHSdpvO/tjJLasv8KrZOzVAGGdM8ESh9wZ8IA6sIBzcC4Zxg1TySidWICClcJdkH",
-	"eGygGkikmxHRohLzHki0oaX6rLW3NyvoSsmwwjxEIP0n7bkt2p5UelrsgzCroQqhACGEaGOu7kiMsFkm",
-	"ZRncbNutrOEM22upzkn7GXp83hhT7Uu0y7z+hbYa+29ugUcMhxCuxX4sGybHcMYu5rckAIVLLFGAhzgg",
-	"crxvrCwk+ozLaDyD5WLZ39JW4Joct53nuHO7oEuKbzGJcCeC5Xkvt8/H4LZTLMSI8VBZQX1lwRShhDaU",
-	"LdnOJm3vK/7SLUdYKMuO9iDc1Mx3yoTscTh/e4wU28XZ9uwwuW/aLhIAmnPaOTi0U4tjs4K06YywMp1b",
-	"tJ0zpNuJcf8dMdKEnT+3e67p2uyT4HYd3tGmpW7sdTGJplkocc5SrTXAMuhr7B2cHiExhIB07XzKFlPS",
-	"TzjND1+zYYz21SPQJ/kBjPJGLUe5tZE2bbsEIsVk+hvn/uNs3uTQI0LBcV2F6Gfs+SsOkYXy8mw5DcLH",
-	"4M4Dqt2lvcb2LrJTVb4Xgl+PbNMR1xT7ypn3IjtQnmoZQwNMx2nYJJH3ETbk8i2lvXLHU3K6YAydqJVY",
-	"EIjliaqwuUexrSahgjYatb3NJsL5AA0RSbhK2zL5VbT3rWOYGV9K1NtfleVknUR0dOoiwQaAcCSY/gEH",
-	"AYup3ESMaw9TQ9rVMsD+pGaOWHADYSL1UzQapkLKGRsMdTDL9vFMh3ZRX6Cf6qKc7y6ponLGyZc1Gc8G",
-	"JDwdkJjUFzgIQAgbiykNw5RzoHZutgawtjivZvxX2PEKLk5+e4/Be68ZMkDomHhPAUasizCKyG0Wldpo",
-	"+NXNJmpb98MspO0qBya3snaLbkwDt4k4mKAK0eyG2nZUj8MtU9yCNgTpUUQowj1M6GYFPcOcE1BulolH",
-	"6eiNjdoRiqZ9n59OTJGtUlN+Ha6KCy5BgadCLHEHC+3H5Jot5cc8El89nheT3+ejuDGZ6xFgqizUjg59",
-	"B30IXQUxDkJiLpUJyjhisVQsFzBKIVBDmOhBh7MbyJ9GPBEtKjmmAutWSDI1EItuAWEUAg6V8ilxbn4q",
-	"oyW4JsW73v1BOCD0GQcs4VIATwxwxUFhSBT0cXTKldkhCQin2cWRANcZ5r76ah2GBWR0aLwK1+nGUXRt",
-	"wozze7yIo+i1anfvOkRc3wInXWL0Zxr1tOux9N9hLAKsFcfQetgLqTtpd+86nEULF3XGDO8o3l5mE5dJ",
-	"OxP/TGKpHyzQcgPl1myX8jHdGOt8gkATnkbY5TBcEWEDQvPfVidRWEDKhDeErBOpjzMVm6p2+4jGUYSC",
-	"CDAXiMhKMQCsA9CqhZHNJnQ8ERHWWFUsfqtnncbhBNKnG3xzhE2DPw6JPLxNtMzyPGJEWUH96CVVEs9n",
-	"4jhkClY4kEyH5BdH3hfCPdFws3ZQ6JZtfqnJp5E8vMZhyEGIklOfhUtlQRBzDuE1loXJFQN4kmi+WQQ6",
-	"FsuAGcwDjQeK+0Ss7UDHdZSLE/M8s2Ud81p79aWbAPh6nc33xROmZTCsz29wz9Jprvd2tbaw+4Sk0ljO",
-	"4yFHjG5C2MUV5zefwb9AC4U1FkCd0ufHuQx4inuwIhMSCYPiH/MkQY7XM1GAOcdae+fOD9VAK4JUz18c",
-	"pGy3z3SgN9FRD9POGm9UXuc1YspGOZWz2iGmWvvoenUtOwGIqcVNjFsGlMPE3JjUU8MIK9fKEFiayRAS",
-	"MYzwWGstk4ZAJIghDmAfxZR8jpXd2cM8jFQv1kURSGU+BlhAIVPDwSH+t/1UCdhACY8Ejok2LyQFFGFY",
-	"L55q/7fVuvN9r9W6q/mt1t1u99+t2Pfrgf4XWo6739zYbLU+tFofW61W6+O//r16l5JTctd5QSAKDzk3",
-	"dLsCIWVaY2pMGzouO2hn3S7QUNkPuhHCytl9df7mNRpi2ddYIjRv/btIxEFftWtrqLa1K91hNnFmPmOZ",
-	"hcyVIKlZWdDFByFGx+wWIhxAiSkzteP/AI7UrytBMPHoMj3EbkoUz8SebK+yvby6+m2RFp8wQ6JeiTqZ",
-	"2l3Ab5dpdjOl26q1p2Xt5HiZ4WIByzS7W2LOCRCqBZjluhoEZq4ZED1fEas3MF5eqSiMTWmTydWqAcsW",
-	"d6xsxWW1wEQ+4B0OZDRGjOp0sDxrJZZx2zXJbe1E+mp+W8fVe2yVs7bTNVevnOZWWwTeUyQZqtaeolxq",
-	"1cYlJQELAel/hoxQKTYr6BkbDBhFyUQCYZ1Z2I0FhJW8xpgBBkXLOSiUcVPu7HEe4y8800JGSE4jOehD",
-	"cCNmj/+1zKPIT/aG5hIgrYEtzJmDEmaaAgEHfRTCEGgINBjnRHuGEROeK3NIlanlogEO+oSCTqvUB976",
-	"CNRgpKhEPIlvgLYrS3gLc9RccsK6JK/nNG2JAZkFDL+u6HlMtc70ymSeVxo4XDyI5DgAO+H0j9N+yIyk",
-	"xzy7Jb6AXkK6TIvXMhY8S6hmVRt3dYqdmrtUObuF2PCyqtpNFlS+R31I8DBj3p4wmITUMoQsyjzMr7Y4",
-	"WPlazUH/dxsXfEiY75uG7kqhaMNUCV2pfkoQsRA4ljqXVGcZqs6LjJ9zc6S0Kn/oCO9aQRTrqZUY+TzW",
-	"6SS2GiLLFEzSV0ZYoAEOQVsXOTmfC+SZEzSxzvr+iuBUhIW8Vpp9nYU/eqgmh+yJJRYAnaG0jGYtnR2T",
-	"lbl+tSBLQs+LbGIzWNlKL5T0OsWErxyRDUCITJJOGhmvri72kQAaIiK1IXFgD7T1qWIzqbIwLrgpENB+",
-	"+KSR0fD3yigvwQShswtUTE3R1NG+7ZpjpZy+T4T6auMnJ9crTDADcG+G+HMMuqRDENqLAMUmjrLAdHAd",
-	"KzuuH8bJejlpvDQRtQZJixV3gRgKgxUwNbn7UnAXdlJGseb45gT+3oc3j3Ogon7985XZGpbJ6odcD1NM",
-	"f+bRmKbHtZXYWjaVBkqJYZXB3u4pD5oiHCY0X25XH2cQ3jc/QtDUvfjwYDo5XCucpDopMa5UL12aZPnX",
-	"2llKxacVS9/mHOIyh97iYutIMlSv2aC5cFFIekQKF7Wv2y5qV0yIyWs/INY+wSW1edH0tEbsuuJ9/Fp3",
-	"67XSEjElmoOYEzk+VxgyKDWZYUq7Z59eJEzw6urCKYmlFPRxl7MByuWxqi0nidJaO1TQhbKNAzYEgTCd",
-	"rKHRMSJds5gvYiRSTFTkDGIhUZ9FIdoQAOjs8OD5yWFlEKYEolvp2MjmfmEeW8VJWbIIXRKJGI3GCCNB",
-	"ehRCj1CkT6R1hoymYC1TjAYt5BiZXCBCu6yEetPcI13UoId0Ec7yvtS2lXWgXR4ipIWErReptGiLmuJl",
-	"E8whGmJp7Ko9K7OrjUIWxIO0RBfbKBFqByzUeXMHOZwZmB+Gz88PPLN9Ze/pau3xsImw/NenkWxv7iMt",
-	"XcYKugPEut2IUOPHaHjfwFggLFu0vVUZQRR5N5SN6Nan0Y2o6DVV0FnesDKzMm0huTnzyFTAcmZiY1kV",
-	"qCEejY+IBEBNfNyW6B0McdAHr1bxlbDjUS7/azQaVbD+ucJ4b8v2FVvHR88OX58f6j5ZaCiHMsd1boEb",
-	"B9OpVnzTjg2B4iFR3F7xK3Xt7sq+5p3yfatfeqC1SUqCR6HTdF6C1AH2iVLAmu/Pyd8rydszIfcP9jzD",
-	"0Xh07LGFcxjWtrerezbg33SO/zi8esuDgTh8++s7Oh56O6PxXtC/eL778u3pyUXngFz958X2ET4/OnTs",
-	"WYXz5rdTe0jQdATpOfrUwTk8W/p/5/7j0hl2GiRldQjmnOwKOug3GKNzkKY0fXe7urtZQUcyER+IwkgR",
-	"Y1LJruuw1WdF2mKiduGZJptnjErOouIh2DDuRCRw0QDfebgHv9R9f17J7lSF573rNGp7s7abonwrX4ag",
-	"d22zuRb1y1IRM0HuND98dB0RDwaYj+2Zo9mHYU8NC8vFeamtCwJwT+hAX0Kkwvmoxi7WfupiaM8UQ8+k",
-	"bJ2XpbzlLGtAOMWC5A/l28uabCXphQsb2spm1bKsTDiXnvHgct0ZQxezPLLRJ2Jb1gNaHNFaMM/EHhYQ",
-	"4GxwmBSVBxSfY+/LdWVO0fmMKbN0ma4pfCnBw/L29cJZDN+vPc3HdeWyNYo/ZPluxSS3LInN8at79Z1u",
-	"HbynnRr2doNG6O3BdtfzcbVTC+phA7a7uWTsr9aTsv0ada/hb1e93dpO3dsLdxveU9jr2r71YqZR06n5",
-	"SnFVq/XK7kQqk/qttuP5Va+6fVH1m/52s1p7n8tZauZSxR6SxJ1LAlt2y4XUr4Sh8lFC54R9IVGEt7Yr",
-	"Ptr4o1rdR8eExnfo7unO9U5jE70gHLrsbqta31Ya/OOEw6F8hKWV00TCVYmaekNBux+6nCJ3cURFyfaG",
-	"IaEl5bpqX13cvlBcojvVF3fKKu4fqKa2l5nlsphiv65qK3onHxwN3yYHHDof7wt6T+meAvhdZRWAkKhL",
-	"uJCuQhGhyiNGnTFKL7FIVKA9gJjWfubmg0ztFXH/G4wFyGRsHRcdKvd16noNlhBJ3rGVDPVApr5tBR2g",
-	"EY5uEFUGcIuKGzIUypniMASsDR3ORq7eHxr1iTGeubGqre+PwljHu4g0TpeZCul7HpLAZIt2WEzTO5Da",
-	"gnHZRmTypELb3TO0/KW9D+Kv0e82ELIcA5soz6yh8sGUbLzJeNKc3rnwy/z+k0IjGlvsJZjDUuHa1G7o",
-	"mznMCbmceRFLEu15LBW7cIWpeb384h5JM0+t7hkW4BEqgAoidQVb3LGhXtZFOpDmoiSOpuDajaPIBn/b",
-	"/7utHc72dTurCB8IiG5NzL9sP59nX3jjLzx1LicexXbld9k4XiGSl9iWhS8nmtjIoVcSQvTSvxdbo49o",
-	"AeXD1Hkrw99r1v2m779Pl12aWZrFnCdzE1exJXJhZBMPLASObYTTxIpTSyMXDZ617izcqwN1UxaGA+NX",
-	"X44+MXJ89Xr8/uqF//7qrPvuj7fk+Nmrmvr+5NPB+DXxRyfn/t3r39+O3lywLyfP2ejkBVNthrrN88Pt",
-	"ky/vBye1S/nm5dH43blff/fl7Ob4IopeX72TJy8P7959evXppPbWf3/x++CI+stXtaXh3wUGjRYAPy2Z",
-	"x7dkNGBnWzL6Zxd1SSSBQ+giJS2UkqDhkpaM6wyZmOWpZyVvmV3/KwvHqzF7wr49jgOYYOAsM8XBKGK0",
-	"p5ce01jEONJG0rDPsUjPNZqFfJAcg+nBlyfsGRV998XQvxIG91Oyrrra9leRcGUgysk45ZIUHbyaV+82",
-	"fG+3ul3zngY7dW83TF282oqSrQDZ1cTbitA3Bz7l12upUc31PQZu37VU8fdWW1a1vmL77dXa12ortv9G",
-	"UvFN4SKobyMUR5xImJSKhqXtgUpyxGEdgeWcuK2v9la/e2NsRTDrAlF9omi4yxzT5Mq7Tb8QbTT8vc1K",
-	"uYf0XLdJpWtBxjTKp9S7IiIZ/vvmjcaKy9r7Pmj3T9HopcRrCCIh3uzK3CRd0Ny/Sbgo1eOzA+4vQZZT",
-	"mf/tNNnf3VZ/LFX2Q7HoD2dEnwEOLb+V28YrBa7sXbFqiiGWQb9EhuMbEAi6XUjuADVU8kSYtJUkGTg9",
-	"3U7KHyroOWiyx/qaECsizI05okULcsKE9OZrpwGT5rrpMBk2VVYoyQIXLYo5mDAjEiBRHzjMjPdlty2s",
-	"4ysUmNnw95R1upqRP30LxFJG/o8nGmdAs1Q81jy/elGtNf1vKh7NvD+emPzuvIIfzlIyFf9WDNrEL9dU",
-	"zbkmjcHy6ozo7gO8gS0rXcU8t+AApYylr3s2Vz3rgtJ84YdIY2Y6Ac2IZ53wNWYUnogKepPcNY8afr1F",
-	"Z98MPVMen2ndoPjvHNLLvhd7GYclFmfqdtgb2n7aNH89cySU1DQ4mTZs1LfT/sMcW6f05PI7IujkQHE2",
-	"OX/TQ4i0ssu6GPlirFRrVhuF9Ih8pM73qmENvN1u3fee4kbV2+7sBDZa589PxSgWUM3KxVgn98GdBQP/",
-	"wn+aWQHLwaB6UX3arCV98jCoejWod71dv1H19jrbNS+FAK5WJ2BgYp2ztl4rzJHfuk7bWD6rMF/BNceN",
-	"eyISWzqh+GLiwE+R+F2JxFmJHzNw+Zi+39J2xNbXrADq/u9qVCwduUx00E8r4u9nRTAKS9oQD+MZt/Rx",
-	"nVx54CO+r1Pgz+xO9ebX9By0SLsvlZyApa6FSd66S840K+iAopjqrP/0FnFd09GiI85oL22Z5ncJ5ahg",
-	"KkbK3qbZV5IMSiMvx8UL4R9+Njsdk8idzAaMcwgk6jMuAHV03u9YeVvDVW7ILVzL8y1iMMVSZQfGr/qd",
-	"lwF5Q169eH94dvH2/EgcDeTw/bOjnaObu3dnv4dnweC1DPzfz95GN+T42Ssf/jhQ7fvhM/k5rL8l3bcV",
-	"GL/6El4dkTfkaHRycfPl9eDdl/fnr/YqQS2incELP/zjVXR8tTc4vvq98e6qOuq8vCyWwzb3fL+84ri2",
-	"vVfz8z8max9yeV3/XPN2RwdL/Vespl3a5sxXAydFwEvjM6soL7Gbzk21EKH7tu4ikR8jrN+Sot9S/hfa",
-	"1/8ZsZjHPXEtaIHDO/OSDgo4hEAlwZEwDxqmFX5aqhXL4/P6QWmbYoTFSl4Wy7zonRJu6vd1LIwf4jmS",
-	"h9k8f0+LpNwAkSZFWfmeCZqXJS8PR9EiEjuIokeMjf2kuR+C5sqO3idqgBfToJWIs83Li6lbRYhAYqgI",
-	"vTM2KdQBjqIKOuUglOzVh3+mQbGffisjOxFUqx31WVR8tAO1bSfzQofHIRYQtjddBHcBDGVy0Sg2TzYg",
-	"ndeVvFtsn72xFQBmDRvt0zdnF88uj4+Pzq/PDl+cHZ7/5/rs8PL88Prl2cGzw7aLLLZQ1RebLhr1gQPC",
-	"KGA04WjzRgTrmkVrW9tavXpjPZACNfy9qbXjANq5B6bNLoXEY4EIlTiQZRazrTS+SIobH2w5r22yLW1o",
-	"TVyF9tN0/rFN5wNtLxvaH2LC95NHdxX/QzhDXPxJ1vTPk821zekzc4EBnkQklcz6Shnul9Ew9pHBmTZO",
-	"cjvhY6Vxr5S+sGwU4eEZBpOXL/7VKdw/E9+yJ/PWT+P+mV/9Z3v7SQZ1GrKcK4PSx7vm3GVyAj8zT/9k",
-	"Bpy4q8j5p3t0OJzvvpnybXOCUZq4eaYTjDSJFfKLTORLUQWR41yGpX172qRMTjkhydWG66jjAlHHvVhI",
-	"jBRx/5bcE7kcEU1csvid50ZO7vOvYOAfOjfyp33/+OLHJitOC6AnYmF2YiKYSlTuVv5W7/LokglYMtnX",
-	"Cdzzwpb7hRirPvCVeCymRVfxraV1BNj0i0uLXITiW0oORoM46OuqUeC5WlEk+5jaWwiW58byR6SWkocz",
-	"DiTS010iEn3wneU8/DSd/zrOz71ssgyz57OPSw3tYyLkyfivTo40evVnbuQ/JTdyblKkVSrJ7axspMOV",
-	"A8xvINTXGymAtf/p3onOTCwVEbOzFJeRFHPyCycDhMoESGXH9H1Nf15y1t8jm7DxDzRic6mApWehT8Qi",
-	"Ou3rtwC/zLwk7bWuM+RYAooMJExKnRgCDQWiTPbtvU0FqTIE7h2dok4c9kA2EdbvdoG5bRpn71zqC05x",
-	"JBgKMOcEBAoiogDzBEmOu10SmIujlf/OTVVoo7Zn3mEM1ee0EnPKJH4J0r5zuK7STR5XctjN8oarnXuG",
-	"gB5ypjN0iEA4IrdQefSA4TG5BQpCZx2LEfDsTVHJ4kDjLH3AjMDcC2XtFcoLb0d+MwR6cHr06vzN6/UN",
-	"HXs/9/rXPN8XULbCm9HlmLObTC/srjjfx8XB5sQxyIXABLKYWIjYMR5ESyD23cHJ8WqITQbObmm2UzaR",
-	"RlOLKjw3WxQhjegmyvCsvrSIbiKN5xaduHFtEjdqgUjCndT50ENS2KCLOmNpHntSfxTeM+wQivXtblO3",
-	"Qv/dScDibCYJKKE6Xk36R+QGUDtRHO0KekMB6TfjEi2QFyyIx1QgJeV1ujTa0G8n6jxFiQZMSFRFYjOX",
-	"pq30RKIYOFeWlrktk0gzlOhjDvqBAQ4ijuQ+GvVBx1JU90Qf6OtYOCZUCTo9pVFAar8mTZJIAVG3VG9k",
-	"L/mtHWRN3/YbMiF7HKwaUeOGJKdTHqJismWWEKoJMmVvVFo1YE0ya8nM2Ej+aYKVNxQX7R/zDKZDmdQv",
-	"XY5z1yI7iVYfN9EH3f0jyvfOPzOZUurDbjJO4Lvt17OnA87Nqw3osjBn7qkI0dzaGqYCqRLCbQIasZVt",
-	"aGl8ZVxckl2Sw5QiXTai+6htoN3W4Ueh+CDoP76lkJLRvuFigU4Nas/fHmu2PNOYnSVEljBXgd8mTot5",
-	"62FL38Zhx5s61NGpA9wWiutCENcmXyS5GWpVJpG0krspXU05fdnoRZlRPFn7kRjJueGMkTw93qV+EyRx",
-	"dfRBk764uPgkyL4ROtljKQaFWsIV3kmxr5lg82aKAZ596CS/N13LM70YY2W62Yu1rn3XI8m/K+iDTOQl",
-	"d7BnmLz/eP//AwAA//8=",
+	"7H2Lbts40+irEDr/QRN8kiPbuTQOFviybdov3aRNc9lsW/eLaGlss5FJl6TiuEWA8zTnwc6THPCimy3H",
+	"dpzudrvdBYrYpihy7jOcGX51QjYYMgpUCqf11ekDjoDrP0+xhCMyIFJ9iECEnAwlYdRpOed9QBxLQLH6",
+	"HYUxEyAkkgzBbR8nQg1DaxHHXekRkF2vL+UQD4mnHtLPePZF6y1EpEAUD8BtU6nmhc8JCCkQhwEmlNAe",
+	"Wgt4sI4wjZAaICBkNBIooZLE+ukRoREbIQ4CpEBrgQzWa23quA7c4sEwBqfltB0ybDt7/JfG7u6e/GXb",
+	"d1xHhH0YYLW7Ab49AtqTfafV2Np2HTkeqoeE5IT2nLs7NweGd8JiEo6nYXJwA3xchMpQD0R4OIwJRAo4",
+	"he0tCp021aBBnxMmMVoLPltA2C0TmoFjLRgF6y4K2WCAPQFDrGaLZsDh8y9N398b/bLtu6jtxKxHqGd/",
+	"2Dbfz4JP3W9sVgIIJB97+10JfBo2Z3aNkqERJhJ1oMu4goXkY43g0xfP0G697q/vISxRDFhIVK+hM6AS",
+	"jYjsI9DQ3Wzsunr75uOW30SdRFq44ohQEAINOevAE4ECyqSnvh4HtSIMmn5pa4SSQTJwWvVsV4RK6AHX",
+	"27q8vPT2E9kHKkmIJVTzwq+AOXAU9nEcA+0BYl2ktrS9s+W3UGB/5oDjwS9tZ8i4DJM4JqLtBHp7LJEI",
+	"I8mugbptqjccAOeM/9J2CL3BMYmu9K/qgS7j6WAk+1giIpAdhBhHcDskHPSfoz4Til+EUPzYx6JNgUYQ",
+	"GRgyijb9ZvFFIul2SUiAyisRsiG0HRfpP35pO//v//xf9XKKBwphCuJD4AOipxbqc5uyIXCsWZ8CRGKS",
+	"9O6Bgotm7HZJLv3DOzXs5R0+nyG1zO9PBCKRq0BgKImDGDIqoKV3FsYKBk8EYiOKguKkARr1gSKigV5X",
+	"9Ly92aZhH3McSuBCIT7Y994j7H1BvreLaugKtZAXuAijLgfRRxcXh88Rk33gIyKgho5YT7gIJxGRajFU",
+	"CoWdNlVkHMNAoBBzPkZETsLT72xBo1sPvZ1oE3ubsNn0dvHWltfsNqJ66MNuZ6c+C37bm66i/IypXWeI",
+	"pQSuwPTfD/vee+x98b3d2lXL+/i17m5v3v2PMw3wO/UYxwOQVmU8S7hgvBryAYVbeRXqEYGCk6YhDjeE",
+	"JQINcQ8UlxI1/HMCfOy4jhJ9Tssxz9wvkMqbmaaMGYrsBPcACfJl5ru1OC69OoIuTmLptLZ8V63DSI+G",
+	"77vzZMmFAH4YqTn0m4ZY9vMXJQL4FYkc11EkqjjYaUmeQPHVXcYHWKrBiR5ZgEJzuxI9KV1r7LxgvEOi",
+	"CKj6EDIqgWqQaA0Vas7dsFT3r0+C6WEZuaknIrOjXEx4BRnguE4EEpPYaTljlnDEWQwoYiAQZRLhOGYj",
+	"JPtEoExOaJgLiWmoJt7AQ7JxU9/A0YDQDQUPYaEBQirQLE7yEstEOK1Nv+k6kkjNLvnuM0gpvStaGxu5",
+	"KKpFcJPCQGzM3OpdESv/w6HrtJz/tZFbUhvmV7FxYqYyyJjmiVDpC/5EGFjFOLwWCBcEq+aRXKzGREjh",
+	"Ksk+wGMD1VAiPYyINpWY90CiNS3VZ609WK+hSyXDSu8hAuk/ac9t02BS6WmxD8KshiqEAkQQobV7dUdq",
+	"hM0yKavgZsdu5ANn2F4LPZyOn6HH75tjanyFdrnv+dJYjf03N8BjhiOIVmI/lk9TYDhjF/MbEoLCJZYo",
+	"xEMcEjneM1YWEn3GZTyewXKJ7G9oK3BFjtsqctyZXdAFxTeYxLgTw+K8V9jnY3DbCRZixHikrKC+smDK",
+	"UEJrypYM8pcGe4q/9MgRFsqyoz2I1jXznTAhexzO3h4hxXZJvj07TeGbwEUCQHNOUIBDkFkc6zWkTWeE",
+	"lencpkHBkA5S4/47YqQJO//exwtDV2afFLer8I42LfVgr4tJPM1CqXOWaa0BlmFfY2//5BCJIYSka9+n",
+	"bDEl/YTT+vA1n8ZoXz0DfVKcwChv1HaUWxtr07ZLIFZMpr9x7j7O5k0OPSIUHFdViH7Onr/iCFkoL86W",
+	"0yB8DO7cp9pd2t3c2kH2VbXvheBXI9tsxhXFvnLmvdhOVKRaxtAA03EWNknlfYwNuXxLaa/c8YyczhlD",
+	"x2olFgRicaIqbe5RbKtJqKC1zcbuegvhYoCGiDRcpW2Z4iqCPesY5saXEvX2V2U5WScRHZ64SLABIBwL",
+	"pn/AYcgSKtcR49rD1JBOPW6MhqkmMjrFNb6zfUitKWbhNURGH6AMvyPOaC97WKC1wD7imfHBT0WyGEde",
+	"UEX/jJMvK7KkDVV4OlQxqUlwGIIQNkpTGaCp5k3t9mwMYGVBX885s7TjJZyf4vYegytfM2SA0DGRoBKM",
+	"WBdhFJObPF61tunX11sosI6JWUjgKtemsLKgTdemgdtCHEy4hWhGRIGd1eNwwxS7oDVBehQpzuxhQtdr",
+	"6BnmnIBywEykSsd1bDyPUDTtFf10b8pslRn5q3BVUnIWSjwVYYk7WGgPpzBsIQ/nkfjq8fyb4j4fxcHJ",
+	"nZIQU2W7dnRQPOxD5CqIcRASc6mMU8YRS6RiuZBRCqGawsQVOpxdQ/Gc4oloU8kxFViPQpKpiVh8Awij",
+	"CHCktE+F21PWRuinMqrimgzvevf70YDQZxywhAsBPDXNFQdFEVHQx/EJVwaJJCCcVhfHAlxnWPjqq3Ul",
+	"5pDRgfE3XKebxPGVCUDe/8SLJI5fq3F3rkPE1Q1w0iVGf2bxULseS/8dxmLAWnGkRstc6k7H3bkOZ/Hc",
+	"RZ0ywzuKtxfZxEU6zkRG0yjrBwu0wkSFNdulfMw2xjqfINSEpxF2MYyWRNiA0OK39UkUlpAy4Sch617q",
+	"g07FpmrcHqJJHKMwBswFIrJWDg3r0LQaYWSzCSpPxIo1VhWL3+i3TuNwAunTA745wqbBn0REHtykWmZx",
+	"HjGirKR+9JJqqU80cVAyBSscSqaD9fNj8nPhnmq4WTsoPZZvfqGXTyN5eIWjiIMQFedBc5fKwjDhHKIr",
+	"LEsvVwzgSaL5Zh7oWCJDZjAPNBko7hOJtgMd1+liEie8yGz5g0WtvfzSTWh8tYfN9+Wzp0UwrE92cM/S",
+	"aeHprXpj7uMTkkpjuYiHAjG6KWGXV1zcfA7/Ei2U1lgCdUafH+9lwBPcgyWZkEgYlP+4TxIUeD0XBZhz",
+	"rLV34WRRTbQkSPX7y5NU7faZdtdTHfUw7azxRuVVUSNmbFRQOcsdb6q1j66W17ITgJha3MS8VUA5SM2N",
+	"ST01jLFyrQyBZTkOERHDGI+11jIJCkSCGOIQ9lBCyedE2Z09zKNYPcW6KAapzMcQCyjlcDg4wv+2n2oh",
+	"GyjhkcIx1ealdIEyDJvl8+7/ttu3vu+127cNv92+3en+u534fjPU/0Lbcfdaa+vt9od2+2O73W5//Ne/",
+	"l3+k4vzcdV4QiKMDzg3dLkFIudaYmtMGlauO4Fm3CzRS9oMehLBydl+dvXmNhlj2NZYILVr/LhJJ2Ffj",
+	"Ag3VQLvSHWZTau5nLLOQeyVIZlaWdPF+hNERu4EYh1Bhykzt+D+AY/XrUhBMPbpcD7HrCsUzsSf7VNVe",
+	"Xl3+Nk+LT5ghca9CnUztLuQ3iwy7ntJt9cbTqnFyvMh0iYBFht0u8M4JEKoFmOW6GgTmXTMgerYkVq9h",
+	"vLhSURib0iaTq1UTVi3uSNmKi2qBiUzBWxzKeIwY1YliRdZKLePANWlvQSp9Nb+t4uo9tspZ2em6V6+c",
+	"FFZbBt5TJBmqN56iQtLV2gUlIYsA6X+GjFAp1mvoGRsMGC3EzLHOOewmAqJaUWPMAIOi5QIUqripcCp5",
+	"H+PPPe1CRkhOIznsQ3gtZs//tcqjKL7sDS2kRloDW7gmkVZiqSkQcNhHEQyBRkDDcUG05xgx4bkqh1SZ",
+	"Wi4a4LBPKOiES30Urg9HDUbKSsST+BpoUFvAW7hHzaVnrwvyekHTVhiQecDw65Kex9ToXK9MZoBlgcP5",
+	"k0iOQ7AvnP5x2g+ZkQ5ZZLfUF9BLyJZp8VrFgqcp1Sxr4y5PsVPvrlTObik2vKiqdtMFVe9RHxI8zJi3",
+	"JwwmVbUKIfNyEourLU9WvVaTAvDdxgUfEub7pqG7SijaMFVKV+o5JYhYBBxLnWWq8w/Vw/OMnzNzpLQs",
+	"f+gI70pBFOupVRj5PNGJJrZOIs8hTBNbRligAY5AWxcFOV8I5JkTNLHK+v6K4FSMhbxSmn2VhT96qKaA",
+	"7IkllgCdo7SKZi2dHZGluX65IEtKz/NsYjNZ1UrPlfQ6wYQvHZENQYhckk4aGa8uz/eQABohIrUhsW8P",
+	"tPWpYiutvzAuuCkd0H74pJGx6e9WUV6KCUJnl66YaqOpo337aIGVCvo+FerLzZ+eXC/xghmAezPEnxPQ",
+	"qSeC0F4MKDFxlDmmg+tY2XH1ME7Wy8nipamoNUiar7hLxFCarISpyd1Xgru0kyqKNcc3x/D3Prx5nAMV",
+	"9eufr8xWsEyWP+R6mGL6M4/GND2urMRWsqk0UCoMqxz2dk9F0JThMKH5Crv6OIPwvvkRgqbu+YcH02nj",
+	"WuGkdUupcaWe0kVLln+tnaVUfFbL9G3OIS4K6C0vtokkQ82GDZoLF0WkR6RwUXAVuCiomRCTFzwg1j7B",
+	"JY37oulZ9dhVzfv4tek2G5XFY0o0hwkncnymMGRQajLDlHbPP71ImeDV5blTEUsp6eMuZwNUyHBVW05T",
+	"qLV2qKFzZRuHbAgCYTpZXaNjRDojs1jeSKSYqNUZJEKiPosjtCYA0OnB/vPjg9ogyghEj9KxkfW90nts",
+	"fSdl6SJ0sSRiNB4jjATpUYg8QpE+kdYZMpqCtUwxGrSUY2RygQjtsgrqzXKPdLmDntJFOM/7UttW1oF2",
+	"eYiQFhK2kqTWpm1qyppNMIdoiGWxq2BWZleAIhYmg6x4F9soEQpCFum8uf0CzgzMD6LnZ/ue2b6y93Qd",
+	"93jYQlj+69NIBut7SEuXsYLuALFuNybU+DEa3tcwFgjLNg02aiOIY++ashHd+DS6FjW9pho6LRpW5q1M",
+	"W0huwTwytbGcmdhYXh9qiEfjIyYhUBMft8V7+0Mc9sFr1Hwl7HhcyP8ajUY1rH+uMd7bsM+KjaPDZwev",
+	"zw70M3loqIAyx3VugBsH06nXfDOODYHiIVHcXvNrTe3uyr7mnep9q196oLVJRoKHkdNyXoLUAfaJIsGG",
+	"79+Tv1eRt2dC7h/seYaj8ejYYwvnIGpsbdV3bcC/5Rz9cXD5locDcfD213d0PPS2R+PdsH/+fOfl25Pj",
+	"884+ufzPi61DfHZ44NizCufNbyf2kKDlCNJz9KmDc3C68P/O3ceFM+w0SKoqFMw52SV00G8wRmcgTdH6",
+	"zlZ9Z72GDmUqPhCFkSLGtMZdV2irz4q0xURVwzNNNs8YlZzF5UOwYdKJSeiiAb71cA9+afr+fcW8U7Wf",
+	"d66z2didtd0M5RvFAgW9a5vNNe+5PBUxF+RO68NH1xHJYID52J45mn0Y9tSwsFxclNq6VAD3hA70pUQq",
+	"nI9q7nJVqC6T9kyZ9EzK1nlZylvOswaEUy5V/lC9vXzIRppeOHegrXlWI6sKiAvpGQ8u5J0xdTnLI599",
+	"IrZlPaD5Ea0575nYwxwCnA0Ok6LygLJ07H25qt1Tjj7jlXm6TNeUxFTgYXH7eu5bDN+v/JqPq8plaxR/",
+	"yPPdyklueRKb49d3m9vdJnhPOw3s7YSbkbcLW13Px/VOI2xGm7DVLSRjf7WelH1us+lt+lt1b6ex3fR2",
+	"o51N7ynsdu2zzXKmUctp+Epx1evN2s5EKpP6rbHt+XWvvnVe91v+VqveeF/IWWoVUsUeksRdSAJbdMul",
+	"1K+UoYpRQueYfSFxjDe2aj5a+6Ne30NHhCa36Pbp9tX25jp6QTh02e1GvbmlNPjHCYdD+QgLK6eJhKsK",
+	"NfWGgnY/dDlFoaVETcn2TUNCC8p1Nb4+f3ypuEQ/1Jz/UF6L/0A1tbXIWy7KKfarqrayd/LB0fBtccCR",
+	"8/GupPeU7imB31VWAQiJuoQL6SoUEao8YtQZo6y9RaoC7QHEtPYzPRFytVfG/W8wFiDTuXVcdKjc16nG",
+	"GywlkqJjKxnqgcx82xraRyMcXyOqDOA2FddkKJQzxWEIWBs6nI1cvT806hNjPHNjVVvfH0WJjncRaZwu",
+	"8yqkO0Ckgck27bCEZt2RAsG4DBCZPKnQdvcMLX9hO0X8NfrdBkIWY2AT5Zk1VTGYks83GU+65+lC+OX+",
+	"5yeFRjy22Esxh6XCtS1B7Ov6NSExlTNbtKTRnsdSsXNXmJnXiy/ukTTz1OqeYQEeoQKoIFJXsCUdG+pl",
+	"XaQDaS5K42gKrt0kjm3wN/jfgXY4g6sgrxUfCIhvTMy/aj+fZ7fC8eeeOlcTj2K76i43jleK5KW2ZenL",
+	"iSE2cuhVhBC97O/51ugjWkDFMHXRyvB3W02/5fvvs2VXZpbmMefJ3MRlbIlCGNnEA0uBYxvhNLHizNIo",
+	"RINnrTsP9+pA3ZSF4cD41ZfDT4wcXb4ev7984b+/PO2+++MtOXr2qqG+P/60P35N/NHxmX/7+ve3ozfn",
+	"7MvxczY6fsHUmKEe8/xg6/jL+8Fx40K+eXk4fnfmN999Ob0+Oo/j15fv5PHLg9t3n159Om689d+f/z44",
+	"pP7iVW1Z+HeOQaMFwE9L5vEtGQ3Y2ZaM/tlFXRJL4BC5SEkLpSRotKAl4zpDJmZ56nnJW27X/8qi8XLM",
+	"nrJvj+MQJhg4z0xxMIoZ7emlJzQRCY61kTTscyyyc41WKR+kwGB68sUJe0ZF31059K+Ewd2UrKsvt/1l",
+	"JFwViAoyTrkkZQev4TW7m763U99qeE/D7aa3E2UuXmNJyVaC7HLibUnomwOf6sZbalbT2MfA7buWKv7u",
+	"csuqN5ccv7Xc+EZjyfHfSCq+KbWI+jZCccSJhEmpaFjaHqikRxzWEVjMidv4avv93RljK4ZZrUX1iaLh",
+	"LnNMUyjvNs9FaG3T312vVXtIz/WYTLqWZMxm9Sv1rohIp/++eWNzyWXtfh+0+6do9EriNQSREm/eTDdN",
+	"FzSdOQkXlXp8dsD9JchqKvO/nSb7u9vqj6XKfigW/eGM6FPAkeW3att4qcCV7SKrXjHEMuxXyHB8DQJB",
+	"twtpd1BDJU+ESVtJk4Gz0+20/KGGnoMme6zbhFgRYTrmiDYtyQkT0rtfOw2YNI2oo3TaTFmhNAtctCnm",
+	"YMKMSIBEfeAwM96Xd1tYxVcoMbPh7ynrdDkjf7oLxEJG/o8nGmdAs1I8Njy/fl5vtPxvKh7Ne388Mfnd",
+	"eQU/nKVkKv6tGLSJX66pmnNNGoPl1RnR3Qd4AxtWuor73IJ9lDGWbgRtmkDrgtJi4YfIYmY6Ac2IZ53w",
+	"NWYUnogaepN2oUebfrNNZ/eMnimPT7VuUPx3Blkb8PlexkGFxZm5HbZD20+b5q9njpSSWgYn04aN+nba",
+	"f7jH1qk8ufyOCDo9UJxNzt/0ECKr7LIuRrEYK9Oa9c1SekQxUud79agB3k636XtP8Wbd2+pshzZa59+f",
+	"ilEuoJqVi7FK7oM7Cwb+uf80twIWg0H9vP601UifKcKg7jWg2fV2/M26t9vZangZBHC9PgEDE+uctfVG",
+	"6R3Freu0jcWzCosVXPe4cU9EakunFF9OHPgpEr8rkTgr8WMGLh/T91vYjtj4mhdA3f1djYqFI5epDvpp",
+	"Rfz9rAhGYUEb4mE841Zeu1MoD3zEm3dK/Jl3W299zc5By7T7UskJWKgtTHoLXnqmWUP7FCVUZ/2nrcdN",
+	"TUeblnuGZ/ldQjkqmIqRsrdp/pUkg8rIy1G5VfzDz2anYxKFk9mQcQ6hRH3GBaCOzvsdK29ruEyH3FJb",
+	"nm8RgymXKjswftXvvAzJG/LqxfuD0/O3Z4ficCCH758dbh9e3747/T06DQevZej/fvo2viZHz1758Me+",
+	"Gt+PnsnPUfMt6b6twfjVl+jykLwhh6Pj8+svrwfvvrw/e7VbCxsx7Qxe+NEfr+Kjy93B0eXvm+8u66PO",
+	"y4tyOWxr1/erK44bW7sNv/hjuvYhl1fNzw1vZ7S/0H/latqFbc5iNXBaBLwwPvOK8gq76cxUCxG6Z+su",
+	"UvkxwvqWKfot5X9pfPOfEYt53BPXkhY4uDX3IaCQQwRUEhwLc9VhVuGnpVq5PL6oH5S2KUdYrORliSyK",
+	"3inhpn5fxcL4IS4qeZjN8/e0SKoNEGlSlJXvmaJ5UfLycBzPI7H9OH7E2NhPmvshaK7q6H2iBng+DVqJ",
+	"ONu8PJ/qKkIEEkNF6J2xSaEOcRzX0AkHoWSvPvwzA8rP6bsy8hNBtdpRn8XlSztQYB8yN3R4HBIBUbDu",
+	"IrgNYSjTRqPYXNmAdF5XeqOxvb3GVgCYNawFJ29Oz59dHB0dnl2dHrw4PTj7z9XpwcXZwdXL0/1nB4GL",
+	"LLZQ3RfrLhr1gQPCKGQ05WhzRwTrmkVrW9tavXpjPZACbfq7U2vHIQSFq6fNLoXEY4EIlTiUVRazrTQ+",
+	"T4sbH2w5r2yyLWxoTbRC+2k6/9im8762lw3tDzHhe+l1vIr/IZohLv4ka/rnyebK5vSpaWCAJxFJJbO+",
+	"Uo77RTSMvX5wpo2Tdid8rDTupdIXFo0iPDzDYLL54l+dwv0z8Q2yYNfqadw/86v/bG8/zaDOQpb3yqDs",
+	"8q57epkcw8/M0z+ZASd6FTn/dI8OR/e7b6Z825xgVCZunuoEI01ipfwiE/lSVEHkuJBhaW+lNimTU05I",
+	"2tpwFXVcIuqklwiJkSLu39I+kYsR0USTxe88N3Jyn38FA//QuZE/7fvHFz82WXFaAD0Rc7MTU8FUoXI3",
+	"il29q6NLJmDJZF8ncN8XttwrxVj1ga/EY6F7TeijyvSn7MhSeZ2RSNvuKkPhibnFACLP9PfrJFEPpGvu",
+	"spk48MwuX44YCN0NQyIii7MV7lvuMo46TPb1VdFo6nZlNz1+IL2+WXuX8V7ayTW9WGFaCpevjVpFFk9f",
+	"HjXP2ylfC+VgNEjCvi6ABV4oe0Wyj6ltqLC4YKm+D2sh0T7jbCXDGxGpavvO0jd+egF/nRArXNKyiNwq",
+	"JlJX+gxHRMjj8V+d52lMhJ9pnv+UNM978zutfkwbzbKRjrwOMFf6KbAAC/7pjpZOsqwUEbMTLheRFPek",
+	"Sk7GOpU1k8mO6dZTf16e2d8jMXLzH2iPF7IaK491n4h5dNrX1xp+mdnv7bUumeRYAooNJIyNam1mymTf",
+	"tqAqSZUhcO/wxNrNLYT1FWRgGmfj/MpO3asVx4KhEHNOQKAwJgowT5DkuNsloemBTZnUF4whjJTdrM3w",
+	"SH3OikqnTOKXIO2Vjasq3fSeKIddL2642nfPENBDznSyEREIx+QGao8e+zwiN0BB6ARqMQKeX48qWRJq",
+	"nGV3sRG4tzeu7QY9t9HzmyHQ/ZPDV2dvXq9u6NhW46t3rL4roWyJ66+rMWc3mfUerznfRw9kc3gaFqJ5",
+	"AllMzEXsGA/iBRD7bv/4aDnEphPnDaftK1tIo6lNFZ5bbYqQRnQL5XhWX1pEt5DGc5tONI+bxI1aIJJw",
+	"K3Vq95CUNuiizliae6vUH6WrGTuEYt2obqrB9d+dBCzOZpKAEqrj5aR/TK4BBaniCGroDQWkr79LtUBR",
+	"sCCeUIGUlNeZ32hNXwOpUy4lGjAhUR2J9ULGudITqWLgXFlapvEnkWYq0ccc9F0JHEQSyz006oMOC6nH",
+	"U32gO8twTKgSdPqVRgGp/ZqMTyIFxN1KvZFfSrhyvDi7pnDIhOxxsGpEzRuRgk55iIrJl1lBqCZell+3",
+	"adWANcmsJTNjI8VbFpbeUFK2f8yNng5lUl/aOS50eHZSrT5uoQ/68Y+o+HTxxsyMUh/WlDmF75bfzG9B",
+	"ODMXUKCL0jsLt16I1sbGMBNItQhuUtCIjXxDC+Mr5+KKRJkCphTpshHdQ4GBdqAjqULxQdh/fEshI6M9",
+	"w8UCnRjUnr090mx5qjE7S4gsYK4Cv0mdFnNtxYZuLGLnmzqf0lkQ3Na869Cqa/NI0jQTtSqTE1srNH1X",
+	"r5zum3peZRRPlrGkRnJhOmMkT893oa83SV0dHa7VPZjLt5vsGaGT3/tiUKglXOnKF3sxCzbXvxjg2Ttb",
+	"invTZUnTizFWpptfvuvaK0rSVMKSPshFXtpOPsfk3ce7/x8AAP//",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

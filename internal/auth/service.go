@@ -102,6 +102,31 @@ func (s *Service) Login(ctx context.Context, c users.Credentials, client session
 	return s.pair(issued)
 }
 
+// settleChange settles a password change's failure slot by the change's outcome err: a wrong
+// current password keeps it (locking the account if it was the last), a right one forgets the
+// account's failures as a right login does, and one never tested gives it back. Any other
+// error keeps it, erring on the safe side.
+func (s *Service) settleChange(ctx context.Context, id uuid.UUID, slot ratelimit.Result, err error) error {
+	settle := context.WithoutCancel(ctx)
+	key := users.FailureKeyOf(id)
+	switch {
+	case errors.Is(err, users.ErrWrongPassword):
+		if slot.Remaining == 0 {
+			return s.users.RecordUserLockout(ctx, &id, slot.Reset)
+		}
+	case errors.Is(err, users.ErrOverloaded), errors.Is(err, users.ErrNotHashed):
+		s.limiter.Refund(settle, slot, key)
+	case err == nil, errors.Is(err, users.ErrPasswordUnchanged), errors.Is(err, users.ErrPasswordTooShort),
+		errors.Is(err, users.ErrPasswordTooLong), errors.Is(err, users.ErrPasswordCommon):
+		if slot.Remaining == slot.Limit.Count-1 {
+			s.limiter.Refund(settle, slot, key)
+		} else {
+			s.limiter.Reset(settle, s.failures, key)
+		}
+	}
+	return nil
+}
+
 // Refresh spends a refresh token for a new pair. It returns the errors of sessions.Rotate.
 func (s *Service) Refresh(ctx context.Context, refreshToken string) (TokenPair, error) {
 	issued, err := s.sessions.Rotate(ctx, refreshToken)
@@ -168,7 +193,17 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 	if !ok {
 		return ErrNotAuthenticated
 	}
+	// A guess of the current password spends the failed-login budget as a login's does (see
+	// Login): a stolen session gets no guesses past the account's lockout, nor a budget of its
+	// own on top of login's.
+	slot := s.limiter.Allow(ctx, s.failures, users.FailureKeyOf(p.UserID))
+	if !slot.Allowed {
+		return ErrAccountLocked.After(slot.RetryAfter)
+	}
 	revoked, err := s.users.ChangePassword(ctx, p.UserID, current, next, p.SessionID)
+	if lerr := s.settleChange(ctx, p.UserID, slot, err); lerr != nil {
+		return lerr
+	}
 	if err != nil {
 		s.sessions.Unsure(ctx, err, revoked...)
 		return err

@@ -559,3 +559,68 @@ func TestServerLimitsAgainstSlowAndOversizedClients(t *testing.T) {
 		}
 	})
 }
+
+// Guesses of the current password on a password change spend the account's failed-login
+// budget, as guesses on login do: someone holding a stolen session cannot guess past the
+// lockout there, nor add that route's own budget to login's. A right current password forgets
+// the failures, as a right login does.
+func TestPasswordChangeGuessesShareTheLoginBudget(t *testing.T) {
+	in := start(t, func(c *config.Config) {
+		c.Limits.LoginAccountFailures = "3/15m"
+		c.Limits.PasswordAccount = "100/1m" // out of the way: the budget under test is the login one
+		c.Limits.PasswordIP = "100/1m"
+	})
+	ctx := context.Background()
+	change := func(a account, token, current string) *api.ChangePasswordResponse {
+		t.Helper()
+		r, err := in.client.ChangePasswordWithResponse(ctx, api.ChangePasswordJSONRequestBody{CurrentPassword: current, NewPassword: a.Password + " and more"}, bearer(token))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	failLogins := func(a account, n int) {
+		t.Helper()
+		for range n {
+			r := in.loginWith(t, a.User.Email, "wrong password attempt")
+			wantProblem(t, r, r.Body, http.StatusUnauthorized, "invalid-credentials")
+		}
+	}
+
+	t.Run("guesses on a password change lock logins", func(t *testing.T) {
+		a := in.register(t)
+		tok := in.login(t, a).AccessToken
+		for range 3 {
+			r := change(a, tok, "not the current password")
+			wantProblem(t, r, r.Body, http.StatusForbidden, "current-password-incorrect")
+		}
+		r := in.loginWith(t, a.User.Email, a.Password)
+		wantProblem(t, r, r.Body, http.StatusTooManyRequests, "account-locked")
+	})
+
+	t.Run("a locked account takes no more guesses on a password change", func(t *testing.T) {
+		a := in.register(t)
+		tok := in.login(t, a).AccessToken
+		failLogins(a, 3)
+		r := change(a, tok, a.Password) // even the right one: no password is tested while locked
+		wantProblem(t, r, r.Body, http.StatusTooManyRequests, "account-locked")
+		if r.HTTPResponse.Header.Get("Retry-After") == "" {
+			t.Error("the locked password change has no Retry-After")
+		}
+		if r := in.loginWith(t, a.User.Email, a.Password+" and more"); r.StatusCode() == http.StatusOK {
+			t.Fatal("the password changed while the account was locked")
+		}
+	})
+
+	t.Run("a right current password forgets the failures", func(t *testing.T) {
+		a := in.register(t)
+		tok := in.login(t, a).AccessToken
+		failLogins(a, 2)
+		if r := change(a, tok, a.Password); r.StatusCode() != http.StatusNoContent {
+			t.Fatalf("password change with the right current password = %d %s, want 204", r.StatusCode(), r.Body)
+		}
+		failLogins(a, 2) // two more: without the reset they would be the third and fourth
+		a.Password += " and more"
+		in.login(t, a)
+	})
+}

@@ -156,6 +156,12 @@ type Account struct {
 // exactly like real ones. The identifier is never kept in clear.
 func (a Account) FailureKey() string { return a.key }
 
+// FailureKeyOf is the failed-login budget of the user with id (Account.FailureKey of that
+// account), for a caller that already knows who it is: a password change.
+func FailureKeyOf(id uuid.UUID) string { return accountKey(id) }
+
+func accountKey(id uuid.UUID) string { return "acct:" + id.String() }
+
 // FindAccount looks up the account c names, once per login. An unknown account is not an error.
 // It returns ErrIdentifierAmbiguous unless exactly one of email or username is given.
 func (s *Service) FindAccount(ctx context.Context, c Credentials) (Account, error) {
@@ -177,7 +183,7 @@ func (s *Service) FindAccount(ctx context.Context, c Credentials) (Account, erro
 	}
 	switch {
 	case err == nil:
-		return Account{rec: rec, found: true, key: "acct:" + rec.ID.String()}, nil
+		return Account{rec: rec, found: true, key: accountKey(rec.ID)}, nil
 	case errors.Is(err, ErrNotFound):
 		sum := sha256.Sum256([]byte(id))
 		return Account{key: "ident:" + hex.EncodeToString(sum[:16])}, nil
@@ -246,9 +252,18 @@ func (s *Service) loginFailed(ctx context.Context, id *uuid.UUID, reason string,
 // RecordLockout audits that account a is locked after too many failed logins, for lockedFor.
 // The event names the user when the account exists; the identifier is not stored.
 func (s *Service) RecordLockout(ctx context.Context, a Account, lockedFor time.Duration) error {
-	ev := audit.Event{Action: audit.ActionRateLimitLockout, Failed: true, Detail: map[string]any{"locked_seconds": int(lockedFor.Seconds())}}
 	if a.found {
-		ev = audit.UserTarget(ev, a.rec.ID)
+		return s.RecordUserLockout(ctx, &a.rec.ID, lockedFor)
+	}
+	return s.RecordUserLockout(ctx, nil, lockedFor)
+}
+
+// RecordUserLockout audits that the account of user id (nil: an unknown account) is locked after
+// too many failed password attempts, for lockedFor.
+func (s *Service) RecordUserLockout(ctx context.Context, id *uuid.UUID, lockedFor time.Duration) error {
+	ev := audit.Event{Action: audit.ActionRateLimitLockout, Failed: true, Detail: map[string]any{"locked_seconds": int(lockedFor.Seconds())}}
+	if id != nil {
+		ev = audit.UserTarget(ev, *id)
 	}
 	if err := s.store.record(context.WithoutCancel(ctx), ev); err != nil {
 		return fmt.Errorf("audit lockout: %w", err)

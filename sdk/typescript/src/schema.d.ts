@@ -131,7 +131,7 @@ export interface paths {
         put?: never;
         /**
          * Change the signed-in user's password
-         * @description Every other session of the user is revoked; the current one stays.
+         * @description Every other session of the user is revoked; the current one stays. A wrong current password spends the account's failed-login budget, as a wrong password on login does: past it the account is locked for both (429 `account-locked`), and a right one forgets the failures.
          */
         post: operations["changePassword"];
         delete?: never;
@@ -664,8 +664,9 @@ export interface components {
         };
         /**
          * @description Too many requests (429): a rate limit is exhausted (`rate-limited`; every operation is
-         *     limited per client IP, some also per account) or, on login, the account is locked after
-         *     too many failed attempts (`account-locked`). Retry after `Retry-After` seconds.
+         *     limited per client IP, some also per account) or, on login and on a password change, the
+         *     account is locked after too many wrong passwords (`account-locked`). Retry after
+         *     `Retry-After` seconds.
          */
         RateLimited: {
             headers: {
