@@ -192,8 +192,10 @@ func load(r reader) (Config, error) {
 			MemoryKiB:   uint32(r.intUpTo("PORTCULLIS_ARGON2_MEMORY_KIB", 19456, math.MaxUint32)),
 			Iterations:  uint32(r.intUpTo("PORTCULLIS_ARGON2_ITERATIONS", 2, math.MaxUint32)),
 			Parallelism: uint8(r.intUpTo("PORTCULLIS_ARGON2_PARALLELISM", 1, math.MaxUint8)),
-			Concurrency: r.int("PORTCULLIS_HASH_CONCURRENCY", runtime.GOMAXPROCS(0)),
-			Queue:       r.int("PORTCULLIS_HASH_QUEUE", 2*runtime.GOMAXPROCS(0)),
+			// Bounded so that the gate's concurrency + queue cannot wrap around (to a negative
+			// bound that refused every hash); each running hash holds its argon2 memory.
+			Concurrency: r.intUpTo("PORTCULLIS_HASH_CONCURRENCY", runtime.GOMAXPROCS(0), 1024),
+			Queue:       r.intUpTo("PORTCULLIS_HASH_QUEUE", 2*runtime.GOMAXPROCS(0), 1_000_000),
 		},
 		Limits: Limits{
 			IP:                   r.str("PORTCULLIS_RATE_LIMIT_IP", "300/1m"),

@@ -71,6 +71,10 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"argon2 memory beyond verify's bound", "PORTCULLIS_ARGON2_MEMORY_KIB", "4194305", "PORTCULLIS_ARGON2_MEMORY_KIB"},
 		{"argon2 memory under 8 KiB", "PORTCULLIS_ARGON2_MEMORY_KIB", "7", "PORTCULLIS_ARGON2_MEMORY_KIB"},
 		{"no argon2 iterations", "PORTCULLIS_ARGON2_ITERATIONS", "0", "PORTCULLIS_ARGON2_ITERATIONS"},
+		// The hashing gate admits concurrency + queue: a sum past the largest int wrapped to a
+		// negative bound, and every login and registration got 503 for good.
+		{"hash queue overflow", "PORTCULLIS_HASH_QUEUE", "9223372036854775807", "PORTCULLIS_HASH_QUEUE"},
+		{"hash concurrency overflow", "PORTCULLIS_HASH_CONCURRENCY", "9223372036854775807", "PORTCULLIS_HASH_CONCURRENCY"},
 		{"retention too short", "PORTCULLIS_SESSION_RETENTION", "10m", "PORTCULLIS_SESSION_RETENTION must be 0"},
 		{"negative retention", "PORTCULLIS_SESSION_RETENTION", "-1h", "PORTCULLIS_SESSION_RETENTION must be 0"},
 		{"audit retention too short", "PORTCULLIS_AUDIT_RETENTION", "12h", "PORTCULLIS_AUDIT_RETENTION must be 0"},
