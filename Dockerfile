@@ -10,7 +10,9 @@ COPY cmd ./cmd
 COPY db ./db
 COPY gen ./gen
 COPY internal ./internal
-RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w" -o /out/portcullis ./cmd/portcullis
+# The build's name (portcullis version, traces): docker build --build-arg VERSION=$(git describe --tags --always --dirty)
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/portcullis ./cmd/portcullis
 
 FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/portcullis /usr/local/bin/portcullis

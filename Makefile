@@ -8,7 +8,9 @@ TOOL      := $(GO) tool -modfile=tools/go.mod
 BIN       := bin/portcullis
 # The same flags build the binary here and in the Dockerfile: static, reproducible, stripped.
 BUILD_ENV := CGO_ENABLED=0
-BUILD_FLAGS := -trimpath -ldflags="-s -w"
+# VERSION names the build (portcullis version, traces, the start log): the tag or commit here.
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+BUILD_FLAGS := -trimpath -ldflags="-s -w -X main.version=$(VERSION)"
 PG_ADDR   := 127.0.0.1
 PG_PORT   := 5432
 REDIS_PORT := 6379

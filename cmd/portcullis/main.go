@@ -14,6 +14,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"time"
@@ -34,6 +35,7 @@ const usage = `usage:
   portcullis admin set-password -email E [-password-stdin]
                                      set an account's password (a lost admin's way back in) and end its sessions
   portcullis healthcheck [-ready]    exit 0 when the local server answers /healthz (/readyz) with 200
+  portcullis version                 print the build's version (or commit)
 Configuration comes from environment variables; see README.md.`
 
 func main() {
@@ -62,6 +64,10 @@ func getenv(key string) string {
 func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
 		return errors.New(usage)
+	}
+	if args[0] == "version" {
+		_, err := fmt.Fprintln(stdout, thisVersion())
+		return err
 	}
 	cfg, err := config.Load(getenv)
 	if err != nil {
@@ -127,8 +133,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 }
 
 func serve(ctx context.Context, cfg config.Config, getenv func(string) string, logger *slog.Logger) error {
-	logger.InfoContext(ctx, "starting", "config", cfg.Redacted())
-	stopTracing, err := telemetry.SetupTracing(ctx, getenv, version)
+	logger.InfoContext(ctx, "starting", "version", thisVersion(), "config", cfg.Redacted())
+	stopTracing, err := telemetry.SetupTracing(ctx, getenv, thisVersion())
 	if err != nil {
 		return err
 	}
@@ -200,8 +206,42 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 	return nil
 }
 
-// version is the build's version, set with -ldflags "-X main.version=…".
+// version is the build's version, set with -ldflags "-X main.version=…"; see buildVersion.
 var version = "dev"
+
+// buildVersion names the build: linked (main.version) when set at link time, else the module's
+// version (go install …@v1.2.3), else the commit the build was made from (12 hex digits,
+// "-dirty" when the tree had changes), else "dev".
+func buildVersion(linked string, info *debug.BuildInfo, ok bool) string {
+	if linked != "dev" && linked != "" {
+		return linked
+	}
+	if !ok || info == nil {
+		return "dev"
+	}
+	if v := info.Main.Version; v != "" && v != "(devel)" {
+		return v
+	}
+	var rev, dirty string
+	for _, s := range info.Settings {
+		switch {
+		case s.Key == "vcs.revision":
+			rev = s.Value[:min(12, len(s.Value))]
+		case s.Key == "vcs.modified" && s.Value == "true":
+			dirty = "-dirty"
+		}
+	}
+	if rev == "" {
+		return "dev"
+	}
+	return rev + dirty
+}
+
+// thisVersion is this binary's buildVersion.
+func thisVersion() string {
+	info, ok := debug.ReadBuildInfo()
+	return buildVersion(version, info, ok)
+}
 
 func metricsMux(a *app.App) http.Handler {
 	mux := http.NewServeMux()
