@@ -139,8 +139,13 @@ func runScenarios(ctx context.Context, o options, srv *server, e *env) (*results
 func (r *runner) wrk(ctx context.Context, name, endpoint string, job wrkJob) (row, error) {
 	logf("scenario %s: %s at c=%d", name, endpoint, job.conns)
 	if warmup := max(r.o.warmup, job.warmup); warmup > 0 {
-		if _, err := job.run(ctx, r.srv.url, warmup); err != nil {
+		st, err := job.run(ctx, r.srv.url, warmup)
+		if err != nil {
 			return row{}, err
+		}
+		if job.walk {
+			// Two threads take every other address: each sent about half the requests.
+			job.from = st.requests / int64(max(job.threads, 1))
 		}
 	}
 	before, _ := scrape(ctx, r.srv.metricsURL) // best effort: the limiter's decisions
@@ -288,7 +293,7 @@ func (r *runner) me(ctx context.Context) error {
 	// memory. Real clients are many addresses, each a bucket of its own, first seen (and checked
 	// in Redis before it is admitted) once in a while. This row is that traffic, through a
 	// trusted proxy.
-	job.conns, job.script = 32, ipsScript
+	job.conns, job.script, job.walk = 32, ipsScript, true
 	// The warm-up sends every address once or more (twice as long as the one-address row's rate
 	// would take: this row is slower): a client that recurs every few seconds has been seen
 	// before, and its first

@@ -19,6 +19,11 @@ type wrkJob struct {
 	header         string        // sent with every request, such as "Authorization: Bearer …"
 	script         string        // a Lua script, such as tokenScript's
 	warmup         time.Duration // unmeasured load before the run, when longer than -warmup
+	// walk, for a tokenScript with addresses, makes the measured run go on where its warm-up's
+	// walk of the addresses ended, rather than start it again: a restart would leave the
+	// addresses after the warm-up's last one unseen for up to two rounds of the walk.
+	walk bool
+	from int64 // where each thread's walk starts, in addresses of its own share
 }
 
 // wrkStats is what wrk reports.
@@ -42,6 +47,21 @@ func (st wrkStats) successRate() float64 {
 
 // run drives the job for d (wrk counts whole seconds) and parses wrk's report.
 func (j wrkJob) run(ctx context.Context, baseURL string, d time.Duration) (wrkStats, error) {
+	cmd := exec.CommandContext(ctx, "wrk", j.args(baseURL, d)...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return wrkStats{}, fmt.Errorf("wrk %s: %w: %s", j.path, err, out)
+	}
+	st, err := parseWrk(string(out))
+	if err != nil {
+		return wrkStats{}, fmt.Errorf("wrk %s: %w in:\n%s", j.path, err, out)
+	}
+	st.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+	return st, nil
+}
+
+// args are wrk's arguments for j against baseURL for d.
+func (j wrkJob) args(baseURL string, d time.Duration) []string {
 	args := []string{
 		"-t", strconv.Itoa(j.threads), "-c", strconv.Itoa(j.conns),
 		"-d", fmt.Sprintf("%ds", max(1, int(d.Round(time.Second)/time.Second))),
@@ -54,17 +74,10 @@ func (j wrkJob) run(ctx context.Context, baseURL string, d time.Duration) (wrkSt
 		args = append(args, "-s", j.script)
 	}
 	args = append(args, baseURL+j.path)
-	cmd := exec.CommandContext(ctx, "wrk", args...)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return wrkStats{}, fmt.Errorf("wrk %s: %w: %s", j.path, err, out)
+	if j.from > 0 {
+		args = append(args, "--", strconv.FormatInt(j.from, 10))
 	}
-	st, err := parseWrk(string(out))
-	if err != nil {
-		return wrkStats{}, fmt.Errorf("wrk %s: %w in:\n%s", j.path, err, out)
-	}
-	st.cpu = cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
-	return st, nil
+	return args
 }
 
 var (
@@ -148,7 +161,8 @@ local i = 0
 local k = 0
 function init(args)
   i = (offset or 0) % #tokens
-  k = ipfrom or 0
+  -- args[1]: how far into its share of the addresses each thread starts (see wrkJob.from)
+  k = ((ipfrom or 0) + 2 * (tonumber(args[1]) or 0)) % math.max(ips, 1)
 end
 function request()
   i = i % #tokens + 1

@@ -82,3 +82,28 @@ func TestTokenScriptAddresses(t *testing.T) {
 		t.Errorf("clientIPs %d overflows 198.18.0.0/15", clientIPs)
 	}
 }
+
+// The measured run of me-ips goes on where its warm-up's walk of the addresses ended: wrk gets
+// the start as the script's argument, and the script starts each thread that far into its share.
+func TestWalkGoesOnAfterTheWarmUp(t *testing.T) {
+	j := wrkJob{path: "/p", threads: 2, conns: 32, script: "s.lua", from: 12345}
+	args := j.args("http://h", 10*time.Second)
+	if n := len(args); n < 2 || args[n-3] != "http://h/p" || args[n-2] != "--" || args[n-1] != "12345" {
+		t.Fatalf("wrk args %q: want the URL, then -- 12345", args)
+	}
+	j.from = 0
+	if args := j.args("http://h", 10*time.Second); args[len(args)-1] != "http://h/p" {
+		t.Fatalf("wrk args %q without a start: want the URL last", args)
+	}
+	path, err := tokenScript(t.TempDir(), []string{"a"}, clientIPs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), "2 * (tonumber(args[1]) or 0)") {
+		t.Fatalf("the script does not start each thread at args[1] into its share:\n%s", b)
+	}
+}
