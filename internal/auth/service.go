@@ -83,12 +83,8 @@ func (s *Service) Login(ctx context.Context, c users.Credentials, client session
 		return TokenPair{}, err
 	case err != nil:
 		return TokenPair{}, err // a store error: the slot stays spent, which errs on the safe side
-	case slot.Remaining == slot.Limit.Count-1:
-		// The slot was the bucket's only event: give it back.
-		s.limiter.Refund(settle, slot, key)
 	default:
-		// The right password forgets the account's earlier failures, this slot with them.
-		s.limiter.Reset(settle, s.failures, key)
+		s.rightPassword(settle, slot, key)
 	}
 	issued, err := s.sessions.Open(ctx, v.User.ID, v.User.Role, v.PasswordHash, client)
 	if errors.Is(err, sessions.ErrUserChanged) {
@@ -118,13 +114,20 @@ func (s *Service) settleChange(ctx context.Context, id uuid.UUID, slot ratelimit
 		s.limiter.Refund(settle, slot, key)
 	case err == nil, errors.Is(err, users.ErrPasswordUnchanged), errors.Is(err, users.ErrPasswordTooShort),
 		errors.Is(err, users.ErrPasswordTooLong), errors.Is(err, users.ErrPasswordCommon):
-		if slot.Remaining == slot.Limit.Count-1 {
-			s.limiter.Refund(settle, slot, key)
-		} else {
-			s.limiter.Reset(settle, s.failures, key)
-		}
+		s.rightPassword(settle, slot, key)
 	}
 	return nil
+}
+
+// rightPassword settles the failure slot of a password proved right: the right password forgets
+// the account's earlier failures, this slot with them; a slot that was the bucket's only event
+// is simply given back.
+func (s *Service) rightPassword(ctx context.Context, slot ratelimit.Result, key string) {
+	if slot.Remaining == slot.Limit.Count-1 {
+		s.limiter.Refund(ctx, slot, key)
+		return
+	}
+	s.limiter.Reset(ctx, s.failures, key)
 }
 
 // Refresh spends a refresh token for a new pair. It returns the errors of sessions.Rotate.

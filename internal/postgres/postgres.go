@@ -32,15 +32,20 @@ import (
 // waited.
 const DefaultConnectTimeout = 5 * time.Second
 
+// boundConnect gives c DefaultConnectTimeout unless its URL set one.
+func boundConnect(c *pgconn.Config) {
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+}
+
 // Open connects a pool to url and checks that the server answers.
 func Open(ctx context.Context, url string, maxConns int32) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parse database url: %w", parseError(err))
 	}
-	if cfg.ConnConfig.ConnectTimeout == 0 {
-		cfg.ConnConfig.ConnectTimeout = DefaultConnectTimeout
-	}
+	boundConnect(&cfg.ConnConfig.Config)
 	if maxConns > 0 {
 		cfg.MaxConns = maxConns
 	}
@@ -83,9 +88,7 @@ func EnsureDatabase(ctx context.Context, url string) error {
 	if err != nil {
 		return fmt.Errorf("parse database url: %w", parseError(err))
 	}
-	if cfg.ConnectTimeout == 0 {
-		cfg.ConnectTimeout = DefaultConnectTimeout
-	}
+	boundConnect(&cfg.Config)
 	name := cfg.Database
 	cfg.Database = "postgres"
 	conn, err := pgx.ConnectConfig(ctx, cfg)

@@ -98,20 +98,23 @@ func (cs credits) expect(bucket string) *credit {
 // settle ends a check counted by expect, keeping Redis's answer v to it, arrived at now, unless
 // the check failed.
 func (cr *credit) settle(v [5]int64, err error, now int64) {
-	cr.mu.Lock()
-	defer cr.mu.Unlock()
-	cr.pending--
-	if err == nil {
-		cr.remaining, cr.reset, cr.answered = v[1], v[2], now
+	if err != nil {
+		cr.answer(nil, now, 0, 1)
+		return
 	}
+	cr.answer(&v, now, 0, 1)
 }
 
-// update keeps an answer of Redis arrived at now, which recorded landed of the events sent.
-func (cr *credit) update(remaining, reset, now, landed int64) {
+// answer ends a check of cr's bucket that carried sent of its events (a posted check) or was
+// counted by expect (pending 1), keeping Redis's answer v to it, arrived at now, if there is one.
+func (cr *credit) answer(v *[5]int64, now, sent, pending int64) {
 	cr.mu.Lock()
 	defer cr.mu.Unlock()
-	cr.sent -= landed
-	cr.remaining, cr.reset, cr.answered = remaining, reset, now
+	cr.sent -= sent
+	cr.pending -= pending
+	if v != nil {
+		cr.remaining, cr.reset, cr.answered = v[1], v[2], now
+	}
 }
 
 // drop forgets bucket's credit, and its events not yet sent: a check already queued for them
@@ -150,7 +153,7 @@ func (l *Limiter) postCredit(name string, cr *credit, p params) {
 				l.warn(context.Background(), "rate limit: redis failed; limiting in process", err)
 				return
 			}
-			cr.update(v[1], v[2], l.since(), n)
+			cr.answer(&v, l.since(), n, 0)
 		},
 	})
 }
