@@ -2,7 +2,9 @@
 // (github.com/portcullis/portcullis/gen/api): it keeps a signed-in session's tokens, sends the
 // access token with every call, and when the access token has expired (401 invalid-token) it
 // refreshes once — one refresh for all concurrent callers, since refresh tokens are single use —
-// and retries the call.
+// and retries the call. A call whose refresh the service refused for good (the session is over)
+// gets its own 401; one whose refresh failed for now (429, 503, no answer) returns that error
+// instead, a *Problem with its RetryAfter where the service answered, and the pair is kept.
 //
 //	c, _ := portcullis.New("https://auth.example.com", nil)
 //	if err := c.Login(ctx, "ada@example.com", password); err != nil { … }
@@ -202,7 +204,7 @@ func (c *Client) Logout(ctx context.Context) error {
 		return nil
 	}
 	// A 401 saying the session is over means there was nothing left to end; any other answer
-	// (an expired access token whose refresh failed, say) leaves the session alive at the service.
+	// (a 5xx, say) leaves the session alive at the service.
 	err = problemOf(r.HTTPResponse, r.Body)
 	if p := (*Problem)(nil); errors.As(err, &p) && p.Code == "session-revoked" {
 		return nil
@@ -236,7 +238,13 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	// it rather than spend the new refresh token on a second refresh.
 	if latest := t.c.Tokens().AccessToken; latest == sent || latest == "" {
 		if err := t.c.Refresh(req.Context()); err != nil {
-			return resp, nil //nolint:nilerr // the caller sees the original 401
+			if errors.Is(err, ErrNotSignedIn) {
+				return resp, nil // a dead pair: the caller sees the call's own 401
+			}
+			// The service could not refresh now (429, 503, no answer) or the caller gave up
+			// waiting: the session may be alive, so the call must not read as signed out.
+			resp.Body.Close()
+			return nil, fmt.Errorf("portcullis: refresh the expired access token: %w", err)
 		}
 	}
 	resp.Body.Close()

@@ -287,8 +287,8 @@ func TestARefreshNeverOverwritesANewerPair(t *testing.T) {
 	}
 }
 
-// Logout reports a session it could not end: a 401 other than session-revoked (an expired access
-// token whose refresh failed) leaves the session alive at the service.
+// Logout reports a session it could not end: an expired access token whose refresh failed for
+// now (here 503) leaves the session alive at the service, and Logout says why.
 func TestLogoutSaysWhenTheSessionMayStillBeAlive(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/problem+json")
@@ -309,8 +309,8 @@ func TestLogoutSaysWhenTheSessionMayStillBeAlive(t *testing.T) {
 	}
 	c.SetTokens(api.TokenPair{AccessToken: "expired", RefreshToken: "R1"})
 	var p *portcullis.Problem
-	if err := c.Logout(context.Background()); !errors.As(err, &p) || p.Code != "invalid-token" {
-		t.Fatalf("Logout with an expired token and a failing refresh = %v, want the invalid-token problem", err)
+	if err := c.Logout(context.Background()); !errors.As(err, &p) || p.Code != "overloaded" || p.Status != http.StatusServiceUnavailable {
+		t.Fatalf("Logout with an expired token and a failing refresh = %v, want the refresh's overloaded problem", err)
 	}
 	if got := c.Tokens(); got.RefreshToken != "" {
 		t.Fatalf("Logout kept the tokens: %+v", got)
@@ -481,5 +481,94 @@ func TestTheCallersRedirectPolicyHolds(t *testing.T) {
 	}
 	if followed.Load() || r.StatusCode() != http.StatusTemporaryRedirect {
 		t.Fatalf("an authenticated call followed a redirect its http.Client refuses (status %d)", r.StatusCode())
+	}
+}
+
+// A refresh the service could not make now (429, 503) is not a signed-out session: the call that
+// needed it fails with the refresh's own problem, Retry-After included, rather than with the
+// call's 401, and the pair stays for the next try.
+func TestACallWhoseRefreshWasRefusedForNowSaysWhy(t *testing.T) {
+	url := serveWith(t, func(cfg *config.Config) { cfg.Limits.RefreshIP = "1/1m" })
+	ctx := context.Background()
+	c := signedInAt(t, url, nil)
+	expire := func() {
+		p := c.Tokens()
+		p.AccessToken = "eyJhbGciOiJFZERTQSJ9.eyJ9.c2ln"
+		c.SetTokens(p)
+	}
+	expire()
+	if r, err := c.API.GetMeWithResponse(ctx); err != nil || r.StatusCode() != http.StatusOK {
+		t.Fatalf("the first refresh (within the limit): %v %d", err, r.StatusCode())
+	}
+	expire()
+	held := c.Tokens()
+	r, err := c.API.GetMeWithResponse(ctx)
+	var p *portcullis.Problem
+	if !errors.As(err, &p) || p.Status != http.StatusTooManyRequests || p.Code != "rate-limited" || p.RetryAfter <= 0 {
+		status := 0
+		if r != nil {
+			status = r.StatusCode()
+		}
+		t.Fatalf("a call whose refresh got 429 = %v (status %d), want the 429 rate-limited problem with its Retry-After", err, status)
+	}
+	if errors.Is(err, portcullis.ErrNotSignedIn) {
+		t.Fatalf("a refresh refused for now reads as signed out: %v", err)
+	}
+	if got := c.Tokens(); got != held {
+		t.Fatalf("the pair changed after a refresh refused for now: %+v, want %+v", got, held)
+	}
+}
+
+// fakeBusyRefresh is a fake service (not Portcullis) whose every call answers 401 invalid-token
+// and whose refresh answers with refresh.
+func fakeBusyRefresh(t *testing.T, refresh http.HandlerFunc) string {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/api/v1/auth/refresh" {
+			refresh(w, r)
+			return
+		}
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"type":"https://portcullis.dev/problems/invalid-token","title":"Unauthorized","status":401,"code":"invalid-token"}`))
+	}))
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+// The same for a service at capacity (503), and for a refresh that got no answer at all.
+func TestACallWhoseRefreshFailedSaysWhy(t *testing.T) {
+	busy := fakeBusyRefresh(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Retry-After", "3")
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte(`{"type":"https://portcullis.dev/problems/overloaded","title":"Service Unavailable","status":503,"code":"overloaded"}`))
+	})
+	gone := fakeBusyRefresh(t, func(w http.ResponseWriter, _ *http.Request) {
+		conn, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			conn.Close() // no answer
+		}
+	})
+	pair := api.TokenPair{AccessToken: "A1", RefreshToken: "R1", TokenType: "Bearer"}
+	for name, url := range map[string]string{"503": busy, "no answer": gone} {
+		c, err := portcullis.New(url, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.SetTokens(pair)
+		_, err = c.API.GetMeWithResponse(context.Background())
+		var p *portcullis.Problem
+		switch {
+		case err == nil:
+			t.Errorf("%s: the call answered as if its 401 were the outcome, want the refresh's failure", name)
+		case errors.Is(err, portcullis.ErrNotSignedIn):
+			t.Errorf("%s: %v reads as signed out", name, err)
+		case name == "503" && (!errors.As(err, &p) || p.Status != http.StatusServiceUnavailable || p.RetryAfter != 3*time.Second):
+			t.Errorf("503: %v, want the overloaded problem with RetryAfter 3s", err)
+		}
+		if got := c.Tokens(); got != pair {
+			t.Errorf("%s: the pair changed: %+v", name, got)
+		}
 	}
 }

@@ -59,8 +59,10 @@ export interface PortcullisAuth {
    * the same token would get 409 refresh-token-race. A refresh that gets it all the same (a
    * client sharing the store, in another tab, spent the token first) waits up to 5 s for the
    * winner's pair to reach the store and resolves to it. Resolves to undefined when there is no
-   * refresh token or the server refuses it (on 401 the stored pair is cleared), and when the
-   * pair is set or cleared while the refresh is under way (the pair set then stays).
+   * refresh token or the server refuses it (on 401 the stored pair is cleared), when it fails
+   * for now (429, 5xx: the pair is kept), and when the pair is set or cleared while the refresh
+   * is under way (the pair set then stays). A call whose automatic refresh failed for now gets
+   * that refresh's answer (its status, Retry-After and problem) instead of its own 401.
    */
   refresh(): Promise<TokenPair | undefined>;
 }
@@ -97,40 +99,46 @@ export function createPortcullisClient(baseUrl: string, opts: PortcullisClientOp
 
   // The refresh under way and the refresh token it spends: a pair set meanwhile (another
   // sign-in) gets a refresh of its own, never the old pair's successor.
-  let inflight: { from: string; pair: Promise<TokenPair | undefined> } | undefined;
-  const refresh = (): Promise<TokenPair | undefined> => {
+  let inflight: { from: string; outcome: Promise<Outcome> } | undefined;
+  const refreshOutcome = (): Promise<Outcome> => {
     const current = tokens.get();
-    if (current === undefined) return Promise.resolve(undefined);
-    if (inflight?.from === current.refresh_token) return inflight.pair;
+    if (current === undefined) return Promise.resolve({ pair: undefined });
+    if (inflight?.from === current.refresh_token) return inflight.outcome;
     const flight = {
       from: current.refresh_token,
-      pair: (async () => {
-        const { data, response } = await refresher.POST("/api/v1/auth/refresh", {
+      outcome: (async (): Promise<Outcome> => {
+        const { data, error, response } = await refresher.POST("/api/v1/auth/refresh", {
           body: { refresh_token: current.refresh_token },
         });
         // Compare the tokens, not the objects: a store that serializes returns a new one each time.
         const still = tokens.get()?.refresh_token === current.refresh_token;
         if (data !== undefined) {
           // A pair set or cleared meanwhile stays: the successor of the one it replaced is dropped.
-          if (!still) return undefined;
+          if (!still) return { pair: undefined };
           store(data);
-          return data;
+          return { pair: data };
         }
         // 409 refresh-token-race: another client sharing the store (another browser tab, with
         // the pair in localStorage) spent this refresh token a moment ago. The session is intact,
         // and the winner's pair reaches the store once its answer arrives: wait for it.
-        if (response.status === 409) return raceWinner(tokens, current.refresh_token);
+        if (response.status === 409) return { pair: await raceWinner(tokens, current.refresh_token) };
         // 401: the refresh token is expired, reused or its session revoked; sign in again.
-        // Other failures (429, 5xx) leave the pair alone.
-        if (response.status === 401 && still) store(undefined);
-        return undefined;
+        if (response.status === 401) {
+          if (still) store(undefined);
+          return { pair: undefined };
+        }
+        // Other failures (429, 5xx) are for now: the pair stays, and the call that needed the
+        // refresh gets this answer rather than its own 401, which would read as signed out.
+        const body = typeof error === "string" ? error : JSON.stringify(error);
+        return { pair: undefined, failure: { status: response.status, statusText: response.statusText, headers: response.headers, body } };
       })().finally(() => {
         if (inflight === flight) inflight = undefined;
       }),
     };
     inflight = flight;
-    return flight.pair;
+    return flight.outcome;
   };
+  const refresh = async (): Promise<TokenPair | undefined> => (await refreshOutcome()).pair;
 
   const pending = new Map<string, Pending>();
 
@@ -156,8 +164,13 @@ export function createPortcullisClient(baseUrl: string, opts: PortcullisClientOp
       if (p === undefined || response.status !== 401) return undefined;
       if ((await problemCode(response)) !== REFRESHABLE_CODE) return undefined;
       // Another call may have refreshed since this one went out: retry with its token.
-      const latest = tokens.get()?.access_token;
-      const access = latest !== undefined && latest !== p.sentWith ? latest : (await refresh())?.access_token;
+      let access = tokens.get()?.access_token;
+      if (access === undefined || access === p.sentWith) {
+        const { pair, failure } = await refreshOutcome();
+        // Each waiting call gets a fresh copy of a failed refresh's answer: a body reads once.
+        if (failure !== undefined) return new Response(failure.body, failure);
+        access = pair?.access_token;
+      }
       if (access === undefined) return response;
       p.retry.headers.set("Authorization", `Bearer ${access}`);
       return options.fetch(p.retry);
@@ -178,6 +191,12 @@ export function createPortcullisClient(baseUrl: string, opts: PortcullisClientOp
     refresh,
   };
   return Object.assign(client, { auth });
+}
+
+/** What a refresh came to: the new pair, or none; failure is the answer of one that failed for now (429, 5xx). */
+interface Outcome {
+  pair: TokenPair | undefined;
+  failure?: { status: number; statusText: string; headers: Headers; body: string };
 }
 
 /** How long a refresh that lost a race waits for the winner's pair, and how often it looks. */

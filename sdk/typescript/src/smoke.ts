@@ -163,6 +163,43 @@ const steps: Array<[string, () => Promise<string>]> = [
     },
   ],
   [
+    "a call whose refresh fails for now gets that answer (503, Retry-After), not 401, and keeps the pair",
+    async () => {
+      const { data: pair, error } = await client.POST("/api/v1/auth/login", { body: { email, password } });
+      assert.ok(pair, `login failed: ${JSON.stringify(error)}`);
+      // A stand-in, not the server: a fetch that answers the refresh as a server at capacity
+      // would, until told the capacity is back.
+      let busy = true;
+      const busyFetch: typeof fetch = async (input, init) => {
+        const url = input instanceof Request ? input.url : String(input);
+        if (busy && new URL(url).pathname === "/api/v1/auth/refresh") {
+          const problem = { type: "https://portcullis.dev/problems/overloaded", title: "Service Unavailable", status: 503, code: "overloaded" };
+          return new Response(JSON.stringify(problem), {
+            status: 503,
+            headers: { "Content-Type": "application/problem+json", "Retry-After": "3" },
+          });
+        }
+        return countingFetch(input, init);
+      };
+      const pc = createPortcullisClient(baseUrl, { fetch: busyFetch });
+      const expired = { ...pair, access_token: spoil(pair.access_token) };
+      pc.auth.set(expired);
+      const calls = await Promise.all([pc.GET("/api/v1/users/me"), pc.GET("/api/v1/users/me")]);
+      for (const { error: problem, response } of calls) {
+        assert.equal(response.status, 503, `a call whose refresh got 503 answered ${response.status}`);
+        assert.equal(response.headers.get("Retry-After"), "3");
+        assert.ok(isProblem(problem), `not a problem: ${JSON.stringify(problem)}`);
+        assert.equal(problem.code, "overloaded");
+      }
+      assert.equal(pc.auth.tokens?.refresh_token, pair.refresh_token, "the pair was dropped");
+      busy = false;
+      const { data, error: after } = await pc.GET("/api/v1/users/me");
+      assert.equal(after, undefined, `me once the refresh works again: ${JSON.stringify(after)}`);
+      assert.equal(data?.id, user?.id);
+      return "both calls answered 503 with Retry-After 3; the kept pair refreshed once the service was back";
+    },
+  ],
+  [
     "a refresh under way never brings back a pair replaced or cleared meanwhile",
     async () => {
       const login = async (): Promise<TokenPair> => {
