@@ -842,7 +842,7 @@ SELECT gen_random_uuid(), 'member' || i || '@example.com', 'member' || i, 'unuse
             ELSE 'Person ' || md5(i::text) END,
        timestamptz '2026-01-01' + i * interval '1 second', timestamptz '2026-01-01' + i * interval '1 second'
 FROM generate_series(1, 4000) AS i,
-     (SELECT ARRAY['Person 4F% Off', 'PERSON 4f_x', 'Ωperson 4fy', 'person 4fé', 'Xperson 4f', 'person  4f', 'Person 4', 'Person 4f\x'] AS names) AS n`); err != nil {
+     (SELECT ARRAY['Person 4F% Off', 'PERSON 4f_x', 'Ωperson 4fy', 'person 4fé', 'Xperson 4f', 'person  4f', 'Person 4', 'Person 4f\x', 'Jo Zq', 'Zq Q%_', 'Al Zq'] AS names) AS n`); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := in.app.Pool.Exec(ctx, "ANALYZE users, users_search"); err != nil {
@@ -905,6 +905,7 @@ ORDER BY `+orderBy[sort], q, active)
 	for _, q := range []string{
 		"person 4f", "PERSON 4F", "erson 4f", "person 4f%", "n 4f_", "4f\\", "ωperson 4f", "son 4fé", "n  4f",
 		"member1234", "member123", "ember29", "example.com member12", "com member2 person", "4f", "son",
+		"zq", "j", "q%", "Q%_", "o z", "%",
 	} {
 		for sort := range orderBy {
 			t.Run(q+" "+sort, func(t *testing.T) { check(t, q, sort, nil) })

@@ -103,17 +103,19 @@ func (s *Service) List(ctx context.Context, f Filter) (Page, error) {
 	if f.Limit <= 0 || f.Limit > 200 {
 		f.Limit = 50
 	}
-	var text string
+	var text, tripled string
 	var pieces []string
 	if f.Query != nil && *f.Query != "" {
 		text = strings.ToLower(*f.Query)
-		pieces = s.searchPieces(ctx, text)
+		stats := s.searchStats(ctx)
+		pieces = searchPieces(text, stats.trigrams)
+		tripled = shortSearch(text, stats.tripled)
 	}
 	// A rare q whose other filters users_search can answer too is paged there alone: its
 	// matches are sorted from that narrow table and only the page's users rows are read.
 	// Otherwise users is paged, joined to users_search for q, and the planner picks between
 	// walking a sort index and the trigram index.
-	narrow := pieces != nil && f.Role == nil && f.IsActive == nil && f.IsVerified == nil
+	narrow := (pieces != nil || tripled != "") && f.Role == nil && f.IsActive == nil && f.IsVerified == nil
 	from := usersKeys
 	if narrow {
 		from = searchKeys
@@ -152,7 +154,7 @@ func (s *Service) List(ctx context.Context, f Filter) (Page, error) {
 		q.Add(created+" < $?", *f.CreatedBefore)
 	}
 	if text != "" {
-		addSearch(&q, text, pieces)
+		addSearch(&q, text, pieces, tripled)
 	}
 	key := "''"
 	if keys.key != "" {
@@ -219,25 +221,29 @@ func escapeLike(s string) string {
 	return strings.NewReplacer(`\`, `\\`, `%`, `\%`, `_`, `\_`).Replace(s)
 }
 
-// searchPieces returns the substrings of text (already lower case) to ask the trigram index for
-// in its place, or nil to ask for text whole.
-//
-// pg_trgm answers `search LIKE '%text%'` from the posting list of every trigram of text, read
-// whole: a trigram that most users hold (the "com" of every email) costs milliseconds however
-// rare text is. When the statistics show such trigrams next to a rare one, the index is asked
-// only for substrings of text whose trigrams are all uncommon, and text itself is matched by
-// strpos, which no index serves: the same rows, from a much cheaper index scan.
-func (s *Service) searchPieces(ctx context.Context, text string) []string {
-	freq, err := s.store.trigrams.get(ctx, s.store.pool, s.now())
+// searchStats returns the statistics that shape the text filter's query (see searchPieces and
+// shortSearch); what is cached when they cannot be read.
+func (s *Service) searchStats(ctx context.Context) searchStats {
+	stats, err := s.store.trigrams.get(ctx, s.store.pool, s.now())
 	if err != nil {
 		s.logger.WarnContext(ctx, "search trigram statistics unavailable", "error", err)
 	}
-	return searchPieces(text, freq)
+	return stats
 }
 
-// addSearch adds the condition that text occurs in users_search s: through pieces when there
-// are some (see searchPieces), else whole.
-func addSearch(w *postgres.Where, text string, pieces []string) {
+// tripledSearch is the expression of users_search_tripled_idx (migration 00008): search with
+// every character written three times.
+const tripledSearch = `regexp_replace(s.search, '(.)', '\1\1\1', 'g')`
+
+// addSearch adds the condition that text occurs in users_search s: through the tripled index
+// when tripled is set (see shortSearch), through pieces when there are some (see
+// searchPieces), else whole.
+func addSearch(w *postgres.Where, text string, pieces []string, tripled string) {
+	if tripled != "" {
+		w.Add(tripledSearch+" LIKE $?", "%"+escapeLike(tripled)+"%")
+		w.Add("s.search LIKE $?", "%"+escapeLike(text)+"%")
+		return
+	}
 	if pieces == nil {
 		w.Add("s.search LIKE $?", "%"+escapeLike(text)+"%")
 		return
@@ -260,51 +266,86 @@ const (
 	trigramStatsTTL = 5 * time.Minute
 )
 
-// trigramStats caches the most common trigrams of the search column with their frequencies,
-// from the users_search_trgm_stats statistics that ANALYZE keeps. A trigram missing from them
-// is rarer than every listed one. The zero value is ready to use.
-type trigramStats struct {
-	mu   sync.Mutex
-	at   time.Time          // when freq was last read or tried
-	freq map[string]float64 // nil until read, or while the table has never been analyzed
+// searchStats are the most common trigrams of the search column (users_search_trgm_stats) and
+// of its tripled form (users_search_tripled_stats), with the fraction of users holding each,
+// as ANALYZE keeps them. A trigram missing from a map is rarer than every one listed; a map is
+// nil until read, or while the table has never been analyzed.
+type searchStats struct {
+	trigrams, tripled map[string]float64
 }
 
-// get returns the frequencies, reading them again once they are trigramStatsTTL old. One
+// trigramStats caches the searchStats. The zero value is ready to use.
+type trigramStats struct {
+	mu    sync.Mutex
+	at    time.Time // when stats were last read or tried
+	stats searchStats
+}
+
+// get returns the statistics, reading them again once they are trigramStatsTTL old. One
 // caller reads; the others go on with what is cached meanwhile.
-func (t *trigramStats) get(ctx context.Context, pool *pgxpool.Pool, now time.Time) (map[string]float64, error) {
+func (t *trigramStats) get(ctx context.Context, pool *pgxpool.Pool, now time.Time) (searchStats, error) {
 	t.mu.Lock()
-	freq := t.freq
+	stats := t.stats
 	stale := t.at.IsZero() || now.Sub(t.at) >= trigramStatsTTL
 	if stale {
 		t.at = now
 	}
 	t.mu.Unlock()
 	if !stale {
-		return freq, nil
+		return stats, nil
 	}
 	// pg_stats_ext_exprs keeps the elements as anyarray; its text form is a text[] literal.
-	rows, err := pool.Query(ctx, `SELECT e.trigram, e.freq
+	rows, err := pool.Query(ctx, `SELECT s.statistics_name, e.trigram, e.freq
 FROM pg_stats_ext_exprs s, unnest(s.most_common_elems::text::text[], s.most_common_elem_freqs) AS e (trigram, freq)
-WHERE s.statistics_schemaname = current_schema() AND s.statistics_name = 'users_search_trgm_stats' AND e.trigram IS NOT NULL`)
+WHERE s.statistics_schemaname = current_schema()
+  AND s.statistics_name IN ('users_search_trgm_stats', 'users_search_tripled_stats') AND e.trigram IS NOT NULL`)
 	if err != nil {
-		return freq, fmt.Errorf("read trigram statistics: %w", err)
+		return stats, fmt.Errorf("read trigram statistics: %w", err)
 	}
-	fresh := map[string]float64{}
-	var trigram string
+	var fresh searchStats
+	var name, trigram string
 	var f float64
-	if _, err := pgx.ForEachRow(rows, []any{&trigram, &f}, func() error {
-		fresh[trigram] = f
+	if _, err := pgx.ForEachRow(rows, []any{&name, &trigram, &f}, func() error {
+		m := &fresh.trigrams
+		if name == "users_search_tripled_stats" {
+			m = &fresh.tripled
+		}
+		if *m == nil {
+			*m = map[string]float64{}
+		}
+		(*m)[trigram] = f
 		return nil
 	}); err != nil {
-		return freq, fmt.Errorf("read trigram statistics: %w", err)
-	}
-	if len(fresh) == 0 {
-		fresh = nil
+		return stats, fmt.Errorf("read trigram statistics: %w", err)
 	}
 	t.mu.Lock()
-	t.freq = fresh
+	t.stats = fresh
 	t.mu.Unlock()
 	return fresh, nil
+}
+
+// shortSearch returns text written three times over, character by character, when
+// users_search_tripled_idx (migration 00008) is to be asked for it: text is ASCII, pg_trgm
+// draws no trigram from it (one or two characters, say), and the statistics of the tripled
+// column show a trigram of the tripled text that fewer than rareTrigram of users hold.
+// Otherwise "": no statistics (walking a sort index is then as good a guess as any), or only
+// common trigrams, whose matches a walk finds within a few pages of rows.
+func shortSearch(text string, tripledFreq map[string]float64) string {
+	if tripledFreq == nil || len(likeTrigrams(text)) > 0 {
+		return ""
+	}
+	var b strings.Builder
+	for i := range len(text) {
+		if text[i] >= utf8.RuneSelf {
+			return ""
+		}
+		b.WriteString(strings.Repeat(text[i:i+1], 3))
+	}
+	tripled := b.String()
+	if slices.ContainsFunc(likeTrigrams(tripled), func(t string) bool { return tripledFreq[t] < rareTrigram }) {
+		return tripled
+	}
+	return ""
 }
 
 // window is a substring text[from:to] and the trigrams pg_trgm draws from it.

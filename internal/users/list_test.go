@@ -93,3 +93,32 @@ func TestSearchPieces(t *testing.T) {
 		})
 	}
 }
+
+// shortSearch asks the tripled index for an ASCII q that pg_trgm draws no trigram from, and
+// only when one of its tripled trigrams is rare by the statistics.
+func TestShortSearch(t *testing.T) {
+	freq := map[string]float64{"eee": 1, "zzz": 0.2, "rrr": 0.9, "rr ": 0.005, "  e": 1, " ee": 1, "qqq": 0.3, "qq ": 0.3}
+	for _, tt := range []struct {
+		q    string
+		freq map[string]float64
+		want string
+	}{
+		{"zq", freq, "zzzqqq"}, // "zzq" and "zqq" are not listed: rarer than any listed one
+		{"zq", nil, ""},        // never analyzed
+		{"e", freq, ""},        // everyone's
+		{"r ", freq, "rrr   "}, // "rr ": an r ending a word, rare
+		{"q%", freq, ""},       // "qqq" and "qq " are common
+		{"@e", freq, ""},       // "  e", " ee" and "eee" are common
+		{"%", freq, ""},        // no trigram even tripled
+		{"abc", freq, ""},      // pg_trgm's own index serves it
+		{"\u00e9", freq, ""},   // not ASCII
+		{"o z", freq, ""},      // "  z": the trigram index has it
+		{"z", freq, ""},        // "zzz" is listed at 0.2
+		{"j", freq, "jjj"},     // unlisted
+		{"4_", map[string]float64{"444": 0.5}, "444___"},
+	} {
+		if got := shortSearch(tt.q, tt.freq); got != tt.want {
+			t.Errorf("shortSearch(%q) = %q, want %q", tt.q, got, tt.want)
+		}
+	}
+}

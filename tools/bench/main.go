@@ -38,6 +38,7 @@ type options struct {
 	loginWindow time.Duration
 	warmup      time.Duration
 	query       string
+	shortQuery  string
 	deepPages   int
 	adminConns  int
 	smoke       bool
@@ -68,6 +69,7 @@ func parseFlags() (options, error) {
 	flag.DurationVar(&o.loginWindow, "login-window", 4*time.Second, "measured time of each judged login round (each raw argon2id measurement around it takes half)")
 	flag.DurationVar(&o.warmup, "warmup", 2*time.Second, "unmeasured load before each scenario")
 	flag.StringVar(&o.query, "q", "person 4f", "text filter of the admin listing scenarios")
+	flag.StringVar(&o.shortQuery, "q-short", "zq", "a text filter too short for pg_trgm of the admin listing's short-filter scenario (the default matches no one: a walk's worst case)")
 	flag.IntVar(&o.deepPages, "deep-pages", 40, "how many pages of the text filter to walk for the deep-page scenario")
 	flag.IntVar(&o.adminConns, "admin-c", 1, "wrk connections of the admin listing scenarios (a latency target: one operator's requests, one at a time)")
 	flag.BoolVar(&o.smoke, "smoke", false, "tiny scale on a throwaway database, no RESULTS.md: proves the harness works")

@@ -516,13 +516,14 @@ func (r *runner) hashTime(ctx context.Context) hashTotals {
 	return hashTotals{seconds: m["portcullis_password_hash_duration_seconds_sum"], n: n}
 }
 
-// admin is GET /admin/users: the text filter's first page, a page deep into it, the unfiltered
-// first page.
+// admin is GET /admin/users: the text filter's first page, a page deep into it, the first page
+// of a filter too short for pg_trgm, the unfiltered first page.
 func (r *runner) admin(ctx context.Context) error {
 	auth := "Authorization: Bearer " + r.e.adminToken
 	for _, a := range []struct{ name, path, shown string }{
 		{"admin-filter", r.e.filterFirst, fmt.Sprintf("q=%q", r.o.query)},
 		{fmt.Sprintf("admin-filter-p%d", r.e.deepPage), r.e.filterDeep, fmt.Sprintf("q=%q page %d", r.o.query, r.e.deepPage)},
+		{"admin-filter-short", r.e.filterShort, fmt.Sprintf("q=%q", r.o.shortQuery)},
 		{"admin-first", r.e.unfiltered, "first page"},
 	} {
 		out, err := r.wrk(ctx, a.name, "GET /api/v1/admin/users "+a.shown, wrkJob{path: a.path, threads: min(2, r.o.adminConns), conns: r.o.adminConns, header: auth})

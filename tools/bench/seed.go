@@ -39,8 +39,8 @@ type env struct {
 	chains     []string // one refresh token per refresh worker, each of its own session
 	adminToken string
 	// The admin listing's requests, as paths with their query strings.
-	filterFirst, filterDeep, unfiltered string
-	deepPage                            int
+	filterFirst, filterDeep, filterShort, unfiltered string
+	deepPage                                         int
 }
 
 // seed loads the bench database: the listing's users in SQL (only those missing), the admin with
@@ -186,11 +186,12 @@ func retryOverloaded(call func() (int, error)) error {
 }
 
 // adminRequests builds the listing's requests: the text filter's first page, a page far into it
-// (found by walking next_cursor), and the unfiltered first page.
+// (found by walking next_cursor), a short filter's first page, and the unfiltered first page.
 func (e *env) adminRequests(ctx context.Context, o options) error {
 	const base = "/api/v1/admin/users?"
 	first := url.Values{"limit": {fmt.Sprint(pageLimit)}, "q": {o.query}}
 	e.filterFirst = base + first.Encode()
+	e.filterShort = base + url.Values{"limit": {fmt.Sprint(pageLimit)}, "q": {o.shortQuery}}.Encode()
 	e.unfiltered = base + url.Values{"limit": {fmt.Sprint(pageLimit)}}.Encode()
 	e.filterDeep, e.deepPage = e.filterFirst, 1
 	auth := func(_ context.Context, r *http.Request) error {
