@@ -990,6 +990,8 @@ var payloads = []payload{
 	{name: "crlf header", value: "\r\nX-Injected: 1"},
 	{name: "1000 é", value: strings.Repeat("é", 1000)},
 	{name: "rtl override", value: "invoice\u202efdp.exe"},
+	{name: "rtl isolate", value: "Ada \u2067Lovelace\u2069"},
+	{name: "rtl name and marks", value: "\u05d3\u05d5\u05d3 \u200fLevi\u200e \u0645\u062d\u0645\u062f\u200c"},
 	{name: "lone surrogate", literal: `"\ud800"`, surrogate: true},
 }
 
@@ -1000,7 +1002,7 @@ const (
 	identifier   fieldKind = iota // email or username: a strict pattern
 	newPassword                   // 8 to 128 characters, anything else goes
 	secret                        // a password to check: 1 to 1024 characters
-	freeText                      // full_name: at most 200 characters, no control characters
+	freeText                      // full_name: at most 200 characters, no control characters, no bidi embeddings, overrides or isolates
 	refreshToken                  // 1 to 256 characters, then the handler decides
 )
 
@@ -1015,6 +1017,7 @@ func refusal(k fieldKind, p payload) (status int, code string, refused bool) {
 	}
 	n := utf8.RuneCountInString(p.value)
 	control := strings.IndexFunc(p.value, unicode.IsControl) >= 0
+	bidi := strings.ContainsFunc(p.value, func(r rune) bool { return '\u202a' <= r && r <= '\u202e' || '\u2066' <= r && r <= '\u2069' })
 	switch {
 	case k == identifier,
 		k == newPassword && (n < 8 || n > 128),
@@ -1022,7 +1025,7 @@ func refusal(k fieldKind, p payload) (status int, code string, refused bool) {
 		k == freeText && n > 200,
 		k == refreshToken && n > 256:
 		return 400, "validation-failed", true
-	case k == freeText && control:
+	case k == freeText && (control || bidi):
 		return 400, "invalid-request", true
 	}
 	return 0, "", false

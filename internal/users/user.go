@@ -135,6 +135,19 @@ func validateFullName(name *string) error {
 		if unicode.IsControl(r) {
 			return apperr.Invalidf("full_name", "must not contain control characters")
 		}
+		if bidiControl(r) {
+			return apperr.Invalidf("full_name", "must not contain bidirectional embedding, override or isolate characters (U+202A-U+202E, U+2066-U+2069)")
+		}
 	}
 	return nil
+}
+
+// bidiControl reports whether r is an explicit bidirectional embedding, override or isolate
+// (or the end of one). Such a character reorders the text after it wherever the name is shown:
+// "invoice\u202efdp.exe" reads as "invoiceexe.pdf" in an admin's list or an email. Right-to-left
+// names need none of them (the Unicode bidirectional algorithm lays them out); the marks
+// U+200E, U+200F and U+061C, which affect only their neighbours, and the joiners that scripts and
+// emoji need (U+200C, U+200D) stay allowed.
+func bidiControl(r rune) bool {
+	return '\u202a' <= r && r <= '\u202e' || '\u2066' <= r && r <= '\u2069'
 }

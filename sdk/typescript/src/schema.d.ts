@@ -406,7 +406,10 @@ export interface components {
          * @description 8 to 128 characters (Unicode code points). Common passwords are refused.
          */
         Password: string;
-        /** @example Ada Lovelace */
+        /**
+         * @description No control characters, and no bidirectional embeddings, overrides or isolates (U+202A-U+202E, U+2066-U+2069), which would reorder the text wherever the name is shown (400 invalid-request).
+         * @example Ada Lovelace
+         */
         FullName: string;
         /** @enum {string} */
         Role: "user" | "moderator" | "admin";
@@ -456,7 +459,7 @@ export interface components {
         };
         UpdateMeRequest: {
             username?: components["schemas"]["Username"];
-            /** @description A string sets the name; null clears it. */
+            /** @description A string sets the name; null clears it. No control characters, and no bidirectional embeddings, overrides or isolates (U+202A-U+202E, U+2066-U+2069) (400 invalid-request). */
             full_name?: string | null;
         };
         ChangePasswordRequest: {
@@ -519,7 +522,7 @@ export interface components {
             is_active?: boolean;
             is_verified?: boolean;
             username?: components["schemas"]["Username"];
-            /** @description A string sets the name; null clears it. */
+            /** @description A string sets the name; null clears it. No control characters, and no bidirectional embeddings, overrides or isolates (U+202A-U+202E, U+2066-U+2069) (400 invalid-request). */
             full_name?: string | null;
         };
         UserPage: {
