@@ -154,8 +154,12 @@ type pingFunc func(context.Context) error
 
 func (f pingFunc) Ping(ctx context.Context) error { return f(ctx) }
 
+// liveCountPeriod is how often the instances sharing a Redis count live sessions, one of them
+// at a time (sessions.Service.SharedLiveCount).
+const liveCountPeriod = 30 * time.Second
+
 // sample refreshes the gauges that are read rather than counted: dependency health every 10s
-// and live sessions every 30s.
+// and live sessions every 30s, from the count the instances share.
 func (a *App) sample(ctx context.Context, deps map[string]httpserver.Pinger, s *sessions.Service) {
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
@@ -175,7 +179,7 @@ func (a *App) sample(ctx context.Context, deps map[string]httpserver.Pinger, s *
 		}
 		a.Metrics.Ready.Set(map[bool]float64{true: 1, false: 0}[allUp])
 		if i%3 == 0 {
-			if n, err := s.CountLive(ctx); err == nil {
+			if n, ok, _ := s.SharedLiveCount(ctx, liveCountPeriod); ok {
 				a.Metrics.ActiveSessions.Set(float64(n))
 			}
 		}

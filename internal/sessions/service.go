@@ -32,6 +32,7 @@ const unansweredTimeout = 5 * time.Second
 // Service is the sessions domain.
 type Service struct {
 	store  *Store
+	rc     *redis.Client
 	cache  cache
 	cfg    config.Auth
 	logger *slog.Logger
@@ -54,7 +55,7 @@ func (s *Service) Revoked(ctx context.Context, reason string, ids ...uuid.UUID) 
 // NewService returns a Service. Session states are cached in rc for at most cacheTTL.
 func NewService(store *Store, rc *redis.Client, cacheTTL time.Duration, cfg config.Auth, logger *slog.Logger) *Service {
 	return &Service{
-		store: store, cache: cache{redis.NewCoherent(rc, "session:", cacheTTL)}, cfg: cfg, logger: logger, now: time.Now,
+		store: store, rc: rc, cache: cache{redis.NewCoherent(rc, "session:", cacheTTL)}, cfg: cfg, logger: logger, now: time.Now,
 		revoked: func(string, int) {},
 	}
 }
