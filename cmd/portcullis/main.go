@@ -246,7 +246,19 @@ func thisVersion() string {
 func metricsMux(a *app.App) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", a.Metrics.Handler())
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if _, pattern := mux.Handler(r); pattern != "" {
+			mux.ServeHTTP(w, r)
+			return
+		}
+		// net/http's own 404 and 405 are text/plain; the service's errors are problems.
+		if r.URL.Path == "/metrics" {
+			w.Header().Set("Allow", "GET, HEAD")
+			httpserver.WriteStatusProblem(w, http.StatusMethodNotAllowed)
+			return
+		}
+		httpserver.WriteStatusProblem(w, http.StatusNotFound)
+	})
 }
 
 // debugMux serves net/http/pprof on its own listener: never on the API port, and off unless

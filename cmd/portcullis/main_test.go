@@ -12,12 +12,14 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"io"
 	"maps"
 	"math/big"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -710,6 +712,51 @@ func TestStartupErrorsHideTheDatabasePassword(t *testing.T) {
 			if msg := err.Error() + out.String(); strings.Contains(msg, "hunter2") || strings.Contains(msg, "escaped") {
 				t.Errorf("%v %v with DATABASE_URL %q shows its password: %v\n%s", tt.args, tt.env, db, err, out.String())
 			}
+		}
+	}
+}
+
+// The metrics listener answers its errors as the API does, in problem+json, not net/http's
+// text/plain "404 page not found".
+func TestMetricsListenerErrorsAreProblems(t *testing.T) {
+	srv := startServe(t, map[string]string{"PORTCULLIS_METRICS_ADDR": "127.0.0.1:0"}, http.DefaultClient, "http")
+	defer srv.stop(t)
+	m := regexp.MustCompile(`"msg":"metrics listening","addr":"([^"]+)"`).FindStringSubmatch(srv.out.String())
+	if m == nil {
+		t.Fatalf("no metrics address in the log:\n%s", srv.out.String())
+	}
+	base := "http://" + m[1]
+	resp, err := http.Get(base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "portcullis_ready") {
+		t.Fatalf("GET /metrics: %d %.200s", resp.StatusCode, body)
+	}
+	for _, tt := range []struct {
+		method, path string
+		status       int
+		code, allow  string
+	}{
+		{http.MethodGet, "/nope", http.StatusNotFound, "not-found", ""},
+		{http.MethodGet, "/", http.StatusNotFound, "not-found", ""},
+		{http.MethodPost, "/metrics", http.StatusMethodNotAllowed, "method-not-allowed", "GET, HEAD"},
+	} {
+		req, _ := http.NewRequest(tt.method, base+tt.path, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var p struct {
+			Status int    `json:"status"`
+			Code   string `json:"code"`
+		}
+		err = json.NewDecoder(resp.Body).Decode(&p)
+		resp.Body.Close()
+		if resp.StatusCode != tt.status || resp.Header.Get("Content-Type") != "application/problem+json" || err != nil || p.Status != tt.status || p.Code != tt.code || resp.Header.Get("Allow") != tt.allow {
+			t.Errorf("%s %s: %d %q %+v (%v), Allow %q; want %d problem %q, Allow %q", tt.method, tt.path, resp.StatusCode, resp.Header.Get("Content-Type"), p, err, resp.Header.Get("Allow"), tt.status, tt.code, tt.allow)
 		}
 	}
 }

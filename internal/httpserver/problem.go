@@ -238,3 +238,18 @@ func firstLine(s string) string {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// WriteStatusProblem answers w with the problem of an HTTP-layer status (404 not-found, 405
+// method-not-allowed, ...), for the listeners outside the API's router: every error of the
+// service is problem+json, there too.
+func WriteStatusProblem(w http.ResponseWriter, status int) {
+	code, ok := statusCodes[status]
+	if !ok {
+		code = "internal"
+	}
+	body, _ := json.Marshal(api.Problem{Type: problemBase + code, Title: http.StatusText(status), Status: status, Code: code})
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
