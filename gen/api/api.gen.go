@@ -432,6 +432,9 @@ type Username = string
 // Cursor defines model for Cursor.
 type Cursor = string
 
+// IfMatch defines model for IfMatch.
+type IfMatch = string
+
 // Limit defines model for Limit.
 type Limit = int
 
@@ -495,6 +498,26 @@ type AdminListUsersParams struct {
 
 // AdminListUsersParamsSort defines parameters for AdminListUsers.
 type AdminListUsersParamsSort string
+
+// AdminDeleteUserParams defines parameters for AdminDeleteUser.
+type AdminDeleteUserParams struct {
+	// IfMatch Change (or delete) the user only if it is still at the version read: the `ETag` of an
+	// earlier `GET` or `PATCH` (RFC 9110 13.1.1, strong comparison; several tags may be listed,
+	// and `*` matches any version). A user changed since answers 412 `precondition-failed`,
+	// changing nothing: read it again and decide. Without it the change applies to whatever the
+	// user is now.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
+// AdminUpdateUserParams defines parameters for AdminUpdateUser.
+type AdminUpdateUserParams struct {
+	// IfMatch Change (or delete) the user only if it is still at the version read: the `ETag` of an
+	// earlier `GET` or `PATCH` (RFC 9110 13.1.1, strong comparison; several tags may be listed,
+	// and `*` matches any version). A user changed since answers 412 `precondition-failed`,
+	// changing nothing: read it again and decide. Without it the change applies to whatever the
+	// user is now.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
 
 // AdminCreateUserJSONRequestBody defines body for AdminCreateUser for application/json ContentType.
 type AdminCreateUserJSONRequestBody = AdminCreateUserRequest
@@ -956,10 +979,10 @@ type ClientInterface interface {
 
 	// AdminDeleteUser Delete a user and every session of theirs
 	//
-	// The last active admin cannot be deleted (409).
+	// The last active admin cannot be deleted (409). With `If-Match`, only if no one has changed the user since (412).
 	//
 	// Corresponds with DELETE /api/v1/admin/users/{user_id} (the `AdminDeleteUser` operationId).
-	AdminDeleteUser(ctx context.Context, userId UserId, reqEditors ...RequestEditorFn) (*http.Response, error)
+	AdminDeleteUser(ctx context.Context, userId UserId, params *AdminDeleteUserParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminGetUser Read a user
 	//
@@ -970,23 +993,23 @@ type ClientInterface interface {
 	//
 	// Takes effect on the user's next request on every instance. Deactivating a user revokes
 	// every session. The last active admin cannot be demoted or deactivated (409). Passwords
-	// are never set here.
+	// are never set here. With `If-Match`, only if no one has changed the user since (412).
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with PATCH /api/v1/admin/users/{user_id} (the `AdminUpdateUser` operationId).
-	AdminUpdateUserWithBody(ctx context.Context, userId UserId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	AdminUpdateUserWithBody(ctx context.Context, userId UserId, params *AdminUpdateUserParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminUpdateUser Change a user's role, state, verification, username or full name
 	//
 	// Takes effect on the user's next request on every instance. Deactivating a user revokes
 	// every session. The last active admin cannot be demoted or deactivated (409). Passwords
-	// are never set here.
+	// are never set here. With `If-Match`, only if no one has changed the user since (412).
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with PATCH /api/v1/admin/users/{user_id} (the `AdminUpdateUser` operationId).
-	AdminUpdateUser(ctx context.Context, userId UserId, body AdminUpdateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	AdminUpdateUser(ctx context.Context, userId UserId, params *AdminUpdateUserParams, body AdminUpdateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// AdminRevokeUserSessions Revoke every session of a user
 	//
@@ -1241,11 +1264,11 @@ func (c *Client) AdminCreateUser(ctx context.Context, body AdminCreateUserJSONRe
 
 // AdminDeleteUser Delete a user and every session of theirs
 //
-// The last active admin cannot be deleted (409).
+// The last active admin cannot be deleted (409). With `If-Match`, only if no one has changed the user since (412).
 //
 // Corresponds with DELETE /api/v1/admin/users/{user_id} (the `AdminDeleteUser` operationId).
-func (c *Client) AdminDeleteUser(ctx context.Context, userId UserId, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewAdminDeleteUserRequest(c.Server, userId)
+func (c *Client) AdminDeleteUser(ctx context.Context, userId UserId, params *AdminDeleteUserParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminDeleteUserRequest(c.Server, userId, params)
 	if err != nil {
 		return nil, err
 	}
@@ -1275,13 +1298,13 @@ func (c *Client) AdminGetUser(ctx context.Context, userId UserId, reqEditors ...
 //
 // Takes effect on the user's next request on every instance. Deactivating a user revokes
 // every session. The last active admin cannot be demoted or deactivated (409). Passwords
-// are never set here.
+// are never set here. With `If-Match`, only if no one has changed the user since (412).
 //
 // Takes any type of body and a specified content type.
 //
 // Corresponds with PATCH /api/v1/admin/users/{user_id} (the `AdminUpdateUser` operationId).
-func (c *Client) AdminUpdateUserWithBody(ctx context.Context, userId UserId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewAdminUpdateUserRequestWithBody(c.Server, userId, contentType, body)
+func (c *Client) AdminUpdateUserWithBody(ctx context.Context, userId UserId, params *AdminUpdateUserParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminUpdateUserRequestWithBody(c.Server, userId, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1296,13 +1319,13 @@ func (c *Client) AdminUpdateUserWithBody(ctx context.Context, userId UserId, con
 //
 // Takes effect on the user's next request on every instance. Deactivating a user revokes
 // every session. The last active admin cannot be demoted or deactivated (409). Passwords
-// are never set here.
+// are never set here. With `If-Match`, only if no one has changed the user since (412).
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with PATCH /api/v1/admin/users/{user_id} (the `AdminUpdateUser` operationId).
-func (c *Client) AdminUpdateUser(ctx context.Context, userId UserId, body AdminUpdateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewAdminUpdateUserRequest(c.Server, userId, body)
+func (c *Client) AdminUpdateUser(ctx context.Context, userId UserId, params *AdminUpdateUserParams, body AdminUpdateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewAdminUpdateUserRequest(c.Server, userId, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2056,7 +2079,7 @@ func NewAdminCreateUserRequestWithBody(server string, contentType string, body i
 }
 
 // NewAdminDeleteUserRequest constructs an http.Request for the AdminDeleteUser method
-func NewAdminDeleteUserRequest(server string, userId UserId) (*http.Request, error) {
+func NewAdminDeleteUserRequest(server string, userId UserId, params *AdminDeleteUserParams) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -2084,6 +2107,21 @@ func NewAdminDeleteUserRequest(server string, userId UserId) (*http.Request, err
 	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-Match", *params.IfMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-Match", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -2124,18 +2162,18 @@ func NewAdminGetUserRequest(server string, userId UserId) (*http.Request, error)
 }
 
 // NewAdminUpdateUserRequest calls the generic AdminUpdateUser builder with application/json body
-func NewAdminUpdateUserRequest(server string, userId UserId, body AdminUpdateUserJSONRequestBody) (*http.Request, error) {
+func NewAdminUpdateUserRequest(server string, userId UserId, params *AdminUpdateUserParams, body AdminUpdateUserJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewAdminUpdateUserRequestWithBody(server, userId, "application/json", bodyReader)
+	return NewAdminUpdateUserRequestWithBody(server, userId, params, "application/json", bodyReader)
 }
 
 // NewAdminUpdateUserRequestWithBody constructs an http.Request for the AdminUpdateUser method, with any body, and a specified content type
-func NewAdminUpdateUserRequestWithBody(server string, userId UserId, contentType string, body io.Reader) (*http.Request, error) {
+func NewAdminUpdateUserRequestWithBody(server string, userId UserId, params *AdminUpdateUserParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	var pathParam0 string
@@ -2166,6 +2204,21 @@ func NewAdminUpdateUserRequestWithBody(server string, userId UserId, contentType
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IfMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-Match", *params.IfMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-Match", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -2814,12 +2867,12 @@ type ClientWithResponsesInterface interface {
 
 	// AdminDeleteUserWithResponse Delete a user and every session of theirs
 	//
-	// The last active admin cannot be deleted (409).
+	// The last active admin cannot be deleted (409). With `If-Match`, only if no one has changed the user since (412).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with DELETE /api/v1/admin/users/{user_id} (the `AdminDeleteUser` operationId).
-	AdminDeleteUserWithResponse(ctx context.Context, userId UserId, reqEditors ...RequestEditorFn) (*AdminDeleteUserResponse, error)
+	AdminDeleteUserWithResponse(ctx context.Context, userId UserId, params *AdminDeleteUserParams, reqEditors ...RequestEditorFn) (*AdminDeleteUserResponse, error)
 
 	// AdminGetUserWithResponse Read a user
 	//
@@ -2832,23 +2885,23 @@ type ClientWithResponsesInterface interface {
 	//
 	// Takes effect on the user's next request on every instance. Deactivating a user revokes
 	// every session. The last active admin cannot be demoted or deactivated (409). Passwords
-	// are never set here.
+	// are never set here. With `If-Match`, only if no one has changed the user since (412).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PATCH /api/v1/admin/users/{user_id} (the `AdminUpdateUser` operationId).
-	AdminUpdateUserWithBodyWithResponse(ctx context.Context, userId UserId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminUpdateUserResponse, error)
+	AdminUpdateUserWithBodyWithResponse(ctx context.Context, userId UserId, params *AdminUpdateUserParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminUpdateUserResponse, error)
 
 	// AdminUpdateUserWithResponse Change a user's role, state, verification, username or full name
 	//
 	// Takes effect on the user's next request on every instance. Deactivating a user revokes
 	// every session. The last active admin cannot be demoted or deactivated (409). Passwords
-	// are never set here.
+	// are never set here. With `If-Match`, only if no one has changed the user since (412).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PATCH /api/v1/admin/users/{user_id} (the `AdminUpdateUser` operationId).
-	AdminUpdateUserWithResponse(ctx context.Context, userId UserId, body AdminUpdateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminUpdateUserResponse, error)
+	AdminUpdateUserWithResponse(ctx context.Context, userId UserId, params *AdminUpdateUserParams, body AdminUpdateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminUpdateUserResponse, error)
 
 	// AdminRevokeUserSessionsWithResponse Revoke every session of a user
 	//
@@ -3647,6 +3700,13 @@ type AdminDeleteUserResponse409Headers struct {
 	XRequestID      *string
 }
 
+// AdminDeleteUserResponse412Headers the declared response headers of an HTTP 412 response for AdminDeleteUser
+type AdminDeleteUserResponse412Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
 // AdminDeleteUserResponse429Headers the declared response headers of an HTTP 429 response for AdminDeleteUser
 type AdminDeleteUserResponse429Headers struct {
 	RateLimit       *string
@@ -3683,6 +3743,8 @@ type AdminDeleteUserResponse struct {
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
+	ApplicationproblemJSON412 *Problem
 	// ApplicationproblemJSON429 the response for an HTTP 429 `application/problem+json` response
 	ApplicationproblemJSON429 *RateLimited
 	// ApplicationproblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -3699,6 +3761,8 @@ type AdminDeleteUserResponse struct {
 	Headers404 *AdminDeleteUserResponse404Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *AdminDeleteUserResponse409Headers
+	// Headers412 the parsed response headers for an HTTP 412 response
+	Headers412 *AdminDeleteUserResponse412Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
 	Headers429 *AdminDeleteUserResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
@@ -3730,6 +3794,11 @@ func (r AdminDeleteUserResponse) GetApplicationproblemJSON404() *Problem {
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
 func (r AdminDeleteUserResponse) GetApplicationproblemJSON409() *Problem {
 	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
+func (r AdminDeleteUserResponse) GetApplicationproblemJSON412() *Problem {
+	return r.ApplicationproblemJSON412
 }
 
 // GetApplicationproblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
@@ -3774,6 +3843,11 @@ func (r AdminDeleteUserResponse) ContentType() string {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
 	return ""
+}
+
+// AdminGetUserResponse200Headers the declared response headers of an HTTP 200 response for AdminGetUser
+type AdminGetUserResponse200Headers struct {
+	ETag *string
 }
 
 // AdminGetUserResponse400Headers the declared response headers of an HTTP 400 response for AdminGetUser
@@ -3848,6 +3922,8 @@ type AdminGetUserResponse struct {
 	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *AdminGetUserResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *AdminGetUserResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -3933,6 +4009,11 @@ func (r AdminGetUserResponse) ContentType() string {
 	return ""
 }
 
+// AdminUpdateUserResponse200Headers the declared response headers of an HTTP 200 response for AdminUpdateUser
+type AdminUpdateUserResponse200Headers struct {
+	ETag *string
+}
+
 // AdminUpdateUserResponse400Headers the declared response headers of an HTTP 400 response for AdminUpdateUser
 type AdminUpdateUserResponse400Headers struct {
 	RateLimit       *string
@@ -3965,6 +4046,13 @@ type AdminUpdateUserResponse404Headers struct {
 
 // AdminUpdateUserResponse409Headers the declared response headers of an HTTP 409 response for AdminUpdateUser
 type AdminUpdateUserResponse409Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
+// AdminUpdateUserResponse412Headers the declared response headers of an HTTP 412 response for AdminUpdateUser
+type AdminUpdateUserResponse412Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	XRequestID      *string
@@ -4022,6 +4110,8 @@ type AdminUpdateUserResponse struct {
 	ApplicationproblemJSON404 *Problem
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
+	ApplicationproblemJSON412 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -4032,6 +4122,8 @@ type AdminUpdateUserResponse struct {
 	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *AdminUpdateUserResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *AdminUpdateUserResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -4042,6 +4134,8 @@ type AdminUpdateUserResponse struct {
 	Headers404 *AdminUpdateUserResponse404Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *AdminUpdateUserResponse409Headers
+	// Headers412 the parsed response headers for an HTTP 412 response
+	Headers412 *AdminUpdateUserResponse412Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
 	Headers413 *AdminUpdateUserResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
@@ -4082,6 +4176,11 @@ func (r AdminUpdateUserResponse) GetApplicationproblemJSON404() *Problem {
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
 func (r AdminUpdateUserResponse) GetApplicationproblemJSON409() *Problem {
 	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
+func (r AdminUpdateUserResponse) GetApplicationproblemJSON412() *Problem {
+	return r.ApplicationproblemJSON412
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -6370,13 +6469,13 @@ func (c *ClientWithResponses) AdminCreateUserWithResponse(ctx context.Context, b
 
 // AdminDeleteUserWithResponse Delete a user and every session of theirs
 //
-// The last active admin cannot be deleted (409).
+// The last active admin cannot be deleted (409). With `If-Match`, only if no one has changed the user since (412).
 //
 // Returns a wrapper object for the known response body format(s).
 //
 // Corresponds with DELETE /api/v1/admin/users/{user_id} (the `AdminDeleteUser` operationId).
-func (c *ClientWithResponses) AdminDeleteUserWithResponse(ctx context.Context, userId UserId, reqEditors ...RequestEditorFn) (*AdminDeleteUserResponse, error) {
-	rsp, err := c.AdminDeleteUser(ctx, userId, reqEditors...)
+func (c *ClientWithResponses) AdminDeleteUserWithResponse(ctx context.Context, userId UserId, params *AdminDeleteUserParams, reqEditors ...RequestEditorFn) (*AdminDeleteUserResponse, error) {
+	rsp, err := c.AdminDeleteUser(ctx, userId, params, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -6400,13 +6499,13 @@ func (c *ClientWithResponses) AdminGetUserWithResponse(ctx context.Context, user
 //
 // Takes effect on the user's next request on every instance. Deactivating a user revokes
 // every session. The last active admin cannot be demoted or deactivated (409). Passwords
-// are never set here.
+// are never set here. With `If-Match`, only if no one has changed the user since (412).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PATCH /api/v1/admin/users/{user_id} (the `AdminUpdateUser` operationId).
-func (c *ClientWithResponses) AdminUpdateUserWithBodyWithResponse(ctx context.Context, userId UserId, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminUpdateUserResponse, error) {
-	rsp, err := c.AdminUpdateUserWithBody(ctx, userId, contentType, body, reqEditors...)
+func (c *ClientWithResponses) AdminUpdateUserWithBodyWithResponse(ctx context.Context, userId UserId, params *AdminUpdateUserParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*AdminUpdateUserResponse, error) {
+	rsp, err := c.AdminUpdateUserWithBody(ctx, userId, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -6417,13 +6516,13 @@ func (c *ClientWithResponses) AdminUpdateUserWithBodyWithResponse(ctx context.Co
 //
 // Takes effect on the user's next request on every instance. Deactivating a user revokes
 // every session. The last active admin cannot be demoted or deactivated (409). Passwords
-// are never set here.
+// are never set here. With `If-Match`, only if no one has changed the user since (412).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PATCH /api/v1/admin/users/{user_id} (the `AdminUpdateUser` operationId).
-func (c *ClientWithResponses) AdminUpdateUserWithResponse(ctx context.Context, userId UserId, body AdminUpdateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminUpdateUserResponse, error) {
-	rsp, err := c.AdminUpdateUser(ctx, userId, body, reqEditors...)
+func (c *ClientWithResponses) AdminUpdateUserWithResponse(ctx context.Context, userId UserId, params *AdminUpdateUserParams, body AdminUpdateUserJSONRequestBody, reqEditors ...RequestEditorFn) (*AdminUpdateUserResponse, error) {
+	rsp, err := c.AdminUpdateUser(ctx, userId, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -7766,6 +7865,13 @@ func ParseAdminDeleteUserResponse(rsp *http.Response) (*AdminDeleteUserResponse,
 		}
 		response.ApplicationproblemJSON409 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 412:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON412 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
 		var dest RateLimited
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -7924,6 +8030,30 @@ func ParseAdminDeleteUserResponse(rsp *http.Response) (*AdminDeleteUserResponse,
 			headers.XRequestID = &value
 		}
 		response.Headers409 = &headers
+	case rsp.StatusCode == 412:
+		var headers AdminDeleteUserResponse412Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers412 = &headers
 	case rsp.StatusCode == 429:
 		var headers AdminDeleteUserResponse429Headers
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -8088,6 +8218,16 @@ func ParseAdminGetUserResponse(rsp *http.Response) (*AdminGetUserResponse, error
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers AdminGetUserResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers AdminGetUserResponse400Headers
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -8345,6 +8485,13 @@ func ParseAdminUpdateUserResponse(rsp *http.Response) (*AdminUpdateUserResponse,
 		}
 		response.ApplicationproblemJSON409 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 412:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON412 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -8383,6 +8530,16 @@ func ParseAdminUpdateUserResponse(rsp *http.Response) (*AdminUpdateUserResponse,
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers AdminUpdateUserResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers AdminUpdateUserResponse400Headers
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -8517,6 +8674,30 @@ func ParseAdminUpdateUserResponse(rsp *http.Response) (*AdminUpdateUserResponse,
 			headers.XRequestID = &value
 		}
 		response.Headers409 = &headers
+	case rsp.StatusCode == 412:
+		var headers AdminUpdateUserResponse412Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers412 = &headers
 	case rsp.StatusCode == 413:
 		var headers AdminUpdateUserResponse413Headers
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -12273,13 +12454,13 @@ type ServerInterface interface {
 	AdminCreateUser(ctx echo.Context) error
 	// AdminDeleteUser Delete a user and every session of theirs
 	// (DELETE /api/v1/admin/users/{user_id})
-	AdminDeleteUser(ctx echo.Context, userId UserId) error
+	AdminDeleteUser(ctx echo.Context, userId UserId, params AdminDeleteUserParams) error
 	// AdminGetUser Read a user
 	// (GET /api/v1/admin/users/{user_id})
 	AdminGetUser(ctx echo.Context, userId UserId) error
 	// AdminUpdateUser Change a user's role, state, verification, username or full name
 	// (PATCH /api/v1/admin/users/{user_id})
-	AdminUpdateUser(ctx echo.Context, userId UserId) error
+	AdminUpdateUser(ctx echo.Context, userId UserId, params AdminUpdateUserParams) error
 	// AdminRevokeUserSessions Revoke every session of a user
 	// (DELETE /api/v1/admin/users/{user_id}/sessions)
 	AdminRevokeUserSessions(ctx echo.Context, userId UserId) error
@@ -12508,8 +12689,28 @@ func (w *ServerInterfaceWrapper) AdminDeleteUser(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminDeleteUserParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.AdminDeleteUser(ctx, userId)
+	err = w.Handler.AdminDeleteUser(ctx, userId, params)
 	return err
 }
 
@@ -12540,8 +12741,28 @@ func (w *ServerInterfaceWrapper) AdminUpdateUser(ctx echo.Context) error {
 		return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter user_id: %s", err))
 	}
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params AdminUpdateUserParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.AdminUpdateUser(ctx, userId)
+	err = w.Handler.AdminUpdateUser(ctx, userId, params)
 	return err
 }
 
@@ -13671,6 +13892,7 @@ func (response AdminCreateUserdefaultApplicationProblemPlusJSONResponse) VisitAd
 
 type AdminDeleteUserRequestObject struct {
 	UserId UserId `json:"user_id"`
+	Params AdminDeleteUserParams
 }
 
 type AdminDeleteUserResponseObject interface {
@@ -13830,6 +14052,38 @@ func (response AdminDeleteUser409ApplicationProblemPlusJSONResponse) VisitAdminD
 	return err
 }
 
+type AdminDeleteUser412ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
+type AdminDeleteUser412ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers AdminDeleteUser412ResponseHeaders
+}
+
+func (response AdminDeleteUser412ApplicationProblemPlusJSONResponse) VisitAdminDeleteUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(412)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
 type AdminDeleteUser429ApplicationProblemPlusJSONResponse struct {
 	RateLimitedApplicationProblemPlusJSONResponse
 }
@@ -13927,15 +14181,25 @@ type AdminGetUserResponseObject interface {
 	VisitAdminGetUserResponse(w http.ResponseWriter) error
 }
 
-type AdminGetUser200JSONResponse User
+type AdminGetUser200ResponseHeaders struct {
+	ETag *string
+}
+
+type AdminGetUser200JSONResponse struct {
+	Body    User
+	Headers AdminGetUser200ResponseHeaders
+}
 
 func (response AdminGetUser200JSONResponse) VisitAdminGetUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14145,6 +14409,7 @@ func (response AdminGetUserdefaultApplicationProblemPlusJSONResponse) VisitAdmin
 
 type AdminUpdateUserRequestObject struct {
 	UserId UserId `json:"user_id"`
+	Params AdminUpdateUserParams
 	Body   *AdminUpdateUserJSONRequestBody
 }
 
@@ -14152,15 +14417,25 @@ type AdminUpdateUserResponseObject interface {
 	VisitAdminUpdateUserResponse(w http.ResponseWriter) error
 }
 
-type AdminUpdateUser200JSONResponse User
+type AdminUpdateUser200ResponseHeaders struct {
+	ETag *string
+}
+
+type AdminUpdateUser200JSONResponse struct {
+	Body    User
+	Headers AdminUpdateUser200ResponseHeaders
+}
 
 func (response AdminUpdateUser200JSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -14307,6 +14582,38 @@ func (response AdminUpdateUser409ApplicationProblemPlusJSONResponse) VisitAdminU
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type AdminUpdateUser412ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
+type AdminUpdateUser412ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers AdminUpdateUser412ResponseHeaders
+}
+
+func (response AdminUpdateUser412ApplicationProblemPlusJSONResponse) VisitAdminUpdateUserResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(412)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -17677,10 +17984,11 @@ func (sh *strictHandler) AdminCreateUser(ctx echo.Context) error {
 }
 
 // AdminDeleteUser operation middleware
-func (sh *strictHandler) AdminDeleteUser(ctx echo.Context, userId UserId) error {
+func (sh *strictHandler) AdminDeleteUser(ctx echo.Context, userId UserId, params AdminDeleteUserParams) error {
 	var request AdminDeleteUserRequestObject
 
 	request.UserId = userId
+	request.Params = params
 
 	handler := func(ctx echo.Context, request interface{}) (interface{}, error) {
 		return sh.ssi.AdminDeleteUser(ctx.Request().Context(), request.(AdminDeleteUserRequestObject))
@@ -17727,10 +18035,11 @@ func (sh *strictHandler) AdminGetUser(ctx echo.Context, userId UserId) error {
 }
 
 // AdminUpdateUser operation middleware
-func (sh *strictHandler) AdminUpdateUser(ctx echo.Context, userId UserId) error {
+func (sh *strictHandler) AdminUpdateUser(ctx echo.Context, userId UserId, params AdminUpdateUserParams) error {
 	var request AdminUpdateUserRequestObject
 
 	request.UserId = userId
+	request.Params = params
 
 	var body AdminUpdateUserJSONRequestBody
 	var err error
@@ -18294,135 +18603,141 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H0LUxu50uhfUc39bgXqzJjxAwimtuqwCckhCwnhsWwSc7A807a1jCVH0mCcFFX319wfdn/JLT3mZY+x",
-	"jUk2m+Wcqg22NRqp393qbn11AjYYMgpUCqf51ekDDoHrP0+whEMyIFJ9CEEEnAwlYdRpOmd9QBxLQJH6",
-	"HQUREyAkkgzBbR/HQg1DayHHXekRkF2vL+UQD4mnHtLPePZF601EpEAUD8BtUanmhc8xCCkQhwEmlNAe",
-	"Wmvz9jrCNERqgICA0VCgmEoS6adHhIZshDgIkAKttWV7vdKijuvALR4MI3CaTsshw5azy3+p7ezsyl+2",
-	"fMd1RNCHAVa7G+DbQ6A92Xeatc0t15HjoXpISE5oz7m7czNgeMcsIsF4Gib7N8DHeagM9UCEh8OIQKiA",
-	"k9veotBpUQ0a9DlmEqO19mcLCLtlQlNwrLVH7XUXBWwwwJ6AIVazhTPg8PmXuu/vjn7Z8l3UciLWI9Sz",
-	"P2yZ72fBp+rXGqUAAsnH3l5XAp+Gzaldo2RohIlEHegyrmAh+Vgj+OTVC7RTrfrruwhLFAEWElUr6BSo",
-	"RCMi+wg0dBu1HVdv33zc9OuoE0sLVxwSCkKgIWcdeCZQmzLpqa/H7UoeBnW/sDVCySAeOM1quitCJfSA",
-	"621dXFx4e7HsA5UkwBLKeeFXwBw4Cvo4ioD2ALEuUlva2t70m6htf+aAo8EvLWfIuAziKCKi5bT19lgs",
-	"EUaSXQN1W1RvuA2cM/5LyyH0BkckvNK/qge6jCeDkexjiYhAdhBiHMHtkHDQf476TCh+EULxYx+LFgUa",
-	"QmhgyChq+PX8i0Tc7ZKAAJVXImBDaDku0n/80nL+3//5v+rlFA8UwhTEh8AHRE8t1OcWZUPgWLM+BQjF",
-	"JOndAwUXzdjtklz6h3di2Ms7eDlDapnfnwlEQleBwFASBzFkVEBT7yyIFAyeCcRGFLXzk7bRqA8UEQ30",
-	"qqLnrUaLBn3McSCBC4X49p73EWHvC/K9HVRBV6iJvLaLMOpyEH10fn7wEjHZBz4iAirokPWEi3AcEqkW",
-	"Q6VQ2GlRRcYRDAQKMOdjROQkPP3OJtS61cDbDhvYa0Cj7u3gzU2v3q2F1cCHnc52dRb8thquovyUqV1n",
-	"iKUErsD030973kfsffG9ncpV07v8WnW3Gnf/40wD/E49xvEApFUZL2IuGC+HfJvCrbwK9Ii2gpOmIQ43",
-	"hMUCDXEPFJcSNfxzDHzsuI4SfU7TMc/cL5CKm5mmjBmK7Bj3AAnyZea7tTguvDqELo4j6TQ3fVetw0iP",
-	"mu+782TJuQB+EKo59JuGWPazF8UC+BUJHddRJKo42GlKHkP+1V3GB1iqwbEemYNCfasUPQlda+y8YrxD",
-	"whCo+hAwKoFqkGgNFWjO3bBU968/BdPDUnJTT4RmR5mY8HIywHGdECQmkdN0xizmiLMIUMhAIMokwlHE",
-	"Rkj2iUCpnNAwFxLTQE28gYdk46a6gcMBoRsKHsJCA4RUoFmc5CWWsXCaDb/uOpJIzS7Z7lNIKb0rmhsb",
-	"mSiqhHCTwEBszNzqXR4r/8Oh6zSd/7WRWVIb5lexcWymMsiY5olA6Qv+TBhYRTi4FgjnBKvmkUysRkRI",
-	"4SrJPsBjA9VAIj2MiBaVmPdAojUt1Wetvb1eQRdKhhXeQwTSf9Ke26LtSaWnxT4IsxqqEAoQQojW7tUd",
-	"iRE2y6Qsg5sdu5ENnGF7LfRwMn6GHr9vjqnxJdrlvucLYzX2390AjxgOIVyJ/Vg2TY7hjF3Mb0gACpdY",
-	"ogAPcUDkeNdYWUj0GZfReAbLxbK/oa3AFTluM89xp3ZB5xTfYBLhTgSL815un4/BbcdYiBHjobKC+sqC",
-	"KUIJrSlbsp29tL2r+EuPHGGhLDvag3BdM98xE7LH4fT9IVJsF2fbs9Pkvmm7SABozmnn4NBOLY71CtKm",
-	"M8LKdG7Rds6QbifG/Q/ESBN2/r2P54auzD4JblfhHW1a6sFeF5NomoUS5yzVWgMsg77G3t7xARJDCEjX",
-	"vk/ZYkr6Caf56Ws2jdG+egb6LD+BUd6o5Si3NtKmbZdApJhMf+PcXc7mTQ49IhQcV1WIfsaev+IQWSgv",
-	"zpbTIHwM7tyj2l3aaWxuI/uqyo9C8KuRbTrjimJfOfNeZCfKUy1jaIDpOA2bJPI+woZcvqW0V+54Sk5n",
-	"jKEjtRILArE4URU29yi21SRU0FqjtrPeRDgfoCEiCVdpWya/ivaudQwz40uJevurspysk4gOjl0k2AAQ",
-	"jgTTP+AgYDGV64hx7WFqSCceN0bDRBMZneIa39k+pNYUseAaQqMPUIrfEWe0lz4s0FrbPuKZ8e0nRbIY",
-	"R55TRf+Mky8rsqQNVXg6VDGpSXAQgBA2SlMaoCnnTe32bAxgZUFfzTizsOMlnJ/89h6DK98yZIDQMZGg",
-	"AoxYF2EUkZssXrXW8KvrTdS2jolZSNtVrk1uZe0WXZsGbhNxMOEWohkRte2sHocbptgFrQnSo0hxZg8T",
-	"ul5BLzDnBJQDZiJVOq5j43mEommv6Mm9KbJVauSvwlVxwVko8FSIJe5goT2c3LCFPJxH4qvH82/y+3wU",
-	"BydzSgJMle3a0UHxoA+hqyDGQUjMpTJOGUcslorlAkYpBGoKE1focHYN+XOKZ6JFJcdUYD0KSaYmYtEN",
-	"IIxCwKHSPiVuT1EboSdlVMY1Kd717vfCAaEvOGAJ5wJ4YporDgpDoqCPo2OuDBJJQDjNLo4EuM4w99VX",
-	"60rMIaN942+4TjeOoisTgLz/iVdxFL1V4+5ch4irG+CkS4z+TOOhdj2W/juMRYC14kiMlrnUnYy7cx3O",
-	"ormLOmGGdxRvL7KJ82SciYwmUdZPFmi5iXJrtku5TDfGOn9CoAlPI+x8GC6JsAGh+W+rkygsIGXCT0LW",
-	"vdQHnYpN1bhdROMoQkEEmAtEZAW9ZYqzJWcRys4mzKkPZahDQsIN1+MIwaADYUhoT0mAG+CchCCULCCC",
-	"KSdCoLXzf9X82p6n/9l3kfp3a0t/3NpZV3raT+wbz4qN9UoxPK3D42qVRj+YwPZEvFpTlhIzN3rn03Q0",
-	"QXjTA7450UyTQBwSuX+TaLrF+dSI04IK1EuqJH7ZxGHNFKxwIJk+MJh/LjAX7omWnbWDwmPZ5hd6+TSS",
-	"h1c4DDkIUXImNXepLAhiziG8wrLwcsWEniSad+eBjsUyYAbzQOOBkgAi1rao4zpdTKKY5xk+ezBvOSy/",
-	"dBOeX+1h833x/GsRDOvTJdyzdJp7erNam/v4hLTUWM7jIUeMbkLYxRXnN5/Bv0ALhTUWQJ3S5+W9DHiM",
-	"e7AkExIJg+If90mCHK9nogBzjrUFkTvdVBMtCVL9/uIkZbt9oUMGiZ58mIWg8UblVV4rp2yUU3vLHbGq",
-	"tY+ultf0E4CYWtzEvGVA2U9MnkldOYywcu8MgaV5FiERwwiPteY0SRJEghjiAHZRTMnnWNm+PczDSD3F",
-	"uigCqUzYAAso5JE4OMT/tp8qARso4ZHAMbEoCikLRRjWi2fu/221bn3fa7Vua36rdbvd/Xcr9v16oP8L",
-	"Lcfdba6tt1qfWq3LVqvVuvzXv5d/pOQM33VeEYjCfc4N3S5BSJnWmJrTBrbL0gBYtwtUmRtID0JYOdxv",
-	"Tt+9RUMs+xpLhOY9EBeJOOircW0N1bZ25zvMpvXcz1hmIfdKkNS0nVru97SiXEWHQR+NWByFiAPjIXAN",
-	"Bgm3Eo36wOHGfqMplwjl8I7obPMrI9S9EKNDdgMRDqDELptC338AR+rXpcghcZEzpcquS7ToBILsU2WI",
-	"eXPx2zyTZMKminolunFqdwG/WWTY9ZSirtael42T40WmiwUsMux2gXdOgFAtwCzX1SAw75oB0dMlsXoN",
-	"48U1pMLYlGqcXK2asGxxh8rwXVSlTaRe3uJARmPEqM68y8uJxMxvuyaPsJ2oEi08VvGdH1t/ruzF3qsk",
-	"j3OrLQLvOZIMVWvPczIOrZ1TErAQkP7PkBEqxXoFvWCDAaO5Qwiskzi7sYCwkld/M8CgaDkHhTJuyh3z",
-	"3sf4c48PkZH400gO+hBci9nzfy1zj/Ive0dzuabWWxCuyUyWWGoKBBz0UQhDoCHQYJzTUxlGTLyzzMNX",
-	"dqOLBjjoEwo6g1XnFujTZoORokb0JL4G2q4s4Prco7OTw+wFeT1nNpRYw1kE9uuSbtTU6EyvTKbUpZHY",
-	"+ZNIjgOwL5z+cdqpmpFfmme3xLHRS0iXafFaxoInCdUsa7AvT7FT7y5Vzm4h2L6oqnaTBZXvUZ+6PMwz",
-	"sUc2Jve3DCHzkjzzqy1OVr5Wk1PxwwZaHxI3/aax0FIo2phbQlfqOSWIWAgcS522qxM61cPzjJ9Tc0a3",
-	"LH/okPlKESHrdpZ4LDzWmTu28CRLykwyhUZYoAEOQVsXOTmfi0qaI0mxyvr+ikhbhIW8Upp9lYU/etwp",
-	"h+yJJRYAnaG0jGYtnR2Spbl+uYhRQs/zbGIzWdlKz5T0OsaELx1eDkCITJJOGhlvLs52kQAaIiK1IbFn",
-	"MwT0MW0zKWgx8QRTi6GDCpNGRsPfKaO8BBOEzq4FMuVbU7kS9tEcK+X0fSLUl5s/SQVY4gUzAPduiD/H",
-	"oCMAgtBeBCg2QaE5poPrWNlx9TBO1stJg7+JqDVImq+4C8RQmKyAqcndl4K7sJMyijXnYUfwdBq26mnY",
-	"45xQqV+/v0JdwTpa/tTwYcrxe541ap5YWZGuZNdpoJQYdxns7Z7yoCnCYUL75nZ1OYPwvvmZjKbu+acx",
-	"07UAWuklxWiJgaee0pVoVoZYW0+ZGWmB2rc52DnPobe42DqSDNVr9hRCuCgkPSKFi9pXbRe1KybM5bUf",
-	"cHgxwSW1+44n0pLAq4p3+bXu1mulFYFKPQQxJ3J8qjBkUGrS/ZSFkX16lTDBm4szpySeU7AJupwNUC5t",
-	"WW05yYvXGqqCzpR9HrAhCITpZMmUjlPpNNt8zSqRYqIAaxALifosCtGaAEAn+3svj/YrgzAlED1Kx2fW",
-	"dwvvsUW7lCWL0BWwiNFojDASpEch9AhF+ohfpz1pCtYyxWjxQuKYSfAitMtKqDdNKNM1LHpKF+EsmU9t",
-	"W+k27XYRIS0kbHlQpUVb1NSqm4AS0RBL42ftWel6bRSyIB6kFdnYRqpQO2ChTobcy+HMwHw/fHm655nt",
-	"K5tTF+ePh02E5b/+HMn2+i7S0mWsoDtArNuNCDW+lIb3NYwFwrJF2xuVEUSRd03ZiG78OboWFb2mCjrJ",
-	"G3fmrUxbaW7ORDPKnjMTn8uKfg3xaHxEJABqYvS2InNviIM+eLWKr4Qdj3JJfaPRqIL1zxXGexv2WbFx",
-	"ePBi/+3pvn4mC0/lUOa4zg1w4+Q61YpvxrEhUDwkitsrfqWuXW7Z17xTvm/1Sw+0NklJ8CB0ms5rkDrI",
-	"P1H5WfP9e5IyS5IxTdj/kz1TcTQeHXt04uyHtc3N6o49dGg6h3/sX7znwUDsv//1Ax0Pva3ReCfon73c",
-	"fv3++Oiss0cu/vNq8wCfHuw79rzEeffbsT2oaDqC9Bx98uHsnyz8f+fucuG0SQ2SsrITc/B4AR30G4zR",
-	"KUjTiWB7s7q9XkEHMhEfiMJIEWPSuECX3avPirTFRKnKC002L4zFWczwGcadiAQuGuBbD/fgl7rv31eh",
-	"PVXQe+c6jdrOrO2mKN/IV53oXdsUvXnPZfmlmSB3mp8uXUfEgwHmY3uIa/Zh2FPDwnJxXmrr+g/cEzrY",
-	"mBCpcC7V3MVSX1377pna95mUrZPtlMeepWEIp1h//ql8e9mQjSRndO5AW8iuRpZVhefyXR5cnT1j6mLa",
-	"TDb7RHzNemHzo2pz3jOxhzkEOBscJufnAb0GsPflqnJPj4EZr8zyj7qmzqkED4vb13PfYvh+5ddcriqX",
-	"rVH8KUsgLGYNZlmBjl/dqW916+A979Swtx00Qm8HNruej6udWlAPG7DZzWXYf7WelH2uUfca/mbV265t",
-	"1b2dcLvhPYedrn22Xkzdajo1XymuarVe2Z7IDVO/1bY8v+pVN8+qftPfbFZrH3NJYM1c7t1DMvNzWXWL",
-	"brmQS5cwVD5S6RyxLySK8MZmxUdrf1Sru+iQ0PgW3T7futpqrKNXhEOX3W5U65tKg19OOBzKR1hYOU1k",
-	"sJWoqXcUtPuha2RyfUIqSrY3DAktKNfV+Or88YWKIf1Qff5DWYOFB6qpzUXecl6sm1hVtRW9k0+Ohm+T",
-	"Aw6dy7uC3lO6pwB+V1kFICTqEi6kq1BEqPKIUWeM0p4liQq0hyDT2s80usjUXhH3v8FYgEzm1rHZoXJf",
-	"p7qpsIRI8o6tZKgHMvVtK2gPjXB0jagygFtUXJOhDm5xGALWhg5nI1fvD436xBjP3FjV1vdHYaxjbkQa",
-	"p8u8Cum2HklwtEU7LKZpy6u2YFy2EZk8LdF29wwtf27bf/w1+t0GQhZjYBPlmTVVPpiSzTcZT7rn6Vz4",
-	"5f7nJ4VGNLbYSzCHpcK1rSvt66JEITGVM/vuJNGex1Kxc1eYmteLL+6RNPPU6l5gAR6hAqggUpclxh0b",
-	"bmZdpANpLkriaAqu3TiKbAC6/b/b2uFsX7WzBgADAdGNOXco28/n2f2N/Lkn3+XEo9iuvHWR4xUieYlt",
-	"WfhyYoiNHHolIUQv/Xu+NfqIFlA+TJ23MvydZt1v+v7HdNmlqbpZzHkyP3IZWyIXRjbxwELg2EY4Taw4",
-	"tTRy0eBZ687CvTpQN2VhODB+8+XgT0YOL96OP1688j9enHQ//PGeHL54U1PfH/25N35L/NHRqX/79vf3",
-	"o3dn7MvRSzY6esXUmKEe83J/8+jLx8FR7Vy+e30w/nDq1z98Obk+PIuitxcf5NHr/dsPf77586j23v94",
-	"9vvggPqLlyqm4d85Bo0WAE+WzONbMhqwsy0Z/bOLuiSSwCF0kZIWSknQcEFLxnWGTMzy1LM6xsyu/5WF",
-	"4+WYPWHfHscBTDBwlh3jYBQx2tNLj2ksYhxpI2nY51ik5xrNQk5KjsH05IsT9owyzbti6F8Jg7spWVdd",
-	"bvvLSLgyEOVknHJJig5ezat3G763Xd2sec+Drbq3HaYuXm1JyVaA7HLibUnomwOf8m5qalbTrcnA7YeW",
-	"Kv7Ocsuq1pccv7nc+FptyfHfSCq+K/T9+jZCccSJhEmpaFjaHqgkRxzWEVjMidv4aps43hljK4JZ/WL1",
-	"iaLhLnNMk6vZN8+FaK3h7+jEgRLp+lKPSaVrQcY0yl+pd0VEMv2PzRuNJZe182PQ7nfR6KXEawgiId6s",
-	"Q3KSsmjarRIuSvX47ID7a5DlVOZ/O032d7fVH0uV/VQs+tMZ0SeAQ8tv5bbxUoEr2xpYvWKIZdAvkeH4",
-	"GgSCbheSlq+GSp4Jk7aSJCSnp9tJCUYFvQRN9lj3frEiwrRBEi1akBMmpHe/dhowabqLh8m0qbJCSSa6",
-	"aFHMwYQZkQCJ+sBhZrwva6Gxiq9QYGbD31PW6XJG/nRrj4WM/J9PNM6AZql4rHl+9axaa/rfVDya9/58",
-	"YvKH8wp+OkvJtFCwYtAmfrmmcs81aQyWV2dEdx/gDWxY6Srucwv2UMpYuru36eyti1rzxScijZnpBDQj",
-	"nnXC15hReCYq6F1ytQBq+PUWnd0IfKY8PtG6QfHfKaS93ed7GfslFmfqdti2e082zV/PHAklNQ1Opg0b",
-	"9e20/3CPrVN6cvkDEXRyoDibnL/pIURaXWZdjHxBWKo1q41CekQ+Uud71bAG3na37nvPcaPqbXa2Ahut",
-	"8+9PxSgWcc3KxVgl98GdBQP/zH+eWQGLwaB6Vn3erCXP5GFQ9WpQ73rbfqPq7XQ2a14KAVytTsDAxDpn",
-	"bb1WeEd+6zptY/GswnwV2T1u3DOR2NIJxRcTB55E4g8lEmclfszA5WP6fgvbERtfsyKsu7+rUbFw5DLR",
-	"QU9WxN/PimAUFrQhHsYzbuldSrkSxUe8TqnAn1kL/ebX9By0SLuvlZyAhVrTJFcbJmeaFbRHUUx11n/S",
-	"T97UdLRosRF8mt8llKOCqRgpe5tmX0kyKI28HBb7/z/8bHY6JpE7mQ0Y5xBI1GdcAOrovN+x8raGy7Q9",
-	"LrQG+hYxmGK5tAPjN/3O64C8I29efdw/OXt/eiAOBnL48cXB1sH17YeT38OTYPBWBv7vJ++ja3L44o0P",
-	"f+yp8f3whfwc1t+T7vsKjN98CS8OyDtyMDo6u/7ydvDhy8fTNzuVoBbRzuCVH/7xJjq82BkcXvze+HBR",
-	"HXVenxdLcps7vl9e9Vzb3Kn5+R+TtQ+5vKp/rnnbo72F/les6F3Y5sxXJCeFyAvjM6tqL7GbTk21EKG7",
-	"tu4ikR8jrK8Oo99S/hfG1/8ZsZjHPXEtaIH9W3PJBQo4hEAlwZEw91emFX5aqhVL9PP6QWmbYoTFSl4W",
-	"y7zonRJu6vdVLIyf4vaZh9k8f0+LpNwAkSZFWfmeCZoXJS8PR9E8EtuLokeMjT3R3E9Bc2VH7xM1wPNp",
-	"0ErE2ebl2VRnEyKQGCpC74xNCnWAo6iCjjkIJXv14Z8ZUHxOX4CSnQiq1Y76LCrexILa9iFz7YrHIRYQ",
-	"ttddBLcBDGXSuRWbeziQzutKrqm2VxLZCgCzhrX28buTsxfnh4cHp1cn+69O9k//c3Wyf366f/X6ZO/F",
-	"fttFFluo6gvdIBU4IIwCRhOONhd/sK5ZtLa1rdWrN9YDKVDD35laOw6gnbtP3OxSSDwWiFCJA1lmMdtK",
-	"47OkuPHBlvPKJtvChtZEO7Yn0/nnNp33tL1saH+ICd9N7lhW/A/hDHHxnazpp5PNlc3pE9PAAE8ikkpm",
-	"faUM94toGHun5EwbJ+mQ+Fhp3EulLywaRXh4hsFkA8i/OoX7KfEN0mDX6mncT/nV39vbTzKo05DlvTIo",
-	"vZHtnl4mR/CUefqdGXCiV5HzT/focHi/+2bKt80JRmni5olOMNIkVsgvMpEvRRVEjnMZlvaqcZMyOeWE",
-	"JO0VV1HHBaKOe7GQGCni/i3pVbkYEU00evzBcyMn9/lXMPBPnRv5ZN8/vvixyYrTAuiZmJudmAimEpW7",
-	"ke8sXh5dMgFLJvs6gfu+sOVuIcaqD3wlHgvda0IfVSY/pUeWyusMRdL6VxkKz8xNChB6pr9fJw57IF1z",
-	"OdDEgWd6o3bIQOhuGBIRmZ8td4l2l3HUYbKv7/9GU1dmu8nxA+n1zdq7jPeSbrLJ5Q7TUrh4D9cqsnj6",
-	"Nq553k7xni0Ho0Ec9HUBLPBc2SuSfUxtQ4XFBUv5BWMLifYZZysp3ohIVNsPlr7x5AX8dUIsd1HMInIr",
-	"n0hd6jMcEiGPxn91nqcxEZ7SPP8paZ735nda/Zg0mmUjHXkdYK70U9sCrP1Pd7R0kmWpiJidcLmIpLgn",
-	"VXIy1qmsmVR2TLee+n55Zn+PxMjGP9Aez2U1lh7rPhPz6LSvr1b8MrPf21tdMsmxBBQZSBgb1drMlMm+",
-	"bUFVkCpD4N7BsbWbmwjra9DANM7G2R2oulcrjgRDAeacgEBBRBRgniHJcbdLAtMDmzKpLzlDGCm7WZvh",
-	"ofqcFpVOmcSvQdprI1dVusldVQ67Xtxwte+eIaCHnOlkIyIQjsgNVB499nlIboCC0AnUYgQ8u29WsjjQ",
-	"OEvvgyNwb29c2w16bqPnd0Oge8cHb07fvV3d0LGtxlfvWH1XQNkS94mXY85uMu09XnF+jB7I5vA0yEXz",
-	"BLKYmIvYMR5ECyD2w97R4XKITSbOGk7bVzaRRlOLKjw3WxQhjegmyvCsvrSIbiKN5xadaB43iRu1QHM9",
-	"LesipYDzG3RRZyzN3Vnqj8L1kB1CsW5UN9Xg+u9OAhZnM0lACdXxctI/IteA2oniaFfQOwpIX8GXaIG8",
-	"YEE8pgIpKa8zv9GavopSp1xKNGBCoioS67mMc6UnEsXAubK0TONPIs1Uoo856LsSOIg4krto1AcdFlKP",
-	"J/pAd5bhmFAl6PQrjQJS+zUZn0QKiLqleiO7GHHleHF6VeKQCdnjYNWImjckOZ3yEBWTLbOEUE28LLvy",
-	"06oBa5JZS2bGRvK3LCy9obho/5hbRR3KpL44dJzr8OwkWn3cRJ/045co/3T+1s6UUh/WlDmB76Zfz25B",
-	"ODUXUKDzwjtzt16I5sbGMBVIlRBuEtCIjWxDC+Mr4+KSRJkcphTpshHdRW0D7baOpApzIffjWwopGe0a",
-	"Lhbo2KD29P2hZssTjdlZQmQBcxX4TeK0mGsrNnRjETvf1PmUzoLgtuZdh1Zdm0eSpJmoVZmc2Equ6bt6",
-	"5XTf1LMyo3iyjCUxknPTGSN5er5zfb1J4urocK3uwVy83WTXCJ3s3heDQi3hCle+2ItZsLn+xQDP3tmS",
-	"35suS5pejLEy3ewCYNdeUZKkEhb0QSbyknbyGSbvLu/+fwAAAP//",
+	"7H2Lcts4suivoHjPrdh3SZl62Inlmqr1Ok7WWTtx/BhPEuWYENmSMKYABYAsKylX3a+5H3a/5BQefEnU",
+	"y3IymRnvVk0sCQSBfneju/HNCVl/wChQKZzmN6cHOAKu/zy8wF31bwQi5GQgCaNO07noARoK4M8EugUu",
+	"CKMuGvVI2ENhD9MuCDQisofgFvjYfoVYB0n72B4SQCNEJGrj8AYRioKjjneCZdgLKo7riLAHfaxeK8cD",
+	"cJqOkJzQrnN/7zpnWMIx6RNZviqOJaBY/Y7CmAkQEkmG4K6Hh0INQxsRxx3pEZAdryflAA+Ipx7Sz3h2",
+	"55tNRKRAFPfBbVG1bA5fhiCkQBz6mFBCu2gj4MEmwjTS+xIQMhoJNKSSxPrpEaERGyEOAqRAG4EMNist",
+	"6rgO3OH+IFb7ajlk0HL2+C+13d09+cuOX9h8H98dA+3KntOsbe+484DhnbKYhONpmBxqFOSgMtADER4M",
+	"YgKRAk5ue8tCp0U1aNCXIZMYbQRfLCDslglNwbERjIJNF4Ws38eegAFWs0Uz4PDll7rv741+2fFd1HJi",
+	"1iXUsz/smO9nwafq1xqlAALJx95+RwKfhs25XaNkaIQVMUKHcQULyccawWevDtButepv7iEsUQxYSFSt",
+	"oHOgMk/gjdquq7dvPm77ddQeSgtXHBEKQqABZ214JlBAmfTU12NN6ikM6n5ha4SS/rDvNKvprgiV0AWu",
+	"t3V1deXtD2UPqCQhllDOC/8CzIEr/otjsCyotrTzfNtvosD+zAHH/V9azoBxGQ7jmIiWE+jtsaFEGEl2",
+	"A9RtUb3hADhn/JeWQ+gtjkl0rX9VD3QYTwYj2cMSEYHsIMQ4grsB4aD/HPWYUPwilNxAPSxaFGgEkYEh",
+	"o6jh1/MvEsNOh4QEqLwWIRtAy3GR/uOXlvP//+//Uy+nuK8QpiA+AN4nemqhPrcoGwDHmvUpQCQmSW8O",
+	"FFw0Y7crculv3plhL+/o5QypZX5/JhCJXAUCQ0kcxIBRAU29szBWMHgmEBtRFOQnDdCoB1TJUyJQVdHz",
+	"TqNFwx7mOJTAhUJ8sO99RNj7inxvF1XQNWoiL3ARRh0OoocuL49eIiZ7wEdEQAUds65wER5GRKrFUCkU",
+	"dlpUkXEMfYFCzPkYETkJT7+9DbVONfSeRw3sNaBR93bx9rZX79SiaujDbvt5dRb8dhquovyUqV1ngKUE",
+	"rsD035/2vY/Y++p7u5Xrpvf5W9Xdadz/lzMN8Hv1GMd9kFaHHQy5YLwc8gGFO3kd6hFBoqMGHG4JGwo0",
+	"wF1QXErU8C9D4GPHdZToc5qOeWa+QCpuZpoyjjpa6U0v7cDozA3GUQQxSNhMlSdiNB4j0rHoFpLEsRJP",
+	"6nerjLXYMUQTKAWuN4ZpiwLmMQGOgteHF4HixeB0/+Lg30Em6lC1XqlWqi4SkjPaVYJ7gDkRjCqlfQsc",
+	"x0jirkB9PEZtpVSEhMhtUcW7wf8JUF9tCBS1jJPlbFbQvlm6MQUiJAgNAWEqRoo6G9UaCgZcS2OiAOB1",
+	"MIkhClxNxLSreJsy2SO029R7U3vHXUyoFhkRhCSCCrqyMosYYFi7w2g6I+V7WKo9GMGgV0QEomw0rY+q",
+	"uNauh41oG3Y6muE1CRgFmNFAYrWsqpZmGDCnuAtIkK8zaU6r4cLLIujgYSyd5rbvqjcbrVHzfXeRDrkU",
+	"wI8iNYd+0wDLXvYiBZtrEjmuo0STktxOU/Ih5F/dYbyPpRo81CNz+67vlLJlIs80V75ivE2iCKj6EDIq",
+	"gWqQaHyFWmJvWWnzj98F08NSDKknIrOjTD14OdnvuE4EEpPYaTpjNuSIsxhQxEDhWyIcx2yEZI8IlOoH",
+	"DXMhMQ3VxFt4QLZuq1s46hO6peAhLDRASAWa5UWdxHIonGbDr7uOJFJTWLb7FFLK3hLNra1MBVUiuE1g",
+	"ILZmbvU+j5X/4tBxms7/2spM+i3zq9g6NVMZZEzLwlDZCcqm17CKcXgjEM4pVM1VmTpVrC9cJUWULNBQ",
+	"DSXSw4hoUYl5FyTa0Np81tqDzQq6Urqr8B4ikP6Tdt0WDSaNHa3uQZjVUIVQgAgitDHXZkiM75xvU3Al",
+	"yuBmx25lA2fY3Es9nIyfYb/Nm2NqfIlVMe/5wliN/Xe3wGOGI4jWYj+WTZNjOOMP8VsSgsIllijEAxwS",
+	"Od4z1jUSPcZlPJ7BckPZ29LW/5oct53nuHO7oEuKbzGJcTuG5Xkvt8/H4LZTLMSI8UhZv0qrTUAJbSgf",
+	"IsheGuwl+g+NsEjU6KZmvlMmZJfD+ftjpNhumG3PTpP7JnCRADCGQQ4OQWppblaQdpkQVi5TiwY5BypI",
+	"nLqfiJEm/Lu5j+eGrs0+CW7X4R3tUuCcvTPJQolTnmotbVtp7O2fHiExgJB07PuU+aKkn3Can75l0xjt",
+	"q2egz/ITGOWNWg70MYm1hdMhECsm0984959n8yaHrjL7+NoK0c/Y8184QhbKy7PlNAgfgzv3qXaTdxvb",
+	"z5F9VeVnIfj1yDadcU2xz7EEL7YT5amWMdRXln8SLkvkfYwNuXxPad+o7WbkdMEYOlErsSAQyxNVYXOP",
+	"YltNQgVtNGq7m02E84E5IpIwpbZl8qsI9mxAIDO+lKi3vyrLyQYH0NGpiwTrA8KxYPoHHIZsSOUmYlxH",
+	"FjSkk0gLRoNEExmd4hrXyD6k1hSz8AYiow9Qit+Rdg6ThwXaCOwjnhkfPCmS5Tjykir6Z5x8XZMlbYjK",
+	"0yGqSU2CwxCEsNG50sBcOW9qt2erD2sL+mrGmYUdr+D85Lf3GFz5liEDhLaJABZgxDoIo5jcZnHKjYZf",
+	"3WyiwDomZiGBq1yb3MqCFt2YBm4TcTBhNqIZEQV2Vo/DLVPsgjYE6VKkOLOLCd2soAPMOQHlgJkIpQ6F",
+	"2DguoWjaK3pyb4pslRr563DVsOAsFHgqwhK3sdAeTm7YUh7OI/HV4/k3+X0+ioOTOSUhpsp2bevDkLAH",
+	"kasgxkFIzKUyThlHbCgVy4WMUgjVFCau0ObsBvLnU89Ei0qOqcB6FJJMTcTiW0AYRYAjpX1K3J6iNkJP",
+	"yqiMa1K8693vR31CDzhgCZcCeGKaKw6KTJQWx6dcGSSSgHCaHRwLcJ1B7qtv1pVYQEaHxt9wnc4wjq9N",
+	"AHL+E6+GcfxWjbt3HSKub4GTDjH6M42H2vVY+m8zFgPWiiMxWhZSdzLu3nU4ixcu6owZ3lG8vcwmLpNx",
+	"JjKaRFk/WaDlJsqt2S7lc7ox1v4dQk14GmGXg2hFhPUJzX9bnURhASkTfhKy7qU+4FZsqsbtITqMYxTG",
+	"gLlARFbQW6Y4W3IWo+xMypz2UYbaJCLccD2OEfTbEEWEdpUEuAXOSQRCyQIimHIiBNq4/EfNr+17+p9D",
+	"F6l/d3b0x53dTaWn/cS+8azY2KwUw9M6PK5WafSDCWxPxKs1ZSkxcwu5RIQcHU0Q3vSA70400yQwjIg8",
+	"vE003fJ8asRpQQXqJVUSv2zikG4KVjiUTB8YLD4XWAj3RMvO2kHhsWzzS718GsmDaxxFHIQoOYtcuFQW",
+	"hkPOIbrGsvByxYSeJJp3F4GODWXIDOaBDvtKAoihtkUd1+lgEg95nuGzB/OWw+pLN+H59R423xdPvJbB",
+	"sD5dwl1Lp7mnt6u1hY9PSEuN5TwecsToJoRdXHF+8xn8C7RQWGMB1Cl9fp7LgKe4CysyIZHQL/4xTxLk",
+	"eD0TBZhzrC2I3Km2mmhFkOr3Fycp2605pE705MMsBI03Kq/zWjllo5zaW+1oXa19dL26pp8AxNTiJuYt",
+	"A8phYvJM6spBrM+rDYGl+TUREYMYj7XmNMkxRIIY4BD20JCSL0Nl+3Yxj2L1FOugGKQyYUMsoJA/5OAI",
+	"/9N+qoSsr4RHAsfEoiikqhRhWC/mWvx3q3Xn+16rdVfzW627551/toa+Xw/1f6HluHvNjc1W61Or9bnV",
+	"arU+/+Ofqz9SkrvhOq8IxNEh54ZuVyCkTGtMzWkD22XpH6zTAarMDaQHIawc7jfn796iAZY9jSVC8x6I",
+	"i8Qw7KlxgYaqyaJoM5vONZ+xzELmSpDUtJ1a7o+0opJszhEbxhHiwHhksiaQhDuJRj3gSR6FoVwilMM7",
+	"orPNr4xQ9yOMjtktxDiEErtsCn3/BhzL3orkkLjImVJlNyVadAJB9qkyxLy5+s8ik2TCpoq7Jbpxanch",
+	"v11m2M2Uoq7WXpSNk+NlphsKWGbY3RLvnAChWoBZrqtBYN41A6LnK2L1BsbLa0iFsSnVOLlaNWHZ4o6V",
+	"4busSptIub3DoYzHiFGdcZmXE4mZH7gmfzRIVIkWHuv4zo+tP9f2YucqydPcaovAe4EkQ9Xai5yMQxuX",
+	"lIQsAqT/M2CESrFZQQes32c0dwiBdfJuZyggquTV3wwwKFrOQaGMm3LHvPMYf+HxITISfxrJYQ/CGzF7",
+	"/m9l7lH+Ze9oLsfYegvCNRnpEktNgYDDHopgADQCGo5zeirDiIl3lnn4ym50UR+HPUJBZy7r3AJ92mww",
+	"UtSInsQ3QIPKEq7PHJ2dHGYvyes5s6HEGs4isN9WdKOmRmd6ZTKlLo3ELp5EchyCfeH0j9NO1Yy84jy7",
+	"JY6NXkK6TIvXMhY8S6hmVYN9dYqdenepcnYLwfZlVbWbLKh8j/rU5WGeiT2yMTnfZQhZlNybX21xsvK1",
+	"mpyKnzbQ+pC46XeNhZZC0cbcErpSzylBxCLgWOp0bZ3QqR5eZPycmzO6VflDh8zXighZt7PEY+FDnblj",
+	"C46ypMwkU2iEBerjCLR1kZPzuaikOZIU66zvj4i0xVjIa6XZ11n4o8edcsieWGIB0BlKy2jW0tkxWZnr",
+	"V4sYJfS8yCY2k5Wt9EJJr1NM+Mrh5RCEyCTppJHx5uoiKwlUhsS+zRDQx7TNpJDJxBNMDY4OKkwaGQ1/",
+	"t4zyEkwQOrsGzJTtTeVK2EdzrJTT94lQX23+JBVghRfMANy7Af4yBB0BEIR2Y10fMnnUsV0GESs7rh/G",
+	"yXo5afA3EbUGSYsVd4EYCpMVMDW5+1JwF3ZSRrHmPOwEnk7D1j0Ne5wTKvXrj1eoa1hHq58aPkw5/siz",
+	"Rs0TayvStew6DZQS4y6Dvd1THjRFOExo39yuPs8gvO9+JqOpe/FpzHQtgFZ6SRFiYuCpp3QFopUh1tZT",
+	"ZkZamPh9DnYuc+gtLraOJEP1mj2FEC6KSJdI4aLgOnBRUDFhLi94wOHFBJfU5h1PpKWg1xXv87e6W6+V",
+	"VoIq9RAOOZHjc4Uhg1KT7qcsjOzTq4QJ3lxdOCXxnIJN0OGsj3Jpy2rLSV681lAVdKHs85ANdB3kZMmU",
+	"jlPpNNt8rTKRYqIAqz8UEvVYHKENAYDODvdfnhxW+lFKIHqUjs9s7hXeY4u1KUsWoSufTeEoRoJ0KUQe",
+	"obom06Q9aQrWMsVo8ULimEnwIrTDSqg3TSjTNSx6ShfhLJlPbVvpNu12ESEtJGx5UKVFW9T0KDABJaIh",
+	"lsbPglnpegGKWDjsp5X42EaqUBCySCdD7udwZmB+GL083/fM9pXNqZsyjAdNhOU/fh/JYHMPaekyVtDt",
+	"I9bpxIQaX0rD+wbGAmHZosFWZQRx7N1QNqJbv49uREWvqYLO8sadeSvTVpqbM9GMsufMxOeyYm9DPBof",
+	"MQmBmhi9rcjcH+CwB16t4ithx+NcUt9oNKpg/XOF8e6WfVZsHR8dHL49P9TPZOGpHMoc17Eluk7TqVZ8",
+	"M44NgOIBUdxe8St17XLLnuad8n2rX7qgtUlKgkeR03Reg9RB/onKz5rvz0nKLEnGNGH/T/ZMxdF4dOzR",
+	"iXMY1ba3q7v20KHpHP92ePWeh31x+P5fH+h44O2Mxrth7+Ll89fvT08u2vvk6t+vto/w+dGhY89LnHf/",
+	"ObUHFU1HkK6jTz6cw7Ol/+/cf146bVKDpKzsxBw8XkEb/QfG6BykKct+vl19vllBRzIRH4jCSBFj0rBC",
+	"t1tQnxVpi4lSlQNNNgfG4ixm+AyG7ZiELurjOw934Ze678+rzJ8q6L13nUZtd9Z2U5Rv5atO9K5tit6i",
+	"57L80kyQO81Pn11HDPt9zMf2ENfsw7CnhoXl4rzU1vUfuCt0sDEhUuF8VnMXS311zwPP9DyYSdk62U55",
+	"7FkahnCKfQc+lW8vG7KV5IwuHGgbGKiRZVXhuXyXB1dnz5i6mDaTzT4RX7Ne2OKo2oL3TOxhAQHOBofJ",
+	"+XlAjwnsfb2uzOktMeOVWf5Rx9Q5leBheft64VsM36/9ms/rymVrFH/KEgiLWYNZVqDjV3frO506eC/a",
+	"New9DxuRtwvbHc/H1XYtrEcN2O7kMuy/WU/KPteoew1/u+o9r+3Uvd3oecN7Absd+2y9mLrVdGq+UlzV",
+	"ar3yfCI3TP1W2/H8qlfdvqj6TX+7Wa19zCWBNXO5dw/JzM9l1S275UIuXcJQ+Uilc8K+kjjGW9sVH238",
+	"Vq3uoWNCh3fo7sXO9U5jE70iHDrsbqta31Ya/POEw6F8hKWV00QGW4maekdBux+6RibXH6aiZHvDkNCS",
+	"cl2Nry4eX6gY0g/VFz+UNVh4oJraXuYtl8W6iXVVW9E7+eRo+DY54Mj5fF/Qe0r3FMDvKqsAhEQdwoV0",
+	"FYoIVR4xao9R2qsmUYH2EGRa+5lGF5naK+L+PzAWIJO5dWx2oNzXqS46LCGSvGMrGeqCTH3bCtpHIxzf",
+	"IKoM4BYVN2Sgg1scBoC1ocPZyNX7Q6MeMcYzN1a19f1RNNQxNyKN02VehXRbjyQ42qJtNqRpq7NAMC4D",
+	"RCZPS7TdPUPLX9r2H3+MfreBkOUY2ER5Zk2VD6ZMddlL40lzns6FX+Y/Pyk04rHFXoI5LBWubV1pTxcl",
+	"CompnNlvKYn2PJaKXbjC1LxefnGPpJmnVneABXiECqCCSF2WOGzbcDPrIB1Ic1ESR1Nw7Qzj2Aagg/8d",
+	"aIczuA6yBgB9AfGtOXco28+X2R2N/IUn3+XEo9iuvHWR4xUieYltWfhyYoiNHHolIUQv/XuxNfqIFlA+",
+	"TJ23MvzdZt1v+v7HdNmlqbpZzHkyP3IVWyIXRjbxwELg2EY4Taw4tTRy0eBZ687CvTpQN2VhODB+8/Xo",
+	"d0aOr96OP1698j9enXU+/PaeHB+8qanvT37fH78l/ujk3L97++v70bsL9vXkJRudvGJqzECPeXm4ffL1",
+	"Y/+kdinfvT4afzj36x++nt0cX8Tx26sP8uT14d2H39/8flJ773+8+LV/RP3lSxXT8O8Cg0YLgCdL5vEt",
+	"GQ3Y2ZaM/tlFHRJL4BC5SEkLpSRotKQl4zoDJmZ56lkdY2bX/4tF49WYPWHfLschTDBwlh3jYBQz2tVL",
+	"H9KhGOJYG0mDHsciPddoFnJScgymJ1+esGeUad4XQ/9KGNxPybrqattfRcKVgSgn45RLUnTwal690/C9",
+	"59Xtmvci3Kl7z6PUxautKNkKkF1NvK0IfXPgU95NTbcX1N2aDNx+aqni7662rGp9xfHbq42v1VYc/52k",
+	"4rtC36/vIxRHnEiYlIqGpe2BSnLEYR2B5Zy4rW+2ieO9MbZimNUnWJ8oGu4yxzS5mn3zXIQ2Gv7upmmx",
+	"mWvW7abNSCnTPl8v606WNSw13T43GtWaTj0okc8v9VusfF7NyUpaqJbYco3ZjcuVh2i39nPzZWPFZa3K",
+	"xz8Jn/0Q66OU0QzpJYyWdfFO0itNS2DCRanNMftw4DXI1N5Yx8P4O/kVj6V2J47AkjsM5jXD0GPMkdZf",
+	"RBT85RyFM8CR5dNy+38lvWHbH6tXDMp7cF/gGxAIOh1I2tqml17o1Jwk6To9wU/KTCroJWh2wbq/jRUt",
+	"ptWTaNGCfDFhy/kauM+k6ZwfJdNmCjnJthctijmYUCoSIFEPODyCvp4VFc0ajaypsR/oixUEkJFJU9b/",
+	"ak7UdOuUpZyov544nwHNUpFe8/zqRbXW9L+rSDfvfRLtP8rK++7e3V/OirT3NeBEQSjucU0FpmvSUaxM",
+	"mBGlf4BXt2U1iJjn3u2jlIF1l3bToV0XJ+eLiEQa+9SJhEYF6cS9MaPwTFTQu+RqENTw6y06u6H7TI1x",
+	"pvWf4vNzSHv0L/bYDkus8dSFs+0T/1Iu3J+UORJKahqcTBtv6ttp32qOPVd6Av0TEXRyMDybnL/rYVJa",
+	"JWjdr3xhX6qdq41Cmks+4up71agG3vNO3fde4EbV227vhDbq6s9PqSkW483KqVknh8WdBQP/wn+RWRvL",
+	"waB6UX3RrCXP5GFQ9WpQ73jP/UbV221v17wUArhanYCBiVnP2nqt8I781nX6zfLZoflqwDku7jOR+AsJ",
+	"xRcTQJ5E4k8lEmcl8MzA5WP6t0vbEVvfsmK6+z+rUeEsGwVOdNCTFfHnsyIYhSVtiIfxjFt6J1au1PQR",
+	"r8Uq8Gd2FULzW3qeXaTd10pOwFIthpKrSZOz6Qrap2hIdfVGci+Aqc1p0WJD/zRPTyhHxdzThmwjNP2V",
+	"JH0oY8rj4j0ODz9jn4595E7YQ8Y5hBL1GBeA2jp/e6y8rcEq7asLLZ6+R6ynWPbuwPhNr/06JO/Im1cf",
+	"D88u3p8fiaO+HHw8ONo5urn7cPZrdBb238rQ//XsfXxDjg/e+PDbvhrfiw7kl6j+nnTeV2D85mt0dUTe",
+	"kaPRycXN17f9D18/nr/ZrYS1mLb7r/zotzfx8dVu//jq18aHq+qo/fqyWFrd3PX98ur12vZuzc//mKx9",
+	"wOV1/UvNez7aX+p/xcrspW3OfGV5UlC+ND6z7gQldtO5qfoidM/WzyTyY4T1FXD0e8r/wvj63yMW87gn",
+	"5wUtcHhnr3YMOURAJcGxMPfPppWaWqoVWy3k9YPSNsUIi5W8bCjzondKuKnf17Ew/hK3CD3M5vlzWiTl",
+	"Bog0qebK90zQvCx5eTiOF5HYfhw/Ymzsieb+EjRXlpYwUcu9mAatRJxtXl5MdaghAomBIvT22KTChziO",
+	"K+iUg1CyVx9wmgHF58z9vOmpp1rtqMfi4o06KLAPmetzPA5DAVGw6SK4C2Egkw682NyngnR+XnLNvL1a",
+	"ylZymDVsBKfvzi4OLo+Pj86vzw5fnR2e//v67PDy/PD69dn+wWHgIostVPWFbnQLHBBGIaMJR5sLXFjH",
+	"LFrb2tbq1RvrghSo4e9OrR2HEKRGd7JLIfFYIEIlDmWZxWwrxi+SItUHW85rm2xLG1oTbfWeTOe/tum8",
+	"r+1lQ/sDTPhecke64n+IZoiLH2RN7z6dbK5rTp+ZRhR4EpFUMusrZbhfRsPYu0Fn2jhJp8vHSsdfKU1i",
+	"2SjCwzMZJht5/tGp+E9JgZAGu9ZPx3/Kk//R3n6SCZ+GLOfKoPRmvTk9aU7gKSv3BzPgRM8p5+/u0eFo",
+	"vvtmyvDNCUZpcuqZTjDSJFbILzKRL0UVRI5zWaRJkqdOC51yQpI2meuo4wJRD7tDITFSxP2fpOfockQ0",
+	"0bDzJ8/BnNznH8HAf0AO5o87KH2y7x9f/NhkxWkB9EwszE5MBFOJyt3Kd4gvjy6ZgCWTPZ2kPi9suVeI",
+	"seoDX4nHQvcM0UeVyU/pkaXyOiORtHBWhsIzcyMGRJ7p09geRl2QrrnkaeLAM70ZPWIgdFcTiYjMz5a7",
+	"DL3DOGoz2dP3uKOpq8/d5PiBdHtm7R3Gu0lX4OSSjmkpXLxPbR1ZPH2r2iJvp3hfmoNRfxj2dCEz8Fz5",
+	"MpI9TG1jjOUFS/lFcUuJ9hlnKyneSFq/8JOlbzx5AX+cEMtd+LOM3MonUpf6DMdEyJPxH53naUyEpzTP",
+	"v0ua59z8Tqsfk4bBbKQjr33MlX4KLMCCv7ujpZMsS0XE7ITLZSTFnFTJyVinsmZS2TFdK/fj8sz+HImR",
+	"jb+hPZ7Laiw91n0mFtFpT1+R+XVm3763uiyUYwkoNpAwNqq1mSmTPdtKrCBVBsC9o1NrNzcR1tfZgWmA",
+	"jrO7bHXPXRwLhkLMOQGBwpgowDxDkuNOh4SmlzllUl9WhzBSdrM2wyP1OS2cnTKJX4O013+uq3STO8cc",
+	"drO84WrfPUNADzjTyUZEIByTW6g8euzzmNwCBaETqMUIeHZvsGTDUOMsvdePwNwex7ar98KG3e8GQPdP",
+	"j96cv3u7vqFjW8av33n8voCyFe6FL8ec3WTaQ77i/By9rM3haZiL5glkMbEQsWPcj5dA7If9k+PVEJtM",
+	"nDUOt69sIo2mFlV4brYoQhrRTZThWX1pEd1EGs8tOtEEcBI3aoHmmmHWQUoB5zfoovZYmjvQ1B+Faz7b",
+	"hGLdcHCqUfmfnQQszmaSgBKq49Wkf0xuAAWJ4ggq6B0FpK9STLRAXrAgPqQCKSmvM7/Rhr5SVKdcStRn",
+	"QqIqEpu5jHOlJxLFwLmytEwDVyLNVKKHOeg7LziIYSz30KgHOiykHk/0ge7SwzGhStDpVxoFpPZrMj6J",
+	"FBB3SvVGdsHl2vHi9MrLAROyy8GqETVvRHI65SEqJltmCaGaeFl2datVA9Yks5bMjI3kb8tYeUPDov1j",
+	"bod1KJP6AthxrlO3k2j1cRN90o9/Rvmn87evppT6sObaCXy3/Xp2m8W5uUgEXRbembu9RDS3tgapQKpE",
+	"cJuARmxlG1oaXxkXlyTK5DClSJeN6B4KDLQDHUkV5mL1x7cUUjLaM1ws0KlB7fn7Y82WZxqzs4TIEuYq",
+	"8NvEaTHXj2zpDh52vqnzKZ0FwW3Nuw6tujaPJEkzUasyObGVXPN+9crp/rcXZUbxZBlLYiTnpjNG8vR8",
+	"l/qamsTV0eFa3Uu7eEvNnhE62f09BoVawhWu7rEX7GBzjY8Bnr17J783XZY0vRhjZbrZRc6uvWomSSUs",
+	"6INM5CXXAmSYvP98/z8BAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

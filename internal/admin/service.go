@@ -78,12 +78,12 @@ func (s *Service) UpdateUser(ctx context.Context, id uuid.UUID, p users.AdminPat
 
 // DeleteUser deletes a user and ends their sessions everywhere. It returns users.ErrNotFound or
 // users.ErrLastAdmin.
-func (s *Service) DeleteUser(ctx context.Context, id uuid.UUID) error {
+func (s *Service) DeleteUser(ctx context.Context, id uuid.UUID, ifMatch *string) error {
 	a, err := actor(ctx)
 	if err != nil {
 		return err
 	}
-	live, err := s.users.Delete(ctx, a, id)
+	live, err := s.users.Delete(ctx, a, id, ifMatch)
 	if err != nil {
 		s.sessions.Unsure(ctx, err, live...)
 		return err

@@ -13,15 +13,16 @@ type Kind int
 
 // The kinds of error. Each maps to exactly one HTTP status in internal/httpserver.
 const (
-	Internal        Kind = iota // 500: a bug or a dependency failure; detail is never shown
-	Invalid                     // 400: the request is malformed
-	Unauthenticated             // 401: no or bad credentials
-	Forbidden                   // 403: authenticated, but not allowed
-	NotFound                    // 404
-	Conflict                    // 409: clashes with current state
-	Unprocessable               // 422: well formed, but breaks a business rule
-	RateLimited                 // 429
-	Unavailable                 // 503: a dependency or capacity is exhausted; retry later
+	Internal           Kind = iota // 500: a bug or a dependency failure; detail is never shown
+	Invalid                        // 400: the request is malformed
+	Unauthenticated                // 401: no or bad credentials
+	Forbidden                      // 403: authenticated, but not allowed
+	NotFound                       // 404
+	Conflict                       // 409: clashes with current state
+	Unprocessable                  // 422: well formed, but breaks a business rule
+	PreconditionFailed             // 412: the resource changed since the version the request named
+	RateLimited                    // 429
+	Unavailable                    // 503: a dependency or capacity is exhausted; retry later
 )
 
 // FieldError names one offending field of a request and why.

@@ -57,22 +57,22 @@ func (h adminHandler) AdminGetUser(ctx context.Context, req api.AdminGetUserRequ
 	if err != nil {
 		return nil, err
 	}
-	return api.AdminGetUser200JSONResponse(toAPIUser(u)), nil
+	return api.AdminGetUser200JSONResponse{Body: toAPIUser(u), Headers: api.AdminGetUser200ResponseHeaders{ETag: new(users.ETag(u))}}, nil
 }
 
 func (h adminHandler) AdminUpdateUser(ctx context.Context, req api.AdminUpdateUserRequestObject) (api.AdminUpdateUserResponseObject, error) {
 	b := req.Body
-	p := users.AdminPatch{Role: (*string)(b.Role), IsActive: b.IsActive, IsVerified: b.IsVerified, Username: b.Username}
+	p := users.AdminPatch{Role: (*string)(b.Role), IsActive: b.IsActive, IsVerified: b.IsVerified, Username: b.Username, IfMatch: req.Params.IfMatch}
 	p.SetFullName, p.FullName = nullableField(b.FullName)
 	u, err := h.admin.UpdateUser(ctx, req.UserId, p)
 	if err != nil {
 		return nil, err
 	}
-	return api.AdminUpdateUser200JSONResponse(toAPIUser(u)), nil
+	return api.AdminUpdateUser200JSONResponse{Body: toAPIUser(u), Headers: api.AdminUpdateUser200ResponseHeaders{ETag: new(users.ETag(u))}}, nil
 }
 
 func (h adminHandler) AdminDeleteUser(ctx context.Context, req api.AdminDeleteUserRequestObject) (api.AdminDeleteUserResponseObject, error) {
-	if err := h.admin.DeleteUser(ctx, req.UserId); err != nil {
+	if err := h.admin.DeleteUser(ctx, req.UserId, req.Params.IfMatch); err != nil {
 		return nil, err
 	}
 	return api.AdminDeleteUser204Response{}, nil

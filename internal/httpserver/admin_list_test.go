@@ -143,7 +143,7 @@ func TestAdminListUsersFilters(t *testing.T) {
 	}
 	patch := func(id uuid.UUID, body api.AdminUpdateUserJSONRequestBody) api.User {
 		t.Helper()
-		r, err := in.client.AdminUpdateUserWithResponse(ctx, id, body, bearer(tok))
+		r, err := in.client.AdminUpdateUserWithResponse(ctx, id, nil, body, bearer(tok))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -519,7 +519,7 @@ func TestAuditTrail(t *testing.T) {
 	r = login("rid-login-b", "audit-b@example.com", pwB)
 	wantStatus(t, r, r.Body, http.StatusOK)
 	loginB := keep(*r.JSON200)
-	rc, err := in.client.AdminUpdateUserWithResponse(ctx, b, api.AdminUpdateUserJSONRequestBody{Role: new(api.RoleModerator)}, req("rid-role-change", bearer(adminTok))...)
+	rc, err := in.client.AdminUpdateUserWithResponse(ctx, b, nil, api.AdminUpdateUserJSONRequestBody{Role: new(api.RoleModerator)}, req("rid-role-change", bearer(adminTok))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -529,7 +529,7 @@ func TestAuditTrail(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantStatus(t, rv, rv.Body, http.StatusNoContent)
-	del, err := in.client.AdminDeleteUserWithResponse(ctx, b, req("rid-delete", bearer(adminTok))...)
+	del, err := in.client.AdminDeleteUserWithResponse(ctx, b, nil, req("rid-delete", bearer(adminTok))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -928,18 +928,18 @@ ORDER BY `+orderBy[sort], q, active)
 		if err := in.app.Pool.QueryRow(ctx, "SELECT id FROM users WHERE full_name ILIKE 'person 4f%' ORDER BY created_at DESC LIMIT 1").Scan(&deleted); err != nil {
 			t.Fatal(err)
 		}
-		r, err := in.client.AdminUpdateUserWithResponse(ctx, renamed, api.AdminUpdateUserJSONRequestBody{FullName: nullable.NewNullableWithValue("Someone Else")}, bearer(tok))
+		r, err := in.client.AdminUpdateUserWithResponse(ctx, renamed, nil, api.AdminUpdateUserJSONRequestBody{FullName: nullable.NewNullableWithValue("Someone Else")}, bearer(tok))
 		if err != nil {
 			t.Fatal(err)
 		}
 		wantStatus(t, r, r.Body, http.StatusOK)
-		d, err := in.client.AdminDeleteUserWithResponse(ctx, deleted, bearer(tok))
+		d, err := in.client.AdminDeleteUserWithResponse(ctx, deleted, nil, bearer(tok))
 		if err != nil {
 			t.Fatal(err)
 		}
 		wantStatus(t, d, d.Body, http.StatusNoContent)
 		created := in.register(t).User
-		r, err = in.client.AdminUpdateUserWithResponse(ctx, created.Id, api.AdminUpdateUserJSONRequestBody{FullName: nullable.NewNullableWithValue("New Person 4F")}, bearer(tok))
+		r, err = in.client.AdminUpdateUserWithResponse(ctx, created.Id, nil, api.AdminUpdateUserJSONRequestBody{FullName: nullable.NewNullableWithValue("New Person 4F")}, bearer(tok))
 		if err != nil {
 			t.Fatal(err)
 		}

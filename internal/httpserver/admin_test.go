@@ -112,7 +112,7 @@ func TestAdminManagesUsers(t *testing.T) {
 	wantStatus(t, g, g.Body, http.StatusOK)
 
 	newName := "grace_h"
-	p, err := in.client.AdminUpdateUserWithResponse(ctx, grace.Id, api.AdminUpdateUserJSONRequestBody{
+	p, err := in.client.AdminUpdateUserWithResponse(ctx, grace.Id, nil, api.AdminUpdateUserJSONRequestBody{
 		Username: &newName, FullName: nullable.NewNullableWithValue("Grace Hopper"), IsVerified: new(bool),
 	}, bearer(tok))
 	if err != nil {
@@ -124,7 +124,7 @@ func TestAdminManagesUsers(t *testing.T) {
 	}
 
 	// Passwords are not administered: the field does not exist on the admin patch.
-	pw, err := in.client.AdminUpdateUserWithBodyWithResponse(ctx, grace.Id, "application/json", strings.NewReader(`{"password":"chosen by the admin"}`), bearer(tok))
+	pw, err := in.client.AdminUpdateUserWithBodyWithResponse(ctx, grace.Id, nil, "application/json", strings.NewReader(`{"password":"chosen by the admin"}`), bearer(tok))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,7 +139,7 @@ func TestAdminManagesUsers(t *testing.T) {
 		{"hashed_password", `{"hashed_password":"x"}`, "validation-failed", "hashed_password", 400},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := in.client.AdminUpdateUserWithBodyWithResponse(ctx, grace.Id, "application/json", strings.NewReader(tt.body), bearer(tok))
+			r, err := in.client.AdminUpdateUserWithBodyWithResponse(ctx, grace.Id, nil, "application/json", strings.NewReader(tt.body), bearer(tok))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -153,13 +153,13 @@ func TestAdminManagesUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantProblem(t, nf, nf.Body, http.StatusNotFound, "user-not-found")
-	np, err := in.client.AdminUpdateUserWithResponse(ctx, unknown, api.AdminUpdateUserJSONRequestBody{IsVerified: &verified}, bearer(tok))
+	np, err := in.client.AdminUpdateUserWithResponse(ctx, unknown, nil, api.AdminUpdateUserJSONRequestBody{IsVerified: &verified}, bearer(tok))
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantProblem(t, np, np.Body, http.StatusNotFound, "user-not-found")
 
-	d, err := in.client.AdminDeleteUserWithResponse(ctx, grace.Id, bearer(tok))
+	d, err := in.client.AdminDeleteUserWithResponse(ctx, grace.Id, nil, bearer(tok))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -169,7 +169,7 @@ func TestAdminManagesUsers(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantProblem(t, g, g.Body, http.StatusNotFound, "user-not-found")
-	d, err = in.client.AdminDeleteUserWithResponse(ctx, grace.Id, bearer(tok))
+	d, err = in.client.AdminDeleteUserWithResponse(ctx, grace.Id, nil, bearer(tok))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -188,21 +188,21 @@ func TestTheLastActiveAdminIsGuarded(t *testing.T) {
 		do   func() (statusCoder, []byte)
 	}{
 		{"demote", func() (statusCoder, []byte) {
-			r, err := in.client.AdminUpdateUserWithResponse(ctx, root.User.Id, api.AdminUpdateUserJSONRequestBody{Role: &role}, bearer(tok))
+			r, err := in.client.AdminUpdateUserWithResponse(ctx, root.User.Id, nil, api.AdminUpdateUserJSONRequestBody{Role: &role}, bearer(tok))
 			if err != nil {
 				t.Fatal(err)
 			}
 			return r, r.Body
 		}},
 		{"deactivate", func() (statusCoder, []byte) {
-			r, err := in.client.AdminUpdateUserWithResponse(ctx, root.User.Id, api.AdminUpdateUserJSONRequestBody{IsActive: &inactive}, bearer(tok))
+			r, err := in.client.AdminUpdateUserWithResponse(ctx, root.User.Id, nil, api.AdminUpdateUserJSONRequestBody{IsActive: &inactive}, bearer(tok))
 			if err != nil {
 				t.Fatal(err)
 			}
 			return r, r.Body
 		}},
 		{"delete", func() (statusCoder, []byte) {
-			r, err := in.client.AdminDeleteUserWithResponse(ctx, root.User.Id, bearer(tok))
+			r, err := in.client.AdminDeleteUserWithResponse(ctx, root.User.Id, nil, bearer(tok))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -230,7 +230,7 @@ func TestTheLastActiveAdminIsGuarded(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			r, err := in.client.AdminUpdateUserWithResponse(ctx, pair.target, api.AdminUpdateUserJSONRequestBody{Role: &role}, bearer(pair.tok))
+			r, err := in.client.AdminUpdateUserWithResponse(ctx, pair.target, nil, api.AdminUpdateUserJSONRequestBody{Role: &role}, bearer(pair.tok))
 			if err != nil {
 				t.Error(err)
 				return
@@ -273,7 +273,7 @@ func TestAccountChangesApplyOnTheNextRequestEverywhere(t *testing.T) {
 	}
 	patch := func(body api.AdminUpdateUserJSONRequestBody) {
 		t.Helper()
-		r, err := a.client.AdminUpdateUserWithResponse(ctx, acct.User.Id, body, bearer(adminTok))
+		r, err := a.client.AdminUpdateUserWithResponse(ctx, acct.User.Id, nil, body, bearer(adminTok))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -313,7 +313,7 @@ func TestAccountChangesApplyOnTheNextRequestEverywhere(t *testing.T) {
 	if got := b.me(t, otherTok); got != http.StatusOK {
 		t.Fatalf("me: %d", got)
 	}
-	d, err := a.client.AdminDeleteUserWithResponse(ctx, other.User.Id, bearer(adminTok))
+	d, err := a.client.AdminDeleteUserWithResponse(ctx, other.User.Id, nil, bearer(adminTok))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -533,7 +533,7 @@ WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err 
 			}
 			promoted := make(chan answer, 1)
 			go func() {
-				r, err := in.client.AdminUpdateUserWithResponse(ctx, acct.User.Id, api.AdminUpdateUserJSONRequestBody{Role: new(api.RoleAdmin)}, bearer(adminPair.AccessToken))
+				r, err := in.client.AdminUpdateUserWithResponse(ctx, acct.User.Id, nil, api.AdminUpdateUserJSONRequestBody{Role: new(api.RoleAdmin)}, bearer(adminPair.AccessToken))
 				if err != nil {
 					t.Error(err)
 					promoted <- answer{}
@@ -590,7 +590,7 @@ func TestNoOpAdminPatchWritesNothing(t *testing.T) {
 	updates := func() int { return in.auditEvents(t, admin.AccessToken, a.User.Id.String(), "admin.user_update") }
 	patch := func(body string) api.User {
 		t.Helper()
-		r, err := in.client.AdminUpdateUserWithBodyWithResponse(ctx, a.User.Id, "application/json", strings.NewReader(body), asAdmin)
+		r, err := in.client.AdminUpdateUserWithBodyWithResponse(ctx, a.User.Id, nil, "application/json", strings.NewReader(body), asAdmin)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -120,7 +120,7 @@ func TestChangeWhoseCommitReplyIsLost(t *testing.T) {
 		acct, p := signedIn(t, 1)
 		off := false
 		lost(t, func() (statusCoder, []byte) {
-			r, err := a.client.AdminUpdateUserWithResponse(ctx, acct.User.Id, api.AdminUpdateUserJSONRequestBody{IsActive: &off}, asAdmin)
+			r, err := a.client.AdminUpdateUserWithResponse(ctx, acct.User.Id, nil, api.AdminUpdateUserJSONRequestBody{IsActive: &off}, asAdmin)
 			must(t, err)
 			return r, r.Body
 		})
@@ -145,7 +145,7 @@ func TestChangeWhoseCommitReplyIsLost(t *testing.T) {
 		}
 		user := api.Role("user")
 		lost(t, func() (statusCoder, []byte) {
-			r, err := a.client.AdminUpdateUserWithResponse(ctx, demoted.User.Id, api.AdminUpdateUserJSONRequestBody{Role: &user}, asAdmin)
+			r, err := a.client.AdminUpdateUserWithResponse(ctx, demoted.User.Id, nil, api.AdminUpdateUserJSONRequestBody{Role: &user}, asAdmin)
 			must(t, err)
 			return r, r.Body
 		})
@@ -167,7 +167,7 @@ func TestChangeWhoseCommitReplyIsLost(t *testing.T) {
 	t.Run("admin deletes", func(t *testing.T) {
 		acct, p := signedIn(t, 1)
 		lost(t, func() (statusCoder, []byte) {
-			r, err := a.client.AdminDeleteUserWithResponse(ctx, acct.User.Id, asAdmin)
+			r, err := a.client.AdminDeleteUserWithResponse(ctx, acct.User.Id, nil, asAdmin)
 			must(t, err)
 			return r, r.Body
 		})

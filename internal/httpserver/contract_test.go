@@ -112,8 +112,8 @@ func TestContractThroughPrism(t *testing.T) {
 	want("admin get", status(c.AdminGetUserWithResponse(ctx, uid, admin)), 200)
 	want("admin get unknown", status(c.AdminGetUserWithResponse(ctx, unknown, admin)), 404)
 	verified := true
-	want("admin update", status(c.AdminUpdateUserWithResponse(ctx, uid, api.AdminUpdateUserJSONRequestBody{IsVerified: &verified}, admin)), 200)
-	want("admin update unknown", status(c.AdminUpdateUserWithResponse(ctx, unknown, api.AdminUpdateUserJSONRequestBody{IsVerified: &verified}, admin)), 404)
+	want("admin update", status(c.AdminUpdateUserWithResponse(ctx, uid, nil, api.AdminUpdateUserJSONRequestBody{IsVerified: &verified}, admin)), 200)
+	want("admin update unknown", status(c.AdminUpdateUserWithResponse(ctx, unknown, nil, api.AdminUpdateUserJSONRequestBody{IsVerified: &verified}, admin)), 404)
 	want("admin sessions", status(c.AdminListUserSessionsWithResponse(ctx, uid, admin)), 200)
 	want("admin sessions unknown", status(c.AdminListUserSessionsWithResponse(ctx, unknown, admin)), 404)
 	want("admin revoke one unknown", status(c.AdminRevokeUserSessionWithResponse(ctx, uid, unknown, admin)), 404)
@@ -122,8 +122,8 @@ func TestContractThroughPrism(t *testing.T) {
 	want("admin revoke all unknown", status(c.AdminRevokeUserSessionsWithResponse(ctx, unknown, admin)), 404)
 	want("audit", status(c.AdminListAuditEventsWithResponse(ctx, &api.AdminListAuditEventsParams{}, admin)), 200)
 	want("audit as user", status(c.AdminListAuditEventsWithResponse(ctx, &api.AdminListAuditEventsParams{}, auth)), 401) // revoked above
-	want("admin delete", status(c.AdminDeleteUserWithResponse(ctx, created.JSON201.Id, admin)), 204)
-	want("admin delete unknown", status(c.AdminDeleteUserWithResponse(ctx, unknown, admin)), 404)
+	want("admin delete", status(c.AdminDeleteUserWithResponse(ctx, created.JSON201.Id, nil, admin)), 204)
+	want("admin delete unknown", status(c.AdminDeleteUserWithResponse(ctx, unknown, nil, admin)), 404)
 
 	// Sign-outs last: they end the sessions the walk used.
 	l2, err := c.LoginWithResponse(ctx, api.LoginJSONRequestBody{Email: &email, Password: pw + " v2"})

@@ -25,15 +25,16 @@ const statusClientClosed = 499
 const problemBase = "https://portcullis.dev/problems/"
 
 var kindStatus = map[apperr.Kind]int{
-	apperr.Internal:        http.StatusInternalServerError,
-	apperr.Invalid:         http.StatusBadRequest,
-	apperr.Unauthenticated: http.StatusUnauthorized,
-	apperr.Forbidden:       http.StatusForbidden,
-	apperr.NotFound:        http.StatusNotFound,
-	apperr.Conflict:        http.StatusConflict,
-	apperr.Unprocessable:   http.StatusUnprocessableEntity,
-	apperr.RateLimited:     http.StatusTooManyRequests,
-	apperr.Unavailable:     http.StatusServiceUnavailable,
+	apperr.Internal:           http.StatusInternalServerError,
+	apperr.Invalid:            http.StatusBadRequest,
+	apperr.Unauthenticated:    http.StatusUnauthorized,
+	apperr.Forbidden:          http.StatusForbidden,
+	apperr.NotFound:           http.StatusNotFound,
+	apperr.Conflict:           http.StatusConflict,
+	apperr.Unprocessable:      http.StatusUnprocessableEntity,
+	apperr.PreconditionFailed: http.StatusPreconditionFailed,
+	apperr.RateLimited:        http.StatusTooManyRequests,
+	apperr.Unavailable:        http.StatusServiceUnavailable,
 }
 
 // statusCodes are the codes of errors raised by the HTTP layer itself rather than a domain.

@@ -108,7 +108,7 @@ func TestEveryOperationIsUnavailableWithoutPostgres(t *testing.T) {
 		},
 		"adminUpdateUser": func() (statusCoder, http.Header, []byte, error) {
 			v := true
-			r, err := in.client.AdminUpdateUserWithResponse(ctx, uid, api.AdminUpdateUserJSONRequestBody{IsVerified: &v}, admin)
+			r, err := in.client.AdminUpdateUserWithResponse(ctx, uid, nil, api.AdminUpdateUserJSONRequestBody{IsVerified: &v}, admin)
 			if err != nil {
 				return nil, nil, nil, err
 			}
@@ -136,7 +136,7 @@ func TestEveryOperationIsUnavailableWithoutPostgres(t *testing.T) {
 			return wrap(r, r.HTTPResponse, r.Body, err)
 		},
 		"adminDeleteUser": func() (statusCoder, http.Header, []byte, error) {
-			r, err := in.client.AdminDeleteUserWithResponse(ctx, uuid.Must(uuid.NewV7()), admin)
+			r, err := in.client.AdminDeleteUserWithResponse(ctx, uuid.Must(uuid.NewV7()), nil, admin)
 			if err != nil {
 				return nil, nil, nil, err
 			}

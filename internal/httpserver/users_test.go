@@ -250,7 +250,7 @@ func TestProfileChangesAreSeenByEveryInstanceAtOnce(t *testing.T) {
 	})
 	meOn(a) // A caches it too
 	verified := true
-	ar, err := b.client.AdminUpdateUserWithResponse(ctx, acct.User.Id, api.AdminUpdateUserJSONRequestBody{IsVerified: &verified, FullName: nullable.NewNullNullable[string]()}, bearer(adminPair.AccessToken))
+	ar, err := b.client.AdminUpdateUserWithResponse(ctx, acct.User.Id, nil, api.AdminUpdateUserJSONRequestBody{IsVerified: &verified, FullName: nullable.NewNullNullable[string]()}, bearer(adminPair.AccessToken))
 	if err != nil {
 		t.Fatal(err)
 	}

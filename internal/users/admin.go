@@ -35,6 +35,9 @@ type AdminPatch struct {
 	Username    *string
 	SetFullName bool
 	FullName    *string
+	// IfMatch is the request's If-Match field (nil: none): the change applies only to a user
+	// whose ETag it names, else ErrPreconditionFailed.
+	IfMatch *string
 }
 
 // AdminResult is an updated user and what the change did to their sessions.
@@ -58,8 +61,8 @@ func (s *Service) Create(ctx context.Context, actor *uuid.UUID, nu AdminNewUser)
 }
 
 // AdminUpdate applies p to user id on behalf of actor. Deactivation revokes every session of
-// the user. It returns ErrNotFound, ErrLastAdmin, ErrUnknownRole, ErrUsernameTaken or an Invalid
-// error naming the field.
+// the user. It returns ErrNotFound, ErrPreconditionFailed, ErrLastAdmin, ErrUnknownRole,
+// ErrUsernameTaken or an Invalid error naming the field.
 func (s *Service) AdminUpdate(ctx context.Context, actor, id uuid.UUID, p AdminPatch) (AdminResult, error) {
 	if p.Role != nil && !ValidRole(*p.Role) {
 		return AdminResult{}, ErrUnknownRole
@@ -73,9 +76,10 @@ func (s *Service) AdminUpdate(ctx context.Context, actor, id uuid.UUID, p AdminP
 }
 
 // Delete removes user id and their sessions on behalf of actor, returning the sessions that
-// were live. It returns ErrNotFound or ErrLastAdmin.
-func (s *Service) Delete(ctx context.Context, actor, id uuid.UUID) ([]uuid.UUID, error) {
-	live, err := s.store.delete(ctx, id, &actor)
+// were live; with ifMatch (an If-Match field) only a user whose ETag it names. It returns
+// ErrNotFound, ErrPreconditionFailed or ErrLastAdmin.
+func (s *Service) Delete(ctx context.Context, actor, id uuid.UUID, ifMatch *string) ([]uuid.UUID, error) {
+	live, err := s.store.delete(ctx, id, ifMatch, &actor)
 	s.changed(ctx, err, id)
 	return live, err
 }

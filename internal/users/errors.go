@@ -15,4 +15,5 @@ var (
 	ErrPasswordCommon      = apperr.New(apperr.Unprocessable, "password-too-common", "the password is among the most commonly used passwords; choose another")
 	ErrPasswordUnchanged   = apperr.New(apperr.Unprocessable, "password-unchanged", "the new password must differ from the current one").WithField("new_password", "equals the current password")
 	ErrIdentifierAmbiguous = apperr.Invalidf("email", "give exactly one of email or username")
+	ErrPreconditionFailed  = apperr.New(apperr.PreconditionFailed, "precondition-failed", "the user has changed since the version If-Match names; read it again").WithField("If-Match", "names none of the user's current version")
 )

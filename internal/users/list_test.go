@@ -3,6 +3,7 @@ package users
 import (
 	"slices"
 	"testing"
+	"time"
 )
 
 func TestEscapeLike(t *testing.T) {
@@ -119,6 +120,36 @@ func TestShortSearch(t *testing.T) {
 	} {
 		if got := shortSearch(tt.q, tt.freq); got != tt.want {
 			t.Errorf("shortSearch(%q) = %q, want %q", tt.q, got, tt.want)
+		}
+	}
+}
+
+// IfMatch follows RFC 9110 13.1.1: "*" or a listed tag by strong comparison; nothing else.
+func TestIfMatch(t *testing.T) {
+	u := User{UpdatedAt: time.Date(2026, 12, 7, 10, 0, 0, 123456000, time.UTC)}
+	tag := ETag(u)
+	if tag == ETag(User{UpdatedAt: u.UpdatedAt.Add(time.Microsecond)}) {
+		t.Fatalf("a microsecond later has the same tag %s", tag)
+	}
+	for _, tt := range []struct {
+		cond *string
+		want bool
+	}{
+		{nil, true},
+		{new(tag), true},
+		{new("*"), true},
+		{new(` "x" ,` + tag + ` `), true},
+		{new("W/" + tag), false},
+		{new(""), false},
+		{new(tag[1 : len(tag)-1]), false}, // unquoted
+		{new(`"x"`), false},
+	} {
+		if got := IfMatch(tt.cond, u); got != tt.want {
+			shown := "none"
+			if tt.cond != nil {
+				shown = *tt.cond
+			}
+			t.Errorf("IfMatch(%q) with tag %s = %v, want %v", shown, tag, got, tt.want)
 		}
 	}
 }

@@ -212,7 +212,7 @@ export interface paths {
         post?: never;
         /**
          * Delete a user and every session of theirs
-         * @description The last active admin cannot be deleted (409).
+         * @description The last active admin cannot be deleted (409). With `If-Match`, only if no one has changed the user since (412).
          */
         delete: operations["adminDeleteUser"];
         options?: never;
@@ -221,7 +221,7 @@ export interface paths {
          * Change a user's role, state, verification, username or full name
          * @description Takes effect on the user's next request on every instance. Deactivating a user revokes
          *     every session. The last active admin cannot be demoted or deactivated (409). Passwords
-         *     are never set here.
+         *     are never set here. With `If-Match`, only if no one has changed the user since (412).
          */
         patch: operations["adminUpdateUser"];
         trace?: never;
@@ -751,6 +751,15 @@ export interface components {
         };
     };
     parameters: {
+        /**
+         * @description Change (or delete) the user only if it is still at the version read: the `ETag` of an
+         *     earlier `GET` or `PATCH` (RFC 9110 13.1.1, strong comparison; several tags may be listed,
+         *     and `*` matches any version). A user changed since answers 412 `precondition-failed`,
+         *     changing nothing: read it again and decide. Without it the change applies to whatever the
+         *     user is now.
+         * @example "1a2b3c4d5e6f"
+         */
+        IfMatch: string;
         UserId: string;
         /** @description Page size. */
         Limit: number;
@@ -759,6 +768,8 @@ export interface components {
     };
     requestBodies: never;
     headers: {
+        /** @description The user's version, which changes with every change of the user; send it back in `If-Match`. */
+        ETag: string;
         /**
          * @description The request's id, on every response: the client's own `X-Request-ID` when it is 1 to 64
          *     characters of `A-Z a-z 0-9 . _ : -`, a fresh UUID otherwise. Logs, audit events and
@@ -1320,6 +1331,7 @@ export interface operations {
             /** @description The user. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1351,7 +1363,17 @@ export interface operations {
     adminDeleteUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Change (or delete) the user only if it is still at the version read: the `ETag` of an
+                 *     earlier `GET` or `PATCH` (RFC 9110 13.1.1, strong comparison; several tags may be listed,
+                 *     and `*` matches any version). A user changed since answers 412 `precondition-failed`,
+                 *     changing nothing: read it again and decide. Without it the change applies to whatever the
+                 *     user is now.
+                 * @example "1a2b3c4d5e6f"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
             path: {
                 user_id: components["parameters"]["UserId"];
             };
@@ -1371,6 +1393,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            412: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];
             503: components["responses"]["Unavailable"];
             default: components["responses"]["Problem"];
@@ -1379,7 +1402,17 @@ export interface operations {
     adminUpdateUser: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Change (or delete) the user only if it is still at the version read: the `ETag` of an
+                 *     earlier `GET` or `PATCH` (RFC 9110 13.1.1, strong comparison; several tags may be listed,
+                 *     and `*` matches any version). A user changed since answers 412 `precondition-failed`,
+                 *     changing nothing: read it again and decide. Without it the change applies to whatever the
+                 *     user is now.
+                 * @example "1a2b3c4d5e6f"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
             path: {
                 user_id: components["parameters"]["UserId"];
             };
@@ -1400,6 +1433,7 @@ export interface operations {
             /** @description The updated user. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1424,6 +1458,7 @@ export interface operations {
             403: components["responses"]["Forbidden"];
             404: components["responses"]["Problem"];
             409: components["responses"]["Problem"];
+            412: components["responses"]["Problem"];
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];

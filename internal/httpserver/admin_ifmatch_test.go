@@ -1,0 +1,92 @@
+package httpserver_test
+
+import (
+	"context"
+	"net/http"
+	"testing"
+
+	api "github.com/portcullis/portcullis/gen/api"
+)
+
+// Two admins edit one user: each read gives the user's version (ETag), and a change or deletion
+// sent with If-Match applies only to that version. The one who comes second gets 412
+// precondition-failed and changes nothing, instead of silently undoing the first one's change.
+func TestAdminChangesWithIfMatchDoNotOverwriteOthers(t *testing.T) {
+	t.Parallel()
+	in := start(t)
+	_, adminPair := in.createWithRole(t, "admin")
+	tok := adminPair.AccessToken
+	ctx := context.Background()
+	victim := in.register(t)
+	id := victim.User.Id
+
+	get := func() (api.User, string) {
+		t.Helper()
+		r, err := in.client.AdminGetUserWithResponse(ctx, id, bearer(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, r, r.Body, http.StatusOK)
+		return *r.JSON200, r.HTTPResponse.Header.Get("ETag")
+	}
+	patch := func(ifMatch *string, body api.AdminUpdateUserJSONRequestBody) *api.AdminUpdateUserResponse {
+		t.Helper()
+		r, err := in.client.AdminUpdateUserWithResponse(ctx, id, &api.AdminUpdateUserParams{IfMatch: ifMatch}, body, bearer(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	updates := func() int { return in.auditEvents(t, tok, id.String(), "admin.user_update") }
+
+	_, first := get()
+	if len(first) < 3 || first[0] != '"' || first[len(first)-1] != '"' {
+		t.Fatalf("GET's ETag = %q, want a strong entity tag", first)
+	}
+	// Admin A changes the user with the version read.
+	r := patch(&first, api.AdminUpdateUserJSONRequestBody{IsVerified: new(true)})
+	wantStatus(t, r, r.Body, http.StatusOK)
+	second := r.HTTPResponse.Header.Get("ETag")
+	if second == "" || second == first {
+		t.Fatalf("PATCH's ETag = %q after %q: want the new version's", second, first)
+	}
+	if u, now := get(); now != second || !u.IsVerified {
+		t.Fatalf("GET after the change: ETag %q verified %v, want %q true", now, u.IsVerified, second)
+	}
+	before := updates()
+
+	// Admin B, who read the user before A's change, is refused whatever B sends.
+	for _, cond := range []string{first, "W/" + second, `"nonsense"`, "", first + ", " + `"other"`} {
+		r := patch(&cond, api.AdminUpdateUserJSONRequestBody{IsVerified: new(false), Role: new(api.RoleModerator)})
+		wantProblem(t, r, r.Body, http.StatusPreconditionFailed, "precondition-failed")
+	}
+	d, err := in.client.AdminDeleteUserWithResponse(ctx, id, &api.AdminDeleteUserParams{IfMatch: &first}, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, d, d.Body, http.StatusPreconditionFailed, "precondition-failed")
+	if u, now := get(); now != second || !u.IsVerified || u.Role != api.RoleUser {
+		t.Fatalf("after refused changes: ETag %q verified %v role %s, want %q true user", now, u.IsVerified, u.Role, second)
+	}
+	if n := updates(); n != before {
+		t.Fatalf("refused changes were audited: %d admin.user_update events, want %d", n, before)
+	}
+
+	// The current version among others, or "*", matches; so does no If-Match at all.
+	list := `"other", ` + second
+	r = patch(&list, api.AdminUpdateUserJSONRequestBody{Role: new(api.RoleModerator)})
+	wantStatus(t, r, r.Body, http.StatusOK)
+	r = patch(new("*"), api.AdminUpdateUserJSONRequestBody{Role: new(api.RoleUser)})
+	wantStatus(t, r, r.Body, http.StatusOK)
+	r = patch(nil, api.AdminUpdateUserJSONRequestBody{IsVerified: new(false)})
+	wantStatus(t, r, r.Body, http.StatusOK)
+	_, last := get()
+	if last != r.HTTPResponse.Header.Get("ETag") {
+		t.Fatalf("GET's ETag %q differs from the last PATCH's %q", last, r.HTTPResponse.Header.Get("ETag"))
+	}
+	d, err = in.client.AdminDeleteUserWithResponse(ctx, id, &api.AdminDeleteUserParams{IfMatch: &last}, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, d, d.Body, http.StatusNoContent)
+}
