@@ -480,14 +480,17 @@ func TestCORSAllowList(t *testing.T) {
 	resp, _ := in.raw(t, "OPTIONS", "/api/v1/users/me", "", nil, "Origin", "https://app.example.com",
 		"Access-Control-Request-Method", "PATCH", "Access-Control-Request-Headers", "authorization,content-type,traceparent,tracestate")
 	allowed := strings.Split(strings.ToLower(resp.Header.Get("Access-Control-Allow-Headers")), ",")
-	for _, h := range []string{"authorization", "content-type", "x-request-id", "traceparent", "tracestate"} {
+	// An admin page sends If-Match with its changes and reads ETag back (see the admin user routes).
+	for _, h := range []string{"authorization", "content-type", "x-request-id", "traceparent", "tracestate", "if-match"} {
 		if !slices.Contains(allowed, h) {
 			t.Errorf("preflight: Access-Control-Allow-Headers %q lacks %s", resp.Header.Get("Access-Control-Allow-Headers"), h)
 		}
 	}
 	resp, _ = in.raw(t, "GET", "/api/v1/users/me", "", nil, "Origin", "https://app.example.com")
-	if exposed := strings.Split(strings.ToLower(resp.Header.Get("Access-Control-Expose-Headers")), ","); !slices.Contains(exposed, "x-trace-id") {
-		t.Errorf("Access-Control-Expose-Headers %q lacks X-Trace-Id", resp.Header.Get("Access-Control-Expose-Headers"))
+	for _, h := range []string{"x-trace-id", "etag"} {
+		if exposed := strings.Split(strings.ToLower(resp.Header.Get("Access-Control-Expose-Headers")), ","); !slices.Contains(exposed, h) {
+			t.Errorf("Access-Control-Expose-Headers %q lacks %s", resp.Header.Get("Access-Control-Expose-Headers"), h)
+		}
 	}
 	// The allow-list is matched exactly, whatever it holds: Echo's own matching would read '*'
 	// in an entry as a wildcard (the configuration refuses one, but it is not the only guard).

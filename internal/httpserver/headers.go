@@ -60,11 +60,13 @@ func cors(cfg config.HTTP) echo.MiddlewareFunc {
 	}
 	// Traceparent and Tracestate: a page that propagates its trace (OpenTelemetry's fetch
 	// instrumentation) sends them, and every call of it fails if the preflight leaves them out.
+	// If-Match and ETag: an admin page's guarded changes of a user (a page cannot read a header
+	// that is not exposed, nor send one the preflight leaves out).
 	return middleware.CORSWithConfig(middleware.CORSConfig{
 		AllowOriginFunc:  func(origin string) (bool, error) { return allowed[origin], nil },
 		AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete},
-		AllowHeaders:     []string{echo.HeaderAuthorization, echo.HeaderContentType, echo.HeaderXRequestID, "Traceparent", "Tracestate"},
-		ExposeHeaders:    []string{echo.HeaderXRequestID, "X-Trace-Id", "RateLimit", "RateLimit-Policy", echo.HeaderRetryAfter, echo.HeaderWWWAuthenticate, "Deprecation", "Sunset"},
+		AllowHeaders:     []string{echo.HeaderAuthorization, echo.HeaderContentType, echo.HeaderXRequestID, "Traceparent", "Tracestate", "If-Match"},
+		ExposeHeaders:    []string{echo.HeaderXRequestID, "X-Trace-Id", "RateLimit", "RateLimit-Policy", echo.HeaderRetryAfter, echo.HeaderWWWAuthenticate, "Deprecation", "Sunset", "ETag"},
 		AllowCredentials: cfg.CORSAllowCredentials,
 		MaxAge:           600,
 	})
