@@ -492,6 +492,16 @@ func TestCORSAllowList(t *testing.T) {
 			t.Errorf("Access-Control-Expose-Headers %q lacks %s", resp.Header.Get("Access-Control-Expose-Headers"), h)
 		}
 	}
+	// A preflight to a path that is no route gets the 404 the request itself would, not a 204
+	// that invites the browser to send it.
+	for _, path := range []string{"/api/v1/nope", "/api/v1/users/me/nope"} {
+		resp, body := in.raw(t, "OPTIONS", path, "", nil, "Origin", "https://app.example.com",
+			"Access-Control-Request-Method", "GET", "Access-Control-Request-Headers", "authorization")
+		if resp.StatusCode != http.StatusNotFound || resp.Header.Get("Content-Type") != "application/problem+json" || resp.Header.Get("Access-Control-Allow-Methods") != "" {
+			t.Errorf("preflight to %s: %d %q, Allow-Methods %q, %s; want a 404 problem and no CORS grant",
+				path, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get("Access-Control-Allow-Methods"), body)
+		}
+	}
 	// The allow-list is matched exactly, whatever it holds: Echo's own matching would read '*'
 	// in an entry as a wildcard (the configuration refuses one, but it is not the only guard).
 	pattern := start(t, func(c *config.Config) { c.HTTP.CORSOrigins = []string{"https://*.example.com", "http://a*"} })

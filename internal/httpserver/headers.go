@@ -62,7 +62,7 @@ func cors(cfg config.HTTP) echo.MiddlewareFunc {
 	// instrumentation) sends them, and every call of it fails if the preflight leaves them out.
 	// If-Match and ETag: an admin page's guarded changes of a user (a page cannot read a header
 	// that is not exposed, nor send one the preflight leaves out).
-	return middleware.CORSWithConfig(middleware.CORSConfig{
+	grant := middleware.CORSWithConfig(middleware.CORSConfig{
 		AllowOriginFunc:  func(origin string) (bool, error) { return allowed[origin], nil },
 		AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete},
 		AllowHeaders:     []string{echo.HeaderAuthorization, echo.HeaderContentType, echo.HeaderXRequestID, "Traceparent", "Tracestate", "If-Match"},
@@ -70,6 +70,18 @@ func cors(cfg config.HTTP) echo.MiddlewareFunc {
 		AllowCredentials: cfg.CORSAllowCredentials,
 		MaxAge:           600,
 	})
+	// A preflight to a path that is no route gets the 404 its request would: Echo's CORS
+	// answers every preflight 204 before the router's verdict is heard. Other requests to such
+	// a path keep the CORS headers, so the page can read the 404 problem.
+	return func(next echo.HandlerFunc) echo.HandlerFunc {
+		granted := grant(next)
+		return func(c echo.Context) error {
+			if c.Path() == "" && c.Request().Method == http.MethodOptions {
+				return next(c)
+			}
+			return granted(c)
+		}
+	}
 }
 
 // NewHTTPServer returns the http.Server for handler with cfg's limits against slow or
