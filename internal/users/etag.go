@@ -11,10 +11,10 @@ func ETag(u User) string {
 	return `"` + strconv.FormatInt(u.UpdatedAt.UnixMicro(), 36) + `"`
 }
 
-// IfMatch reports whether the If-Match field cond (nil: none was sent) holds for u, as RFC 9110
+// ifMatch reports whether the If-Match field cond (nil: none was sent) holds for u, as RFC 9110
 // 13.1.1 has it: "*", or a list of entity tags one of which is u's by strong comparison (a weak
 // tag, W/"...", never matches). Anything else, malformed or not, does not match.
-func IfMatch(cond *string, u User) bool {
+func ifMatch(cond *string, u User) bool {
 	if cond == nil {
 		return true
 	}

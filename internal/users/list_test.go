@@ -124,7 +124,7 @@ func TestShortSearch(t *testing.T) {
 	}
 }
 
-// IfMatch follows RFC 9110 13.1.1: "*" or a listed tag by strong comparison; nothing else.
+// ifMatch follows RFC 9110 13.1.1: "*" or a listed tag by strong comparison; nothing else.
 func TestIfMatch(t *testing.T) {
 	u := User{UpdatedAt: time.Date(2026, 12, 7, 10, 0, 0, 123456000, time.UTC)}
 	tag := ETag(u)
@@ -144,12 +144,12 @@ func TestIfMatch(t *testing.T) {
 		{new(tag[1 : len(tag)-1]), false}, // unquoted
 		{new(`"x"`), false},
 	} {
-		if got := IfMatch(tt.cond, u); got != tt.want {
+		if got := ifMatch(tt.cond, u); got != tt.want {
 			shown := "none"
 			if tt.cond != nil {
 				shown = *tt.cond
 			}
-			t.Errorf("IfMatch(%q) with tag %s = %v, want %v", shown, tag, got, tt.want)
+			t.Errorf("ifMatch(%q) with tag %s = %v, want %v", shown, tag, got, tt.want)
 		}
 	}
 }

@@ -180,7 +180,7 @@ func (s *Store) adminUpdate(ctx context.Context, id uuid.UUID, p AdminPatch, now
 		if err != nil {
 			return err
 		}
-		if !IfMatch(p.IfMatch, before) {
+		if !ifMatch(p.IfMatch, before) {
 			return ErrPreconditionFailed
 		}
 		changes := p.changes(before)
@@ -228,14 +228,14 @@ func (s *Store) adminUpdate(ctx context.Context, id uuid.UUID, p AdminPatch, now
 
 // delete removes a user (sessions cascade) under the last-admin guard and audits it; it returns
 // the sessions that were live.
-func (s *Store) delete(ctx context.Context, id uuid.UUID, ifMatch *string, actor *uuid.UUID) ([]uuid.UUID, error) {
+func (s *Store) delete(ctx context.Context, id uuid.UUID, cond *string, actor *uuid.UUID) ([]uuid.UUID, error) {
 	var live []uuid.UUID
 	err := postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
 		before, err := lockUser(ctx, q, id)
 		if err != nil {
 			return err
 		}
-		if !IfMatch(ifMatch, before) {
+		if !ifMatch(cond, before) {
 			return ErrPreconditionFailed
 		}
 		if before.Role == RoleAdmin && before.IsActive {
