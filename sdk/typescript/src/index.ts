@@ -58,7 +58,8 @@ export interface PortcullisAuth {
    * is under way share it: refresh tokens are single use, and a second concurrent refresh with
    * the same token would get 409 refresh-token-race. A refresh that gets it all the same (a
    * client sharing the store, in another tab, spent the token first) waits up to 5 s for the
-   * winner's pair to reach the store and resolves to it. Resolves to undefined when there is no
+   * winner's pair to reach the store and resolves to it; with the default memory store, which
+   * no one else writes, it clears the spent pair at once and resolves to undefined. Resolves to undefined when there is no
    * refresh token or the server refuses it (on 401 the stored pair is cleared), when it fails
    * for now (429, 5xx: the pair is kept), and when the pair is set or cleared while the refresh
    * is under way (the pair set then stays). A call whose automatic refresh failed for now gets
@@ -88,6 +89,8 @@ interface Pending {
 
 export function createPortcullisClient(baseUrl: string, opts: PortcullisClientOptions = {}): PortcullisClient {
   const { tokens = memoryTokenStore(), onTokens, ...clientOptions } = opts;
+  // Only a store the caller gave may be written by someone else (another tab).
+  const shared = opts.tokens !== undefined;
   const client = createClient<paths>({ ...clientOptions, baseUrl });
   // Refreshes go through a client of their own, without the middleware below.
   const refresher = createClient<paths>({ ...clientOptions, baseUrl });
@@ -118,12 +121,14 @@ export function createPortcullisClient(baseUrl: string, opts: PortcullisClientOp
           store(data);
           return { pair: data };
         }
-        // 409 refresh-token-race: another client sharing the store (another browser tab, with
-        // the pair in localStorage) spent this refresh token a moment ago. The session is intact,
-        // and the winner's pair reaches the store once its answer arrives: wait for it.
-        if (response.status === 409) return { pair: await raceWinner(tokens, current.refresh_token) };
+        // 409 refresh-token-race: another client spent this refresh token a moment ago. The
+        // session is intact. One sharing the store (another browser tab, with the pair in
+        // localStorage) puts its pair there once its answer arrives: wait for it. With this
+        // client's own memory store no pair will come: drop the spent one, as on 401 (sent again
+        // after the grace window, it would revoke the winner's session as theft).
+        if (response.status === 409 && shared) return { pair: await raceWinner(tokens, current.refresh_token) };
         // 401: the refresh token is expired, reused or its session revoked; sign in again.
-        if (response.status === 401) {
+        if (response.status === 401 || response.status === 409) {
           if (still) store(undefined);
           return { pair: undefined };
         }

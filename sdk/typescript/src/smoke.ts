@@ -163,6 +163,29 @@ const steps: Array<[string, () => Promise<string>]> = [
     },
   ],
   [
+    "a refresh that lost a race with a store no one else writes drops the spent pair at once",
+    async () => {
+      const { data: pair, error } = await client.POST("/api/v1/auth/login", { body: { email, password } });
+      assert.ok(pair, `login failed: ${JSON.stringify(error)}`);
+      // Another process spent this pair's refresh token (the pair was copied there). The default
+      // store is this client's memory: no winner's pair will ever reach it, so waiting is in vain,
+      // and the spent token, sent again after the grace window, would revoke the session as theft.
+      const winner = createPortcullisClient(baseUrl, { fetch: countingFetch });
+      winner.auth.set(pair);
+      assert.ok(await winner.auth.refresh(), "the winner's refresh failed");
+      const loser = createPortcullisClient(baseUrl, { fetch: countingFetch });
+      loser.auth.set(pair);
+      const started = Date.now();
+      assert.equal(await loser.auth.refresh(), undefined, "the losing refresh resolved to a pair");
+      const waited = Date.now() - started;
+      assert.ok(waited < 2000, `the losing refresh waited ${waited} ms for a pair that cannot come`);
+      assert.equal(loser.auth.tokens, undefined, "the spent pair is still stored");
+      const { error: after } = await winner.GET("/api/v1/users/me");
+      assert.equal(after, undefined, `the winner's session did not survive: ${JSON.stringify(after)}`);
+      return `resolved in ${waited} ms with the pair dropped; the winner's session is intact`;
+    },
+  ],
+  [
     "a call whose refresh fails for now gets that answer (503, Retry-After), not 401, and keeps the pair",
     async () => {
       const { data: pair, error } = await client.POST("/api/v1/auth/login", { body: { email, password } });
