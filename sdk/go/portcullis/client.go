@@ -2,9 +2,10 @@
 // (github.com/portcullis/portcullis/gen/api): it keeps a signed-in session's tokens, sends the
 // access token with every call, and when the access token has expired (401 invalid-token) it
 // refreshes once — one refresh for all concurrent callers, since refresh tokens are single use —
-// and retries the call. A call whose refresh the service refused for good (the session is over)
-// gets its own 401; one whose refresh failed for now (429, 503, no answer) returns that error
-// instead, a *Problem with its RetryAfter where the service answered, and the pair is kept.
+// and retries the call. A call whose refresh the service refused for good (401, 409 or another
+// 4xx but 408 and 429: the session is over, or the token unusable) gets its own 401 and the pair
+// is dropped; one whose refresh failed for now (429, 5xx, no answer) returns that error instead,
+// a *Problem with its RetryAfter where the service answered, and the pair is kept.
 //
 //	c, _ := portcullis.New("https://auth.example.com", nil)
 //	if err := c.Login(ctx, "ada@example.com", password); err != nil { … }
@@ -132,8 +133,9 @@ func (c *Client) Tokens() api.TokenPair {
 // even when ctx ends first: a rotation abandoned after the service made it would leave this
 // client with a spent refresh token, whose next use the service treats as theft and answers by
 // revoking the session. ctx bounds only how long this caller waits. When the service refuses
-// the refresh token (401, or 409 refresh-token-race: another holder of the pair spent it first),
-// the stored pair is dropped and the error holds ErrNotSignedIn and the *Problem.
+// the refresh token (401; 409 refresh-token-race: another holder of the pair spent it first; or
+// another 4xx but 408 and 429), the stored pair is dropped and the error holds ErrNotSignedIn
+// and the *Problem.
 func (c *Client) Refresh(ctx context.Context) error {
 	c.mu.Lock()
 	refresh := c.tokens.RefreshToken
@@ -178,8 +180,9 @@ func (c *Client) rotate(ctx context.Context, f *flight) {
 	case r.JSON200 == nil:
 		f.err = problemOf(r.HTTPResponse, r.Body)
 		// 401: a dead pair; 409: a token someone else spent a moment ago, whose next use after
-		// the grace window would revoke the session as theft. Every later call would try it again.
-		if s := r.StatusCode(); s == http.StatusUnauthorized || s == http.StatusConflict {
+		// the grace window would revoke the session as theft; any other 4xx but 408 and 429: a
+		// token the service will never take. Every later call would try it again.
+		if refusedForGood(r.StatusCode()) {
 			f.err = fmt.Errorf("%w: %w", ErrNotSignedIn, f.err)
 			if current {
 				c.tokens = api.TokenPair{}
@@ -190,6 +193,13 @@ func (c *Client) rotate(ctx context.Context, f *flight) {
 	default:
 		f.err = ErrNotSignedIn // the pair was replaced or cleared meanwhile: its successor is dropped
 	}
+}
+
+// refusedForGood reports whether a refresh answered status will fail the same way every time:
+// a 4xx other than 408 Request Timeout and 429 Too Many Requests. Other failures (429, 5xx, no
+// answer) are for now.
+func refusedForGood(status int) bool {
+	return status >= 400 && status < 500 && status != http.StatusRequestTimeout && status != http.StatusTooManyRequests
 }
 
 // Logout ends the session at the service and forgets the tokens here, even when the service

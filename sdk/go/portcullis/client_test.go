@@ -572,3 +572,31 @@ func TestACallWhoseRefreshFailedSaysWhy(t *testing.T) {
 		}
 	}
 }
+
+// A refresh refused for a reason that will not pass (a 400: the stored token is malformed) is
+// a dead pair, like a 401: it is dropped and the call gets its own 401, rather than every later
+// call failing with the same 400.
+func TestARefreshRefusedForGoodDropsThePair(t *testing.T) {
+	url := fakeBusyRefresh(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusBadRequest)
+		_, _ = w.Write([]byte(`{"type":"https://portcullis.dev/problems/validation-failed","title":"Bad Request","status":400,"code":"validation-failed"}`))
+	})
+	c, err := portcullis.New(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetTokens(api.TokenPair{AccessToken: "A1", RefreshToken: "R1", TokenType: "Bearer"})
+	r, err := c.API.GetMeWithResponse(context.Background())
+	if err != nil || r.StatusCode() != http.StatusUnauthorized {
+		t.Fatalf("a call whose refresh got 400 = %v (%v), want its own 401", err, r)
+	}
+	if got := c.Tokens(); got.RefreshToken != "" {
+		t.Fatalf("the pair refused for good is still stored: %+v", got)
+	}
+	c.SetTokens(api.TokenPair{AccessToken: "A1", RefreshToken: "R1", TokenType: "Bearer"})
+	var p *portcullis.Problem
+	if err := c.Refresh(context.Background()); !errors.Is(err, portcullis.ErrNotSignedIn) || !errors.As(err, &p) || p.Status != http.StatusBadRequest {
+		t.Fatalf("Refresh refused with 400 = %v, want ErrNotSignedIn and the 400 problem", err)
+	}
+}

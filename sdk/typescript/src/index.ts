@@ -60,8 +60,8 @@ export interface PortcullisAuth {
    * client sharing the store, in another tab, spent the token first) waits up to 5 s for the
    * winner's pair to reach the store and resolves to it; with the default memory store, which
    * no one else writes, it clears the spent pair at once and resolves to undefined. Resolves to undefined when there is no
-   * refresh token or the server refuses it (on 401 the stored pair is cleared), when it fails
-   * for now (429, 5xx: the pair is kept), and when the pair is set or cleared while the refresh
+   * refresh token or the server refuses it (on 401 or another 4xx but 408 and 429 the stored
+   * pair is cleared), when it fails for now (408, 429, 5xx: the pair is kept), and when the pair is set or cleared while the refresh
    * is under way (the pair set then stays). A call whose automatic refresh failed for now gets
    * that refresh's answer (its status, Retry-After and problem) instead of its own 401.
    */
@@ -127,13 +127,15 @@ export function createPortcullisClient(baseUrl: string, opts: PortcullisClientOp
         // client's own memory store no pair will come: drop the spent one, as on 401 (sent again
         // after the grace window, it would revoke the winner's session as theft).
         if (response.status === 409 && shared) return { pair: await raceWinner(tokens, current.refresh_token) };
-        // 401: the refresh token is expired, reused or its session revoked; sign in again.
-        if (response.status === 401 || response.status === 409) {
+        // 401: the refresh token is expired, reused or its session revoked; another 4xx but 408
+        // and 429: a token the server will never take. Sign in again.
+        const s = response.status;
+        if (s >= 400 && s < 500 && s !== 408 && s !== 429) {
           if (still) store(undefined);
           return { pair: undefined };
         }
-        // Other failures (429, 5xx) are for now: the pair stays, and the call that needed the
-        // refresh gets this answer rather than its own 401, which would read as signed out.
+        // Other failures (408, 429, 5xx) are for now: the pair stays, and the call that needed
+        // the refresh gets this answer rather than its own 401, which would read as signed out.
         const body = typeof error === "string" ? error : JSON.stringify(error);
         return { pair: undefined, failure: { status: response.status, statusText: response.statusText, headers: response.headers, body } };
       })().finally(() => {

@@ -223,6 +223,29 @@ const steps: Array<[string, () => Promise<string>]> = [
     },
   ],
   [
+    "a refresh refused for good (400) clears the pair, and the call gets its own 401",
+    async () => {
+      const { data: pair, error } = await client.POST("/api/v1/auth/login", { body: { email, password } });
+      assert.ok(pair, `login failed: ${JSON.stringify(error)}`);
+      // A stand-in, not the server: a fetch that answers the refresh 400, as the server does to a
+      // token it can never take.
+      const badFetch: typeof fetch = async (input, init) => {
+        const url = input instanceof Request ? input.url : String(input);
+        if (new URL(url).pathname === "/api/v1/auth/refresh") {
+          const problem = { type: "https://portcullis.dev/problems/validation-failed", title: "Bad Request", status: 400, code: "validation-failed" };
+          return new Response(JSON.stringify(problem), { status: 400, headers: { "Content-Type": "application/problem+json" } });
+        }
+        return countingFetch(input, init);
+      };
+      const pc = createPortcullisClient(baseUrl, { fetch: badFetch });
+      pc.auth.set({ ...pair, access_token: spoil(pair.access_token) });
+      const { response } = await pc.GET("/api/v1/users/me");
+      assert.equal(response.status, 401, `a call whose refresh got 400 answered ${response.status}`);
+      assert.equal(pc.auth.tokens, undefined, "the pair refused for good is still stored");
+      return "401 and the pair cleared";
+    },
+  ],
+  [
     "a refresh under way never brings back a pair replaced or cleared meanwhile",
     async () => {
       const login = async (): Promise<TokenPair> => {
