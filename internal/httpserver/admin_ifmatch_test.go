@@ -3,6 +3,7 @@ package httpserver_test
 import (
 	"context"
 	"net/http"
+	"strings"
 	"testing"
 
 	api "github.com/portcullis/portcullis/gen/api"
@@ -76,6 +77,32 @@ func TestAdminChangesWithIfMatchDoNotOverwriteOthers(t *testing.T) {
 	list := `"other", ` + second
 	r = patch(&list, api.AdminUpdateUserJSONRequestBody{Role: new(api.RoleModerator)})
 	wantStatus(t, r, r.Body, http.StatusOK)
+	_, current := get()
+	// The same list sent as two header lines is one list (RFC 9110 5.3).
+	lines := func(tags ...string) int {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPatch, in.url+"/api/v1/admin/users/"+id.String(), strings.NewReader(`{"is_verified": true}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+tok)
+		for _, tag := range tags {
+			req.Header.Add("If-Match", tag)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if got := lines(`"other"`, first); got != http.StatusPreconditionFailed {
+		t.Fatalf("two If-Match lines naming old versions: %d, want 412", got)
+	}
+	if got := lines(`"other"`, current); got != http.StatusOK {
+		t.Fatalf("two If-Match lines, the second the current version: %d, want 200", got)
+	}
 	r = patch(new("*"), api.AdminUpdateUserJSONRequestBody{Role: new(api.RoleUser)})
 	wantStatus(t, r, r.Body, http.StatusOK)
 	r = patch(nil, api.AdminUpdateUserJSONRequestBody{IsVerified: new(false)})

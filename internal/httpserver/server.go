@@ -396,6 +396,11 @@ func (s *Server) requestContext(next echo.HandlerFunc) echo.HandlerFunc {
 		if ip, err := netip.ParseAddr(c.RealIP()); err == nil {
 			req.IP = ip
 		}
+		// RFC 9110 5.3: a list-valued field sent as several lines is one list. The generated
+		// binder takes one line only and refused more with 400.
+		if v := r.Header.Values("If-Match"); len(v) > 1 {
+			r.Header.Set("If-Match", strings.Join(v, ", "))
+		}
 		c.SetRequest(r.WithContext(audit.WithRequest(r.Context(), req)))
 		return next(c)
 	}
