@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"golang.org/x/text/unicode/norm"
 
 	dbgen "github.com/portcullis/portcullis/gen/db"
 	"github.com/portcullis/portcullis/internal/apperr"
@@ -106,7 +107,9 @@ func (s *Service) List(ctx context.Context, f Filter) (Page, error) {
 	var text, tripled string
 	var pieces []string
 	if f.Query != nil && *f.Query != "" {
-		text = strings.ToLower(*f.Query)
+		// Composed (NFC), as emails are stored and names almost always typed: "José" entered
+		// with a combining accent finds the José stored composed.
+		text = norm.NFC.String(strings.ToLower(*f.Query))
 		stats := s.searchStats(ctx)
 		pieces = searchPieces(text, stats.trigrams)
 		tripled = shortSearch(text, stats.tripled)
