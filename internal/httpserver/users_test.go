@@ -372,3 +372,44 @@ func TestPasswordChangeRacingAnotherIsRefused(t *testing.T) {
 		t.Fatal("the change authorised by the old password overwrote the newer one")
 	}
 }
+
+// A full name is stored composed (NFC), the form the admin search compares in: "José" sent
+// with a combining accent is stored and answered as "José", on registration and on a change.
+// A name that grows past 200 characters when composed (U+0344 becomes two) is refused, not
+// stored past the column's limit.
+func TestFullNameIsStoredComposed(t *testing.T) {
+	t.Parallel()
+	in := start(t)
+	ctx := context.Background()
+	name := "nfc" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	decomposed := "Jose\u0301 Iba\u0301n\u0303ez"
+	r, err := in.client.RegisterUserWithResponse(ctx, api.RegisterUserJSONRequestBody{
+		Email: api.Email(name + "@example.com"), Username: name, Password: "a long and unusual passphrase", FullName: &decomposed,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r, r.Body, http.StatusCreated)
+	if got, _ := nullableValue(r.JSON201.FullName); got != "Jos\u00e9 Ib\u00e1\u00f1ez" {
+		t.Fatalf("registered full_name = %+q, want it composed", got)
+	}
+	tok := in.login(t, account{User: *r.JSON201, Password: "a long and unusual passphrase"}).AccessToken
+	u, err := in.client.UpdateMeWithResponse(ctx, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue("Zoe\u0308")}, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, u, u.Body, http.StatusOK)
+	if got, _ := nullableValue(u.JSON200.FullName); got != "Zo\u00eb" {
+		t.Fatalf("changed full_name = %+q, want it composed", got)
+	}
+	grows := strings.Repeat("\u0344", 200)
+	u, err = in.client.UpdateMeWithResponse(ctx, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue(grows)}, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, u, u.Body, http.StatusBadRequest, "invalid-request")
+	var stored string
+	if err := in.app.Pool.QueryRow(ctx, "SELECT full_name FROM users WHERE id = $1", r.JSON201.Id).Scan(&stored); err != nil || stored != "Zo\u00eb" {
+		t.Fatalf("after the refused change full_name = %+q (%v), want the composed Zoë kept", stored, err)
+	}
+}

@@ -67,6 +67,7 @@ func (s *Service) AdminUpdate(ctx context.Context, actor, id uuid.UUID, p AdminP
 	if p.Role != nil && !ValidRole(*p.Role) {
 		return AdminResult{}, ErrUnknownRole
 	}
+	p.FullName = normalizeFullName(p.FullName)
 	if err := (ProfileUpdate{Username: p.Username, SetFullName: p.SetFullName, FullName: p.FullName}).validate(); err != nil {
 		return AdminResult{}, err
 	}

@@ -121,7 +121,7 @@ func (s *Service) Register(ctx context.Context, nu NewUser) (User, error) {
 // create validates, hashes and stores a new account, recording ev (whose actor defaults to the
 // new user) in the same transaction.
 func (s *Service) create(ctx context.Context, nu AdminNewUser, ev audit.Event) (User, error) {
-	nu.Email = normalizeEmail(nu.Email)
+	nu.Email, nu.FullName = normalizeEmail(nu.Email), normalizeFullName(nu.FullName)
 	if err := errors.Join(validateEmail(nu.Email), validateUsername(nu.Username), validateFullName(nu.FullName)); err != nil {
 		return User{}, firstError(err)
 	}
@@ -329,6 +329,7 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID) (User, error) {
 // nothing and returns the user as stored. It returns an Invalid error naming the field,
 // ErrUsernameTaken or ErrNotFound.
 func (s *Service) UpdateProfile(ctx context.Context, id uuid.UUID, p ProfileUpdate) (User, error) {
+	p.FullName = normalizeFullName(p.FullName)
 	if err := p.validate(); err != nil {
 		return User{}, err
 	}

@@ -124,12 +124,22 @@ func validateUsername(username string) error {
 	return nil
 }
 
+// normalizeFullName returns name in Unicode NFC, the form it is stored, shown and searched in
+// ("é" typed as one code point or as "e" and a combining accent is one name); nil stays nil. It
+// comes before validateFullName: composing can lengthen a name (U+0344 becomes two).
+func normalizeFullName(name *string) *string {
+	if name == nil {
+		return nil
+	}
+	return new(norm.NFC.String(*name))
+}
+
 func validateFullName(name *string) error {
 	if name == nil {
 		return nil
 	}
 	if !utf8.ValidString(*name) || utf8.RuneCountInString(*name) > maxFullName {
-		return apperr.Invalidf("full_name", "must be valid text of at most %d characters", maxFullName)
+		return apperr.Invalidf("full_name", "must be valid text of at most %d characters, counted composed (NFC)", maxFullName)
 	}
 	for _, r := range *name {
 		if unicode.IsControl(r) {
