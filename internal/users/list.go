@@ -357,9 +357,16 @@ type window struct {
 	trigrams []string
 }
 
-// searchPieces returns substrings of text to ask the trigram index for in its place, or nil
-// when text should be asked for whole: without statistics, when none of its trigrams is common
-// (nothing to save) or when no substring of only uncommon trigrams holds a rare one.
+// searchPieces returns substrings of text (already lower case) to ask the trigram index for in
+// its place, or nil when text should be asked for whole: without statistics, when none of its
+// trigrams is common (nothing to save) or when no substring of only uncommon trigrams holds a
+// rare one.
+//
+// pg_trgm answers `search LIKE '%text%'` from the posting list of every trigram of text, read
+// whole: a trigram that most users hold (the "com" of every email) costs milliseconds however
+// rare text is. When the statistics show such trigrams next to a rare one, the index is asked
+// only for substrings of text whose trigrams are all uncommon, and text itself is matched by
+// strpos, which no index serves: the same rows, from a much cheaper index scan.
 func searchPieces(text string, freq map[string]float64) []string {
 	if freq == nil {
 		return nil
