@@ -59,11 +59,12 @@ export interface PortcullisAuth {
    * the same token would get 409 refresh-token-race. A refresh that gets it all the same (a
    * client sharing the store, in another tab, spent the token first) waits up to 5 s for the
    * winner's pair to reach the store and resolves to it; with the default memory store, which
-   * no one else writes, it clears the spent pair at once and resolves to undefined. Resolves to undefined when there is no
-   * refresh token or the server refuses it (on 401 or another 4xx but 408 and 429 the stored
-   * pair is cleared), when it fails for now (408, 429, 5xx: the pair is kept), and when the pair is set or cleared while the refresh
-   * is under way (the pair set then stays). A call whose automatic refresh failed for now gets
-   * that refresh's answer (its status, Retry-After and problem) instead of its own 401.
+   * no one else writes, it clears the spent pair at once and resolves to undefined. Resolves to
+   * undefined when there is no refresh token or the server refuses it (on 401 or another 4xx
+   * but 408 and 429 the stored pair is cleared), when it fails for now (408, 429, 5xx: the pair
+   * is kept), and when the pair is set or cleared while the refresh is under way (the pair set
+   * then stays). A call whose automatic refresh failed for now gets that refresh's answer (its
+   * status, Retry-After and problem) instead of its own 401.
    */
   refresh(): Promise<TokenPair | undefined>;
 }
@@ -200,7 +201,7 @@ export function createPortcullisClient(baseUrl: string, opts: PortcullisClientOp
   return Object.assign(client, { auth });
 }
 
-/** What a refresh came to: the new pair, or none; failure is the answer of one that failed for now (429, 5xx). */
+/** What a refresh came to: the new pair, or none; failure is the answer of one that failed for now (408, 429, 5xx). */
 interface Outcome {
   pair: TokenPair | undefined;
   failure?: { status: number; statusText: string; headers: Headers; body: string };
