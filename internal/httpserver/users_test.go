@@ -413,3 +413,44 @@ func TestFullNameIsStoredComposed(t *testing.T) {
 		t.Fatalf("after the refused change full_name = %+q (%v), want the composed Zoë kept", stored, err)
 	}
 }
+
+// A full name is stored without the spaces around it, and an empty one is no name (null), as
+// clients clearing a form field send it: "" and null no longer mean two things.
+func TestFullNameIsTrimmedAndEmptyIsNone(t *testing.T) {
+	t.Parallel()
+	in := start(t)
+	ctx := context.Background()
+	name := "trim" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	spaced := "  Ada Lovelace  "
+	r, err := in.client.RegisterUserWithResponse(ctx, api.RegisterUserJSONRequestBody{
+		Email: api.Email(name + "@example.com"), Username: name, Password: "a long and unusual passphrase", FullName: &spaced,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r, r.Body, http.StatusCreated)
+	if got, _ := nullableValue(r.JSON201.FullName); got != "Ada Lovelace" {
+		t.Fatalf("registered full_name = %q, want it trimmed", got)
+	}
+	tok := in.login(t, account{User: *r.JSON201, Password: "a long and unusual passphrase"}).AccessToken
+	for _, empty := range []string{"", "   "} {
+		u, err := in.client.UpdateMeWithResponse(ctx, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue(empty)}, bearer(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, u, u.Body, http.StatusOK)
+		if !u.JSON200.FullName.IsNull() {
+			t.Fatalf("full_name %q answered as %v, want null", empty, u.JSON200.FullName)
+		}
+		var stored *string
+		if err := in.app.Pool.QueryRow(ctx, "SELECT full_name FROM users WHERE id = $1", r.JSON201.Id).Scan(&stored); err != nil || stored != nil {
+			t.Fatalf("full_name %q stored as %v (%v), want NULL", empty, stored, err)
+		}
+		// Set a name again for the next round.
+		u, err = in.client.UpdateMeWithResponse(ctx, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue("Ada")}, bearer(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, u, u.Body, http.StatusOK)
+	}
+}

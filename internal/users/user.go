@@ -125,13 +125,20 @@ func validateUsername(username string) error {
 }
 
 // normalizeFullName returns name in Unicode NFC, the form it is stored, shown and searched in
-// ("é" typed as one code point or as "e" and a combining accent is one name); nil stays nil. It
-// comes before validateFullName: composing can lengthen a name (U+0344 becomes two).
+// ("é" typed as one code point or as "e" and a combining accent is one name), without the
+// spaces around it; nil, and a name of nothing but spaces, are no name (nil), so "" and null do
+// not mean two things. It comes before validateFullName: composing can lengthen a name (U+0344
+// becomes two).
 func normalizeFullName(name *string) *string {
 	if name == nil {
 		return nil
 	}
-	return new(norm.NFC.String(*name))
+	// Spaces only: a control character (a tab, a line break) is refused wherever it stands.
+	v := strings.TrimFunc(norm.NFC.String(*name), func(r rune) bool { return unicode.IsSpace(r) && !unicode.IsControl(r) })
+	if v == "" {
+		return nil
+	}
+	return &v
 }
 
 func validateFullName(name *string) error {

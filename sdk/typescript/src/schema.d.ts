@@ -407,7 +407,7 @@ export interface components {
          */
         Password: string;
         /**
-         * @description Stored and answered in composed form (Unicode NFC). No control characters, and no bidirectional embeddings, overrides or isolates (U+202A-U+202E, U+2066-U+2069), which would reorder the text wherever the name is shown (400 invalid-request).
+         * @description Stored and answered in composed form (Unicode NFC), without the spaces around it; a name of nothing but spaces is none (null). No control characters, and no bidirectional embeddings, overrides or isolates (U+202A-U+202E, U+2066-U+2069), which would reorder the text wherever the name is shown (400 invalid-request).
          * @example Ada Lovelace
          */
         FullName: string;
@@ -459,7 +459,7 @@ export interface components {
         };
         UpdateMeRequest: {
             username?: components["schemas"]["Username"];
-            /** @description A string sets the name, stored in composed form (Unicode NFC); null clears it. No control characters, and no bidirectional embeddings, overrides or isolates (U+202A-U+202E, U+2066-U+2069) (400 invalid-request). */
+            /** @description A string sets the name, stored in composed form (Unicode NFC) without the spaces around it; null, "" or only spaces clears it. No control characters, and no bidirectional embeddings, overrides or isolates (U+202A-U+202E, U+2066-U+2069) (400 invalid-request). */
             full_name?: string | null;
         };
         ChangePasswordRequest: {
@@ -522,7 +522,7 @@ export interface components {
             is_active?: boolean;
             is_verified?: boolean;
             username?: components["schemas"]["Username"];
-            /** @description A string sets the name, stored in composed form (Unicode NFC); null clears it. No control characters, and no bidirectional embeddings, overrides or isolates (U+202A-U+202E, U+2066-U+2069) (400 invalid-request). */
+            /** @description A string sets the name, stored in composed form (Unicode NFC) without the spaces around it; null, "" or only spaces clears it. No control characters, and no bidirectional embeddings, overrides or isolates (U+202A-U+202E, U+2066-U+2069) (400 invalid-request). */
             full_name?: string | null;
         };
         UserPage: {
