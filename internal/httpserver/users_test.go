@@ -381,19 +381,10 @@ func TestFullNameIsStoredComposed(t *testing.T) {
 	t.Parallel()
 	in := start(t)
 	ctx := context.Background()
-	name := "nfc" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
-	decomposed := "Jose\u0301 Iba\u0301n\u0303ez"
-	r, err := in.client.RegisterUserWithResponse(ctx, api.RegisterUserJSONRequestBody{
-		Email: api.Email(name + "@example.com"), Username: name, Password: "a long and unusual passphrase", FullName: &decomposed,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantStatus(t, r, r.Body, http.StatusCreated)
-	if got, _ := nullableValue(r.JSON201.FullName); got != "Jos\u00e9 Ib\u00e1\u00f1ez" {
+	user, tok := in.registerNamed(t, "Jose\u0301 Iba\u0301n\u0303ez")
+	if got, _ := nullableValue(user.FullName); got != "Jos\u00e9 Ib\u00e1\u00f1ez" {
 		t.Fatalf("registered full_name = %+q, want it composed", got)
 	}
-	tok := in.login(t, account{User: *r.JSON201, Password: "a long and unusual passphrase"}).AccessToken
 	u, err := in.client.UpdateMeWithResponse(ctx, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue("Zoe\u0308")}, bearer(tok))
 	if err != nil {
 		t.Fatal(err)
@@ -409,7 +400,7 @@ func TestFullNameIsStoredComposed(t *testing.T) {
 	}
 	wantProblem(t, u, u.Body, http.StatusBadRequest, "invalid-request")
 	var stored string
-	if err := in.app.Pool.QueryRow(ctx, "SELECT full_name FROM users WHERE id = $1", r.JSON201.Id).Scan(&stored); err != nil || stored != "Zo\u00eb" {
+	if err := in.app.Pool.QueryRow(ctx, "SELECT full_name FROM users WHERE id = $1", user.Id).Scan(&stored); err != nil || stored != "Zo\u00eb" {
 		t.Fatalf("after the refused change full_name = %+q (%v), want the composed Zoë kept", stored, err)
 	}
 }
@@ -420,19 +411,10 @@ func TestFullNameIsTrimmedAndEmptyIsNone(t *testing.T) {
 	t.Parallel()
 	in := start(t)
 	ctx := context.Background()
-	name := "trim" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
-	spaced := "  Ada Lovelace  "
-	r, err := in.client.RegisterUserWithResponse(ctx, api.RegisterUserJSONRequestBody{
-		Email: api.Email(name + "@example.com"), Username: name, Password: "a long and unusual passphrase", FullName: &spaced,
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantStatus(t, r, r.Body, http.StatusCreated)
-	if got, _ := nullableValue(r.JSON201.FullName); got != "Ada Lovelace" {
+	user, tok := in.registerNamed(t, "  Ada Lovelace  ")
+	if got, _ := nullableValue(user.FullName); got != "Ada Lovelace" {
 		t.Fatalf("registered full_name = %q, want it trimmed", got)
 	}
-	tok := in.login(t, account{User: *r.JSON201, Password: "a long and unusual passphrase"}).AccessToken
 	for _, empty := range []string{"", "   "} {
 		u, err := in.client.UpdateMeWithResponse(ctx, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue(empty)}, bearer(tok))
 		if err != nil {
@@ -443,7 +425,7 @@ func TestFullNameIsTrimmedAndEmptyIsNone(t *testing.T) {
 			t.Fatalf("full_name %q answered as %v, want null", empty, u.JSON200.FullName)
 		}
 		var stored *string
-		if err := in.app.Pool.QueryRow(ctx, "SELECT full_name FROM users WHERE id = $1", r.JSON201.Id).Scan(&stored); err != nil || stored != nil {
+		if err := in.app.Pool.QueryRow(ctx, "SELECT full_name FROM users WHERE id = $1", user.Id).Scan(&stored); err != nil || stored != nil {
 			t.Fatalf("full_name %q stored as %v (%v), want NULL", empty, stored, err)
 		}
 		// Set a name again for the next round.
@@ -453,4 +435,19 @@ func TestFullNameIsTrimmedAndEmptyIsNone(t *testing.T) {
 		}
 		wantStatus(t, u, u.Body, http.StatusOK)
 	}
+}
+
+// registerNamed registers a fresh account with fullName through the API and signs it in.
+func (in *instance) registerNamed(t *testing.T, fullName string) (api.User, string) {
+	t.Helper()
+	name := "named" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	pw := "a long and unusual passphrase"
+	r, err := in.client.RegisterUserWithResponse(context.Background(), api.RegisterUserJSONRequestBody{
+		Email: api.Email(name + "@example.com"), Username: name, Password: pw, FullName: &fullName,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r, r.Body, http.StatusCreated)
+	return *r.JSON201, in.login(t, account{User: *r.JSON201, Password: pw}).AccessToken
 }
