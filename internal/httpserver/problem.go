@@ -68,14 +68,17 @@ func (s *Server) handleError(err error, c echo.Context) {
 	writeProblem(c, p)
 }
 
-func writeProblem(c echo.Context, p api.Problem) {
+func writeProblem(c echo.Context, p api.Problem) { writeProblemTo(c.Response(), p) }
+
+// writeProblemTo answers w with p as application/problem+json.
+func writeProblemTo(w http.ResponseWriter, p api.Problem) {
 	body, err := json.Marshal(p)
 	if err != nil {
 		body = []byte(`{"type":"about:blank","title":"Internal Server Error","status":500,"code":"internal"}`)
 	}
-	c.Response().Header().Set(echo.HeaderContentType, "application/problem+json")
-	c.Response().WriteHeader(p.Status)
-	_, _ = c.Response().Write(body)
+	w.Header().Set(echo.HeaderContentType, "application/problem+json")
+	w.WriteHeader(p.Status)
+	_, _ = w.Write(body)
 }
 
 func (s *Server) toProblem(err error, c echo.Context) api.Problem {
@@ -248,9 +251,6 @@ func WriteStatusProblem(w http.ResponseWriter, status int) {
 	if !ok {
 		code = "internal"
 	}
-	body, _ := json.Marshal(api.Problem{Type: problemBase + code, Title: http.StatusText(status), Status: status, Code: code})
-	w.Header().Set("Content-Type", "application/problem+json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
+	writeProblemTo(w, api.Problem{Type: problemBase + code, Title: http.StatusText(status), Status: status, Code: code})
 }

@@ -227,7 +227,7 @@ func escapeLike(s string) string {
 // searchStats returns the statistics that shape the text filter's query (see searchPieces and
 // shortSearch); what is cached when they cannot be read.
 func (s *Service) searchStats(ctx context.Context) searchStats {
-	stats, err := s.store.trigrams.get(ctx, s.store.pool, s.now())
+	stats, err := s.store.searchStats.get(ctx, s.store.pool, s.now())
 	if err != nil {
 		s.logger.WarnContext(ctx, "search trigram statistics unavailable", "error", err)
 	}
@@ -277,8 +277,8 @@ type searchStats struct {
 	trigrams, tripled map[string]float64
 }
 
-// trigramStats caches the searchStats. The zero value is ready to use.
-type trigramStats struct {
+// searchStatsCache caches the searchStats. The zero value is ready to use.
+type searchStatsCache struct {
 	mu    sync.Mutex
 	at    time.Time // when stats were last read or tried
 	stats searchStats
@@ -286,7 +286,7 @@ type trigramStats struct {
 
 // get returns the statistics, reading them again once they are trigramStatsTTL old. One
 // caller reads; the others go on with what is cached meanwhile.
-func (t *trigramStats) get(ctx context.Context, pool *pgxpool.Pool, now time.Time) (searchStats, error) {
+func (t *searchStatsCache) get(ctx context.Context, pool *pgxpool.Pool, now time.Time) (searchStats, error) {
 	t.mu.Lock()
 	stats := t.stats
 	stale := t.at.IsZero() || now.Sub(t.at) >= trigramStatsTTL

@@ -17,9 +17,9 @@ import (
 
 // Store keeps users in PostgreSQL.
 type Store struct {
-	pool     *pgxpool.Pool
-	q        *dbgen.Queries
-	trigrams trigramStats // of the search column, for List
+	pool        *pgxpool.Pool
+	q           *dbgen.Queries
+	searchStats searchStatsCache // of the search column and its tripled form, for List
 }
 
 // NewStore returns a Store on pool.
