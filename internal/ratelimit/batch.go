@@ -63,8 +63,15 @@ return out
 var gcraScript = rueidis.NewLuaScript(gcraLua)
 
 // maxBatch bounds the buckets of one script call: Redis runs nothing else meanwhile, and a
-// bucket costs it a few microseconds.
-const maxBatch = 64
+// bucket costs it a few microseconds. Under a backlog (more than maxBatch checks queued) a call
+// carries up to maxBacklogBatch, holding Redis ~1 ms: on a saturated machine a round trip takes
+// milliseconds, most of them waiting for a core, and calls of maxBatch fell behind the checks
+// arriving (~25,000 credit posts a second on 2 cores: ~330 calls/s, a queue of 47,000 after
+// 10 s, each check a second late and the queue's memory for the GC to scan).
+const (
+	maxBatch        = 64
+	maxBacklogBatch = 256
+)
 
 // A batcher sends the Redis checks of concurrent requests together. Whoever finds no call in
 // flight sends at once, alone if need be; checks arriving while a call is in flight wait for it
@@ -72,13 +79,42 @@ const maxBatch = 64
 // round trip, one write and one script call for many checks rather than one each: per check,
 // that is less CPU for this process and for Redis (a script call costs Redis ~12 µs, a bucket in
 // a shared one ~4 µs). A check waits for the call in flight and its own, or, with more than
-// maxBatch checks waiting before it, for as many calls more as it takes.
+// maxBacklogBatch checks waiting before it, for as many calls more as it takes. Calls go one
+// at a time, in the order their checks came: a credit's events reach Redis before any later
+// check of their bucket (see credit.go).
 type batcher struct {
 	l  *Limiter
 	mu sync.Mutex
 	// queue holds the checks for the next call; running is set while a call is being made.
-	queue   []*check
+	queue   queue
 	running bool
+}
+
+// A queue holds checks in arrival order; taking from its front costs what is taken, however
+// long it is.
+type queue struct {
+	q    []*check
+	head int
+}
+
+func (q *queue) len() int { return len(q.q) - q.head }
+
+func (q *queue) push(c *check) { q.q = append(q.q, c) }
+
+// take removes up to n checks from q's front.
+func (q *queue) take(n int) []*check {
+	n = min(n, q.len())
+	got := slices.Clone(q.q[q.head : q.head+n])
+	clear(q.q[q.head : q.head+n])
+	if q.head += n; q.head == len(q.q) {
+		q.q, q.head = q.q[:0], 0
+	} else if q.head >= 1024 && q.head > len(q.q)/2 {
+		// Keep the array from growing under a long queue: move the rest to its start.
+		rest := copy(q.q, q.q[q.head:])
+		clear(q.q[rest:])
+		q.q, q.head = q.q[:rest], 0
+	}
+	return got
 }
 
 // check is one bucket's request to Redis, and, once done is closed, its answer. A posted check
@@ -109,7 +145,7 @@ func (b *batcher) post(c *check) {
 func (b *batcher) enqueue(c *check) (lead bool) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	b.queue = append(b.queue, c)
+	b.queue.push(c)
 	lead = !b.running
 	b.running = true
 	return lead
@@ -150,16 +186,16 @@ func (b *batcher) drain(ctx context.Context) {
 	}
 }
 
-// send makes one call with up to maxBatch waiting checks. It reports whether more wait, in
-// which case running stays set and the caller must send them; otherwise running is cleared.
+// send makes one call with up to maxBatch waiting checks (maxBacklogBatch under a backlog). It
+// reports whether more wait, in which case running stays set and the caller must send them;
+// otherwise running is cleared.
 func (b *batcher) send(ctx context.Context) bool {
 	b.mu.Lock()
-	n := min(len(b.queue), maxBatch)
-	batch := make([]*check, n)
-	copy(batch, b.queue)
-	rest := copy(b.queue, b.queue[n:])
-	clear(b.queue[rest:])
-	b.queue = b.queue[:rest]
+	n := maxBatch
+	if b.queue.len() > maxBatch {
+		n = maxBacklogBatch
+	}
+	batch := b.queue.take(n)
 	b.mu.Unlock()
 
 	batch = slices.DeleteFunc(batch, func(c *check) bool {
@@ -171,7 +207,7 @@ func (b *batcher) send(ctx context.Context) bool {
 		}
 		return c.prepare != nil && !c.prepare(c)
 	})
-	if n = len(batch); n > 0 {
+	if n := len(batch); n > 0 {
 		keys := make([]string, n)
 		args := make([]string, 0, 4*n)
 		for i, c := range batch {
@@ -198,7 +234,7 @@ func (b *batcher) send(ctx context.Context) bool {
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if len(b.queue) == 0 {
+	if b.queue.len() == 0 {
 		b.running = false
 		return false
 	}

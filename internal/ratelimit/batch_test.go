@@ -25,7 +25,7 @@ func queueWhileBusy(t *testing.T, l *Limiter, n int, run func(i int) Result) (dr
 	deadline := time.Now().Add(5 * time.Second)
 	for {
 		l.batch.mu.Lock()
-		queued := len(l.batch.queue)
+		queued := l.batch.queue.len()
 		l.batch.mu.Unlock()
 		if queued == n {
 			break
@@ -102,19 +102,25 @@ func TestConcurrentChecksShareOneCall(t *testing.T) {
 	}
 }
 
-// A call carries at most maxBatch buckets: Redis runs nothing else while it runs.
+// A call carries at most maxBatch buckets, Redis running nothing else while it runs; under a
+// backlog, more than maxBatch queued, up to maxBacklogBatch, so that calls keep up with the
+// checks arriving.
 func TestCallsCarryAtMostMaxBatch(t *testing.T) {
 	t.Parallel()
-	l, _ := newLimiter(t)
-	lim := Limit{Name: "batch-max", Count: 5, Period: time.Hour}
-	n := 2*maxBatch + 1
-	results := queueWhileBusy(t, l, n, func(i int) Result { return l.Allow(t.Context(), lim, fmt.Sprint(i)) })()
-	if calls := l.redisCalls.Load(); calls != 3 {
-		t.Fatalf("%d queued checks took %d Redis calls, want 3 (at most %d buckets each)", n, calls, maxBatch)
-	}
-	for i, r := range results {
-		if !r.Allowed || r.Remaining != lim.Count-1 || r.local {
-			t.Fatalf("check %d = %+v, want admitted by Redis with Remaining %d", i, r, lim.Count-1)
+	for _, tc := range []struct{ n, calls int }{
+		{64, 1},
+		{513, 3}, // 256, 256 and 1; at 64 a call it took 9
+	} {
+		l, _ := newLimiter(t)
+		lim := Limit{Name: "batch-max", Count: 5, Period: time.Hour}
+		results := queueWhileBusy(t, l, tc.n, func(i int) Result { return l.Allow(t.Context(), lim, fmt.Sprint(i)) })()
+		if calls := l.redisCalls.Load(); calls != int64(tc.calls) {
+			t.Fatalf("%d queued checks took %d Redis calls, want %d (at most %d buckets each, %d under a backlog)", tc.n, calls, tc.calls, maxBatch, maxBacklogBatch)
+		}
+		for i, r := range results {
+			if !r.Allowed || r.Remaining != lim.Count-1 || r.local {
+				t.Fatalf("check %d = %+v, want admitted by Redis with Remaining %d", i, r, lim.Count-1)
+			}
 		}
 	}
 }
@@ -153,7 +159,7 @@ func TestManySlowClientsAtOnce(t *testing.T) {
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		l.batch.mu.Lock()
-		running, queued := l.batch.running, len(l.batch.queue)
+		running, queued := l.batch.running, l.batch.queue.len()
 		l.batch.mu.Unlock()
 		if !running && queued == 0 {
 			return
