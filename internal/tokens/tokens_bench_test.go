@@ -39,3 +39,22 @@ func BenchmarkVerify(b *testing.B) {
 		})
 	}
 }
+
+// A token verified before is answered without allocating: it runs on every authenticated
+// request, and each allocation there is GC work.
+func TestCachedVerifyDoesNotAllocate(t *testing.T) {
+	f := newFixture(t, func(c *config.Auth) { c.VerifiedTokenCache = 1024 })
+	token := mustIssue(t, f.svc)
+	want, err := f.svc.Verify(t.Context(), token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	allocs := testing.AllocsPerRun(100, func() {
+		if got, err := f.svc.Verify(t.Context(), token); err != nil || got != want {
+			t.Fatalf("Verify from the cache = %+v, %v; want %+v", got, err, want)
+		}
+	})
+	if allocs != 0 {
+		t.Fatalf("a cached Verify allocates %v times, want 0", allocs)
+	}
+}
