@@ -129,11 +129,12 @@ wrk: ## install Debian's wrk (the HTTP load generator of make bench) when it is 
 	  DEBIAN_FRONTEND=noninteractive $$([ "$$(id -u)" = 0 ] || echo sudo) apt-get install -y -qq wrk >/dev/null; }
 
 .PHONY: bench-go
-bench-go: services ## go test benchmarks: admin listing on 1,000,000 users (p50/p99 per scenario), tokens, password hashing (x/crypto's argon2id against the kept-memory pool), the per-IP limit for 100,000 clients (waiting for Redis against credit)
+bench-go: services ## go test benchmarks: admin listing on 1,000,000 users (p50/p99 per scenario), tokens, password hashing (x/crypto's argon2id against the kept-memory pool), the per-IP limit for 100,000 clients (waiting for Redis against credit; a full GC holding their credits)
 	$(GO) test -run '^$$' -bench BenchmarkAdminListUsers -benchtime 300x -timeout 20m ./internal/httpserver
 	$(GO) test -run '^$$' -bench . -benchmem ./internal/tokens ./internal/password
 	$(GO) test -run '^$$' -bench OWASP -cpu 2 -benchmem ./internal/argon2
 	$(GO) test -run '^$$' -bench AllowManyClients -benchtime 400000x -cpu 2 ./internal/ratelimit
+	$(GO) test -run '^$$' -bench GCWithManyCredits -cpu 2 ./internal/ratelimit
 
 API_BASE ?= $(shell git describe --tags --abbrev=0 --match 'v*' 2>/dev/null || git merge-base HEAD origin/main 2>/dev/null || echo HEAD)
 .PHONY: api-diff

@@ -1,7 +1,9 @@
 package ratelimit
 
 import (
+	"runtime"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -53,4 +55,28 @@ func BenchmarkAllowManyClients(b *testing.B) {
 			b.ReportMetric(float64(l.redisCalls.Load()-calls)/float64(b.N), "calls/op")
 		})
 	}
+}
+
+// BenchmarkGCWithManyCredits is one garbage collection of a heap that holds the credits of
+// 100,000 clients, as the server's does in the bench's me-ips row: the GC marks every pointer
+// of the heap on every cycle, so its time grows with the pointers the credits hold.
+func BenchmarkGCWithManyCredits(b *testing.B) {
+	l, _ := newLimiter(b)
+	lim := Limit{Name: "ip", Count: 1_000_000, Period: time.Minute, Deferred: true}
+	const clients = 100_000
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 32 {
+		wg.Go(func() {
+			for i := next.Add(1); i <= clients; i = next.Add(1) {
+				l.Allow(b.Context(), lim, "ip:198.18."+strconv.Itoa(int(i)/256)+"."+strconv.Itoa(int(i)%256))
+			}
+		})
+	}
+	wg.Wait()
+	runtime.GC()
+	for b.Loop() {
+		runtime.GC()
+	}
+	runtime.KeepAlive(l)
 }

@@ -3,6 +3,7 @@ package ratelimit
 import (
 	"context"
 	"fmt"
+	"hash/maphash"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -295,5 +296,155 @@ func TestResetForgetsEventsNotYetSent(t *testing.T) {
 	release()
 	if r := l.Peek(t.Context(), lim, "k"); r.Remaining != lim.Count {
 		t.Fatalf("after Reset, Peek = %+v: an event admitted before it was recorded after", r)
+	}
+}
+
+// sameShard returns n keys of lim whose credits in cs share a shard.
+func sameShard(cs credits, lim Limit, n int) []string {
+	var names []string
+	want := -1
+	for i := 0; len(names) < n; i++ {
+		key := fmt.Sprint("k", i)
+		shard := int(maphash.String(cs.seed, bucket(lim, key)) % creditShards)
+		if want < 0 {
+			want = shard
+		}
+		if shard == want {
+			names = append(names, key)
+		}
+	}
+	return names
+}
+
+// tinyCredits holds max credits a shard, answers good for an hour.
+func tinyCredits(max int32) credits {
+	cs := newCredits(time.Hour)
+	for i := range cs.shards {
+		cs.shards[i].max = max
+	}
+	return cs
+}
+
+// oneShard returns credits of max a shard, and n buckets of one shard under a deferred limit of
+// 1000 an hour, with its params.
+func oneShard(max int32, n int) (credits, params, []string) {
+	cs := tinyCredits(max)
+	lim := Limit{Name: "deferred-shard", Count: 1000, Period: time.Hour, Deferred: true}
+	p, _ := paramsOf(lim)
+	buckets := sameShard(cs, lim, n)
+	for i, key := range buckets {
+		buckets[i] = bucket(lim, key)
+	}
+	return cs, p, buckets
+}
+
+// A full shard evicts the least recently used credit. When every credit it looks at has events
+// to send (here both, held), the evicted one's unsent events are lost with it, as with Reset, and
+// never reach the slot's new bucket; the new bucket's credit works as any, and the evicted
+// bucket goes to Redis again.
+func TestEvictedCreditLeavesItsSlotsNextBucketAlone(t *testing.T) {
+	t.Parallel()
+	l, _ := newLimiter(t)
+	l.credits = tinyCredits(2)
+	lim := Limit{Name: "deferred-evict", Count: 1000, Period: time.Hour, Deferred: true}
+	keys := sameShard(l.credits, lim, 3)
+	a, b, c := keys[0], keys[1], keys[2]
+	for _, k := range []string{a, b} {
+		if r := l.Allow(t.Context(), lim, k); !r.Allowed || r.local {
+			t.Fatalf("first Allow(%s) = %+v, want admitted by Redis", k, r)
+		}
+	}
+	release := hold(l)
+	// a on credit (its check queued), then b, more recently used.
+	for _, k := range []string{a, b} {
+		if r := l.Allow(t.Context(), lim, k); !r.Allowed || r.Remaining != lim.Count-2 {
+			t.Fatalf("Allow(%s) on credit = %+v, want admitted with Remaining %d", k, r, lim.Count-2)
+		}
+	}
+	// c, new, takes a's slot: a was used least recently. Its check waits behind the hold.
+	answered := make(chan Result, 1)
+	go func() { answered <- l.Allow(t.Context(), lim, c) }()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		l.batch.mu.Lock()
+		queued := l.batch.queue.len()
+		l.batch.mu.Unlock()
+		if queued == 3 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d checks queued, want a's and b's posts and c's check", queued)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	release()
+	if r := <-answered; !r.Allowed || r.Remaining != lim.Count-1 || r.local {
+		t.Fatalf("first Allow(%s) = %+v, want admitted by Redis with Remaining %d", c, r, lim.Count-1)
+	}
+	// a's post was for an evicted credit: it sends nothing, so Redis holds a's first event only,
+	// and c's credit did not send it either.
+	waitRecorded(t, l, lim, a, 1)
+	waitRecorded(t, l, lim, b, 2)
+	// c's credit holds Redis's answer to c, untouched by a's: its next event goes on credit with
+	// c's own count, and a, forgotten, goes to Redis.
+	release = hold(l)
+	go func() { answered <- l.Allow(t.Context(), lim, c) }()
+	select {
+	case r := <-answered:
+		if !r.Allowed || r.Remaining != lim.Count-2 {
+			t.Fatalf("second Allow(%s) = %+v, want admitted on credit with Remaining %d", c, r, lim.Count-2)
+		}
+	case <-time.After(2 * time.Second):
+		t.Fatalf("second Allow(%s) waited for Redis: its credit was lost", c)
+	}
+	release()
+	if r := l.Allow(t.Context(), lim, a); !r.Allowed || r.Remaining != lim.Count-2 {
+		t.Fatalf("Allow(%s) after its credit was evicted = %+v, want admitted with Remaining %d", a, r, lim.Count-2)
+	}
+}
+
+// The answer to a check of an evicted bucket's events, arriving after another bucket took the
+// slot, changes nothing of the new bucket's credit.
+func TestLateAnswerOfAnEvictedCreditIsDropped(t *testing.T) {
+	t.Parallel()
+	cs, p, buckets := oneShard(1, 2)
+	a, c := buckets[0], buckets[1]
+	cs.expect(a, 1).settle([5]int64{1, 500, 0, 0, 1}, nil, 1)
+	_, refA, post, ok := cs.take(a, 2, p)
+	if !ok || !post {
+		t.Fatalf("take(a) = ok %v, post %v; want admitted on credit with a check to post", ok, post)
+	}
+	refA.with(func(cr *credit) { cr.sent, cr.owed = cr.owed, 0 }) // a's check is sent
+	refC := cs.expect(c, 3)                                       // c takes a's slot
+	refA.answer(&[5]int64{1, 7, 0, 0, 1}, 4, 1, 0)                // a's answer comes late
+	refC.settle([5]int64{1, 900, 0, 0, 1}, nil, 5)
+	d, _, _, ok := cs.take(c, 6, p)
+	if !ok || d.remaining != 899 {
+		t.Fatalf("take(c) = %+v, ok %v; want admitted on credit with remaining 899 (900 less this event)", d, ok)
+	}
+	if _, _, _, ok := cs.take(a, 7, p); ok {
+		t.Fatal("take(a) after a's credit was evicted: admitted on credit, want a miss")
+	}
+}
+
+// Eviction spares a credit with events admitted and not yet sent, though it was used less
+// recently: evicted, they would never be recorded.
+func TestEvictionSparesCreditsWithEventsToSend(t *testing.T) {
+	t.Parallel()
+	cs, p, buckets := oneShard(2, 3)
+	a, b, c := buckets[0], buckets[1], buckets[2]
+	answer := [5]int64{1, 500, 0, 0, 1}
+	cs.expect(b, 1).settle(answer, nil, 1)
+	cs.expect(a, 2).settle(answer, nil, 2)
+	if _, _, _, ok := cs.take(b, 3, p); !ok { // b owes Redis an event
+		t.Fatal("take(b) missed")
+	}
+	cs.expect(a, 4).settle(answer, nil, 4) // a: used last, nothing to send
+	cs.expect(c, 5)                        // evicts a, not b
+	if _, _, _, ok := cs.take(b, 6, p); !ok {
+		t.Fatal("take(b) after c came: b's credit, with an event to send, was evicted")
+	}
+	if _, _, _, ok := cs.take(a, 7, p); ok {
+		t.Fatal("take(a) after c came: admitted on credit, want a's credit evicted")
 	}
 }

@@ -180,9 +180,9 @@ func (l *Limiter) check(ctx context.Context, lim Limit, key string, record bool)
 	if record && l.rc != nil {
 		if lim.Deferred {
 			if l.redisDownUntil.Load() == 0 {
-				if d, post, ok := l.credits.take(name, l.since(), p); ok {
-					if post != nil {
-						l.postCredit(name, post, p)
+				if d, ref, post, ok := l.credits.take(name, l.since(), p); ok {
+					if post {
+						l.postCredit(name, ref, p)
 					}
 					return d.result(lim), byCredit
 				}
@@ -217,7 +217,7 @@ func (l *Limiter) checkRedis(ctx context.Context, name string, p params, record,
 	if record && deferred {
 		// The credit learns the answer where Redis gave it, in the call's order, even if this
 		// caller gives up: until then it counts the check as an event that may be admitted.
-		cr := l.credits.expect(name)
+		cr := l.credits.expect(name, l.since())
 		c.finish = func(v [5]int64, err error) { cr.settle(v, err, l.since()) }
 	}
 	if err := l.batch.do(ctx, c); err != nil {
