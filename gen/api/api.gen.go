@@ -519,6 +519,16 @@ type AdminUpdateUserParams struct {
 	IfMatch *IfMatch `json:"If-Match,omitempty"`
 }
 
+// UpdateMeParams defines parameters for UpdateMe.
+type UpdateMeParams struct {
+	// IfMatch Change (or delete) the user only if it is still at the version read: the `ETag` of an
+	// earlier `GET` or `PATCH` (RFC 9110 13.1.1, strong comparison; several tags may be listed,
+	// and `*` matches any version). A user changed since answers 412 `precondition-failed`,
+	// changing nothing: read it again and decide. Without it the change applies to whatever the
+	// user is now.
+	IfMatch *IfMatch `json:"If-Match,omitempty"`
+}
+
 // AdminCreateUserJSONRequestBody defines body for AdminCreateUser for application/json ContentType.
 type AdminCreateUserJSONRequestBody = AdminCreateUserRequest
 
@@ -1110,21 +1120,21 @@ type ClientInterface interface {
 
 	// UpdateMeWithBody Change the signed-in user's username or full name
 	//
-	// Role, email verification and activity cannot be changed here.
+	// Role, email verification and activity cannot be changed here. With `If-Match`, only if nothing has changed the user since (412): another device's edit, or an admin's.
 	//
 	// Takes any type of body and a specified content type.
 	//
 	// Corresponds with PATCH /api/v1/users/me (the `UpdateMe` operationId).
-	UpdateMeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+	UpdateMeWithBody(ctx context.Context, params *UpdateMeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// UpdateMe Change the signed-in user's username or full name
 	//
-	// Role, email verification and activity cannot be changed here.
+	// Role, email verification and activity cannot be changed here. With `If-Match`, only if nothing has changed the user since (412): another device's edit, or an admin's.
 	//
 	// Takes a body of the `application/json` content type.
 	//
 	// Corresponds with PATCH /api/v1/users/me (the `UpdateMe` operationId).
-	UpdateMe(ctx context.Context, body UpdateMeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+	UpdateMe(ctx context.Context, params *UpdateMeParams, body UpdateMeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// ChangePasswordWithBody Change the signed-in user's password
 	//
@@ -1555,13 +1565,13 @@ func (c *Client) GetMe(ctx context.Context, reqEditors ...RequestEditorFn) (*htt
 
 // UpdateMeWithBody Change the signed-in user's username or full name
 //
-// Role, email verification and activity cannot be changed here.
+// Role, email verification and activity cannot be changed here. With `If-Match`, only if nothing has changed the user since (412): another device's edit, or an admin's.
 //
 // Takes any type of body and a specified content type.
 //
 // Corresponds with PATCH /api/v1/users/me (the `UpdateMe` operationId).
-func (c *Client) UpdateMeWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewUpdateMeRequestWithBody(c.Server, contentType, body)
+func (c *Client) UpdateMeWithBody(ctx context.Context, params *UpdateMeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateMeRequestWithBody(c.Server, params, contentType, body)
 	if err != nil {
 		return nil, err
 	}
@@ -1574,13 +1584,13 @@ func (c *Client) UpdateMeWithBody(ctx context.Context, contentType string, body 
 
 // UpdateMe Change the signed-in user's username or full name
 //
-// Role, email verification and activity cannot be changed here.
+// Role, email verification and activity cannot be changed here. With `If-Match`, only if nothing has changed the user since (412): another device's edit, or an admin's.
 //
 // Takes a body of the `application/json` content type.
 //
 // Corresponds with PATCH /api/v1/users/me (the `UpdateMe` operationId).
-func (c *Client) UpdateMe(ctx context.Context, body UpdateMeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
-	req, err := NewUpdateMeRequest(c.Server, body)
+func (c *Client) UpdateMe(ctx context.Context, params *UpdateMeParams, body UpdateMeJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUpdateMeRequest(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -2534,18 +2544,18 @@ func NewGetMeRequest(server string) (*http.Request, error) {
 }
 
 // NewUpdateMeRequest calls the generic UpdateMe builder with application/json body
-func NewUpdateMeRequest(server string, body UpdateMeJSONRequestBody) (*http.Request, error) {
+func NewUpdateMeRequest(server string, params *UpdateMeParams, body UpdateMeJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
 	buf, err := json.Marshal(body)
 	if err != nil {
 		return nil, err
 	}
 	bodyReader = bytes.NewReader(buf)
-	return NewUpdateMeRequestWithBody(server, "application/json", bodyReader)
+	return NewUpdateMeRequestWithBody(server, params, "application/json", bodyReader)
 }
 
 // NewUpdateMeRequestWithBody constructs an http.Request for the UpdateMe method, with any body, and a specified content type
-func NewUpdateMeRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+func NewUpdateMeRequestWithBody(server string, params *UpdateMeParams, contentType string, body io.Reader) (*http.Request, error) {
 	var err error
 
 	serverURL, err := url.Parse(server)
@@ -2569,6 +2579,21 @@ func NewUpdateMeRequestWithBody(server string, contentType string, body io.Reade
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	if params != nil {
+
+		if params.IfMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-Match", *params.IfMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-Match", headerParam0)
+		}
+
+	}
 
 	return req, nil
 }
@@ -3014,21 +3039,21 @@ type ClientWithResponsesInterface interface {
 
 	// UpdateMeWithBodyWithResponse Change the signed-in user's username or full name
 	//
-	// Role, email verification and activity cannot be changed here.
+	// Role, email verification and activity cannot be changed here. With `If-Match`, only if nothing has changed the user since (412): another device's edit, or an admin's.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PATCH /api/v1/users/me (the `UpdateMe` operationId).
-	UpdateMeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateMeResponse, error)
+	UpdateMeWithBodyWithResponse(ctx context.Context, params *UpdateMeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateMeResponse, error)
 
 	// UpdateMeWithResponse Change the signed-in user's username or full name
 	//
-	// Role, email verification and activity cannot be changed here.
+	// Role, email verification and activity cannot be changed here. With `If-Match`, only if nothing has changed the user since (412): another device's edit, or an admin's.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
 	// Corresponds with PATCH /api/v1/users/me (the `UpdateMe` operationId).
-	UpdateMeWithResponse(ctx context.Context, body UpdateMeJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateMeResponse, error)
+	UpdateMeWithResponse(ctx context.Context, params *UpdateMeParams, body UpdateMeJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateMeResponse, error)
 
 	// ChangePasswordWithBodyWithResponse Change the signed-in user's password
 	//
@@ -5427,6 +5452,11 @@ func (r RegisterUserResponse) ContentType() string {
 	return ""
 }
 
+// GetMeResponse200Headers the declared response headers of an HTTP 200 response for GetMe
+type GetMeResponse200Headers struct {
+	ETag *string
+}
+
 // GetMeResponse401Headers the declared response headers of an HTTP 401 response for GetMe
 type GetMeResponse401Headers struct {
 	RateLimit       *string
@@ -5471,6 +5501,8 @@ type GetMeResponse struct {
 	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *GetMeResponse200Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *GetMeResponse401Headers
 	// Headers429 the parsed response headers for an HTTP 429 response
@@ -5535,6 +5567,11 @@ func (r GetMeResponse) ContentType() string {
 	return ""
 }
 
+// UpdateMeResponse200Headers the declared response headers of an HTTP 200 response for UpdateMe
+type UpdateMeResponse200Headers struct {
+	ETag *string
+}
+
 // UpdateMeResponse400Headers the declared response headers of an HTTP 400 response for UpdateMe
 type UpdateMeResponse400Headers struct {
 	RateLimit       *string
@@ -5552,6 +5589,13 @@ type UpdateMeResponse401Headers struct {
 
 // UpdateMeResponse409Headers the declared response headers of an HTTP 409 response for UpdateMe
 type UpdateMeResponse409Headers struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
+// UpdateMeResponse412Headers the declared response headers of an HTTP 412 response for UpdateMe
+type UpdateMeResponse412Headers struct {
 	RateLimit       *string
 	RateLimitPolicy *string
 	XRequestID      *string
@@ -5605,6 +5649,8 @@ type UpdateMeResponse struct {
 	ApplicationproblemJSON401 *Unauthorized
 	// ApplicationproblemJSON409 the response for an HTTP 409 `application/problem+json` response
 	ApplicationproblemJSON409 *Problem
+	// ApplicationproblemJSON412 the response for an HTTP 412 `application/problem+json` response
+	ApplicationproblemJSON412 *Problem
 	// ApplicationproblemJSON413 the response for an HTTP 413 `application/problem+json` response
 	ApplicationproblemJSON413 *Problem
 	// ApplicationproblemJSON415 the response for an HTTP 415 `application/problem+json` response
@@ -5615,12 +5661,16 @@ type UpdateMeResponse struct {
 	ApplicationproblemJSON503 *Unavailable
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *UpdateMeResponse200Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *UpdateMeResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *UpdateMeResponse401Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
 	Headers409 *UpdateMeResponse409Headers
+	// Headers412 the parsed response headers for an HTTP 412 response
+	Headers412 *UpdateMeResponse412Headers
 	// Headers413 the parsed response headers for an HTTP 413 response
 	Headers413 *UpdateMeResponse413Headers
 	// Headers415 the parsed response headers for an HTTP 415 response
@@ -5651,6 +5701,11 @@ func (r UpdateMeResponse) GetApplicationproblemJSON401() *Unauthorized {
 // GetApplicationproblemJSON409 returns the response for an HTTP 409 `application/problem+json` response
 func (r UpdateMeResponse) GetApplicationproblemJSON409() *Problem {
 	return r.ApplicationproblemJSON409
+}
+
+// GetApplicationproblemJSON412 returns the response for an HTTP 412 `application/problem+json` response
+func (r UpdateMeResponse) GetApplicationproblemJSON412() *Problem {
+	return r.ApplicationproblemJSON412
 }
 
 // GetApplicationproblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
@@ -6712,13 +6767,13 @@ func (c *ClientWithResponses) GetMeWithResponse(ctx context.Context, reqEditors 
 
 // UpdateMeWithBodyWithResponse Change the signed-in user's username or full name
 //
-// Role, email verification and activity cannot be changed here.
+// Role, email verification and activity cannot be changed here. With `If-Match`, only if nothing has changed the user since (412): another device's edit, or an admin's.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PATCH /api/v1/users/me (the `UpdateMe` operationId).
-func (c *ClientWithResponses) UpdateMeWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateMeResponse, error) {
-	rsp, err := c.UpdateMeWithBody(ctx, contentType, body, reqEditors...)
+func (c *ClientWithResponses) UpdateMeWithBodyWithResponse(ctx context.Context, params *UpdateMeParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UpdateMeResponse, error) {
+	rsp, err := c.UpdateMeWithBody(ctx, params, contentType, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -6727,13 +6782,13 @@ func (c *ClientWithResponses) UpdateMeWithBodyWithResponse(ctx context.Context, 
 
 // UpdateMeWithResponse Change the signed-in user's username or full name
 //
-// Role, email verification and activity cannot be changed here.
+// Role, email verification and activity cannot be changed here. With `If-Match`, only if nothing has changed the user since (412): another device's edit, or an admin's.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
 // Corresponds with PATCH /api/v1/users/me (the `UpdateMe` operationId).
-func (c *ClientWithResponses) UpdateMeWithResponse(ctx context.Context, body UpdateMeJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateMeResponse, error) {
-	rsp, err := c.UpdateMe(ctx, body, reqEditors...)
+func (c *ClientWithResponses) UpdateMeWithResponse(ctx context.Context, params *UpdateMeParams, body UpdateMeJSONRequestBody, reqEditors ...RequestEditorFn) (*UpdateMeResponse, error) {
+	rsp, err := c.UpdateMe(ctx, params, body, reqEditors...)
 	if err != nil {
 		return nil, err
 	}
@@ -10964,6 +11019,16 @@ func ParseGetMeResponse(rsp *http.Response) (*GetMeResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers GetMeResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 401:
 		var headers GetMeResponse401Headers
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -11128,6 +11193,13 @@ func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
 		}
 		response.ApplicationproblemJSON409 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 412:
+		var dest Problem
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationproblemJSON412 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
 		var dest Problem
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -11166,6 +11238,16 @@ func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
 	}
 
 	switch {
+	case rsp.StatusCode == 200:
+		var headers UpdateMeResponse200Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		response.Headers200 = &headers
 	case rsp.StatusCode == 400:
 		var headers UpdateMeResponse400Headers
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -11245,6 +11327,30 @@ func ParseUpdateMeResponse(rsp *http.Response) (*UpdateMeResponse, error) {
 			headers.XRequestID = &value
 		}
 		response.Headers409 = &headers
+	case rsp.StatusCode == 412:
+		var headers UpdateMeResponse412Headers
+		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimit = &value
+		}
+		if values := rsp.Header.Values("RateLimit-Policy"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "RateLimit-Policy", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RateLimitPolicy = &value
+		}
+		if values := rsp.Header.Values("X-Request-ID"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "X-Request-ID", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.XRequestID = &value
+		}
+		response.Headers412 = &headers
 	case rsp.StatusCode == 413:
 		var headers UpdateMeResponse413Headers
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -12490,7 +12596,7 @@ type ServerInterface interface {
 	GetMe(ctx echo.Context) error
 	// UpdateMe Change the signed-in user's username or full name
 	// (PATCH /api/v1/users/me)
-	UpdateMe(ctx echo.Context) error
+	UpdateMe(ctx echo.Context, params UpdateMeParams) error
 	// ChangePassword Change the signed-in user's password
 	// (POST /api/v1/users/me/password)
 	ChangePassword(ctx echo.Context) error
@@ -12880,8 +12986,28 @@ func (w *ServerInterfaceWrapper) GetMe(ctx echo.Context) error {
 func (w *ServerInterfaceWrapper) UpdateMe(ctx echo.Context) error {
 	var err error
 
+	// Parameter object where we will unmarshal all parameters from the context
+	var params UpdateMeParams
+
+	headers := ctx.Request().Header
+	// ------------- Optional header parameter "If-Match" -------------
+	if valueList, found := headers[http.CanonicalHeaderKey("If-Match")]; found {
+		var IfMatch IfMatch
+		n := len(valueList)
+		if n != 1 {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Expected one value for If-Match, got %d", n))
+		}
+
+		err = runtime.BindStyledParameterWithOptions("simple", "If-Match", valueList[0], &IfMatch, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""})
+		if err != nil {
+			return echo.NewHTTPError(http.StatusBadRequest, fmt.Sprintf("Invalid format for parameter If-Match: %s", err))
+		}
+
+		params.IfMatch = &IfMatch
+	}
+
 	// Invoke the callback with all the unmarshaled arguments
-	err = w.Handler.UpdateMe(ctx)
+	err = w.Handler.UpdateMe(ctx, params)
 	return err
 }
 
@@ -16515,15 +16641,25 @@ type GetMeResponseObject interface {
 	VisitGetMeResponse(w http.ResponseWriter) error
 }
 
-type GetMe200JSONResponse User
+type GetMe200ResponseHeaders struct {
+	ETag *string
+}
+
+type GetMe200JSONResponse struct {
+	Body    User
+	Headers GetMe200ResponseHeaders
+}
 
 func (response GetMe200JSONResponse) VisitGetMeResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -16641,22 +16777,33 @@ func (response GetMedefaultApplicationProblemPlusJSONResponse) VisitGetMeRespons
 }
 
 type UpdateMeRequestObject struct {
-	Body *UpdateMeJSONRequestBody
+	Params UpdateMeParams
+	Body   *UpdateMeJSONRequestBody
 }
 
 type UpdateMeResponseObject interface {
 	VisitUpdateMeResponse(w http.ResponseWriter) error
 }
 
-type UpdateMe200JSONResponse User
+type UpdateMe200ResponseHeaders struct {
+	ETag *string
+}
+
+type UpdateMe200JSONResponse struct {
+	Body    User
+	Headers UpdateMe200ResponseHeaders
+}
 
 func (response UpdateMe200JSONResponse) VisitUpdateMeResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
 	w.WriteHeader(200)
 	_, err := buf.WriteTo(w)
 	return err
@@ -16743,6 +16890,38 @@ func (response UpdateMe409ApplicationProblemPlusJSONResponse) VisitUpdateMeRespo
 		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
 	}
 	w.WriteHeader(409)
+	_, err := buf.WriteTo(w)
+	return err
+}
+
+type UpdateMe412ResponseHeaders struct {
+	RateLimit       *string
+	RateLimitPolicy *string
+	XRequestID      *string
+}
+
+type UpdateMe412ApplicationProblemPlusJSONResponse struct {
+	Body    Problem
+	Headers UpdateMe412ResponseHeaders
+}
+
+func (response UpdateMe412ApplicationProblemPlusJSONResponse) VisitUpdateMeResponse(w http.ResponseWriter) error {
+
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
+		return err
+	}
+	w.Header().Set("Content-Type", "application/problem+json")
+	if response.Headers.RateLimit != nil {
+		w.Header().Set("RateLimit", fmt.Sprint(*response.Headers.RateLimit))
+	}
+	if response.Headers.RateLimitPolicy != nil {
+		w.Header().Set("RateLimit-Policy", fmt.Sprint(*response.Headers.RateLimitPolicy))
+	}
+	if response.Headers.XRequestID != nil {
+		w.Header().Set("X-Request-ID", fmt.Sprint(*response.Headers.XRequestID))
+	}
+	w.WriteHeader(412)
 	_, err := buf.WriteTo(w)
 	return err
 }
@@ -18367,8 +18546,10 @@ func (sh *strictHandler) GetMe(ctx echo.Context) error {
 }
 
 // UpdateMe operation middleware
-func (sh *strictHandler) UpdateMe(ctx echo.Context) error {
+func (sh *strictHandler) UpdateMe(ctx echo.Context, params UpdateMeParams) error {
 	var request UpdateMeRequestObject
+
+	request.Params = params
 
 	var body UpdateMeJSONRequestBody
 	var err error
@@ -18720,25 +18901,26 @@ var swaggerSpec = []string{
 	"sQVVX+gOuphjQBAymnC0ufGGdcyita1trV69sS6WAhr+7tTaUYiD1OhOdikkGgsgVKJQllnM9sT4RXJI",
 	"9cGW89om29KG1kS/vifT+a9tOu9re9nQ/gARvpdcKq/4H0czxMUPsqZ3nzKb65rTZ6YRBZpEJJXM+koZ",
 	"7pfRMPYy1Zk2TtJC87HK8Vcqk1g2ivDwSobJDqF/dCn+U1EgToNd65fjP9XJ/2hvP6mET0OWc2VQehXh",
-	"nJ40J/ipKvcHM+BEzynn7+7RoWi++2aO4ZsMRmlx6pkuMNIkVqgvMpEvRRVEjnNVpEmRpy4LnXJCkv6b",
-	"66jjAlEPu0MhESji/k/SzHQ5IproBPqT12BO7vOPYOA/oAbzxyVKn+z7xxc/tlhxWgA9EwurExPBVKJy",
-	"t/Kt58ujSyZgyWRPF6nPC1vuFWKsOuEr0VjoniE6VZn8lKYsldcZiaQ3tDIUnpmrNnDkmT6N7WHUxdI1",
-	"l1dNJDzTq+QjhoXuaiKByPxsudvjO4xDm8mevvgepu6Kd5P0A+n2zNo7jHeTdsPJ7R/TUrh4T9w6snj6",
-	"trhF3k7xHjgHQX8Y9vRBZsxzx5dB9hC1jTGWFyzlF+AtJdpn5FZSvJH0/MJPVr7x5AX8cUIsd5PQMnIr",
-	"X0hd6jMcEyFPxn90nacxEZ7KPP8uZZ5z6zutfkwaBrORjrz2EVf6KbAAC/7ujpYusiwVEbMLLpeRFHNK",
-	"JSdjncqaSWXH9Fm5H1dn9ucojGz8De3xXFVjaVr3mVhEpz199+bXmX373upjoRxJDLGBhLFRrc2cXGtq",
-	"355KlQHm3tGptZubgPQ9edg0QEfZHb265y6KBYMQcU70dRdEAeYZSI46HRKaXuaUSX0LHiBQdrM2wyP1",
-	"OT04O2USv8bS3iu6rtJNLjNz2M3yhqt99wwBPeBMFxsRASgmt7jy6LHPY3KLKRa6gFqMMM/uQ5ZsGGqc",
-	"pRcGEjy3x7Ht6r2wYfe7Aab7p0dvzt+9Xd/QsS3j1+88fl9A2Qr33Zdjzm4y7SFfcX6OXtYmeRrmonkC",
-	"LCYWInaM+vESiP2wf3K8GmKTibPG4faVTdBoalGF52aLAmhENyHDs/rSIroJGs8tOtEEcBI3aoHm/mLW",
-	"AaWA8xt0oT2W5nI19Ufh/tA2oUg3HJxqVP5nJwGLs5kkoITqeDXpH5MbDEGiOIIKvKMY9B2NiRbICxbg",
-	"QypASXld+Q0b+q5SXXIpoc+EhCqIzVzFudITiWLgXFlapoErkWYq0UMc6zsvOBbDWO7BqId1WEg9nugD",
-	"3aWHI0KVoNOvNApI7ddUfBIpcNwp1RvZzZlrx4vTuzQHTMgux1aNqHkjktMpD1Ex2TJLCNXEy7I7YdMb",
-	"zSs5S2bGRvK3Zay8oWHR/jHXzjqUSX2z7DjXqdtJtPq4CZ/0458h/3T+WteUUh/WXDuB77Zfz26zODcX",
-	"icBl4Z2520tEc2trkAqkSoRvE9CIrWxDS+Mr4+KSQpkcphTpshHdg8BAO9CRVGFubH98SyEloz3DxQJO",
-	"DWrP3x9rtjzTmJ0lRJYwVzG/TZwWc/3Ilu7gYeebyk/pKghuz7zr0Kpr60iSMhO1KlMTW8k171evnO5/",
-	"e1FmFE8eY0mM5Nx0xkienu9SX1OTuDo6XKt7aRdvqdkzQie7v8egUEu4wtU99oIdZK7xMcCzd+/k96aP",
-	"JU0vxliZbnZDtGuvmklKCQv6IBN5ybUAGSbvP9//TwAAAP//",
+	"nJ40J/ipKvcHM+BEz6n1irj+xp4giua7feb4vsl8lBa1nunCJE2ahbokEzFT1ETkOFd9mhSHLiwnNRej",
+	"LKonbQJSQzGHCN+SED8TgCMi9fWYSY7wmZg+JZI0CP1jik0L/DrsDoVEoPj2P0mf1uX4Y6LJ6U9eXjq5",
+	"zz9CNj2Vl5bkjp+KP/94SWzrPadl8TOxsMAzkdElVstWvnt/eYDOxHyNDJ0f+d0rhKl1zlyisdBtV3S2",
+	"N/kpzfoqxz0SSXttZWs9M7eV4MgzrS7bw6iLpWvu/5rIGae38UcMC90YRgKR+dlyF/B3GIc2kz3YaNR2",
+	"Yeq6fTfJ4JBuz6y9w3g36dicXKAyrSeKV+2t411OX7i3yGEsXqXnIOgPw54+C4557gQ4yB6itrfI8gKs",
+	"/A7BpVTIjPRUijeSquyfrALmyZH644RY7jKmZeRWvha91O06JkKejP/oUlljijxVyv5dKmXnlsha/Zj0",
+	"XGYjHbzuI670U2ABFlScv7fPqetUS0XE7JrVZSTFnGrTyXCxsmZS2THtAf64Ur0/R21p429oj+cKQ0sz",
+	"48/EIjrt6etLv85sffhWn6zlSGKIDSSMjWpt5iQAYt+eSpUB5t7RqbWbm4D0VYPY9JBH2TXHum0xigWD",
+	"EHFO9I0hRAHmGUiOOh0SmnbwlEl9kSAgUHazNsMj9Tk9ezxlEr/G0l7Nuq7STe6Dc9jN8oarffcMAT3g",
+	"TNdrEQEoJre48ujh42NyiykWugZdjDDPrpSWbBhqnKV3LhI8t020bYy+sOf5uwGm+6dHb87fvV3f0LFd",
+	"99dv3n5fQNm8ezIn7oMox5zdZNqGv+L8HO3ATf45zAU2BVhMLETsGPXjJRD7Yf/keDXEJhNnvdftK5ug",
+	"0dSiCs/NFgXQiG5Chmf1pUV0EzSeW3Sij+IkbtQCzRXQrANKAec36EJ7LM39dOqPwhWsbUKR7tk41ev9",
+	"z04CFmczSUAJ1fFq0j8mNxiCRHEEFXhHMehrLhMtkBcswIdUgJLyungeNvR1r7pqVUKfCQlVEJu5on2l",
+	"JxLFwLmytEwPXCLNVKKHONbXhnAshrHcg1EP67CQejzRB7rREUeEKkGnX2kUkNqvKZolUuC4U6o3sstH",
+	"145Lp9eRDpiQXY6tGlHzRiSnUx6iYrJllhCqiZdl1+qml8JXcpbMjI3kLxxZeUPDov1jbu51KJP6ct5x",
+	"rtm5k2j1cRM+6cc/Q/7p/M24KaU+rD95At9tv55dCHJu7mKBy8I7cxfAiObW1iAVSJUI3yagEVvZhpbG",
+	"V8bFJbVGOUwp0mUjugeBgXagI6nCXHr/+JZCSkZ7hosFnBrUnr8/1mx5pjE7S4gsYa5ifps4LeYGly2d",
+	"l7LzTaXqdCEJt20DdGjVtaU4SaWOWpUpK67k7j9Qr5xuIXxRZhRPngRKjOTcdMZInp7vUt/0k7g6Olyr",
+	"25EXL/rZM0InuwLJoFBLuMLtR/aOImRuQjLAs9cX5femT3ZNL8ZYmW52ybZrb+tJqjEL+iATecnNChkm",
+	"7z/f/08AAAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/oapi-codegen/nullable"
+
 	api "github.com/portcullis/portcullis/gen/api"
 )
 
@@ -116,4 +118,67 @@ func TestAdminChangesWithIfMatchDoNotOverwriteOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantStatus(t, d, d.Body, http.StatusNoContent)
+}
+
+// A user's own profile edits take If-Match as an admin's do: an edit from a device that read the
+// profile before another device's edit, or an admin's, is refused with 412 and changes nothing,
+// instead of silently undoing the other.
+func TestUpdateMeWithIfMatchDoesNotOverwriteOthers(t *testing.T) {
+	t.Parallel()
+	in := start(t)
+	_, adminPair := in.createWithRole(t, "admin")
+	a := in.register(t)
+	tok := in.login(t, a).AccessToken
+	ctx := context.Background()
+
+	get := func() (api.User, string) {
+		t.Helper()
+		r, err := in.client.GetMeWithResponse(ctx, bearer(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, r, r.Body, http.StatusOK)
+		return *r.JSON200, r.HTTPResponse.Header.Get("ETag")
+	}
+	patch := func(ifMatch *string, name string) *api.UpdateMeResponse {
+		t.Helper()
+		r, err := in.client.UpdateMeWithResponse(ctx, &api.UpdateMeParams{IfMatch: ifMatch}, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue(name)}, bearer(tok))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+
+	_, phone := get() // two devices read the profile
+	laptop := phone
+	r := patch(&phone, "Ada from the phone")
+	wantStatus(t, r, r.Body, http.StatusOK)
+	edited := r.HTTPResponse.Header.Get("ETag")
+	if edited == "" || edited == phone {
+		t.Fatalf("PATCH's ETag = %q after %q: want the new version's", edited, phone)
+	}
+	if u, now := get(); now != edited || u.FullName.MustGet() != "Ada from the phone" {
+		t.Fatalf("GET after the edit: ETag %q, name %v; want %q and the phone's name", now, u.FullName, edited)
+	}
+	r = patch(&laptop, "Ada from the laptop")
+	wantProblem(t, r, r.Body, http.StatusPreconditionFailed, "precondition-failed")
+
+	// An admin's change of the user is a change too: the phone's tag is stale after it.
+	ar, err := in.client.AdminUpdateUserWithResponse(ctx, a.User.Id, nil, api.AdminUpdateUserJSONRequestBody{IsVerified: new(true)}, bearer(adminPair.AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, ar, ar.Body, http.StatusOK)
+	r = patch(&edited, "Ada again")
+	wantProblem(t, r, r.Body, http.StatusPreconditionFailed, "precondition-failed")
+	u, current := get()
+	if u.FullName.MustGet() != "Ada from the phone" || !u.IsVerified {
+		t.Fatalf("after refused edits: %+v, want the phone's name and the admin's verification", u)
+	}
+
+	// The current version, "*", or no If-Match at all, applies.
+	for _, cond := range []*string{&current, new("*"), nil} {
+		r = patch(cond, "Ada King")
+		wantStatus(t, r, r.Body, http.StatusOK)
+	}
 }

@@ -497,7 +497,7 @@ func TestAuditTrail(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantStatus(t, pc, pc.Body, http.StatusNoContent)
-	um, err := in.client.UpdateMeWithResponse(ctx, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue("Audit A")}, req("rid-profile", bearer(second.AccessToken))...)
+	um, err := in.client.UpdateMeWithResponse(ctx, nil, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue("Audit A")}, req("rid-profile", bearer(second.AccessToken))...)
 	if err != nil {
 		t.Fatal(err)
 	}

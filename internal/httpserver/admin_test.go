@@ -437,7 +437,7 @@ func TestSelfServiceCannotAssignPrivileges(t *testing.T) {
 	tok := in.login(t, a).AccessToken
 	ctx := context.Background()
 	for _, body := range []string{`{"role":"admin"}`, `{"is_active":false}`, `{"is_verified":true}`, `{"full_name":"x","role":"admin"}`, `{"id":"` + uuid.NewString() + `"}`} {
-		r, err := in.client.UpdateMeWithBodyWithResponse(ctx, "application/json", strings.NewReader(body), bearer(tok))
+		r, err := in.client.UpdateMeWithBodyWithResponse(ctx, nil, "application/json", strings.NewReader(body), bearer(tok))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -101,7 +101,7 @@ func TestChangeWhoseCommitReplyIsLost(t *testing.T) {
 		acct, p := signedIn(t, 1)
 		renamed := acct.User.Username + "x"
 		lost(t, func() (statusCoder, []byte) {
-			r, err := a.client.UpdateMeWithResponse(ctx, api.UpdateMeJSONRequestBody{Username: &renamed}, bearer(p[0].AccessToken))
+			r, err := a.client.UpdateMeWithResponse(ctx, nil, api.UpdateMeJSONRequestBody{Username: &renamed}, bearer(p[0].AccessToken))
 			must(t, err)
 			return r, r.Body
 		})
@@ -265,7 +265,7 @@ func TestACommitThatLandsLateIsSeenByEveryInstance(t *testing.T) {
 		p := a.login(t, acct)
 		renamed := acct.User.Username + "x"
 		late(t, func() (statusCoder, []byte) {
-			r, err := a.client.UpdateMeWithResponse(ctx, api.UpdateMeJSONRequestBody{Username: &renamed}, bearer(p.AccessToken))
+			r, err := a.client.UpdateMeWithResponse(ctx, nil, api.UpdateMeJSONRequestBody{Username: &renamed}, bearer(p.AccessToken))
 			must(t, err)
 			return r, r.Body
 		}, func() error {

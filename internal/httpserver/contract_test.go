@@ -83,8 +83,8 @@ func TestContractThroughPrism(t *testing.T) {
 
 	want("me", status(c.GetMeWithResponse(ctx, auth)), 200)
 	want("me without token", status(c.GetMeWithResponse(ctx)), 401)
-	want("update me", status(c.UpdateMeWithResponse(ctx, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue("Contract Tester")}, auth)), 200)
-	want("update me without token", status(c.UpdateMeWithResponse(ctx, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue("x")})), 401)
+	want("update me", status(c.UpdateMeWithResponse(ctx, nil, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue("Contract Tester")}, auth)), 200)
+	want("update me without token", status(c.UpdateMeWithResponse(ctx, nil, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue("x")})), 401)
 	want("list sessions", status(c.ListMySessionsWithResponse(ctx, auth)), 200)
 	want("list sessions without token", status(c.ListMySessionsWithResponse(ctx)), 401)
 	want("revoke unknown session", status(c.RevokeMySessionWithResponse(ctx, uuid.Must(uuid.NewV7()), auth)), 404)

@@ -33,7 +33,8 @@ func toUserJSON(u users.User) userJSON {
 	}
 }
 
-// meResponse is GetMe's 200, written as api.GetMe200JSONResponse would write it.
+// meResponse is GetMe's 200, written as api.GetMe200JSONResponse would write it, with the
+// user's ETag.
 type meResponse struct{ user users.User }
 
 var _ api.GetMeResponseObject = meResponse{}
@@ -43,7 +44,9 @@ func (r meResponse) VisitGetMeResponse(w http.ResponseWriter) error {
 	if err != nil {
 		return err
 	}
-	w.Header().Set("Content-Type", "application/json")
+	h := w.Header()
+	h["Content-Type"] = []string{"application/json"}
+	h["Etag"] = []string{users.ETag(r.user)}
 	w.WriteHeader(http.StatusOK)
 	_, err = w.Write(append(b, '\n'))
 	return err

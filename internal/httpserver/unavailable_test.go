@@ -58,7 +58,7 @@ func TestEveryOperationIsUnavailableWithoutPostgres(t *testing.T) {
 			return wrap(r, r.HTTPResponse, r.Body, err)
 		},
 		"updateMe": func() (statusCoder, http.Header, []byte, error) {
-			r, err := in.client.UpdateMeWithResponse(ctx, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue("Ada")}, me)
+			r, err := in.client.UpdateMeWithResponse(ctx, nil, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue("Ada")}, me)
 			if err != nil {
 				return nil, nil, nil, err
 			}

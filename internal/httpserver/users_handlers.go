@@ -36,13 +36,13 @@ func (h usersHandler) UpdateMe(ctx context.Context, req api.UpdateMeRequestObjec
 	if !ok {
 		return nil, auth.ErrNotAuthenticated
 	}
-	upd := users.ProfileUpdate{Username: req.Body.Username}
+	upd := users.ProfileUpdate{Username: req.Body.Username, IfMatch: req.Params.IfMatch}
 	upd.SetFullName, upd.FullName = nullableField(req.Body.FullName)
 	u, err := h.users.UpdateProfile(ctx, p.UserID, upd)
 	if err != nil {
 		return nil, err
 	}
-	return api.UpdateMe200JSONResponse(toAPIUser(u)), nil
+	return api.UpdateMe200JSONResponse{Body: toAPIUser(u), Headers: api.UpdateMe200ResponseHeaders{ETag: new(users.ETag(u))}}, nil
 }
 
 func (h usersHandler) ListMySessions(ctx context.Context, _ api.ListMySessionsRequestObject) (api.ListMySessionsResponseObject, error) {

@@ -22,7 +22,7 @@ func TestUpdateMe(t *testing.T) {
 	ctx := context.Background()
 
 	newName := "renamed_" + a.User.Username[:6]
-	r, err := in.client.UpdateMeWithResponse(ctx, api.UpdateMeJSONRequestBody{Username: &newName, FullName: nullable.NewNullableWithValue("Ada King")}, bearer(tok))
+	r, err := in.client.UpdateMeWithResponse(ctx, nil, api.UpdateMeJSONRequestBody{Username: &newName, FullName: nullable.NewNullableWithValue("Ada King")}, bearer(tok))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -32,7 +32,7 @@ func TestUpdateMe(t *testing.T) {
 	}
 
 	// null clears the name; an absent field leaves it alone.
-	r, err = in.client.UpdateMeWithBodyWithResponse(ctx, "application/json", strings.NewReader(`{"full_name":null}`), bearer(tok))
+	r, err = in.client.UpdateMeWithBodyWithResponse(ctx, nil, "application/json", strings.NewReader(`{"full_name":null}`), bearer(tok))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -56,7 +56,7 @@ func TestUpdateMe(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			r, err := in.client.UpdateMeWithBodyWithResponse(ctx, "application/json", strings.NewReader(tt.body), bearer(tok))
+			r, err := in.client.UpdateMeWithBodyWithResponse(ctx, nil, "application/json", strings.NewReader(tt.body), bearer(tok))
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -237,7 +237,7 @@ func TestProfileChangesAreSeenByEveryInstanceAtOnce(t *testing.T) {
 	}
 	// ...but every change through the service is, on the other instance's next request.
 	renamed := "renamed_" + acct.User.Username[:6]
-	r, err := a.client.UpdateMeWithResponse(ctx, api.UpdateMeJSONRequestBody{Username: &renamed, FullName: nullable.NewNullableWithValue("Ada King")}, bearer(tok))
+	r, err := a.client.UpdateMeWithResponse(ctx, nil, api.UpdateMeJSONRequestBody{Username: &renamed, FullName: nullable.NewNullableWithValue("Ada King")}, bearer(tok))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -274,7 +274,7 @@ func TestNoOpProfilePatchWritesNothing(t *testing.T) {
 	profileEvents := func() int { return in.auditEvents(t, admin.AccessToken, a.User.Id.String(), "user.profile_update") }
 	patch := func(body string) api.User {
 		t.Helper()
-		r, err := in.client.UpdateMeWithBodyWithResponse(ctx, "application/json", strings.NewReader(body), bearer(tok))
+		r, err := in.client.UpdateMeWithBodyWithResponse(ctx, nil, "application/json", strings.NewReader(body), bearer(tok))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -385,7 +385,7 @@ func TestFullNameIsStoredComposed(t *testing.T) {
 	if got, _ := nullableValue(user.FullName); got != "Jos\u00e9 Ib\u00e1\u00f1ez" {
 		t.Fatalf("registered full_name = %+q, want it composed", got)
 	}
-	u, err := in.client.UpdateMeWithResponse(ctx, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue("Zoe\u0308")}, bearer(tok))
+	u, err := in.client.UpdateMeWithResponse(ctx, nil, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue("Zoe\u0308")}, bearer(tok))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,7 +394,7 @@ func TestFullNameIsStoredComposed(t *testing.T) {
 		t.Fatalf("changed full_name = %+q, want it composed", got)
 	}
 	grows := strings.Repeat("\u0344", 200)
-	u, err = in.client.UpdateMeWithResponse(ctx, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue(grows)}, bearer(tok))
+	u, err = in.client.UpdateMeWithResponse(ctx, nil, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue(grows)}, bearer(tok))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -416,7 +416,7 @@ func TestFullNameIsTrimmedAndEmptyIsNone(t *testing.T) {
 		t.Fatalf("registered full_name = %q, want it trimmed", got)
 	}
 	for _, empty := range []string{"", "   "} {
-		u, err := in.client.UpdateMeWithResponse(ctx, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue(empty)}, bearer(tok))
+		u, err := in.client.UpdateMeWithResponse(ctx, nil, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue(empty)}, bearer(tok))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -429,7 +429,7 @@ func TestFullNameIsTrimmedAndEmptyIsNone(t *testing.T) {
 			t.Fatalf("full_name %q stored as %v (%v), want NULL", empty, stored, err)
 		}
 		// Set a name again for the next round.
-		u, err = in.client.UpdateMeWithResponse(ctx, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue("Ada")}, bearer(tok))
+		u, err = in.client.UpdateMeWithResponse(ctx, nil, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue("Ada")}, bearer(tok))
 		if err != nil {
 			t.Fatal(err)
 		}

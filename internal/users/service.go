@@ -327,7 +327,7 @@ func (s *Service) Get(ctx context.Context, id uuid.UUID) (User, error) {
 
 // UpdateProfile changes a user's username and full name; one that changes neither writes
 // nothing and returns the user as stored. It returns an Invalid error naming the field,
-// ErrUsernameTaken or ErrNotFound.
+// ErrUsernameTaken, ErrPreconditionFailed (p.IfMatch names another version) or ErrNotFound.
 func (s *Service) UpdateProfile(ctx context.Context, id uuid.UUID, p ProfileUpdate) (User, error) {
 	p.FullName = normalizeFullName(p.FullName)
 	if err := p.validate(); err != nil {

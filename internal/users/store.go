@@ -75,6 +75,9 @@ func (s *Store) updateProfile(ctx context.Context, id uuid.UUID, p ProfileUpdate
 		if err != nil {
 			return err
 		}
+		if !ifMatch(p.IfMatch, before) {
+			return ErrPreconditionFailed
+		}
 		if !p.changes(before) {
 			out = before
 			return nil

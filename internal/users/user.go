@@ -55,6 +55,9 @@ type ProfileUpdate struct {
 	Username    *string
 	SetFullName bool
 	FullName    *string
+	// IfMatch is the request's If-Match field (nil: none): the change applies only to a user
+	// whose ETag it names, else ErrPreconditionFailed.
+	IfMatch *string
 }
 
 const maxFullName = 200

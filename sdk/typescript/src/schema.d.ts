@@ -115,7 +115,7 @@ export interface paths {
         head?: never;
         /**
          * Change the signed-in user's username or full name
-         * @description Role, email verification and activity cannot be changed here.
+         * @description Role, email verification and activity cannot be changed here. With `If-Match`, only if nothing has changed the user since (412): another device's edit, or an admin's.
          */
         patch: operations["updateMe"];
         trace?: never;
@@ -1017,6 +1017,7 @@ export interface operations {
             /** @description The signed-in user. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1045,7 +1046,17 @@ export interface operations {
     updateMe: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /**
+                 * @description Change (or delete) the user only if it is still at the version read: the `ETag` of an
+                 *     earlier `GET` or `PATCH` (RFC 9110 13.1.1, strong comparison; several tags may be listed,
+                 *     and `*` matches any version). A user changed since answers 412 `precondition-failed`,
+                 *     changing nothing: read it again and decide. Without it the change applies to whatever the
+                 *     user is now.
+                 * @example "1a2b3c4d5e6f"
+                 */
+                "If-Match"?: components["parameters"]["IfMatch"];
+            };
             path?: never;
             cookie?: never;
         };
@@ -1063,6 +1074,7 @@ export interface operations {
             /** @description The updated user. */
             200: {
                 headers: {
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1085,6 +1097,7 @@ export interface operations {
             400: components["responses"]["Problem"];
             401: components["responses"]["Unauthorized"];
             409: components["responses"]["Problem"];
+            412: components["responses"]["Problem"];
             413: components["responses"]["Problem"];
             415: components["responses"]["Problem"];
             429: components["responses"]["RateLimited"];
