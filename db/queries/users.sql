@@ -26,8 +26,9 @@ UPDATE users SET hashed_password = @hashed_password, updated_at = @updated_at WH
 
 -- name: UpgradeUserPassword :execrows
 -- Replaces a hash with a stronger one of the same password, only if it is still the stored one:
--- a password change that came first is never overwritten with the old password.
-UPDATE users SET hashed_password = @hashed_password, updated_at = @updated_at
+-- a password change that came first is never overwritten with the old password. updated_at
+-- stays: the hash is not part of the user the API shows, nor of its ETag.
+UPDATE users SET hashed_password = @hashed_password
 WHERE id = @id AND hashed_password = @old_hashed_password;
 
 -- name: LockAdmins :exec

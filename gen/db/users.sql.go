@@ -309,26 +309,21 @@ func (q *Queries) UpdateUserProfile(ctx context.Context, arg UpdateUserProfilePa
 }
 
 const upgradeUserPassword = `-- name: UpgradeUserPassword :execrows
-UPDATE users SET hashed_password = $1, updated_at = $2
-WHERE id = $3 AND hashed_password = $4
+UPDATE users SET hashed_password = $1
+WHERE id = $2 AND hashed_password = $3
 `
 
 type UpgradeUserPasswordParams struct {
 	HashedPassword    string
-	UpdatedAt         time.Time
 	ID                uuid.UUID
 	OldHashedPassword string
 }
 
 // Replaces a hash with a stronger one of the same password, only if it is still the stored one:
-// a password change that came first is never overwritten with the old password.
+// a password change that came first is never overwritten with the old password. updated_at
+// stays: the hash is not part of the user the API shows, nor of its ETag.
 func (q *Queries) UpgradeUserPassword(ctx context.Context, arg UpgradeUserPasswordParams) (int64, error) {
-	result, err := q.db.Exec(ctx, upgradeUserPassword,
-		arg.HashedPassword,
-		arg.UpdatedAt,
-		arg.ID,
-		arg.OldHashedPassword,
-	)
+	result, err := q.db.Exec(ctx, upgradeUserPassword, arg.HashedPassword, arg.ID, arg.OldHashedPassword)
 	if err != nil {
 		return 0, err
 	}

@@ -121,14 +121,15 @@ func TestHashUpgradeNeverUndoesAPasswordChange(t *testing.T) {
 	}
 }
 
-// Without a race, an upgrade at login stores the stronger hash and the login's session opens.
-func TestHashUpgradeAtLoginOpensTheSession(t *testing.T) {
-	e := newEnv(t)
-	s := e.service(t, testenv.RedisURL(), testAuth)
+// upgradeAtLogin registers name and signs it in through a users service with stronger hashing
+// parameters, which upgrades its hash; it returns the user as registered, that service and the
+// login's verified account.
+func (e *env) upgradeAtLogin(t *testing.T, name string) (testUser, *users.Service, users.Verified) {
+	t.Helper()
 	ctx := context.Background()
-	u := e.user(t, "dave")
+	u := e.user(t, name)
 	stronger := users.NewService(users.NewStore(e.pool), password.NewHasher(password.Params{MemoryKiB: 128, Iterations: 2, Parallelism: 1}), password.NewGate(2, 64), testenv.Logger(t))
-	acct, err := stronger.FindAccount(ctx, users.Credentials{Email: "dave@example.com"})
+	acct, err := stronger.FindAccount(ctx, users.Credentials{Email: name + "@example.com"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -139,8 +140,32 @@ func TestHashUpgradeAtLoginOpensTheSession(t *testing.T) {
 	if v.PasswordHash == u.hash {
 		t.Fatal("the weaker hash was not upgraded")
 	}
+	return u, stronger, v
+}
+
+// Without a race, an upgrade at login stores the stronger hash and the login's session opens.
+func TestHashUpgradeAtLoginOpensTheSession(t *testing.T) {
+	e := newEnv(t)
+	s := e.service(t, testenv.RedisURL(), testAuth)
+	ctx := context.Background()
+	_, _, v := e.upgradeAtLogin(t, "dave")
 	if _, err := s.Open(ctx, v.User.ID, v.User.Role, v.PasswordHash, Client{}); err != nil {
 		t.Fatalf("Open after the upgrade: %v", err)
+	}
+}
+
+// An upgrade at login leaves the user's version (updated_at, and so its ETag) as it was: the
+// stored hash is not part of the user the API shows, and an admin or another device holding
+// that version must not get 412 because the user signed in.
+func TestHashUpgradeLeavesTheUsersVersion(t *testing.T) {
+	e := newEnv(t)
+	u, stronger, _ := e.upgradeAtLogin(t, "erin")
+	after, err := stronger.Get(context.Background(), u.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !after.UpdatedAt.Equal(u.UpdatedAt) || users.ETag(after) != users.ETag(u.User) {
+		t.Fatalf("after the upgrade: updated_at %v, ETag %s; want %v, %s as before", after.UpdatedAt, users.ETag(after), u.UpdatedAt, users.ETag(u.User))
 	}
 }
 

@@ -280,7 +280,7 @@ func (s *Service) RecordUserLockout(ctx context.Context, id *uuid.UUID, lockedFo
 func (s *Service) upgradeHash(ctx context.Context, id uuid.UUID, old, pw string) string {
 	hash, err := s.hash(ctx, pw)
 	if err == nil {
-		err = s.store.upgradePassword(ctx, id, old, hash, s.now().UTC())
+		err = s.store.upgradePassword(ctx, id, old, hash)
 	}
 	switch {
 	case err == nil:

@@ -98,9 +98,9 @@ func (s *Store) updateProfile(ctx context.Context, id uuid.UUID, p ProfileUpdate
 }
 
 // upgradePassword replaces the hash old with hash, if old is still the stored one; else it
-// returns ErrNotFound.
-func (s *Store) upgradePassword(ctx context.Context, id uuid.UUID, old, hash string, now time.Time) error {
-	n, err := s.q.UpgradeUserPassword(ctx, dbgen.UpgradeUserPasswordParams{ID: id, OldHashedPassword: old, HashedPassword: hash, UpdatedAt: now})
+// returns ErrNotFound. The user's updated_at stays (see UpgradeUserPassword).
+func (s *Store) upgradePassword(ctx context.Context, id uuid.UUID, old, hash string) error {
+	n, err := s.q.UpgradeUserPassword(ctx, dbgen.UpgradeUserPasswordParams{ID: id, OldHashedPassword: old, HashedPassword: hash})
 	if err != nil {
 		return fmt.Errorf("upgrade password: %w", err)
 	}
