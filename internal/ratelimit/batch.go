@@ -108,6 +108,9 @@ func (q *queue) take(n int) []*check {
 	clear(q.q[q.head : q.head+n])
 	if q.head += n; q.head == len(q.q) {
 		q.q, q.head = q.q[:0], 0
+		if cap(q.q) > 4*maxBacklogBatch { // let a burst's array go: the GC would scan it every cycle
+			q.q = nil
+		}
 	} else if q.head >= 1024 && q.head > len(q.q)/2 {
 		// Keep the array from growing under a long queue: move the rest to its start.
 		rest := copy(q.q, q.q[q.head:])

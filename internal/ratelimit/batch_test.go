@@ -205,3 +205,23 @@ func TestAbandonedCheckLeavesTheCallToOthers(t *testing.T) {
 		t.Fatalf("the refused caller's bucket after the call: %+v, want nothing recorded", r)
 	}
 }
+
+// The queue takes from its front in order, and an emptied queue lets a burst's array go.
+func TestQueueTakesInOrderAndLetsABurstGo(t *testing.T) {
+	var q queue
+	checks := make([]*check, 5000)
+	for i := range checks {
+		checks[i] = &check{key: fmt.Sprint(i)}
+		q.push(checks[i])
+	}
+	var got []*check
+	for q.len() > 0 {
+		got = append(got, q.take(maxBacklogBatch)...)
+	}
+	if !slices.Equal(got, checks) {
+		t.Fatal("the queue gave its checks out of order, or lost some")
+	}
+	if cap(q.q) > 4*maxBacklogBatch {
+		t.Fatalf("emptied after a burst of %d, the queue keeps an array of %d", len(checks), cap(q.q))
+	}
+}
