@@ -162,6 +162,10 @@ func TestUpdateMeWithIfMatchDoesNotOverwriteOthers(t *testing.T) {
 	}
 	r = patch(&laptop, "Ada from the laptop")
 	wantProblem(t, r, r.Body, http.StatusPreconditionFailed, "precondition-failed")
+	// A field past the spec's bound is the client's error, named, not a 412 or a 500.
+	huge := strings.Repeat(edited+", ", 100)
+	r = patch(&huge, "Ada the huge")
+	wantField(t, wantProblem(t, r, r.Body, http.StatusBadRequest, "validation-failed"), "If-Match")
 
 	// An admin's change of the user is a change too: the phone's tag is stale after it.
 	ar, err := in.client.AdminUpdateUserWithResponse(ctx, a.User.Id, nil, api.AdminUpdateUserJSONRequestBody{IsVerified: new(true)}, bearer(adminPair.AccessToken))
