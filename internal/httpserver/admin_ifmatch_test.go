@@ -6,8 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/oapi-codegen/nullable"
-
 	api "github.com/portcullis/portcullis/gen/api"
 )
 
@@ -142,11 +140,7 @@ func TestUpdateMeWithIfMatchDoesNotOverwriteOthers(t *testing.T) {
 	}
 	patch := func(ifMatch *string, name string) *api.UpdateMeResponse {
 		t.Helper()
-		r, err := in.client.UpdateMeWithResponse(ctx, &api.UpdateMeParams{IfMatch: ifMatch}, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue(name)}, bearer(tok))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return r
+		return in.setFullName(t, tok, ifMatch, name)
 	}
 
 	_, phone := get() // two devices read the profile

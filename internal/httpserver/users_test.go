@@ -385,19 +385,13 @@ func TestFullNameIsStoredComposed(t *testing.T) {
 	if got, _ := nullableValue(user.FullName); got != "Jos\u00e9 Ib\u00e1\u00f1ez" {
 		t.Fatalf("registered full_name = %+q, want it composed", got)
 	}
-	u, err := in.client.UpdateMeWithResponse(ctx, nil, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue("Zoe\u0308")}, bearer(tok))
-	if err != nil {
-		t.Fatal(err)
-	}
+	u := in.setFullName(t, tok, nil, "Zoe\u0308")
 	wantStatus(t, u, u.Body, http.StatusOK)
 	if got, _ := nullableValue(u.JSON200.FullName); got != "Zo\u00eb" {
 		t.Fatalf("changed full_name = %+q, want it composed", got)
 	}
 	grows := strings.Repeat("\u0344", 200)
-	u, err = in.client.UpdateMeWithResponse(ctx, nil, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue(grows)}, bearer(tok))
-	if err != nil {
-		t.Fatal(err)
-	}
+	u = in.setFullName(t, tok, nil, grows)
 	wantProblem(t, u, u.Body, http.StatusBadRequest, "invalid-request")
 	var stored string
 	if err := in.app.Pool.QueryRow(ctx, "SELECT full_name FROM users WHERE id = $1", user.Id).Scan(&stored); err != nil || stored != "Zo\u00eb" {
@@ -416,10 +410,7 @@ func TestFullNameIsTrimmedAndEmptyIsNone(t *testing.T) {
 		t.Fatalf("registered full_name = %q, want it trimmed", got)
 	}
 	for _, empty := range []string{"", "   "} {
-		u, err := in.client.UpdateMeWithResponse(ctx, nil, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue(empty)}, bearer(tok))
-		if err != nil {
-			t.Fatal(err)
-		}
+		u := in.setFullName(t, tok, nil, empty)
 		wantStatus(t, u, u.Body, http.StatusOK)
 		if !u.JSON200.FullName.IsNull() {
 			t.Fatalf("full_name %q answered as %v, want null", empty, u.JSON200.FullName)
@@ -429,12 +420,20 @@ func TestFullNameIsTrimmedAndEmptyIsNone(t *testing.T) {
 			t.Fatalf("full_name %q stored as %v (%v), want NULL", empty, stored, err)
 		}
 		// Set a name again for the next round.
-		u, err = in.client.UpdateMeWithResponse(ctx, nil, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue("Ada")}, bearer(tok))
-		if err != nil {
-			t.Fatal(err)
-		}
+		u = in.setFullName(t, tok, nil, "Ada")
 		wantStatus(t, u, u.Body, http.StatusOK)
 	}
+}
+
+// setFullName sends PATCH /users/me with full_name as tok's user, with If-Match ifMatch (nil:
+// none).
+func (in *instance) setFullName(t *testing.T, tok string, ifMatch *string, name string) *api.UpdateMeResponse {
+	t.Helper()
+	r, err := in.client.UpdateMeWithResponse(context.Background(), &api.UpdateMeParams{IfMatch: ifMatch}, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue(name)}, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return r
 }
 
 // registerNamed registers a fresh account with fullName through the API and signs it in.
