@@ -2,7 +2,9 @@ package httpserver
 
 import (
 	"bytes"
+	"encoding/json"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"net/mail"
 	"reflect"
@@ -76,5 +78,59 @@ func TestUserJSONIsAPIUser(t *testing.T) {
 	}
 	if a, b := tags(reflect.TypeFor[api.User]()), tags(reflect.TypeFor[userJSON]()); !reflect.DeepEqual(a, b) {
 		t.Fatalf("api.User's fields %q, userJSON's %q", a, b)
+	}
+}
+
+// discardWriter is an http.ResponseWriter that keeps one header map and drops the body, so that
+// BenchmarkMeResponse times the answer's own work.
+type discardWriter struct{ h http.Header }
+
+func (w *discardWriter) Header() http.Header         { return w.h }
+func (w *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (w *discardWriter) WriteHeader(int)             {}
+
+// BenchmarkMeResponse: GET /users/me's answer as written now, against encoding/json on the
+// plain-typed copy (how it was written before the appender; still the fallback).
+func BenchmarkMeResponse(b *testing.B) {
+	name := "Ada Lovelace"
+	u := users.User{
+		ID: uuid.New(), Email: "ada@example.com", Username: "ada", FullName: &name, Role: "user",
+		IsActive: true, CreatedAt: time.Now().UTC(), UpdatedAt: time.Now().UTC(),
+	}
+	w := &discardWriter{h: make(http.Header)}
+	b.Run("encoding-json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			body, err := json.Marshal(toUserJSON(u))
+			if err != nil {
+				b.Fatal(err)
+			}
+			w.h["Content-Type"] = []string{"application/json"}
+			w.h["Etag"] = []string{users.ETag(u)}
+			_, _ = w.Write(append(body, '\n'))
+		}
+	})
+	b.Run("answer", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if err := (meResponse{u}).VisitGetMeResponse(w); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// A time encoding/json refuses (a year past 9999) fails the fast answer as it fails the
+// generated one, instead of writing a date no client reads back.
+func TestUserJSONRefusesWhatEncodingJSONRefuses(t *testing.T) {
+	for _, at := range []time.Time{time.Date(10000, 1, 1, 0, 0, 0, 0, time.UTC), time.Date(-1, 1, 1, 0, 0, 0, 0, time.UTC)} {
+		u := users.User{ID: uuid.New(), Email: "a@b.example", Username: "a", Role: "user", CreatedAt: time.Now(), UpdatedAt: at}
+		generated := api.GetMe200JSONResponse{Body: toAPIUser(u), Headers: api.GetMe200ResponseHeaders{ETag: new(users.ETag(u))}}
+		if err := generated.VisitGetMeResponse(httptest.NewRecorder()); err == nil {
+			t.Fatalf("generated answer for a user updated at %v: no error", at)
+		}
+		if err := (meResponse{u}).VisitGetMeResponse(httptest.NewRecorder()); err == nil {
+			t.Fatalf("fast answer for a user updated at %v: no error", at)
+		}
 	}
 }
