@@ -110,7 +110,7 @@ func (s *Service) settleChange(ctx context.Context, id uuid.UUID, slot ratelimit
 		if slot.Remaining == 0 {
 			return s.users.RecordUserLockout(ctx, &id, slot.Reset)
 		}
-	case errors.Is(err, users.ErrOverloaded), errors.Is(err, users.ErrNotHashed):
+	case errors.Is(err, users.ErrOverloaded), errors.Is(err, users.ErrNotHashed), errors.Is(err, users.ErrSessionEnded):
 		s.limiter.Refund(settle, slot, key)
 	case err == nil, errors.Is(err, users.ErrPasswordUnchanged), errors.Is(err, users.ErrPasswordTooShort),
 		errors.Is(err, users.ErrPasswordTooLong), errors.Is(err, users.ErrPasswordCommon):
@@ -206,6 +206,9 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 	revoked, err := s.users.ChangePassword(ctx, p.UserID, current, next, p.SessionID)
 	if lerr := s.settleChange(ctx, p.UserID, slot, err); lerr != nil {
 		return lerr
+	}
+	if errors.Is(err, users.ErrSessionEnded) {
+		return sessions.ErrSessionRevoked
 	}
 	if err != nil {
 		s.sessions.Unsure(ctx, err, revoked...)

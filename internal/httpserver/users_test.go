@@ -12,6 +12,7 @@ import (
 	"github.com/oapi-codegen/nullable"
 
 	api "github.com/portcullis/portcullis/gen/api"
+	"github.com/portcullis/portcullis/internal/testenv"
 )
 
 func TestUpdateMe(t *testing.T) {
@@ -119,6 +120,62 @@ func TestChangePassword(t *testing.T) {
 	}
 	wantProblem(t, old, old.Body, http.StatusUnauthorized, "invalid-credentials")
 	in.login(t, account{User: a.User, Password: "an entirely new passphrase"})
+}
+
+// A password change whose session is revoked while it is under way (here: while it waits for
+// the user's row, which the test holds) is not made: 401 session-revoked, the old password still
+// signs in, and the account's other session lives on.
+func TestChangePasswordBySessionRevokedMidwayChangesNothing(t *testing.T) {
+	in := start(t)
+	a := in.register(t)
+	asking, other := in.login(t, a), in.login(t, a)
+	ctx := context.Background()
+	db := testenv.Pool(t, in.cfg.Postgres.URL)
+	hold, err := db.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = hold.Rollback(ctx) }()
+	// NO KEY UPDATE: the change's FOR UPDATE waits for it, the logout's audit event (a foreign
+	// key to the user) does not.
+	if _, err := hold.Exec(ctx, "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE", a.User.Id); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan *api.ChangePasswordResponse, 1)
+	go func() {
+		r, err := in.client.ChangePasswordWithResponse(ctx, api.ChangePasswordJSONRequestBody{CurrentPassword: a.Password, NewPassword: "an entirely new passphrase"}, bearer(asking.AccessToken))
+		if err != nil {
+			t.Error(err)
+		}
+		done <- r
+	}()
+	soon(t, "the change waiting for the user's row", func() error {
+		var waiting int
+		if err := db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'`).Scan(&waiting); err != nil {
+			return err
+		}
+		if waiting == 0 {
+			return fmt.Errorf("no backend waits for a lock")
+		}
+		return nil
+	})
+	out, err := in.client.LogoutWithResponse(ctx, bearer(asking.AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, out, out.Body, http.StatusNoContent)
+	if err := hold.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := <-done
+	if r == nil {
+		t.FailNow()
+	}
+	wantProblem(t, r, r.Body, http.StatusUnauthorized, "session-revoked")
+	if got := in.me(t, other.AccessToken); got != http.StatusOK {
+		t.Fatalf("the other session after the refused change: %d, want 200", got)
+	}
+	in.login(t, a) // the old password still signs in (login fails the test otherwise)
 }
 
 func TestMySessions(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/portcullis/portcullis/internal/audit"
 	"github.com/portcullis/portcullis/internal/password"
 	"github.com/portcullis/portcullis/internal/testenv"
 	"github.com/portcullis/portcullis/internal/users"
@@ -249,5 +250,58 @@ func TestLoginWaitsForAPasswordChangeInFlight(t *testing.T) {
 	}
 	if n, logins := e.sessionRows(t, u.ID); n != 0 || logins != 0 {
 		t.Fatalf("%d sessions and %d login events written, want none", n, logins)
+	}
+}
+
+// A password change asked for by a session that was revoked while the passwords hashed (a sign
+// out everywhere from another device, an admin's revocation) is not made: the revoked session no
+// longer speaks for the user. One asked for by a live session is, and keeps that session.
+func TestPasswordChangeByARevokedSessionChangesNothing(t *testing.T) {
+	e := newEnv(t)
+	s := e.service(t, testenv.RedisURL(), testAuth)
+	ctx := context.Background()
+	u := e.user(t, "dora")
+	open := func() uuid.UUID {
+		t.Helper()
+		acct, err := e.users.FindAccount(ctx, users.Credentials{Email: "dora@example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := e.users.Authenticate(ctx, acct, racePassword)
+		if err != nil {
+			t.Fatal(err)
+		}
+		is, err := s.Open(ctx, v.User.ID, v.User.Role, v.PasswordHash, Client{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return is.SessionID
+	}
+	asking, other := open(), open()
+	if err := s.Revoke(ctx, asking, "logout", audit.Event{Action: audit.ActionLogout, Actor: &u.ID}); err != nil {
+		t.Fatal(err)
+	}
+	revoked, err := e.users.ChangePassword(ctx, u.ID, racePassword, raceNext, asking)
+	if !errors.Is(err, users.ErrSessionEnded) || len(revoked) != 0 {
+		t.Fatalf("change asked by a revoked session = %v (revoked %v), want ErrSessionEnded", err, revoked)
+	}
+	var live int
+	if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM user_sessions WHERE id = $1 AND revoked_at IS NULL", other).Scan(&live); err != nil || live != 1 {
+		t.Fatalf("the other session live: %d (%v), want 1: the refused change revoked it", live, err)
+	}
+	acct, err := e.users.FindAccount(ctx, users.Credentials{Email: "dora@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.users.Authenticate(ctx, acct, racePassword); err != nil {
+		t.Fatalf("the old password after the refused change: %v, want it still valid", err)
+	}
+
+	revoked, err = e.users.ChangePassword(ctx, u.ID, racePassword, raceNext, other)
+	if err != nil || len(revoked) != 0 {
+		t.Fatalf("change asked by a live session = %v (revoked %v), want nil and nothing else live to revoke", err, revoked)
+	}
+	if err := e.pool.QueryRow(ctx, "SELECT count(*) FROM user_sessions WHERE id = $1 AND revoked_at IS NULL", other).Scan(&live); err != nil || live != 1 {
+		t.Fatalf("the asking session live after its change: %d (%v), want 1", live, err)
 	}
 }

@@ -1,6 +1,15 @@
 package users
 
-import "github.com/portcullis/portcullis/internal/apperr"
+import (
+	"errors"
+
+	"github.com/portcullis/portcullis/internal/apperr"
+)
+
+// ErrSessionEnded is ChangePassword's answer when the session that asked for the change (its
+// keep) was revoked or expired before the change could commit: the change is not made. Callers
+// answer it as their own "session revoked".
+var ErrSessionEnded = errors.New("the session asking for the change has ended")
 
 // Errors the users domain returns.
 var (

@@ -340,9 +340,11 @@ func (s *Service) UpdateProfile(ctx context.Context, id uuid.UUID, p ProfileUpda
 
 // ChangePassword replaces the password after checking the current one, and revokes every
 // session of the user except keep, in the same transaction. A change that lands while the
-// current password is checked makes it ErrWrongPassword: it is no longer the current one. It
-// returns the revoked session ids, or ErrWrongPassword, ErrPasswordUnchanged,
-// ErrPasswordTooShort, ErrPasswordTooLong, ErrPasswordCommon or ErrNotFound.
+// current password is checked makes it ErrWrongPassword: it is no longer the current one; a
+// keep (the asking session; uuid.Nil for none) that is no longer live when the change would
+// land makes it ErrSessionEnded, and nothing changes. It returns the revoked session ids, or
+// ErrWrongPassword, ErrPasswordUnchanged, ErrPasswordTooShort, ErrPasswordTooLong,
+// ErrPasswordCommon, ErrSessionEnded or ErrNotFound.
 func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current, next string, keep uuid.UUID) ([]uuid.UUID, error) {
 	rec, err := s.store.get(ctx, id)
 	if err != nil {

@@ -126,6 +126,19 @@ func (s *Store) setPasswordRevokingSessions(ctx context.Context, id uuid.UUID, v
 				return ErrWrongPassword
 			}
 		}
+		// The session asking must still be live when the change lands: one revoked while the
+		// passwords hashed (a sign-out everywhere, an admin's revocation) has no say any more.
+		// Its row stays share-locked until the commit, so a revocation after this waits for
+		// the change and then ends it with the rest.
+		if keep != uuid.Nil {
+			n, err := q.LockLiveSessionOf(ctx, dbgen.LockLiveSessionOfParams{ID: keep, UserID: id, Now: now})
+			if err != nil {
+				return fmt.Errorf("lock asking session: %w", err)
+			}
+			if n == 0 {
+				return ErrSessionEnded
+			}
+		}
 		n, err := q.UpdateUserPassword(ctx, dbgen.UpdateUserPasswordParams{ID: id, HashedPassword: hash, UpdatedAt: now})
 		if err != nil {
 			return fmt.Errorf("update password: %w", err)
