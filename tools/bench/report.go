@@ -26,10 +26,34 @@ type machine struct {
 	goVersion string
 	postgres  string
 	redis     string
+	// tuning lists the runtime and hashing settings the server inherited from the environment.
+	tuning []string
+}
+
+// tuningVars are the settings that change the figures without changing the code: Go's runtime
+// knobs and the hashing gate's. The server inherits the harness's environment.
+var tuningVars = []string{"GOMAXPROCS", "GOGC", "GOMEMLIMIT", "GODEBUG", "PORTCULLIS_HASH_CONCURRENCY", "PORTCULLIS_HASH_QUEUE"}
+
+// tuningOf returns "NAME=value" for each of tuningVars set in environ (the last value of a
+// repeated name, as exec keeps), in tuningVars' order.
+func tuningOf(environ []string) []string {
+	set := map[string]string{}
+	for _, kv := range environ {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			set[k] = v
+		}
+	}
+	var out []string
+	for _, k := range tuningVars {
+		if v, ok := set[k]; ok {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
 }
 
 func describeMachine(ctx context.Context, o options, db *benchDB) machine {
-	m := machine{date: time.Now().UTC(), cpus: runtime.NumCPU(), goVersion: runtime.Version(), cpuModel: "unknown", memory: "unknown", postgres: "unknown", redis: "unknown"}
+	m := machine{date: time.Now().UTC(), cpus: runtime.NumCPU(), goVersion: runtime.Version(), cpuModel: "unknown", memory: "unknown", postgres: "unknown", redis: "unknown", tuning: tuningOf(os.Environ())}
 	if out, err := exec.Command("git", "-C", o.repo, "rev-parse", "--short", "HEAD").Output(); err == nil {
 		m.commit = strings.TrimSpace(string(out))
 		if st, err := exec.Command("git", "-C", o.repo, "status", "--porcelain").Output(); err == nil && len(st) > 0 {
@@ -118,6 +142,9 @@ func (res *results) table(o options, m machine) string {
 		o.duration, o.warmup, plural(o.loginRounds, "round"), o.loginWindow, min(o.warmup, time.Second), o.users, thousands(float64(o.listUsers)), o.adminConns)
 	if o.given {
 		fmt.Fprintf(&b, "The server was %s (-binary), not built from the commit above.\n\n", o.binary)
+	}
+	if len(m.tuning) > 0 {
+		fmt.Fprintf(&b, "The server ran with %s from the environment (the defaults otherwise).\n\n", strings.Join(m.tuning, ", "))
 	}
 	b.WriteString("| scenario | endpoint | c | req/s | p50 | p99 | errors | ratio | CPU server/clients/stores/other/steal | target |\n")
 	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |\n")
