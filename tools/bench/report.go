@@ -146,6 +146,9 @@ func (res *results) table(o options, m machine) string {
 	if len(m.tuning) > 0 {
 		fmt.Fprintf(&b, "The server ran with %s from the environment (the defaults otherwise).\n\n", strings.Join(m.tuning, ", "))
 	}
+	if res.before.gomaxprocs > 0 {
+		fmt.Fprintf(&b, "The server's GOMAXPROCS: %.0f.\n\n", res.before.gomaxprocs)
+	}
 	b.WriteString("| scenario | endpoint | c | req/s | p50 | p99 | errors | ratio | CPU server/clients/stores/other/steal | target |\n")
 	b.WriteString("| --- | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | --- |\n")
 	for _, r := range res.rows {

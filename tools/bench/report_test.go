@@ -25,4 +25,8 @@ func TestTuningIsRecorded(t *testing.T) {
 	if table = res.table(options{}, machine{}); strings.Contains(table, "from the environment") {
 		t.Fatalf("a run with the defaults names a tuning:\n%s", table)
 	}
+	res.before.gomaxprocs = 3
+	if table = res.table(options{}, machine{}); !strings.Contains(table, "The server's GOMAXPROCS: 3.") {
+		t.Fatalf("the table does not give the server's GOMAXPROCS:\n%s", table)
+	}
 }

@@ -230,6 +230,8 @@ type snapshot struct {
 	poolMax      float64
 	pgConns      int
 	redisConns   int
+	// gomaxprocs is the server's GOMAXPROCS (0: its metrics did not say).
+	gomaxprocs float64
 }
 
 // snapshot reads the metrics endpoint and counts the server's TCP connections to PostgreSQL
@@ -244,6 +246,7 @@ func (s *server) snapshot(ctx context.Context, pgPort, redisPort int) (snapshot,
 		poolTotal:    m[`portcullis_db_pool_connections{state="total"}`],
 		poolAcquired: m[`portcullis_db_pool_connections{state="acquired"}`],
 		poolMax:      m[`portcullis_db_pool_connections{state="max"}`],
+		gomaxprocs:   m["go_sched_gomaxprocs_threads"],
 	}
 	if _, ok := m["go_goroutines"]; !ok {
 		return snapshot{}, errors.New("metrics: no go_goroutines")
