@@ -14,6 +14,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -133,7 +134,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 }
 
 func serve(ctx context.Context, cfg config.Config, getenv func(string) string, logger *slog.Logger) error {
-	logger.InfoContext(ctx, "starting", "version", thisVersion(), "config", cfg.Redacted())
+	if cfg.Processors > 0 { // for serve's lifetime (several serve in one test process)
+		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(cfg.Processors))
+	}
+	logger.InfoContext(ctx, "starting", "version", thisVersion(), "gomaxprocs", runtime.GOMAXPROCS(0), "config", cfg.Redacted())
 	stopTracing, err := telemetry.SetupTracing(ctx, getenv, thisVersion())
 	if err != nil {
 		return err

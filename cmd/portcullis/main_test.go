@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"maps"
 	"math/big"
@@ -20,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -104,10 +106,24 @@ func TestServeRefusesBadLimitsBeforeTouchingTheDatabase(t *testing.T) {
 
 // serve runs end to end: it answers, then shuts down cleanly when its context ends.
 func TestServeAnswersAndShutsDown(t *testing.T) {
+	before := runtime.GOMAXPROCS(0)
+	want := before + 1 // no GOMAXPROCS in the test's environment
+	if before < runtime.NumCPU() {
+		want = before // go test -cpu, or a CPU limit: left alone
+	}
 	srv := startServe(t, map[string]string{"PORTCULLIS_METRICS_ADDR": "127.0.0.1:0"}, http.DefaultClient, "http")
+	if got := runtime.GOMAXPROCS(0); got != want {
+		t.Errorf("GOMAXPROCS while serving = %d, want %d", got, want)
+	}
 	srv.stop(t)
 	if !strings.Contains(srv.out.String(), `"msg":"shutting down"`) {
 		t.Fatalf("no shutdown in the log:\n%s", srv.out.String())
+	}
+	if !strings.Contains(srv.out.String(), fmt.Sprintf(`"gomaxprocs":%d,`, want)) {
+		t.Errorf("the start is not logged with gomaxprocs %d:\n%s", want, srv.out.String())
+	}
+	if got := runtime.GOMAXPROCS(0); got != before {
+		t.Errorf("GOMAXPROCS after serve = %d, want %d back", got, before)
 	}
 }
 

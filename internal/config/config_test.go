@@ -1,6 +1,7 @@
 package config
 
 import (
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -127,5 +128,48 @@ func TestRedactedHidesPasswords(t *testing.T) {
 				t.Fatalf("%s leaks a password: %s", k, s)
 			}
 		}
+	}
+}
+
+// A server gets one processor more than Go's default only when nothing chose otherwise: no
+// GOMAXPROCS in the environment, and no CPU limit (a container's quota) below the machine's CPUs.
+// The hashing gate's defaults stay at the CPUs.
+func TestProcessors(t *testing.T) {
+	for _, c := range []struct {
+		envSet          bool
+		goDefault, cpus int
+		want            int
+	}{
+		{false, 2, 2, 3},
+		{false, 1, 1, 2},
+		{false, 64, 64, 65},
+		{true, 2, 2, 0},   // GOMAXPROCS chosen by the operator
+		{false, 2, 16, 0}, // a CPU limit of 2 on 16 CPUs: an extra thread would be throttled
+	} {
+		if got := processors(c.envSet, c.goDefault, c.cpus); got != c.want {
+			t.Errorf("processors(env set %v, Go's default %d, %d CPUs) = %d, want %d", c.envSet, c.goDefault, c.cpus, got, c.want)
+		}
+	}
+	set, err := Load(func(k string) string {
+		if k == "GOMAXPROCS" {
+			return "5"
+		}
+		return ""
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if set.Processors != 0 {
+		t.Fatalf("with GOMAXPROCS=5 in the environment, Processors = %d, want 0 (Go's)", set.Processors)
+	}
+	unset, err := Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := processors(false, runtime.GOMAXPROCS(0), runtime.NumCPU()); unset.Processors != want {
+		t.Fatalf("Processors = %d, want %d", unset.Processors, want)
+	}
+	if unset.Password.Concurrency != runtime.GOMAXPROCS(0) || unset.Password.Queue != 2*runtime.GOMAXPROCS(0) {
+		t.Fatalf("hashing %d at once and %d waiting, want Go's default %d and twice it", unset.Password.Concurrency, unset.Password.Queue, runtime.GOMAXPROCS(0))
 	}
 }
