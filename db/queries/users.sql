@@ -41,13 +41,11 @@ SELECT count(*) FROM users WHERE role = 'admin' AND is_active;
 -- name: GetUserForUpdate :one
 SELECT * FROM users WHERE id = @id FOR UPDATE;
 
--- name: LockLiveSessionOf :execrows
--- Share-locks session @id of user @user_id while it is live (1 row), until the transaction
--- ends: a revocation of it waits for the transaction, and one that committed before finds no
--- row here.
-SELECT id FROM user_sessions
-WHERE id = @id AND user_id = @user_id AND revoked_at IS NULL AND expires_at > @now
-FOR SHARE;
+-- name: SessionIsLive :one
+SELECT EXISTS (
+    SELECT 1 FROM user_sessions
+    WHERE id = @id AND user_id = @user_id AND revoked_at IS NULL AND expires_at > @now
+);
 
 -- name: UpdateUserByAdmin :one
 -- Each field changes only when given; full_name changes only when set_full_name is true.

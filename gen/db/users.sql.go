@@ -197,27 +197,24 @@ func (q *Queries) LockAdmins(ctx context.Context) error {
 	return err
 }
 
-const lockLiveSessionOf = `-- name: LockLiveSessionOf :execrows
-SELECT id FROM user_sessions
-WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3
-FOR SHARE
+const sessionIsLive = `-- name: SessionIsLive :one
+SELECT EXISTS (
+    SELECT 1 FROM user_sessions
+    WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL AND expires_at > $3
+)
 `
 
-type LockLiveSessionOfParams struct {
+type SessionIsLiveParams struct {
 	ID     uuid.UUID
 	UserID uuid.UUID
 	Now    time.Time
 }
 
-// Share-locks session @id of user @user_id while it is live (1 row), until the transaction
-// ends: a revocation of it waits for the transaction, and one that committed before finds no
-// row here.
-func (q *Queries) LockLiveSessionOf(ctx context.Context, arg LockLiveSessionOfParams) (int64, error) {
-	result, err := q.db.Exec(ctx, lockLiveSessionOf, arg.ID, arg.UserID, arg.Now)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+func (q *Queries) SessionIsLive(ctx context.Context, arg SessionIsLiveParams) (bool, error) {
+	row := q.db.QueryRow(ctx, sessionIsLive, arg.ID, arg.UserID, arg.Now)
+	var exists bool
+	err := row.Scan(&exists)
+	return exists, err
 }
 
 const updateUserByAdmin = `-- name: UpdateUserByAdmin :one

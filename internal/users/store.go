@@ -128,14 +128,15 @@ func (s *Store) setPasswordRevokingSessions(ctx context.Context, id uuid.UUID, v
 		}
 		// The session asking must still be live when the change lands: one revoked while the
 		// passwords hashed (a sign-out everywhere, an admin's revocation) has no say any more.
-		// Its row stays share-locked until the commit, so a revocation after this waits for
-		// the change and then ends it with the rest.
+		// A plain read is enough: a revocation that commits after it is as if it came after
+		// the change, which it does not depend on. (A lock on the row would add an order of
+		// locks that a refresh batch holding the user's other sessions could deadlock with.)
 		if keep != uuid.Nil {
-			n, err := q.LockLiveSessionOf(ctx, dbgen.LockLiveSessionOfParams{ID: keep, UserID: id, Now: now})
+			live, err := q.SessionIsLive(ctx, dbgen.SessionIsLiveParams{ID: keep, UserID: id, Now: now})
 			if err != nil {
-				return fmt.Errorf("lock asking session: %w", err)
+				return fmt.Errorf("read asking session: %w", err)
 			}
-			if n == 0 {
+			if !live {
 				return ErrSessionEnded
 			}
 		}
