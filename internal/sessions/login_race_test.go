@@ -263,15 +263,7 @@ func TestPasswordChangeByARevokedSessionChangesNothing(t *testing.T) {
 	u := e.user(t, "dora")
 	open := func() uuid.UUID {
 		t.Helper()
-		acct, err := e.users.FindAccount(ctx, users.Credentials{Email: "dora@example.com"})
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := e.users.Authenticate(ctx, acct, racePassword)
-		if err != nil {
-			t.Fatal(err)
-		}
-		is, err := s.Open(ctx, v.User.ID, v.User.Role, v.PasswordHash, Client{})
+		is, err := s.Open(ctx, u.ID, u.Role, u.hash, Client{})
 		if err != nil {
 			t.Fatal(err)
 		}
