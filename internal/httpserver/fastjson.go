@@ -55,12 +55,13 @@ func (r meResponse) VisitGetMeResponse(w http.ResponseWriter) error {
 			return err
 		}
 	}
-	*buf = b
+	b = append(b, '\n')
+	*buf = b // kept with its newline, so a grown buffer goes back to the pool whole
 	h := w.Header()
 	h["Content-Type"] = []string{"application/json"}
 	h["Etag"] = []string{users.ETag(r.user)}
 	w.WriteHeader(http.StatusOK)
-	_, err := w.Write(append(b, '\n'))
+	_, err := w.Write(b)
 	return err
 }
 
