@@ -41,6 +41,12 @@ SELECT count(*) FROM users WHERE role = 'admin' AND is_active;
 -- name: GetUserForUpdate :one
 SELECT * FROM users WHERE id = @id FOR UPDATE;
 
+-- name: LockActingUser :one
+-- The role and state of the account an act is done on behalf of, share-locked until the
+-- transaction ends: a demotion, deactivation or deletion of that account waits for the act, or
+-- the act sees it.
+SELECT role, is_active FROM users WHERE id = @id FOR SHARE;
+
 -- name: SessionIsLive :one
 SELECT EXISTS (
     SELECT 1 FROM user_sessions

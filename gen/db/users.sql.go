@@ -187,6 +187,25 @@ func (q *Queries) GetUserForUpdate(ctx context.Context, id uuid.UUID) (User, err
 	return i, err
 }
 
+const lockActingUser = `-- name: LockActingUser :one
+SELECT role, is_active FROM users WHERE id = $1 FOR SHARE
+`
+
+type LockActingUserRow struct {
+	Role     string
+	IsActive bool
+}
+
+// The role and state of the account an act is done on behalf of, share-locked until the
+// transaction ends: a demotion, deactivation or deletion of that account waits for the act, or
+// the act sees it.
+func (q *Queries) LockActingUser(ctx context.Context, id uuid.UUID) (LockActingUserRow, error) {
+	row := q.db.QueryRow(ctx, lockActingUser, id)
+	var i LockActingUserRow
+	err := row.Scan(&i.Role, &i.IsActive)
+	return i, err
+}
+
 const lockAdmins = `-- name: LockAdmins :exec
 SELECT pg_advisory_xact_lock(hashtext('portcullis.admins'))
 `

@@ -37,9 +37,25 @@ func actor(ctx context.Context) (uuid.UUID, error) {
 	return p.UserID, nil
 }
 
+// writer is the caller as the actor of a change to accounts: the request was authorised for
+// users:write by the role its session had when it arrived, and the change checks it again, in its
+// own transaction, against the role the caller holds when it lands (users.Actor).
+func writer(ctx context.Context) (users.Actor, error) {
+	a, err := actor(ctx)
+	if err != nil {
+		return users.Actor{}, err
+	}
+	return users.Actor{ID: a, May: func(role string) error {
+		if !auth.Allowed(role, []string{auth.PermUsersWrite}) {
+			return auth.ErrForbidden
+		}
+		return nil
+	}}, nil
+}
+
 // CreateUser creates an account with a role. It returns the errors of users.Service.Create.
 func (s *Service) CreateUser(ctx context.Context, nu users.AdminNewUser) (users.User, error) {
-	a, err := actor(ctx)
+	a, err := writer(ctx)
 	if err != nil {
 		return users.User{}, err
 	}
@@ -61,7 +77,7 @@ func (s *Service) ListUsers(ctx context.Context, f users.Filter) (users.Page, er
 // read in the change's transaction, so nothing can fail after it commits. It returns the errors of
 // users.Service.AdminUpdate.
 func (s *Service) UpdateUser(ctx context.Context, id uuid.UUID, p users.AdminPatch) (users.User, error) {
-	a, err := actor(ctx)
+	a, err := writer(ctx)
 	if err != nil {
 		return users.User{}, err
 	}
@@ -79,7 +95,7 @@ func (s *Service) UpdateUser(ctx context.Context, id uuid.UUID, p users.AdminPat
 // DeleteUser deletes a user and ends their sessions everywhere. It returns users.ErrNotFound or
 // users.ErrLastAdmin.
 func (s *Service) DeleteUser(ctx context.Context, id uuid.UUID, ifMatch *string) error {
-	a, err := actor(ctx)
+	a, err := writer(ctx)
 	if err != nil {
 		return err
 	}
@@ -94,9 +110,10 @@ func (s *Service) DeleteUser(ctx context.Context, id uuid.UUID, ifMatch *string)
 
 // managed returns the caller and checks that they may act on the sessions of user id: it
 // returns users.ErrNotFound, or auth.ErrForbidden when the user's role is not below the
-// caller's (auth.MayManage). The check comes again with the act (may), against the role the
-// user holds then: a promotion can land between the two.
-func (s *Service) managed(ctx context.Context, id uuid.UUID) (uuid.UUID, sessions.OwnerCheck, error) {
+// caller's (auth.MayManage). The check comes again with the act (the StaffCheck), against the
+// roles the caller and the user hold then: a demotion of the caller or a promotion of the user
+// can land between the two.
+func (s *Service) managed(ctx context.Context, id uuid.UUID, needed string) (uuid.UUID, *sessions.StaffCheck, error) {
 	p, ok := auth.PrincipalFrom(ctx)
 	if !ok {
 		return uuid.Nil, nil, auth.ErrNotAuthenticated
@@ -105,24 +122,26 @@ func (s *Service) managed(ctx context.Context, id uuid.UUID) (uuid.UUID, session
 	if err != nil {
 		return uuid.Nil, nil, err
 	}
-	may := func(role string) error {
+	may := func(actorRole, role string) error {
 		switch {
+		case !auth.Allowed(actorRole, []string{needed}):
+			return auth.ErrForbidden
 		case role == "": // deleted meanwhile
 			return users.ErrNotFound
-		case !auth.MayManage(p.Role, role):
+		case !auth.MayManage(actorRole, role):
 			return auth.ErrForbidden
 		}
 		return nil
 	}
-	if err := may(u.Role); err != nil {
+	if err := may(p.Role, u.Role); err != nil {
 		return uuid.Nil, nil, err
 	}
-	return p.UserID, may, nil
+	return p.UserID, &sessions.StaffCheck{Actor: p.UserID, May: may}, nil
 }
 
 // ListSessions returns a user's live sessions. It returns the errors of managed.
 func (s *Service) ListSessions(ctx context.Context, id uuid.UUID) ([]sessions.Session, error) {
-	if _, _, err := s.managed(ctx, id); err != nil {
+	if _, _, err := s.managed(ctx, id, auth.PermSessionsRead); err != nil {
 		return nil, err
 	}
 	return s.sessions.List(ctx, id)
@@ -130,7 +149,7 @@ func (s *Service) ListSessions(ctx context.Context, id uuid.UUID) ([]sessions.Se
 
 // RevokeSessions ends every session of a user. It returns the errors of managed.
 func (s *Service) RevokeSessions(ctx context.Context, id uuid.UUID) error {
-	a, may, err := s.managed(ctx, id)
+	a, may, err := s.managed(ctx, id, auth.PermSessionsRevoke)
 	if err != nil {
 		return err
 	}
@@ -140,7 +159,7 @@ func (s *Service) RevokeSessions(ctx context.Context, id uuid.UUID) error {
 // RevokeSession ends one session of a user. It returns the errors of managed, and
 // sessions.ErrNotFound when the session is not a live session of that user.
 func (s *Service) RevokeSession(ctx context.Context, userID, sessionID uuid.UUID) error {
-	a, may, err := s.managed(ctx, userID)
+	a, may, err := s.managed(ctx, userID, auth.PermSessionsRevoke)
 	if err != nil {
 		return err
 	}

@@ -1,15 +1,18 @@
 package httpserver_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/oapi-codegen/nullable"
 
 	api "github.com/portcullis/portcullis/gen/api"
@@ -473,15 +476,6 @@ func TestModeratorRevocationRacingAPromotion(t *testing.T) {
 	ctx := context.Background()
 	_, adminPair := in.createWithRole(t, "admin")
 	_, modPair := in.createWithRole(t, "moderator")
-	waiting := func() int {
-		t.Helper()
-		var n int
-		if err := in.app.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
-			t.Fatal(err)
-		}
-		return n
-	}
 	for _, tt := range []struct {
 		name   string
 		revoke func(user, session uuid.UUID) (statusCoder, []byte, error)
@@ -504,33 +498,8 @@ WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err 
 		t.Run(tt.name, func(t *testing.T) {
 			acct := in.register(t)
 			pair := in.login(t, acct)
-			tx, err := in.app.Pool.Begin(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer tx.Rollback(ctx) //nolint:errcheck // released below; a no-op then
-			if _, err := tx.Exec(ctx, "SELECT 1 FROM user_sessions WHERE id = $1 FOR UPDATE", pair.SessionId); err != nil {
-				t.Fatal(err)
-			}
-			type answer struct {
-				status int
-				body   []byte
-			}
-			revoked := make(chan answer, 1)
-			go func() {
-				r, b, err := tt.revoke(acct.User.Id, pair.SessionId)
-				if err != nil {
-					t.Error(err)
-					revoked <- answer{}
-					return
-				}
-				revoked <- answer{r.StatusCode(), b}
-			}()
-			for deadline := time.Now().Add(5 * time.Second); waiting() < 1; time.Sleep(5 * time.Millisecond) {
-				if time.Now().After(deadline) {
-					t.Fatal("the revocation never waited for the session's row")
-				}
-			}
+			tx := holdRow(t, in, "SELECT 1 FROM user_sessions WHERE id = $1 FOR UPDATE", pair.SessionId)
+			revoked := sendWaiting(t, in, "the session's row", func() (statusCoder, []byte, error) { return tt.revoke(acct.User.Id, pair.SessionId) })
 			promoted := make(chan answer, 1)
 			go func() {
 				r, err := in.client.AdminUpdateUserWithResponse(ctx, acct.User.Id, nil, api.AdminUpdateUserJSONRequestBody{Role: new(api.RoleAdmin)}, bearer(adminPair.AccessToken))
@@ -543,7 +512,7 @@ WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err 
 			}()
 			// The promotion either completes or waits for the revocation.
 			var first *answer
-			for deadline := time.Now().Add(5 * time.Second); first == nil && waiting() < 2; time.Sleep(5 * time.Millisecond) {
+			for deadline := time.Now().Add(5 * time.Second); first == nil && lockWaiters(t, in) < 2; time.Sleep(5 * time.Millisecond) {
 				select {
 				case a := <-promoted:
 					first = &a
@@ -615,5 +584,209 @@ func TestNoOpAdminPatchWritesNothing(t *testing.T) {
 	}
 	if got := patch(`{"role":"moderator"}`); got.Role != "moderator" || !got.UpdatedAt.After(named.UpdatedAt) {
 		t.Fatalf("a real change: %+v", got)
+	}
+}
+
+// lockWaiters counts the backends of in's database waiting for a lock.
+func lockWaiters(t *testing.T, in *instance) int {
+	t.Helper()
+	var n int
+	if err := in.app.Pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// answer is a response collected from a request sent in the background.
+type answer struct {
+	status int
+	body   []byte
+}
+
+func (a answer) StatusCode() int { return a.status }
+
+// holdRow begins a transaction that takes a row lock with lockSQL; rolling it back lets the
+// requests waiting for that row go on (the test's cleanup rolls back what is left).
+func holdRow(t *testing.T, in *instance, lockSQL string, args ...any) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := in.app.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	if _, err := tx.Exec(ctx, lockSQL, args...); err != nil {
+		t.Fatal(err)
+	}
+	return tx
+}
+
+// sendWaiting sends call in the background and returns once some backend of in's database
+// waits for a lock (what: the lock awaited, for the failure), with where its answer will arrive.
+func sendWaiting(t *testing.T, in *instance, what string, call func() (statusCoder, []byte, error)) <-chan answer {
+	t.Helper()
+	done := make(chan answer, 1)
+	go func() {
+		r, body, err := call()
+		if err != nil {
+			t.Error(err)
+			done <- answer{}
+			return
+		}
+		done <- answer{r.StatusCode(), body}
+	}()
+	for deadline := time.Now().Add(5 * time.Second); lockWaiters(t, in) < 1; time.Sleep(5 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the request never waited for %s", what)
+		}
+	}
+	return done
+}
+
+// demoteMeanwhile demotes user target to a plain user with an admin's token while tx holds up
+// the request whose answer comes on done, then lets that request go and returns its answer.
+func demoteMeanwhile(t *testing.T, in *instance, tx pgx.Tx, target uuid.UUID, token string, done <-chan answer) answer {
+	t.Helper()
+	ctx := context.Background()
+	r, err := in.client.AdminUpdateUserWithResponse(ctx, target, nil, api.AdminUpdateUserJSONRequestBody{Role: new(api.RoleUser)}, bearer(token))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r, r.Body, http.StatusOK)
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return <-done
+}
+
+// lowerFirst orders two accounts by id, as the stores lock rows.
+func lowerFirst(x, y account, xp, yp api.TokenPair) (account, account, api.TokenPair, api.TokenPair) {
+	if bytes.Compare(y.User.Id[:], x.User.Id[:]) < 0 {
+		return y, x, yp, xp
+	}
+	return x, y, xp, yp
+}
+
+// An admin demoted while a change of theirs is under way does not make it: the change checks the
+// role its actor holds when it lands, in its own transaction. B's change to A is held up at A's
+// row (the test holds it FOR KEY SHARE: B's FOR UPDATE waits for that, A's share lock of their own
+// row does not); A demotes B meanwhile; B's change, let go, is refused and A is untouched. With a
+// third admin the last-admin guard stays out of the way: before the check, both demotions landed
+// (each was authorised when it arrived), and a deletion by B went through too.
+func TestAdminDemotedWhileTheirChangeWaitsIsRefused(t *testing.T) {
+	in := start(t)
+	ctx := context.Background()
+	userRole := api.RoleUser
+	for _, tt := range []struct {
+		name   string
+		change func(target uuid.UUID, token string) (statusCoder, []byte, error)
+	}{
+		{"demote", func(target uuid.UUID, token string) (statusCoder, []byte, error) {
+			r, err := in.client.AdminUpdateUserWithResponse(ctx, target, nil, api.AdminUpdateUserJSONRequestBody{Role: &userRole}, bearer(token))
+			if err != nil {
+				return nil, nil, err
+			}
+			return r, r.Body, nil
+		}},
+		{"delete", func(target uuid.UUID, token string) (statusCoder, []byte, error) {
+			r, err := in.client.AdminDeleteUserWithResponse(ctx, target, nil, bearer(token))
+			if err != nil {
+				return nil, nil, err
+			}
+			return r, r.Body, nil
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			x, xPair := in.createWithRole(t, "admin")
+			y, yPair := in.createWithRole(t, "admin")
+			in.createWithRole(t, "admin")
+			a, b, aPair, bPair := lowerFirst(x, y, xPair, yPair)
+
+			tx := holdRow(t, in, "SELECT 1 FROM users WHERE id = $1 FOR KEY SHARE", a.User.Id)
+			done := sendWaiting(t, in, "A's row", func() (statusCoder, []byte, error) { return tt.change(a.User.Id, bPair.AccessToken) })
+			got := demoteMeanwhile(t, in, tx, b.User.Id, aPair.AccessToken, done)
+			wantProblem(t, got, got.body, http.StatusForbidden, "insufficient-permissions")
+			var role string
+			if err := in.app.Pool.QueryRow(ctx, "SELECT role FROM users WHERE id = $1", a.User.Id).Scan(&role); err != nil {
+				t.Fatalf("A after B's refused %s: %v", tt.name, err)
+			}
+			if role != "admin" {
+				t.Fatalf("A's role after B's refused %s: %q", tt.name, role)
+			}
+		})
+	}
+}
+
+// A moderator demoted while their revocation of a user's sessions is under way does not end
+// them: the revocation checks the role its actor holds when it lands. The revocation is held up
+// at the user's row (the test holds it FOR NO KEY UPDATE, which the revocation's share lock waits
+// for) while an admin demotes the moderator; let go, it is refused and the session lives.
+func TestModeratorDemotedWhileTheirRevocationWaitsIsRefused(t *testing.T) {
+	in := start(t)
+	ctx := context.Background()
+	_, adminPair := in.createWithRole(t, "admin")
+	x, y := in.register(t), in.register(t)
+	u, m, _, _ := lowerFirst(x, y, api.TokenPair{}, api.TokenPair{}) // the user's row is locked first
+	r, err := in.client.AdminUpdateUserWithResponse(ctx, m.User.Id, nil, api.AdminUpdateUserJSONRequestBody{Role: new(api.RoleModerator)}, bearer(adminPair.AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r, r.Body, http.StatusOK)
+	mPair, uPair := in.login(t, m), in.login(t, u)
+
+	tx := holdRow(t, in, "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE", u.User.Id)
+	done := sendWaiting(t, in, "the user's row", func() (statusCoder, []byte, error) {
+		r, err := in.client.AdminRevokeUserSessionsWithResponse(ctx, u.User.Id, bearer(mPair.AccessToken))
+		if err != nil {
+			return nil, nil, err
+		}
+		return r, r.Body, nil
+	})
+	got := demoteMeanwhile(t, in, tx, m.User.Id, adminPair.AccessToken, done)
+	wantProblem(t, got, got.body, http.StatusForbidden, "insufficient-permissions")
+	if s := in.me(t, uPair.AccessToken); s != http.StatusOK {
+		t.Fatalf("the user's session after the refused revocation: %d, want 200", s)
+	}
+}
+
+// Two admins demoting each other at once: exactly one demotion lands and the other is refused,
+// whatever the timing, and neither waits on the other into a deadlock (the rows are locked lower
+// id first). A third admin keeps the last-admin guard out of the way.
+func TestAdminsDemotingEachOtherAtOnce(t *testing.T) {
+	in := start(t)
+	ctx := context.Background()
+	userRole := api.RoleUser
+	in.createWithRole(t, "admin")
+	for range 8 {
+		a, aPair := in.createWithRole(t, "admin")
+		b, bPair := in.createWithRole(t, "admin")
+		statuses := make([]int, 2)
+		var wg sync.WaitGroup
+		for i, p := range []struct {
+			target uuid.UUID
+			token  string
+		}{{b.User.Id, aPair.AccessToken}, {a.User.Id, bPair.AccessToken}} {
+			wg.Go(func() {
+				r, err := in.client.AdminUpdateUserWithResponse(ctx, p.target, nil, api.AdminUpdateUserJSONRequestBody{Role: &userRole}, bearer(p.token))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				statuses[i] = r.StatusCode()
+			})
+		}
+		wg.Wait()
+		slices.Sort(statuses)
+		if statuses[0] != http.StatusOK || statuses[1] != http.StatusForbidden {
+			t.Fatalf("two admins demoting each other: %v, want one 200 and one 403", statuses)
+		}
+		var admins int
+		if err := in.app.Pool.QueryRow(ctx, "SELECT count(*) FROM users WHERE id IN ($1, $2) AND role = 'admin'", a.User.Id, b.User.Id).Scan(&admins); err != nil {
+			t.Fatal(err)
+		}
+		if admins != 1 {
+			t.Fatalf("%d of the two are admins after, want 1", admins)
+		}
 	}
 }

@@ -196,15 +196,20 @@ func (s *Service) Revoke(ctx context.Context, id uuid.UUID, reason string, ev au
 	return nil
 }
 
-// OwnerCheck decides from the role of the user whose sessions are acted on ("" when the user is
-// gone) whether the act may go ahead, and returns its error otherwise. It runs in the act's
-// transaction with that user's row share-locked, so a role change cannot land between the
-// check and the act. Nil allows every role (a user acting on their own sessions).
-type OwnerCheck func(ownerRole string) error
+// StaffCheck is staff acting on a user's sessions: Actor is the acting account, and May decides
+// from its role ("" once it is disabled or gone) and from the role of the user whose sessions are
+// acted on ("" when that user is gone) whether the act may go ahead, returning its error
+// otherwise. May runs in the act's transaction with both rows share-locked (lower id first), so
+// neither a demotion of the actor nor a promotion of the user can land between the check and the
+// act. A nil *StaffCheck allows the act (a user acting on their own sessions).
+type StaffCheck struct {
+	Actor uuid.UUID
+	May   func(actorRole, ownerRole string) error
+}
 
 // RevokeOwned ends one of userID's live sessions, recording ev, or returns ErrNotFound, or the
 // error of check.
-func (s *Service) RevokeOwned(ctx context.Context, userID, id uuid.UUID, check OwnerCheck, reason string, ev audit.Event) error {
+func (s *Service) RevokeOwned(ctx context.Context, userID, id uuid.UUID, check *StaffCheck, reason string, ev audit.Event) error {
 	ok, err := s.store.revokeOwned(ctx, userID, id, check, reason, s.now().UTC(), ev)
 	if err != nil {
 		s.Unsure(ctx, err, id)
@@ -220,7 +225,7 @@ func (s *Service) RevokeOwned(ctx context.Context, userID, id uuid.UUID, check O
 
 // RevokeAll ends every live session of userID except keep (uuid.Nil keeps none), recording ev,
 // or returns the error of check.
-func (s *Service) RevokeAll(ctx context.Context, userID, keep uuid.UUID, check OwnerCheck, reason string, ev audit.Event) error {
+func (s *Service) RevokeAll(ctx context.Context, userID, keep uuid.UUID, check *StaffCheck, reason string, ev audit.Event) error {
 	ids, err := s.store.revokeAll(ctx, userID, keep, check, reason, s.now().UTC(), ev)
 	if err != nil {
 		s.Unsure(ctx, err, ids...)

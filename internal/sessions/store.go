@@ -1,6 +1,7 @@
 package sessions
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -141,22 +142,52 @@ func (s *Store) endUnanswered(ctx context.Context, sess Session, refreshHash []b
 	return ended, err
 }
 
-// checkOwner runs check, when there is one, on the role of userID, locked for the rest of the
-// transaction ("" for a user who is gone).
-func checkOwner(ctx context.Context, q *dbgen.Queries, userID uuid.UUID, check OwnerCheck) error {
+// checkOwner runs check, when there is one, on the roles of its actor and of userID, both rows
+// share-locked for the rest of the transaction, lower id first (see StaffCheck).
+func checkOwner(ctx context.Context, q *dbgen.Queries, userID uuid.UUID, check *StaffCheck) error {
 	if check == nil {
 		return nil
 	}
-	role, err := q.LockSessionOwnerRole(ctx, userID)
-	if err != nil && !errors.Is(err, pgx.ErrNoRows) {
-		return fmt.Errorf("lock session owner: %w", err)
+	var actorRole, ownerRole string
+	owner := func() (err error) {
+		ownerRole, err = q.LockSessionOwnerRole(ctx, userID)
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("lock session owner: %w", err)
+		}
+		return nil
 	}
-	return check(role)
+	actor := func() error {
+		row, err := q.LockActingUser(ctx, check.Actor)
+		switch {
+		case errors.Is(err, pgx.ErrNoRows):
+			return nil
+		case err != nil:
+			return fmt.Errorf("lock acting user: %w", err)
+		}
+		if row.IsActive {
+			actorRole = row.Role
+		}
+		return nil
+	}
+	first, second := actor, owner
+	if bytes.Compare(userID[:], check.Actor[:]) < 0 {
+		first, second = owner, actor
+	}
+	if err := first(); err != nil {
+		return err
+	}
+	if err := second(); err != nil {
+		return err
+	}
+	return check.May(actorRole, ownerRole)
 }
 
 // revokeOwned ends one of userID's live sessions and records ev, if check allows; false when
 // there is none.
-func (s *Store) revokeOwned(ctx context.Context, userID, id uuid.UUID, check OwnerCheck, reason string, now time.Time, ev audit.Event) (bool, error) {
+func (s *Store) revokeOwned(ctx context.Context, userID, id uuid.UUID, check *StaffCheck, reason string, now time.Time, ev audit.Event) (bool, error) {
 	var n int64
 	err := postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
 		if err := checkOwner(ctx, q, userID, check); err != nil {
@@ -177,7 +208,7 @@ func (s *Store) revokeOwned(ctx context.Context, userID, id uuid.UUID, check Own
 
 // revokeAll ends every live session of userID but keep and records ev about the user, if check
 // allows.
-func (s *Store) revokeAll(ctx context.Context, userID, keep uuid.UUID, check OwnerCheck, reason string, now time.Time, ev audit.Event) ([]uuid.UUID, error) {
+func (s *Store) revokeAll(ctx context.Context, userID, keep uuid.UUID, check *StaffCheck, reason string, now time.Time, ev audit.Event) ([]uuid.UUID, error) {
 	var ids []uuid.UUID
 	err := postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
 		if err := checkOwner(ctx, q, userID, check); err != nil {

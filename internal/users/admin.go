@@ -20,6 +20,16 @@ func ValidRole(role string) bool {
 	return role == RoleUser || role == RoleModerator || role == RoleAdmin
 }
 
+// Actor is the account an administrative act is done on behalf of, and the check its role must
+// still pass when the act lands: the role the request was authorised with may have been taken
+// away while it was under way (by another administrator's demotion, deactivation or deletion of
+// the account, landing first). The store reads the role again in the act's transaction, under a
+// share lock held to its end, and passes it to May ("" when the account is disabled or gone).
+type Actor struct {
+	ID  uuid.UUID
+	May func(role string) error
+}
+
 // AdminNewUser is what an administrator (or the CLI) gives to create an account.
 type AdminNewUser struct {
 	NewUser
@@ -51,19 +61,22 @@ type AdminResult struct {
 }
 
 // Create makes an account with a role on behalf of actor (nil for the command line). It returns
-// the errors of Register and ErrUnknownRole.
-func (s *Service) Create(ctx context.Context, actor *uuid.UUID, nu AdminNewUser) (User, error) {
+// the errors of Register, ErrUnknownRole and those of actor.May.
+func (s *Service) Create(ctx context.Context, actor *Actor, nu AdminNewUser) (User, error) {
 	if !ValidRole(nu.Role) {
 		return User{}, ErrUnknownRole
 	}
-	ev := audit.Event{Action: audit.ActionAdminCreateUser, Actor: actor, Detail: map[string]any{"role": nu.Role}}
-	return s.create(ctx, nu, ev)
+	ev := audit.Event{Action: audit.ActionAdminCreateUser, Detail: map[string]any{"role": nu.Role}}
+	if actor != nil {
+		ev.Actor = &actor.ID
+	}
+	return s.create(ctx, nu, ev, actor)
 }
 
 // AdminUpdate applies p to user id on behalf of actor. Deactivation revokes every session of
 // the user. It returns ErrNotFound, ErrPreconditionFailed, ErrLastAdmin, ErrUnknownRole,
-// ErrUsernameTaken or an Invalid error naming the field.
-func (s *Service) AdminUpdate(ctx context.Context, actor, id uuid.UUID, p AdminPatch) (AdminResult, error) {
+// ErrUsernameTaken, an Invalid error naming the field or the errors of actor.May.
+func (s *Service) AdminUpdate(ctx context.Context, actor Actor, id uuid.UUID, p AdminPatch) (AdminResult, error) {
 	if p.Role != nil && !ValidRole(*p.Role) {
 		return AdminResult{}, ErrUnknownRole
 	}
@@ -71,16 +84,16 @@ func (s *Service) AdminUpdate(ctx context.Context, actor, id uuid.UUID, p AdminP
 	if err := (ProfileUpdate{Username: p.Username, SetFullName: p.SetFullName, FullName: p.FullName}).validate(); err != nil {
 		return AdminResult{}, err
 	}
-	res, err := s.store.adminUpdate(ctx, id, p, s.now().UTC(), &actor)
+	res, err := s.store.adminUpdate(ctx, id, p, s.now().UTC(), actor)
 	s.changed(ctx, err, id)
 	return res, err
 }
 
 // Delete removes user id and their sessions on behalf of actor, returning the sessions that
 // were live; with ifMatch (an If-Match field) only a user whose ETag it names. It returns
-// ErrNotFound, ErrPreconditionFailed or ErrLastAdmin.
-func (s *Service) Delete(ctx context.Context, actor, id uuid.UUID, ifMatch *string) ([]uuid.UUID, error) {
-	live, err := s.store.delete(ctx, id, ifMatch, &actor)
+// ErrNotFound, ErrPreconditionFailed, ErrLastAdmin or the errors of actor.May.
+func (s *Service) Delete(ctx context.Context, actor Actor, id uuid.UUID, ifMatch *string) ([]uuid.UUID, error) {
+	live, err := s.store.delete(ctx, id, ifMatch, actor)
 	s.changed(ctx, err, id)
 	return live, err
 }

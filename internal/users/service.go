@@ -115,12 +115,12 @@ func gateError(err error) error {
 // for a malformed email, username or name, ErrPasswordTooShort, ErrPasswordTooLong,
 // ErrPasswordCommon, ErrEmailTaken or ErrUsernameTaken.
 func (s *Service) Register(ctx context.Context, nu NewUser) (User, error) {
-	return s.create(ctx, AdminNewUser{NewUser: nu, Role: RoleUser}, audit.Event{Action: audit.ActionRegister})
+	return s.create(ctx, AdminNewUser{NewUser: nu, Role: RoleUser}, audit.Event{Action: audit.ActionRegister}, nil)
 }
 
 // create validates, hashes and stores a new account, recording ev (whose actor defaults to the
 // new user) in the same transaction.
-func (s *Service) create(ctx context.Context, nu AdminNewUser, ev audit.Event) (User, error) {
+func (s *Service) create(ctx context.Context, nu AdminNewUser, ev audit.Event, actor *Actor) (User, error) {
 	nu.Email, nu.FullName = normalizeEmail(nu.Email), normalizeFullName(nu.FullName)
 	if err := errors.Join(validateEmail(nu.Email), validateUsername(nu.Username), validateFullName(nu.FullName)); err != nil {
 		return User{}, firstError(err)
@@ -140,7 +140,7 @@ func (s *Service) create(ctx context.Context, nu AdminNewUser, ev audit.Event) (
 			Role: nu.Role, IsActive: true, IsVerified: nu.IsVerified, CreatedAt: now, UpdatedAt: now,
 		},
 		PasswordHash: hash,
-	}, ev)
+	}, ev, actor)
 }
 
 // Account is login credentials looked up once: the user when one matches, and the failed-login

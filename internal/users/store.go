@@ -1,6 +1,7 @@
 package users
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -31,10 +32,16 @@ type userRecord struct {
 	PasswordHash string
 }
 
-// insert creates a user and records ev about it in the same transaction.
-func (s *Store) insert(ctx context.Context, u userRecord, ev audit.Event) (User, error) {
+// insert creates a user and records ev about it in the same transaction, on behalf of actor
+// when not nil (see checkActor).
+func (s *Store) insert(ctx context.Context, u userRecord, ev audit.Event, actor *Actor) (User, error) {
 	var out User
 	err := postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
+		if actor != nil {
+			if err := checkActor(ctx, q, *actor); err != nil {
+				return err
+			}
+		}
 		row, err := q.CreateUser(ctx, dbgen.CreateUserParams{
 			ID: u.ID, Email: u.Email, Username: u.Username, HashedPassword: u.PasswordHash,
 			FullName: u.FullName, Role: u.Role, IsActive: u.IsActive, IsVerified: u.IsVerified, CreatedAt: u.CreatedAt,
@@ -190,10 +197,11 @@ func userFromRow(r dbgen.User) userRecord {
 
 // adminUpdate applies p under a row lock, guarding the last active admin, revoking every
 // session when the user is deactivated, and auditing, all in one transaction.
-func (s *Store) adminUpdate(ctx context.Context, id uuid.UUID, p AdminPatch, now time.Time, actor *uuid.UUID) (AdminResult, error) {
+func (s *Store) adminUpdate(ctx context.Context, id uuid.UUID, p AdminPatch, now time.Time, by Actor) (AdminResult, error) {
 	var res AdminResult
+	actor := &by.ID
 	err := postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
-		before, err := lockUser(ctx, q, id)
+		before, err := lockUserForActor(ctx, q, id, by)
 		if err != nil {
 			return err
 		}
@@ -245,10 +253,11 @@ func (s *Store) adminUpdate(ctx context.Context, id uuid.UUID, p AdminPatch, now
 
 // delete removes a user (sessions cascade) under the last-admin guard and audits it; it returns
 // the sessions that were live.
-func (s *Store) delete(ctx context.Context, id uuid.UUID, cond *string, actor *uuid.UUID) ([]uuid.UUID, error) {
+func (s *Store) delete(ctx context.Context, id uuid.UUID, cond *string, by Actor) ([]uuid.UUID, error) {
 	var live []uuid.UUID
+	actor := &by.ID
 	err := postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
-		before, err := lockUser(ctx, q, id)
+		before, err := lockUserForActor(ctx, q, id, by)
 		if err != nil {
 			return err
 		}
@@ -273,6 +282,53 @@ func (s *Store) delete(ctx context.Context, id uuid.UUID, cond *string, actor *u
 func lockUser(ctx context.Context, q *dbgen.Queries, id uuid.UUID) (User, error) {
 	rec, err := lockRecord(ctx, q, id)
 	return rec.User, err
+}
+
+// lockUserForActor is lockUser for an act on behalf of actor, whose role must still pass
+// actor.May (checkActor). The two rows are locked lower id first: two acts on each other's
+// accounts (two admins demoting each other) then queue at the same row instead of each holding
+// the row the other waits for, and the one that goes second sees the first's outcome.
+func lockUserForActor(ctx context.Context, q *dbgen.Queries, id uuid.UUID, actor Actor) (User, error) {
+	if actor.ID == id { // one row: the act's own lock covers the check
+		u, err := lockUser(ctx, q, id)
+		if err != nil {
+			return User{}, err
+		}
+		return u, actor.May(actingRole(u.Role, u.IsActive))
+	}
+	if bytes.Compare(actor.ID[:], id[:]) < 0 {
+		if err := checkActor(ctx, q, actor); err != nil {
+			return User{}, err
+		}
+		return lockUser(ctx, q, id)
+	}
+	u, err := lockUser(ctx, q, id)
+	if err != nil {
+		return User{}, err
+	}
+	return u, checkActor(ctx, q, actor)
+}
+
+// checkActor share-locks actor's account until the transaction ends and runs actor.May on its
+// role: a demotion, deactivation or deletion of the account that landed while the act was under
+// way is seen, and one that comes later waits for the act, which is as if it came after.
+func checkActor(ctx context.Context, q *dbgen.Queries, actor Actor) error {
+	row, err := q.LockActingUser(ctx, actor.ID)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+		return actor.May("")
+	case err != nil:
+		return fmt.Errorf("lock acting user: %w", err)
+	}
+	return actor.May(actingRole(row.Role, row.IsActive))
+}
+
+// actingRole is the role an account acts with: none once it is disabled.
+func actingRole(role string, active bool) string {
+	if !active {
+		return ""
+	}
+	return role
 }
 
 // lockRecord is lockUser with the stored password hash.
