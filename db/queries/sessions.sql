@@ -104,9 +104,11 @@ WHERE id = @id AND user_id = @user_id AND revoked_at IS NULL AND expires_at > @n
 SELECT role FROM users WHERE id = @id FOR SHARE;
 
 -- name: RevokeUserSessions :many
--- Revokes every live session of a user except keep_id (pass a nil UUID to keep none).
+-- Revokes every live session of a user except keep_id (pass a nil UUID to keep none). One that
+-- has expired is left as it is: it is not live, and counting it would put a revocation that did
+-- not happen in the audit trail.
 UPDATE user_sessions SET revoked_at = @now::timestamptz, revoked_reason = @reason
-WHERE user_id = @user_id AND revoked_at IS NULL AND id <> @keep_id
+WHERE user_id = @user_id AND revoked_at IS NULL AND expires_at > @now::timestamptz AND id <> @keep_id
 RETURNING id;
 
 -- name: ListActiveSessionsByUser :many

@@ -68,7 +68,8 @@ RETURNING *;
 -- name: DeleteUser :many
 -- Deletes a user (sessions cascade) and returns the ids of the sessions that were still live.
 WITH live AS (
-    SELECT s.id FROM user_sessions s WHERE s.user_id = @id AND s.revoked_at IS NULL
+    SELECT s.id FROM user_sessions s
+    WHERE s.user_id = @id AND s.revoked_at IS NULL AND s.expires_at > @now::timestamptz
 ), gone AS (
     DELETE FROM users WHERE users.id = @id RETURNING users.id
 )

@@ -372,7 +372,7 @@ func (q *Queries) RevokeUserSession(ctx context.Context, arg RevokeUserSessionPa
 
 const revokeUserSessions = `-- name: RevokeUserSessions :many
 UPDATE user_sessions SET revoked_at = $1::timestamptz, revoked_reason = $2
-WHERE user_id = $3 AND revoked_at IS NULL AND id <> $4
+WHERE user_id = $3 AND revoked_at IS NULL AND expires_at > $1::timestamptz AND id <> $4
 RETURNING id
 `
 
@@ -383,7 +383,9 @@ type RevokeUserSessionsParams struct {
 	KeepID uuid.UUID
 }
 
-// Revokes every live session of a user except keep_id (pass a nil UUID to keep none).
+// Revokes every live session of a user except keep_id (pass a nil UUID to keep none). One that
+// has expired is left as it is: it is not live, and counting it would put a revocation that did
+// not happen in the audit trail.
 func (q *Queries) RevokeUserSessions(ctx context.Context, arg RevokeUserSessionsParams) ([]uuid.UUID, error) {
 	rows, err := q.db.Query(ctx, revokeUserSessions,
 		arg.Now,

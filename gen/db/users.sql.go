@@ -71,16 +71,22 @@ func (q *Queries) CreateUser(ctx context.Context, arg CreateUserParams) (User, e
 
 const deleteUser = `-- name: DeleteUser :many
 WITH live AS (
-    SELECT s.id FROM user_sessions s WHERE s.user_id = $1 AND s.revoked_at IS NULL
+    SELECT s.id FROM user_sessions s
+    WHERE s.user_id = $1 AND s.revoked_at IS NULL AND s.expires_at > $2::timestamptz
 ), gone AS (
     DELETE FROM users WHERE users.id = $1 RETURNING users.id
 )
 SELECT live.id FROM live, gone
 `
 
+type DeleteUserParams struct {
+	ID  uuid.UUID
+	Now time.Time
+}
+
 // Deletes a user (sessions cascade) and returns the ids of the sessions that were still live.
-func (q *Queries) DeleteUser(ctx context.Context, id uuid.UUID) ([]uuid.UUID, error) {
-	rows, err := q.db.Query(ctx, deleteUser, id)
+func (q *Queries) DeleteUser(ctx context.Context, arg DeleteUserParams) ([]uuid.UUID, error) {
+	rows, err := q.db.Query(ctx, deleteUser, arg.ID, arg.Now)
 	if err != nil {
 		return nil, err
 	}

@@ -790,3 +790,61 @@ func TestAdminsDemotingEachOtherAtOnce(t *testing.T) {
 		}
 	}
 }
+
+// A session that has expired is not live, and an admin's revocation of every session, or
+// deletion of the user, neither ends nor counts it: the audit trail names only revocations that
+// happened (the admin's list showed no live session, and revoking that one session is a 404).
+func TestExpiredSessionsAreNotCountedAsRevoked(t *testing.T) {
+	in := start(t)
+	ctx := context.Background()
+	_, adminPair := in.createWithRole(t, "admin")
+	tok := adminPair.AccessToken
+	u := in.register(t)
+	expired, live := in.login(t, u), in.login(t, u)
+	if _, err := in.app.Pool.Exec(ctx, "UPDATE user_sessions SET expires_at = now() - interval '1 hour' WHERE id = $1", expired.SessionId); err != nil {
+		t.Fatal(err)
+	}
+	one, err := in.client.AdminRevokeUserSessionWithResponse(ctx, u.User.Id, expired.SessionId, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, one, one.Body, http.StatusNotFound, "session-not-found")
+	all, err := in.client.AdminRevokeUserSessionsWithResponse(ctx, u.User.Id, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, all, all.Body, http.StatusNoContent)
+	var revokedAt *time.Time
+	if err := in.app.Pool.QueryRow(ctx, "SELECT revoked_at FROM user_sessions WHERE id = $1", expired.SessionId).Scan(&revokedAt); err != nil {
+		t.Fatal(err)
+	}
+	if revokedAt != nil {
+		t.Errorf("the expired session was marked revoked at %v", revokedAt)
+	}
+	target := u.User.Id.String()
+	counted := func(action string) any {
+		t.Helper()
+		ev := in.listAuditAll(t, tok, api.AdminListAuditEventsParams{TargetId: &target, Action: &action})
+		if len(ev) != 1 {
+			t.Fatalf("%d %s events, want 1", len(ev), action)
+		}
+		return ev[0].Detail["sessions_revoked"]
+	}
+	if n := counted("admin.sessions_revoke_all"); n != float64(1) {
+		t.Errorf("revoke all: sessions_revoked = %v, want 1 (the live one, %s)", n, live.SessionId)
+	}
+
+	again := in.login(t, u)
+	if _, err := in.app.Pool.Exec(ctx, "UPDATE user_sessions SET expires_at = now() - interval '1 hour' WHERE id = $1", again.SessionId); err != nil {
+		t.Fatal(err)
+	}
+	in.login(t, u) // live
+	del, err := in.client.AdminDeleteUserWithResponse(ctx, u.User.Id, nil, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, del, del.Body, http.StatusNoContent)
+	if n := counted("admin.user_delete"); n != float64(1) {
+		t.Errorf("delete: sessions_revoked = %v, want 1 (the live one)", n)
+	}
+}

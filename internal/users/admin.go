@@ -93,7 +93,7 @@ func (s *Service) AdminUpdate(ctx context.Context, actor Actor, id uuid.UUID, p 
 // were live; with ifMatch (an If-Match field) only a user whose ETag it names. It returns
 // ErrNotFound, ErrPreconditionFailed, ErrLastAdmin or the errors of actor.May.
 func (s *Service) Delete(ctx context.Context, actor Actor, id uuid.UUID, ifMatch *string) ([]uuid.UUID, error) {
-	live, err := s.store.delete(ctx, id, ifMatch, actor)
+	live, err := s.store.delete(ctx, id, ifMatch, s.now().UTC(), actor)
 	s.changed(ctx, err, id)
 	return live, err
 }

@@ -253,7 +253,7 @@ func (s *Store) adminUpdate(ctx context.Context, id uuid.UUID, p AdminPatch, now
 
 // delete removes a user (sessions cascade) under the last-admin guard and audits it; it returns
 // the sessions that were live.
-func (s *Store) delete(ctx context.Context, id uuid.UUID, cond *string, by Actor) ([]uuid.UUID, error) {
+func (s *Store) delete(ctx context.Context, id uuid.UUID, cond *string, now time.Time, by Actor) ([]uuid.UUID, error) {
 	var live []uuid.UUID
 	actor := &by.ID
 	err := postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
@@ -269,7 +269,7 @@ func (s *Store) delete(ctx context.Context, id uuid.UUID, cond *string, by Actor
 				return err
 			}
 		}
-		if live, err = q.DeleteUser(ctx, id); err != nil {
+		if live, err = q.DeleteUser(ctx, dbgen.DeleteUserParams{ID: id, Now: now}); err != nil {
 			return fmt.Errorf("delete user: %w", err)
 		}
 		ev := audit.Event{Action: audit.ActionAdminDeleteUser, Actor: actor, Detail: map[string]any{"role": before.Role, "sessions_revoked": len(live)}}
