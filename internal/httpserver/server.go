@@ -14,6 +14,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"regexp"
 	"slices"
 	"strings"
@@ -288,8 +289,9 @@ func limitBody(max int64) echo.MiddlewareFunc {
 // plainQuery answers 400 naming the parameter for a value of a query parameter the operation
 // declares that holds a control character or invalid UTF-8 (no filter has a use for either,
 // and PostgreSQL refuses NUL in text), or that comes twice when the operation takes it once
-// (the binder would keep the first silently). Parameters the operation does not declare are
-// ignored, as the validator ignores them.
+// (the binder would keep the first silently), and a query string that does not parse
+// (unparsableQuery). Parameters the operation does not declare are otherwise ignored, as the
+// validator ignores them.
 func plainQuery(op *openapi3.Operation) echo.MiddlewareFunc {
 	declared := map[string]bool{} // name -> may repeat
 	for _, p := range op.Parameters {
@@ -305,8 +307,12 @@ func plainQuery(op *openapi3.Operation) echo.MiddlewareFunc {
 			return next
 		}
 		return func(c echo.Context) error {
-			if c.Request().URL.RawQuery == "" {
+			raw := c.Request().URL.RawQuery
+			if raw == "" {
 				return next(c)
+			}
+			if name, detail, ok := unparsableQuery(raw); !ok {
+				return refuse(name, detail)
 			}
 			for name, values := range c.QueryParams() {
 				many, ok := declared[name]
@@ -325,6 +331,26 @@ func plainQuery(op *openapi3.Operation) echo.MiddlewareFunc {
 			return next(c)
 		}
 	}
+}
+
+// unparsableQuery finds the first pair of the query string raw that Go's URL parser would drop
+// without a word (it holds a ';', or a %-escape that does not decode) and returns its name and
+// what is wrong; ok when there is none. Dropped, a filter would silently widen the answer.
+func unparsableQuery(raw string) (name, detail string, ok bool) {
+	for pair := range strings.SplitSeq(raw, "&") {
+		key, value, _ := strings.Cut(pair, "=")
+		name, err := url.QueryUnescape(key)
+		if err != nil {
+			return key, "the parameter's name is not validly %-encoded", false
+		}
+		if strings.Contains(pair, ";") {
+			return name, "must not hold a bare ';' (parameters are separated by '&'; a ';' in a value is %3B)", false
+		}
+		if _, err := url.QueryUnescape(value); err != nil {
+			return name, "is not validly %-encoded (a '%' in a value is %25)", false
+		}
+	}
+	return "", "", true
 }
 
 // requireJSON answers 415 to a body that is not declared as JSON, and 400 to JSON that is
