@@ -122,6 +122,9 @@ func (s *Server) toProblem(err error, c echo.Context) api.Problem {
 		if he.Internal != nil {
 			code, detail, fields = describeValidation(he.Internal, code, detail)
 		}
+		if name, ok := binderRefusal(he); ok {
+			code, detail, fields = "validation-failed", specMismatch, []apperr.FieldError{{Field: name, Detail: "is not in the format the API specification gives"}}
+		}
 		if status == http.StatusBadRequest && len(fields) == 0 {
 			fields = []apperr.FieldError{{Field: "body", Detail: detail}}
 		}
@@ -149,6 +152,20 @@ func (s *Server) toProblem(err error, c echo.Context) api.Problem {
 		p.Errors = &fe
 	}
 	return p
+}
+
+// binderRefusal returns the parameter named by the generated binder's 400 for a value it cannot
+// parse ("Invalid format for parameter NAME: …") that the spec's validator let through, such as
+// a leap second, which RFC 3339 allows and Go's time.Parse does not. Its message quotes Go's
+// parser; the problem names the parameter instead.
+func binderRefusal(he *echo.HTTPError) (string, bool) {
+	m, ok := he.Message.(string)
+	if !ok || he.Code != http.StatusBadRequest {
+		return "", false
+	}
+	rest, ok := strings.CutPrefix(m, "Invalid format for parameter ")
+	name, _, found := strings.Cut(rest, ": ")
+	return name, ok && found && name != ""
 }
 
 // specMismatch is the detail of a 400 validation-failed: the fields it names say what.
