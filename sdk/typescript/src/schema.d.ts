@@ -392,7 +392,7 @@ export interface components {
     schemas: {
         /**
          * Format: email
-         * @description A plain address without display name or whitespace; unique regardless of letter case.
+         * @description A plain address without display name or whitespace, each dot between two other characters; unique regardless of letter case.
          * @example ada@example.com
          */
         Email: string;
