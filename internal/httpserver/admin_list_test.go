@@ -870,7 +870,8 @@ WHERE s.statistics_name = 'users_search_trgm_stats' AND e.t IS NOT NULL`)
 		t.Helper()
 		var want []uuid.UUID
 		rows, _ := in.app.Pool.Query(ctx, `SELECT id FROM users
-WHERE strpos(lower(email) || ' ' || lower(username) || ' ' || lower(coalesce(full_name, '')), lower($1)) > 0
+WHERE (strpos(lower(email), lower($1)) > 0 OR strpos(lower(username), lower($1)) > 0
+    OR strpos(lower(coalesce(full_name, '')), lower($1)) > 0)
   AND ($2::boolean IS NULL OR is_active = $2)
 ORDER BY `+orderBy[sort], q, active)
 		var id uuid.UUID
@@ -904,7 +905,7 @@ ORDER BY `+orderBy[sort], q, active)
 	}
 	for _, q := range []string{
 		"person 4f", "PERSON 4F", "erson 4f", "person 4f%", "n 4f_", "4f\\", "ωperson 4f", "son 4fé", "n  4f",
-		"member1234", "member123", "ember29", "example.com member12", "com member2 person", "4f", "son",
+		"member1234", "member123", "ember29", "ber12@example.com", "r2@example.co", "4f", "son",
 		"zq", "j", "q%", "Q%_", "o z", "%",
 	} {
 		for sort := range orderBy {
@@ -952,4 +953,37 @@ ORDER BY `+orderBy[sort], q, active)
 			t.Errorf("after the changes q lists %v: renamed %s, deleted %s, created %s", got, renamed, deleted, created.Id)
 		}
 	})
+}
+
+// q is a substring of the email, the username or the full name: never of two of them joined. A
+// q spanning the end of one field and the start of the next matched (the search column joins
+// them with spaces), and a q of one space matched every user (found in review).
+func TestQueryDoesNotSpanFields(t *testing.T) {
+	in := start(t)
+	_, adminPair := in.createWithRole(t, "admin")
+	tok := adminPair.AccessToken
+	u := in.register(t) // email <name>@example.com, username <name>, no full name
+	named := in.register(t)
+	full := "Ada Lovelace"
+	r, err := in.client.UpdateMeWithResponse(context.Background(), nil, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue(full)}, bearer(in.login(t, named).AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r, r.Body, http.StatusOK)
+	for _, q := range []string{
+		"example.com " + u.User.Username, // the email's end, a space, the username
+		u.User.Username + " ",            // the username and the space after it
+		" ",                              // nobody but named has a space in a field
+		named.User.Username + " ada",     // the username, a space, the full name's start
+	} {
+		got := userIDs(in.listUsersAll(t, tok, api.AdminListUsersParams{Q: &q}))
+		if slices.Contains(got, u.User.Id) || q != " " && slices.Contains(got, named.User.Id) {
+			t.Errorf("q=%q matches a user none of whose fields holds it; %d users matched", q, len(got))
+		}
+	}
+	for _, q := range []string{" ", "a l", "ada lovelace", named.User.Username, "@example.com"} {
+		if got := userIDs(in.listUsersAll(t, tok, api.AdminListUsersParams{Q: &q})); !slices.Contains(got, named.User.Id) {
+			t.Errorf("q=%q does not find the user whose field holds it", q)
+		}
+	}
 }

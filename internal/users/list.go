@@ -240,22 +240,29 @@ const tripledSearch = `regexp_replace(s.search, '(.)', '\1\1\1', 'g')`
 
 // addSearch adds the condition that text occurs in users_search s: through the tripled index
 // when tripled is set (see shortSearch), through pieces when there are some (see
-// searchPieces), else whole.
+// searchPieces), else whole. The search column joins the fields with spaces, so a match there
+// may span two of them ("example.com ada" in an email and a username); inField then keeps only
+// matches inside one.
 func addSearch(w *postgres.Where, text string, pieces []string, tripled string) {
-	if tripled != "" {
+	switch {
+	case tripled != "":
 		w.Add(tripledSearch+" LIKE $?", "%"+escapeLike(tripled)+"%")
 		w.Add("s.search LIKE $?", "%"+escapeLike(text)+"%")
-		return
-	}
-	if pieces == nil {
+	case pieces == nil:
 		w.Add("s.search LIKE $?", "%"+escapeLike(text)+"%")
-		return
+	default:
+		for _, p := range pieces {
+			w.Add("s.search LIKE $?", "%"+escapeLike(p)+"%")
+		}
 	}
-	for _, p := range pieces {
-		w.Add("s.search LIKE $?", "%"+escapeLike(p)+"%")
-	}
-	w.Add("strpos(s.search, $?) > 0", text)
+	w.Add(fmt.Sprintf(inField, w.Arg(text)))
 }
+
+// inField holds when the text at placeholder %[1]s (lower case) occurs within one field of
+// users_search s: its email, its username, or the full name that follows them and their two
+// separators in search.
+const inField = `(strpos(s.email, %[1]s) > 0 OR strpos(s.username, %[1]s) > 0
+	OR strpos(substr(s.search, length(s.email) + length(s.username) + 3), %[1]s) > 0)`
 
 // Trigram frequencies, as the fraction of users whose search column holds the trigram.
 const (

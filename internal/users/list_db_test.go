@@ -49,7 +49,8 @@ FROM generate_series(1, 20000) AS i`); err != nil {
 		t.Run(tt.q, func(t *testing.T) {
 			var want []uuid.UUID
 			rows, _ := seed.Query(ctx, `SELECT id FROM users
-WHERE strpos(lower(email) || ' ' || lower(username) || ' ' || lower(coalesce(full_name, '')), lower($1)) > 0
+WHERE (strpos(lower(email), lower($1)) > 0 OR strpos(lower(username), lower($1)) > 0
+    OR strpos(lower(coalesce(full_name, '')), lower($1)) > 0)
 ORDER BY created_at DESC, id DESC LIMIT 50`, tt.q)
 			var id uuid.UUID
 			if _, err := pgx.ForEachRow(rows, []any{&id}, func() error { want = append(want, id); return nil }); err != nil {
