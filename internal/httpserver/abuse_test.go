@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/oapi-codegen/nullable"
 
 	api "github.com/portcullis/portcullis/gen/api"
 	"github.com/portcullis/portcullis/internal/config"
@@ -636,4 +637,57 @@ func TestPasswordChangeGuessesShareTheLoginBudget(t *testing.T) {
 		a.Password += " and more"
 		in.login(t, a)
 	})
+}
+
+// A username change answers what a registration does (409 username-taken, in any letter case),
+// so it spends the client IP's registration budget: once that is gone, neither tells whether a
+// username exists, where PATCH /users/me went on answering at the general per-IP rate (found in
+// review). A change of the full name alone, or to the caller's own username in another case,
+// asks nothing about other accounts and spends nothing.
+func TestUsernameChangesSpendTheRegistrationBudget(t *testing.T) {
+	in := start(t, func(c *config.Config) { c.Limits.RegisterIP = "3/1h" })
+	ctx := context.Background()
+	taken, _ := in.createWithRole(t, "user") // made without spending the budget
+	me, pair := in.createWithRole(t, "user")
+	tok := bearer(pair.AccessToken)
+	rename := func(name string) *api.UpdateMeResponse {
+		t.Helper()
+		r, err := in.client.UpdateMeWithResponse(ctx, nil, api.UpdateMeJSONRequestBody{Username: &name}, tok)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	r := rename(strings.ToUpper(taken.User.Username))
+	wantProblem(t, r, r.Body, http.StatusConflict, "username-taken")
+	r = rename(strings.ToUpper(me.User.Username)) // one's own name: no question about anyone else
+	wantStatus(t, r, r.Body, http.StatusOK)
+	reg, err := in.client.RegisterUserWithResponse(ctx, api.RegisterUserJSONRequestBody{
+		Email: api.Email(uniqueName() + "@example.com"), Username: uniqueName(), Password: strongPassword,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, reg, reg.Body, http.StatusCreated)
+	free := uniqueName()
+	r = rename(free)
+	wantStatus(t, r, r.Body, http.StatusOK)
+	// Three spent (a taken name, a registration, a free name): the fourth question is refused,
+	// and nothing changes.
+	r = rename(taken.User.Username)
+	wantProblem(t, r, r.Body, http.StatusTooManyRequests, "rate-limited")
+	if r.HTTPResponse.Header.Get("Retry-After") == "" {
+		t.Error("429 without Retry-After")
+	}
+	r = rename(uniqueName())
+	wantProblem(t, r, r.Body, http.StatusTooManyRequests, "rate-limited")
+	full := "Ada Lovelace"
+	fr, err := in.client.UpdateMeWithResponse(ctx, nil, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue(full)}, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, fr, fr.Body, http.StatusOK)
+	if fr.JSON200.Username != free {
+		t.Errorf("username after the refused changes: %q, want %q", fr.JSON200.Username, free)
+	}
 }

@@ -1,6 +1,7 @@
 package httpserver
 
 import (
+	"context"
 	"math"
 	"net/netip"
 	"strconv"
@@ -133,6 +134,16 @@ func (s *Server) routeLimits(operationID string) []echo.MiddlewareFunc {
 		return []echo.MiddlewareFunc{s.limitBy(s.limits.RefreshIP, s.byIP)}
 	case "changePassword":
 		return []echo.MiddlewareFunc{s.limitBy(s.limits.PasswordIP, s.byIP)}
+	}
+	return nil
+}
+
+// askUsername spends one event of the registration limit of the request's client IP (see
+// usersHandler.askUsername), or returns ErrRateLimited with its wait.
+func (s *Server) askUsername(ctx context.Context) error {
+	r := s.limiter.Allow(ctx, s.limits.RegisterIP, ipKey(clientFrom(ctx).IP, s.limits.IPv6Prefix))
+	if !r.Allowed {
+		return ErrRateLimited.After(r.RetryAfter)
 	}
 	return nil
 }

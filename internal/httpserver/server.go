@@ -124,6 +124,7 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 		users:        d.Users,
 		limits:       d.Limits,
 	}
+	s.usersHandler.askUsername = s.askUsername
 
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true

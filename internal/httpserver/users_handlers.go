@@ -2,6 +2,7 @@ package httpserver
 
 import (
 	"context"
+	"strings"
 
 	"github.com/google/uuid"
 	"github.com/oapi-codegen/nullable"
@@ -17,6 +18,10 @@ type usersHandler struct {
 	auth     *auth.Service
 	users    *users.Service
 	sessions *sessions.Service
+	// askUsername spends one event of the client IP's registration budget, or returns the 429
+	// of a spent one: a username change answers whether another account holds the name (409
+	// username-taken), as a registration does, and no faster.
+	askUsername func(context.Context) error
 }
 
 func (h usersHandler) GetMe(ctx context.Context, _ api.GetMeRequestObject) (api.GetMeResponseObject, error) {
@@ -35,6 +40,17 @@ func (h usersHandler) UpdateMe(ctx context.Context, req api.UpdateMeRequestObjec
 	p, ok := auth.PrincipalFrom(ctx)
 	if !ok {
 		return nil, auth.ErrNotAuthenticated
+	}
+	if name := req.Body.Username; name != nil {
+		cur, err := h.users.Get(ctx, p.UserID)
+		if err != nil {
+			return nil, err
+		}
+		if !strings.EqualFold(*name, cur.Username) { // one's own name, in any case, asks about no one
+			if err := h.askUsername(ctx); err != nil {
+				return nil, err
+			}
+		}
 	}
 	upd := users.ProfileUpdate{Username: req.Body.Username, IfMatch: req.Params.IfMatch}
 	upd.SetFullName, upd.FullName = nullableField(req.Body.FullName)
