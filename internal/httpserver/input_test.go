@@ -309,3 +309,24 @@ func TestMisplacedDotInEmailNamesTheEmailField(t *testing.T) {
 		"email", jsonString("ada.love.lace@mail.example.co.uk"), "username", jsonString(n), "password", jsonString(strongPassword))))
 	wantStatus(t, rawStatus{resp}, body, http.StatusCreated)
 }
+
+// is_verified is a boolean that may be left out (false) but not null, like every other
+// non-nullable field: kin-openapi put the schema's default in place of an explicit null, and the
+// account was created, 201 for a body the contract calls invalid (found in review).
+func TestNullIsVerifiedIsRefused(t *testing.T) {
+	in := start(t)
+	_, adminPair := in.createWithRole(t, "admin")
+	n := uniqueName()
+	body := object("email", jsonString(n+"@example.com"), "username", jsonString(n), "password", jsonString(strongPassword), "role", `"user"`, "is_verified", "null")
+	resp, b := in.raw(t, "POST", "/api/v1/admin/users", ctJSON, strings.NewReader(body), "Authorization", "Bearer "+adminPair.AccessToken)
+	p := wantProblem(t, rawStatus{resp}, b, http.StatusBadRequest, "validation-failed")
+	wantField(t, p, "is_verified")
+	// Left out, it is false.
+	n = uniqueName()
+	body = object("email", jsonString(n+"@example.com"), "username", jsonString(n), "password", jsonString(strongPassword), "role", `"user"`)
+	resp, b = in.raw(t, "POST", "/api/v1/admin/users", ctJSON, strings.NewReader(body), "Authorization", "Bearer "+adminPair.AccessToken)
+	wantStatus(t, rawStatus{resp}, b, http.StatusCreated)
+	if !strings.Contains(string(b), `"is_verified":false`) {
+		t.Errorf("created without is_verified: %s", b)
+	}
+}

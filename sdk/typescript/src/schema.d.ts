@@ -514,8 +514,8 @@ export interface components {
             password: components["schemas"]["Password"];
             full_name?: components["schemas"]["FullName"];
             role: components["schemas"]["Role"];
-            /** @default false */
-            is_verified: boolean;
+            /** @description Whether the email address is taken as verified; false when left out (not null). */
+            is_verified?: boolean;
         };
         AdminUpdateUserRequest: {
             role?: components["schemas"]["Role"];
