@@ -2,6 +2,7 @@ package httpserver
 
 import (
 	"context"
+	"errors"
 	"strings"
 
 	"github.com/google/uuid"
@@ -52,9 +53,12 @@ func (h usersHandler) UpdateMe(ctx context.Context, req api.UpdateMeRequestObjec
 			}
 		}
 	}
-	upd := users.ProfileUpdate{Username: req.Body.Username, IfMatch: req.Params.IfMatch}
+	upd := users.ProfileUpdate{Username: req.Body.Username, IfMatch: req.Params.IfMatch, Session: p.SessionID}
 	upd.SetFullName, upd.FullName = nullableField(req.Body.FullName)
 	u, err := h.users.UpdateProfile(ctx, p.UserID, upd)
+	if errors.Is(err, users.ErrSessionEnded) {
+		return nil, sessions.ErrSessionRevoked
+	}
 	if err != nil {
 		return nil, err
 	}

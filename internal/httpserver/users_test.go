@@ -12,7 +12,6 @@ import (
 	"github.com/oapi-codegen/nullable"
 
 	api "github.com/portcullis/portcullis/gen/api"
-	"github.com/portcullis/portcullis/internal/testenv"
 )
 
 func TestUpdateMe(t *testing.T) {
@@ -122,60 +121,68 @@ func TestChangePassword(t *testing.T) {
 	in.login(t, account{User: a.User, Password: "an entirely new passphrase"})
 }
 
-// A password change whose session is revoked while it is under way (here: while it waits for
-// the user's row, which the test holds) is not made: 401 session-revoked, the old password still
-// signs in, and the account's other session lives on.
-func TestChangePasswordBySessionRevokedMidwayChangesNothing(t *testing.T) {
+// A change asked for by a session that is revoked while it is under way (here: waiting for the
+// user's row, which the test holds FOR NO KEY UPDATE: the change's FOR UPDATE waits for that, the
+// logout's audit event, a foreign key to the user, does not) is refused with 401 session-revoked
+// and changes nothing: a password change would otherwise land on a revoked session's say and
+// end the user's other sessions; a profile edit, rename the account for a session its owner or
+// an admin has just ended.
+func TestChangeBySessionRevokedMidwayChangesNothing(t *testing.T) {
 	in := start(t)
-	a := in.register(t)
-	asking, other := in.login(t, a), in.login(t, a)
 	ctx := context.Background()
-	db := testenv.Pool(t, in.cfg.Postgres.URL)
-	hold, err := db.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
+	for _, tt := range []struct {
+		name   string
+		change func(a account, token string) (statusCoder, []byte, error)
+		after  func(t *testing.T, a account) // the account is as it was
+	}{
+		{"password", func(a account, token string) (statusCoder, []byte, error) {
+			r, err := in.client.ChangePasswordWithResponse(ctx, api.ChangePasswordJSONRequestBody{CurrentPassword: a.Password, NewPassword: "an entirely new passphrase"}, bearer(token))
+			if err != nil {
+				return nil, nil, err
+			}
+			return r, r.Body, nil
+		}, func(t *testing.T, a account) {
+			in.login(t, a) // the old password still signs in (login fails the test otherwise)
+		}},
+		{"profile", func(a account, token string) (statusCoder, []byte, error) {
+			name := uniqueName()
+			r, err := in.client.UpdateMeWithResponse(ctx, nil, api.UpdateMeJSONRequestBody{Username: &name, FullName: nullable.NewNullableWithValue("Renamed")}, bearer(token))
+			if err != nil {
+				return nil, nil, err
+			}
+			return r, r.Body, nil
+		}, func(t *testing.T, a account) {
+			var username string
+			var fullName *string
+			if err := in.app.Pool.QueryRow(ctx, "SELECT username, full_name FROM users WHERE id = $1", a.User.Id).Scan(&username, &fullName); err != nil {
+				t.Fatal(err)
+			}
+			if username != a.User.Username || fullName != nil {
+				t.Fatalf("after the refused edit: username %q, full name %v", username, fullName)
+			}
+		}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			a := in.register(t)
+			asking, other := in.login(t, a), in.login(t, a)
+			hold := holdRow(t, in, "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE", a.User.Id)
+			done := sendWaiting(t, in, "the user's row", func() (statusCoder, []byte, error) { return tt.change(a, asking.AccessToken) })
+			out, err := in.client.LogoutWithResponse(ctx, bearer(asking.AccessToken))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantStatus(t, out, out.Body, http.StatusNoContent)
+			if err := hold.Rollback(ctx); err != nil {
+				t.Fatal(err)
+			}
+			r := <-done
+			wantProblem(t, r, r.body, http.StatusUnauthorized, "session-revoked")
+			if got := in.me(t, other.AccessToken); got != http.StatusOK {
+				t.Fatalf("the other session after the refused change: %d, want 200", got)
+			}
+			tt.after(t, a)
+		})
 	}
-	defer func() { _ = hold.Rollback(ctx) }()
-	// NO KEY UPDATE: the change's FOR UPDATE waits for it, the logout's audit event (a foreign
-	// key to the user) does not.
-	if _, err := hold.Exec(ctx, "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE", a.User.Id); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan *api.ChangePasswordResponse, 1)
-	go func() {
-		r, err := in.client.ChangePasswordWithResponse(ctx, api.ChangePasswordJSONRequestBody{CurrentPassword: a.Password, NewPassword: "an entirely new passphrase"}, bearer(asking.AccessToken))
-		if err != nil {
-			t.Error(err)
-		}
-		done <- r
-	}()
-	soon(t, "the change waiting for the user's row", func() error {
-		var waiting int
-		if err := db.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FOR UPDATE%'`).Scan(&waiting); err != nil {
-			return err
-		}
-		if waiting == 0 {
-			return fmt.Errorf("no backend waits for a lock")
-		}
-		return nil
-	})
-	out, err := in.client.LogoutWithResponse(ctx, bearer(asking.AccessToken))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wantStatus(t, out, out.Body, http.StatusNoContent)
-	if err := hold.Rollback(ctx); err != nil {
-		t.Fatal(err)
-	}
-	r := <-done
-	if r == nil {
-		t.FailNow()
-	}
-	wantProblem(t, r, r.Body, http.StatusUnauthorized, "session-revoked")
-	if got := in.me(t, other.AccessToken); got != http.StatusOK {
-		t.Fatalf("the other session after the refused change: %d, want 200", got)
-	}
-	in.login(t, a) // the old password still signs in (login fails the test otherwise)
 }
 
 func TestMySessions(t *testing.T) {

@@ -6,9 +6,9 @@ import (
 	"github.com/portcullis/portcullis/internal/apperr"
 )
 
-// ErrSessionEnded is ChangePassword's answer when the session that asked for the change (its
-// keep) was revoked or expired before the change could commit: the change is not made. Callers
-// answer it as their own "session revoked".
+// ErrSessionEnded is the answer of ChangePassword and UpdateProfile when the session that asked
+// for the change was revoked or expired before the change could commit: the change is not made.
+// Callers answer it as their own "session revoked".
 var ErrSessionEnded = errors.New("the session asking for the change has ended")
 
 // Errors the users domain returns.

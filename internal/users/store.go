@@ -85,6 +85,9 @@ func (s *Store) updateProfile(ctx context.Context, id uuid.UUID, p ProfileUpdate
 		if !ifMatch(p.IfMatch, before) {
 			return ErrPreconditionFailed
 		}
+		if err := askingSessionLive(ctx, q, id, p.Session, now); err != nil {
+			return err
+		}
 		if !p.changes(before) {
 			out = before
 			return nil
@@ -133,19 +136,8 @@ func (s *Store) setPasswordRevokingSessions(ctx context.Context, id uuid.UUID, v
 				return ErrWrongPassword
 			}
 		}
-		// The session asking must still be live when the change lands: one revoked while the
-		// passwords hashed (a sign-out everywhere, an admin's revocation) has no say any more.
-		// A plain read is enough: a revocation that commits after it is as if it came after
-		// the change, which it does not depend on. (A lock on the row would add an order of
-		// locks that a refresh batch holding the user's other sessions could deadlock with.)
-		if keep != uuid.Nil {
-			live, err := q.SessionIsLive(ctx, dbgen.SessionIsLiveParams{ID: keep, UserID: id, Now: now})
-			if err != nil {
-				return fmt.Errorf("read asking session: %w", err)
-			}
-			if !live {
-				return ErrSessionEnded
-			}
+		if err := askingSessionLive(ctx, q, id, keep, now); err != nil {
+			return err
 		}
 		n, err := q.UpdateUserPassword(ctx, dbgen.UpdateUserPasswordParams{ID: id, HashedPassword: hash, UpdatedAt: now})
 		if err != nil {
@@ -276,6 +268,26 @@ func (s *Store) delete(ctx context.Context, id uuid.UUID, cond *string, now time
 		return audit.Record(ctx, q, audit.UserTarget(ev, id))
 	})
 	return live, err
+}
+
+// askingSessionLive returns ErrSessionEnded unless session (of user id; uuid.Nil for none) is
+// still live. A change asked for by a session must land only while that session is live: one
+// revoked while the change was under way (a sign-out everywhere, an admin's revocation) has no
+// say any more. A plain read is enough: a revocation that commits after it is as if it came
+// after the change, which it does not depend on. (A lock on the row would add an order of locks
+// that a refresh batch holding the user's other sessions could deadlock with.)
+func askingSessionLive(ctx context.Context, q *dbgen.Queries, id, session uuid.UUID, now time.Time) error {
+	if session == uuid.Nil {
+		return nil
+	}
+	live, err := q.SessionIsLive(ctx, dbgen.SessionIsLiveParams{ID: session, UserID: id, Now: now})
+	if err != nil {
+		return fmt.Errorf("read asking session: %w", err)
+	}
+	if !live {
+		return ErrSessionEnded
+	}
+	return nil
 }
 
 // lockUser reads user id's row, locked until the transaction ends, or returns ErrNotFound.

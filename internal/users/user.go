@@ -58,6 +58,9 @@ type ProfileUpdate struct {
 	// IfMatch is the request's If-Match field (nil: none): the change applies only to a user
 	// whose ETag it names, else ErrPreconditionFailed.
 	IfMatch *string
+	// Session is the user's session that asks for the change (uuid.Nil: none): it must still be
+	// live when the change lands, else ErrSessionEnded.
+	Session uuid.UUID
 }
 
 const maxFullName = 200
