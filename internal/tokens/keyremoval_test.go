@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/portcullis/portcullis/internal/testenv"
 )
 
@@ -95,5 +97,52 @@ func TestTokenVerifiedWhileItsKeyIsRemovedIsNotRemembered(t *testing.T) {
 	// So must the raced one be.
 	if c, err := s.Verify(context.Background(), token); err == nil {
 		t.Fatalf("a token of the removed key %s is still accepted from the cache: %+v", old.kid, c)
+	}
+}
+
+// After a compromise an operator publishes a new key (portcullis keys rotate) and deletes the
+// compromised one. While the new key is still pending (PORTCULLIS_JWKS_PREPUBLISH) no stored key
+// is active; the reload failed on that ("no active signing key") and kept the old set, so the
+// deleted key went on verifying and signing on every running instance, and no new instance
+// could start (found in review). The next key now signs ahead of its time instead, with a warning.
+func TestDeletedKeyStopsAtOnceWhileItsSuccessorIsPending(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := context.Background()
+	compromised := currentKey(f.svc)
+	if err := f.svc.Rotate(ctx, true); err != nil { // portcullis keys rotate
+		t.Fatal(err)
+	}
+	next, activates := f.svc.NewestKey()
+	if _, err := f.pool.Exec(ctx, "DELETE FROM signing_keys WHERE kid = $1", compromised.kid); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(time.Minute) // the next scheduled reload; the new key is still pending
+	if !activates.After(f.clock.Now()) {
+		t.Fatalf("the new key activates at %v, not after now %v: the case tests nothing", activates, f.clock.Now())
+	}
+	if err := f.svc.Rotate(ctx, false); err != nil {
+		t.Fatalf("reload with only a pending key: %v", err)
+	}
+	if _, err := f.svc.Verify(ctx, craftWith(t, compromised, f.cfg, f.clock.Now(), nil)); err == nil {
+		t.Errorf("a token signed by the deleted key %s is accepted after the reload", compromised.kid)
+	}
+	if got := f.svc.SigningKeyID(); got != next {
+		t.Errorf("signing with %s, want the pending key %s", got, next)
+	}
+	tok, _, err := f.svc.Issue(uuid.New(), uuid.New(), "user")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Verify(ctx, tok); err != nil {
+		t.Errorf("a token of the pending key does not verify: %v", err)
+	}
+	// A new instance (a restart, a scale-up) starts, on the same key.
+	other, err := newService(ctx, openPool(t, f.url), f.cfg, testenv.Logger(t), f.clock.Now)
+	if err != nil {
+		t.Fatalf("a new instance cannot start: %v", err)
+	}
+	if got := other.SigningKeyID(); got != next {
+		t.Errorf("the new instance signs with %s, want %s", got, next)
 	}
 }

@@ -151,8 +151,17 @@ func (s *Service) reload(ctx context.Context) error {
 		}
 		signers = append(signers, sk)
 	}
-	if len(signers) == 0 || signers[len(signers)-1].activatesAt.After(now) {
-		return errors.New("no active signing key")
+	if len(signers) == 0 {
+		return errors.New("no signing key")
+	}
+	if next := signers[len(signers)-1]; next.activatesAt.After(now) {
+		// Every active key is gone: deleted by an operator (after a compromise, say) while its
+		// successor waits out PORTCULLIS_JWKS_PREPUBLISH. Keeping the old set would keep the
+		// deleted key verifying and signing; the next key signs ahead of its time instead
+		// (signer), and a verifier that cached the JWKS before it was published refuses its
+		// tokens until it fetches the JWKS again.
+		s.logger.WarnContext(ctx, "no signing key is active: the next one signs ahead of its activation",
+			"kid", next.kid, "activates_at", next.activatesAt)
 	}
 	s.mu.Lock()
 	s.signers, s.verifiers, s.loadedAt = signers, set, now
@@ -167,7 +176,8 @@ func (s *Service) reload(ctx context.Context) error {
 }
 
 // signer returns the newest loaded key already active at now: a pending key starts signing
-// the moment it activates, without waiting for the next reload.
+// the moment it activates, without waiting for the next reload. When none is active (see
+// reload), the next to activate signs.
 func (s *Service) signer(now time.Time) signingKey {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
