@@ -6,12 +6,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"net"
 	"net/url"
 	"regexp"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -241,6 +241,11 @@ func load(r reader) (Config, error) {
 	return c, c.validate()
 }
 
+// maxLifetime bounds the lifetimes and retentions: ten years is longer than anyone means, and a
+// duration near Go's largest overflowed when added to or taken from a time (a purge cutoff far
+// in the future deleted every spent refresh token at once).
+const maxLifetime = 10 * 365 * 24 * time.Hour
+
 func (c Config) validate() error {
 	var errs []error
 	check := func(ok bool, format string, args ...any) {
@@ -251,10 +256,14 @@ func (c Config) validate() error {
 	check(c.Auth.AccessTokenTTL >= time.Minute && c.Auth.AccessTokenTTL <= 24*time.Hour, "PORTCULLIS_ACCESS_TOKEN_TTL must be between 1m and 24h")
 	check(c.Auth.VerifiedTokenCache >= 0, "PORTCULLIS_TOKEN_CACHE_SIZE must not be negative")
 	check(c.Auth.RefreshTokenTTL > c.Auth.AccessTokenTTL, "PORTCULLIS_REFRESH_TOKEN_TTL must exceed the access token TTL")
+	check(c.Auth.RefreshTokenTTL <= maxLifetime, "PORTCULLIS_REFRESH_TOKEN_TTL must be at most %s", maxLifetime)
 	check(c.Auth.SessionMaxLifetime >= c.Auth.RefreshTokenTTL, "PORTCULLIS_SESSION_MAX_LIFETIME must be at least the refresh token TTL")
+	check(c.Auth.SessionMaxLifetime <= maxLifetime, "PORTCULLIS_SESSION_MAX_LIFETIME must be at most %s", maxLifetime)
 	check(c.Auth.RefreshReuseGrace >= 0 && c.Auth.RefreshReuseGrace <= time.Minute, "PORTCULLIS_REFRESH_REUSE_GRACE must be between 0 and 1m")
-	check(c.Auth.SessionRetention == 0 || c.Auth.SessionRetention >= time.Hour, "PORTCULLIS_SESSION_RETENTION must be 0 (keep forever) or at least 1h")
-	check(c.AuditRetention == 0 || c.AuditRetention >= 24*time.Hour, "PORTCULLIS_AUDIT_RETENTION must be 0 (keep forever) or at least 24h")
+	check(c.Auth.SessionRetention == 0 || c.Auth.SessionRetention >= time.Hour && c.Auth.SessionRetention <= maxLifetime,
+		"PORTCULLIS_SESSION_RETENTION must be 0 (keep forever) or between 1h and %s", maxLifetime)
+	check(c.AuditRetention == 0 || c.AuditRetention >= 24*time.Hour && c.AuditRetention <= maxLifetime,
+		"PORTCULLIS_AUDIT_RETENTION must be 0 (keep forever) or between 24h and %s", maxLifetime)
 	check(c.Auth.ClockSkew >= 0 && c.Auth.ClockSkew <= 5*time.Minute, "PORTCULLIS_CLOCK_SKEW must be between 0 and 5m")
 	check(c.Auth.SigningKeyRotation >= time.Hour, "PORTCULLIS_SIGNING_KEY_ROTATION must be at least 1h")
 	// A new key must be in every verifier's JWKS before it signs: the JWKS is served with
@@ -290,8 +299,8 @@ func (c Config) validate() error {
 	check(c.Redis.SessionCacheTTL >= time.Second, "PORTCULLIS_SESSION_CACHE_TTL must be at least 1s")
 	check((c.HTTP.TLSCertFile == "") == (c.HTTP.TLSKeyFile == ""), "PORTCULLIS_TLS_CERT_FILE and PORTCULLIS_TLS_KEY_FILE must be set together")
 	// The logger would fall back to info without a word: "warning" or "trace" must not pass.
-	var level slog.Level
-	check(level.UnmarshalText([]byte(c.LogLevel)) == nil, "PORTCULLIS_LOG_LEVEL: %q is not debug, info, warn or error", c.LogLevel)
+	// Not slog's parser: it takes an offset too, and "error+8" would silence every record.
+	check(slices.Contains([]string{"debug", "info", "warn", "error"}, strings.ToLower(c.LogLevel)), "PORTCULLIS_LOG_LEVEL: %q is not debug, info, warn or error", c.LogLevel)
 	check(c.Password.Concurrency >= 1, "PORTCULLIS_HASH_CONCURRENCY must be at least 1")
 	check(c.Limits.IPv6Prefix >= 32 && c.Limits.IPv6Prefix <= 128, "PORTCULLIS_RATE_LIMIT_IPV6_PREFIX must be between 32 and 128")
 	for _, cidr := range c.HTTP.TrustedProxies {
@@ -308,11 +317,36 @@ func (c Config) validate() error {
 		check(err != nil || o == strings.ToLower(o) && u.Port() != map[string]string{"https": "443", "http": "80"}[u.Scheme],
 			"PORTCULLIS_CORS_ORIGINS: %q is not written as browsers send it (lower case, no default port)", o)
 	}
-	for _, u := range []struct{ name, raw string }{{"DATABASE_URL", c.Postgres.URL}, {"REDIS_URL", c.Redis.URL}} {
-		_, err := url.Parse(u.raw)
-		check(err == nil, "%s is not a URL", u.name)
-	}
+	check(connString(c.Postgres.URL), "DATABASE_URL is not a PostgreSQL URL or key=value connection string")
+	_, err := url.Parse(c.Redis.URL)
+	check(err == nil, "REDIS_URL is not a URL")
 	return errors.Join(errs...)
+}
+
+// keywordPair is one key=value of a libpq connection string: the value bare or single-quoted,
+// with backslash escapes in either.
+var keywordPair = regexp.MustCompile(`^\s*[A-Za-z_]+\s*=\s*(?:'(?:[^'\\]|\\.)*'|(?:[^\s'\\]|\\.)+)`)
+
+// connString reports whether s has the form of a PostgreSQL connection string, as pgx reads it:
+// a postgres:// or postgresql:// URL, or key=value pairs (which url.Parse refuses when a colon
+// comes before any '/': an IPv6 host, a password holding ':'). What the values mean is pgx's to
+// check when it connects.
+func connString(s string) bool {
+	if strings.HasPrefix(s, "postgres://") || strings.HasPrefix(s, "postgresql://") {
+		_, err := url.Parse(s)
+		return err == nil
+	}
+	if strings.TrimSpace(s) == "" {
+		return false
+	}
+	for rest := s; strings.TrimSpace(rest) != ""; {
+		m := keywordPair.FindString(rest)
+		if m == "" {
+			return false
+		}
+		rest = rest[len(m):]
+	}
+	return true
 }
 
 // Redacted returns the settings safe to log: URLs lose their passwords and secrets are masked.

@@ -50,6 +50,18 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"origin with its default port", "PORTCULLIS_CORS_ORIGINS", "https://app.example.com:443", "as browsers send it"},
 		{"half of tls", "PORTCULLIS_TLS_CERT_FILE", "/x.pem", "set together"},
 		{"unknown log level", "PORTCULLIS_LOG_LEVEL", "warning", "PORTCULLIS_LOG_LEVEL"},
+		// slog's parser takes an offset: "error+8" logged nothing at all, errors included (review).
+		{"log level with an offset", "PORTCULLIS_LOG_LEVEL", "error+8", "PORTCULLIS_LOG_LEVEL"},
+		{"log level with a negative offset", "PORTCULLIS_LOG_LEVEL", "debug-4", "PORTCULLIS_LOG_LEVEL"},
+		// now - refresh TTL - retention overflowed into the future: the purge deleted every spent
+		// refresh token at once, and a replayed one was unknown instead of revoking its session.
+		{"retention overflowing", "PORTCULLIS_SESSION_RETENTION", "2562047h", "PORTCULLIS_SESSION_RETENTION must be 0"},
+		{"audit retention overflowing", "PORTCULLIS_AUDIT_RETENTION", "2562047h", "PORTCULLIS_AUDIT_RETENTION must be 0"},
+		{"refresh ttl overflowing", "PORTCULLIS_REFRESH_TOKEN_TTL", "2562047h", "PORTCULLIS_REFRESH_TOKEN_TTL"},
+		{"session lifetime overflowing", "PORTCULLIS_SESSION_MAX_LIFETIME", "2562047h", "PORTCULLIS_SESSION_MAX_LIFETIME"},
+		{"database url neither form", "DATABASE_URL", "postgres://a b:c@", "DATABASE_URL"},
+		{"database keyword without a value", "DATABASE_URL", "host=db password", "DATABASE_URL"},
+		{"database keyword value unterminated", "DATABASE_URL", "host=db password='x y", "DATABASE_URL"},
 		// net/http reads a zero or negative timeout as none: the slow-client protection would be
 		// silently off, and a zero shutdown timeout cuts every in-flight request.
 		{"no read header timeout", "PORTCULLIS_HTTP_READ_HEADER_TIMEOUT", "0s", "PORTCULLIS_HTTP_READ_HEADER_TIMEOUT must be positive"},
@@ -171,5 +183,20 @@ func TestProcessors(t *testing.T) {
 	}
 	if unset.Password.Concurrency != runtime.GOMAXPROCS(0) || unset.Password.Queue != 2*runtime.GOMAXPROCS(0) {
 		t.Fatalf("hashing %d at once and %d waiting, want Go's default %d and twice it", unset.Password.Concurrency, unset.Password.Queue, runtime.GOMAXPROCS(0))
+	}
+}
+
+// DATABASE_URL may be a URL or a key=value connection string, as pgx takes both: one with a
+// colon before its first '/' (an IPv6 host, a password holding ':') failed url.Parse and the
+// service refused to start, "DATABASE_URL is not a URL" (found in review).
+func TestKeywordConnectionStringsAreAccepted(t *testing.T) {
+	for _, dsn := range []string{
+		"host=::1 port=5432 user=postgres dbname=portcullis sslmode=disable",
+		"host=127.0.0.1 user=postgres password=a:b dbname=portcullis sslmode=disable",
+		"postgres://postgres@[::1]:5432/portcullis?sslmode=disable",
+	} {
+		if _, err := Load(env(map[string]string{"DATABASE_URL": dsn})); err != nil {
+			t.Errorf("Load(DATABASE_URL=%q) = %v", dsn, err)
+		}
 	}
 }
