@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	"github.com/oapi-codegen/nullable"
 
 	api "github.com/portcullis/portcullis/gen/api"
@@ -211,4 +212,31 @@ func declaresStatus(t testing.TB, operationID string, status int) bool {
 	}
 	t.Fatalf("no operation %s", operationID)
 	return false
+}
+
+// PostgreSQL cancelling a statement (statement_timeout, as deployments commonly set, or an
+// operator's pg_cancel_backend: SQLSTATE 57014) is the database not serving in time, 503 with
+// Retry-After, not 500 internal (found in review).
+func TestCancelledStatementIs503(t *testing.T) {
+	in := start(t)
+	acct := in.register(t)
+	pair := in.login(t, acct)
+	ctx := context.Background()
+	var db string
+	if err := in.app.Pool.QueryRow(ctx, "SELECT current_database()").Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := in.app.Pool.Exec(ctx, "ALTER DATABASE "+pgx.Identifier{db}.Sanitize()+" SET statement_timeout = '300ms'"); err != nil {
+		t.Fatal(err)
+	}
+	in.app.Pool.Reset() // new connections take the setting
+	holdRow(t, in, "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE", acct.User.Id)
+	r, err := in.client.UpdateMeWithResponse(ctx, nil, api.UpdateMeJSONRequestBody{FullName: nullable.NewNullableWithValue("Renamed")}, bearer(pair.AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, r, r.Body, http.StatusServiceUnavailable, "unavailable")
+	if r.HTTPResponse.Header.Get("Retry-After") == "" {
+		t.Error("503 without Retry-After")
+	}
 }

@@ -241,7 +241,8 @@ func IsCode(err error, code string) bool {
 
 // Unavailable reports whether err says PostgreSQL could not serve a statement for a reason that
 // passes: the server unreachable or the connection lost, the server shutting down, starting or
-// out of connections, or a serialization failure or deadlock that chose this transaction. A
+// out of connections, a serialization failure or deadlock that chose this transaction, a
+// statement cancelled by a timeout or an operator, or a server that only reads (a failover). A
 // retry shortly may succeed, so the HTTP layer answers 503 with Retry-After, not 500 (which
 // says the service has a bug). Errors of the statement itself (constraints, bad input) are not.
 func Unavailable(err error) bool {
@@ -256,6 +257,10 @@ func Unavailable(err error) bool {
 		case pgErr.Code == "57P01", pgErr.Code == "57P02", pgErr.Code == "57P03": // shutting down, starting
 			return true
 		case pgErr.Code == "40001", pgErr.Code == "40P01": // serialization failure, deadlock
+			return true
+		case pgErr.Code == "57014", pgErr.Code == "55P03": // statement cancelled (statement_timeout, pg_cancel_backend), lock_timeout
+			return true
+		case pgErr.Code == "25006": // read-only transaction: a standby answers, a failover under way
 			return true
 		}
 		return false

@@ -154,7 +154,8 @@ func TestEmailMigrationFoldsToNFCWithoutCollisions(t *testing.T) {
 func TestUnavailable(t *testing.T) {
 	for code, want := range map[string]bool{
 		"08006": true, "53300": true, "57P01": true, "57P03": true, "40001": true, "40P01": true,
-		"23505": false, "23514": false, "22001": false, "22P02": false, "42P01": false, "57014": false,
+		"57014": true, "55P03": true, "25006": true,
+		"23505": false, "23514": false, "22001": false, "22P02": false, "42P01": false,
 	} {
 		if got := postgres.Unavailable(fmt.Errorf("wrapped: %w", &pgconn.PgError{Code: code})); got != want {
 			t.Errorf("Unavailable(SQLSTATE %s) = %v, want %v", code, got, want)
