@@ -69,8 +69,11 @@ type HTTP struct {
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
 	IdleTimeout       time.Duration
-	ShutdownTimeout   time.Duration
-	MaxBodyBytes      int64
+	// RequestTimeout bounds a request's work: past it, what it waits for (PostgreSQL, Redis, a
+	// hashing slot) gives up, and it answers 503 where it can.
+	RequestTimeout  time.Duration
+	ShutdownTimeout time.Duration
+	MaxBodyBytes    int64
 	// TrustedProxies are the CIDRs whose X-Forwarded-For is believed. Empty: the peer address is the client.
 	TrustedProxies []string
 	// CORSOrigins are the exact origins allowed to call the API from a browser.
@@ -167,6 +170,7 @@ func load(r reader) (Config, error) {
 			ReadTimeout:          r.dur("PORTCULLIS_HTTP_READ_TIMEOUT", 15*time.Second),
 			WriteTimeout:         r.dur("PORTCULLIS_HTTP_WRITE_TIMEOUT", 30*time.Second),
 			IdleTimeout:          r.dur("PORTCULLIS_HTTP_IDLE_TIMEOUT", 120*time.Second),
+			RequestTimeout:       r.dur("PORTCULLIS_HTTP_REQUEST_TIMEOUT", 10*time.Second),
 			ShutdownTimeout:      r.dur("PORTCULLIS_HTTP_SHUTDOWN_TIMEOUT", 20*time.Second),
 			MaxBodyBytes:         int64(r.int("PORTCULLIS_HTTP_MAX_BODY_BYTES", 64<<10)),
 			TrustedProxies:       r.list("PORTCULLIS_TRUSTED_PROXIES"),
@@ -290,10 +294,12 @@ func (c Config) validate() error {
 	}{
 		{"PORTCULLIS_HTTP_READ_HEADER_TIMEOUT", c.HTTP.ReadHeaderTimeout}, {"PORTCULLIS_HTTP_READ_TIMEOUT", c.HTTP.ReadTimeout},
 		{"PORTCULLIS_HTTP_WRITE_TIMEOUT", c.HTTP.WriteTimeout}, {"PORTCULLIS_HTTP_IDLE_TIMEOUT", c.HTTP.IdleTimeout},
-		{"PORTCULLIS_HTTP_SHUTDOWN_TIMEOUT", c.HTTP.ShutdownTimeout},
+		{"PORTCULLIS_HTTP_SHUTDOWN_TIMEOUT", c.HTTP.ShutdownTimeout}, {"PORTCULLIS_HTTP_REQUEST_TIMEOUT", c.HTTP.RequestTimeout},
 	} {
 		check(d.v > 0, "%s must be positive", d.name)
 	}
+	// The 503 of a request that ran out of time must still be written.
+	check(c.HTTP.RequestTimeout < c.HTTP.WriteTimeout, "PORTCULLIS_HTTP_REQUEST_TIMEOUT must be shorter than PORTCULLIS_HTTP_WRITE_TIMEOUT")
 	check(c.HTTP.HSTSMaxAge == 0 || c.HTTP.HSTSMaxAge >= time.Second, "PORTCULLIS_HSTS_MAX_AGE must be 0 (none) or at least 1s")
 	check(c.ShutdownDrain >= 0, "PORTCULLIS_SHUTDOWN_DRAIN must not be negative")
 	check(c.Redis.SessionCacheTTL >= time.Second, "PORTCULLIS_SESSION_CACHE_TTL must be at least 1s")

@@ -69,6 +69,9 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"no write timeout", "PORTCULLIS_HTTP_WRITE_TIMEOUT", "0s", "PORTCULLIS_HTTP_WRITE_TIMEOUT must be positive"},
 		{"negative idle timeout", "PORTCULLIS_HTTP_IDLE_TIMEOUT", "-5m", "PORTCULLIS_HTTP_IDLE_TIMEOUT must be positive"},
 		{"no shutdown timeout", "PORTCULLIS_HTTP_SHUTDOWN_TIMEOUT", "0s", "PORTCULLIS_HTTP_SHUTDOWN_TIMEOUT must be positive"},
+		{"no request timeout", "PORTCULLIS_HTTP_REQUEST_TIMEOUT", "0s", "PORTCULLIS_HTTP_REQUEST_TIMEOUT must be positive"},
+		// Its 503 could not be written any more.
+		{"request timeout past the write timeout", "PORTCULLIS_HTTP_REQUEST_TIMEOUT", "30s", "PORTCULLIS_HTTP_REQUEST_TIMEOUT must be shorter"},
 		// A negative max-age sent no HSTS without a word; under a second sent "max-age=0", which
 		// tells browsers to forget the policy.
 		{"negative hsts max-age", "PORTCULLIS_HSTS_MAX_AGE", "-1h", "PORTCULLIS_HSTS_MAX_AGE"},

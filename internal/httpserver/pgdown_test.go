@@ -1,10 +1,13 @@
 package httpserver_test
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/portcullis/portcullis/internal/testenv"
 )
 
 // PostgreSQL unreachable mid-flight: a request that needs it is a 503 "unavailable" with
@@ -35,5 +38,42 @@ func TestPostgresOutageIsUnavailable(t *testing.T) {
 			t.Fatal("still unavailable 10s after PostgreSQL came back")
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// PostgreSQL that stops answering (a partition that drops packets, a hung server) rather than
+// refusing: a request waiting on one of the pool's open connections is answered 503 unavailable
+// with Retry-After once PORTCULLIS_HTTP_REQUEST_TIMEOUT has passed, and gives its connection up.
+// Without the deadline it was held for as long as the client waited (20 s here: found in review).
+func TestPostgresThatStopsAnsweringIsUnavailableWithinTheRequestTimeout(t *testing.T) {
+	cfg := testenv.Config(t)
+	cfg.HTTP.RequestTimeout = time.Second
+	var proxy *testenv.Proxy
+	cfg.Postgres.URL, proxy = testenv.BehindProxy(t, cfg.Postgres.URL)
+	in := startWith(t, cfg)
+	t.Cleanup(proxy.Resume) // before the service closes its pool
+	acct := in.register(t)
+	pair := in.login(t, acct)
+	if resp, body := in.raw(t, "GET", "/api/v1/users/me/sessions", "", nil, "Authorization", "Bearer "+pair.AccessToken); resp.StatusCode != http.StatusOK {
+		t.Fatalf("sessions before the stall: %d %s", resp.StatusCode, body)
+	}
+	proxy.Stall()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, "GET", in.url+"/api/v1/users/me/sessions", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+pair.AccessToken)
+	began := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("GET /users/me/sessions while PostgreSQL stops answering: no answer after %v (%v), want 503 unavailable with Retry-After",
+			time.Since(began).Round(time.Millisecond), err)
+	}
+	defer resp.Body.Close()
+	took := time.Since(began)
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || took > 5*time.Second {
+		t.Fatalf("status %d Retry-After %q after %v, want 503 with Retry-After after about the request timeout", resp.StatusCode, resp.Header.Get("Retry-After"), took)
 	}
 }

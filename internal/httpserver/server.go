@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -85,6 +86,7 @@ type Server struct {
 	limiter *ratelimit.Limiter
 	limits  Limits
 	users   *users.Service
+	timeout time.Duration // of a request's work (config.HTTP.RequestTimeout)
 }
 
 var _ api.StrictServerInterface = (*Server)(nil)
@@ -123,6 +125,7 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 		limiter:      d.Limiter,
 		users:        d.Users,
 		limits:       d.Limits,
+		timeout:      cfg.RequestTimeout,
 	}
 	s.usersHandler.askUsername = s.askUsername
 
@@ -410,7 +413,7 @@ var validRequestID = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
 
 // requestContext gives every request an id (a valid incoming X-Request-ID, or a new one), echoes
 // it back, and records it with the client's address and user agent on the request context, once,
-// for the handlers and the audit trail alike.
+// for the handlers and the audit trail alike; the context ends after the request timeout.
 func (s *Server) requestContext(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		r := c.Request()
@@ -428,7 +431,17 @@ func (s *Server) requestContext(next echo.HandlerFunc) echo.HandlerFunc {
 		if v := r.Header.Values("If-Match"); len(v) > 1 {
 			r.Header.Set("If-Match", strings.Join(v, ", "))
 		}
-		c.SetRequest(r.WithContext(audit.WithRequest(r.Context(), req)))
+		ctx := audit.WithRequest(r.Context(), req)
+		if s.timeout > 0 {
+			// A PostgreSQL or Redis that stops answering on an open connection (dropped packets, a
+			// hung server) would hold the request as long as its client waits, and the pool's
+			// connection with it: past the deadline a query gives up (pgx closes its connection)
+			// and the request answers 503 unavailable.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, s.timeout)
+			defer cancel()
+		}
+		c.SetRequest(r.WithContext(ctx))
 		return next(c)
 	}
 }

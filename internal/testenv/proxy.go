@@ -24,6 +24,7 @@ type Proxy struct {
 	mode   verdict // what becomes of the reply to the marked message: drop, hangUp or late
 	sent   chan struct{}
 	after  time.Duration // DeliverLate's delay
+	open   chan struct{} // closed while forwarding; open while stalled (Stall)
 }
 
 // NewProxy listens on a loopback port and forwards to target until t ends.
@@ -33,9 +34,10 @@ func NewProxy(t testing.TB, target string) *Proxy {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &Proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	p := &Proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}, open: make(chan struct{})}
+	close(p.open)
 	go p.serve()
-	t.Cleanup(func() { ln.Close(); p.Cut() })
+	t.Cleanup(func() { p.Resume(); ln.Close(); p.Cut() })
 	return p
 }
 
@@ -111,6 +113,38 @@ func (p *Proxy) takeMarker(chunk []byte) (mode verdict, after time.Duration, don
 	return p.mode, p.after, sync.OnceFunc(func() { close(sent) })
 }
 
+// Stall stops all forwarding until Resume, in either direction, holding every connection open
+// and accepting new ones that go nowhere: a network that drops packets (a partition, a dead
+// switch port) or a server that hangs, where Cut is one that refuses.
+func (p *Proxy) Stall() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.open:
+		p.open = make(chan struct{})
+	default:
+	}
+}
+
+// Resume forwards again after Stall, what was held back included.
+func (p *Proxy) Resume() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	select {
+	case <-p.open:
+	default:
+		close(p.open)
+	}
+}
+
+// flowing waits while the proxy is stalled.
+func (p *Proxy) flowing() {
+	p.mu.Lock()
+	open := p.open
+	p.mu.Unlock()
+	<-open
+}
+
 // Restore accepts connections again.
 func (p *Proxy) Restore() {
 	p.mu.Lock()
@@ -124,59 +158,67 @@ func (p *Proxy) serve() {
 		if err != nil {
 			return
 		}
-		p.mu.Lock()
-		if p.cut {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			p.mu.Unlock()
-			c.Close()
-			continue
-		}
-		p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+		go p.connect(c)
+	}
+}
+
+// connect forwards c to the target, once the proxy is not stalled.
+func (p *Proxy) connect(c net.Conn) {
+	p.flowing()
+	p.mu.Lock()
+	if p.cut {
 		p.mu.Unlock()
-		var (
-			replies atomic.Int32 // set before the marked message is sent, so its reply is the next read
-			landed  = func() {}  // for late: closes DeliverLate's channel; set before replies
-		)
-		go pipe(up, c, func(chunk []byte) (verdict, func()) {
-			mode, after, done := p.takeMarker(chunk)
-			if mode != late {
-				if mode != forward {
-					replies.Store(int32(mode))
-				}
-				return forward, done
+		c.Close()
+		return
+	}
+	up, err := net.Dial("tcp", p.target)
+	if err != nil {
+		p.mu.Unlock()
+		c.Close()
+		return
+	}
+	p.conns[c], p.conns[up] = struct{}{}, struct{}{}
+	p.mu.Unlock()
+	var (
+		replies atomic.Int32 // set before the marked message is sent, so its reply is the next read
+		landed  = func() {}  // for late: closes DeliverLate's channel; set before replies
+	)
+	go pipe(up, c, func(chunk []byte) (verdict, func()) {
+		p.flowing()
+		mode, after, done := p.takeMarker(chunk)
+		if mode != late {
+			if mode != forward {
+				replies.Store(int32(mode))
 			}
-			answered := make(chan struct{})
-			landed = sync.OnceFunc(func() { done(); close(answered) })
-			replies.Store(int32(late))
-			c.Close()
-			time.Sleep(after)
-			if _, err := up.Write(chunk); err != nil {
+			return forward, done
+		}
+		answered := make(chan struct{})
+		landed = sync.OnceFunc(func() { done(); close(answered) })
+		replies.Store(int32(late))
+		c.Close()
+		time.Sleep(after)
+		if _, err := up.Write(chunk); err != nil {
+			landed()
+		}
+		<-answered // the reply pipe saw the answer, or the server hang up
+		return hangUp, func() {}
+	})
+	go func() {
+		defer func() {
+			if verdict(replies.Load()) == late {
 				landed()
 			}
-			<-answered // the reply pipe saw the answer, or the server hang up
-			return hangUp, func() {}
-		})
-		go func() {
-			defer func() {
-				if verdict(replies.Load()) == late {
-					landed()
-				}
-			}()
-			pipe(c, up, func([]byte) (verdict, func()) {
-				v := verdict(replies.Load())
-				if v == late {
-					landed()
-					return hangUp, func() {}
-				}
-				return v, func() {}
-			})
 		}()
-	}
+		pipe(c, up, func([]byte) (verdict, func()) {
+			p.flowing()
+			v := verdict(replies.Load())
+			if v == late {
+				landed()
+				return hangUp, func() {}
+			}
+			return v, func() {}
+		})
+	}()
 }
 
 // verdict is what pipe does with a chunk read.
