@@ -15,6 +15,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	api "github.com/portcullis/portcullis/gen/api"
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/testenv"
 )
@@ -193,5 +194,49 @@ func TestDroppedPostgresConnectionIs503(t *testing.T) {
 	}
 	if got[0] == http.StatusOK || got[len(got)-1] != http.StatusOK {
 		t.Fatalf("statuses after the backends were terminated = %v, want 503s then 200", got)
+	}
+}
+
+// A cache fill held up on its way to Redis (one instance's link stalls, then heals, its kernel
+// delivering what it had sent) lands only while what it read can still be trusted, by Redis's
+// clock: here B reads a moderator's session before an admin on A demotes the moderator, and B's
+// fill reaches Redis 6 s later, after the demotion's 5 s stale marker expired. It used to land
+// and put the old role back on every instance for the cache TTL (found in review).
+func TestLateFillDoesNotUndoADemotion(t *testing.T) {
+	a := start(t)
+	cfgB := a.cfg
+	var proxy *testenv.Proxy
+	cfgB.Redis.URL, proxy = testenv.BehindProxy(t, a.cfg.Redis.URL)
+	b := startWith(t, cfgB)
+	_, admin := a.createWithRole(t, "admin")
+	mod, modPair := a.createWithRole(t, "moderator")
+	ctx := context.Background()
+	list := func(in *instance) int {
+		t.Helper()
+		resp, _ := in.raw(t, "GET", "/api/v1/admin/users?limit=1", "", nil, "Authorization", "Bearer "+modPair.AccessToken)
+		return resp.StatusCode
+	}
+	// B reads the moderator's session from PostgreSQL (a miss) and sends its fill, which B's
+	// stalled link holds.
+	proxy.HoldFrom("|moderator|1|0|")
+	if got := list(b); got != http.StatusOK {
+		t.Fatalf("moderator lists users on B: %d", got)
+	}
+	r, err := a.client.AdminUpdateUserWithResponse(ctx, mod.User.Id, nil, api.AdminUpdateUserJSONRequestBody{Role: new(api.RoleUser)}, bearer(admin.AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r, r.Body, http.StatusOK)
+	if got := list(a); got != http.StatusForbidden {
+		t.Fatalf("demoted moderator lists users on A: %d, want 403", got)
+	}
+	// The demotion's marker expires; B's link heals and delivers the fill.
+	time.Sleep(6 * time.Second)
+	proxy.Resume()
+	time.Sleep(300 * time.Millisecond)
+	for i := range 3 {
+		if got := list(a); got != http.StatusForbidden {
+			t.Fatalf("demoted moderator lists users on A, request %d after B's late fill: %d, want 403 (the old role was put back)", i+1, got)
+		}
 	}
 }

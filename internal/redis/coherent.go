@@ -69,12 +69,19 @@ func (c *Coherent) Get(ctx context.Context, id string) (string, bool, error) {
 
 // Fill caches value, read from the source of truth starting at readAt, for at most ttl (at
 // least a second), unless id is cached, invalidated or pending, or the read is too old to
-// trust.
+// trust: older than half a stale marker's life when the fill is sent, or when it reaches Redis
+// (by Redis's clock). A fill held up on its way (a link that stalls, then heals) would
+// otherwise land after the marker of a change that came meanwhile had expired, and put back
+// what was read before it for the TTL, on every instance.
 func (c *Coherent) Fill(ctx context.Context, id, value string, ttl time.Duration, readAt time.Time) error {
-	if c == nil || c.IsPending(id) || time.Since(readAt) > c.markerTTL/2 {
+	if c == nil || c.IsPending(id) {
 		return nil
 	}
-	return c.rc.SetNX(ctx, c.Key(id), value, max(min(ttl, c.ttl), time.Second))
+	trusted := readAt.Add(c.markerTTL / 2)
+	if time.Now().After(trusted) {
+		return nil
+	}
+	return c.rc.SetNXBefore(ctx, c.Key(id), value, max(min(ttl, c.ttl), time.Second), trusted)
 }
 
 // Put overwrites the values of ids with value(id) for the cache TTL, whatever was cached. When

@@ -310,6 +310,29 @@ func (c *Client) SetNX(ctx context.Context, key, value string, ttl time.Duration
 	})
 }
 
+// setNXBeforeScript sets KEYS[1] to ARGV[1] for ARGV[2] milliseconds unless the key exists or
+// Redis's clock has passed ARGV[3] (milliseconds since the epoch).
+var setNXBeforeScript = rueidis.NewLuaScript(`
+local now = redis.call('TIME')
+if tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000) > tonumber(ARGV[3]) then
+	return 0
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then
+	return 1
+end
+return 0
+`)
+
+// SetNXBefore is SetNX that takes effect only if it reaches Redis before deadline, by Redis's
+// clock: a write held up on its way (a link that stalls, then heals, delivering what it had
+// queued) must not land after what it was raced against has moved on.
+func (c *Client) SetNXBefore(ctx context.Context, key, value string, ttl time.Duration, deadline time.Time) error {
+	return c.Do(ctx, func(ctx context.Context, rc rueidis.Client) error {
+		return setNXBeforeScript.Exec(ctx, rc, []string{key},
+			[]string{value, strconv.FormatInt(ttl.Milliseconds(), 10), strconv.FormatInt(deadline.UnixMilli(), 10)}).Error()
+	})
+}
+
 // SetEach sets keys[i] to values[i] for ttl, in one round trip. When it returns, this
 // instance's cached copies of keys are gone too. It asks Redis even during a backoff (see do).
 func (c *Client) SetEach(ctx context.Context, keys, values []string, ttl time.Duration) error {

@@ -113,6 +113,12 @@ func (p *Proxy) takeMarker(chunk []byte) (mode verdict, after time.Duration, don
 	return p.mode, p.after, sync.OnceFunc(func() { close(sent) })
 }
 
+// HoldFrom makes the proxy stall (Stall) as the next client message that contains marker (as
+// LoseReplyTo matches it) arrives, before forwarding it: that message and everything after it
+// wait, on connections kept open, until Resume delivers them, as when a link stops carrying
+// packets for a while and then heals, its kernel sending what it had queued.
+func (p *Proxy) HoldFrom(marker string) { p.arm(marker, hold) }
+
 // Stall stops all forwarding until Resume, in either direction, holding every connection open
 // and accepting new ones that go nowhere: a network that drops packets (a partition, a dead
 // switch port) or a server that hangs, where Cut is one that refuses.
@@ -186,6 +192,11 @@ func (p *Proxy) connect(c net.Conn) {
 	go pipe(up, c, func(chunk []byte) (verdict, func()) {
 		p.flowing()
 		mode, after, done := p.takeMarker(chunk)
+		if mode == hold {
+			p.Stall()
+			p.flowing()
+			return forward, done
+		}
 		if mode != late {
 			if mode != forward {
 				replies.Store(int32(mode))
@@ -229,6 +240,7 @@ const (
 	drop                   // discard it, and go on reading
 	hangUp                 // discard it and close both connections
 	late                   // DeliverLate's: the reply tells the marked message landed; then hangUp
+	hold                   // HoldFrom's: stall, then forward
 )
 
 // pipe copies src to dst as judge says of each chunk read (calling its done once the chunk is
