@@ -1,7 +1,6 @@
 package sessions
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -172,14 +171,7 @@ func checkOwner(ctx context.Context, q *dbgen.Queries, userID uuid.UUID, check *
 		}
 		return nil
 	}
-	first, second := actor, owner
-	if bytes.Compare(userID[:], check.Actor[:]) < 0 {
-		first, second = owner, actor
-	}
-	if err := first(); err != nil {
-		return err
-	}
-	if err := second(); err != nil {
+	if err := postgres.InIDOrder(userID, check.Actor, owner, actor); err != nil {
 		return err
 	}
 	return check.May(actorRole, ownerRole)

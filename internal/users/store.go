@@ -1,7 +1,6 @@
 package users
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -297,9 +296,9 @@ func lockUser(ctx context.Context, q *dbgen.Queries, id uuid.UUID) (User, error)
 }
 
 // lockUserForActor is lockUser for an act on behalf of actor, whose role must still pass
-// actor.May (checkActor). The two rows are locked lower id first: two acts on each other's
-// accounts (two admins demoting each other) then queue at the same row instead of each holding
-// the row the other waits for, and the one that goes second sees the first's outcome.
+// actor.May (checkActor). The two rows are locked lower id first (postgres.InIDOrder): two acts
+// on each other's accounts (two admins demoting each other) then queue at the same row, and the
+// one that goes second sees the first's outcome.
 func lockUserForActor(ctx context.Context, q *dbgen.Queries, id uuid.UUID, actor Actor) (User, error) {
 	if actor.ID == id { // one row: the act's own lock covers the check
 		u, err := lockUser(ctx, q, id)
@@ -308,17 +307,11 @@ func lockUserForActor(ctx context.Context, q *dbgen.Queries, id uuid.UUID, actor
 		}
 		return u, actor.May(actingRole(u.Role, u.IsActive))
 	}
-	if bytes.Compare(actor.ID[:], id[:]) < 0 {
-		if err := checkActor(ctx, q, actor); err != nil {
-			return User{}, err
-		}
-		return lockUser(ctx, q, id)
-	}
-	u, err := lockUser(ctx, q, id)
-	if err != nil {
-		return User{}, err
-	}
-	return u, checkActor(ctx, q, actor)
+	var u User
+	err := postgres.InIDOrder(id, actor.ID,
+		func() (err error) { u, err = lockUser(ctx, q, id); return err },
+		func() error { return checkActor(ctx, q, actor) })
+	return u, err
 }
 
 // checkActor share-locks actor's account until the transaction ends and runs actor.May on its
