@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	api "github.com/portcullis/portcullis/gen/api"
 	"github.com/portcullis/portcullis/internal/testenv"
 )
 
@@ -41,17 +42,25 @@ func TestPostgresOutageIsUnavailable(t *testing.T) {
 	}
 }
 
-// PostgreSQL that stops answering (a partition that drops packets, a hung server) rather than
-// refusing: a request waiting on one of the pool's open connections is answered 503 unavailable
-// with Retry-After once PORTCULLIS_HTTP_REQUEST_TIMEOUT has passed, and gives its connection up.
-// Without the deadline it was held for as long as the client waited (20 s here: found in review).
-func TestPostgresThatStopsAnsweringIsUnavailableWithinTheRequestTimeout(t *testing.T) {
+// behindStallingPostgres starts an instance whose PostgreSQL is reached through a proxy the test
+// can stall, with a request timeout of a second.
+func behindStallingPostgres(t *testing.T) (*instance, *testenv.Proxy) {
+	t.Helper()
 	cfg := testenv.Config(t)
 	cfg.HTTP.RequestTimeout = time.Second
 	var proxy *testenv.Proxy
 	cfg.Postgres.URL, proxy = testenv.BehindProxy(t, cfg.Postgres.URL)
 	in := startWith(t, cfg)
 	t.Cleanup(proxy.Resume) // before the service closes its pool
+	return in, proxy
+}
+
+// PostgreSQL that stops answering (a partition that drops packets, a hung server) rather than
+// refusing: a request waiting on one of the pool's open connections is answered 503 unavailable
+// with Retry-After once PORTCULLIS_HTTP_REQUEST_TIMEOUT has passed, and gives its connection up.
+// Without the deadline it was held for as long as the client waited (20 s here: found in review).
+func TestPostgresThatStopsAnsweringIsUnavailableWithinTheRequestTimeout(t *testing.T) {
+	in, proxy := behindStallingPostgres(t)
 	acct := in.register(t)
 	pair := in.login(t, acct)
 	if resp, body := in.raw(t, "GET", "/api/v1/users/me/sessions", "", nil, "Authorization", "Bearer "+pair.AccessToken); resp.StatusCode != http.StatusOK {
@@ -75,5 +84,27 @@ func TestPostgresThatStopsAnsweringIsUnavailableWithinTheRequestTimeout(t *testi
 	took := time.Since(began)
 	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" || took > 5*time.Second {
 		t.Fatalf("status %d Retry-After %q after %v, want 503 with Retry-After after about the request timeout", resp.StatusCode, resp.Header.Get("Retry-After"), took)
+	}
+}
+
+// A failed login's audit event is written even when its client has gone (the password was
+// tested), so it does not end with the request; but it is bounded too: with PostgreSQL stalled
+// as the event is sent, the login answers 503 within a few seconds instead of holding the
+// request, and a pool connection, for as long as the network stays silent.
+func TestFailedLoginsAuditWaitsBoundedForAStalledPostgres(t *testing.T) {
+	in, proxy := behindStallingPostgres(t)
+	acct := in.register(t)
+	proxy.HoldFrom("wrong_password")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	email := acct.User.Email
+	began := time.Now()
+	r, err := in.client.LoginWithResponse(ctx, api.LoginJSONRequestBody{Email: &email, Password: "not the password at all"})
+	if err != nil {
+		t.Fatalf("a failed login while PostgreSQL stalls on its audit event: no answer after %v (%v)", time.Since(began).Round(time.Millisecond), err)
+	}
+	wantProblem(t, r, r.Body, http.StatusServiceUnavailable, "unavailable")
+	if took := time.Since(began); took > 10*time.Second {
+		t.Fatalf("answered after %v", took)
 	}
 }

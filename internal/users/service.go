@@ -243,10 +243,22 @@ func (s *Service) loginFailed(ctx context.Context, id *uuid.UUID, reason string,
 	// The password has been tested: the failure is recorded even when the client has hung up
 	// meanwhile, or the guess would go unaudited (and auth.Login could not tell it from one
 	// that tested nothing).
-	if err := s.store.record(context.WithoutCancel(ctx), ev); err != nil {
+	rctx, cancel := detached(ctx)
+	defer cancel()
+	if err := s.store.record(rctx, ev); err != nil {
 		return fmt.Errorf("audit failed login: %w", err)
 	}
 	return result
+}
+
+// detachedTimeout bounds a write that must outlive its request (detached).
+const detachedTimeout = 5 * time.Second
+
+// detached is ctx without its cancellation or deadline, for a write that must be made even
+// when the request has ended (its client gone, its time up), bounded by detachedTimeout so that
+// a PostgreSQL that stopped answering cannot hold it, and its connection, for good.
+func detached(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), detachedTimeout)
 }
 
 // RecordLockout audits that account a is locked after too many failed logins, for lockedFor.
@@ -265,7 +277,9 @@ func (s *Service) RecordUserLockout(ctx context.Context, id *uuid.UUID, lockedFo
 	if id != nil {
 		ev = audit.UserTarget(ev, *id)
 	}
-	if err := s.store.record(context.WithoutCancel(ctx), ev); err != nil {
+	rctx, cancel := detached(ctx)
+	defer cancel()
+	if err := s.store.record(rctx, ev); err != nil {
 		return fmt.Errorf("audit lockout: %w", err)
 	}
 	return nil
