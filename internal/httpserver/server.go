@@ -357,9 +357,9 @@ func unparsableQuery(raw string) (name, detail string, ok bool) {
 	return "", "", true
 }
 
-// requireJSON answers 415 to a body that is not declared as JSON, and 400 to JSON that is
-// syntactically valid but hostile: nested too deep, not UTF-8, a repeated key (which parsers
-// resolve differently), or a NUL character (which PostgreSQL text refuses). The body is read
+// requireJSON answers 415 to a body that is not declared as JSON or comes content-encoded, and
+// 400 to JSON that is syntactically valid but hostile: nested too deep, not UTF-8, a repeated key
+// (which parsers resolve differently), or a NUL character (which PostgreSQL text refuses). The body is read
 // once here, within the body limit, and handed on unchanged, declared as application/json.
 func requireJSON(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
@@ -371,6 +371,15 @@ func requireJSON(next echo.HandlerFunc) echo.HandlerFunc {
 		mt, params, err := mime.ParseMediaType(ct)
 		if err != nil || mt != echo.MIMEApplicationJSON || (params["charset"] != "" && !strings.EqualFold(params["charset"], "utf-8")) {
 			return echo.NewHTTPError(http.StatusUnsupportedMediaType, "the request body must be application/json")
+		}
+		for _, coding := range r.Header.Values("Content-Encoding") {
+			if !strings.EqualFold(strings.TrimSpace(coding), "identity") {
+				// RFC 9110 15.5.16: a coding the server does not take is a 415 naming the ones it
+				// does. Read as plain JSON, a gzipped body was "invalid UTF-8", and a plain one
+				// labelled gzip was taken as it was.
+				c.Response().Header().Set("Accept-Encoding", "identity")
+				return echo.NewHTTPError(http.StatusUnsupportedMediaType, "the request body must not be content-encoded")
+			}
 		}
 		body, err := io.ReadAll(r.Body)
 		if err != nil {
