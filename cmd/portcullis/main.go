@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -147,6 +148,14 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 		defer cancel()
 		_ = stopTracing(sctx)
 	}()
+	// Read before the database is touched: unreadable files stop serve with their variables
+	// named, not once the migrations have run.
+	var cert tls.Certificate
+	if cfg.HTTP.TLSCertFile != "" {
+		if cert, err = tls.LoadX509KeyPair(cfg.HTTP.TLSCertFile, cfg.HTTP.TLSKeyFile); err != nil {
+			return fmt.Errorf("PORTCULLIS_TLS_CERT_FILE, PORTCULLIS_TLS_KEY_FILE: %w", err)
+		}
+	}
 	a, err := app.New(ctx, cfg, logger)
 	if err != nil {
 		return err
@@ -183,7 +192,8 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 	errc := make(chan error, 1)
 	go func() {
 		if tlsOn {
-			errc <- srv.ServeTLS(ln, cfg.HTTP.TLSCertFile, cfg.HTTP.TLSKeyFile)
+			srv.TLSConfig.Certificates = []tls.Certificate{cert}
+			errc <- srv.ServeTLS(ln, "", "")
 			return
 		}
 		errc <- srv.Serve(ln)

@@ -77,30 +77,44 @@ func TestRunRefusesBadInvocations(t *testing.T) {
 	}
 }
 
-// A malformed rate limit stops serve before it creates or migrates anything.
-func TestServeRefusesBadLimitsBeforeTouchingTheDatabase(t *testing.T) {
-	name := "pc_never_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
-	err := run(context.Background(), []string{"serve"}, env(map[string]string{
-		"DATABASE_URL":               testenv.DatabaseURL(name),
-		"PORTCULLIS_CREATE_DATABASE": "true",
-		"PORTCULLIS_RATE_LIMIT_IP":   "lots",
-	}), strings.NewReader(""), &bytes.Buffer{})
-	if err == nil || !strings.Contains(err.Error(), "PORTCULLIS_RATE_LIMIT_IP") {
-		t.Fatalf("serve with a malformed limit = %v, want an error naming PORTCULLIS_RATE_LIMIT_IP", err)
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, testenv.AdminURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
-	var exists bool
-	if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
-		t.Fatal(err)
-	}
-	if exists {
-		_, _ = conn.Exec(ctx, "DROP DATABASE "+name)
-		t.Fatal("serve created the database before refusing its configuration")
+// A configuration serve cannot run with stops it before it creates or migrates anything, with
+// an error naming the variable: a malformed rate limit, TLS files that cannot be read (they
+// failed only once the migrations had run, naming no variable), an address that is no
+// host:port.
+func TestServeRefusesBadSettingsBeforeTouchingTheDatabase(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"malformed limit", map[string]string{"PORTCULLIS_RATE_LIMIT_IP": "lots"}, "PORTCULLIS_RATE_LIMIT_IP"},
+		{"missing tls files", map[string]string{"PORTCULLIS_TLS_CERT_FILE": "/nonexistent/cert.pem", "PORTCULLIS_TLS_KEY_FILE": "/nonexistent/key.pem"}, "PORTCULLIS_TLS_CERT_FILE"},
+		{"address without a port", map[string]string{"PORTCULLIS_HTTP_ADDR": "localhost"}, "PORTCULLIS_HTTP_ADDR"},
+		{"metrics address without a port", map[string]string{"PORTCULLIS_METRICS_ADDR": "0.0.0.0"}, "PORTCULLIS_METRICS_ADDR"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			name := "pc_never_" + strings.ReplaceAll(uuid.NewString(), "-", "")[:12]
+			vars := map[string]string{"DATABASE_URL": testenv.DatabaseURL(name), "PORTCULLIS_CREATE_DATABASE": "true"}
+			maps.Copy(vars, tt.env)
+			err := run(context.Background(), []string{"serve"}, env(vars), strings.NewReader(""), &bytes.Buffer{})
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("serve = %v, want an error naming %s", err, tt.want)
+			}
+			ctx := context.Background()
+			conn, err := pgx.Connect(ctx, testenv.AdminURL())
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close(ctx)
+			var exists bool
+			if err := conn.QueryRow(ctx, "SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)", name).Scan(&exists); err != nil {
+				t.Fatal(err)
+			}
+			if exists {
+				_, _ = conn.Exec(ctx, "DROP DATABASE "+name)
+				t.Fatal("serve created the database before refusing its configuration")
+			}
+		})
 	}
 }
 

@@ -323,6 +323,13 @@ func (c Config) validate() error {
 		check(err != nil || o == strings.ToLower(o) && u.Port() != map[string]string{"https": "443", "http": "80"}[u.Scheme],
 			"PORTCULLIS_CORS_ORIGINS: %q is not written as browsers send it (lower case, no default port)", o)
 	}
+	for _, a := range []struct{ name, addr string }{
+		{"PORTCULLIS_HTTP_ADDR", c.HTTP.Addr}, {"PORTCULLIS_METRICS_ADDR", c.MetricsAddr}, {"PORTCULLIS_DEBUG_ADDR", c.DebugAddr},
+	} {
+		_, _, err := net.SplitHostPort(a.addr)
+		check(a.addr == "" && a.name != "PORTCULLIS_HTTP_ADDR" || err == nil,
+			"%s: %q is not host:port, such as :8080 or 127.0.0.1:9090", a.name, a.addr)
+	}
 	check(connString(c.Postgres.URL), "DATABASE_URL is not a PostgreSQL URL or key=value connection string")
 	_, err := url.Parse(c.Redis.URL)
 	check(err == nil, "REDIS_URL is not a URL")
