@@ -224,24 +224,7 @@ func TestTheLastActiveAdminIsGuarded(t *testing.T) {
 	// With a second admin, one may step down; two admins demoting each other at once cannot
 	// both succeed, whatever the interleaving.
 	second, secondPair := in.createWithRole(t, "admin")
-	var wg sync.WaitGroup
-	results := make([]int, 2)
-	for i, pair := range []struct {
-		tok    string
-		target uuid.UUID
-	}{{tok, second.User.Id}, {secondPair.AccessToken, root.User.Id}} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			r, err := in.client.AdminUpdateUserWithResponse(ctx, pair.target, nil, api.AdminUpdateUserJSONRequestBody{Role: &role}, bearer(pair.tok))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			results[i] = r.StatusCode()
-		}()
-	}
-	wg.Wait()
+	results := in.demoteEachOther(t, root, second, rootPair, secondPair)
 	var admins int
 	if err := in.app.Pool.QueryRow(ctx, "SELECT count(*) FROM users WHERE role = 'admin' AND is_active").Scan(&admins); err != nil {
 		t.Fatal(err)
@@ -756,27 +739,11 @@ func TestModeratorDemotedWhileTheirRevocationWaitsIsRefused(t *testing.T) {
 func TestAdminsDemotingEachOtherAtOnce(t *testing.T) {
 	in := start(t)
 	ctx := context.Background()
-	userRole := api.RoleUser
 	in.createWithRole(t, "admin")
 	for range 8 {
 		a, aPair := in.createWithRole(t, "admin")
 		b, bPair := in.createWithRole(t, "admin")
-		statuses := make([]int, 2)
-		var wg sync.WaitGroup
-		for i, p := range []struct {
-			target uuid.UUID
-			token  string
-		}{{b.User.Id, aPair.AccessToken}, {a.User.Id, bPair.AccessToken}} {
-			wg.Go(func() {
-				r, err := in.client.AdminUpdateUserWithResponse(ctx, p.target, nil, api.AdminUpdateUserJSONRequestBody{Role: &userRole}, bearer(p.token))
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				statuses[i] = r.StatusCode()
-			})
-		}
-		wg.Wait()
+		statuses := in.demoteEachOther(t, a, b, aPair, bPair)
 		slices.Sort(statuses)
 		if statuses[0] != http.StatusOK || statuses[1] != http.StatusForbidden {
 			t.Fatalf("two admins demoting each other: %v, want one 200 and one 403", statuses)
@@ -847,4 +814,27 @@ func TestExpiredSessionsAreNotCountedAsRevoked(t *testing.T) {
 	if n := counted("admin.user_delete"); n != float64(1) {
 		t.Errorf("delete: sessions_revoked = %v, want 1 (the live one)", n)
 	}
+}
+
+// demoteEachOther has a demote b and b demote a at once, each with their own token, and returns
+// the two statuses (a's first).
+func (in *instance) demoteEachOther(t *testing.T, a, b account, aPair, bPair api.TokenPair) []int {
+	t.Helper()
+	statuses := make([]int, 2)
+	var wg sync.WaitGroup
+	for i, p := range []struct {
+		target uuid.UUID
+		token  string
+	}{{b.User.Id, aPair.AccessToken}, {a.User.Id, bPair.AccessToken}} {
+		wg.Go(func() {
+			r, err := in.client.AdminUpdateUserWithResponse(context.Background(), p.target, nil, api.AdminUpdateUserJSONRequestBody{Role: new(api.RoleUser)}, bearer(p.token))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			statuses[i] = r.StatusCode()
+		})
+	}
+	wg.Wait()
+	return statuses
 }
