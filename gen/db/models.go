@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 type AuditEvent struct {
@@ -26,12 +27,13 @@ type AuditEvent struct {
 }
 
 type SigningKey struct {
-	Kid         string
-	Algorithm   string
-	PrivateKey  []byte
-	Sealed      bool
-	CreatedAt   time.Time
-	ActivatesAt time.Time
+	Kid           string
+	Algorithm     string
+	PrivateKey    []byte
+	Sealed        bool
+	CreatedAt     time.Time
+	ActivatesAt   time.Time
+	TokenLifetime pgtype.Interval
 }
 
 type SpentRefreshToken struct {

@@ -8,17 +8,20 @@ package db
 import (
 	"context"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
-const deleteSigningKeysActivatedBefore = `-- name: DeleteSigningKeysActivatedBefore :execrows
+const deleteSigningKeysOutlived = `-- name: DeleteSigningKeysOutlived :execrows
 DELETE FROM signing_keys k
-WHERE k.activates_at < $1
-  AND EXISTS (SELECT 1 FROM signing_keys n WHERE n.activates_at > k.activates_at AND n.activates_at <= $1)
+WHERE EXISTS (SELECT 1 FROM signing_keys n
+              WHERE n.activates_at > k.activates_at AND n.activates_at + k.token_lifetime <= $1)
 `
 
-// Drops keys whose successor activated before the cut-off, never the newest active key.
-func (q *Queries) DeleteSigningKeysActivatedBefore(ctx context.Context, cutoff time.Time) (int64, error) {
-	result, err := q.db.Exec(ctx, deleteSigningKeysActivatedBefore, cutoff)
+// Drops keys whose successor has been active for longer than a token they signed can live, so
+// never the newest active key.
+func (q *Queries) DeleteSigningKeysOutlived(ctx context.Context, now time.Time) (int64, error) {
+	result, err := q.db.Exec(ctx, deleteSigningKeysOutlived, now)
 	if err != nil {
 		return 0, err
 	}
@@ -26,17 +29,18 @@ func (q *Queries) DeleteSigningKeysActivatedBefore(ctx context.Context, cutoff t
 }
 
 const insertSigningKey = `-- name: InsertSigningKey :exec
-INSERT INTO signing_keys (kid, algorithm, private_key, sealed, created_at, activates_at)
-VALUES ($1, $2, $3, $4, $5, $6)
+INSERT INTO signing_keys (kid, algorithm, private_key, sealed, created_at, activates_at, token_lifetime)
+VALUES ($1, $2, $3, $4, $5, $6, $7)
 `
 
 type InsertSigningKeyParams struct {
-	Kid         string
-	Algorithm   string
-	PrivateKey  []byte
-	Sealed      bool
-	CreatedAt   time.Time
-	ActivatesAt time.Time
+	Kid           string
+	Algorithm     string
+	PrivateKey    []byte
+	Sealed        bool
+	CreatedAt     time.Time
+	ActivatesAt   time.Time
+	TokenLifetime pgtype.Interval
 }
 
 func (q *Queries) InsertSigningKey(ctx context.Context, arg InsertSigningKeyParams) error {
@@ -47,16 +51,24 @@ func (q *Queries) InsertSigningKey(ctx context.Context, arg InsertSigningKeyPara
 		arg.Sealed,
 		arg.CreatedAt,
 		arg.ActivatesAt,
+		arg.TokenLifetime,
 	)
 	return err
 }
 
 const listSigningKeys = `-- name: ListSigningKeys :many
-SELECT kid, algorithm, private_key, sealed, created_at, activates_at FROM signing_keys ORDER BY activates_at DESC, kid DESC
+WITH raised AS (
+    UPDATE signing_keys SET token_lifetime = $1 WHERE token_lifetime < $1
+    RETURNING kid
+)
+SELECT k.kid, k.algorithm, k.private_key, k.sealed, k.created_at, k.activates_at, k.token_lifetime FROM signing_keys k ORDER BY k.activates_at DESC, k.kid DESC
 `
 
-func (q *Queries) ListSigningKeys(ctx context.Context) ([]SigningKey, error) {
-	rows, err := q.db.Query(ctx, listSigningKeys)
+// Lists the keys, newest activation first, and raises the token lifetime of each listed to at
+// least @token_lifetime in the same snapshot: an instance records how long its
+// tokens live on every key before it can sign with any (see tokens.Service.reload).
+func (q *Queries) ListSigningKeys(ctx context.Context, tokenLifetime pgtype.Interval) ([]SigningKey, error) {
+	rows, err := q.db.Query(ctx, listSigningKeys, tokenLifetime)
 	if err != nil {
 		return nil, err
 	}
@@ -71,6 +83,7 @@ func (q *Queries) ListSigningKeys(ctx context.Context) ([]SigningKey, error) {
 			&i.Sealed,
 			&i.CreatedAt,
 			&i.ActivatesAt,
+			&i.TokenLifetime,
 		); err != nil {
 			return nil, err
 		}

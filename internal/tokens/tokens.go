@@ -66,7 +66,7 @@ func New(ctx context.Context, pool *pgxpool.Pool, cfg config.Auth, logger *slog.
 }
 
 func newService(ctx context.Context, pool *pgxpool.Pool, cfg config.Auth, logger *slog.Logger, now func() time.Time) (*Service, error) {
-	s := &Service{cfg: cfg, store: newStore(pool), logger: logger, now: now, verified: newVerified(cfg.VerifiedTokenCache)}
+	s := &Service{cfg: cfg, store: newStore(pool, cfg.AccessTokenTTL+cfg.ClockSkew), logger: logger, now: now, verified: newVerified(cfg.VerifiedTokenCache)}
 	if cfg.KeyEncryptionKey == nil {
 		logger.WarnContext(ctx, "PORTCULLIS_KEY_ENCRYPTION_KEY is not set: signing keys are stored unsealed in PostgreSQL")
 	}
@@ -80,9 +80,9 @@ func newService(ctx context.Context, pool *pgxpool.Pool, cfg config.Auth, logger
 // no token can need any more, and reloads. Safe to call from every instance at once.
 func (s *Service) Rotate(ctx context.Context, force bool) error {
 	now := s.now()
-	// A key is pruned once its successor has been signing for longer than a token lives.
-	cutoff := now.Add(-s.cfg.AccessTokenTTL - s.cfg.ClockSkew)
-	err := s.store.rotate(ctx, cutoff, func(keys []storedKey) (*storedKey, error) {
+	// A key is pruned once its successor has been signing for longer than a token it signed can
+	// live: the longest lifetime recorded on it by the instances that loaded it (store.list).
+	err := s.store.rotate(ctx, now, func(keys []storedKey) (*storedKey, error) {
 		// An instance that cannot open the keys (a wrong or missing key encryption key) writes
 		// none: a key sealed with a KEK the others lack would stop them all from reloading, and
 		// from starting again even once this one's KEK is fixed.

@@ -1127,3 +1127,50 @@ func TestWrongKeyEncryptionKeyWritesNoKey(t *testing.T) {
 		t.Errorf("%d pending keys after a start with the right KEK, want 1", n)
 	}
 }
+
+// `portcullis keys rotate` prunes too, from a shell whose PORTCULLIS_ACCESS_TOKEN_TTL may not be
+// the servers'. Run with a shorter one, it must not delete a key whose tokens, signed by the
+// servers with theirs, are still valid; once those have expired, it prunes.
+func TestShorterLivedRotationKeepsKeysTheServersTokensNeed(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, func(c *config.Auth) { c.AccessTokenTTL = time.Hour })
+	ctx := t.Context()
+	old := currentKey(f.svc)
+	shell := f.cfg
+	shell.AccessTokenTTL = 15 * time.Minute
+	cli := startService(t, openPool(t, f.url), shell, f.clock)
+
+	if err := f.svc.Rotate(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	activated := epoch.Add(f.cfg.JWKSPrepublish)
+	f.clock.Set(activated)
+	if err := f.svc.Rotate(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if currentKey(f.svc).kid == old.kid {
+		t.Fatal("the new key does not sign after its activation")
+	}
+	// Signed by the old key just before the switch, with the servers' hour.
+	lastOld := craftWith(t, old, f.cfg, activated.Add(-time.Second), nil)
+
+	f.clock.Set(activated.Add(shell.AccessTokenTTL + shell.ClockSkew + time.Minute))
+	if err := cli.Rotate(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if n := countKeys(t, f.pool); n != 2 {
+		t.Fatalf("%d signing keys after a rotation with a 15m TTL, 16m after the switch: the servers' tokens of the old key live 1h", n)
+	}
+	if err := f.svc.Rotate(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	mustVerify(t, f.svc, lastOld)
+
+	f.clock.Set(activated.Add(f.cfg.AccessTokenTTL + f.cfg.ClockSkew + time.Second))
+	if err := cli.Rotate(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if n := countKeys(t, f.pool); n != 1 {
+		t.Fatalf("%d signing keys once every token of the old key has expired, want 1", n)
+	}
+}
