@@ -12,3 +12,28 @@ WHERE id IN (
     ORDER BY e.occurred_at
     LIMIT @batch_size::int
 );
+
+-- name: PasswordGuessesSince :many
+-- When the wrong password guesses of a user were made (at login, and of the current password at
+-- a password change) since @since, and since the user's failures were last forgotten: a right
+-- password at login or at a change, or a reset. Oldest first, at most @max_rows of the newest.
+-- Through audit_events_actor_idx and audit_events_target_idx.
+WITH cleared AS (
+    SELECT GREATEST(
+        @since::timestamptz,
+        (SELECT max(s.occurred_at) FROM audit_events s
+         WHERE s.actor_id = @user_id::uuid AND s.occurred_at > @since::timestamptz
+           AND s.action = 'user.login' AND s.outcome = 'success'),
+        (SELECT max(c.occurred_at) FROM audit_events c
+         WHERE c.target_type = 'user' AND c.target_id = @target_id::text AND c.occurred_at > @since::timestamptz
+           AND c.action IN ('user.password_change', 'admin.password_reset') AND c.outcome = 'success')
+    ) AS at
+), guesses AS (
+    SELECT f.occurred_at FROM audit_events f, cleared
+    WHERE f.target_type = 'user' AND f.target_id = @target_id::text AND f.occurred_at > cleared.at
+      AND f.action IN ('user.login', 'user.password_change') AND f.outcome = 'failure'
+      AND f.detail->>'reason' = 'wrong_password'
+    ORDER BY f.occurred_at DESC
+    LIMIT @max_rows::int
+)
+SELECT occurred_at FROM guesses ORDER BY occurred_at;

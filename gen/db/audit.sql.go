@@ -49,6 +49,64 @@ func (q *Queries) InsertAuditEvent(ctx context.Context, arg InsertAuditEventPara
 	return err
 }
 
+const passwordGuessesSince = `-- name: PasswordGuessesSince :many
+WITH cleared AS (
+    SELECT GREATEST(
+        $1::timestamptz,
+        (SELECT max(s.occurred_at) FROM audit_events s
+         WHERE s.actor_id = $2::uuid AND s.occurred_at > $1::timestamptz
+           AND s.action = 'user.login' AND s.outcome = 'success'),
+        (SELECT max(c.occurred_at) FROM audit_events c
+         WHERE c.target_type = 'user' AND c.target_id = $3::text AND c.occurred_at > $1::timestamptz
+           AND c.action IN ('user.password_change', 'admin.password_reset') AND c.outcome = 'success')
+    ) AS at
+), guesses AS (
+    SELECT f.occurred_at FROM audit_events f, cleared
+    WHERE f.target_type = 'user' AND f.target_id = $3::text AND f.occurred_at > cleared.at
+      AND f.action IN ('user.login', 'user.password_change') AND f.outcome = 'failure'
+      AND f.detail->>'reason' = 'wrong_password'
+    ORDER BY f.occurred_at DESC
+    LIMIT $4::int
+)
+SELECT occurred_at FROM guesses ORDER BY occurred_at
+`
+
+type PasswordGuessesSinceParams struct {
+	Since    time.Time
+	UserID   uuid.UUID
+	TargetID string
+	MaxRows  int32
+}
+
+// When the wrong password guesses of a user were made (at login, and of the current password at
+// a password change) since @since, and since the user's failures were last forgotten: a right
+// password at login or at a change, or a reset. Oldest first, at most @max_rows of the newest.
+// Through audit_events_actor_idx and audit_events_target_idx.
+func (q *Queries) PasswordGuessesSince(ctx context.Context, arg PasswordGuessesSinceParams) ([]time.Time, error) {
+	rows, err := q.db.Query(ctx, passwordGuessesSince,
+		arg.Since,
+		arg.UserID,
+		arg.TargetID,
+		arg.MaxRows,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []time.Time{}
+	for rows.Next() {
+		var occurred_at time.Time
+		if err := rows.Scan(&occurred_at); err != nil {
+			return nil, err
+		}
+		items = append(items, occurred_at)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const purgeAuditEvents = `-- name: PurgeAuditEvents :execrows
 DELETE FROM audit_events
 WHERE id IN (

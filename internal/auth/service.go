@@ -64,8 +64,13 @@ func (s *Service) Login(ctx context.Context, c users.Credentials, client session
 	if !slot.Allowed {
 		return TokenPair{}, ErrAccountLocked.After(slot.RetryAfter)
 	}
-	v, err := s.users.Authenticate(ctx, acct, c.Password)
 	settle := context.WithoutCancel(ctx) // a client gone after its hash must not keep the slot
+	if id, ok := acct.UserID(); ok {
+		if err := s.sharedBudget(ctx, settle, slot, key, id); err != nil {
+			return TokenPair{}, err
+		}
+	}
+	v, err := s.users.Authenticate(ctx, acct, c.Password)
 	switch {
 	case errors.Is(err, users.ErrInvalidCredentials):
 		if slot.Remaining == 0 { // this guess took the last slot: the account is locked now
@@ -96,6 +101,30 @@ func (s *Service) Login(ctx context.Context, c users.Credentials, client session
 		return TokenPair{}, err
 	}
 	return s.pair(issued)
+}
+
+// sharedBudget checks a password guess for user id, admitted by slot, against the budget every
+// instance shares when slot could not be: with Redis out of reach each instance counts failures
+// in process, from none, so N instances would give an account N budgets and forget the failures
+// counted before the outage. The failures audited in PostgreSQL are replayed instead (see
+// ratelimit.Replay: two periods hold at most three budgets' worth), and a locked account gets ErrAccountLocked, its slot back. Unknown accounts
+// have no audited failures to replay and stay limited in process. An error reading the audit
+// also gives the slot back: no password was tested.
+func (s *Service) sharedBudget(ctx, settle context.Context, slot ratelimit.Result, key string, id uuid.UUID) error {
+	if !slot.Local() {
+		return nil
+	}
+	now := time.Now()
+	at, err := s.users.PasswordGuesses(ctx, id, now.Add(-2*s.failures.Period), 3*s.failures.Count)
+	if err == nil {
+		if r := ratelimit.Replay(s.failures, at, now); !r.Allowed {
+			err = ErrAccountLocked.After(r.RetryAfter)
+		}
+	}
+	if err != nil {
+		s.limiter.Refund(settle, slot, key)
+	}
+	return err
 }
 
 // settleChange settles a password change's failure slot by the change's outcome err: a wrong
@@ -199,9 +228,13 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 	// A guess of the current password spends the failed-login budget as a login's does (see
 	// Login): a stolen session gets no guesses past the account's lockout, nor a budget of its
 	// own on top of login's.
-	slot := s.limiter.Allow(ctx, s.failures, users.FailureKeyOf(p.UserID))
+	key := users.FailureKeyOf(p.UserID)
+	slot := s.limiter.Allow(ctx, s.failures, key)
 	if !slot.Allowed {
 		return ErrAccountLocked.After(slot.RetryAfter)
+	}
+	if err := s.sharedBudget(ctx, context.WithoutCancel(ctx), slot, key, p.UserID); err != nil {
+		return err
 	}
 	revoked, err := s.users.ChangePassword(ctx, p.UserID, current, next, p.SessionID)
 	if lerr := s.settleChange(ctx, p.UserID, slot, err); lerr != nil {

@@ -691,3 +691,66 @@ func TestUsernameChangesSpendTheRegistrationBudget(t *testing.T) {
 		t.Errorf("username after the refused changes: %q, want %q", fr.JSON200.Username, free)
 	}
 }
+
+// With Redis unreachable each instance counts an account's failed logins in process, so two
+// instances would each give it the whole budget, and a failure counted before the outage would be
+// forgotten. The failures audited in PostgreSQL, which every instance shares, hold the lockout
+// across instances; a right password, or an admin's reset, still forgets them.
+func TestLockoutHoldsAcrossInstancesWithoutRedis(t *testing.T) {
+	a := start(t, func(c *config.Config) {
+		c.Redis.URL = "redis://127.0.0.1:1/0"
+		c.Limits.LoginAccountFailures = "3/15m"
+	})
+	b := startWith(t, a.cfg) // same database, no Redis either
+	ctx := context.Background()
+
+	u := a.register(t)
+	for range 3 {
+		r := a.loginWith(t, u.User.Email, "wrong password attempt")
+		wantProblem(t, r, r.Body, http.StatusUnauthorized, "invalid-credentials")
+	}
+	r := b.loginWith(t, u.User.Email, "another wrong password")
+	wantProblem(t, r, r.Body, http.StatusTooManyRequests, "account-locked")
+	if after := r.HTTPResponse.Header.Get("Retry-After"); after == "" {
+		t.Error("the lockout from PostgreSQL's count has no Retry-After")
+	}
+	r = b.loginWith(t, u.User.Email, u.Password) // no password is tested while locked
+	wantProblem(t, r, r.Body, http.StatusTooManyRequests, "account-locked")
+	var failures int
+	if err := a.app.Pool.QueryRow(ctx, `SELECT count(*) FROM audit_events
+		WHERE action = 'user.login' AND outcome = 'failure' AND target_id = $1`, u.User.Id.String()).Scan(&failures); err != nil {
+		t.Fatal(err)
+	}
+	if failures != 3 {
+		t.Fatalf("%d failed logins audited, want the 3 tested: a refused attempt tests nothing", failures)
+	}
+
+	t.Run("a right password forgets the failures on every instance", func(t *testing.T) {
+		v := a.register(t)
+		for range 2 {
+			r := a.loginWith(t, v.User.Email, "wrong password attempt")
+			wantProblem(t, r, r.Body, http.StatusUnauthorized, "invalid-credentials")
+		}
+		a.login(t, v)
+		for range 2 { // two more: three in the window, but a right password came between
+			r := b.loginWith(t, v.User.Email, "wrong password attempt")
+			wantProblem(t, r, r.Body, http.StatusUnauthorized, "invalid-credentials")
+		}
+		b.login(t, v)
+	})
+
+	t.Run("guesses of the current password count on every instance", func(t *testing.T) {
+		w := a.register(t)
+		token := a.login(t, w).AccessToken
+		for range 3 {
+			r, err := a.client.ChangePasswordWithResponse(ctx, api.ChangePasswordJSONRequestBody{
+				CurrentPassword: "not the current password", NewPassword: w.Password + " and more"}, bearer(token))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantProblem(t, r, r.Body, http.StatusForbidden, "current-password-incorrect")
+		}
+		r := b.loginWith(t, w.User.Email, w.Password)
+		wantProblem(t, r, r.Body, http.StatusTooManyRequests, "account-locked")
+	})
+}

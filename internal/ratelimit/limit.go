@@ -64,6 +64,29 @@ type Result struct {
 	local bool
 }
 
+// Local reports whether the in-process limiter decided, Redis being out of reach: the budget
+// was this instance's own, not the one every instance shares.
+func (r Result) Local() bool { return r.local }
+
+// Replay decides at now, as Peek would, for a bucket that admitted events at the times in at
+// (oldest first) and no others: lim's budget re-derived from a durable record of its events (the
+// failed logins audited in PostgreSQL) when Redis, which keeps it, cannot be reached. Events
+// older than two periods change nothing: an admitted event's TAT is at most a period after it.
+func Replay(lim Limit, at []time.Time, now time.Time) Result {
+	p, ok := paramsOf(lim)
+	if !ok {
+		return Result{Limit: lim, RetryAfter: max(lim.Period, time.Second)}
+	}
+	var tat int64
+	for _, t := range at {
+		if _, store := gcra(tat, t.UnixMicro(), p, true); store != 0 {
+			tat = store
+		}
+	}
+	d, _ := gcra(tat, now.UnixMicro(), p, false)
+	return d.result(lim)
+}
+
 // params are a Limit in the algorithm's integer microseconds: emission interval t and burst
 // tolerance tau.
 type params struct{ t, tau int64 }

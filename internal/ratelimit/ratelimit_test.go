@@ -537,3 +537,37 @@ func TestAGoneCallerIsRefusedNotAdmittedLocally(t *testing.T) {
 		t.Fatalf("Allow whose caller gave up while Redis held the spent bucket = %+v, want refused", r)
 	}
 }
+
+// Replay, given the times of the events a limiter admitted, decides as that limiter would: the
+// same verdict, remaining count, reset and wait as its Peek, after bursts, refills and refusals.
+func TestReplayDecidesAsTheLimiterWould(t *testing.T) {
+	t.Parallel()
+	lim := Limit{Name: "t", Count: 3, Period: 15 * time.Minute} // one per 5m, burst 3
+	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := testenv.NewClock(start)
+	l := New(nil, testenv.Logger(t))
+	l.now = clock.Now
+	var admitted []time.Time
+	// Gaps between attempts: a burst into a refusal, partial refills, a long pause.
+	gaps := []time.Duration{0, 10 * time.Second, 10 * time.Second, 10 * time.Second, 4 * time.Minute,
+		time.Minute, 30 * time.Second, 7 * time.Minute, time.Second, time.Second, 40 * time.Minute,
+		time.Second, 2 * time.Minute, 9 * time.Minute, time.Second}
+	for i, gap := range gaps {
+		now := clock.Advance(gap)
+		want := l.Peek(t.Context(), lim, "k")
+		want.local = false
+		if got := Replay(lim, admitted, now); got != want {
+			t.Fatalf("attempt %d (+%v): Replay = %+v, the limiter's Peek = %+v", i, now.Sub(start), got, want)
+		}
+		if l.Allow(t.Context(), lim, "k").Allowed {
+			admitted = append(admitted, now)
+		}
+	}
+	if len(admitted) == len(gaps) || len(admitted) < 4 {
+		t.Fatalf("%d of %d attempts admitted: the schedule must both refuse and refill", len(admitted), len(gaps))
+	}
+	// An invalid limit admits nothing, as Allow.
+	if r := Replay(Limit{Name: "bad", Count: 0, Period: time.Minute}, nil, start); r.Allowed {
+		t.Fatal("Replay admitted under an invalid limit")
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"time"
 
@@ -155,6 +156,18 @@ type Account struct {
 // its username share one budget, or else a hash of the identifier, so unknown accounts lock
 // exactly like real ones. The identifier is never kept in clear.
 func (a Account) FailureKey() string { return a.key }
+
+// UserID returns the id of the account's user, and false when no account matched.
+func (a Account) UserID() (uuid.UUID, bool) { return a.rec.ID, a.found }
+
+// PasswordGuesses returns when the wrong password guesses of user id (at login, and of the
+// current password at a password change) were made since since, oldest first: the failures
+// audited in PostgreSQL, which every instance shares. Guesses before the failures were last
+// forgotten (a right password, a reset) are left out, as the failed-login budget forgets them;
+// so are all but the newest limit.
+func (s *Service) PasswordGuesses(ctx context.Context, id uuid.UUID, since time.Time, limit int) ([]time.Time, error) {
+	return s.store.passwordGuesses(ctx, id, since, int32(min(limit, math.MaxInt32)))
+}
 
 // FailureKeyOf is the failed-login budget of the user with id (Account.FailureKey of that
 // account), for a caller that already knows who it is: a password change.
@@ -372,6 +385,15 @@ func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current, nex
 		return nil, fmt.Errorf("verify password of %s: %w", id, err)
 	}
 	if !ok {
+		// Audited as a failed login is: the guess spends the same budget (auth.ChangePassword),
+		// which is re-derived from these records when Redis is out of reach.
+		ev := audit.UserTarget(audit.Event{Action: audit.ActionPasswordChange, Actor: &id, Failed: true,
+			Detail: map[string]any{"reason": "wrong_password"}}, id)
+		rctx, cancel := detached(ctx)
+		defer cancel()
+		if err := s.store.record(rctx, ev); err != nil {
+			return nil, fmt.Errorf("audit failed password change: %w", err)
+		}
 		return nil, ErrWrongPassword
 	}
 	if password.Normalize(next) == password.Normalize(current) {

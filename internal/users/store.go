@@ -59,6 +59,16 @@ func (s *Store) record(ctx context.Context, ev audit.Event) error {
 	return audit.Record(ctx, s.q, ev)
 }
 
+// passwordGuesses returns when the wrong password guesses of user id were made since since
+// and since its failures were last forgotten, oldest first, at most limit of the newest.
+func (s *Store) passwordGuesses(ctx context.Context, id uuid.UUID, since time.Time, limit int32) ([]time.Time, error) {
+	at, err := s.q.PasswordGuessesSince(ctx, dbgen.PasswordGuessesSinceParams{Since: since, UserID: id, TargetID: id.String(), MaxRows: limit})
+	if err != nil {
+		return nil, fmt.Errorf("password guesses of %s: %w", id, err)
+	}
+	return at, nil
+}
+
 func (s *Store) get(ctx context.Context, id uuid.UUID) (userRecord, error) {
 	row, err := s.q.GetUserByID(ctx, id)
 	return recordOrNotFound(row, err, "get user")
