@@ -3485,6 +3485,12 @@ func (r AdminListUsersResponse) ContentType() string {
 	return ""
 }
 
+// AdminCreateUserResponse201Headers the declared response headers of an HTTP 201 response for AdminCreateUser
+type AdminCreateUserResponse201Headers struct {
+	ETag     *string
+	Location *string
+}
+
 // AdminCreateUserResponse400Headers the declared response headers of an HTTP 400 response for AdminCreateUser
 type AdminCreateUserResponse400Headers struct {
 	RateLimit       *string
@@ -3584,6 +3590,8 @@ type AdminCreateUserResponse struct {
 	ApplicationproblemJSON503 *Overloaded
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *AdminCreateUserResponse201Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *AdminCreateUserResponse400Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
@@ -5283,6 +5291,12 @@ func (r RefreshTokensResponse) ContentType() string {
 	return ""
 }
 
+// RegisterUserResponse201Headers the declared response headers of an HTTP 201 response for RegisterUser
+type RegisterUserResponse201Headers struct {
+	ETag     *string
+	Location *string
+}
+
 // RegisterUserResponse400Headers the declared response headers of an HTTP 400 response for RegisterUser
 type RegisterUserResponse400Headers struct {
 	RateLimit       *string
@@ -5362,6 +5376,8 @@ type RegisterUserResponse struct {
 	ApplicationproblemJSON503 *Overloaded
 	// ApplicationproblemJSONDefault the response for an HTTP default `application/problem+json` response
 	ApplicationproblemJSONDefault *Problem
+	// Headers201 the parsed response headers for an HTTP 201 response
+	Headers201 *RegisterUserResponse201Headers
 	// Headers400 the parsed response headers for an HTTP 400 response
 	Headers400 *RegisterUserResponse400Headers
 	// Headers409 the parsed response headers for an HTTP 409 response
@@ -7597,6 +7613,23 @@ func ParseAdminCreateUserResponse(rsp *http.Response) (*AdminCreateUserResponse,
 	}
 
 	switch {
+	case rsp.StatusCode == 201:
+		var headers AdminCreateUserResponse201Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: "uri-reference"}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers201 = &headers
 	case rsp.StatusCode == 400:
 		var headers AdminCreateUserResponse400Headers
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -10758,6 +10791,23 @@ func ParseRegisterUserResponse(rsp *http.Response) (*RegisterUserResponse, error
 	}
 
 	switch {
+	case rsp.StatusCode == 201:
+		var headers RegisterUserResponse201Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = &value
+		}
+		if values := rsp.Header.Values("Location"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Location", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: false, Type: "string", Format: "uri-reference"}); err != nil {
+				return nil, err
+			}
+			headers.Location = &value
+		}
+		response.Headers201 = &headers
 	case rsp.StatusCode == 400:
 		var headers RegisterUserResponse400Headers
 		if values := rsp.Header.Values("RateLimit"); len(values) > 0 {
@@ -13706,15 +13756,29 @@ type AdminCreateUserResponseObject interface {
 	VisitAdminCreateUserResponse(w http.ResponseWriter) error
 }
 
-type AdminCreateUser201JSONResponse User
+type AdminCreateUser201ResponseHeaders struct {
+	ETag     *string
+	Location *string
+}
+
+type AdminCreateUser201JSONResponse struct {
+	Body    User
+	Headers AdminCreateUser201ResponseHeaders
+}
 
 func (response AdminCreateUser201JSONResponse) VisitAdminCreateUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
 	return err
@@ -16380,15 +16444,29 @@ type RegisterUserResponseObject interface {
 	VisitRegisterUserResponse(w http.ResponseWriter) error
 }
 
-type RegisterUser201JSONResponse User
+type RegisterUser201ResponseHeaders struct {
+	ETag     *string
+	Location *string
+}
+
+type RegisterUser201JSONResponse struct {
+	Body    User
+	Headers RegisterUser201ResponseHeaders
+}
 
 func (response RegisterUser201JSONResponse) VisitRegisterUserResponse(w http.ResponseWriter) error {
 
 	var buf bytes.Buffer
-	if err := json.NewEncoder(&buf).Encode(response); err != nil {
+	if err := json.NewEncoder(&buf).Encode(response.Body); err != nil {
 		return err
 	}
 	w.Header().Set("Content-Type", "application/json")
+	if response.Headers.ETag != nil {
+		w.Header().Set("ETag", fmt.Sprint(*response.Headers.ETag))
+	}
+	if response.Headers.Location != nil {
+		w.Header().Set("Location", fmt.Sprint(*response.Headers.Location))
+	}
 	w.WriteHeader(201)
 	_, err := buf.WriteTo(w)
 	return err
@@ -18786,144 +18864,145 @@ func (sh *strictHandler) GetReadiness(ctx echo.Context) error {
 // const string: with thousands of chunks the chained `+` fold is several
 // times slower for the Go compiler than parsing a slice literal.
 var swaggerSpec = []string{
-	"7H2JUhu52uirfNX3vxX4T7dpL5BgaqoOh5AcciAhLMMkcX5a7pZtDW3JkWSMk6LqPs19sPskt7T0Zrc3",
-	"TDKZGc6pmmBbrZa+fdOnb07I+gNGMZXCaX5zehhFmOs/Dy9QV/0bYRFyMpCEUafpXPQwDAXmzwTcYi4I",
-	"oy6MeiTsQdhDtIsFjIjsAb7FfGy/AtYBaR/bA4FpBERCG4U3QCgERx3vBMmwF1Qc1xFhD/eReq0cD7DT",
-	"dITkhHad+3vXOUMSH5M+keWr4khiiNXvEMZMYCFBMsB3PTQUahhsRBx1pEew7Hg9KQdoQDz1kH7Gszvf",
-	"bAKRAijqY7dF1bI5/jLEQgrguI8IJbQLGwEPNgHRSO9L4JDRSMCQShLrp0eERmwEHAssBWwEMtistKjj",
-	"OvgO9Qex2lfLIYOWs8d/qe3u7slfdvzC5vvo7hjTruw5zdr2jjsPGN4pi0k4nobJoUZBDioDPRDQYBAT",
-	"HCng5La3LHRaVIMGvgyZRLARfLGAsFsmNAXHRjAKNl0IWb+PPIEHSM0WzYDDl1/qvr83+mXHd6HlxKxL",
-	"qGd/2DHfz4JP1a81SgGEJR97+x2J+TRszu0aJYMRUsSIO4wrWEg+1gg+e3UAu9Wqv7kHSEKMkZBQrcA5",
-	"pjJP4I3arqu3bz5u+3VoD6WFK4oIxULAgLM2fiYgoEx66uuxJvUUBnW/sDVCSX/Yd5rVdFeEStzFXG/r",
-	"6urK2x/KHqaShEjicl74F0Ycc8V/cYwtC6ot7Tzf9psQ2J85RnH/l5YzYFyGwzgmouUEentsKAGBZDeY",
-	"ui2qNxxgzhn/peUQeotiEl3rX9UDHcaTwSB7SAIRYAcB44DvBoRj/eeox4TiF6HkBvSQaFFMIxwZGDIK",
-	"Db+ef5EYdjokJJjKaxGyAW45Lug/fmk5/+///F/1cor6CmEK4gPM+0RPLdTnFmUDzJFmfYpxJCZJbw4U",
-	"XJix2xW59DfvzLCXd/RyhtQyvz8TQCJXgcBQEsdiwKjATb2zMFYweCaAjSgE+UkDGPUwVfKUCKgqet5p",
-	"tGjYQxyFEnOhEB/sex8BeV/B93ahAtfQBC9wAUGHY9GDy8ujl8BkD/MREbgCx6wrXEDDiEi1GCqFwk6L",
-	"KjKOcV9AiDgfA5GT8PTb27jWqYbe86iBvAZu1L1dtL3t1Tu1qBr6eLf9vDoLfjsNV1F+ytSuM0BSYq7A",
-	"9D+f9r2PyPvqe7uV66b3+VvV3Wnc/5czDfB79RhHfSytDjsYcsF4OeQDiu/kdahHBImOGnB8S9hQwAB1",
-	"seJSooZ/GWI+dlxHiT6n6Zhn5guk4mamKeOoo5Xe9NIOjM7cYBwiHGOJN1PlCYzGYyAdi24hSRwr8aR+",
-	"t8pYix1DNIFS4HpjiLYoRjwmmEPw+vAiULwYnO5fHPw7yEQdVOuVaqXqgpCc0a4S3APEiWBUKe1bzFEM",
-	"EnUF9NEY2kqpCIkjt0UV7wb/HUBfbQgrahkny9mswL5ZujEFIhCEhhgQFSNFnY1qDYIB19KYKAB4HURi",
-	"HAWuJmLaVbxNmewR2m3qvam9oy4iVIuMCIckwhW4sjKLGGBYu8NoOiPle0iqPRjBoFdEBFA2mtZHVVRr",
-	"18NGtI13OprhNQkYBZjRQGK1rKqWZhgwp6iLQZCvM2lOq+HCyyLcQcNYOs1t31VvNlqj5vvuIh1yKTA/",
-	"itQc+k0DJHvZixRsrknkuI4STUpyO03Jhzj/6g7jfSTV4KEemdt3faeULRN5prnyFeNtEkWYqg8hoxJT",
-	"DRKNr1BL7C0rbf7xu2B6WIoh9URkdpSpBy8n+x3XibBEJHaazpgNOXAWY4gYVviWgOKYjUD2iIBUP2iY",
-	"C4loqCbeQgOydVvdQlGf0C0FD2GhgYVUoFle1Ekkh8JpNvy660giNYVlu08hpewt0dzaylRQJcK3CQzE",
-	"1syt3uex8l8cd5ym87+2MpN+y/wqtk7NVAYZ07IwVHaCsuk1rGIU3ghAOYWquSpTp4r1haukiJIFGqqh",
-	"BD2MiBaViHexhA2tzWetPdiswJXSXYX3EAH6T9p1WzSYNHa0usfCrIYqhGIc4Qg25toMifGd820KrkQZ",
-	"3OzYrWzgDJt7qYeT8TPst3lzTI0vsSrmPV8Yq7H/7hbzmKEIR2uxH8umyTGc8Yf4LQmxwiWSEKIBCokc",
-	"7xnrGkSPcRmPZ7DcUPa2tPW/Jsdt5znu3C7okqJbRGLUjvHyvJfb52Nw2ykSYsR4pKxfpdUmoAQbyocI",
-	"spcGe4n+gxESiRrd1Mx3yoTscnz+/hgU2w2z7dlpct8ELgiMjWGQg0OQWpqbFdAuEyDlMrVokHOggsSp",
-	"+4kYacK/m/t4buja7JPgdh3e0S4Fytk7kyyUOOWp1tK2lcbe/ukRiAEOSce+T5kvSvoJp/npWzaN0b56",
-	"BvosP4FR3tBycB+RWFs4HYJjxWT6G+f+82ze5LirzD6+tkL0M/b8F4rAQnl5tpwG4WNw5z7VbvJuY/s5",
-	"2FdVfhaCX49s0xnXFPscSezFdqI81TIGfWX5J+GyRN7HyJDL95T2jdpuRk4XjMGJWokFgVieqAqbexTb",
-	"ahIqsNGo7W42AeUDc0QkYUpty+RXEezZgEBmfClRb39VlpMNDsDRqQuC9TGgWDD9AwpDNqRyExjXkQUN",
-	"6STSgmCQaCKjU1zjGtmH1JpiFt7gyOgDSPE70s5h8rCAjcA+4pnxwZMiWY4jL6mif8bJ1zVZ0oaoPB2i",
-	"mtQkKAyxEDY6VxqYK+dN7fZs9fHagr6acWZhxys4P/ntPQZXvmVggNA2EcACjFgHEMTkNotTbjT86mYT",
-	"AuuYmIUErnJtcisLWnRjGrhN4NiE2YhmRAjsrB7Ht0yxC2wI0qWgOLOLCN2swAHinGDlgJkIpQ6F2Dgu",
-	"oTDtFT25N0W2So38dbhqWHAWCjwVIYnaSGgPJzdsKQ/nkfjq8fyb/D4fxcHJnJIQUWW7tnUyJOzhyFUQ",
-	"41hIxKUyThkHNpSK5UJGKQ7VFCau0ObsBufzU89Ei0qOqEB6FEimJmLxLQYEEUaR0j4lbk9RG8GTMirj",
-	"mhTvevf7UZ/QA46RxJcC88Q0VxwUmSgtik+5MkgkwcJpdlAssOsMcl99s67EAjI6NP6G63SGcXxtApDz",
-	"n3g1jOO3aty96xBxfYs56RCjP4tkeNXDsmfivaDXAiiKuBLzRIBEStIjncLWz++B3oRJpsS4IzVdbijq",
-	"pcM43qxk/NRmLMZIK6LECFrILcm4e9fhLF64yTNmeFHJimWAcpmMM5HWJGr7ySIhN1FuzXYpn9ONsfbv",
-	"ONSErAngchCtSAB9QvPfVidJooDkCb8LrLuqE+YKZybLLCTjOFJaT29b4Ei7r7BxSYmS0/D21cFmmrHU",
-	"wacBCpXu5Gyo6wz2NAJdaDktR8sbGo+TQWGMERdAZAXeMiWCJGcxZMkzk5akDNokItyIJxQD7rdxFBHa",
-	"VaLqFnNOIizU3EQw5e0I2Lj8R82v7Xv6n0MX1L87O/rjzu6mMij8xBDzrHzTJJZPKCoPWS3dKDITgZ8I",
-	"rGsWUPLwFucqJnIEOsEh0wO+OzVO09YwIvLwNlHJywsUI/cLulovqZI4kBPZxClYoVAyndlYnMBYCPfE",
-	"HJi1g8Jj2eaXevk0kgfXVnaVJE0XLpWF4ZBzHF0jWXi54m5PEi0UFoGODWXIDOYxHfaVaBFDbTQ7rtNB",
-	"JB7yvCTJHsybOKsv3eQR1nvYfF9MzS2DYZ0GQ11Lp7mnt6u1hY9PiGGN5TwecsToJoRdXHF+8xn8C7RQ",
-	"WGMB1Cl9fp7LgKeoi1dkQiJxv/jHPEmQ4/VMFCDOkTZ1cul3NdGKINXvL05StluTTU8U8MNMGY03Kq/z",
-	"6j5lo5w+Xa0GQK19dL26CTEBiKnFTcxbBpTDxDabVMKDWCfWraGUqNWIiEGMxlolmyoeIrFWoS4oux4i",
-	"beTLEcYU5IiZYpKcHt2DISVfhsqW7yIexWpy1oEYS2WSh0jgQj2UgyL0T/upErK+kjEJuBOLplB6UwR1",
-	"vVg78j+t1p3ve63WXc1vte6ed/7ZGvp+PdT/xS3H3WtubLZan1qtz61Wq1X5/I+NVqvygMc2//ufP/Jl",
-	"JfUvrvOK4Dg65Nyw1Ao0nim0qTltcqCshIZ1OpgqSwj0IGVRI3hz/u4tDJDsaQIiNO/FuSCGYU+NCzQm",
-	"TSVKm9mSuPk8bxYyV7il7sF0xZ+xJJVBZ4pPFpqV7gK7ElmG6KQJuvZQJuN0cQnFsGHchx9qXyYFuSM2",
-	"jCPgmPHIOkIS30nl4/CkFMZsgQgQPTaisw3TjDf3IwTH7BbHKMQlFusU9fwbo1j2VqTGJMqRmRvspsS+",
-	"mKAP+1QZXby5+s8iY23C2oy7JVbD1O5CfrvMsJspE6Zae1E2To6XmW4o8DLD7pZ45wQI1QLMcl0NAvOu",
-	"GRA9XxGrN3i8vO2gMDZlNEyuVk1Ytrhj5RIsq+wnqqbvUCjjMSjmZZ2CmEocoMBIBggSJatl1zrhj8e2",
-	"LNYOHMw1H05zqy0C7wVIBtXai5yMy2Sq/s+AESrFZgUOWL/PaC6PhHT9dWcocFTJa/wZYFC0nINCGTfl",
-	"MvXzGH9hBhiMwplGctjD4Y2YPf+3Mscx/7J3NFcmbv0o4Rp9I5HUFGgsLDzANMI0HOfUZIYRE7IuC6oo",
-	"i9qFPgp7hGJdfK7LQ3TBgMFIUSF7OjQWVJZwCueYDEk9wpK8nrNaSvyELIj+bUUHc2p0plcmqyLTYPri",
-	"SSRHIbYvnP5x2t2cURqeZ7fE5dNLSJdp8VrGgmcJ1azqyqxOsVPvLlXObiFfsqyqdpMFle9RJ84e5rPZ",
-	"rJsp2y9DyKL67Pxqi5OVr9WUxfy0sfKHhKq/a/i5FIo2GpnQlXpOCSIWYY6krrjXNbnq4UXGz7lJs67K",
-	"HzrrsVaszDrkJQ4TH+riK3tmLKurTYq9RkhAH0VYWxflGQeTVRbrrO+PiEHGSMhrpdnXWfijR+RyyJ5Y",
-	"YgHQGUrLaNbS2TFZmetXi6Ul9LzIJjaTla30QkmvU0T4yoH3EAuRSdJJI+PN1UV2qlMZEvu2yENn2pvJ",
-	"WTQT0TDHqHRYY9LIaPi7ZZSXYILQ2cf4zMnLqXIX+2iOlXL6PhHqq82fVHOs8IIZgHs3QF+GWEcABKHd",
-	"WB/xmUwCbZdBxMqO64dxsl5OGhZPRK1B0mLFXSCGwmQFTE3uvhTchZ2UUaxJQZ7gpwTkT5uAfJykoPr1",
-	"x2vqNcyu1RO1D9O6PzK9q5ltbQ29lsGogVJiNWawt3vKg6YIhwm1ntvV5xmE993TYJq6FyfAps+JaG2a",
-	"HFBNLEf1lD6dagQLWCNS2S/podXvk0u7zKG3uNg6SAb1ms3oCBci0iVSuBBcBy4EFRM/84IHJIImuKQ2",
-	"L9WTHhO+rnifv9Xdeq30lLDSO+GQEzk+VxgyKDWloMp0yT69SpjgzdWFUxIoKhgbHc76kCtpV1tOzkxo",
-	"1VeBC6UeQjbQZ2Qnj9PpAJguwc6fYydSTBzO6w+FhB6LI9gQGMPZ4f7Lk8NKP0oJRI/SgZ/NvcJ77EF+",
-	"ypJF6FPxRiEhEKRLceQRqs/rmpI4TcFaphjzoFBUaIr/CO2wEupNiw31+SY9pQsoK/RU29a5GOXPESEt",
-	"JOzRsUqLtqjpX2EiVURDLA3MBbNKOQOIWDjsp10akA2BQaCUdVBp0f0czgzMD6OX5/ue2b4yZnXDjvGg",
-	"CUj+4/eRDDb3TJnYWEG3D6zTiQk1TpqG9w0eC0CyRYOtygjHsXdD2Yhu/T66ERW9pgqc5a1G81amzT83",
-	"Z/sZZc+ZCfxljQAM8Wh8xCTE1AT/7Wnd/QEKe9irVXwl7HicK/gcjUYVpH+uMN7dss+KreOjg8O354f6",
-	"mSzulUOZ4zr2+LbTdKoV34xjA0zRgChur/iVuvblZU/zTvm+1S9drLVJSoJHkdN0XmOpswcTp4Jrvj+n",
-	"YLekUNfkEz7ZZI2j8ejYnIxzGNW2t6u7NpvRdI5/O7x6z8O+OHz/rw90PPB2RuPdsHfx8vnr96cnF+19",
-	"cvXvV9tH6Pzo0LGJGOfdf05tBqTpCNJ1dErFOTxb+v/O/eelS2o1SMqOJJmE6hVuw3/wGM6xNEf2n29X",
-	"n29W4Egm4gMoHiliTJqZ6FYc6rMibTFxjOlAk82BsTiLRVWDYTsmoQt9dOehLv6l7vvzujZMHfa+d51G",
-	"bXfWdlOUb+VPJOld2+Psi57Lao8zQe40P312HTHs9xEf2+S02YdhTw0Ly8V5qa3PBqGu0FHMhEiF81nN",
-	"XTwGrvtheKYfxkzK1oWTx0TIrPJFOMWeFJ/Kt5cN2UrqiRcOtM0t1MiyjgG5EqMHn9yfMXWxUimbfSJw",
-	"Z927xeG6Be+Z2MMCApwNDlNm9YD+I8j7el2Z03dkxiuzkq+OOQNXgofl7euFbzF8v/ZrPq8rl61R/Cmr",
-	"2SwWamaFmI5f3a3vdOrYe9GuIe952Ii8Xbzd8XxUbdfCetTA253c6Ytv1pOyzzXqXsPfrnrPazt1bzd6",
-	"3vBe4N2OfbZerJZrOjVfKa5qtV55PlGOp36r7Xh+1atuX1T9pr/drNY+5urumrlyx4ec2sgVMi675UL5",
-	"YsJQ+RCoc8K+kjhGW9sVHzZ+q1b34JjQ4R3cvdi53mlswivCcYfdbVXr20qDf55wOJSPsLRymigaLFFT",
-	"7yjW7oc+P5XrHVRRsr1hSGhJua7GVxePL5wm0w/VFz+UNd94oJraXuYtl8UzNeuqtqJ38snR8G1yjCLn",
-	"831B7yndUwC/q6wCLCR0CBfSVSgiVHnE0B5D2scoUYE2uzKt/UwTlEztFXH/HzwWWCZz66DvQLmvUx2W",
-	"WEIkecdWMuhimfq2FdiHEYpvgCoDuEXFDRno4BbHA4y0ocPZyNX7g1GPGOOZG6va+v4QDXUwj0jjdJlX",
-	"gW75kkRdW7StI3S2DV4gGJcBkMk0jLa7Z2j5S9sa5o/R7zYQshwDmyjPrKnywZSpDoxpPGnO07nwy/zn",
-	"J4VGPLbYSzCHpMK1PXPc0wdWhURUzuzFlUR7HkvFLlxhal4vv7hH0sxTqztAAnuECkwFkfrI6rBt49is",
-	"Y449uZDE0RRcO8M41pHtPQj+d6AdzuA6yJpD9AWOb01Co2w/X2Z3u/IXptTLiUexXXlbK8crRPIS27Lw",
-	"5cQQGzn0SkKIXvr3Ymv0ES2gfJg6b2X4u8263/T9j+myS8ues5jzZOHlKrZELoxs4oGFwLGNcJpYcWpp",
-	"5KLBs9adhXt1oG7KwnDw+M3Xo98ZOb56O/549cr/eHXW+fDbe3J88Kamvj/5fX/8lvijk3P/7u2v70fv",
-	"LtjXk5dsdPKKqTEDPebl4fbJ14/9k9qlfPf6aPzh3K9/+Hp2c3wRx2+vPsiT14d3H35/8/tJ7b3/8eLX",
-	"/hH1lz/GmoZ/Fxg0WgA8WTKPb8lowM62ZPTPLnRILDHHkQtKWtgq7uUsGdcZMDHLU8/OuGZ2/b9YNF6N",
-	"2RP27XIU4gkGzspuHAQxo1299CEdiiGKtZE06HEk0rxGs1DskmMwPfnyhD3jCO99MfSvhMH9lKyrrrb9",
-	"VSRcGYhyMk4nSgsOXs2rdxq+97y6XfNehDt173mUuni1FSVbAbKribcVoW8SPuWd9nTrSd3Jy8Dtp5Yq",
-	"/u5qy6rWVxy/vdr4Wm3F8d9JKr4r9IT7PkJxxInEk1LRsLRNqCQpDusILOfEbX2zDT7vjbEV41k9pHVG",
-	"0XCXSdPk+jmY5yLYaPi7m6b9aq6Ru5s2qqVM+3y9rHNd1szWdILdaFRruvSgRD6/1G+x8nk1Jytpr1ti",
-	"yzVmN7VXHqLd2s/Nl40Vl7UqH/8kfPZDrI9SRjOklzBa1uE9qds07aIJF6U2x+zkwGssU3tjHQ/j7+RX",
-	"PJbanUiBJfdbzGuUoseYlNZfRBT85RyFM4wiy6fl9v9KesO2xlavGJT3Z79AN1gA7nRw0vI4vRBFl+Yk",
-	"1dxpBj85v1KBl1izC9K9j6xoMW3ARIsW5IsJW87XwH0mza0KUTJtppCTMn7RoohjE0oFgSX0MMePoK9n",
-	"RUWzpjFrauwH+mIFAWRk0pT1v5oTNd0GZykn6q8nzmdAs1Sk1zy/elGtNf3vKtLNe59E+4+y8r67d/eX",
-	"syLtXR4oURCKe1xztNO1vceMTJgRpX+AV7dlNYiY597tQ8rAuoO/6d6vTz3nTyeJNPapCwmNCtKFe2NG",
-	"8TNRgXfJtTHQ8OstOrvZ/0yNcab1n+Lzc5ze37DYYzssscZTF8621vxLuXB/UuZIKKlpcDJtvKlvp32r",
-	"OfZcaQb6JyLoJDE8m5y/azIpPX5o3a/8icFUO1cbhTKXfMTV96pRDXvPO3Xfe4EaVW+7vRPaqKs/v6Sm",
-	"eMpvVk3NOjUs7iwY+Bf+i8zaWA4G1Yvqi2YteSYPg6pXw/WO99xvVL3d9nbNSyGAqtUJGJiY9ayt1wrv",
-	"yG9dl98sXx2aP2Y4x8V9JhJ/IaH4YgHIk0j8qUTirAKeGbh8TP92aTti61t2Su/+z2pUOMtGgRMd9GRF",
-	"/PmsCEbxkjbEw3jGLb0vLXeG9RGvTCvwZ3ZNRvNbms8u0u5rJSfwUr2Lkmtrk9x0BfYpDKk+vZHcGWHO",
-	"5rRo8bKHtE5PKEfFtFED2+BNfyVJH5cx5XHxjo+H59inYx+5DHvIOMehhB7jAkNb12+Plbc1WKW1eaF3",
-	"1PeI9RTP0zt4/KbXfh2Sd+TNq4+HZxfvz4/EUV8OPh4c7Rzd3H04+zU6C/tvZej/evY+viHHB298/Nu+",
-	"Gt+LDuSXqP6edN5X8PjN1+jqiLwjR6OTi5uvb/sfvn48f7NbCWsxbfdf+dFvb+Ljq93+8dWvjQ9X1VH7",
-	"9WXxzHZz1/fLj8XXtndrfv7HZO0DLq/rX2re89H+Uv8rHvle2ubMH1lPTqovjc+s7UGJ3XRuTn0RumfP",
-	"zyTyY4T09YD0e8r/wvj63yMW87iZ84IWOLyz136GHEeYSoJiYe4mTk9qaqlW7OGQ1w9K2xQjLFbysqHM",
-	"i94p4aZ+X8fC+EvcMPUwm+fPaZGUGyDSlJor3zNB87Lk5aE4XkRi+3H8iLGxJ5r7S9BcWVnCxFnuxTRo",
-	"JeJs8/JiqvUNESAGitDbY1MKH6I4rsApx0LJXp3gNAOKz5m7m9Osp1rtqMfi4m1LENiHzNVKHsdDgaNg",
-	"0wV8F+KBTDoLI3PXDuj6PBgRGrFRcu2YPclh1rARnL47uzi4PD4+Or8+O3x1dnj+7+uzw8vzw+vXZ/sH",
-	"h4ELFltQ9YXuoIs5BgQhowlHm8t9WMcsWtva1urVG+tiKaDh706tHYU4SI3uZJdCorEAQiUKZZnFbE+M",
-	"XySHVB9sOa9tsi1taE3063synf/apvO+tpcN7Q8Q4XvJ/fmK/3E0Q1z8IGt69ymzua45fWYaUaBJRFLJ",
-	"rK+U4X4ZDWPvjZ1p4yQtNB+rHH+lMollowgPr2SY7BD6R5fiPxUF4jTYtX45/lOd/I/29pNK+DRkOVcG",
-	"pbcuzulJc4KfqnJ/MANO9Jxar4jrb+wJomi+22eO75vMR2lR65kuTDL3JObrkkzETFETkeNc9WlSHLqw",
-	"nNRcjLKonrQJiJpLgyJ8S0L8TACOiNQ3gSY5wmdi+pRI0iD0jyk2LfDrsDsUEoHi2/8kfVqX44+JJqc/",
-	"eXnp5D7/CNn0VF5akjt+Kv784yWxrfeclsXPxMICz0RGl1gtW/nu/eUBOhPzNTJ0fuR3rxCm1jlzicZC",
-	"t13R2d7kpzTrqxz3SCTttZWt9czcVoIjz7S6bA+jLpauuf9rImfMKJhBEcNCN4aRQGR+NrW4mIU3prcy",
-	"tJnswUajtguBHeCZX4NNN8ngkG7PrL3DeDfp2JxcoDKtJ4q3AK7jXU7fBbjIYSze8ucg6A/Dnj4Ljnnu",
-	"BDjIHqK2t8jyAqz8esOlVMiM9FSKN5Kq7J+sAubJkfrjhFjuMqZl5Fa+Fr3U7TomQp6M/+hSWWOKPFXK",
-	"/l0qZeeWyFr9mPRcZiMdvO4jrvRTYAEWVJy/t8+p61RLRcTsmtVlJMWcatPJcLGyZlLZMe0B/rhSvT9H",
-	"bWnjb2iP5wpDSzPjz8QiOu3p60u/zmx9+FafrOVIYogNJIyNam3mJABi355KlQHm3tGptZubgPRVg9j0",
-	"kEfZDcy6bTGKBYMQcU70jSFEAeYZSI46HRKadvCUSX2RICBQdrM2wyP1OT17PGUSv8bSXs26rtJN7oNz",
-	"2M3yhqt99wwBPeBM12sRASgmt7jy6OHjY3KLKRa6Bl2MMM9uu5ZsGGqcpXcuEjy3TbRtjL6w5/m7Aab7",
-	"p0dvzt+9Xd/QsV3312/efl9A2bx7MifugyjHnN1k2oa/4vwc7cBN/jnMBTYFWEwsROwY9eMlEPth/+R4",
-	"NcQmE2e91+0rm6DR1KIKz80WBdCIbkKGZ/WlRXQTNJ5bdKKP4iRu1ALNFdCsA0oB5zfoQnsszf106o/C",
-	"FaxtQpHu2TjV6/3PTgIWZzNJQAnV8WrSPyY3GIJEcQQVeEcx6GsuEy2QFyzAh1SAkvK6eB429HWvumpV",
-	"Qp8JCVUQm7mifaUnEsXAubK0TA9cIs1Uooc41teGcCyGsdyDUQ/rsJB6PNEHutERR4QqQadfaRSQ2q8p",
-	"miVS4LhTqjeyy0fXjkun15EOmJBdjq0aUfNGJKdTHqJismWWEKqJl2XX6qaXwldylsyMjeQvHFl5Q8Oi",
-	"/WNu7nUok/py3nGu2bmTaPVxEz7pxz9D/un8zbgppT6sP3kC322/nl0Icm7uYoHLwjtzF8CI5tbWIBVI",
-	"lQjfJqARW9mGlsZXxsUltUY5TCnSZSO6B4GBdqAjqcJcev/4lkJKRnuGiwWcGtSevz/WbHmmMTtLiCxh",
-	"rmJ+mzgt5gaXLZ2XsvNNpep0IQm3bQN0aNW1pThJpY5alSkrruTuP1CvnG4hfFFmFE+eBEqM5Nx0xkie",
-	"nu9S3/STuDo6XKvbkRcv+tkzQie7AsmgUEu4wu1H9o4iZG5CMsCz1xfl96ZPdk0vxliZbnbJtmtv60mq",
-	"MQv6IBN5yc0KGSbvP9///wAAAP//",
+	"7H2Lcts40u6rdPH8p2L/S8rUxU4s11St13GyztqJ48t4kii/CZGQhDEFKABkWUm56jzNebDzJKdw4U2i",
+	"bpaTycx4t2piSSAINNDdX1/Q+OaErD9gFFMpnOY3p4dRhLn+8/ACddW/ERYhJwNJGHWazkUPw1Bg/kzA",
+	"LeaCMOrCqEfCHoQ9RLtYwIjIHuBbzMf2K2AdkPaxPRCYRkAktFF4A4RCcNTxTpAMe0HFcR0R9nAfqdfK",
+	"8QA7TUdITmjXub93nWMWIjOKyUFd9TDH+h0hx0jiSL8LiACOUdSEYAsNyNZtdQtFfUK31I9i6xuJ7gPo",
+	"MA6Igv7hmTDPq0m1aPqQad7HAWzouan3UDxKyMBGFCS7wXTTdAYcd4mQXPdTadHCrDqM95F0ms6QE4/j",
+	"DuaYhthxS6Z7hiQ+Jn0iyxeBI4khVr9DGDOBhQTJAN/10FCoZrARcdSRHsGy4/WkHKAB8dRD+hnPLvRm",
+	"E4gUQFEfuy2qZsbxlyEWUpGujwgltAsbAQ82AdFIT13gkNFIwJBKEuunR4RGbAQcCywFbAQy2DTzxneo",
+	"P4jVvFoOGbScPf5LbXd3T/6y4xeo0kd3x5h2Zc9p1rZ35hLDO2UxCcfTNDnUOy5HlYFuCGgwiAmOFHFy",
+	"01uWOi2qSQNfhkwi2Ai+WELYKROakmMjGAWbLoSs30eewAOkeotm0OHLL3Xf3xv9suO70HJi1iXUsz/s",
+	"mO9n0afq1xqlBMKSj739jsR8mjbndoySwQgp3sMdxhUtJB/rBT57dQC71aq/uQdIQoyRkFCtwDmmMs/P",
+	"jdquq6dvPm77dWgPpaUrigjFQsCAszZ+JiCgTHrq67Hm7JQGdb8wNUJJf9h3mtV0VoRK3MVcT+vq6srb",
+	"H8oeppKESOJyXvgXRhxzJW7iGFuJo6a083zbb0Jgf+YYxf1fWs6AcRkO45iIlhPo6bGhBGSY2G1RPeEA",
+	"c874Ly2H0FsUk+ha/6oeMEyuP4LsIanEjG0EjAO+GxCO9Z+jHhOKX4QSk9BDokUxjXBkaMgoNPx6/kVi",
+	"2OmQkGAqr0XIBrjluKD/+KXl/L//83/VyynqqwVTFB9g3ie6a6E+tygbYCN0gGIcicmtN4cKLsyY7Ypc",
+	"+pt3ZtjLO3o5Q2qZ358JIJGrSGB2EsdiwKjATSPEY0UDK1qDfKcBjHqYKvVBBFTVft5ptGjYQxyFEnOh",
+	"Fj7Y9z4C8r6C7+1CBa6hCV7gAoIOx6IHl5dHL4HJHuYjInAFjllXuICGEZFqMFQKtTotqrZxjPsCQsT5",
+	"GIicpKff3sa1TjX0nkcN5DVwo+7tou1tr96pRdXQx7vt59VZ9NtpuGrnp0ztOgMkJeaKTP/zad/7iLyv",
+	"vrdbuW56n79V3Z3G/X+V6Ih79RhHfSytyj4YcsF4OeUDiu/kdahbBIlKHnB8S9hQwAB1seJSopp/GWI+",
+	"dlxHiT6n6Zhn5guk4mSmd8ZRR+v46aEdGIiwwThEOMYSb6ZYARiNx0A6drmFJHGsxJP63WIPq9/VN4HC",
+	"K3piiLYoRjwmmEPw+vAiULwYnO5fHPw7yEQdVOuVaqXqgpCc0a4S3APEiWBUYZRbzFEMEnUF9NEY2kqp",
+	"CIkjt0UV7wb/HUBfTQir3TJOhrNZgX0zdIN8IhCEhhgQFSO1OxvVGgQDrqUxUQTwOojEOApcvYlpV/E2",
+	"ZbJHaLep56bmjrqIUC0yIhySCFfgysosYohhYZbRdEbK95BUczCCIQFDlI2m9VEV1dr1sBFt452OZni9",
+	"BYwCzPZAAtJWVUszAMwp6mIQ5OvMPafVcOFlEe6gYSyd5rbvqjcbrVHzfXeRDrkUmB9Fqg/9pgGSvexF",
+	"ijbXJHJcR4kmJbmdpuRDXA7ahrplbt71nVK2TOSZ5spXjLdJFGENXENGJaaaJHq9DKTdstLmH78Lg2/T",
+	"FVJPRGZGmXrwcrLfcZ0IS0Rip+mM2ZADZzGGiGG13hJQHLMRyB4RkOoHTXMhkUKeTacEG1tqYCEVaZYX",
+	"dRLJoXCaDb/uOpJIvcOy2aeUUnhLNLe2MhVUifBtQgOxNXOq9/lV+S+OO07T+V9bmQWzZX4VW6emK7MY",
+	"07IwVDhBYXdNqxiFNwJQTqFqrsrUqWJ94SopomSBpmooQTcjokUl4l0sYUNr81ljDzYrcKV0V+E9RID+",
+	"k3aVwTEJdrS6x8KMhqoFxTjCEWzMxQwJ+M6ZcgVTooxutu1W1nAG5l7q4aT9DPw2r4+p9iWoYt7zhbZ6",
+	"9d/dYh4zFOFoLfZjWTc5hjP2EL8lIVZriSSEaIBCIsd7Bl2D6DEu4/EMlhvK3pZG/2ty3Hae487tgC4p",
+	"ukUkRu0YL897uXk+BredIiFGjEcK/SqtNkEl2FA2RJC9NNhL9B+MkEjU6KZmvlMmZJfj8/fHoNhumE3P",
+	"dpP7JnBBYOMSCHJ0CFKkuVkBbTIBUiZTiwY5AypIjLqfiJEm7Lu5j+ears0+ydquwzvapEA5vDPJQolR",
+	"nmotja306u2fHoEY4JB07PsUfFHSTzjNT9+yboz21T3QZ/kOjPKGloP7iMQa4XQIjhWT6W+c+8+zedO4",
+	"cjQQWk8h+hl7/gtFYKm8PFtOk/AxuHOfajN5t7H9HOyrKj/Lhl9v26Y9rin2OZLYi21H+V3LGPQV8k/c",
+	"ZYm8j5HZLt9T2jdqu9l2umAMTtRILAnE8puqMLlHwVaTVIGNRm13swko75gjInFTaiyTH0WwZx0CGfhS",
+	"ot7+qpCTdQ7A0akLgvUxoFgw/QMKQzakchMY154FTenE04JgkGgio1NcYxrZh9SYYhbe4MjoA0jXd6SN",
+	"w+RhARuBfcQz7YMnRbIcR15Stf8ZJ1/XZEnrovK0i2pSk6AwxEJY71ypY66cNxMf/9qCvppxZmHGKxg/",
+	"+ek9Ble+ZWCI0DYewAKNWAcQxOQ281NuNPzqZhMCa5iYgQSuMm1yIwtadGOauE3g2LjZiGZECGyvHse3",
+	"TLELbAjSpaA4s4sI3azAAeKcYGWAGQ+ldoVYPy6hMG0VPZk3RbZKQf46XDUsGAsFnoqQRG0ktIWTa7aU",
+	"hfNIfPV49k1+no9i4GRGSYiowq5tHQwJezhyTQRSSMSlAqeMAxtKxXIhoxSHqgvjV2hzdoPz8alnokUl",
+	"R1Qg3QokUx2x+BYDggijSGmfErOnqI3gSRmVcU267nr2+1Gf0AMdN74UmCfQXHFQZLy0KD7lCpBIgoXT",
+	"7KBYYNcZ5L76Zk2JBdvo0NgbrtMZxvG1cUDOf+LVMI7fqnb3rkPE9S3mpEOM/pyKgMue8feCHgugKOJK",
+	"zBMBEilJj3TEXj+/B3oSJpgS447U+3JD7V46jOPNSsZPbcZijLQiSkDQQm5J2t27DmfxwkmeMcOLSlYs",
+	"Q5TLpJ3xtCZe2092EXId5cZsh/I5nRhr/45DvZH1BrgcRCtugD6h+W+rk1uisMgTdhdYc1UHzHU+gY4y",
+	"C8k4jpTW09MWONLmK2xcUqLkNLx9dbCZRiy182mAQqU7ORvqtIo9vYAutJyWo+UNjcdJozDGiAsgsgJv",
+	"mRJBkrMYsuCZCUtSBm0SEW7EE4oB99s4igjtKlF1izknERaqbyKYsnYEbFz+o+bX9j39z6EL6t+dHf1x",
+	"Z3dTAQo/AWKelW96i+UDispCVkM3isx44Ccc65oFlDy8xbkEkdwGneCQ6QbffTdO761hROThbaKSlxco",
+	"Ru4XdLUeUiUxICeiiVO0QqFkOrKxOICxkO4JHJg1g8Jj2eSXevn0Ig+urewqCZouHCoLwyHnOLpGsvBy",
+	"xd2eJFooLCIdG8qQmZXHdNhXokUMNWh2XKeDSDzkeUmSPZiHOKsP3cQR1nvYfF8MzS2zwjoMhrp2n+ae",
+	"3q7WFj4+IYb1KufXIbcZ3WRjF0ecn3xG/8JeKIyxQOp0f36ey4CnqItXZEIicb/4xzxJkOP1TBQgzpGG",
+	"Ornwu+poRZLq9xc7KZutiaYnCvhhUEavG5XXeXWfslFOn66WA6DGPrpeHUJMEGJqcBP9lhHlMMFmk0p4",
+	"EOvAugVKiVqNiBjEaKxVssniIRJrFeqCwvUQaZAvRxhTkCNmkklyenQPhpR8GSos30U8ilXnrAMxlgqS",
+	"h0jgQj6UgyL0T/upErK+kjEJuRNEU0i9KZK6Xswd+Z9W6873vVbrrua3WnfPO/9sDX2/Hur/4pbj7jU3",
+	"NlutT63W51ar1ap8/sdGq1V5wGOb//3PH/mykvwX13lFcBwdcm5YaoU9nim0qT5tcKAshYZ1OpgqJAS6",
+	"kULUCN6cv3sLAyR7egMRmrfiXBDDsKfaBXolTSZKm9mUuPk8bwYyV7il5sF0xp9BkgrQmeSThbDSXYAr",
+	"kWWIThqgaw9l0k4nl1AMG8Z8+KH4Msk/HrFhHAHHjEfWEJL4TiobhyepMGYKRIDosRGdDUwz3tyPEByz",
+	"WxyjEJcg1qnd82+MYtlbcTcmXo4MbrCbEnwxsT/sU2X74s3VfxaBtQm0GXdLUMPU7EJ+u0yzmykIU629",
+	"KGsnx8t0NxR4mWZ3S7xzgoRqAGa4riaBedcMip6vuKo3eLw8dlArNgUaJkerOiwb3LEyCZZV9hNZ03co",
+	"lPEYFPOyTkFMJQZQYCQDBImS1bJrHffHYyOLtR0Hc+HDaW60ReK9AMmgWnuRk3GZTNX/GTBCpdiswAHr",
+	"9xnNxZGQzr/uDAWOKnmNP4MMai/nqFDGTblI/TzGXxgBBqNwphc57OHwRszu/1uZ4Zh/2TuaSxO3dpRw",
+	"jb6RSOodaBAWHmAaYRqOc2oyWxHjsi5zqihE7UIfhT1CsU4+1+khOmHArEhRIXvaNRZUljAK50CGJB9h",
+	"SV7PoZYSOyFzon9b0cCcap3plcmsyNSZvrgTyVGI7Qunf5w2N2ekhufZLTH59BDSYdp1LWPBs2TXrGrK",
+	"rL5jp95dqpzdQrxkWVXtJgMqn6MOnD3MZrNRN5O2X7Ygi/Kz86MtdlY+VpMW89P6yh/iqv6u7udSKlpv",
+	"ZLKv1HNKELEIcyR1xr3OyVUPLwI/5ybMuip/mNNy6/jKrEFeYjDxoU6+smfGsrzaJNlrhAT0UYQ1uiiP",
+	"OJioslhnfH+EDzJGQl4rzb7OwB/dI5db7IkhFgidLWnZnrX77JiszPWr+dKS/bwIE5vOykZ6oaTXKSJ8",
+	"Zcd7iIXIJOkkyHhzdZEdYlVAYt8meehIezM5i2Y8GuYYlXZrTIKMhr9btvOSlSB09jE+c/JyKt3FPppj",
+	"pZy+T4T6av0n2RwrvGAG4d4N0Jch1h4AQWg31kd8JoNA22UUsbLj+mGcrIeTusUTUWsWabHiLmyGQmeF",
+	"lZqcfSm5CzMp27EmBHmCnwKQP20A8nGCgurXH6+p14BdqwdqH6Z1f2R4VzPb2hp6LcCoiVKCGjPa2znl",
+	"SVOkw4Raz83q84yN993DYHp3Lw6ATZ8T0do0OaCaIEf1lD6dagQLWBCp8Et6aPX7xNIuc8tbHGwdJIN6",
+	"zUZ0hAsR6RIpXAiuAxeCivGfecEDAkETXFKbF+pJjwlfV7zP3+puvVZ6SljpnXDIiRyfqxUyS2pSQRV0",
+	"yT69SpjgzdWFU+IoKoCNDmd9yKW0qyknZya06qvAhVIPIRvoM7KTx+m0A0ynYOfPsRMpJg7n9YdCQo/F",
+	"EWwIjOHscP/lyWGlH6UbRLfSjp/NvcJ77EF+ypJB6FPxRiEhEKRLceQRqs/r5sp0aJli4EEhqdAk/xHa",
+	"YSW7N0021OebdJcuoCzRU01bx2KUPZcWB0mOjlVatEVN/QrjqSKaYqljLpiVyhlAxMJhP63SgKwLDAKl",
+	"rINKi+7n1szQ/DB6eb7vmekrMKsLdowHTUDyH7+PZLC5Z9LExoq6fWCdTkyoMdI0vW/wWACSLRpsVUY4",
+	"jr0bykZ06/fRjajoMVXgLI8azVuZhn9uDvsZZc+ZcfxlhQDM5tHrEZMQU+P8t6d19wco7GGvVvGVsONx",
+	"LuFzNBpVkP65wnh3yz4rto6PDg7fnh/qZzK/V27JHNexx7edplOt+KYdG2CKBkRxe8Wv1LUtL3uad8rn",
+	"rX7pYq1N0i14FDlN5zWWOnowcSq45vtzEnZLEnVNPOGTDdY4eh0dG5NxDqPa9nZ110Yzms7xb4dX73nY",
+	"F4fv//WBjgfezmi8G/YuXj5//f705KK9T67+/Wr7CJ0fHTo2EOO8+8+pjYA0HUG6jg6pOIdnS//fuf+8",
+	"dEqtJknZkSQTUL3CbfgPHsM5lubI/vPt6vPNChzJRHzoEjw3eJwUM9GlONRntbXFxDGmA71tDgziLCZV",
+	"DYbtmIQu9NGdh7r4l7rvz6vaMHXY+951GrXdWdNNl3wrfyJJz9oeZ1/0XJZ7nAlyp/nps+uIYb+P+NgG",
+	"p808DHtqWlguzkttfTYIdYX2YiabVDifVd/FY+C6HoZn6mHM3Nk6cfKYCJllvginWJPiU/n0siZbST7x",
+	"woa2uIVqWVYxIJdi9OCT+zO6LmYqZb1POO6sebfYXbfgPRNzWLABZ5PDpFk9oP4I8r5eV+bUHZnxyizl",
+	"q2POwJWsw/L4euFbDN+v/ZrP68plC4o/ZTmbxUTNLBHT8au79Z1OHXsv2jXkPQ8bkbeLtzuej6rtWliP",
+	"Gni7kzt98c1aUva5Rt1r+NtV73ltp+7tRs8b3gu827HP1ovZck2n5ivFVa3WK88n0vHUb7Udz6961e2L",
+	"qt/0t5vV2sdc3l0zl+74kFMbuUTGZadcSF9MGCrvAnVO2FcSx2hru+LDxm/V6h4cEzq8g7sXO9c7jU14",
+	"RTjusLutan1bafDPEwaHshGWVk4TSYMlauodxdr80OencrWDKkq2N8wWWlKuq/bVxe0Lp8n0Q/XFD2XF",
+	"Nx6opraXectl8UzNuqqtaJ18cjR9mxyjyPl8X9B7SvcUyO8qVICFhA7hQrpqiQjVBQHbY0jrGCUq0EZX",
+	"prWfKYKSqb3i2v8HjwWWSd/a6TtQ5utUhSWWbJK8YSsZdLFMbdsK7MMIxTdAFQBuUXFDBtq5xfEAIw10",
+	"OBu5en4w6hEDnrlB1Um1w2ionXlEGqPLvAp0yZfE69qibe2hs2XwAsG4DIBMhmE07p6h5S9taZg/Rr9b",
+	"R8hyDGy8PLO6yjtTpgpOpv6kOU/n3C/zn58UGvHYrl6yckiqtbZnjnv6wKqQiMqZtbgSb89jqdiFI0zh",
+	"9fKDeyTNPDW6AySwR6jAVBCpj6wO29aPzTrm2JMLiR9N0bUzjGPt2d6D4H8H2uAMroOsOERf4PjWBDTK",
+	"5vNldrUrf2FIvXzzKLYrL2vleAVPXoItC19ONLGeQ6/Eheilfy9Go4+IgPJu6jzK8Hebdb/p+x/TYZem",
+	"PWc+58nEy1WwRM6NbPyBBcex9XAaX3GKNHLe4Fnjzty92lE3hTAcPH7z9eh3Ro6v3o4/Xr3yP16ddT78",
+	"9p4cH7ypqe9Pft8fvyX+6OTcv3v76/vRuwv29eQlG528YqrNQLd5ebh98vVj/6R2Kd+9Php/OPfrH76e",
+	"3RxfxPHbqw/y5PXh3Yff3/x+Unvvf7z4tX9E/eWPsabu3wWARguAJyTz+EhGE3Y2ktE/u9AhscQcRy4o",
+	"aWGzuJdDMq4zYGKWpZ6dcc1w/b9YNF6N2RP27XIU4gkGztJuHAQxo1099CEdiiGKNUga9DgSaVyjWUh2",
+	"yTGY7nz5jT3jCO990fWvhMH9lKyrrjb9VSRcGYlyMk4HSgsGXs2rdxq+97y6XfNehDt173mUmni1FSVb",
+	"gbKribcVqW8CPuWV9nTpSV3Jy9Btwi+X1Bifd3pbt5ko/z2vfdrO+OZ+Ugnm7642rGp9xfbbq7Wv1VZs",
+	"/50k8LtC/bnvI4BHnEg8KYGN+LDBmyScYo2O5QzGrW+2mOi9AXYxnlWvWkcvDSebkFCudoR5LoKNhr+7",
+	"aUq95mrku2lRXMq0fdnLquRlhXNN1dmNRrWm0xxKdMFL/RarC1Yz6JJSviW4sTH7vgBljdqp/dTIwsxh",
+	"hWGtysc/CZ/9EKRTymhm6yWMllWTT3JETWlqwkUpvpkdiHiNZYpt1rFm/k42zGOp+Aer9fu/kCj4yxkl",
+	"ZxhFlk/LbY2V9IYtw61eMSivBX+BbrAA3OngpLxyeteMTgNKMsfTbIHkrEwFXmLNLkjXWbKixZQcEy1a",
+	"kC/GRTpfA/eZNDc4REm3mUJOjgyIFkUcG7ctCCyhhzl+BH09ywObFahZU2M/0O4rCCAjk6YsjdUMtumS",
+	"O0sZbH89cT6DmqUiveb51Ytqrel/V5Fu3vsk2n8Uyvvu1t1fDkXae0NQoiAU97jmGKlr65wZmTAjIvAA",
+	"q27LahAxz7zbh5SB9W0B5qYAfcI6fxJKpH7WvfT6MV2nlo4Zxc9EBd4lV9RAw6+36OyLBWZqjDOt/xSf",
+	"n+P0rojFFtthCRrP3aemy3j+pUy4PylzJDupadZkGrypb6dtqzl4rjTa/RNt6CQIPXs7f9fAVXrU0Zpf",
+	"+dOJqXauNgopNXnvru9Voxr2nnfqvvcCNarednsntB5ef376TvFE4az8nXXyZdxZNPAv/BcZ2liOBtWL",
+	"6otmLXkmT4OqV8P1jvfcb1S93fZ2zUspgKrVCRoY//isqdcK78hPXaf6LJ+Jmj/SOMfEfSYSeyHZ8cVk",
+	"kyeR+FOJxFnJQjPW8jHt26VxxNa37ETg/Z8VVDjLeoETHfSEIv58KIJRvCSGeBjPuKV3s+XOyz7i9WwF",
+	"/syu5Gh+S2Pnxb37WskJvFSdpOSK3CQOXoF9CkOqT4ok91OYc0AtWrxYIs0JFMpQMSXbwBaT019J0sdl",
+	"THlcvE/k4fH8ad9HLpofMs5xKKHHuMDQ1rniY2VtDVYpo16oU/U9fD3Fs/sOHr/ptV+H5B158+rj4dnF",
+	"+/MjcdSXg48HRztHN3cfzn6NzsL+Wxn6v569j2/I8cEbH/+2r9r3ogP5Jaq/J533FTx+8zW6OiLvyNHo",
+	"5OLm69v+h68fz9/sVsJaTNv9V37025v4+Gq3f3z1a+PDVXXUfn1ZPB/e3PX98iP4te3dmp//MRn7gMvr",
+	"+pea93y0v9T/isfLl8ac+ePxyan4pdczK7FQgpvOzQkzQvfsWZ1EfoyQvoqQfk/5X2hf/3v4Yh43cl7Q",
+	"Aod39orRkOMIU0lQLNKb0835Ii3VivUi8vpBaZuih8VKXjaUedE7JdzU7+sgjL/EbVYPwzx/TkRSDkCk",
+	"SWtXtmeyzMtuLw/F8aItth/Hj+gbe9pzf4k9V5aWMHFufPEetBJxNry8mCqzQwSIgdro7bFJuw9RHFfg",
+	"lGOhZK8OcJoGxefMPdFp1FONdtRjcfFmJwjsQ+YaJ4/jocBRsOkCvgvxQCZVjJG51wd0LiCMCI3YKLni",
+	"zJ4aMWPYCE7fnV0cXB4fH51fnx2+Ojs8//f12eHl+eH167P9g8PABbtaUPWFrtaLOQYEIaMJR5uLhFjH",
+	"DFpjbYt69cS6WApo+LtTY0chDlLQncxSSDQWQKhEoSxDzPZ0+kVyIPbByHltyLY00JqoDfgEnf/a0Hlf",
+	"42Wz9weI8L3krn7F/ziaIS5+EJrefYpsrgunz0zRCzS5kFQyaytla7+MhrF31M7EOEm5zsdK/V8pTWJZ",
+	"L8LDMxkmq5H+0Wn/T0mBOHV2/blS/59y8n+0ZyHJuk/do3PlXXqb5JxaOyf4KQP4BzP7RC2t9RLG/sZW",
+	"J4rmm5imLIGJspQm0J7pJChz/2M+B8p459RuInKcy3RNElEXpq6aC18W5a42AVFzGVKEb0mInwnAEZH6",
+	"htMkHvlMTJ9ISQqf/jGJrQV+HXaHQiJQfPufpP7scvwxUbz1J09lnZznHyGbnlJZS+LUT4mmf7wktrml",
+	"07L4mViYTJrI6BLUspW/laDcGWj8y0aGzvcy7xVc4jo+L9FY6HIyOrKc/JRGmMUA00gkZcMV1npmbmHB",
+	"kWdKeLaHURdL19xrNhGfZhRMo4hhoQveSCAy35saXMzCG1MzGtpM9mCjUduFwDbwzK/BpptEi0i3Z8be",
+	"YbybVKJOLoaZ1hPF2w3XsWSn7zhcZJwWby90EPSHYU+fccc8d7IdZA9RWzNleQFWfm3jUipkRigsXTeS",
+	"quyfLNvmyZD644RY7pKpZeRWPu+91Ow6JkKejP/otFwDRZ6ycv8uWblz03GtfkxqSbORdpT3EVf6KbAE",
+	"CyrO39vm1DmxpSJidn7sMpJiTmbrpGtaoZlUdkxbgD8uLfDPkcfa+Bvi8VwSamkU/plYtE97+lrWrzNL",
+	"Or7Vp3g5khhiQwmDUS1mThwg9u2pVBlg7h2dWtzcBKSvUMSmNj7KbpbW5ZhRLBiEiHOib0IhijDPQHLU",
+	"6ZDQlLmnTOoLEgGBws0ahkfqc3rOeQoSv8bSXjm7rtJN7rlz2M3ywNW+e4aAHnCmc8OIABSTW1x5dPfx",
+	"MbnFFAud7y5GmGe3eEs2DPWapXdJEjy3/LUt+L6wlvu7Aab7p0dvzt+9XR/o2NsE1i9Kf19Ysnn3f07c",
+	"c1G+cnaS6fUCFefnKHNuYt1hzrEpwK7EwoUdo368xMJ+2D85Xm1hk46zmvL2lU3Qy9Siap2bLQqgF7oJ",
+	"2TqrL+1CN0Gvc4tO1IecXBs1QHO1NeuAUsD5CbrQHktz7576o3C1bJtQpGtRTtWw/7NvAbtmM7eAEqrj",
+	"1aR/TG4wBIniCCrwjmLQ13cmWiAvWIAPqQAl5XWiPmzoa2x1hqyEPhMSqiA2cwcElJ5IFAPnCmmZ2r5E",
+	"mq5ED3Gsr0PhWAxjuQejHtZuIfV4og90USWOCFWCTr/SKCA1X5OgS6TAcadUb2SXqq7tl06vWR0wIbsc",
+	"WzWi+o1ITqc8RMVkwyzZqMZfll0XnF52X8khmRkTyV+ksvKEhkX8Y24kdiiT+tLhca6Iu5No9XETPunH",
+	"P0P+6fyNv+lOfVjd9YS+2349u+jk3NwxA5eFd+YuthHNra1BKpAqEb5NSCO2sgktvV4ZF5fkNeVWSm1d",
+	"NqJ7EBhqB9qTKsxl/o+PFNJttGe4WMCpWdrz98eaLc/0ys4SIkvAVcxvE6PF3EyzpeNStr+pUJ1OWuG2",
+	"RIF2rbo27SfJClKjMinMldy9DuqV06WRL8pA8eSpowQk57ozIHm6v0t9g1Fi6mh3rS6zXrzAaM8Inexq",
+	"J7OEWsIVbnWydy8hc8OTIZ69lik/N32KbHowBmW62eXhrr2FKMn8LOiDTOQlN0ZkK3n/+f7/BwAA//8=",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

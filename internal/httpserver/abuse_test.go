@@ -488,7 +488,7 @@ func TestCORSAllowList(t *testing.T) {
 		}
 	}
 	resp, _ = in.raw(t, "GET", "/api/v1/users/me", "", nil, "Origin", "https://app.example.com")
-	for _, h := range []string{"x-trace-id", "etag"} {
+	for _, h := range []string{"x-trace-id", "etag", "location"} {
 		if exposed := strings.Split(strings.ToLower(resp.Header.Get("Access-Control-Expose-Headers")), ","); !slices.Contains(exposed, h) {
 			t.Errorf("Access-Control-Expose-Headers %q lacks %s", resp.Header.Get("Access-Control-Expose-Headers"), h)
 		}

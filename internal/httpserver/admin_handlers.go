@@ -49,7 +49,9 @@ func (h adminHandler) AdminCreateUser(ctx context.Context, req api.AdminCreateUs
 	if err != nil {
 		return nil, err
 	}
-	return api.AdminCreateUser201JSONResponse(toAPIUser(u)), nil
+	return api.AdminCreateUser201JSONResponse{Body: toAPIUser(u), Headers: api.AdminCreateUser201ResponseHeaders{
+		Location: new("/api/v1/admin/users/" + u.ID.String()), ETag: new(users.ETag(u)),
+	}}, nil
 }
 
 func (h adminHandler) AdminGetUser(ctx context.Context, req api.AdminGetUserRequestObject) (api.AdminGetUserResponseObject, error) {

@@ -180,3 +180,53 @@ func TestUpdateMeWithIfMatchDoesNotOverwriteOthers(t *testing.T) {
 		wantStatus(t, r, r.Body, http.StatusOK)
 	}
 }
+
+// A 201 says where the new user is read (Location, RFC 9110 10.2.2) and at which version
+// (ETag), so a client can follow it, and guard its next change, without another read.
+func TestCreatedUserHasLocationAndETag(t *testing.T) {
+	in := start(t)
+	ctx := context.Background()
+	_, staff := in.createWithRole(t, "admin")
+	tok := staff.AccessToken
+
+	c, err := in.client.AdminCreateUserWithResponse(ctx, api.AdminCreateUserJSONRequestBody{
+		Email: "located@example.com", Username: "located", Password: "a long and unusual passphrase", Role: api.RoleUser,
+	}, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, c, c.Body, http.StatusCreated)
+	loc, etag := c.HTTPResponse.Header.Get("Location"), c.HTTPResponse.Header.Get("ETag")
+	if want := "/api/v1/admin/users/" + c.JSON201.Id.String(); loc != want {
+		t.Fatalf("Location = %q, want %q", loc, want)
+	}
+	resp, body := in.raw(t, http.MethodGet, loc, "", nil, "Authorization", "Bearer "+tok)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"username":"located"`) {
+		t.Fatalf("GET Location = %d %s, want the created user", resp.StatusCode, body)
+	}
+	if etag == "" || resp.Header.Get("ETag") != etag {
+		t.Fatalf("ETag of the 201 = %q, of a read of the user = %q: want the same version", etag, resp.Header.Get("ETag"))
+	}
+	u, err := in.client.AdminUpdateUserWithResponse(ctx, c.JSON201.Id, &api.AdminUpdateUserParams{IfMatch: &etag},
+		api.AdminUpdateUserJSONRequestBody{IsVerified: new(true)}, bearer(tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, u, u.Body, http.StatusOK)
+
+	r, err := in.client.RegisterUserWithResponse(ctx, api.RegisterUserJSONRequestBody{
+		Email: "registered@example.com", Username: "registered", Password: "a long and unusual passphrase",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r, r.Body, http.StatusCreated)
+	if loc := r.HTTPResponse.Header.Get("Location"); loc != "/api/v1/users/me" {
+		t.Fatalf("Location of a registration = %q, want /api/v1/users/me", loc)
+	}
+	pair := in.login(t, account{User: *r.JSON201, Password: "a long and unusual passphrase"})
+	resp, body = in.raw(t, http.MethodGet, "/api/v1/users/me", "", nil, "Authorization", "Bearer "+pair.AccessToken)
+	if resp.StatusCode != http.StatusOK || resp.Header.Get("ETag") != r.HTTPResponse.Header.Get("ETag") || r.HTTPResponse.Header.Get("ETag") == "" {
+		t.Fatalf("GET /users/me = %d %s with ETag %q; the registration's was %q", resp.StatusCode, body, resp.Header.Get("ETag"), r.HTTPResponse.Header.Get("ETag"))
+	}
+}

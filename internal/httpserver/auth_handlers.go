@@ -22,7 +22,10 @@ func (h authHandler) RegisterUser(ctx context.Context, req api.RegisterUserReque
 	if err != nil {
 		return nil, err
 	}
-	return api.RegisterUser201JSONResponse(toAPIUser(u)), nil
+	// The new user reads their account at /users/me, with the token of their first login.
+	return api.RegisterUser201JSONResponse{Body: toAPIUser(u), Headers: api.RegisterUser201ResponseHeaders{
+		Location: new("/api/v1/users/me"), ETag: new(users.ETag(u)),
+	}}, nil
 }
 
 func (h authHandler) Login(ctx context.Context, req api.LoginRequestObject) (api.LoginResponseObject, error) {

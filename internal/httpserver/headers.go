@@ -66,7 +66,7 @@ func cors(cfg config.HTTP) echo.MiddlewareFunc {
 		AllowOriginFunc:  func(origin string) (bool, error) { return allowed[origin], nil },
 		AllowMethods:     []string{http.MethodGet, http.MethodPost, http.MethodPatch, http.MethodDelete},
 		AllowHeaders:     []string{echo.HeaderAuthorization, echo.HeaderContentType, echo.HeaderXRequestID, "Traceparent", "Tracestate", "If-Match"},
-		ExposeHeaders:    []string{echo.HeaderXRequestID, "X-Trace-Id", "RateLimit", "RateLimit-Policy", echo.HeaderRetryAfter, echo.HeaderWWWAuthenticate, "Deprecation", "Sunset", "ETag"},
+		ExposeHeaders:    []string{echo.HeaderXRequestID, "X-Trace-Id", "RateLimit", "RateLimit-Policy", echo.HeaderRetryAfter, echo.HeaderWWWAuthenticate, "Deprecation", "Sunset", "ETag", echo.HeaderLocation},
 		AllowCredentials: cfg.CORSAllowCredentials,
 		MaxAge:           600,
 	})

@@ -771,6 +771,11 @@ export interface components {
         /** @description The user's version, which changes with every change of the user; send it back in `If-Match`. */
         ETag: string;
         /**
+         * @description Where the created user is read: `/api/v1/admin/users/{id}` for an admin's creation,
+         *     `/api/v1/users/me` (with the new user's own token) for a registration.
+         */
+        Location: string;
+        /**
          * @description The request's id, on every response: the client's own `X-Request-ID` when it is 1 to 64
          *     characters of `A-Z a-z 0-9 . _ : -`, a fresh UUID otherwise. Logs, audit events and
          *     problems carry it.
@@ -831,6 +836,8 @@ export interface operations {
             /** @description The account was created. */
             201: {
                 headers: {
+                    Location: components["headers"]["Location"];
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
@@ -1299,6 +1306,8 @@ export interface operations {
             /** @description The user was created. */
             201: {
                 headers: {
+                    Location: components["headers"]["Location"];
+                    ETag: components["headers"]["ETag"];
                     [name: string]: unknown;
                 };
                 content: {
