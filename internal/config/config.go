@@ -386,6 +386,7 @@ var keywordPassword = regexp.MustCompile(`(?i)(\b(?:ssl)?password\s*=\s*)('(?:[^
 // userinfo, a password or sslpassword query parameter, and those keywords of the key=value
 // form. A URL whose userinfo holds a '#' parses as a fragment; it is shown only up to the host.
 func redactURL(raw string) string {
+	raw = maskUserinfo(raw)
 	u, err := url.Parse(raw)
 	switch {
 	case err != nil:
@@ -395,14 +396,45 @@ func redactURL(raw string) string {
 	case u.Fragment != "" || u.RawFragment != "":
 		return u.Scheme + "://(redacted)"
 	}
-	q := u.Query()
-	for k := range q {
-		if strings.EqualFold(k, "password") || strings.EqualFold(k, "sslpassword") {
-			q.Set(k, "xxxxx")
-			u.RawQuery = q.Encode()
+	u.RawQuery = maskQueryPasswords(u.RawQuery)
+	return u.Redacted()
+}
+
+// maskUserinfo masks the password of a URL's userinfo as pgx (like libpq) finds it: everything
+// after the first ':' up to the first '@' that comes before any '/'. Go's parser ends the
+// authority at a '?' or '#' too, so it read "postgres://u:?pw@db/x" (or "u:5?pw") as the host u
+// and a query, and left the password pgx connects with whole.
+func maskUserinfo(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok || scheme == "" || strings.ContainsAny(scheme, " =/") {
+		return raw
+	}
+	if i := strings.IndexAny(rest, "@/"); i >= 0 && rest[i] == '@' {
+		if user, _, hasPassword := strings.Cut(rest[:i], ":"); hasPassword {
+			return scheme + "://" + user + ":xxxxx" + rest[i:]
 		}
 	}
-	return u.Redacted()
+	return raw
+}
+
+// maskQueryPasswords masks the password and sslpassword parameters of a raw query, pair by pair:
+// url.Values drops a pair whose value is not validly %-encoded ("password=50%off"), so such a
+// password was neither found nor masked.
+func maskQueryPasswords(rawQuery string) string {
+	if rawQuery == "" {
+		return rawQuery
+	}
+	pairs := strings.Split(rawQuery, "&")
+	for i, pair := range pairs {
+		key, _, _ := strings.Cut(pair, "=")
+		if k, err := url.QueryUnescape(key); err == nil {
+			key = k
+		}
+		if strings.EqualFold(key, "password") || strings.EqualFold(key, "sslpassword") {
+			pairs[i] = key + "=xxxxx"
+		}
+	}
+	return strings.Join(pairs, "&")
 }
 
 type reader struct {

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
@@ -200,6 +202,41 @@ func TestKeywordConnectionStringsAreAccepted(t *testing.T) {
 	} {
 		if _, err := Load(env(map[string]string{"DATABASE_URL": dsn})); err != nil {
 			t.Errorf("Load(DATABASE_URL=%q) = %v", dsn, err)
+		}
+	}
+}
+
+// pgx, like libpq, reads a URL's userinfo up to the first '@' before any '/', where Go's parser
+// stops at a '?' too: "postgres://u:?hunter2@db/x" connects with the password "?hunter2", which
+// Go read as a host u and a query, and the start log printed it whole. A password parameter
+// whose value is not validly %-encoded was dropped by url.Values, and so left unmasked too.
+func TestRedactedHidesPasswordsWhereverTheDriversFindThem(t *testing.T) {
+	for _, tt := range []struct {
+		db, redis string
+		pgxReads  bool // pgx connects with hunter2 in the password
+	}{
+		{db: "postgres://u:?hunter2@db/x", pgxReads: true},
+		{db: "postgres://u:5432?hunter2@db:5432/x", pgxReads: true},
+		{db: "postgresql://u:?hunter2#@db/x", pgxReads: true},
+		{db: "postgres://db/x?sslmode=disable&password=hunter2%"},
+		{db: "postgres://db/x?PassWord=50%off-hunter2"},
+		{redis: "redis://:6379?hunter2@r/0"},
+		{redis: "redis://r:6379/0?password=hunter2%zz"},
+	} {
+		vars := map[string]string{"DATABASE_URL": tt.db, "REDIS_URL": tt.redis}
+		c, err := Load(env(vars))
+		if err != nil {
+			t.Fatalf("%v: %v", vars, err)
+		}
+		if tt.pgxReads {
+			if pc, err := pgconn.ParseConfig(tt.db); err != nil || !strings.Contains(pc.Password, "hunter2") {
+				t.Fatalf("pgx does not read hunter2 as the password of %s: %v", tt.db, err)
+			}
+		}
+		for k, v := range c.Redacted() {
+			if s, ok := v.(string); ok && strings.Contains(s, "hunter2") {
+				t.Errorf("%s leaks a password: %s", k, s)
+			}
 		}
 	}
 }
