@@ -139,6 +139,7 @@ func serve(ctx context.Context, cfg config.Config, getenv func(string) string, l
 		defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(cfg.Processors))
 	}
 	logger.InfoContext(ctx, "starting", "version", thisVersion(), "gomaxprocs", runtime.GOMAXPROCS(0), "config", cfg.Redacted())
+	slog.SetDefault(logger) // the OpenTelemetry SDK's diagnostics, among others, in the one JSON log
 	stopTracing, err := telemetry.SetupTracing(ctx, getenv, thisVersion())
 	if err != nil {
 		return err

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 
@@ -42,7 +43,8 @@ func UseTracerProvider(tp trace.TracerProvider) (undo func()) {
 }
 
 // SetupTracing installs the global tracer provider and the W3C trace-context propagator, and
-// returns a function that flushes and stops it. Tracing is on only when OTEL_TRACES_EXPORTER
+// returns a function that flushes and stops it. The SDK's own diagnostics go to slog's default
+// logger, by message and error only (sdkLogger). Tracing is on only when OTEL_TRACES_EXPORTER
 // names an exporter ("otlp", "console"); unset or "none" leaves the no-op provider, which
 // costs nearly nothing. OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_EXPORTER_OTLP_PROTOCOL,
 // OTEL_TRACES_SAMPLER(_ARG) and OTEL_SERVICE_NAME are read by the SDK as usual.
@@ -52,6 +54,9 @@ func SetupTracing(ctx context.Context, getenv func(string) string, version strin
 	if exporter == "" || exporter == "none" {
 		return func(context.Context) error { return nil }, nil
 	}
+	// Before the exporter reads OTEL_EXPORTER_OTLP_*: the SDK's complaints reach slog's default
+	// logger (serve's), without the inputs they quote.
+	otel.SetLogger(sdkLogger(slog.Default().Handler()))
 	var (
 		exp sdktrace.SpanExporter
 		err error
