@@ -94,9 +94,17 @@ ON CONFLICT (id) DO UPDATE SET revoked_at = excluded.revoked_at, revoked_reason 
 WHERE s.revoked_at IS NULL
 RETURNING s.expires_at > @now::timestamptz AS ended;
 
--- name: RevokeUserSession :execrows
-UPDATE user_sessions SET revoked_at = @now::timestamptz, revoked_reason = @reason
-WHERE id = @id AND user_id = @user_id AND revoked_at IS NULL AND expires_at > @now;
+-- name: RevokeUserSession :one
+-- Revokes one session of a user and counts it (1) when it was live. One that has expired by @now
+-- is revoked too but not counted: a refresh whose clock read a moment earlier (queued before this,
+-- or on an instance whose clock runs behind) could otherwise still slide its expiry on and bring
+-- it back. A refresh in flight is waited for, and its outcome is what is revoked and counted.
+WITH ended AS (
+    UPDATE user_sessions SET revoked_at = @now::timestamptz, revoked_reason = @reason
+    WHERE id = @id AND user_id = @user_id AND revoked_at IS NULL
+    RETURNING expires_at
+)
+SELECT count(*) FROM ended WHERE expires_at > @now::timestamptz;
 
 -- name: LockSessionOwnerRole :one
 -- The role of the user whose sessions staff act on, share-locked until the transaction ends: a
@@ -104,12 +112,17 @@ WHERE id = @id AND user_id = @user_id AND revoked_at IS NULL AND expires_at > @n
 SELECT role FROM users WHERE id = @id FOR SHARE;
 
 -- name: RevokeUserSessions :many
--- Revokes every live session of a user except keep_id (pass a nil UUID to keep none). One that
--- has expired is left as it is: it is not live, and counting it would put a revocation that did
--- not happen in the audit trail.
-UPDATE user_sessions SET revoked_at = @now::timestamptz, revoked_reason = @reason
-WHERE user_id = @user_id AND revoked_at IS NULL AND expires_at > @now::timestamptz AND id <> @keep_id
-RETURNING id;
+-- Revokes every session of a user not yet revoked except keep_id (pass a nil UUID to keep none),
+-- and returns the ids of those that were live. One that has expired by @now is revoked too but
+-- not returned (counting it would put a revocation that did not happen in the audit trail): left
+-- as it was, a refresh whose clock read a moment earlier (queued before this, or on an instance
+-- whose clock runs behind) could still slide its expiry on and bring it back after this.
+WITH ended AS (
+    UPDATE user_sessions SET revoked_at = @now::timestamptz, revoked_reason = @reason
+    WHERE user_id = @user_id AND revoked_at IS NULL AND id <> @keep_id
+    RETURNING id, expires_at
+)
+SELECT ended.id FROM ended WHERE ended.expires_at > @now::timestamptz;
 
 -- name: ListActiveSessionsByUser :many
 SELECT id, ip_address, user_agent, created_at, last_used_at, expires_at

@@ -345,9 +345,13 @@ func (q *Queries) RevokeSession(ctx context.Context, arg RevokeSessionParams) (i
 	return result.RowsAffected(), nil
 }
 
-const revokeUserSession = `-- name: RevokeUserSession :execrows
-UPDATE user_sessions SET revoked_at = $1::timestamptz, revoked_reason = $2
-WHERE id = $3 AND user_id = $4 AND revoked_at IS NULL AND expires_at > $1
+const revokeUserSession = `-- name: RevokeUserSession :one
+WITH ended AS (
+    UPDATE user_sessions SET revoked_at = $1::timestamptz, revoked_reason = $2
+    WHERE id = $3 AND user_id = $4 AND revoked_at IS NULL
+    RETURNING expires_at
+)
+SELECT count(*) FROM ended WHERE expires_at > $1::timestamptz
 `
 
 type RevokeUserSessionParams struct {
@@ -357,23 +361,29 @@ type RevokeUserSessionParams struct {
 	UserID uuid.UUID
 }
 
+// Revokes one session of a user and counts it (1) when it was live. One that has expired by @now
+// is revoked too but not counted: a refresh whose clock read a moment earlier (queued before this,
+// or on an instance whose clock runs behind) could otherwise still slide its expiry on and bring
+// it back. A refresh in flight is waited for, and its outcome is what is revoked and counted.
 func (q *Queries) RevokeUserSession(ctx context.Context, arg RevokeUserSessionParams) (int64, error) {
-	result, err := q.db.Exec(ctx, revokeUserSession,
+	row := q.db.QueryRow(ctx, revokeUserSession,
 		arg.Now,
 		arg.Reason,
 		arg.ID,
 		arg.UserID,
 	)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
+	var count int64
+	err := row.Scan(&count)
+	return count, err
 }
 
 const revokeUserSessions = `-- name: RevokeUserSessions :many
-UPDATE user_sessions SET revoked_at = $1::timestamptz, revoked_reason = $2
-WHERE user_id = $3 AND revoked_at IS NULL AND expires_at > $1::timestamptz AND id <> $4
-RETURNING id
+WITH ended AS (
+    UPDATE user_sessions SET revoked_at = $1::timestamptz, revoked_reason = $2
+    WHERE user_id = $3 AND revoked_at IS NULL AND id <> $4
+    RETURNING id, expires_at
+)
+SELECT ended.id FROM ended WHERE ended.expires_at > $1::timestamptz
 `
 
 type RevokeUserSessionsParams struct {
@@ -383,9 +393,11 @@ type RevokeUserSessionsParams struct {
 	KeepID uuid.UUID
 }
 
-// Revokes every live session of a user except keep_id (pass a nil UUID to keep none). One that
-// has expired is left as it is: it is not live, and counting it would put a revocation that did
-// not happen in the audit trail.
+// Revokes every session of a user not yet revoked except keep_id (pass a nil UUID to keep none),
+// and returns the ids of those that were live. One that has expired by @now is revoked too but
+// not returned (counting it would put a revocation that did not happen in the audit trail): left
+// as it was, a refresh whose clock read a moment earlier (queued before this, or on an instance
+// whose clock runs behind) could still slide its expiry on and bring it back after this.
 func (q *Queries) RevokeUserSessions(ctx context.Context, arg RevokeUserSessionsParams) ([]uuid.UUID, error) {
 	rows, err := q.db.Query(ctx, revokeUserSessions,
 		arg.Now,
