@@ -129,13 +129,18 @@ func (s *Store) runBatch(batch []*rotation) {
 }
 
 // answer spends batch's tokens and tells each member its result. When a batch of several
-// fails, each member is tried on its own, so that one bad member cannot fail the others.
+// fails, each member is tried on its own, so that one bad member cannot fail the others; a
+// member whose request gave up meanwhile is answered and dropped instead, as take drops it.
 func (s *Store) answer(ctx context.Context, batch []*rotation) {
 	results, err := s.rotateBatch(ctx, batch)
 	// Only PostgreSQL's own refusal says the batch changed nothing: a batch whose reply was lost
 	// may have spent every token, and trying its members again would find them spent by it.
 	if err != nil && len(batch) > 1 && ctx.Err() == nil && postgres.Refused(err) {
 		for _, r := range batch {
+			if err := r.ctx.Err(); err != nil {
+				r.done <- rotationResult{err: err}
+				continue
+			}
 			s.answer(ctx, []*rotation{r})
 		}
 		return

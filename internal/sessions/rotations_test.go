@@ -237,3 +237,44 @@ func TestConcurrentRefreshesOfManySessions(t *testing.T) {
 		t.Fatalf("%d refreshes audited; want %d", audited, 2*n)
 	}
 }
+
+// When a batch fails and its members are tried one by one, a member whose request gave up while
+// the batch ran is answered and dropped, as take drops it: spending its token after its client
+// was told of a failure would leave that client holding a spent token and no successor, and its
+// retry would be taken for reuse and revoke the session.
+func TestOneByOneRetrySkipsMembersWhoseRequestGaveUp(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	s := e.service(t, testenv.RedisURL(), testAuth)
+	ada := e.user(t, "ada")
+	sessions := []Issued{open(t, s, ada, Client{}), open(t, s, ada, Client{}), open(t, s, ada, Client{})}
+	gone, cancel := context.WithCancel(context.Background())
+	cancel() // the third member's client hung up while the batch ran
+	now := e.clock.Now()
+	batch := make([]*rotation, len(sessions))
+	for i, iss := range sessions {
+		ctx := context.Background()
+		if i == 2 {
+			ctx = gone
+		}
+		_, next := newRefreshToken()
+		batch[i] = &rotation{
+			ctx: ctx, oldHash: hashToken(iss.RefreshToken), newHash: next, now: now, expiresAt: now.Add(time.Hour),
+			maxLifetime: testAuth.SessionMaxLifetime, audit: audit.Params(context.Background(), audit.Event{Action: audit.ActionRefresh}, now),
+			done: make(chan rotationResult, 1),
+		}
+	}
+	batch[1].audit.ID = batch[0].audit.ID // the batch fails on the second member's audit row
+
+	s.store.runBatch(batch)
+	if res := <-batch[0].done; res.err != nil || !res.ok {
+		t.Errorf("the good member got ok %v err %v; want its session rotated", res.ok, res.err)
+	}
+	if res := <-batch[2].done; !errors.Is(res.err, context.Canceled) || res.ok {
+		t.Errorf("the member whose request gave up got ok %v err %v; want context.Canceled", res.ok, res.err)
+	}
+	if r := e.row(t, sessions[2].SessionID); r.generation != 0 || e.spentCount(t, sessions[2].SessionID) != 0 {
+		t.Fatalf("the session of the member whose request gave up was rotated (generation %d): its client holds a spent token", r.generation)
+	}
+	mustRotate(t, s, sessions[2].RefreshToken) // its token is still the live one
+}
