@@ -55,6 +55,13 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	if err != nil {
 		return nil, err
 	}
+	// With Redis unreachable, an account's failure budget is replayed from the wrong passwords
+	// audited over the last two failure periods (auth.Service.sharedBudget): a purge that
+	// removed them sooner would give their guesses back.
+	if cfg.AuditRetention != 0 && cfg.AuditRetention < 2*loginFailures.Period {
+		return nil, fmt.Errorf("PORTCULLIS_AUDIT_RETENTION (%s) must be 0 or at least twice the period of PORTCULLIS_RATE_LIMIT_LOGIN_ACCOUNT_FAILURES (%s): "+
+			"failed logins are replayed from the audit trail over two periods when Redis is unreachable", cfg.AuditRetention, loginFailures.Period)
+	}
 	if cfg.Postgres.CreateDatabase {
 		if err := postgres.EnsureDatabase(ctx, cfg.Postgres.URL); err != nil {
 			return nil, err

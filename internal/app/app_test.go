@@ -1,7 +1,10 @@
 package app
 
 import (
+	"log/slog"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/ratelimit"
@@ -25,5 +28,27 @@ func TestOnlyTheFloodLimitIsDeferred(t *testing.T) {
 		if lim.Deferred {
 			t.Errorf("limit %s is Deferred, want exact", lim.Name)
 		}
+	}
+}
+
+// With Redis unreachable, an account's failed-login budget is replayed from the wrong passwords
+// audited over the last two failure periods (auth.Service.sharedBudget). An audit retention
+// shorter than that purges failures the replay still needs, and buys guesses back: such a
+// configuration is refused before anything starts.
+func TestAuditRetentionMustCoverTheFailureReplay(t *testing.T) {
+	t.Parallel()
+	cfg, err := config.Load(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Postgres.URL = "postgres://postgres@127.0.0.1:1/none?connect_timeout=1" // never reached
+	cfg.AuditRetention = 24 * time.Hour
+	cfg.Limits.LoginAccountFailures = "10/13h"
+	a, err := New(t.Context(), cfg, slog.New(slog.DiscardHandler))
+	if err == nil {
+		a.Close()
+	}
+	if err == nil || !strings.Contains(err.Error(), "PORTCULLIS_AUDIT_RETENTION") {
+		t.Fatalf("New() with a 24h audit retention and failures counted over 13h: error %v, want one naming PORTCULLIS_AUDIT_RETENTION", err)
 	}
 }
