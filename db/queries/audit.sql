@@ -13,11 +13,16 @@ WHERE id IN (
     LIMIT @batch_size::int
 );
 
+-- name: LockPasswordGuesses :exec
+-- Serialises the reservations of one user's guesses (ReservePasswordGuess) across instances.
+SELECT pg_advisory_xact_lock(hashtext('portcullis.password_guesses'), hashtext(@user_id::text));
+
 -- name: PasswordGuessesSince :many
 -- When the wrong password guesses of a user were made (at login, and of the current password at
 -- a password change) since @since, and since the user's failures were last forgotten: a right
--- password at login or at a change, or a reset. Oldest first, at most @max_rows of the newest.
--- Through audit_events_actor_idx and audit_events_target_idx.
+-- password at login or at a change, or a reset; with the guesses still in flight (reserved in
+-- password_guesses_in_flight, not yet audited), which may yet be wrong. Oldest first, at most
+-- @max_rows of the newest. Through audit_events_actor_idx and audit_events_target_idx.
 WITH cleared AS (
     SELECT GREATEST(
         @since::timestamptz,
@@ -29,11 +34,24 @@ WITH cleared AS (
            AND c.action IN ('user.password_change', 'admin.password_reset') AND c.outcome = 'success')
     ) AS at
 ), guesses AS (
-    SELECT f.occurred_at FROM audit_events f, cleared
-    WHERE f.target_type = 'user' AND f.target_id = @target_id::text AND f.occurred_at > cleared.at
-      AND f.action IN ('user.login', 'user.password_change') AND f.outcome = 'failure'
-      AND f.detail->>'reason' = 'wrong_password'
-    ORDER BY f.occurred_at DESC
+    (SELECT f.occurred_at FROM audit_events f, cleared
+     WHERE f.target_type = 'user' AND f.target_id = @target_id::text AND f.occurred_at > cleared.at
+       AND f.action IN ('user.login', 'user.password_change') AND f.outcome = 'failure'
+       AND f.detail->>'reason' = 'wrong_password')
+    UNION ALL
+    (SELECT p.started_at FROM password_guesses_in_flight p, cleared
+     WHERE p.user_id = @user_id::uuid AND p.started_at > cleared.at)
+    ORDER BY 1 DESC
     LIMIT @max_rows::int
 )
 SELECT occurred_at FROM guesses ORDER BY occurred_at;
+
+-- name: InsertPasswordGuessInFlight :exec
+INSERT INTO password_guesses_in_flight (id, user_id, started_at) VALUES (@id, @user_id, @started_at);
+
+-- name: DeletePasswordGuessInFlight :exec
+DELETE FROM password_guesses_in_flight WHERE id = @id;
+
+-- name: DeletePasswordGuessesInFlightBefore :exec
+-- Rows left by instances that died while a guess was in flight, too old to count any more.
+DELETE FROM password_guesses_in_flight WHERE user_id = @user_id AND started_at < @before;

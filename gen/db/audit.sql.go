@@ -13,6 +13,30 @@ import (
 	"github.com/google/uuid"
 )
 
+const deletePasswordGuessInFlight = `-- name: DeletePasswordGuessInFlight :exec
+DELETE FROM password_guesses_in_flight WHERE id = $1
+`
+
+func (q *Queries) DeletePasswordGuessInFlight(ctx context.Context, id uuid.UUID) error {
+	_, err := q.db.Exec(ctx, deletePasswordGuessInFlight, id)
+	return err
+}
+
+const deletePasswordGuessesInFlightBefore = `-- name: DeletePasswordGuessesInFlightBefore :exec
+DELETE FROM password_guesses_in_flight WHERE user_id = $1 AND started_at < $2
+`
+
+type DeletePasswordGuessesInFlightBeforeParams struct {
+	UserID uuid.UUID
+	Before time.Time
+}
+
+// Rows left by instances that died while a guess was in flight, too old to count any more.
+func (q *Queries) DeletePasswordGuessesInFlightBefore(ctx context.Context, arg DeletePasswordGuessesInFlightBeforeParams) error {
+	_, err := q.db.Exec(ctx, deletePasswordGuessesInFlightBefore, arg.UserID, arg.Before)
+	return err
+}
+
 const insertAuditEvent = `-- name: InsertAuditEvent :exec
 INSERT INTO audit_events (id, occurred_at, actor_id, action, target_type, target_id, outcome, ip_address, user_agent, request_id, detail)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
@@ -49,6 +73,31 @@ func (q *Queries) InsertAuditEvent(ctx context.Context, arg InsertAuditEventPara
 	return err
 }
 
+const insertPasswordGuessInFlight = `-- name: InsertPasswordGuessInFlight :exec
+INSERT INTO password_guesses_in_flight (id, user_id, started_at) VALUES ($1, $2, $3)
+`
+
+type InsertPasswordGuessInFlightParams struct {
+	ID        uuid.UUID
+	UserID    uuid.UUID
+	StartedAt time.Time
+}
+
+func (q *Queries) InsertPasswordGuessInFlight(ctx context.Context, arg InsertPasswordGuessInFlightParams) error {
+	_, err := q.db.Exec(ctx, insertPasswordGuessInFlight, arg.ID, arg.UserID, arg.StartedAt)
+	return err
+}
+
+const lockPasswordGuesses = `-- name: LockPasswordGuesses :exec
+SELECT pg_advisory_xact_lock(hashtext('portcullis.password_guesses'), hashtext($1::text))
+`
+
+// Serialises the reservations of one user's guesses (ReservePasswordGuess) across instances.
+func (q *Queries) LockPasswordGuesses(ctx context.Context, userID string) error {
+	_, err := q.db.Exec(ctx, lockPasswordGuesses, userID)
+	return err
+}
+
 const passwordGuessesSince = `-- name: PasswordGuessesSince :many
 WITH cleared AS (
     SELECT GREATEST(
@@ -61,11 +110,14 @@ WITH cleared AS (
            AND c.action IN ('user.password_change', 'admin.password_reset') AND c.outcome = 'success')
     ) AS at
 ), guesses AS (
-    SELECT f.occurred_at FROM audit_events f, cleared
-    WHERE f.target_type = 'user' AND f.target_id = $3::text AND f.occurred_at > cleared.at
-      AND f.action IN ('user.login', 'user.password_change') AND f.outcome = 'failure'
-      AND f.detail->>'reason' = 'wrong_password'
-    ORDER BY f.occurred_at DESC
+    (SELECT f.occurred_at FROM audit_events f, cleared
+     WHERE f.target_type = 'user' AND f.target_id = $3::text AND f.occurred_at > cleared.at
+       AND f.action IN ('user.login', 'user.password_change') AND f.outcome = 'failure'
+       AND f.detail->>'reason' = 'wrong_password')
+    UNION ALL
+    (SELECT p.started_at FROM password_guesses_in_flight p, cleared
+     WHERE p.user_id = $2::uuid AND p.started_at > cleared.at)
+    ORDER BY 1 DESC
     LIMIT $4::int
 )
 SELECT occurred_at FROM guesses ORDER BY occurred_at
@@ -80,8 +132,9 @@ type PasswordGuessesSinceParams struct {
 
 // When the wrong password guesses of a user were made (at login, and of the current password at
 // a password change) since @since, and since the user's failures were last forgotten: a right
-// password at login or at a change, or a reset. Oldest first, at most @max_rows of the newest.
-// Through audit_events_actor_idx and audit_events_target_idx.
+// password at login or at a change, or a reset; with the guesses still in flight (reserved in
+// password_guesses_in_flight, not yet audited), which may yet be wrong. Oldest first, at most
+// @max_rows of the newest. Through audit_events_actor_idx and audit_events_target_idx.
 func (q *Queries) PasswordGuessesSince(ctx context.Context, arg PasswordGuessesSinceParams) ([]time.Time, error) {
 	rows, err := q.db.Query(ctx, passwordGuessesSince,
 		arg.Since,

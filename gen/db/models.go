@@ -26,6 +26,12 @@ type AuditEvent struct {
 	Detail     []byte
 }
 
+type PasswordGuessesInFlight struct {
+	ID        uuid.UUID
+	UserID    uuid.UUID
+	StartedAt time.Time
+}
+
 type SigningKey struct {
 	Kid           string
 	Algorithm     string

@@ -65,12 +65,15 @@ func (s *Service) Login(ctx context.Context, c users.Credentials, client session
 		return TokenPair{}, ErrAccountLocked.After(slot.RetryAfter)
 	}
 	settle := context.WithoutCancel(ctx) // a client gone after its hash must not keep the slot
+	release := func() {}
 	if id, ok := acct.UserID(); ok {
-		if err := s.sharedBudget(ctx, settle, slot, key, id); err != nil {
-			return TokenPair{}, err
+		var berr error
+		if release, berr = s.sharedBudget(ctx, settle, slot, key, id); berr != nil {
+			return TokenPair{}, berr
 		}
 	}
 	v, err := s.users.Authenticate(ctx, acct, c.Password)
+	release() // the guess is audited now, if it was wrong
 	switch {
 	case errors.Is(err, users.ErrInvalidCredentials):
 		if slot.Remaining == 0 { // this guess took the last slot: the account is locked now
@@ -107,24 +110,27 @@ func (s *Service) Login(ctx context.Context, c users.Credentials, client session
 // instance shares when slot could not be: with Redis out of reach each instance counts failures
 // in process, from none, so N instances would give an account N budgets and forget the failures
 // counted before the outage. The failures audited in PostgreSQL are replayed instead (see
-// ratelimit.Replay: two periods hold at most three budgets' worth), and a locked account gets ErrAccountLocked, its slot back. Unknown accounts
-// have no audited failures to replay and stay limited in process. An error reading the audit
-// also gives the slot back: no password was tested.
-func (s *Service) sharedBudget(ctx, settle context.Context, slot ratelimit.Result, key string, id uuid.UUID) error {
+// ratelimit.Replay: two periods hold at most three budgets' worth), with the guesses in flight
+// on every instance, which are not audited yet: the guess takes its place among them, to be
+// released (release) once it has been audited; guesses sent at once would otherwise all read
+// the same audit and all be tested. A locked account gets ErrAccountLocked, its slot back.
+// Unknown accounts have no audited failures to replay and stay limited in process. An error
+// reading the audit also gives the slot back: no password was tested.
+func (s *Service) sharedBudget(ctx, settle context.Context, slot ratelimit.Result, key string, id uuid.UUID) (release func(), err error) {
 	if !slot.Local() {
-		return nil
+		return func() {}, nil
 	}
 	now := time.Now()
-	at, err := s.users.PasswordGuesses(ctx, id, now.Add(-2*s.failures.Period), 3*s.failures.Count)
-	if err == nil {
+	release, err = s.users.ReservePasswordGuess(ctx, id, now, now.Add(-2*s.failures.Period), 3*s.failures.Count, func(at []time.Time) error {
 		if r := ratelimit.Replay(s.failures, at, now); !r.Allowed {
-			err = ErrAccountLocked.After(r.RetryAfter)
+			return ErrAccountLocked.After(r.RetryAfter)
 		}
-	}
+		return nil
+	})
 	if err != nil {
 		s.limiter.Refund(settle, slot, key)
 	}
-	return err
+	return release, err
 }
 
 // settleChange settles a password change's failure slot by the change's outcome err: a wrong
@@ -233,10 +239,12 @@ func (s *Service) ChangePassword(ctx context.Context, current, next string) erro
 	if !slot.Allowed {
 		return ErrAccountLocked.After(slot.RetryAfter)
 	}
-	if err := s.sharedBudget(ctx, context.WithoutCancel(ctx), slot, key, p.UserID); err != nil {
+	release, err := s.sharedBudget(ctx, context.WithoutCancel(ctx), slot, key, p.UserID)
+	if err != nil {
 		return err
 	}
 	revoked, err := s.users.ChangePassword(ctx, p.UserID, current, next, p.SessionID)
+	release() // the guess is audited now, if it was wrong
 	if lerr := s.settleChange(ctx, p.UserID, slot, err); lerr != nil {
 		return lerr
 	}

@@ -754,3 +754,56 @@ func TestLockoutHoldsAcrossInstancesWithoutRedis(t *testing.T) {
 		wantProblem(t, r, r.Body, http.StatusTooManyRequests, "account-locked")
 	})
 }
+
+// With Redis unreachable the replay of an account's audited failures (see
+// TestLockoutHoldsAcrossInstancesWithoutRedis) holds only if guesses sent at once cannot all
+// read the same audit before any of them is recorded: each instance's in-process budget would
+// let its own share through, every one of them seeing the same failures left. Guesses sent at
+// once to two instances get no more passwords tested than the budget left.
+func TestConcurrentGuessesCannotOutrunTheReplayedBudget(t *testing.T) {
+	a := start(t, func(c *config.Config) {
+		c.Redis.URL = "redis://127.0.0.1:1/0"
+		c.Limits.LoginAccountFailures = "3/15m"
+		c.Password.Concurrency, c.Password.Queue = 8, 32
+		c.Password.MemoryKiB, c.Password.Iterations = 8192, 2 // guesses in flight long enough to overlap
+	})
+	b := startWith(t, a.cfg)
+	u := a.register(t)
+	for range 2 {
+		r := a.loginWith(t, u.User.Email, "wrong password attempt")
+		wantProblem(t, r, r.Body, http.StatusUnauthorized, "invalid-credentials")
+	}
+	// One failure left in the budget every instance shares; b's own in-process budget is whole.
+	const n = 6
+	codes := make([]int, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		in := b
+		if i%3 == 0 {
+			in = a
+		}
+		wg.Go(func() { codes[i] = in.loginWith(t, u.User.Email, "wrong guess "+strconv.Itoa(i)).StatusCode() })
+	}
+	wg.Wait()
+	tested := 0
+	for _, c := range codes {
+		switch c {
+		case http.StatusUnauthorized:
+			tested++
+		case http.StatusTooManyRequests:
+		default:
+			t.Fatalf("statuses %v: want only 401 and 429", codes)
+		}
+	}
+	if tested > 1 {
+		t.Fatalf("statuses %v: %d passwords tested with one failure left in the budget", codes, tested)
+	}
+	var failures int
+	if err := a.app.Pool.QueryRow(context.Background(), `SELECT count(*) FROM audit_events
+		WHERE action = 'user.login' AND outcome = 'failure' AND target_id = $1`, u.User.Id.String()).Scan(&failures); err != nil {
+		t.Fatal(err)
+	}
+	if failures > 3 {
+		t.Fatalf("%d failed logins audited against a budget of 3", failures)
+	}
+}

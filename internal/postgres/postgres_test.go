@@ -37,7 +37,7 @@ func TestMigrationsGoDownAndUpAgain(t *testing.T) {
 		}
 		return n
 	}
-	const want = 6 // users, user_sessions, spent_refresh_tokens, signing_keys, audit_events, users_search
+	const want = 7 // users, user_sessions, spent_refresh_tokens, signing_keys, audit_events, users_search, password_guesses_in_flight
 	if got := tables(); got != want {
 		t.Fatalf("tables after up = %d, want %d", got, want)
 	}

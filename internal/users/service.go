@@ -160,13 +160,28 @@ func (a Account) FailureKey() string { return a.key }
 // UserID returns the id of the account's user, and false when no account matched.
 func (a Account) UserID() (uuid.UUID, bool) { return a.rec.ID, a.found }
 
-// PasswordGuesses returns when the wrong password guesses of user id (at login, and of the
-// current password at a password change) were made since since, oldest first: the failures
-// audited in PostgreSQL, which every instance shares. Guesses before the failures were last
-// forgotten (a right password, a reset) are left out, as the failed-login budget forgets them;
-// so are all but the newest limit.
-func (s *Service) PasswordGuesses(ctx context.Context, id uuid.UUID, since time.Time, limit int) ([]time.Time, error) {
-	return s.store.passwordGuesses(ctx, id, since, int32(min(limit, math.MaxInt32)))
+// ReservePasswordGuess decides whether a password guess of user id may be tested, by admit,
+// from when the user's wrong password guesses (at login, and of the current password at a
+// password change) were made at or after since, oldest first: the failures audited in
+// PostgreSQL, which every instance shares, and the guesses still in flight on any instance,
+// each of which may yet be wrong. Guesses before the failures were last forgotten (a right
+// password, a reset) are left out, as the failed-login budget forgets them; so are all but the
+// newest limit. When admit allows it the guess is counted as in flight until release is
+// called, which the caller does once the guess has been audited (or has tested nothing). It
+// returns admit's error, or one reading or writing PostgreSQL.
+func (s *Service) ReservePasswordGuess(ctx context.Context, id uuid.UUID, now, since time.Time, limit int, admit func([]time.Time) error) (release func(), err error) {
+	rid, err := s.store.reservePasswordGuess(ctx, id, now.UTC(), since, int32(min(limit, math.MaxInt32)), admit)
+	if err != nil {
+		return func() {}, err
+	}
+	return func() {
+		rctx, cancel := detached(ctx)
+		defer cancel()
+		if err := s.store.releasePasswordGuess(rctx, rid); err != nil {
+			// The guess stays counted as a failure until it is older than the replay reads.
+			s.logger.WarnContext(ctx, "release password guess", "user_id", id.String(), "error", err)
+		}
+	}, nil
 }
 
 // FailureKeyOf is the failed-login budget of the user with id (Account.FailureKey of that

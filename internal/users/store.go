@@ -59,14 +59,41 @@ func (s *Store) record(ctx context.Context, ev audit.Event) error {
 	return audit.Record(ctx, s.q, ev)
 }
 
-// passwordGuesses returns when the wrong password guesses of user id were made since since
-// and since its failures were last forgotten, oldest first, at most limit of the newest.
-func (s *Store) passwordGuesses(ctx context.Context, id uuid.UUID, since time.Time, limit int32) ([]time.Time, error) {
-	at, err := s.q.PasswordGuessesSince(ctx, dbgen.PasswordGuessesSinceParams{Since: since, UserID: id, TargetID: id.String(), MaxRows: limit})
+// reservePasswordGuess reserves, at now, a place for a password guess of user id in flight, if
+// admit allows it given the user's guesses since since and since its failures were last
+// forgotten (audited wrong passwords and guesses still in flight, oldest first, at most limit
+// of the newest). It runs under a per-user lock, so guesses reserved at once, on any instance,
+// each see those reserved before. It returns the reservation's id, or admit's error.
+func (s *Store) reservePasswordGuess(ctx context.Context, id uuid.UUID, now, since time.Time, limit int32, admit func([]time.Time) error) (uuid.UUID, error) {
+	rid := uuid.Must(uuid.NewV7())
+	err := postgres.InTx(ctx, s.pool, func(q *dbgen.Queries) error {
+		if err := q.LockPasswordGuesses(ctx, id.String()); err != nil {
+			return fmt.Errorf("lock password guesses of %s: %w", id, err)
+		}
+		if err := q.DeletePasswordGuessesInFlightBefore(ctx, dbgen.DeletePasswordGuessesInFlightBeforeParams{UserID: id, Before: since}); err != nil {
+			return fmt.Errorf("prune password guesses of %s: %w", id, err)
+		}
+		at, err := q.PasswordGuessesSince(ctx, dbgen.PasswordGuessesSinceParams{Since: since, UserID: id, TargetID: id.String(), MaxRows: limit})
+		if err != nil {
+			return fmt.Errorf("password guesses of %s: %w", id, err)
+		}
+		if err := admit(at); err != nil {
+			return err
+		}
+		if err := q.InsertPasswordGuessInFlight(ctx, dbgen.InsertPasswordGuessInFlightParams{ID: rid, UserID: id, StartedAt: now}); err != nil {
+			return fmt.Errorf("reserve password guess of %s: %w", id, err)
+		}
+		return nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("password guesses of %s: %w", id, err)
+		return uuid.Nil, err
 	}
-	return at, nil
+	return rid, nil
+}
+
+// releasePasswordGuess ends the reservation rid (reservePasswordGuess).
+func (s *Store) releasePasswordGuess(ctx context.Context, rid uuid.UUID) error {
+	return s.q.DeletePasswordGuessInFlight(ctx, rid)
 }
 
 func (s *Store) get(ctx context.Context, id uuid.UUID) (userRecord, error) {
