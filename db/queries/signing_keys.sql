@@ -22,3 +22,8 @@ SELECT k.* FROM signing_keys k ORDER BY k.activates_at DESC, k.kid DESC;
 DELETE FROM signing_keys k
 WHERE EXISTS (SELECT 1 FROM signing_keys n
               WHERE n.activates_at > k.activates_at AND n.activates_at + k.token_lifetime <= @now);
+
+-- name: ReadSigningKeys :many
+-- Lists the keys, newest activation first, recording nothing: for a server that only reads (a
+-- hot standby during a failover), where ListSigningKeys is refused (see tokens.Service.reload).
+SELECT * FROM signing_keys ORDER BY activates_at DESC, kid DESC;

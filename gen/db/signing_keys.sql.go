@@ -104,3 +104,37 @@ func (q *Queries) LockSigningKeys(ctx context.Context) error {
 	_, err := q.db.Exec(ctx, lockSigningKeys)
 	return err
 }
+
+const readSigningKeys = `-- name: ReadSigningKeys :many
+SELECT kid, algorithm, private_key, sealed, created_at, activates_at, token_lifetime FROM signing_keys ORDER BY activates_at DESC, kid DESC
+`
+
+// Lists the keys, newest activation first, recording nothing: for a server that only reads (a
+// hot standby during a failover), where ListSigningKeys is refused (see tokens.Service.reload).
+func (q *Queries) ReadSigningKeys(ctx context.Context) ([]SigningKey, error) {
+	rows, err := q.db.Query(ctx, readSigningKeys)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []SigningKey{}
+	for rows.Next() {
+		var i SigningKey
+		if err := rows.Scan(
+			&i.Kid,
+			&i.Algorithm,
+			&i.PrivateKey,
+			&i.Sealed,
+			&i.CreatedAt,
+			&i.ActivatesAt,
+			&i.TokenLifetime,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

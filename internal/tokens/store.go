@@ -39,6 +39,20 @@ func newStore(pool *pgxpool.Pool, lifetime time.Duration) *store {
 // that prunes is configured with.
 func (s *store) list(ctx context.Context) ([]storedKey, error) { return s.listWith(ctx, s.q) }
 
+// read returns the keys, newest activation first, recording nothing: for a server that only
+// reads, where list is refused. Keys read so are for verifying only (see Service.reload).
+func (s *store) read(ctx context.Context) ([]storedKey, error) {
+	rows, err := s.q.ReadSigningKeys(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("read signing keys: %w", err)
+	}
+	keys := make([]storedKey, len(rows))
+	for i, r := range rows {
+		keys[i] = keyFromRow(r)
+	}
+	return keys, nil
+}
+
 func (s *store) listWith(ctx context.Context, q *dbgen.Queries) ([]storedKey, error) {
 	rows, err := q.ListSigningKeys(ctx, s.lifetime)
 	if err != nil {

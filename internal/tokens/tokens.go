@@ -25,6 +25,7 @@ import (
 
 	"github.com/portcullis/portcullis/internal/config"
 	"github.com/portcullis/portcullis/internal/every"
+	"github.com/portcullis/portcullis/internal/postgres"
 	"github.com/portcullis/portcullis/internal/strictjson"
 )
 
@@ -132,9 +133,17 @@ func (s *Service) Run(ctx context.Context, interval time.Duration) {
 	})
 }
 
-// reload reads the keys and swaps them in; callers hold reloadLock.
+// reload reads the keys and swaps them in; callers hold reloadLock. On a server that only
+// reads (a hot standby during a failover), where the token lifetime cannot be recorded on the
+// keys, it still swaps in the keys that verify, so tokens of keys rotated in meanwhile are
+// accepted; this instance keeps signing with the keys it last loaded with their lifetime
+// recorded, and signs with the others only once it has recorded it (its next reload or Rotate
+// that can write).
 func (s *Service) reload(ctx context.Context) error {
 	keys, err := s.store.list(ctx)
+	if postgres.IsCode(err, "25006") { // read_only_sql_transaction
+		return s.reloadVerifiers(ctx)
+	}
 	if err != nil {
 		return err
 	}
@@ -171,6 +180,36 @@ func (s *Service) reload(ctx context.Context) error {
 	for _, k := range signers {
 		kids[k.kid] = true
 	}
+	s.verified.forgetKeys(kids)
+	return nil
+}
+
+// reloadVerifiers is reload for a server that only reads: it swaps in the keys that verify,
+// not those that sign.
+func (s *Service) reloadVerifiers(ctx context.Context) error {
+	keys, err := s.store.read(ctx)
+	if err != nil {
+		return err
+	}
+	set := jwk.NewSet()
+	kids := make(map[string]bool, len(keys))
+	for _, k := range keys {
+		sk, err := k.open(s.cfg.KeyEncryptionKey)
+		if err != nil {
+			return err
+		}
+		if err := set.AddKey(sk.public); err != nil {
+			return fmt.Errorf("add key %s: %w", sk.kid, err)
+		}
+		kids[sk.kid] = true
+	}
+	if len(keys) == 0 {
+		return errors.New("no signing key")
+	}
+	s.logger.WarnContext(ctx, "signing keys reloaded from a database that only reads: new keys verify, signing stays with the keys loaded before")
+	s.mu.Lock()
+	s.verifiers, s.loadedAt = set, s.now()
+	s.mu.Unlock()
 	s.verified.forgetKeys(kids)
 	return nil
 }

@@ -1174,3 +1174,39 @@ func TestShorterLivedRotationKeepsKeysTheServersTokensNeed(t *testing.T) {
 		t.Fatalf("%d signing keys once every token of the old key has expired, want 1", n)
 	}
 }
+
+// An instance whose PostgreSQL only reads for a while (a hot standby answering during a
+// failover, default_transaction_read_only) still learns the keys other instances rotated in, to
+// verify their tokens: reading the keys must not depend on writing the token lifetime.
+func TestReloadOnAReadOnlyDatabaseStillVerifiesNewKeys(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	ctx := t.Context()
+	b := f.instance(t)
+	if err := f.svc.Rotate(ctx, true); err != nil {
+		t.Fatal(err)
+	}
+	f.clock.Advance(f.cfg.JWKSPrepublish + time.Second)
+	if err := f.svc.Rotate(ctx, false); err != nil {
+		t.Fatal(err)
+	}
+	if hasKid(b.JWKS(), f.svc.SigningKeyID()) {
+		t.Fatal("B knew the new key before anything made it reload; the test proves nothing")
+	}
+	var name string
+	if err := f.pool.QueryRow(ctx, "SELECT current_database()").Scan(&name); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.pool.Exec(ctx, "ALTER DATABASE "+name+" SET default_transaction_read_only = on"); err != nil {
+		t.Fatal(err)
+	}
+	b.store.pool.Reset() // B's next connections only read
+	token := mustIssue(t, f.svc)
+	mustVerify(t, b, token)
+	if !hasKid(b.JWKS(), f.svc.SigningKeyID()) {
+		t.Error("B's JWKS lacks the new key after a reload on a read-only database")
+	}
+	if b.SigningKeyID() == f.svc.SigningKeyID() {
+		t.Error("B signs with a key it read without recording its token lifetime on it")
+	}
+}
