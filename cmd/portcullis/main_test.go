@@ -338,6 +338,45 @@ func TestAdminSetPassword(t *testing.T) {
 	}
 }
 
+// The admin commands take the address's domain through IDNA as the API does: an admin created
+// with fullwidth capitals in the domain is stored under the plain host, another spelling of it
+// is taken, set-password finds the account by any spelling, and a domain IDNA refuses is refused.
+func TestAdminCommandsMapTheEmailDomain(t *testing.T) {
+	url := testenv.NewDB(t)
+	ctx := context.Background()
+	cheap := map[string]string{"DATABASE_URL": url, "PORTCULLIS_REDIS_PREFIX": testenv.RedisPrefix(t), "PORTCULLIS_ARGON2_MEMORY_KIB": "64", "PORTCULLIS_ARGON2_ITERATIONS": "1"}
+	const fullwidth = "root@\uff25\uff38\uff21\uff2d\uff30\uff2c\uff25.com"
+	if err := run(ctx, []string{"admin", "create", "-email", fullwidth, "-username", "root", "-password-stdin"}, env(cheap), strings.NewReader("the first admin passphrase\n"), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	pool := testenv.Pool(t, url)
+	var stored string
+	if err := pool.QueryRow(ctx, "SELECT email FROM users WHERE username = 'root'").Scan(&stored); err != nil || stored != "root@example.com" {
+		t.Fatalf("stored email %q (%v), want root@example.com", stored, err)
+	}
+	for _, c := range []struct {
+		cmd   string
+		args  []string
+		stdin string
+		want  string
+	}{
+		{"create", []string{"-email", "root@example.com", "-username", "other", "-password-stdin"}, "another admin passphrase\n", "email"},
+		{"create", []string{"-email", "x@exam_ple.com", "-username", "xx1", "-password-stdin"}, "another admin passphrase\n", "email"},
+		{"set-password", []string{"-email", "root@xn--exmple-cua.de", "-password-stdin"}, "a perfectly fine passphrase\n", "no such user"},
+	} {
+		if err := run(ctx, append([]string{"admin", c.cmd}, c.args...), env(cheap), strings.NewReader(c.stdin), &bytes.Buffer{}); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Fatalf("%s %v = %v, want an error mentioning %q", c.cmd, c.args, err, c.want)
+		}
+	}
+	var out bytes.Buffer
+	if err := run(ctx, []string{"admin", "set-password", "-email", "root@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45\uff0e\uff43\uff4f\uff4d", "-password-stdin"}, env(cheap), strings.NewReader("a perfectly fine passphrase\n"), &out); err != nil {
+		t.Fatalf("set-password by a fullwidth spelling: %v", err)
+	}
+	if !strings.Contains(out.String(), "root@example.com") {
+		t.Fatalf("output %q: want the account root@example.com", out.String())
+	}
+}
+
 // brokenWriter fails every write, like stdout redirected to a full disk.
 type brokenWriter struct{}
 

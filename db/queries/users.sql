@@ -7,7 +7,13 @@ RETURNING *;
 SELECT * FROM users WHERE id = @id;
 
 -- name: GetUserByEmail :one
-SELECT * FROM users WHERE lower(email) = lower(@email);
+-- The account of @email, an address in its normalised form (users.normalizeEmail), any letter
+-- case; else the one stored as @as_typed, the address as typed in NFC only: an account
+-- registered before domains were mapped through IDNA may hold a spelling of its domain that
+-- is not the normalised one (fullwidth letters, a punycode label). One query whichever answers.
+SELECT * FROM users WHERE lower(email) IN (lower(@email), lower(@as_typed))
+ORDER BY lower(email) = lower(@email) DESC
+LIMIT 1;
 
 -- name: GetUserByUsername :one
 SELECT * FROM users WHERE lower(username) = lower(@username);

@@ -106,11 +106,22 @@ func (q *Queries) DeleteUser(ctx context.Context, arg DeleteUserParams) ([]uuid.
 }
 
 const getUserByEmail = `-- name: GetUserByEmail :one
-SELECT id, email, username, hashed_password, full_name, role, is_active, is_verified, created_at, updated_at FROM users WHERE lower(email) = lower($1)
+SELECT id, email, username, hashed_password, full_name, role, is_active, is_verified, created_at, updated_at FROM users WHERE lower(email) IN (lower($1), lower($2))
+ORDER BY lower(email) = lower($1) DESC
+LIMIT 1
 `
 
-func (q *Queries) GetUserByEmail(ctx context.Context, email string) (User, error) {
-	row := q.db.QueryRow(ctx, getUserByEmail, email)
+type GetUserByEmailParams struct {
+	Email   string
+	AsTyped string
+}
+
+// The account of @email, an address in its normalised form (users.normalizeEmail), any letter
+// case; else the one stored as @as_typed, the address as typed in NFC only: an account
+// registered before domains were mapped through IDNA may hold a spelling of its domain that
+// is not the normalised one (fullwidth letters, a punycode label). One query whichever answers.
+func (q *Queries) GetUserByEmail(ctx context.Context, arg GetUserByEmailParams) (User, error) {
+	row := q.db.QueryRow(ctx, getUserByEmail, arg.Email, arg.AsTyped)
 	var i User
 	err := row.Scan(
 		&i.ID,

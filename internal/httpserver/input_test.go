@@ -2,6 +2,7 @@ package httpserver_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
@@ -221,6 +222,79 @@ func TestEmailsAreOneAccountWhateverTheirUnicodeForm(t *testing.T) {
 	for _, e := range []string{composed, decomposed} {
 		if l := in.loginWith(t, api.Email(e), pw); l.StatusCode() != http.StatusOK {
 			t.Fatalf("login as %q: %d %s", e, l.StatusCode(), l.Body)
+		}
+	}
+}
+
+// A domain is a host name that mail systems look up through IDNA (UTS #46): fullwidth letters,
+// capitals and the ASCII (punycode) form of a label name the host the plain spelling names. So
+// an address whose domain is another spelling of an account's is that account's: registering it
+// is 409 email-taken, and it signs in to that account. A domain IDNA refuses is refused naming
+// "email", at registration and at an admin's creation alike, never a 500.
+func TestEmailDomainsAreOneAccountWhateverTheirIDNASpelling(t *testing.T) {
+	in := start(t)
+	ctx := context.Background()
+	_, adminPair := in.createWithRole(t, "admin")
+	local := uniqueName()
+	plain := local + "@example.com"
+	r, err := in.client.RegisterUserWithResponse(ctx, api.RegisterUserJSONRequestBody{Email: api.Email(plain), Username: local, Password: strongPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r, r.Body, http.StatusCreated)
+	fullwidth := local + "@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com"
+	for _, e := range []string{fullwidth, local + "@EXAMPLE.COM", local + "@\uff25\uff38\uff21\uff2d\uff30\uff2c\uff25\uff0e\uff43\uff4f\uff4d", local + "@example\u3002com"} {
+		r, err := in.client.RegisterUserWithResponse(ctx, api.RegisterUserJSONRequestBody{Email: api.Email(e), Username: uniqueName(), Password: strongPassword})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantProblem(t, r, r.Body, http.StatusConflict, "email-taken")
+		if l := in.loginWith(t, api.Email(e), strongPassword); l.StatusCode() != http.StatusOK {
+			t.Fatalf("login as %q: %d %s", e, l.StatusCode(), l.Body)
+		}
+	}
+
+	// An internationalised domain is stored in its Unicode form, lower case; its ASCII form is
+	// the same address.
+	local = uniqueName()
+	r, err = in.client.RegisterUserWithResponse(ctx, api.RegisterUserJSONRequestBody{Email: api.Email(local + "@EX\u00c4MPLE.de"), Username: local, Password: strongPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r, r.Body, http.StatusCreated)
+	if got, want := string(r.JSON201.Email), local+"@ex\u00e4mple.de"; got != want {
+		t.Fatalf("stored email %q, want %q", got, want)
+	}
+	r, err = in.client.RegisterUserWithResponse(ctx, api.RegisterUserJSONRequestBody{Email: api.Email(local + "@xn--exmple-cua.de"), Username: uniqueName(), Password: strongPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantProblem(t, r, r.Body, http.StatusConflict, "email-taken")
+	if l := in.loginWith(t, api.Email(local+"@xn--exmple-cua.de"), strongPassword); l.StatusCode() != http.StatusOK {
+		t.Fatalf("login by the ASCII form: %d %s", l.StatusCode(), l.Body)
+	}
+
+	auth := []string{"Authorization", "Bearer " + adminPair.AccessToken}
+	for _, email := range []string{"ada@exam_ple.com", "ada@ab--cd.com", "ada@xn--a.com", "ada@" + strings.Repeat("a", 64) + ".com"} {
+		n := uniqueName()
+		for _, c := range []struct {
+			op, path, body string
+			hdrs           []string
+		}{
+			{"register", "/api/v1/auth/register", object("email", jsonString(email), "username", jsonString(n), "password", jsonString(strongPassword)), nil},
+			{"admin create", "/api/v1/admin/users", object("email", jsonString(email), "username", jsonString(n), "password", jsonString(strongPassword), "role", `"user"`), auth},
+		} {
+			t.Run(c.op+" "+email, func(t *testing.T) {
+				resp, body := in.raw(t, "POST", c.path, ctJSON, strings.NewReader(c.body), c.hdrs...)
+				if resp.StatusCode != http.StatusBadRequest && resp.StatusCode != http.StatusUnprocessableEntity {
+					t.Fatalf("status %d, want 400 or 422: %s", resp.StatusCode, body)
+				}
+				var p api.Problem
+				if err := json.Unmarshal(body, &p); err != nil {
+					t.Fatalf("problem body does not decode: %v: %s", err, body)
+				}
+				wantField(t, p, "email")
+			})
 		}
 	}
 }

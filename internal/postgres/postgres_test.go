@@ -150,6 +150,48 @@ func TestEmailMigrationFoldsToNFCWithoutCollisions(t *testing.T) {
 	}
 }
 
+// Migration 00011 stores the ASCII domains of existing addresses in lower case, the form
+// users.normalizeEmail gives them from now on (IDNA maps an ASCII letter to its lower case and
+// nothing else of ASCII), with a new updated_at so that the user's ETag changes with what the
+// API shows. Domains SQL cannot map faithfully stay as stored: non-ASCII ones (fullwidth
+// letters, say) and those holding a punycode label. Local parts are never touched.
+func TestEmailMigrationLowersASCIIDomains(t *testing.T) {
+	ctx := context.Background()
+	pool := testenv.Pool(t, testenv.NewDB(t))
+	downTo(t, pool, 10) // back before 00011
+	rows := []struct{ name, email, want string }{
+		{"upper", "Ada.Lovelace@EXAMPLE.Com", "Ada.Lovelace@example.com"},
+		{"plain", "ada@example.com", "ada@example.com"},
+		{"puny", "puny@XN--EXMPLE-CUA.DE", "puny@XN--EXMPLE-CUA.DE"},
+		{"wide", "wide@\uff25\uff38\uff21\uff2d\uff30\uff2c\uff25.COM", "wide@\uff25\uff38\uff21\uff2d\uff30\uff2c\uff25.COM"},
+		{"umlaut", "umlaut@EX\u00c4MPLE.DE", "umlaut@EX\u00c4MPLE.DE"},
+		{"literal", "lit@[192.168.0.1]", "lit@[192.168.0.1]"},
+	}
+	before := time.Unix(1_700_000_000, 0).UTC()
+	for _, r := range rows {
+		if _, err := pool.Exec(ctx, `INSERT INTO users (id, email, username, hashed_password, role, is_active, is_verified, created_at, updated_at)
+			VALUES (gen_random_uuid(), $1, $2, 'x', 'user', true, false, $3, $3)`, r.email, r.name, before); err != nil {
+			t.Fatalf("insert %s: %v", r.name, err)
+		}
+	}
+	if err := postgres.Migrate(ctx, pool, "up", quiet()); err != nil {
+		t.Fatalf("up: %v", err)
+	}
+	for _, r := range rows {
+		var got string
+		var updated time.Time
+		if err := pool.QueryRow(ctx, "SELECT email, updated_at FROM users WHERE username = $1", r.name).Scan(&got, &updated); err != nil {
+			t.Fatal(err)
+		}
+		if got != r.want {
+			t.Errorf("%s: email %q, want %q", r.name, got, r.want)
+		}
+		if changed := r.email != r.want; changed == updated.Equal(before) {
+			t.Errorf("%s: updated_at %v (was %v); want it moved only when the address changed", r.name, updated, before)
+		}
+	}
+}
+
 // Unavailable tells a passing failure of PostgreSQL (503, retry) from one of the statement.
 func TestUnavailable(t *testing.T) {
 	for code, want := range map[string]bool{

@@ -202,9 +202,9 @@ func (s *Service) FindAccount(ctx context.Context, c Credentials) (Account, erro
 		id  string
 	)
 	if c.Email != "" {
-		email := normalizeEmail(c.Email)
-		id = "e:" + strings.ToLower(email)
-		rec, err = s.store.getByEmail(ctx, email)
+		// Every spelling of an address shares one budget while it names no account.
+		id = "e:" + strings.ToLower(normalizeEmail(c.Email))
+		rec, err = s.store.getByEmail(ctx, c.Email)
 	} else {
 		id = "u:" + strings.ToLower(c.Username)
 		rec, err = s.store.getByUsername(ctx, c.Username)
@@ -429,7 +429,7 @@ func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current, nex
 // ErrNotFound and the errors of the password policy. With an error wrapping
 // postgres.ErrCommitUnknown it still returns the ids the reset may have revoked.
 func (s *Service) ResetPassword(ctx context.Context, actor *uuid.UUID, email, next string) (User, []uuid.UUID, error) {
-	rec, err := s.store.getByEmail(ctx, normalizeEmail(email))
+	rec, err := s.store.getByEmail(ctx, email)
 	if err != nil {
 		return User{}, nil, err
 	}

@@ -101,8 +101,10 @@ func (s *Store) get(ctx context.Context, id uuid.UUID) (userRecord, error) {
 	return recordOrNotFound(row, err, "get user")
 }
 
-func (s *Store) getByEmail(ctx context.Context, email string) (userRecord, error) {
-	row, err := s.q.GetUserByEmail(ctx, email)
+// getByEmail reads the account of the address typed, the one holding its normalised form
+// before one that holds the spelling typed (see GetUserByEmail).
+func (s *Store) getByEmail(ctx context.Context, typed string) (userRecord, error) {
+	row, err := s.q.GetUserByEmail(ctx, dbgen.GetUserByEmailParams{Email: normalizeEmail(typed), AsTyped: nfcEmail(typed)})
 	return recordOrNotFound(row, err, "get user by email")
 }
 

@@ -2,7 +2,6 @@
 package users
 
 import (
-	"golang.org/x/text/unicode/norm"
 	"net/mail"
 	"strings"
 	"time"
@@ -10,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"golang.org/x/net/idna"
+	"golang.org/x/text/unicode/norm"
 
 	"github.com/portcullis/portcullis/internal/apperr"
 )
@@ -94,19 +95,69 @@ func (p ProfileUpdate) validate() error {
 	return nil
 }
 
-// normalizeEmail trims an address and puts it in Unicode NFC, the form it is stored and looked
-// up in: "é" typed as one code point or as "e" and a combining accent is one address, not two
-// look-alike accounts.
-func normalizeEmail(email string) string { return norm.NFC.String(strings.TrimSpace(email)) }
+// normalizeEmail returns an address in the form it is stored and looked up in: trimmed, in
+// Unicode NFC ("é" typed as one code point or as "e" and a combining accent is one address, not
+// two look-alike accounts), and with its domain mapped through IDNA (emailDomains) to its
+// Unicode form in lower case. Mail systems look a domain up through that mapping, so
+// "ada@ＥＸＡＭＰＬＥ．com", "ada@EXAMPLE.com" and "ada@example。com" all reach the mailbox of
+// ada@example.com, and "ada@xn--exmple-cua.de" that of ada@exämple.de: each is that address,
+// not another account's. The local part stays as typed (in NFC): only the receiving domain
+// knows whether "Ada" and "ada", or "a.da" and "ada", are one mailbox. A domain IDNA refuses,
+// or a domain literal ("[192.0.2.1]", a host's address), is left as it is: validateEmail refuses
+// the former, and an account stored with one before domains were mapped is still found by it.
+func normalizeEmail(email string) string {
+	email = nfcEmail(email)
+	at := strings.LastIndexByte(email, '@')
+	if at < 0 || strings.HasPrefix(email[at+1:], "[") {
+		return email
+	}
+	domain, err := mapDomain(email[at+1:])
+	if err != nil {
+		return email
+	}
+	return email[:at+1] + domain
+}
 
-// validateEmail accepts a bare address (no display name, no angle brackets) of at most 254 bytes.
+// nfcEmail is an address as it was stored before its domain was mapped through IDNA: trimmed
+// and in NFC only. Accounts registered then may still hold such a spelling.
+func nfcEmail(email string) string { return norm.NFC.String(strings.TrimSpace(email)) }
+
+// emailDomains maps and checks the domain of an address as UTS #46 has a domain looked up:
+// compatibility forms (fullwidth letters, the ideographic full stop), case and punycode labels
+// are mapped, nontransitionally (ß and ς stay themselves, as every registry since IDNA 2008
+// has them), and a domain is refused unless every label is valid: letters, digits and hyphens
+// of ASCII (STD3), no hyphen at either end nor in the third and fourth place but for an
+// "xn--" label whose punycode decodes to a valid non-ASCII label, the joiner and bidi rules,
+// at most 63 bytes a label and 253 in all in its ASCII form.
+var emailDomains = idna.New(idna.MapForLookup(), idna.Transitional(false), idna.BidiRule(), idna.VerifyDNSLength(true))
+
+// mapDomain returns domain's form in emailDomains: its Unicode form (U-labels), lower case, or
+// the error of a domain IDNA refuses.
+func mapDomain(domain string) (string, error) {
+	ascii, err := emailDomains.ToASCII(domain)
+	if err != nil {
+		return "", err
+	}
+	return emailDomains.ToUnicode(ascii)
+}
+
+const plainEmail = "must be a plain email address such as ada@example.com"
+
+// validateEmail accepts a bare address (no display name, no angle brackets) of at most 254 bytes
+// in the form normalizeEmail gives it, whose domain is a domain name IDNA accepts (or an address
+// literal).
 func validateEmail(email string) error {
 	if len(email) > 254 || strings.ContainsAny(email, " \t\r\n<>\"") || strings.IndexFunc(email, invisible) >= 0 {
-		return apperr.Invalidf("email", "must be a plain email address such as ada@example.com")
+		return apperr.Invalidf("email", plainEmail)
 	}
 	addr, err := mail.ParseAddress(email)
 	if err != nil || addr.Address != email || addr.Name != "" || !strings.Contains(email[strings.LastIndexByte(email, '@')+1:], ".") {
-		return apperr.Invalidf("email", "must be a plain email address such as ada@example.com")
+		return apperr.Invalidf("email", plainEmail)
+	}
+	if domain := email[strings.LastIndexByte(email, '@')+1:]; !strings.HasPrefix(domain, "[") {
+		if mapped, err := mapDomain(domain); err != nil || mapped != domain {
+			return apperr.Invalidf("email", "the domain must be a valid internationalized domain name (IDNA, UTS #46): letters, digits and hyphens, no hyphen at the start or end of a label, labels of at most 63 characters")
+		}
 	}
 	return nil
 }

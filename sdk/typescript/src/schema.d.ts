@@ -392,7 +392,7 @@ export interface components {
     schemas: {
         /**
          * Format: email
-         * @description A plain address without display name or whitespace, each dot between two other characters; unique regardless of letter case.
+         * @description A plain address without display name or whitespace, each dot between two other characters. Its domain must be one IDNA (Unicode TR46) accepts and is stored as IDNA maps it, in Unicode and lower case (`ada@ＥＸＡＭＰＬＥ.com` and `ada@EXAMPLE.com` are stored as `ada@example.com`, `ada@xn--exmple-cua.de` as `ada@exämple.de`); the local part is kept as sent. Unique regardless of letter case and of the domain's spelling.
          * @example ada@example.com
          */
         Email: string;
