@@ -88,7 +88,7 @@ func (t *Trail) List(ctx context.Context, f Filter) (Page, error) {
 			// with target_type, find the target instead of a scan of the whole trail.
 			w.Add("target_type IN ($?, $?)", TargetUser, TargetSession)
 		}
-		w.Add("target_id = $?", *f.TargetID)
+		w.Add("target_id = $?", canonicalTarget(*f.TargetID))
 	}
 	if f.Action != nil {
 		w.Add("action = $?", *f.Action)
@@ -125,4 +125,15 @@ FROM audit_events WHERE %s ORDER BY occurred_at DESC, id DESC LIMIT %s`, w.Strin
 	}
 	page.Entries = entries
 	return page, nil
+}
+
+// canonicalTarget returns id as the trail stores target ids when it is a UUID in any form
+// uuid.Parse reads (upper case, braces, no hyphens): uuid.UUID.String, lower case. Every
+// target is a user or a session, named by its UUID, and a UUID is the same whatever its case, as
+// actor_id (a uuid column) already compares it. Anything else is compared as written.
+func canonicalTarget(id string) string {
+	if u, err := uuid.Parse(id); err == nil {
+		return u.String()
+	}
+	return id
 }

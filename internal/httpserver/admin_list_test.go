@@ -987,3 +987,38 @@ func TestQueryDoesNotSpanFields(t *testing.T) {
 		}
 	}
 }
+
+// target_id names a user or a session by its UUID, and a UUID is the same whatever case it is
+// written in (RFC 9562), as actor_id already reads it: the upper-case form of a user's id (as
+// many tools print UUIDs) must find that user's events, not an empty trail that says nothing
+// happened to them.
+func TestAuditTargetIDIsReadAsTheUUIDItNames(t *testing.T) {
+	in := start(t)
+	_, adminPair := in.createWithRole(t, "admin")
+	u := in.register(t)
+	ctx := context.Background()
+	id := u.User.Id.String()
+	want := eventIDs(in.listAuditAll(t, adminPair.AccessToken, api.AdminListAuditEventsParams{TargetId: &id}))
+	if len(want) == 0 {
+		t.Fatal("the registration left no event about the user")
+	}
+	user := api.AdminListAuditEventsParamsTargetType("user")
+	for _, form := range []string{strings.ToUpper(id), "{" + id + "}", strings.ReplaceAll(id, "-", "")} {
+		for _, tt := range []*api.AdminListAuditEventsParamsTargetType{nil, &user} {
+			got := eventIDs(in.listAuditAll(t, adminPair.AccessToken, api.AdminListAuditEventsParams{TargetId: &form, TargetType: tt}))
+			if !slices.Equal(got, want) {
+				t.Errorf("target_id=%s (target_type %v): events %v, want %v", form, tt != nil, got, want)
+			}
+		}
+	}
+	// Anything else is compared as written, and matches nothing.
+	other := "not-a-uuid"
+	r, err := in.client.AdminListAuditEventsWithResponse(ctx, &api.AdminListAuditEventsParams{TargetId: &other}, bearer(adminPair.AccessToken))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantStatus(t, r, r.Body, http.StatusOK)
+	if len(r.JSON200.Items) != 0 {
+		t.Errorf("target_id=%s: %d events, want none", other, len(r.JSON200.Items))
+	}
+}
