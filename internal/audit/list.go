@@ -94,10 +94,10 @@ func (t *Trail) List(ctx context.Context, f Filter) (Page, error) {
 		w.Add("action = $?", *f.Action)
 	}
 	if f.OccurredAfter != nil {
-		w.Add("occurred_at >= $?", *f.OccurredAfter)
+		w.Add("occurred_at >= $?", postgres.Bound(*f.OccurredAfter))
 	}
 	if f.OccurredBefore != nil {
-		w.Add("occurred_at < $?", *f.OccurredBefore)
+		w.Add("occurred_at < $?", postgres.Bound(*f.OccurredBefore))
 	}
 	sql := fmt.Sprintf(`SELECT id, occurred_at, actor_id, action, target_type, target_id, outcome, ip_address, user_agent, request_id, detail
 FROM audit_events WHERE %s ORDER BY occurred_at DESC, id DESC LIMIT %s`, w.String(), w.Arg(f.Limit+1))

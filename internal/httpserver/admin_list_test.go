@@ -1022,3 +1022,38 @@ func TestAuditTargetIDIsReadAsTheUUIDItNames(t *testing.T) {
 		t.Errorf("target_id=%s: %d events, want none", other, len(r.JSON200.Items))
 	}
 }
+
+// The time bounds are instants, and RFC 3339 gives them to the nanosecond while PostgreSQL
+// keeps microseconds: a bound between two microseconds must still select by the instant given.
+// A user created at T is not created at or after T+500ns, and was created before it; so for
+// an audit event.
+func TestTimeBoundsBetweenMicrosecondsAreTheInstantsGiven(t *testing.T) {
+	in := start(t)
+	_, adminPair := in.createWithRole(t, "admin")
+	tok := adminPair.AccessToken
+	u := in.register(t)
+	created := in.listUsersAll(t, tok, api.AdminListUsersParams{Q: new(u.User.Username)})
+	if len(created) != 1 {
+		t.Fatalf("q=%s lists %d users, want 1", u.User.Username, len(created))
+	}
+	just := created[0].CreatedAt.Add(500 * time.Nanosecond)
+	if got := userIDs(in.listUsersAll(t, tok, api.AdminListUsersParams{CreatedAfter: &just})); slices.Contains(got, u.User.Id) {
+		t.Errorf("created_after=%s lists the user created at %s", just.Format(time.RFC3339Nano), created[0].CreatedAt.Format(time.RFC3339Nano))
+	}
+	if got := userIDs(in.listUsersAll(t, tok, api.AdminListUsersParams{CreatedBefore: &just})); !slices.Contains(got, u.User.Id) {
+		t.Errorf("created_before=%s leaves out the user created at %s", just.Format(time.RFC3339Nano), created[0].CreatedAt.Format(time.RFC3339Nano))
+	}
+
+	id := u.User.Id.String()
+	events := in.listAuditAll(t, tok, api.AdminListAuditEventsParams{TargetId: &id})
+	if len(events) != 1 {
+		t.Fatalf("%d events about the user, want 1 (the registration)", len(events))
+	}
+	just = events[0].OccurredAt.Add(500 * time.Nanosecond)
+	if got := in.listAuditAll(t, tok, api.AdminListAuditEventsParams{TargetId: &id, OccurredAfter: &just}); len(got) != 0 {
+		t.Errorf("occurred_after=%s lists the event of %s", just.Format(time.RFC3339Nano), events[0].OccurredAt.Format(time.RFC3339Nano))
+	}
+	if got := in.listAuditAll(t, tok, api.AdminListAuditEventsParams{TargetId: &id, OccurredBefore: &just}); len(got) != 1 {
+		t.Errorf("occurred_before=%s leaves out the event of %s", just.Format(time.RFC3339Nano), events[0].OccurredAt.Format(time.RFC3339Nano))
+	}
+}

@@ -3,6 +3,7 @@ package postgres
 import (
 	"fmt"
 	"strings"
+	"time"
 )
 
 // Where builds the WHERE clause of a query whose shape varies at run time (optional filters,
@@ -38,3 +39,14 @@ func (w *Where) String() string {
 
 // Args are the bind arguments, in placeholder order.
 func (w *Where) Args() []any { return w.args }
+
+// Bound returns the instant a timestamptz column (whole microseconds) is compared with for the
+// bound t: t itself, or the next whole microsecond when t falls between two. Then `col >= $1`
+// and `col < $1` hold exactly when they would against t. pgx truncates a time's nanoseconds,
+// which let `created_at >= T` take a row from just before T, and `< T` leave out one before it.
+func Bound(t time.Time) time.Time {
+	if c := t.Truncate(time.Microsecond); !c.Equal(t) {
+		return c.Add(time.Microsecond)
+	}
+	return t
+}

@@ -2,6 +2,7 @@ package postgres_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/portcullis/portcullis/internal/postgres"
 )
@@ -32,6 +33,25 @@ func TestQueryNameNamesSpansBySqlcName(t *testing.T) {
 	} {
 		if got := postgres.QueryName(stmt); got != want {
 			t.Errorf("QueryName(%q) = %q, want %q", stmt, got, want)
+		}
+	}
+}
+
+func TestBoundIsTheNextWholeMicrosecond(t *testing.T) {
+	base := time.Date(2026, 1, 2, 3, 4, 5, 123456000, time.UTC)
+	for _, c := range []struct {
+		in, want time.Time
+	}{
+		{base, base},
+		{base.Add(1), base.Add(time.Microsecond)},
+		{base.Add(999), base.Add(time.Microsecond)},
+		{base.Add(-1), base},
+		{time.Date(1, 1, 1, 0, 0, 0, 1, time.UTC), time.Date(1, 1, 1, 0, 0, 0, 1000, time.UTC)},
+		{time.Date(0, 1, 1, 0, 0, 0, 1, time.UTC), time.Date(0, 1, 1, 0, 0, 0, 1000, time.UTC)}, // before Go's zero time
+		{time.Date(2026, 1, 2, 3, 4, 5, 1, time.FixedZone("", -5*3600)), time.Date(2026, 1, 2, 8, 4, 5, 1000, time.UTC)},
+	} {
+		if got := postgres.Bound(c.in); !got.Equal(c.want) {
+			t.Errorf("Bound(%s) = %s, want %s", c.in.Format(time.RFC3339Nano), got.Format(time.RFC3339Nano), c.want.Format(time.RFC3339Nano))
 		}
 	}
 }

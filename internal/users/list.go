@@ -151,10 +151,10 @@ func (s *Service) List(ctx context.Context, f Filter) (Page, error) {
 	}
 	created := from.Replace("{created_at}")
 	if f.CreatedAfter != nil {
-		q.Add(created+" >= $?", *f.CreatedAfter)
+		q.Add(created+" >= $?", postgres.Bound(*f.CreatedAfter))
 	}
 	if f.CreatedBefore != nil {
-		q.Add(created+" < $?", *f.CreatedBefore)
+		q.Add(created+" < $?", postgres.Bound(*f.CreatedBefore))
 	}
 	if text != "" {
 		addSearch(&q, text, pieces, tripled)
