@@ -18,6 +18,9 @@ const purgeBatch = 1000
 // Purge deletes the events recorded before before, and records that it did: the trail always
 // says how much of itself was removed, and up to when.
 func Purge(ctx context.Context, pool *pgxpool.Pool, before time.Time) (int64, error) {
+	// To the second, as recorded_before writes it: the record then names the very cutoff the
+	// DELETE used, not one up to a second before events it removed.
+	before = before.UTC().Truncate(time.Second)
 	q := dbgen.New(pool)
 	n, err := postgres.DeleteInBatches(ctx, purgeBatch, func(ctx context.Context, batch int32) (int64, error) {
 		return q.PurgeAuditEvents(ctx, dbgen.PurgeAuditEventsParams{RecordedBefore: before, BatchSize: batch})
@@ -27,7 +30,7 @@ func Purge(ctx context.Context, pool *pgxpool.Pool, before time.Time) (int64, er
 	// It is recorded free of ctx's end (a shutdown mid-DELETE), for at most 5 s.
 	unknown := postgres.Unanswered(err)
 	if n > 0 || unknown {
-		detail := map[string]any{"deleted": n, "recorded_before": before.UTC().Format(time.RFC3339)}
+		detail := map[string]any{"deleted": n, "recorded_before": before.Format(time.RFC3339)}
 		if unknown {
 			detail["count_unknown"] = true
 		}

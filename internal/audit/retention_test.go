@@ -111,3 +111,56 @@ func TestPurgeWhoseReplyIsLostIsStillRecorded(t *testing.T) {
 		t.Fatalf("purge event detail %s (%v); want deleted %d (the confirmed ones) and count_unknown", detail, err, n)
 	}
 }
+
+// The purge's record says up to when the trail was removed (detail.recorded_before), so it must
+// be exactly the cutoff the DELETE used: the run's cutoff (now less the retention) falls within
+// a second, and recorded_before, written to the second, said the purge stopped up to a second
+// before events it had removed.
+func TestPurgeRecordsTheCutoffItDeletedUpTo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs PostgreSQL")
+	}
+	ctx := context.Background()
+	pool := testenv.Pool(t, testenv.NewDB(t))
+	second := time.Now().UTC().Truncate(time.Second).Add(-30 * 24 * time.Hour)
+	cutoff := second.Add(700 * time.Millisecond)
+	// One event in each part of that second, before the cutoff and after it, and an older one
+	// that goes whatever the purge makes of the second.
+	for _, at := range []time.Time{second.Add(-5 * time.Second), second.Add(200 * time.Millisecond), second.Add(900 * time.Millisecond)} {
+		if _, err := pool.Exec(ctx, `INSERT INTO audit_events (id, occurred_at, action, outcome, detail)
+			VALUES (gen_random_uuid(), $1, 'user.login', 'success', '{}')`, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := audit.Purge(ctx, pool, cutoff); err != nil {
+		t.Fatal(err)
+	}
+	var detail []byte
+	if err := pool.QueryRow(ctx, `SELECT detail FROM audit_events WHERE action = 'audit.purge'`).Scan(&detail); err != nil {
+		t.Fatalf("no purge recorded: %v", err)
+	}
+	var d struct {
+		Deleted        int64  `json:"deleted"`
+		RecordedBefore string `json:"recorded_before"`
+	}
+	if err := json.Unmarshal(detail, &d); err != nil {
+		t.Fatal(err)
+	}
+	upTo, err := time.Parse(time.RFC3339Nano, d.RecordedBefore)
+	if err != nil {
+		t.Fatalf("recorded_before %q: %v", d.RecordedBefore, err)
+	}
+	// What the record says is gone (everything before upTo) must be what is gone.
+	var gone, keptBefore int
+	if err := pool.QueryRow(ctx, `SELECT 3 - count(*), count(*) FILTER (WHERE occurred_at < $1) FROM audit_events WHERE action = 'user.login'`, upTo).Scan(&gone, &keptBefore); err != nil {
+		t.Fatal(err)
+	}
+	var goneAfter int64 // the event at .2 s gone while the record says the purge stopped before it
+	if gone == 2 && !second.Add(200*time.Millisecond).Before(upTo) {
+		goneAfter = 1
+	}
+	if d.Deleted != int64(gone) || keptBefore != 0 || goneAfter != 0 {
+		t.Fatalf("purge recorded deleted %d, recorded_before %s; the trail lost %d events (%d of them at or after that), kept %d before it",
+			d.Deleted, d.RecordedBefore, gone, goneAfter, keptBefore)
+	}
+}
