@@ -829,3 +829,38 @@ func TestMetricsListenerErrorsAreProblems(t *testing.T) {
 		}
 	}
 }
+
+// A password from stdin that no login could ever send is refused, not stored: the API takes
+// only valid UTF-8 without NUL characters (400 invalid-utf8, nul-character), so a password typed
+// in a Latin-1 terminal ("caf\xe9") or holding a NUL would lock the admin out for good.
+func TestAdminCommandsRefuseAPasswordNoLoginCouldSend(t *testing.T) {
+	url := testenv.NewDB(t)
+	ctx := context.Background()
+	cheap := map[string]string{"DATABASE_URL": url, "PORTCULLIS_REDIS_PREFIX": testenv.RedisPrefix(t), "PORTCULLIS_ARGON2_MEMORY_KIB": "64", "PORTCULLIS_ARGON2_ITERATIONS": "1"}
+	for _, pw := range []string{"un caf\xe9 au lait, merci", "a long passphrase\x00with a NUL"} {
+		err := run(ctx, []string{"admin", "create", "-email", "root@example.com", "-username", "root", "-password-stdin"}, env(cheap), strings.NewReader(pw+"\n"), &bytes.Buffer{})
+		if err == nil || !strings.Contains(err.Error(), "password") {
+			t.Fatalf("create with password %q = %v, want an error about the password", pw, err)
+		}
+	}
+	pool := testenv.Pool(t, url)
+	var n int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM users").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("users = %d (%v), want 0", n, err)
+	}
+	if err := run(ctx, []string{"admin", "create", "-email", "root@example.com", "-username", "root", "-password-stdin"}, env(cheap), strings.NewReader("the first admin passphrase\n"), &bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+	err := run(ctx, []string{"admin", "set-password", "-email", "root@example.com", "-password-stdin"}, env(cheap), strings.NewReader("un caf\xe9 au lait, merci\n"), &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "password") {
+		t.Fatalf("set-password with invalid UTF-8 = %v, want an error about the password", err)
+	}
+	svc := users.NewService(users.NewStore(pool), password.NewHasher(password.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1}), password.NewGate(1, 0), testenv.Logger(t))
+	a, err := svc.FindAccount(ctx, users.Credentials{Email: "root@example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := svc.Authenticate(ctx, a, "the first admin passphrase"); err != nil {
+		t.Fatalf("the password before the refused set-password: %v", err)
+	}
+}

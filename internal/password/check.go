@@ -24,6 +24,9 @@ var (
 	ErrTooLong = errors.New("password must be at most 128 characters")
 	// ErrCommon means the password is in the embedded common-password list.
 	ErrCommon = errors.New("password is among the most commonly used passwords")
+	// ErrNotText means the password is not valid UTF-8 or holds a NUL character: no login
+	// could send it (the API refuses such JSON), so it could never be typed again.
+	ErrNotText = errors.New("password must be valid UTF-8 text without NUL characters")
 )
 
 // commonText holds one lowercase, NFKC-normalised password a line.
@@ -50,9 +53,13 @@ func Normalize(password string) string {
 // Check applies NIST SP 800-63B: the length, counted in Unicode code points
 // after Normalize, must be between MinLength and MaxLength, and the password
 // must not be in the common-password list (compared case-insensitively after
-// Normalize). It applies no composition rules. It returns nil, ErrTooShort,
-// ErrTooLong or ErrCommon.
+// Normalize). It applies no composition rules. A password that is not valid UTF-8 or holds a
+// NUL character (which only the command line can pass) is refused first. It returns nil,
+// ErrNotText, ErrTooShort, ErrTooLong or ErrCommon.
 func Check(password string) error {
+	if !utf8.ValidString(password) || strings.IndexByte(password, 0) >= 0 {
+		return ErrNotText
+	}
 	n := Normalize(password)
 	switch l := utf8.RuneCountInString(n); {
 	case l < MinLength:

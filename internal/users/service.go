@@ -455,6 +455,8 @@ func (s *Service) hashNew(ctx context.Context, pw, field string) (string, error)
 		return "", ErrPasswordTooLong.WithField(field, err.Error())
 	case errors.Is(err, password.ErrCommon):
 		return "", ErrPasswordCommon.WithField(field, err.Error())
+	case errors.Is(err, password.ErrNotText):
+		return "", apperr.Invalidf(field, "%s", err.Error())
 	case err != nil:
 		return "", err
 	}
