@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -366,4 +367,28 @@ func TestEncodedBodyIs415(t *testing.T) {
 	}
 	resp, b := in.raw(t, "POST", "/api/v1/auth/register", ctJSON, strings.NewReader(body), "Content-Encoding", "identity")
 	wantStatus(t, rawStatus{resp}, b, http.StatusCreated)
+}
+
+// A common password does not become uncommon by the spaces around it: " password123 ", a tab
+// after it or an ideographic space (NFKC: a space) before it is still password123, the first
+// thing a guesser tries with spaces, and is refused as it is; nothing is created.
+func TestCommonPasswordsPaddedWithSpacesAreRefused(t *testing.T) {
+	in := start(t)
+	for _, pw := range []string{" password123 ", "PASSWORD123\t", "\u3000password123", "\u00a0password123\u00a0", "\n\npassword123"} {
+		t.Run(strconv.Quote(pw), func(t *testing.T) {
+			n := uniqueName()
+			r, err := in.client.RegisterUserWithResponse(context.Background(), api.RegisterUserJSONRequestBody{
+				Email: api.Email(n + "@example.com"), Username: n, Password: pw,
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			p := wantProblem(t, r, r.Body, http.StatusUnprocessableEntity, "password-too-common")
+			wantField(t, p, "password")
+		})
+	}
+	var n int
+	if err := in.app.Pool.QueryRow(context.Background(), "SELECT count(*) FROM users").Scan(&n); err != nil || n != 0 {
+		t.Fatalf("users = %d (%v), want 0", n, err)
+	}
 }

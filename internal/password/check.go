@@ -53,9 +53,10 @@ func Normalize(password string) string {
 // Check applies NIST SP 800-63B: the length, counted in Unicode code points
 // after Normalize, must be between MinLength and MaxLength, and the password
 // must not be in the common-password list (compared case-insensitively after
-// Normalize). It applies no composition rules. A password that is not valid UTF-8 or holds a
-// NUL character (which only the command line can pass) is refused first. It returns nil,
-// ErrNotText, ErrTooShort, ErrTooLong or ErrCommon.
+// Normalize, without the spaces around it). It applies no composition rules. A
+// password that is not valid UTF-8 or holds a NUL character (which only the
+// command line can pass) is refused first. It returns nil, ErrNotText,
+// ErrTooShort, ErrTooLong or ErrCommon.
 func Check(password string) error {
 	if !utf8.ValidString(password) || strings.IndexByte(password, 0) >= 0 {
 		return ErrNotText
@@ -67,7 +68,9 @@ func Check(password string) error {
 	case l > MaxLength:
 		return ErrTooLong
 	}
-	if _, ok := common()[strings.ToLower(n)]; ok {
+	// Spaces around a common password leave it common: " password123 " is the first variant a
+	// guesser tries. Only the comparison trims; the password is hashed as typed.
+	if _, ok := common()[strings.TrimSpace(strings.ToLower(n))]; ok {
 		return ErrCommon
 	}
 	return nil
