@@ -32,8 +32,8 @@ func TestRegisterRejectsBadInput(t *testing.T) {
 		{"email with a space", `{"email":"a b@example.com","username":"abc","password":"a long passphrase"}`, 400, "validation-failed", "email"},
 		{"email without a dotted domain", `{"email":"ada@localhost","username":"abc","password":"a long passphrase"}`, 400, "invalid-request", "email"},
 		{"username pattern", `{"email":"a@example.com","username":"a b","password":"a long passphrase"}`, 400, "validation-failed", "username"},
-		{"password too short", `{"email":"a@example.com","username":"abc","password":"short"}`, 400, "validation-failed", "password"},
-		{"password too long", `{"email":"a@example.com","username":"abc","password":"` + long + `"}`, 400, "validation-failed", "password"},
+		{"password too short", `{"email":"a@example.com","username":"abc","password":"short"}`, 400, "password-too-short", "password"},
+		{"password too long", `{"email":"a@example.com","username":"abc","password":"` + long + `"}`, 400, "password-too-long", "password"},
 		{"common password", `{"email":"a@example.com","username":"abc","password":"password123"}`, 422, "password-too-common", "password"},
 		{"common password any case", `{"email":"a@example.com","username":"abc","password":"PassWord123"}`, 422, "password-too-common", "password"},
 		{"NUL in full name", `{"email":"a@example.com","username":"abc","password":"a long passphrase","full_name":"Ada\u0000"}`, 400, "nul-character", "full_name"},
@@ -390,5 +390,39 @@ func TestCommonPasswordsPaddedWithSpacesAreRefused(t *testing.T) {
 	var n int
 	if err := in.app.Pool.QueryRow(context.Background(), "SELECT count(*) FROM users").Scan(&n); err != nil || n != 0 {
 		t.Fatalf("users = %d (%v), want 0", n, err)
+	}
+}
+
+// A password's 8–128 characters are counted after NFKC, as README says and as it is hashed:
+// three "ﬃ" ligatures are nine characters (and sign in typed as "ffiffiffi"), 100 accented
+// letters typed decomposed (200 code points as sent) are 100; "short" and 129 letters are
+// refused with the password's own codes.
+func TestPasswordLengthIsCountedAfterNFKC(t *testing.T) {
+	in := start(t)
+	ctx := context.Background()
+	for _, c := range []struct{ sent, typed string }{
+		{"\ufb03\ufb03\ufb03", "ffiffiffi"},
+		{strings.Repeat("e\u0301", 100), strings.Repeat("\u00e9", 100)},
+	} {
+		n := uniqueName()
+		email := api.Email(n + "@example.com")
+		r, err := in.client.RegisterUserWithResponse(ctx, api.RegisterUserJSONRequestBody{Email: email, Username: n, Password: c.sent})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, r, r.Body, http.StatusCreated)
+		l, err := in.client.LoginWithResponse(ctx, api.LoginJSONRequestBody{Email: &email, Password: c.typed})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantStatus(t, l, l.Body, http.StatusOK)
+	}
+	for _, c := range []struct{ pw, code string }{{"short", "password-too-short"}, {strings.Repeat("x", 129), "password-too-long"}} {
+		n := uniqueName()
+		r, err := in.client.RegisterUserWithResponse(ctx, api.RegisterUserJSONRequestBody{Email: api.Email(n + "@example.com"), Username: n, Password: c.pw})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantField(t, wantProblem(t, r, r.Body, http.StatusBadRequest, c.code), "password")
 	}
 }
