@@ -237,8 +237,8 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	resp, sent, err := t.send(req, body)
-	if err != nil || sent == "" || resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "invalid_token") {
-		return resp, err // sent == "": the caller's own token, not the stored pair's
+	if err != nil || sent.AccessToken == "" || resp.StatusCode != http.StatusUnauthorized || !strings.Contains(resp.Header.Get("WWW-Authenticate"), "invalid_token") {
+		return resp, err // sent.AccessToken == "": the caller's own token, not the stored pair's
 	}
 	p, _ := peekProblem(resp)
 	if p == nil || p.Code != "invalid-token" { // a revoked session will not come back by refreshing
@@ -246,7 +246,8 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	// A refresh that ended since this call went out has already replaced the token: retry with
 	// it rather than spend the new refresh token on a second refresh.
-	if latest := t.c.Tokens().AccessToken; latest == sent || latest == "" {
+	latest := t.c.Tokens()
+	if latest.AccessToken == sent.AccessToken || latest.AccessToken == "" {
 		if err := t.c.Refresh(req.Context()); err != nil {
 			if errors.Is(err, ErrNotSignedIn) {
 				return resp, nil // a dead pair: the caller sees the call's own 401
@@ -256,27 +257,38 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			resp.Body.Close()
 			return nil, fmt.Errorf("portcullis: refresh the expired access token: %w", err)
 		}
+		latest = t.c.Tokens()
+	}
+	// The call is sent again only under the session it was made for: a pair of another session
+	// set meanwhile (another sign-in) must not carry out, as its user, a call made for the first.
+	if latest.AccessToken == "" || latest.SessionId != sent.SessionId {
+		return resp, nil
 	}
 	resp.Body.Close()
-	resp, _, err = t.send(req, body)
-	return resp, err
+	return t.next.RoundTrip(withToken(req, body, latest.AccessToken))
 }
 
 // send sends a copy of req with the stored access token, unless req carries an Authorization
-// header of its own, and returns the token it added ("" for none).
-func (t *transport) send(req *http.Request, body []byte) (*http.Response, string, error) {
+// header of its own, and returns the pair whose token it added (the zero pair for none).
+func (t *transport) send(req *http.Request, body []byte) (*http.Response, api.TokenPair, error) {
+	var pair api.TokenPair
+	if req.Header.Get("Authorization") == "" && req.URL.Host == t.host {
+		pair = t.c.Tokens()
+	}
+	resp, err := t.next.RoundTrip(withToken(req, body, pair.AccessToken))
+	return resp, pair, err
+}
+
+// withToken is a copy of req with body and, unless tok is "", tok as its bearer token.
+func withToken(req *http.Request, body []byte, tok string) *http.Request {
 	r := req.Clone(req.Context())
 	if body != nil {
 		r.Body = io.NopCloser(bytes.NewReader(body))
 	}
-	tok := ""
-	if r.Header.Get("Authorization") == "" && r.URL.Host == t.host {
-		if tok = t.c.Tokens().AccessToken; tok != "" {
-			r.Header.Set("Authorization", "Bearer "+tok)
-		}
+	if tok != "" {
+		r.Header.Set("Authorization", "Bearer "+tok)
 	}
-	resp, err := t.next.RoundTrip(r)
-	return resp, tok, err
+	return r
 }
 
 func bodyBytes(req *http.Request) ([]byte, error) {

@@ -600,3 +600,55 @@ func TestARefreshRefusedForGoodDropsThePair(t *testing.T) {
 		t.Fatalf("Refresh refused with 400 = %v, want ErrNotSignedIn and the 400 problem", err)
 	}
 }
+
+// A call sent under one session whose 401 arrives after another pair was set (another user
+// signed in on this client) is not carried out under the new session: it was made for the
+// first, and sending it again with the new token would change or read the other account.
+func TestACallIsNeverRetriedUnderAnotherSession(t *testing.T) {
+	entered, release := make(chan struct{}, 1), make(chan struct{})
+	var withB atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Header.Get("Authorization") {
+		case "Bearer A1":
+			entered <- struct{}{}
+			<-release
+			w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token"`)
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusUnauthorized)
+			_, _ = w.Write([]byte(`{"type":"https://portcullis.dev/problems/invalid-token","title":"Unauthorized","status":401,"code":"invalid-token"}`))
+		case "Bearer B1":
+			withB.Add(1)
+			w.Header().Set("Content-Type", "application/json")
+			_, _ = w.Write([]byte(`{}`))
+		default:
+			w.WriteHeader(http.StatusTeapot)
+		}
+	}))
+	defer srv.Close()
+	c, err := portcullis.New(srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := api.TokenPair{AccessToken: "A1", RefreshToken: "RA1", SessionId: [16]byte{1}}
+	b := api.TokenPair{AccessToken: "B1", RefreshToken: "RB1", SessionId: [16]byte{2}}
+	c.SetTokens(a)
+	done := make(chan int, 1)
+	go func() {
+		r, err := c.API.UpdateMeWithResponse(context.Background(), &api.UpdateMeParams{}, api.UpdateMeJSONRequestBody{})
+		if err != nil {
+			t.Error(err)
+			done <- 0
+			return
+		}
+		done <- r.StatusCode()
+	}()
+	<-entered
+	c.SetTokens(b) // another user signs in while the first user's call is out
+	close(release)
+	if s := <-done; s != http.StatusUnauthorized || withB.Load() != 0 {
+		t.Fatalf("a call sent under session A answered %d after %d requests with session B's token, want its own 401 and none", s, withB.Load())
+	}
+	if got := c.Tokens(); got != b {
+		t.Fatalf("the pair set last changed: %+v", got)
+	}
+}
