@@ -72,7 +72,7 @@ func New(baseURL string, hc *http.Client) (*Client, error) {
 		return nil, err
 	}
 	authed := *hc // its redirect policy, jar and timeout hold for authenticated calls too
-	authed.Transport = &transport{c: c, host: base.Host, next: transportOf(hc)}
+	authed.Transport = &transport{c: c, scheme: base.Scheme, host: base.Host, next: transportOf(hc)}
 	if c.API, err = api.NewClientWithResponses(baseURL, api.WithHTTPClient(&authed)); err != nil {
 		return nil, err
 	}
@@ -222,13 +222,16 @@ func (c *Client) Logout(ctx context.Context) error {
 	return err
 }
 
-// transport adds the access token to requests for host and, on an expired one, refreshes once
-// and retries. Other hosts (a redirect's target) never get the token: Go's client drops the
-// Authorization header on such a redirect, and this transport must not put it back.
+// transport adds the access token to requests for the service's origin (scheme and host) and,
+// on an expired one, refreshes once and retries. Other hosts (a redirect's target) never get the
+// token: Go's client drops the Authorization header on such a redirect, and this transport must
+// not put it back. Nor does the service's own host over another scheme: Go's client follows a
+// redirect from https to http, and the token would cross the network in the clear.
 type transport struct {
-	c    *Client
-	host string
-	next http.RoundTripper
+	c      *Client
+	scheme string
+	host   string
+	next   http.RoundTripper
 }
 
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
@@ -272,7 +275,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 // header of its own, and returns the pair whose token it added (the zero pair for none).
 func (t *transport) send(req *http.Request, body []byte) (*http.Response, api.TokenPair, error) {
 	var pair api.TokenPair
-	if req.Header.Get("Authorization") == "" && req.URL.Host == t.host {
+	if req.Header.Get("Authorization") == "" && req.URL.Scheme == t.scheme && req.URL.Host == t.host {
 		pair = t.c.Tokens()
 	}
 	resp, err := t.next.RoundTrip(withToken(req, body, pair.AccessToken))

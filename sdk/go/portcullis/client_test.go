@@ -652,3 +652,36 @@ func TestACallIsNeverRetriedUnderAnotherSession(t *testing.T) {
 		t.Fatalf("the pair set last changed: %+v", got)
 	}
 }
+
+// downgrade is a stand-in network: https://auth.test redirects every request to the same path
+// on http://auth.test, which records the Authorization it is sent in the clear.
+type downgrade struct{ plain atomic.Value }
+
+func (d *downgrade) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.URL.Scheme == "https" {
+		return &http.Response{StatusCode: http.StatusTemporaryRedirect, Header: http.Header{"Location": {"http://" + r.URL.Host + r.URL.Path}}, Body: http.NoBody, Request: r}, nil
+	}
+	d.plain.Store(r.Header.Get("Authorization"))
+	return &http.Response{StatusCode: http.StatusNotFound, Header: http.Header{}, Body: http.NoBody, Request: r}, nil
+}
+
+// The access token is not sent in the clear: a redirect from https to http on the same host
+// (which Go's client follows, and whose Host matches the service's) does not get it.
+func TestTheTokenDoesNotFollowARedirectToPlainHTTP(t *testing.T) {
+	d := &downgrade{}
+	c, err := portcullis.New("https://auth.test", &http.Client{Transport: d})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetTokens(api.TokenPair{AccessToken: "A1", RefreshToken: "RA1"})
+	if _, err := c.API.GetMeWithResponse(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := d.plain.Load().(string)
+	if !ok {
+		t.Fatal("the redirect was not followed")
+	}
+	if got != "" {
+		t.Fatalf("http://auth.test got Authorization %q", got)
+	}
+}
