@@ -104,15 +104,35 @@ func (p *Problem) Error() string {
 // Login signs in by email and keeps the tokens. A refused login returns a *Problem.
 func (c *Client) Login(ctx context.Context, email, password string) error {
 	e := api.Email(email)
-	r, err := c.anon.LoginWithResponse(ctx, api.LoginJSONRequestBody{Email: &e, Password: password})
+	resp, err := c.anon.Login(ctx, api.LoginJSONRequestBody{Email: &e, Password: password})
 	if err != nil {
 		return err
 	}
-	if r.JSON200 == nil {
-		return problemOf(r.HTTPResponse, r.Body)
+	pair, err := tokenPairOf(resp)
+	if err != nil {
+		return err
 	}
-	c.SetTokens(*r.JSON200)
+	c.SetTokens(*pair)
 	return nil
+}
+
+// tokenPairOf reads the answer of a login or a refresh: the pair of a 200, else the *Problem.
+// (The generated parsers give up, and lose the answer, on a problem with a member of an
+// unexpected type.)
+func tokenPairOf(resp *http.Response) (*api.TokenPair, error) {
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, problemOf(resp, body)
+	}
+	var pair api.TokenPair
+	if err := json.Unmarshal(body, &pair); err != nil {
+		return nil, fmt.Errorf("portcullis: unreadable token pair: %w", err)
+	}
+	return &pair, nil
 }
 
 // SetTokens installs a token pair obtained elsewhere.
@@ -164,7 +184,11 @@ func (c *Client) Refresh(ctx context.Context) error {
 func (c *Client) rotate(ctx context.Context, f *flight) {
 	ctx, cancel := context.WithTimeout(ctx, refreshTimeout)
 	defer cancel()
-	r, err := c.anon.RefreshTokensWithResponse(ctx, api.RefreshTokensJSONRequestBody{RefreshToken: f.from})
+	resp, err := c.anon.RefreshTokens(ctx, api.RefreshTokensJSONRequestBody{RefreshToken: f.from})
+	var pair *api.TokenPair
+	if err == nil {
+		pair, err = tokenPairOf(resp)
+	}
 	c.mu.Lock()
 	defer func() {
 		if c.inFlight == f {
@@ -175,21 +199,19 @@ func (c *Client) rotate(ctx context.Context, f *flight) {
 	}()
 	current := c.tokens.RefreshToken == f.from
 	switch {
-	case err != nil:
+	case pair == nil:
 		f.err = err
-	case r.JSON200 == nil:
-		f.err = problemOf(r.HTTPResponse, r.Body)
 		// 401: a dead pair; 409: a token someone else spent a moment ago, whose next use after
 		// the grace window would revoke the session as theft; any other 4xx but 408 and 429: a
 		// token the service will never take. Every later call would try it again.
-		if refusedForGood(r.StatusCode()) {
+		if resp != nil && refusedForGood(resp.StatusCode) {
 			f.err = fmt.Errorf("%w: %w", ErrNotSignedIn, f.err)
 			if current {
 				c.tokens = api.TokenPair{}
 			}
 		}
 	case current:
-		c.tokens = *r.JSON200
+		c.tokens = *pair
 	default:
 		f.err = ErrNotSignedIn // the pair was replaced or cleared meanwhile: its successor is dropped
 	}
@@ -205,17 +227,22 @@ func refusedForGood(status int) bool {
 // Logout ends the session at the service and forgets the tokens here, even when the service
 // cannot be reached (the error says so; the session then ends only when it expires).
 func (c *Client) Logout(ctx context.Context) error {
-	r, err := c.API.LogoutWithResponse(ctx)
+	resp, err := c.API.Logout(ctx)
 	c.SetTokens(api.TokenPair{})
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
 	switch {
+	case resp.StatusCode == http.StatusNoContent:
+		return nil
 	case err != nil:
 		return err
-	case r.StatusCode() == http.StatusNoContent:
-		return nil
 	}
 	// A 401 saying the session is over means there was nothing left to end; any other answer
 	// (a 5xx, say) leaves the session alive at the service.
-	err = problemOf(r.HTTPResponse, r.Body)
+	err = problemOf(resp, body)
 	if p := (*Problem)(nil); errors.As(err, &p) && p.Code == "session-revoked" {
 		return nil
 	}
@@ -310,19 +337,47 @@ func peekProblem(resp *http.Response) (*api.Problem, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeProblem(b), nil
+}
+
+// decodeProblem decodes a problem document, nil when b is none (not a JSON object with a code).
+// The generated decoder gives up at the first member of an unexpected type (a gateway's
+// "errors" as a list of strings, say); such members are left out and the others kept, the code
+// first of all.
+func decodeProblem(b []byte) *api.Problem {
 	var p api.Problem
-	if err := json.Unmarshal(b, &p); err != nil {
-		return nil, err
+	if json.Unmarshal(b, &p) != nil {
+		var members map[string]json.RawMessage
+		if json.Unmarshal(b, &members) != nil {
+			return nil
+		}
+		for k, v := range members {
+			one, _ := json.Marshal(map[string]json.RawMessage{k: v})
+			if json.Unmarshal(one, new(api.Problem)) != nil {
+				delete(members, k)
+			}
+		}
+		kept, _ := json.Marshal(members)
+		p = api.Problem{}
+		if json.Unmarshal(kept, &p) != nil {
+			return nil
+		}
 	}
-	return &p, nil
+	if p.Code == "" {
+		return nil
+	}
+	return &p
 }
 
 func problemOf(resp *http.Response, body []byte) error {
-	var p api.Problem
-	if err := json.Unmarshal(body, &p); err != nil || p.Code == "" {
+	p := decodeProblem(body)
+	if p == nil {
 		return fmt.Errorf("portcullis: unexpected %s", resp.Status)
 	}
-	out := &Problem{Problem: p}
+	if p.Status == 0 { // "status" left out (or unreadable): the answer's own
+		p.Status = resp.StatusCode
+	}
+	out := &Problem{Problem: *p}
 	if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
 		out.RetryAfter = time.Duration(secs) * time.Second
 	}

@@ -685,3 +685,40 @@ func TestTheTokenDoesNotFollowARedirectToPlainHTTP(t *testing.T) {
 		t.Fatalf("http://auth.test got Authorization %q", got)
 	}
 }
+
+// A problem with a member of an unexpected type (a gateway's "errors" as strings) or without
+// "status" still gives its code, its HTTP status and its Retry-After.
+func TestAnOddProblemKeepsItsCode(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Retry-After", "7")
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusTooManyRequests)
+		_, _ = w.Write([]byte(`{"type":"https://portcullis.dev/problems/rate-limited","title":"Too Many Requests","code":"rate-limited","errors":["slow down"]}`))
+	}))
+	defer srv.Close()
+	c, err := portcullis.New(srv.URL, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p *portcullis.Problem
+	if err := c.Login(context.Background(), "a@example.com", "whatever password"); !errors.As(err, &p) || p.Code != "rate-limited" || p.Status != http.StatusTooManyRequests || p.RetryAfter != 7*time.Second {
+		t.Fatalf("Login answered by an odd problem = %v (%+v), want rate-limited, status 429, RetryAfter 7s", err, p)
+	}
+	// A refresh refused for good with such a body is refused for good, not a failure for now
+	// that keeps the dead pair.
+	url := fakeBusyRefresh(t, func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/problem+json")
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = w.Write([]byte(`{"type":"https://portcullis.dev/problems/refresh-token-reused","title":"Unauthorized","status":401,"code":"refresh-token-reused","errors":"none"}`))
+	})
+	if c, err = portcullis.New(url, nil); err != nil {
+		t.Fatal(err)
+	}
+	c.SetTokens(api.TokenPair{AccessToken: "A1", RefreshToken: "R1"})
+	if err := c.Refresh(context.Background()); !errors.Is(err, portcullis.ErrNotSignedIn) || !errors.As(err, &p) || p.Code != "refresh-token-reused" {
+		t.Fatalf("Refresh refused by an odd problem = %v, want ErrNotSignedIn and refresh-token-reused", err)
+	}
+	if got := c.Tokens(); got.RefreshToken != "" {
+		t.Fatalf("the refused pair is still stored: %+v", got)
+	}
+}
