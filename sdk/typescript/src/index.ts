@@ -86,6 +86,8 @@ interface Pending {
   retry: Request;
   /** The access token the request went out with; undefined when the caller set its own header. */
   sentWith: string | undefined;
+  /** The session of that token: the call is sent again only under it. */
+  session: string | undefined;
 }
 
 export function createPortcullisClient(baseUrl: string, opts: PortcullisClientOptions = {}): PortcullisClient {
@@ -153,17 +155,12 @@ export function createPortcullisClient(baseUrl: string, opts: PortcullisClientOp
   const middleware: Middleware = {
     onRequest({ request, schemaPath, id }) {
       if (PUBLIC_PATHS.has(schemaPath)) return undefined;
-      let sentWith: string | undefined;
-      if (!request.headers.has("Authorization")) {
-        const access = tokens.get()?.access_token;
-        if (access === undefined) return undefined;
-        request.headers.set("Authorization", `Bearer ${access}`);
-        sentWith = access;
-      }
-      if (sentWith !== undefined) {
-        // fetch() consumes the body; keep an unread copy for one retry.
-        pending.set(id, { retry: request.clone(), sentWith });
-      }
+      if (request.headers.has("Authorization")) return undefined; // the caller's own token
+      const current = tokens.get();
+      if (current === undefined) return undefined;
+      request.headers.set("Authorization", `Bearer ${current.access_token}`);
+      // fetch() consumes the body; keep an unread copy for one retry.
+      pending.set(id, { retry: request.clone(), sentWith: current.access_token, session: current.session_id });
       return request;
     },
     async onResponse({ response, id, options }) {
@@ -172,15 +169,17 @@ export function createPortcullisClient(baseUrl: string, opts: PortcullisClientOp
       if (p === undefined || response.status !== 401) return undefined;
       if ((await problemCode(response)) !== REFRESHABLE_CODE) return undefined;
       // Another call may have refreshed since this one went out: retry with its token.
-      let access = tokens.get()?.access_token;
-      if (access === undefined || access === p.sentWith) {
+      let current = tokens.get();
+      if (current === undefined || current.access_token === p.sentWith) {
         const { pair, failure } = await refreshOutcome();
         // Each waiting call gets a fresh copy of a failed refresh's answer: a body reads once.
         if (failure !== undefined) return new Response(failure.body, failure);
-        access = pair?.access_token;
+        current = pair;
       }
-      if (access === undefined) return response;
-      p.retry.headers.set("Authorization", `Bearer ${access}`);
+      // Only under the session the call was made for: a pair of another session set meanwhile
+      // (another sign-in) must not carry out, as its user, a call made for the first.
+      if (current === undefined || current.session_id !== p.session) return response;
+      p.retry.headers.set("Authorization", `Bearer ${current.access_token}`);
       return options.fetch(p.retry);
     },
     onError({ id }) {

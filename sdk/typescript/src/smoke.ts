@@ -308,6 +308,48 @@ const steps: Array<[string, () => Promise<string>]> = [
     },
   ],
   [
+    "a call whose 401 comes after another session's pair was set is not sent again under that session",
+    async () => {
+      const login = async (): Promise<TokenPair> => {
+        const { data, error } = await client.POST("/api/v1/auth/login", { body: { email, password } });
+        assert.ok(data, `login failed: ${JSON.stringify(error)}`);
+        return data;
+      };
+      const a = await login();
+      const b = await login(); // another sign-in: another session (of another user, as far as a client knows)
+      const expired = spoil(a.access_token);
+      // A fetch that holds the 401 of the call sent with a's expired token until released, and
+      // counts the calls sent with b's token.
+      let entered = (): void => undefined;
+      let release = (): void => undefined;
+      const held = new Promise<void>((resolve) => (entered = resolve));
+      const released = new Promise<void>((resolve) => (release = resolve));
+      let withB = 0;
+      const heldFetch: typeof fetch = async (input, init) => {
+        const request = new Request(input, init);
+        const auth = request.headers.get("Authorization");
+        if (auth === `Bearer ${b.access_token}`) withB++;
+        const response = await countingFetch(request);
+        if (auth === `Bearer ${expired}`) {
+          entered();
+          await released;
+        }
+        return response;
+      };
+      const pc = createPortcullisClient(baseUrl, { fetch: heldFetch });
+      pc.auth.set({ ...a, access_token: expired });
+      const call = pc.PATCH("/api/v1/users/me", { body: { full_name: "Meant For Session A" } });
+      await held;
+      pc.auth.set(b); // the app switches accounts while the call is out
+      release();
+      const { response } = await call;
+      assert.equal(withB, 0, "the call made under session a was sent again with session b's token");
+      assert.equal(response.status, 401, `the call answered ${response.status}, want its own 401`);
+      assert.equal(pc.auth.tokens?.session_id, b.session_id, "the pair set last changed");
+      return "its own 401; nothing sent with the other session's token";
+    },
+  ],
+  [
     "problem+json as a typed Problem",
     async () => {
       const { data, error, response } = await client.POST("/api/v1/auth/register", {
