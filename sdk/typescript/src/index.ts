@@ -180,7 +180,8 @@ export function createPortcullisClient(baseUrl: string, opts: PortcullisClientOp
       // (another sign-in) must not carry out, as its user, a call made for the first.
       if (current === undefined || current.session_id !== p.session) return response;
       p.retry.headers.set("Authorization", `Bearer ${current.access_token}`);
-      return options.fetch(p.retry);
+      // With the fetch options openapi-fetch gives every call (an undici dispatcher, say).
+      return options.fetch(p.retry, clientOptions.requestInitExt);
     },
     onError({ id }) {
       pending.delete(id);

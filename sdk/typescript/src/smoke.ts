@@ -350,6 +350,28 @@ const steps: Array<[string, () => Promise<string>]> = [
     },
   ],
   [
+    "the call sent again after a refresh keeps the client's requestInitExt (an undici dispatcher, say)",
+    async () => {
+      const { data: pair, error } = await client.POST("/api/v1/auth/login", { body: { email, password } });
+      assert.ok(pair, `login failed: ${JSON.stringify(error)}`);
+      // In Node, requestInitExt carries fetch options such as a dispatcher (a proxy, a client
+      // certificate); a call must not go out without them.
+      const ext = { marker: "ext" };
+      const without: string[] = [];
+      const watchingFetch: typeof fetch = (input, init) => {
+        const path = new URL(input instanceof Request ? input.url : String(input)).pathname;
+        if ((init as Record<string, unknown> | undefined)?.["marker"] !== "ext") without.push(path);
+        return countingFetch(input, init);
+      };
+      const pc = createPortcullisClient(baseUrl, { fetch: watchingFetch, requestInitExt: ext });
+      pc.auth.set({ ...pair, access_token: spoil(pair.access_token) });
+      const { error: me } = await pc.GET("/api/v1/users/me");
+      assert.equal(me, undefined, `me failed: ${JSON.stringify(me)}`);
+      assert.deepEqual(without, [], "calls sent without the client's requestInitExt");
+      return "the first call, the refresh and the retry all carried it";
+    },
+  ],
+  [
     "problem+json as a typed Problem",
     async () => {
       const { data, error, response } = await client.POST("/api/v1/auth/register", {
