@@ -20,8 +20,10 @@ help: ## list the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-16s %s\n", $$1, $$2}'
 
 .PHONY: run
-run: services ## migrate and serve on :8080 against the local PostgreSQL and Redis
-	PORTCULLIS_CREATE_DATABASE=true $(GO) run ./cmd/portcullis serve
+run: services build ## migrate and serve on :8080 against the local PostgreSQL and Redis
+	@# exec: the server is make's child, so the SIGTERM make passes on reaches it (under `go run`
+	@# the go command died of it and left the server running, orphaned).
+	PORTCULLIS_CREATE_DATABASE=true exec $(BIN) serve
 
 .PHONY: build
 build: ## build the static binary into bin/portcullis
