@@ -864,3 +864,53 @@ func TestAdminCommandsRefuseAPasswordNoLoginCouldSend(t *testing.T) {
 		t.Fatalf("the password before the refused set-password: %v", err)
 	}
 }
+
+// A database migrated by a newer release (a binary rolled back, an old instance restarted
+// mid-deploy) is one this binary has no migration for. serve still starts (a release's
+// migrations keep the previous release working), but says so, naming both versions, at WARN;
+// `migrate status` lists the version it does not know; `migrate down` refuses, naming it,
+// instead of failing on a migration it does not have.
+func TestADatabaseNewerThanTheBinaryIsNamed(t *testing.T) {
+	ctx := context.Background()
+	url := testenv.NewDB(t)
+	pool := testenv.Pool(t, url)
+	var known int64
+	if err := pool.QueryRow(ctx, "SELECT max(version_id) FROM goose_db_version").Scan(&known); err != nil {
+		t.Fatal(err)
+	}
+	newer := known + 1
+	if _, err := pool.Exec(ctx, "INSERT INTO goose_db_version (version_id, is_applied) VALUES ($1, true)", newer); err != nil {
+		t.Fatal(err)
+	}
+	vars := map[string]string{"DATABASE_URL": url}
+
+	var status bytes.Buffer
+	if err := run(ctx, []string{"migrate", "status"}, env(vars), strings.NewReader(""), &status); err != nil {
+		t.Fatalf("migrate status: %v", err)
+	}
+	if !strings.Contains(status.String(), fmt.Sprintf(`"version":%d,`, newer)) || !strings.Contains(status.String(), `"level":"WARN"`) {
+		t.Errorf("migrate status does not warn of version %d, which this binary lacks:\n%s", newer, status.String())
+	}
+
+	err := run(ctx, []string{"migrate", "down"}, env(vars), strings.NewReader(""), &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), fmt.Sprint(newer)) || !strings.Contains(err.Error(), "newer") {
+		t.Errorf("migrate down = %v, want a refusal naming version %d as newer than this binary", err, newer)
+	}
+	var current int64
+	if err := pool.QueryRow(ctx, "SELECT max(version_id) FROM goose_db_version").Scan(&current); err != nil || current != newer {
+		t.Errorf("after migrate down the database is at %d (%v), want %d untouched", current, err, newer)
+	}
+
+	srv := startServe(t, map[string]string{"DATABASE_URL": url, "PORTCULLIS_AUTO_MIGRATE": "true"}, http.DefaultClient, "http")
+	srv.stop(t)
+	var warned bool
+	for _, line := range strings.Split(srv.out.String(), "\n") {
+		if strings.Contains(line, `"level":"WARN"`) && strings.Contains(line, fmt.Sprintf(`"database_version":%d`, newer)) &&
+			strings.Contains(line, fmt.Sprintf(`"binary_version":%d`, known)) {
+			warned = true
+		}
+	}
+	if !warned {
+		t.Errorf("serve on a database at version %d (this binary knows up to %d) did not warn, naming both:\n%s", newer, known, srv.out.String())
+	}
+}

@@ -83,9 +83,13 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 		return nil, err
 	}
 	if cfg.Postgres.AutoMigrate {
-		if err := postgres.Migrate(ctx, pool, "up", logger); err != nil {
+		if err := postgres.Migrate(ctx, pool, "up", logger); err != nil { // warns of a newer schema itself
 			return nil, fmt.Errorf("migrate: %w", err)
 		}
+	} else if newer, known, err := postgres.Newer(ctx, pool); err != nil {
+		return nil, err
+	} else if len(newer) > 0 {
+		postgres.WarnNewer(ctx, logger, newer, known)
 	}
 	a.Metrics = telemetry.NewMetrics(pool)
 	if a.redis, err = redis.Open(cfg.Redis, logger, redis.WithMeterProvider(a.Metrics.MeterProvider)); err != nil {

@@ -144,6 +144,18 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, command string, logger *sl
 	if err != nil {
 		return fmt.Errorf("load migrations: %w", err)
 	}
+	// A database a newer release migrated holds versions this binary has no migration for.
+	newer, known, err := Newer(ctx, pool)
+	if err != nil {
+		return err
+	}
+	if len(newer) > 0 && command == "down" {
+		return fmt.Errorf("the database is at migration %d, newer than this binary's (up to %d): roll it back with the release that applied it",
+			newer[len(newer)-1], known)
+	}
+	if len(newer) > 0 && command == "up" {
+		WarnNewer(ctx, logger, newer, known)
+	}
 	switch command {
 	case "up":
 		results, err := provider.Up(ctx)
@@ -162,10 +174,50 @@ func Migrate(ctx context.Context, pool *pgxpool.Pool, command string, logger *sl
 		for _, s := range statuses {
 			logger.InfoContext(ctx, "migration", "version", s.Source.Version, "file", s.Source.Path, "state", string(s.State))
 		}
+		for _, v := range newer {
+			logger.WarnContext(ctx, "migration", "version", v, "state", "applied by a newer release: unknown to this binary")
+		}
 		return err
 	default:
 		return fmt.Errorf("unknown migrate command %q (want up, down or status)", command)
 	}
+}
+
+// Newer returns the migration versions applied to the database that this binary has none for,
+// in order (a newer release migrated it), and the newest version the binary has.
+func Newer(ctx context.Context, pool *pgxpool.Pool) (newer []int64, known int64, err error) {
+	names, err := fs.Glob(db.Migrations, "migrations/*.sql")
+	if err != nil {
+		return nil, 0, err
+	}
+	for _, name := range names {
+		v, err := goose.NumericComponent(name)
+		if err != nil {
+			return nil, 0, fmt.Errorf("migration %s: %w", name, err)
+		}
+		known = max(known, v)
+	}
+	var migrated bool
+	if err := pool.QueryRow(ctx, "SELECT to_regclass('goose_db_version') IS NOT NULL").Scan(&migrated); err != nil {
+		return nil, 0, fmt.Errorf("read the schema's version: %w", err)
+	}
+	if !migrated {
+		return nil, known, nil
+	}
+	rows, err := pool.Query(ctx, "SELECT DISTINCT version_id FROM goose_db_version WHERE is_applied AND version_id > $1 ORDER BY version_id", known)
+	if err == nil {
+		newer, err = pgx.CollectRows(rows, pgx.RowTo[int64])
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("read the schema's version: %w", err)
+	}
+	return newer, known, nil
+}
+
+// WarnNewer logs that the database's schema is newer than this binary (see Newer).
+func WarnNewer(ctx context.Context, logger *slog.Logger, newer []int64, known int64) {
+	logger.WarnContext(ctx, "the database schema is newer than this binary: a newer release migrated it; running on it as the previous release",
+		"database_version", newer[len(newer)-1], "binary_version", known)
 }
 
 // queryName names a statement's span: sqlc's "-- name: GetUserByID :one" when present, otherwise
