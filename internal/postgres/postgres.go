@@ -389,11 +389,11 @@ func DeleteInBatches(ctx context.Context, batch int32, del func(ctx context.Cont
 	}
 }
 
-// PurgeEvery runs purge every interval until ctx ends: a retention loop. It logs how many rows
+// PurgeEvery runs purge at once, then every interval until ctx ends: a retention loop. It logs how many rows
 // of what ("ended sessions") went, and a failure, which the next tick retries. Instances may
 // purge at once: a DELETE finds the rows another one took already gone.
 func PurgeEvery(ctx context.Context, interval time.Duration, logger *slog.Logger, what string, retention time.Duration, purge func(context.Context) (int64, error)) {
-	every.Tick(ctx, interval, func() bool {
+	once := func() bool {
 		n, err := purge(ctx)
 		switch {
 		case err != nil && ctx.Err() == nil:
@@ -402,5 +402,11 @@ func PurgeEvery(ctx context.Context, interval time.Duration, logger *slog.Logger
 			logger.InfoContext(ctx, "purged "+what, "deleted", n, "retention", retention.String())
 		}
 		return true
-	})
+	}
+	// At start too: an instance that lives less than an interval (restarted by each deploy,
+	// scaled in) would otherwise never purge.
+	if ctx.Err() == nil {
+		once()
+	}
+	every.Tick(ctx, interval, once)
 }
