@@ -1185,7 +1185,7 @@ type ClientInterface interface {
 
 	// GetReadiness Readiness; checks PostgreSQL and Redis
 	//
-	// Never rate limited, like `/healthz`. One check of the dependencies runs at a time (each for at most 1 s), and the probes that arrive while it runs share its result; whether the instance is draining each probe reads for itself.
+	// Never rate limited, like `/healthz`. One check of the dependencies runs at a time (each for at most 1 s), and the probes that arrive while it runs share its result; whether the instance is draining each probe reads for itself. PostgreSQL down, or the instance draining, is 503. Redis down is 200, with `checks.redis: unavailable`: the service answers correctly without it (more slowly), and failing readiness on it would take every instance out of its load balancer at once.
 	//
 	// Corresponds with GET /readyz (the `GetReadiness` operationId).
 	GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -1720,7 +1720,7 @@ func (c *Client) GetOpenAPIYAML(ctx context.Context, reqEditors ...RequestEditor
 
 // GetReadiness Readiness; checks PostgreSQL and Redis
 //
-// Never rate limited, like `/healthz`. One check of the dependencies runs at a time (each for at most 1 s), and the probes that arrive while it runs share its result; whether the instance is draining each probe reads for itself.
+// Never rate limited, like `/healthz`. One check of the dependencies runs at a time (each for at most 1 s), and the probes that arrive while it runs share its result; whether the instance is draining each probe reads for itself. PostgreSQL down, or the instance draining, is 503. Redis down is 200, with `checks.redis: unavailable`: the service answers correctly without it (more slowly), and failing readiness on it would take every instance out of its load balancer at once.
 //
 // Corresponds with GET /readyz (the `GetReadiness` operationId).
 func (c *Client) GetReadiness(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3114,7 +3114,7 @@ type ClientWithResponsesInterface interface {
 
 	// GetReadinessWithResponse Readiness; checks PostgreSQL and Redis
 	//
-	// Never rate limited, like `/healthz`. One check of the dependencies runs at a time (each for at most 1 s), and the probes that arrive while it runs share its result; whether the instance is draining each probe reads for itself.
+	// Never rate limited, like `/healthz`. One check of the dependencies runs at a time (each for at most 1 s), and the probes that arrive while it runs share its result; whether the instance is draining each probe reads for itself. PostgreSQL down, or the instance draining, is 503. Redis down is 200, with `checks.redis: unavailable`: the service answers correctly without it (more slowly), and failing readiness on it would take every instance out of its load balancer at once.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -6912,7 +6912,7 @@ func (c *ClientWithResponses) GetOpenAPIYAMLWithResponse(ctx context.Context, re
 
 // GetReadinessWithResponse Readiness; checks PostgreSQL and Redis
 //
-// Never rate limited, like `/healthz`. One check of the dependencies runs at a time (each for at most 1 s), and the probes that arrive while it runs share its result; whether the instance is draining each probe reads for itself.
+// Never rate limited, like `/healthz`. One check of the dependencies runs at a time (each for at most 1 s), and the probes that arrive while it runs share its result; whether the instance is draining each probe reads for itself. PostgreSQL down, or the instance draining, is 503. Redis down is 200, with `checks.redis: unavailable`: the service answers correctly without it (more slowly), and failing readiness on it would take every instance out of its load balancer at once.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -19000,13 +19000,15 @@ var swaggerSpec = []string{
 	"WLJ5939O3HNRvnJ2kun1AhXn+yhzbmLdYc6xKZBdiYULO8b9eImFfbd7dLjawiYdZzXl7SebSC9Ti6p1",
 	"brYoQnqhmyhbZ/WjXegm0uvcohP1ISfXRg3QXG3NOkgp4PwEXdQeS3PvnvpH4WrZNqFY16KcqmH/R98C",
 	"ds1mbgElVMerSf+YXAEKEsURVNAbCkhf35ne6p8TLIgPqUBKyutEfbSmr7HVGbIS9ZmQqIrEeu6AgNIT",
-	"iWLgXCEtU9uXSNOV6GEO+joUDmIYyx006oF2C6nXE32giypxTKgSdPqTRgGp+ZoEXSIFxJ1SvZFdqnpv",
-	"v3R6zeqACdnlYNWI6jciOZ1yFxWTDbNkoxp/WXZdcHrZfSWHZGZMJH+RysoTGhbxj7mR2KFM6kuHx7ki",
-	"7k6i1cdN9EG//hHl387f+Jvu1LvVXU/ou+nXs4tOTs0dM+i88M3cxTaiubExSAVSJYLrhDRiI5vQ0uuV",
-	"cXFJXlNupdTWZSO6gwJD7UB7UoW5zP/hkUK6jXYMFwt0bJb29O2hZssTvbKzhMgScBX4dWK0mJtpNnRc",
-	"yvY3FarTSSvclijQrlXXpv0kWUFqVCaFuZK710F9cro08lkZKJ48dZSA5Fx3BiRP93eubzBKTB3trtVl",
-	"1osXGO0YoZNd7WSWUEu4wq1O9u4lbG54MsSz1zLl56ZPkU0PxqBMN7s83LW3ECWZnwV9kIm85MaIbCVv",
-	"P97+ZwAAAP//",
+	"iWLgXCEtU9uXSNOV6GEO+joUDmIYyx006oF2C6nXE32giypxTKgSdPqTRgGp+ZoEXSIFxJ0KOmZCdjmc",
+	"vj1EERtR7ZIv9JR046o+N/16BZ1ApLq3yLnm+8k90OYS0wpXz5sodxFq0LSJWPpWk1QkW89KPE6FM5Fo",
+	"rc84IBGzUTy2hOlgEquJZHcEK5Ql7cXuEqcpeemgVV+so8mkzGrUxrH6XVOdzdKX2WWy9/bHp9fLDgx5",
+	"rfpU/UYkp0vvolqzYZYwqHo43kmWItBOSIUWzJrpbRWRSAMKswqVHLKbMcH8xTLLTDR/A+7kjM0NzQ5l",
+	"Ul/CPM4VtXcSlDNuog9Jdx9RsbfsEuSUee9Wij4h/aZfz+5+ObUb9LzwzdxdP6K5sTFIZXQlguuEOmIj",
+	"m9PSS5kJtqmFzPFlwmxsNo9PrfioR8Lew8OqdO/tGJEn8vJDsareZzMl7hLYHvh1YuGZa3w2dBDP9jcV",
+	"19QZPtzWc9B+aNfmSCUpVGpUJt+7krsEQ31yuo70WZkFMXlEK7Eoct0Zi2K6v3N93VNiF2rftq5JX7zt",
+	"acdI6OweLLOEWh0UrsCyF1Vhcx2WIZ69wyo/N33kbnowBpK7mRR17ZVNSZpsQXla/ZC7XiNbyduPt/8Z",
+	"AAD//w==",
 }
 
 // decodeSpec returns the embedded OpenAPI spec as raw JSON bytes,

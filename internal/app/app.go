@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"maps"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -113,7 +112,6 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	a.Users = userSvc
 	sessionSvc := sessions.NewService(sessions.NewStore(pool), a.redis, cfg.Redis.SessionCacheTTL, cfg.Auth, logger)
 	sessionSvc.OnRevoke(func(reason string, n int) { a.Metrics.Revocations.WithLabelValues(reason).Add(float64(n)) })
-	ready := map[string]httpserver.Pinger{"postgres": pool, "redis": a.redis}
 	serving := pingFunc(a.checkServing)
 	srv, err := httpserver.New(cfg.HTTP, httpserver.Deps{
 		Auth:     auth.NewService(userSvc, sessionSvc, a.Tokens, limiter, loginFailures),
@@ -123,7 +121,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 		Users:    userSvc,
 		Sessions: sessionSvc,
 		Tokens:   a.Tokens,
-		Ready:    ready,
+		Ready:    map[string]httpserver.Pinger{"postgres": pool},
+		Degrades: map[string]httpserver.Pinger{"redis": a.redis},
 		Serving:  serving,
 		Metrics:  a.Metrics,
 		Logger:   logger,
@@ -141,8 +140,7 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	go func() { defer a.wg.Done(); sessionSvc.RunPurge(bg, time.Hour) }()
 	go func() { defer a.wg.Done(); audit.RunPurge(bg, pool, cfg.AuditRetention, time.Hour, logger) }()
 	go func() { defer a.wg.Done(); userSvc.RunCache(bg, time.Second) }()
-	deps := maps.Clone(ready)
-	deps["server"] = serving
+	deps := map[string]httpserver.Pinger{"postgres": pool, "redis": a.redis, "server": serving}
 	go func() { defer a.wg.Done(); a.sample(bg, deps, sessionSvc) }()
 	ok = true
 	return a, nil
@@ -182,7 +180,8 @@ func (a *App) sample(ctx context.Context, deps map[string]httpserver.Pinger, s *
 			cancel()
 			up := 1.0
 			if err != nil {
-				up, allUp = 0, false
+				up = 0
+				allUp = allUp && name == "redis" // as /readyz: ready without Redis (Deps.Degrades)
 			}
 			if name != "server" {
 				a.Metrics.DependencyUp.WithLabelValues(name).Set(up)

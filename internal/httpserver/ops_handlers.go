@@ -25,6 +25,7 @@ const readyTimeout = time.Second
 type opsHandler struct {
 	tokens   *tokens.Service
 	ready    map[string]Pinger
+	degrades map[string]Pinger   // reported by name, never failing readiness (Deps.Degrades)
 	serving  Pinger              // asked by every probe itself (Deps.Serving)
 	checking *singleflight.Group // one readiness check of ready at a time, shared
 	specJSON map[string]any
@@ -69,17 +70,24 @@ type readiness struct {
 
 // check pings every dependency, each for at most readyTimeout.
 func (h opsHandler) check(ctx context.Context) readiness {
-	r := readiness{checks: make(map[string]string, len(h.ready))}
-	for name, p := range h.ready {
+	r := readiness{checks: make(map[string]string, len(h.ready)+len(h.degrades))}
+	ping := func(name string, p Pinger) bool {
 		cctx, cancel := context.WithTimeout(ctx, readyTimeout)
-		err := p.Ping(cctx)
-		cancel()
-		if err != nil {
+		defer cancel()
+		if err := p.Ping(cctx); err != nil {
 			r.checks[name] = "unavailable"
-			r.down = append(r.down, name)
-			continue
+			return false
 		}
 		r.checks[name] = "ok"
+		return true
+	}
+	for name, p := range h.ready {
+		if !ping(name, p) {
+			r.down = append(r.down, name)
+		}
+	}
+	for name, p := range h.degrades {
+		ping(name, p) // reported, never failing the check
 	}
 	return r
 }

@@ -67,6 +67,10 @@ type Deps struct {
 	// Ready lists the dependencies /readyz checks, by name. Probes that arrive while a check of
 	// them runs share it.
 	Ready map[string]Pinger
+	// Degrades lists dependencies /readyz reports by name without failing: the service answers
+	// correctly without them, only more slowly (Redis). Failing readiness on a dependency every
+	// instance shares would take them all out of their load balancer at once.
+	Degrades map[string]Pinger
 	// Serving, when set, says whether this instance still takes traffic (it fails while
 	// draining). Every probe asks it itself, as "server": a probe sent after the drain began
 	// must not be answered by a shared check that began before.
@@ -120,7 +124,7 @@ func New(cfg config.HTTP, d Deps) (*Server, error) {
 		authHandler:  authHandler{auth: d.Auth, users: d.Users},
 		usersHandler: usersHandler{auth: d.Auth, users: d.Users, sessions: d.Sessions},
 		adminHandler: adminHandler{admin: d.Admin},
-		opsHandler:   opsHandler{tokens: d.Tokens, ready: d.Ready, serving: d.Serving, checking: new(singleflight.Group), specJSON: specDoc, specYAML: apispec.OpenAPIYAML},
+		opsHandler:   opsHandler{tokens: d.Tokens, ready: d.Ready, degrades: d.Degrades, serving: d.Serving, checking: new(singleflight.Group), specJSON: specDoc, specYAML: apispec.OpenAPIYAML},
 		logger:       d.Logger,
 		limiter:      d.Limiter,
 		users:        d.Users,

@@ -341,7 +341,7 @@ export interface paths {
         };
         /**
          * Readiness; checks PostgreSQL and Redis
-         * @description Never rate limited, like `/healthz`. One check of the dependencies runs at a time (each for at most 1 s), and the probes that arrive while it runs share its result; whether the instance is draining each probe reads for itself.
+         * @description Never rate limited, like `/healthz`. One check of the dependencies runs at a time (each for at most 1 s), and the probes that arrive while it runs share its result; whether the instance is draining each probe reads for itself. PostgreSQL down, or the instance draining, is 503. Redis down is 200, with `checks.redis: unavailable`: the service answers correctly without it (more slowly), and failing readiness on it would take every instance out of its load balancer at once.
          */
         get: operations["getReadiness"];
         put?: never;
@@ -1726,7 +1726,7 @@ export interface operations {
         };
         requestBody?: never;
         responses: {
-            /** @description Every dependency answered. */
+            /** @description Ready; `checks` names a Redis that did not answer. */
             200: {
                 headers: {
                     [name: string]: unknown;
@@ -1744,7 +1744,7 @@ export interface operations {
                     "application/json": components["schemas"]["Readiness"];
                 };
             };
-            /** @description A dependency is down; `checks` names which. */
+            /** @description PostgreSQL is down or the instance is draining; `checks` names which. */
             503: {
                 headers: {
                     [name: string]: unknown;
@@ -1756,12 +1756,12 @@ export interface operations {
                      *       "title": "Service Unavailable",
                      *       "status": 503,
                      *       "code": "not-ready",
-                     *       "detail": "not ready: [redis] unavailable",
+                     *       "detail": "not ready: [postgres] unavailable",
                      *       "instance": "/readyz",
                      *       "request_id": "0b5e2f1c-7d4a-4e43-9a55-3f2d1c0e9b71",
                      *       "checks": {
-                     *         "postgres": "ok",
-                     *         "redis": "unavailable"
+                     *         "postgres": "unavailable",
+                     *         "redis": "ok"
                      *       }
                      *     }
                      */
