@@ -1000,9 +1000,9 @@ type fieldKind int
 
 const (
 	identifier   fieldKind = iota // email or username: a strict pattern
-	newPassword                   // 8 to 128 characters, anything else goes
+	newPassword                   // 8 to 128 characters (1 to 512 by the spec), anything else goes
 	secret                        // a password to check: 1 to 1024 characters
-	freeText                      // full_name: at most 200 characters, no control characters, no bidi embeddings, overrides or isolates
+	freeText                      // full_name: at most 200 characters (800 by the spec), no control characters, no bidi embeddings, overrides or isolates
 	refreshToken                  // 1 to 256 characters, then the handler decides
 )
 
@@ -1018,14 +1018,21 @@ func refusal(k fieldKind, p payload) (status int, code string, refused bool) {
 	n := utf8.RuneCountInString(p.value)
 	control := strings.IndexFunc(p.value, unicode.IsControl) >= 0
 	bidi := strings.ContainsFunc(p.value, func(r rune) bool { return '\u202a' <= r && r <= '\u202e' || '\u2066' <= r && r <= '\u2069' })
+	// The spec's limits let through what the service counts itself (a password's characters
+	// after NFKC, a name's after NFC), so it can name the rule; no payload here changes length
+	// under either form.
 	switch {
 	case k == identifier,
-		k == newPassword && (n < 8 || n > 128),
+		k == newPassword && (n < 1 || n > 512),
 		k == secret && n > 1024,
-		k == freeText && n > 200,
+		k == freeText && n > 800,
 		k == refreshToken && n > 256:
 		return 400, "validation-failed", true
-	case k == freeText && (control || bidi):
+	case k == newPassword && n < 8:
+		return 400, "password-too-short", true
+	case k == newPassword && n > 128:
+		return 400, "password-too-long", true
+	case k == freeText && (control || bidi || n > 200):
 		return 400, "invalid-request", true
 	}
 	return 0, "", false
