@@ -914,3 +914,32 @@ func TestADatabaseNewerThanTheBinaryIsNamed(t *testing.T) {
 		t.Errorf("serve on a database at version %d (this binary knows up to %d) did not warn, naming both:\n%s", newer, known, srv.out.String())
 	}
 }
+
+// keys rotate is one shot: it runs no retention purge, which would fire at its start and be cut
+// off by its own exit (a cancelled audit purge records audit.purge with count_unknown).
+func TestKeysRotateRunsNoRetentionPurge(t *testing.T) {
+	url := testenv.NewDB(t)
+	vars := map[string]string{"DATABASE_URL": url, "PORTCULLIS_REDIS_PREFIX": testenv.RedisPrefix(t), "PORTCULLIS_AUDIT_RETENTION": "24h"}
+	ctx := context.Background()
+	var out bytes.Buffer
+	if err := run(ctx, []string{"keys", "rotate"}, env(vars), strings.NewReader(""), &out); err != nil {
+		t.Fatal(err)
+	}
+	pool := testenv.Pool(t, url)
+	if _, err := pool.Exec(ctx, `INSERT INTO audit_events (id, occurred_at, action, outcome)
+		VALUES (gen_random_uuid(), now() - interval '30 days', 'user.register', 'success')`); err != nil {
+		t.Fatal(err)
+	}
+	out.Reset()
+	if err := run(ctx, []string{"keys", "rotate"}, env(vars), strings.NewReader(""), &out); err != nil {
+		t.Fatal(err)
+	}
+	var old, purges int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE occurred_at < now() - interval '1 day'),
+		count(*) FILTER (WHERE action = 'audit.purge') FROM audit_events`).Scan(&old, &purges); err != nil {
+		t.Fatal(err)
+	}
+	if old != 1 || purges != 0 {
+		t.Fatalf("after keys rotate: %d old events (want 1, kept), %d audit.purge events (want 0)\n%s", old, purges, out.String())
+	}
+}

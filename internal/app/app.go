@@ -42,6 +42,10 @@ type App struct {
 	redis  *redis.Client
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+	bg     context.Context // background work's, ended by Close
+	// retention are the purge loops of PORTCULLIS_SESSION_RETENTION and _AUDIT_RETENTION, which
+	// RunRetention starts: a server's work, not a one-shot command's.
+	retention []func(context.Context)
 }
 
 // New connects to PostgreSQL and Redis, migrates when configured to, and builds the handler.
@@ -112,6 +116,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	a.Users = userSvc
 	sessionSvc := sessions.NewService(sessions.NewStore(pool), a.redis, cfg.Redis.SessionCacheTTL, cfg.Auth, logger)
 	sessionSvc.OnRevoke(func(reason string, n int) { a.Metrics.Revocations.WithLabelValues(reason).Add(float64(n)) })
+	// PostgreSQL down fails readiness; Redis down only degrades the service (Deps.Degrades).
+	ready, degrades := map[string]httpserver.Pinger{"postgres": pool}, map[string]httpserver.Pinger{"redis": a.redis}
 	serving := pingFunc(a.checkServing)
 	srv, err := httpserver.New(cfg.HTTP, httpserver.Deps{
 		Auth:     auth.NewService(userSvc, sessionSvc, a.Tokens, limiter, loginFailures),
@@ -121,8 +127,8 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 		Users:    userSvc,
 		Sessions: sessionSvc,
 		Tokens:   a.Tokens,
-		Ready:    map[string]httpserver.Pinger{"postgres": pool},
-		Degrades: map[string]httpserver.Pinger{"redis": a.redis},
+		Ready:    ready,
+		Degrades: degrades,
 		Serving:  serving,
 		Metrics:  a.Metrics,
 		Logger:   logger,
@@ -133,15 +139,16 @@ func New(ctx context.Context, cfg config.Config, logger *slog.Logger) (*App, err
 	a.Handler = srv
 
 	bg, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	a.cancel = cancel
-	a.wg.Add(6)
+	a.bg, a.cancel = bg, cancel
+	a.retention = []func(context.Context){
+		func(ctx context.Context) { sessionSvc.RunPurge(ctx, time.Hour) },
+		func(ctx context.Context) { audit.RunPurge(ctx, pool, cfg.AuditRetention, time.Hour, logger) },
+	}
+	a.wg.Add(4)
 	go func() { defer a.wg.Done(); a.Tokens.Run(bg, config.KeyReload) }()
 	go func() { defer a.wg.Done(); sessionSvc.Run(bg, time.Second) }()
-	go func() { defer a.wg.Done(); sessionSvc.RunPurge(bg, time.Hour) }()
-	go func() { defer a.wg.Done(); audit.RunPurge(bg, pool, cfg.AuditRetention, time.Hour, logger) }()
 	go func() { defer a.wg.Done(); userSvc.RunCache(bg, time.Second) }()
-	deps := map[string]httpserver.Pinger{"postgres": pool, "redis": a.redis, "server": serving}
-	go func() { defer a.wg.Done(); a.sample(bg, deps, sessionSvc) }()
+	go func() { defer a.wg.Done(); a.sample(bg, ready, degrades, serving, sessionSvc) }()
 	ok = true
 	return a, nil
 }
@@ -169,25 +176,28 @@ const liveCountPeriod = 30 * time.Second
 
 // sample refreshes the gauges that are read rather than counted: dependency health every 10s
 // and live sessions every 30s, from the count the instances share.
-func (a *App) sample(ctx context.Context, deps map[string]httpserver.Pinger, s *sessions.Service) {
+func (a *App) sample(ctx context.Context, ready, degrades map[string]httpserver.Pinger, serving httpserver.Pinger, s *sessions.Service) {
 	tick := time.NewTicker(10 * time.Second)
 	defer tick.Stop()
+	up := func(p httpserver.Pinger) bool {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		return p.Ping(cctx) == nil
+	}
+	gauge := map[bool]float64{true: 1, false: 0}
 	for i := 0; ; i++ {
-		allUp := true
-		for name, p := range deps {
-			cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-			err := p.Ping(cctx)
-			cancel()
-			up := 1.0
-			if err != nil {
-				up = 0
-				allUp = allUp && name == "redis" // as /readyz: ready without Redis (Deps.Degrades)
-			}
-			if name != "server" {
-				a.Metrics.DependencyUp.WithLabelValues(name).Set(up)
-			}
+		// Ready as /readyz answers: every dependency of ready up and the server serving; one
+		// that only degrades the service is reported, not counted.
+		allUp := up(serving)
+		for name, p := range ready {
+			ok := up(p)
+			allUp = allUp && ok
+			a.Metrics.DependencyUp.WithLabelValues(name).Set(gauge[ok])
 		}
-		a.Metrics.Ready.Set(map[bool]float64{true: 1, false: 0}[allUp])
+		for name, p := range degrades {
+			a.Metrics.DependencyUp.WithLabelValues(name).Set(gauge[up(p)])
+		}
+		a.Metrics.Ready.Set(gauge[allUp])
 		if i%3 == 0 {
 			if n, ok, _ := s.SharedLiveCount(ctx, liveCountPeriod); ok {
 				a.Metrics.ActiveSessions.Set(float64(n))
@@ -232,6 +242,16 @@ func ParseLimits(c config.Limits) (httpserver.Limits, ratelimit.Limit, error) {
 	// passwords, accounts and tokens, and stay exact.
 	l.IP.Deferred = true
 	return l, fail, errors.Join(errs...)
+}
+
+// RunRetention starts the session and audit purges, which run at once and then hourly until
+// Close. serve starts them; a one-shot command (keys rotate) does not, or each run would purge
+// and be cut off by its own Close.
+func (a *App) RunRetention() {
+	for _, run := range a.retention {
+		a.wg.Add(1)
+		go func() { defer a.wg.Done(); run(a.bg) }()
+	}
 }
 
 // Close stops background work and releases connections.

@@ -46,8 +46,8 @@ func Purge(ctx context.Context, pool *pgxpool.Pool, before time.Time) (int64, er
 	return n, nil
 }
 
-// RunPurge deletes, every interval until ctx ends, the events recorded more than retention
-// ago. A retention of 0 keeps every event.
+// RunPurge deletes, at once and then every interval until ctx ends, the events recorded more
+// than retention ago. A retention of 0 keeps every event.
 func RunPurge(ctx context.Context, pool *pgxpool.Pool, retention, interval time.Duration, logger *slog.Logger) {
 	if retention <= 0 {
 		return

@@ -63,8 +63,8 @@ func (s *Service) PurgeSpent(ctx context.Context) (int64, error) {
 	return s.store.purgeSpent(ctx, s.now().UTC().Add(-s.cfg.RefreshTokenTTL-s.cfg.SessionRetention))
 }
 
-// RunPurge purges ended sessions and long-expired spent refresh tokens every interval until
-// ctx ends.
+// RunPurge purges ended sessions and long-expired spent refresh tokens at once, then every
+// interval until ctx ends.
 func (s *Service) RunPurge(ctx context.Context, interval time.Duration) {
 	postgres.PurgeEvery(ctx, interval, s.logger, "ended sessions and expired spent refresh tokens", s.cfg.SessionRetention,
 		func(ctx context.Context) (int64, error) {
