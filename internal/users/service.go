@@ -203,8 +203,9 @@ func (s *Service) FindAccount(ctx context.Context, c Credentials) (Account, erro
 	)
 	if c.Email != "" {
 		// Every spelling of an address shares one budget while it names no account.
-		id = "e:" + strings.ToLower(normalizeEmail(c.Email))
-		rec, err = s.store.getByEmail(ctx, c.Email)
+		email := normalizeEmail(c.Email)
+		id = "e:" + strings.ToLower(email)
+		rec, err = s.store.getByEmail(ctx, email, c.Email)
 	} else {
 		id = "u:" + strings.ToLower(c.Username)
 		rec, err = s.store.getByUsername(ctx, c.Username)
@@ -271,12 +272,18 @@ func (s *Service) loginFailed(ctx context.Context, id *uuid.UUID, reason string,
 	// The password has been tested: the failure is recorded even when the client has hung up
 	// meanwhile, or the guess would go unaudited (and auth.Login could not tell it from one
 	// that tested nothing).
-	rctx, cancel := detached(ctx)
-	defer cancel()
-	if err := s.store.record(rctx, ev); err != nil {
+	if err := s.recordDetached(ctx, ev); err != nil {
 		return fmt.Errorf("audit failed login: %w", err)
 	}
 	return result
+}
+
+// recordDetached records ev even when the request has ended (see detached): for the events of
+// a password that has been tested, which must not go unaudited.
+func (s *Service) recordDetached(ctx context.Context, ev audit.Event) error {
+	rctx, cancel := detached(ctx)
+	defer cancel()
+	return s.store.record(rctx, ev)
 }
 
 // detachedTimeout bounds a write that must outlive its request (detached).
@@ -305,9 +312,7 @@ func (s *Service) RecordUserLockout(ctx context.Context, id *uuid.UUID, lockedFo
 	if id != nil {
 		ev = audit.UserTarget(ev, *id)
 	}
-	rctx, cancel := detached(ctx)
-	defer cancel()
-	if err := s.store.record(rctx, ev); err != nil {
+	if err := s.recordDetached(ctx, ev); err != nil {
 		return fmt.Errorf("audit lockout: %w", err)
 	}
 	return nil
@@ -404,9 +409,7 @@ func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current, nex
 		// which is re-derived from these records when Redis is out of reach.
 		ev := audit.UserTarget(audit.Event{Action: audit.ActionPasswordChange, Actor: &id, Failed: true,
 			Detail: map[string]any{"reason": "wrong_password"}}, id)
-		rctx, cancel := detached(ctx)
-		defer cancel()
-		if err := s.store.record(rctx, ev); err != nil {
+		if err := s.recordDetached(ctx, ev); err != nil {
 			return nil, fmt.Errorf("audit failed password change: %w", err)
 		}
 		return nil, ErrWrongPassword
@@ -429,7 +432,7 @@ func (s *Service) ChangePassword(ctx context.Context, id uuid.UUID, current, nex
 // ErrNotFound and the errors of the password policy. With an error wrapping
 // postgres.ErrCommitUnknown it still returns the ids the reset may have revoked.
 func (s *Service) ResetPassword(ctx context.Context, actor *uuid.UUID, email, next string) (User, []uuid.UUID, error) {
-	rec, err := s.store.getByEmail(ctx, email)
+	rec, err := s.store.getByEmail(ctx, normalizeEmail(email), email)
 	if err != nil {
 		return User{}, nil, err
 	}

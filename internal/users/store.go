@@ -103,8 +103,10 @@ func (s *Store) get(ctx context.Context, id uuid.UUID) (userRecord, error) {
 
 // getByEmail reads the account of the address typed, the one holding its normalised form
 // before one that holds the spelling typed (see GetUserByEmail).
-func (s *Store) getByEmail(ctx context.Context, typed string) (userRecord, error) {
-	row, err := s.q.GetUserByEmail(ctx, dbgen.GetUserByEmailParams{Email: normalizeEmail(typed), AsTyped: nfcEmail(typed)})
+// getByEmail finds the account of address normalized (normalizeEmail of typed), or else one
+// stored before domains were mapped as typed (see GetUserByEmail).
+func (s *Store) getByEmail(ctx context.Context, normalized, typed string) (userRecord, error) {
+	row, err := s.q.GetUserByEmail(ctx, dbgen.GetUserByEmailParams{Email: normalized, AsTyped: nfcEmail(typed)})
 	return recordOrNotFound(row, err, "get user by email")
 }
 
