@@ -30,12 +30,12 @@ WITH cleared AS (
          WHERE s.actor_id = @user_id::uuid AND s.occurred_at > @since::timestamptz
            AND s.action = 'user.login' AND s.outcome = 'success'),
         (SELECT max(c.occurred_at) FROM audit_events c
-         WHERE c.target_type = 'user' AND c.target_id = @target_id::text AND c.occurred_at > @since::timestamptz
+         WHERE c.target_type = 'user' AND c.target_id = (@user_id::uuid)::text AND c.occurred_at > @since::timestamptz
            AND c.action IN ('user.password_change', 'admin.password_reset') AND c.outcome = 'success')
     ) AS at
 ), guesses AS (
     (SELECT f.occurred_at FROM audit_events f, cleared
-     WHERE f.target_type = 'user' AND f.target_id = @target_id::text AND f.occurred_at > cleared.at
+     WHERE f.target_type = 'user' AND f.target_id = (@user_id::uuid)::text AND f.occurred_at > cleared.at
        AND f.action IN ('user.login', 'user.password_change') AND f.outcome = 'failure'
        AND f.detail->>'reason' = 'wrong_password')
     UNION ALL

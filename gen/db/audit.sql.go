@@ -106,28 +106,27 @@ WITH cleared AS (
          WHERE s.actor_id = $2::uuid AND s.occurred_at > $1::timestamptz
            AND s.action = 'user.login' AND s.outcome = 'success'),
         (SELECT max(c.occurred_at) FROM audit_events c
-         WHERE c.target_type = 'user' AND c.target_id = $3::text AND c.occurred_at > $1::timestamptz
+         WHERE c.target_type = 'user' AND c.target_id = ($2::uuid)::text AND c.occurred_at > $1::timestamptz
            AND c.action IN ('user.password_change', 'admin.password_reset') AND c.outcome = 'success')
     ) AS at
 ), guesses AS (
     (SELECT f.occurred_at FROM audit_events f, cleared
-     WHERE f.target_type = 'user' AND f.target_id = $3::text AND f.occurred_at > cleared.at
+     WHERE f.target_type = 'user' AND f.target_id = ($2::uuid)::text AND f.occurred_at > cleared.at
        AND f.action IN ('user.login', 'user.password_change') AND f.outcome = 'failure'
        AND f.detail->>'reason' = 'wrong_password')
     UNION ALL
     (SELECT p.started_at FROM password_guesses_in_flight p, cleared
      WHERE p.user_id = $2::uuid AND p.started_at > cleared.at)
     ORDER BY 1 DESC
-    LIMIT $4::int
+    LIMIT $3::int
 )
 SELECT occurred_at FROM guesses ORDER BY occurred_at
 `
 
 type PasswordGuessesSinceParams struct {
-	Since    time.Time
-	UserID   uuid.UUID
-	TargetID string
-	MaxRows  int32
+	Since   time.Time
+	UserID  uuid.UUID
+	MaxRows int32
 }
 
 // When the wrong password guesses of a user were made (at login, and of the current password at
@@ -136,12 +135,7 @@ type PasswordGuessesSinceParams struct {
 // password_guesses_in_flight, not yet audited), which may yet be wrong. Oldest first, at most
 // @max_rows of the newest. Through audit_events_actor_idx and audit_events_target_idx.
 func (q *Queries) PasswordGuessesSince(ctx context.Context, arg PasswordGuessesSinceParams) ([]time.Time, error) {
-	rows, err := q.db.Query(ctx, passwordGuessesSince,
-		arg.Since,
-		arg.UserID,
-		arg.TargetID,
-		arg.MaxRows,
-	)
+	rows, err := q.db.Query(ctx, passwordGuessesSince, arg.Since, arg.UserID, arg.MaxRows)
 	if err != nil {
 		return nil, err
 	}

@@ -73,7 +73,7 @@ func (s *Store) reservePasswordGuess(ctx context.Context, id uuid.UUID, now, sin
 		if err := q.DeletePasswordGuessesInFlightBefore(ctx, dbgen.DeletePasswordGuessesInFlightBeforeParams{UserID: id, Before: since}); err != nil {
 			return fmt.Errorf("prune password guesses of %s: %w", id, err)
 		}
-		at, err := q.PasswordGuessesSince(ctx, dbgen.PasswordGuessesSinceParams{Since: since, UserID: id, TargetID: id.String(), MaxRows: limit})
+		at, err := q.PasswordGuessesSince(ctx, dbgen.PasswordGuessesSinceParams{Since: since, UserID: id, MaxRows: limit})
 		if err != nil {
 			return fmt.Errorf("password guesses of %s: %w", id, err)
 		}
