@@ -84,10 +84,10 @@ const REFRESHABLE_CODE = "invalid-token";
 interface Pending {
   /** An unread copy of the request, to send again after a refresh. */
   retry: Request;
-  /** The access token the request went out with; undefined when the caller set its own header. */
-  sentWith: string | undefined;
+  /** The access token the request went out with (a request with the caller's own header is not kept). */
+  sentWith: string;
   /** The session of that token: the call is sent again only under it. */
-  session: string | undefined;
+  session: string;
 }
 
 export function createPortcullisClient(baseUrl: string, opts: PortcullisClientOptions = {}): PortcullisClient {
