@@ -88,6 +88,15 @@ func (s *Store) serveRotations() {
 	}
 }
 
+// gaveUp answers r with its request's error, and reports so, when that request has given up.
+func (r *rotation) gaveUp() bool {
+	err := r.ctx.Err()
+	if err != nil {
+		r.done <- rotationResult{err: err}
+	}
+	return err != nil
+}
+
 // take removes up to maxBatch rotations from the queue, in arrival order. A token already in
 // the batch waits for the next one: two racing requests with one token must not both match.
 // A rotation whose request has given up is answered and dropped: spending its token now would
@@ -96,8 +105,7 @@ func (q *rotations) take() []*rotation {
 	batch := make([]*rotation, 0, min(len(q.pending), maxBatch))
 	rest := q.pending[:0]
 	for _, r := range q.pending {
-		if err := r.ctx.Err(); err != nil {
-			r.done <- rotationResult{err: err}
+		if r.gaveUp() {
 			continue
 		}
 		if len(batch) < maxBatch && !hasToken(batch, r.oldHash) {
@@ -137,11 +145,9 @@ func (s *Store) answer(ctx context.Context, batch []*rotation) {
 	// may have spent every token, and trying its members again would find them spent by it.
 	if err != nil && len(batch) > 1 && ctx.Err() == nil && postgres.Refused(err) {
 		for _, r := range batch {
-			if err := r.ctx.Err(); err != nil {
-				r.done <- rotationResult{err: err}
-				continue
+			if !r.gaveUp() {
+				s.answer(ctx, []*rotation{r})
 			}
-			s.answer(ctx, []*rotation{r})
 		}
 		return
 	}
