@@ -46,11 +46,7 @@ func (s *store) read(ctx context.Context) ([]storedKey, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read signing keys: %w", err)
 	}
-	keys := make([]storedKey, len(rows))
-	for i, r := range rows {
-		keys[i] = keyFromRow(r)
-	}
-	return keys, nil
+	return keysFromRows(rows), nil
 }
 
 func (s *store) listWith(ctx context.Context, q *dbgen.Queries) ([]storedKey, error) {
@@ -58,11 +54,15 @@ func (s *store) listWith(ctx context.Context, q *dbgen.Queries) ([]storedKey, er
 	if err != nil {
 		return nil, fmt.Errorf("list signing keys: %w", err)
 	}
+	return keysFromRows(rows), nil
+}
+
+func keysFromRows(rows []dbgen.SigningKey) []storedKey {
 	keys := make([]storedKey, len(rows))
 	for i, r := range rows {
 		keys[i] = keyFromRow(r)
 	}
-	return keys, nil
+	return keys
 }
 
 // rotate runs decide under a cluster-wide lock with the current keys; the key it returns, if

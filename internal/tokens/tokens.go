@@ -141,29 +141,22 @@ func (s *Service) Run(ctx context.Context, interval time.Duration) {
 // that can write).
 func (s *Service) reload(ctx context.Context) error {
 	keys, err := s.store.list(ctx)
+	canSign := true
 	if postgres.IsCode(err, "25006") { // read_only_sql_transaction
-		return s.reloadVerifiers(ctx)
+		keys, err = s.store.read(ctx)
+		canSign = false
 	}
 	if err != nil {
 		return err
 	}
 	now := s.now()
-	set := jwk.NewSet()
-	signers := make([]signingKey, 0, len(keys))
-	for _, k := range keys { // listed newest activation first
-		sk, err := k.open(s.cfg.KeyEncryptionKey)
-		if err != nil {
-			return err
-		}
-		if err := set.AddKey(sk.public); err != nil {
-			return fmt.Errorf("add key %s: %w", sk.kid, err)
-		}
-		signers = append(signers, sk)
+	signers, set, err := s.openKeys(keys)
+	if err != nil {
+		return err
 	}
-	if len(signers) == 0 {
-		return errors.New("no signing key")
-	}
-	if next := signers[len(signers)-1]; next.activatesAt.After(now) {
+	if !canSign {
+		s.logger.WarnContext(ctx, "signing keys reloaded from a database that only reads: new keys verify, signing stays with the keys loaded before")
+	} else if next := signers[len(signers)-1]; next.activatesAt.After(now) {
 		// Every active key is gone: deleted by an operator (after a compromise, say) while its
 		// successor waits out PORTCULLIS_JWKS_PREPUBLISH. Keeping the old set would keep the
 		// deleted key verifying and signing; the next key signs ahead of its time instead
@@ -173,7 +166,10 @@ func (s *Service) reload(ctx context.Context) error {
 			"kid", next.kid, "activates_at", next.activatesAt)
 	}
 	s.mu.Lock()
-	s.signers, s.verifiers, s.loadedAt = signers, set, now
+	if canSign {
+		s.signers = signers
+	}
+	s.verifiers, s.loadedAt = set, now
 	s.mu.Unlock()
 	// A pruned key verifies nothing any more, remembered or not.
 	kids := make(map[string]bool, len(signers))
@@ -184,34 +180,25 @@ func (s *Service) reload(ctx context.Context) error {
 	return nil
 }
 
-// reloadVerifiers is reload for a server that only reads: it swaps in the keys that verify,
-// not those that sign.
-func (s *Service) reloadVerifiers(ctx context.Context) error {
-	keys, err := s.store.read(ctx)
-	if err != nil {
-		return err
-	}
+// openKeys opens keys (listed newest activation first) into signing keys in the same order and
+// the key set that verifies, refusing an empty list.
+func (s *Service) openKeys(keys []storedKey) ([]signingKey, jwk.Set, error) {
 	set := jwk.NewSet()
-	kids := make(map[string]bool, len(keys))
+	signers := make([]signingKey, 0, len(keys))
 	for _, k := range keys {
 		sk, err := k.open(s.cfg.KeyEncryptionKey)
 		if err != nil {
-			return err
+			return nil, nil, err
 		}
 		if err := set.AddKey(sk.public); err != nil {
-			return fmt.Errorf("add key %s: %w", sk.kid, err)
+			return nil, nil, fmt.Errorf("add key %s: %w", sk.kid, err)
 		}
-		kids[sk.kid] = true
+		signers = append(signers, sk)
 	}
-	if len(keys) == 0 {
-		return errors.New("no signing key")
+	if len(signers) == 0 {
+		return nil, nil, errors.New("no signing key")
 	}
-	s.logger.WarnContext(ctx, "signing keys reloaded from a database that only reads: new keys verify, signing stays with the keys loaded before")
-	s.mu.Lock()
-	s.verifiers, s.loadedAt = set, s.now()
-	s.mu.Unlock()
-	s.verified.forgetKeys(kids)
-	return nil
+	return signers, set, nil
 }
 
 // signer returns the newest loaded key already active at now: a pending key starts signing
