@@ -300,6 +300,8 @@ func (c Config) validate() error {
 	}
 	// The 503 of a request that ran out of time must still be written.
 	check(c.HTTP.RequestTimeout < c.HTTP.WriteTimeout, "PORTCULLIS_HTTP_REQUEST_TIMEOUT must be shorter than PORTCULLIS_HTTP_WRITE_TIMEOUT")
+	// A shutdown that gave up first would cut requests in flight off, and close the pool under them.
+	check(c.HTTP.ShutdownTimeout > c.HTTP.RequestTimeout, "PORTCULLIS_HTTP_SHUTDOWN_TIMEOUT must be longer than PORTCULLIS_HTTP_REQUEST_TIMEOUT, so requests in flight at a shutdown can finish")
 	check(c.HTTP.HSTSMaxAge == 0 || c.HTTP.HSTSMaxAge >= time.Second, "PORTCULLIS_HSTS_MAX_AGE must be 0 (none) or at least 1s")
 	check(c.ShutdownDrain >= 0, "PORTCULLIS_SHUTDOWN_DRAIN must not be negative")
 	check(c.Redis.SessionCacheTTL >= time.Second, "PORTCULLIS_SESSION_CACHE_TTL must be at least 1s")

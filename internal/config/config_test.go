@@ -74,6 +74,9 @@ func TestLoadRejectsBadValues(t *testing.T) {
 		{"no request timeout", "PORTCULLIS_HTTP_REQUEST_TIMEOUT", "0s", "PORTCULLIS_HTTP_REQUEST_TIMEOUT must be positive"},
 		// Its 503 could not be written any more.
 		{"request timeout past the write timeout", "PORTCULLIS_HTTP_REQUEST_TIMEOUT", "30s", "PORTCULLIS_HTTP_REQUEST_TIMEOUT must be shorter"},
+		// A shutdown that gives up before a request's own time is up cuts requests in flight off
+		// and closes the pool under them.
+		{"shutdown timeout within the request timeout", "PORTCULLIS_HTTP_SHUTDOWN_TIMEOUT", "10s", "PORTCULLIS_HTTP_SHUTDOWN_TIMEOUT must be longer than PORTCULLIS_HTTP_REQUEST_TIMEOUT"},
 		// A negative max-age sent no HSTS without a word; under a second sent "max-age=0", which
 		// tells browsers to forget the policy.
 		{"negative hsts max-age", "PORTCULLIS_HSTS_MAX_AGE", "-1h", "PORTCULLIS_HSTS_MAX_AGE"},
