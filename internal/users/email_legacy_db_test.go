@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portcullis/portcullis/internal/password"
 	"github.com/portcullis/portcullis/internal/testenv"
 	"github.com/portcullis/portcullis/internal/users"
 )
@@ -20,7 +19,7 @@ func TestAddressesStoredBeforeIDNAAreStillFound(t *testing.T) {
 	ctx := context.Background()
 	url := testenv.NewDB(t)
 	pool := testenv.Pool(t, url)
-	svc := users.NewService(users.NewStore(pool), password.NewHasher(password.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1}), password.NewGate(1, 1), testenv.Logger(t))
+	svc := cheapService(t, pool)
 	const (
 		wide = "old@\uff45\uff58\uff41\uff4d\uff50\uff4c\uff45.com" // stored before the fix
 		puny = "puny@xn--exmple-cua.de"

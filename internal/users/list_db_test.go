@@ -8,6 +8,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/portcullis/portcullis/internal/password"
 	"github.com/portcullis/portcullis/internal/testenv"
@@ -37,7 +38,7 @@ FROM generate_series(1, 20000) AS i`); err != nil {
 	}
 	var last testenv.LastQuery
 	pool := testenv.TracedPool(t, url, &last)
-	svc := users.NewService(users.NewStore(pool), password.NewHasher(password.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1}), password.NewGate(1, 1), testenv.Logger(t))
+	svc := cheapService(t, pool)
 
 	for _, tt := range []struct {
 		q       string
@@ -91,7 +92,7 @@ func TestQueryIsMatchedComposed(t *testing.T) {
 VALUES (gen_random_uuid(), 'jose@example.com', 'jose', 'unused', 'Jos'||U&'\00E9'||' Ib'||U&'\00E1'||''||U&'\00F1'||'ez', now(), now())`); err != nil {
 		t.Fatal(err)
 	}
-	svc := users.NewService(users.NewStore(pool), password.NewHasher(password.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1}), password.NewGate(1, 1), testenv.Logger(t))
+	svc := cheapService(t, pool)
 	for _, q := range []string{"jos\u00e9", "jose\u0301", "ib\u00e1n\u0303ez", "IBA\u0301N\u0303EZ"} {
 		page, err := svc.List(ctx, users.Filter{Query: &q})
 		if err != nil {
@@ -101,4 +102,11 @@ VALUES (gen_random_uuid(), 'jose@example.com', 'jose', 'unused', 'Jos'||U&'\00E9
 			t.Errorf("q %+q lists %d users, want the one named %q", q, len(page.Users), "Jos\u00e9 Ib\u00e1\u00f1ez")
 		}
 	}
+}
+
+// cheapService is a users.Service on pool without a cache, hashing at the cheapest argon2id
+// parameters: for tests of the store, not of hashing.
+func cheapService(t testing.TB, pool *pgxpool.Pool) *users.Service {
+	t.Helper()
+	return users.NewService(users.NewStore(pool), password.NewHasher(password.Params{MemoryKiB: 64, Iterations: 1, Parallelism: 1}), password.NewGate(1, 1), testenv.Logger(t))
 }
