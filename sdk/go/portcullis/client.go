@@ -42,7 +42,7 @@ type Client struct {
 	// API is the generated client; every call through it carries the current access token.
 	API *api.ClientWithResponses
 
-	anon *api.ClientWithResponses // for login and refresh themselves
+	anon *api.Client // for login and refresh themselves, whose answers the SDK reads itself
 
 	mu       sync.Mutex
 	tokens   api.TokenPair
@@ -64,7 +64,7 @@ func New(baseURL string, hc *http.Client) (*Client, error) {
 	}
 	c := &Client{}
 	var err error
-	if c.anon, err = api.NewClientWithResponses(baseURL, api.WithHTTPClient(hc)); err != nil {
+	if c.anon, err = api.NewClient(baseURL, api.WithHTTPClient(hc)); err != nil {
 		return nil, err
 	}
 	base, err := url.Parse(baseURL)
